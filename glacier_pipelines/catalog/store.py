@@ -1,0 +1,400 @@
+"""The few catalog queries the pipeline needs, each in its own short transaction."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.core import responses
+from glacier_pipelines.core.requests import ParsedRequest, StorageRequest
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class RequestRow:
+    pk: int
+    tenant: str
+    request_id: str
+    status: str
+    messages: list[str]
+    body: dict[str, Any] | None
+    batch_id: str | None
+    object_id: int | None
+    deduplicated: bool
+    size: int | None
+    width: int | None
+    height: int | None
+    stage: dict[str, Any] | None
+    algorithm: str | None
+    checksum: str | None
+
+    @property
+    def request(self) -> StorageRequest:
+        return StorageRequest.model_validate(self.body)
+
+
+@dataclass
+class StoredObject:
+    id: int
+    tenant: str
+    bucket: str
+    key: str
+    storage_class: str
+    size: int
+    sha256: str
+    s3_checksum: str
+    etag: str | None
+    width: int | None
+    height: int | None
+    run_id: str | None
+    batch_id: str | None
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def _request_row(row: Any) -> RequestRow:
+    m = row._mapping
+    return RequestRow(
+        pk=m["id"], tenant=m["tenant"], request_id=m["request_id"], status=m["status"], messages=list(m["messages"] or []),
+        body=m["body"], batch_id=m["batch_id"], object_id=m["object_id"], deduplicated=bool(m["deduplicated"]),
+        size=m["size"], width=m["width"], height=m["height"], stage=m["stage"], algorithm=m["algorithm"], checksum=m["checksum"],
+    )
+
+
+def _object(row: Any) -> StoredObject:
+    m = row._mapping
+    return StoredObject(**{f: m[f] for f in StoredObject.__dataclass_fields__})
+
+
+class Catalog:
+    """Records requests, batches, stored objects and the response outbox.
+
+    SQLite (the default) runs in WAL mode with a busy timeout so a sensor and a run can
+    share it; PostgreSQL is used as is. Writes retry briefly when the database is locked.
+    """
+
+    def __init__(self, url: str, *, create: bool = True):
+        self.url = url
+        kwargs: dict[str, Any] = {"future": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 30}
+        self.engine = sa.create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", self._sqlite_pragmas)
+        if create:
+            self._with_retry(lambda: t.metadata.create_all(self.engine))
+
+    @staticmethod
+    def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @staticmethod
+    def _with_retry(fn: Any, attempts: int = 5) -> Any:
+        """Retry a transaction when the database is locked or briefly unreachable."""
+        for attempt in range(attempts):
+            try:
+                return fn()
+            except OperationalError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.2 * 2**attempt)
+        return None
+
+    # ---- intake -------------------------------------------------------------------------
+
+    def record_request(self, parsed: ParsedRequest, *, fallback_id: str) -> str:
+        """Persist one received message idempotently; returns 'new', 'duplicate' or 'invalid'.
+
+        An invalid message is recorded as terminal ``INVALID_CONTENT`` with its response in the
+        outbox; a message without a usable tenant or request id is filed under ``fallback_id``.
+        """
+        now = _now()
+        tenant = parsed.envelope.tenant if parsed.envelope else (parsed.tenant or "")
+        request_id = parsed.envelope.requestId if parsed.envelope else (parsed.request_id or fallback_id)
+        status = t.PENDING if parsed.valid else t.INVALID_CONTENT
+        row = {
+            "tenant": tenant[:64], "request_id": request_id[:255], "owner": parsed.owner, "session": parsed.session,
+            "body": parsed.request.model_dump() if parsed.request else parsed.body,
+            "received_at": now, "updated_at": now, "status": status, "messages": parsed.errors,
+            "algorithm": parsed.request.algorithm if parsed.request else None,
+            "checksum": parsed.request.checksum if parsed.request else None, "deduplicated": False,
+        }
+
+        def tx() -> str:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(t.requests.insert().values(**row))
+                    if not parsed.valid:
+                        self._enqueue_response(conn, row["tenant"], row["request_id"], t.INVALID_CONTENT, parsed.errors, None)
+            except IntegrityError:
+                return "duplicate"
+            return "new" if parsed.valid else "invalid"
+
+        return self._with_retry(tx)
+
+    def tenants_with_work(self) -> list[str]:
+        """Tenants with requests not yet terminal (pending, claimed or verified)."""
+        q = sa.select(t.requests.c.tenant).where(t.requests.c.status.in_((t.PENDING, t.CLAIMED, t.VERIFIED))).distinct()
+        with self.engine.connect() as conn:
+            return sorted(r[0] for r in conn.execute(q))
+
+    def status_counts(self, tenant: str | None = None) -> dict[str, int]:
+        q = sa.select(t.requests.c.status, sa.func.count()).group_by(t.requests.c.status)
+        if tenant is not None:
+            q = q.where(t.requests.c.tenant == tenant)
+        with self.engine.connect() as conn:
+            return {status: n for status, n in conn.execute(q)}
+
+    def pending_marker(self, tenant: str) -> str | None:
+        """``"<oldest>-<newest>"`` pending row ids: a run key that changes when a run claims work or new work arrives."""
+        q = sa.select(sa.func.min(t.requests.c.id), sa.func.max(t.requests.c.id)).where(
+            t.requests.c.tenant == tenant, t.requests.c.status == t.PENDING
+        )
+        with self.engine.connect() as conn:
+            low, high = conn.execute(q).one()
+        return None if low is None else f"{low}-{high}"
+
+    # ---- batches ------------------------------------------------------------------------
+
+    def batch_runs_in_flight(self, tenant: str) -> dict[str, str]:
+        """batch id -> run id for batches of ``tenant`` that still hold unfinished requests."""
+        q = (
+            sa.select(t.batches.c.id, t.batches.c.run_id)
+            .join(t.requests, t.requests.c.batch_id == t.batches.c.id)
+            .where(t.batches.c.tenant == tenant, t.requests.c.status.in_((t.CLAIMED, t.VERIFIED)))
+            .distinct()
+        )
+        with self.engine.connect() as conn:
+            return {r[0]: r[1] for r in conn.execute(q)}
+
+    def claim_batch(self, tenant: str, run_id: str, limit: int, adopt_batches: Iterable[str] = ()) -> tuple[str, int]:
+        """Move up to ``limit`` pending requests (plus unfinished ones of abandoned batches) into a new batch."""
+        adopt = list(adopt_batches)
+        batch_id = str(uuid.uuid4())
+
+        def tx() -> int:
+            with self.engine.begin() as conn:
+                conn.execute(t.batches.insert().values(id=batch_id, tenant=tenant, run_id=run_id, created_at=_now(), request_count=0))
+                ids = [
+                    r[0]
+                    for r in conn.execute(
+                        sa.select(t.requests.c.id)
+                        .where(t.requests.c.tenant == tenant, t.requests.c.status == t.PENDING)
+                        .order_by(t.requests.c.id)
+                        .limit(limit)
+                    )
+                ]
+                claimed = 0
+                if ids:
+                    claimed += conn.execute(
+                        t.requests.update()
+                        .where(t.requests.c.id.in_(ids), t.requests.c.status == t.PENDING)
+                        .values(status=t.CLAIMED, batch_id=batch_id, updated_at=_now(), run_id=run_id)
+                    ).rowcount
+                if adopt:
+                    claimed += conn.execute(
+                        t.requests.update()
+                        .where(
+                            t.requests.c.tenant == tenant,
+                            t.requests.c.batch_id.in_(adopt),
+                            t.requests.c.status.in_((t.CLAIMED, t.VERIFIED)),
+                        )
+                        .values(batch_id=batch_id, updated_at=_now(), run_id=run_id)
+                    ).rowcount
+                conn.execute(t.batches.update().where(t.batches.c.id == batch_id).values(request_count=claimed))
+                return claimed
+
+        return batch_id, self._with_retry(tx)
+
+    def batch_for_run(self, run_id: str) -> str | None:
+        q = sa.select(t.batches.c.id).where(t.batches.c.run_id == run_id).order_by(t.batches.c.created_at.desc()).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(q).scalar()
+
+    def batch_requests(self, batch_id: str, statuses: Sequence[str] | None = None) -> list[RequestRow]:
+        q = sa.select(t.requests).where(t.requests.c.batch_id == batch_id).order_by(t.requests.c.id)
+        if statuses:
+            q = q.where(t.requests.c.status.in_(statuses))
+        with self.engine.connect() as conn:
+            return [_request_row(r) for r in conn.execute(q)]
+
+    def get_request(self, tenant: str, request_id: str) -> RequestRow | None:
+        q = sa.select(t.requests).where(t.requests.c.tenant == tenant, t.requests.c.request_id == request_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return _request_row(row) if row else None
+
+    # ---- verification and storage --------------------------------------------------------
+
+    def mark_verified(self, pk: int, *, size: int | None, width: int | None, height: int | None,
+                      stage: dict[str, Any], messages: list[str]) -> None:
+        def tx() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    t.requests.update().where(t.requests.c.id == pk).values(
+                        status=t.VERIFIED, size=size, width=width, height=height, stage=stage, messages=messages, updated_at=_now()
+                    )
+                )
+
+        self._with_retry(tx)
+
+    def fail(self, pk: int, status: str, messages: list[str]) -> None:
+        """Terminal failure of one request, with its response queued in the same transaction."""
+        def tx() -> None:
+            with self.engine.begin() as conn:
+                row = conn.execute(sa.select(t.requests.c.tenant, t.requests.c.request_id).where(t.requests.c.id == pk)).one()
+                conn.execute(
+                    t.requests.update().where(t.requests.c.id == pk).values(status=status, messages=messages, stage=None, updated_at=_now())
+                )
+                self._enqueue_response(conn, row.tenant, row.request_id, status, messages, None)
+
+        self._with_retry(tx)
+
+    def find_object(self, tenant: str, algorithm: str, checksum: str) -> StoredObject | None:
+        """A stored object of ``tenant`` whose content has this digest (content-addressed dedupe)."""
+        q = (
+            sa.select(t.objects)
+            .join(t.object_checksums, t.object_checksums.c.object_id == t.objects.c.id)
+            .where(t.objects.c.tenant == tenant, t.object_checksums.c.algorithm == algorithm,
+                   t.object_checksums.c.checksum == checksum.lower())
+            .order_by(t.objects.c.id)
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return _object(row) if row else None
+
+    def store(self, obj: dict[str, Any], checksums: dict[str, str], succeeded: list[tuple[RequestRow, bool, dict[str, Any]]],
+              run_id: str) -> int:
+        """Record a stored object and finish its requests (``(row, deduplicated, response content)``) in one transaction."""
+        def tx() -> int:
+            with self.engine.begin() as conn:
+                existing = conn.execute(
+                    sa.select(t.objects.c.id).where(t.objects.c.bucket == obj["bucket"], t.objects.c.key == obj["key"])
+                ).scalar()
+                if existing is None:
+                    object_id = conn.execute(t.objects.insert().values(stored_at=_now(), **obj)).inserted_primary_key[0]
+                else:
+                    object_id = existing
+                known = {
+                    r[0] for r in conn.execute(sa.select(t.object_checksums.c.algorithm).where(t.object_checksums.c.object_id == object_id))
+                }
+                for algorithm, value in checksums.items():
+                    if algorithm not in known:
+                        conn.execute(t.object_checksums.insert().values(object_id=object_id, algorithm=algorithm, checksum=value.lower()))
+                for row, deduplicated, content in succeeded:
+                    conn.execute(
+                        t.requests.update().where(t.requests.c.id == row.pk).values(
+                            status=t.SUCCESS, object_id=object_id, deduplicated=deduplicated, stage=None,
+                            size=obj["size"], width=row.width, height=row.height, updated_at=_now(), run_id=run_id,
+                        )
+                    )
+                    self._enqueue_response(conn, row.tenant, row.request_id, t.SUCCESS, row.messages, content)
+                return object_id
+
+        return self._with_retry(tx)
+
+    def objects_for_batch(self, batch_id: str) -> list[StoredObject]:
+        """Objects that a batch's requests point at (stored by it or deduplicated onto)."""
+        q = (
+            sa.select(t.objects)
+            .where(t.objects.c.id.in_(sa.select(t.requests.c.object_id).where(t.requests.c.batch_id == batch_id)))
+            .order_by(t.objects.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [_object(r) for r in conn.execute(q)]
+
+    def objects(self, tenant: str | None = None) -> list[StoredObject]:
+        q = sa.select(t.objects).order_by(t.objects.c.id)
+        if tenant is not None:
+            q = q.where(t.objects.c.tenant == tenant)
+        with self.engine.connect() as conn:
+            return [_object(r) for r in conn.execute(q)]
+
+    def open_upload_ids(self) -> set[str]:
+        """Multipart uploads that verified requests still wait on: never abort these."""
+        q = sa.select(t.requests.c.stage).where(t.requests.c.status == t.VERIFIED)
+        with self.engine.connect() as conn:
+            return {s["upload_id"] for (s,) in conn.execute(q) if s and s.get("upload_id")}
+
+    # ---- outbox -------------------------------------------------------------------------
+
+    @staticmethod
+    def _enqueue_response(conn: Any, tenant: str, request_id: str, status: str, messages: list[str],
+                          content: dict[str, Any] | None) -> None:
+        body = responses.response_body(request_id, status, messages, content)
+        exists = conn.execute(
+            sa.select(t.responses.c.id).where(t.responses.c.tenant == tenant, t.responses.c.request_id == request_id)
+        ).first()
+        if exists is None:  # exactly one terminal response per request id
+            conn.execute(t.responses.insert().values(tenant=tenant, request_id=request_id, status=status, body=body, created_at=_now()))
+
+    def unpublished_responses(self, limit: int = 1000) -> list[dict[str, Any]]:
+        q = sa.select(t.responses).where(t.responses.c.published_at.is_(None)).order_by(t.responses.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def mark_published(self, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+
+        def tx() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(t.responses.update().where(t.responses.c.id.in_(list(ids))).values(published_at=_now()))
+
+        self._with_retry(tx)
+
+    def response_for(self, tenant: str, request_id: str) -> dict[str, Any] | None:
+        q = sa.select(t.responses.c.body).where(t.responses.c.tenant == tenant, t.responses.c.request_id == request_id)
+        with self.engine.connect() as conn:
+            return conn.execute(q).scalar()
+
+    # ---- reporting ----------------------------------------------------------------------
+
+    def report(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Per-request status and stored object, as ``glacier-pipelines report --json`` prints it."""
+        r, o = t.requests, t.objects
+        q = sa.select(r, o.c.bucket, o.c.key, o.c.storage_class).select_from(r.outerjoin(o, r.c.object_id == o.c.id)).order_by(r.c.id)
+        if tenant is not None:
+            q = q.where(r.c.tenant == tenant)
+        out = []
+        with self.engine.connect() as conn:
+            for row in conn.execute(q):
+                m = row._mapping
+                stored = m["bucket"] is not None and m["status"] == t.SUCCESS
+                out.append({
+                    "requestId": m["request_id"], "tenant": m["tenant"], "status": m["status"],
+                    "messages": list(m["messages"] or []),
+                    "checksum": m["checksum"] if stored else None,
+                    "algorithm": m["algorithm"] if stored else None,
+                    "storedFileUrl": f"s3://{m['bucket']}/{m['key']}" if stored else None,
+                    "fileSizeInBytes": m["size"] if stored else None,
+                    "widthInPx": m["width"] if stored else None,
+                    "heightInPx": m["height"] if stored else None,
+                    "storageClass": m["storage_class"] if stored else None,
+                    "deduplicated": bool(m["deduplicated"]),
+                    "batchId": m["batch_id"],
+                    "runId": m["run_id"],
+                })
+        return out

@@ -1,0 +1,100 @@
+"""SQLAlchemy tables of the catalog (SQLite by default, PostgreSQL in production)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# Request statuses. PENDING/CLAIMED/VERIFIED are in flight; the rest are terminal.
+PENDING, CLAIMED, VERIFIED = "PENDING", "CLAIMED", "VERIFIED"
+SUCCESS, ERROR, INVALID_CONTENT = "SUCCESS", "ERROR", "INVALID_CONTENT"
+TERMINAL = (SUCCESS, ERROR, INVALID_CONTENT)
+
+requests = sa.Table(
+    "requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("request_id", sa.String(255), nullable=False),
+    sa.Column("owner", sa.String(255)),
+    sa.Column("session", sa.String(255)),
+    sa.Column("body", sa.JSON),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("messages", sa.JSON, nullable=False),
+    sa.Column("algorithm", sa.String(16)),
+    sa.Column("checksum", sa.String(128)),
+    sa.Column("batch_id", sa.String(36), sa.ForeignKey("batches.id")),
+    sa.Column("object_id", sa.Integer, sa.ForeignKey("objects.id")),
+    sa.Column("deduplicated", sa.Boolean, nullable=False, default=False),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("width", sa.Integer),
+    sa.Column("height", sa.Integer),
+    # Where verified bytes wait for glacier_objects: a staged file or an open multipart upload.
+    sa.Column("stage", sa.JSON),
+    sa.Column("run_id", sa.String(64)),
+    sa.UniqueConstraint("tenant", "request_id", name="uq_requests_tenant_request"),
+    sa.Index("ix_requests_tenant_status", "tenant", "status"),
+    sa.Index("ix_requests_batch", "batch_id"),
+)
+
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("request_count", sa.Integer, nullable=False),
+    sa.Index("ix_batches_run", "run_id"),
+    sa.Index("ix_batches_tenant", "tenant"),
+)
+
+objects = sa.Table(
+    "objects",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("bucket", sa.String(255), nullable=False),
+    sa.Column("key", sa.String(1024), nullable=False),
+    sa.Column("storage_class", sa.String(32), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    # What S3 reports with ChecksumMode=ENABLED: full-object base64 SHA-256, or the "...-N" composite.
+    sa.Column("s3_checksum", sa.String(64), nullable=False),
+    sa.Column("etag", sa.String(128)),
+    sa.Column("width", sa.Integer),
+    sa.Column("height", sa.Integer),
+    sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("batch_id", sa.String(36)),
+    sa.UniqueConstraint("bucket", "key", name="uq_objects_bucket_key"),
+    sa.Index("ix_objects_tenant", "tenant"),
+)
+
+# Every digest known for an object, so a request in any algorithm can find stored content.
+object_checksums = sa.Table(
+    "object_checksums",
+    metadata,
+    sa.Column("object_id", sa.Integer, sa.ForeignKey("objects.id"), primary_key=True),
+    sa.Column("algorithm", sa.String(16), primary_key=True),
+    sa.Column("checksum", sa.String(128), nullable=False),
+    sa.Index("ix_object_checksums_lookup", "algorithm", "checksum"),
+)
+
+# The outbox: one terminal response per request, recorded with the status, published later.
+responses = sa.Table(
+    "responses",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("request_id", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("tenant", "request_id", name="uq_responses_tenant_request"),
+    sa.Index("ix_responses_unpublished", "published_at"),
+)

@@ -1,0 +1,98 @@
+"""Intake: persist received requests in the catalog, then acknowledge; publish the response outbox."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+
+from glacier_pipelines.catalog import Catalog
+from glacier_pipelines.core import transport as tp
+from glacier_pipelines.core.requests import parse_request
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IntakeResult:
+    received: int = 0
+    new: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    invalid_reasons: list[str] = field(default_factory=list)
+
+    def merge(self, other: "IntakeResult") -> None:
+        self.received += other.received
+        self.new += other.new
+        self.duplicates += other.duplicates
+        self.invalid += other.invalid
+        self.invalid_reasons.extend(other.invalid_reasons)
+
+
+def drain_requests(
+    transport: tp.Transport,
+    catalog: Catalog,
+    *,
+    max_messages: int = 1000,
+    max_seconds: float = 20.0,
+    allowed_tenants: tuple[str, ...] = (),
+    chunk: int = 100,
+) -> IntakeResult:
+    """Move up to ``max_messages`` requests from the transport into the catalog (bounded in time too).
+
+    Each message is persisted before it is acknowledged, so a crash in between causes a
+    redelivery, which the catalog recognises as a duplicate. Invalid messages are recorded
+    as ``INVALID_CONTENT`` (with a response) and dead-lettered with the reason.
+    """
+    result = IntakeResult()
+    deadline = time.monotonic() + max_seconds
+    while result.received < max_messages and time.monotonic() < deadline:
+        messages = transport.receive(min(chunk, max_messages - result.received))
+        if not messages:
+            break
+        for i, msg in enumerate(messages):
+            result.received += 1
+            parsed = parse_request(msg.body, tp.envelope_from_headers(msg.headers))
+            content_type = msg.headers.get(tp.HEADER_CONTENT_TYPE) or tp.DEFAULT_CONTENT_TYPE
+            if content_type != tp.DEFAULT_CONTENT_TYPE:
+                parsed.errors.append(f"{tp.HEADER_CONTENT_TYPE}: this worker handles {tp.DEFAULT_CONTENT_TYPE!r}, not {content_type!r}")
+            if parsed.envelope and allowed_tenants and parsed.envelope.tenant not in allowed_tenants:
+                parsed.errors.append(f"tenant: {parsed.envelope.tenant!r} is not one of the tenants this worker serves")
+            if parsed.errors:
+                parsed.request = parsed.envelope = None
+            try:
+                outcome = catalog.record_request(parsed, fallback_id=f"message:{msg.id}")
+            except Exception:
+                for rest in messages[i:]:
+                    transport.release(rest.id)  # not persisted: deliver again later
+                raise
+            if outcome == "invalid":
+                result.invalid += 1
+                reason = "; ".join(parsed.errors)
+                result.invalid_reasons.append(f"{parsed.request_id or msg.id}: {reason}")
+                transport.dead_letter(msg.id, reason)
+            else:
+                if outcome == "duplicate":
+                    result.duplicates += 1
+                else:
+                    result.new += 1
+                transport.ack(msg.id)
+    if result.invalid:
+        log.warning("intake: %d invalid request(s) recorded as INVALID_CONTENT", result.invalid)
+    return result
+
+
+def publish_responses(transport: tp.Transport, catalog: Catalog, *, worker_id: str, limit: int = 1000) -> int:
+    """Publish recorded responses not yet sent; each is marked once the transport accepted it."""
+    sent = 0
+    for response in catalog.unpublished_responses(limit):
+        headers = {
+            tp.HEADER_TENANT: response["tenant"],
+            tp.HEADER_REQUEST_ID: response["request_id"],
+            tp.HEADER_WORKER_ID: worker_id,
+        }
+        transport.publish_response(headers, json.dumps(response["body"]).encode("utf-8"))
+        catalog.mark_published([response["id"]])
+        sent += 1
+    return sent

@@ -1,0 +1,147 @@
+"""Resources of the archive path, each configured from environment variables.
+
+Values that may carry secrets (the catalog URL) are passed as ``dg.EnvVar`` so they never
+appear in the UI's resource configuration; the rest are plain values with documented defaults.
+"""
+
+
+import ipaddress
+import os
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import dagster as dg
+from botocore.config import Config
+
+from glacier_pipelines.catalog import Catalog
+from glacier_pipelines.core import transfer
+from glacier_pipelines.core.sources import SourcePolicy
+from glacier_pipelines.core.transport import EmbeddedTransport, Transport
+from glacier_pipelines.flows.archive import ArchiveSetup
+from glacier_pipelines.settings import MiB, Settings
+
+_catalogs: dict[str, Catalog] = {}
+_catalogs_lock = threading.Lock()
+
+
+class CatalogResource(dg.ConfigurableResource):
+    """The SQLAlchemy catalog (SQLite file by default, PostgreSQL by URL)."""
+
+    url: str
+
+    def get(self) -> Catalog:
+        with _catalogs_lock:  # one engine (connection pool) per URL and process
+            if self.url not in _catalogs:
+                if self.url.startswith("sqlite:///"):
+                    Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+                _catalogs[self.url] = Catalog(self.url)
+            return _catalogs[self.url]
+
+
+class ArchiveStoreResource(dg.ConfigurableResource):
+    """The destination bucket, its storage class and how uploads are made.
+
+    A boto3 client is built here rather than through dagster-aws' S3Resource because the
+    upload path needs botocore's ``standard`` retry mode, a connection pool as large as the
+    part concurrency, and read timeouts, which that resource does not expose.
+    """
+
+    endpoint_url: str | None = None
+    region_name: str = "us-east-1"
+    bucket: str
+    storage_class: str = "DEEP_ARCHIVE"
+    key_prefix: str = "archive"
+    sse: str | None = None
+    kms_key_id: str | None = None
+    part_size_mb: float = 16
+    multipart_threshold_mb: float = 16
+    upload_concurrency: int = 4
+    max_attempts: int = 8
+    stale_upload_hours: float = 24
+
+    def client(self) -> Any:
+        config = Config(
+            retries={"mode": "standard", "max_attempts": self.max_attempts},
+            max_pool_connections=max(10, self.upload_concurrency * 2),
+            connect_timeout=10,
+            read_timeout=120,
+        )
+        return boto3.session.Session().client("s3", endpoint_url=self.endpoint_url or None, region_name=self.region_name, config=config)
+
+    def upload_settings(self) -> transfer.UploadSettings:
+        return transfer.UploadSettings(
+            bucket=self.bucket,
+            storage_class=self.storage_class.upper(),
+            part_size=int(self.part_size_mb * MiB),
+            multipart_threshold=int(self.multipart_threshold_mb * MiB),
+            max_concurrency=self.upload_concurrency,
+            sse=self.sse or None,
+            kms_key_id=self.kms_key_id or None,
+        )
+
+
+class SourcesResource(dg.ConfigurableResource):
+    """Where files may be fetched from: allowed file:// roots and private networks, timeouts."""
+
+    roots: str = ""
+    allowed_networks: str = ""
+    read_timeout: float = 60.0
+
+    def policy(self, s3_client: Any = None) -> SourcePolicy:
+        return SourcePolicy.from_strings(self.roots, self.allowed_networks, read_timeout=self.read_timeout, s3_client=s3_client)
+
+
+class RequestTransportResource(dg.ConfigurableResource):
+    """Where requests arrive and responses go ('embedded': spool folders under ``home``)."""
+
+    kind: str = "embedded"
+    home: str = ".glacier"
+    batch_size: int = 500
+    tenants: str = ""  # comma-separated allow-list; empty allows every valid tenant
+
+    def transport(self) -> Transport:
+        if self.kind != "embedded":
+            raise dg.Failure(f"GLACIER_REQUEST_TRANSPORT={self.kind!r} is not available; use 'embedded'")
+        return EmbeddedTransport(Path(self.home) / "spool")
+
+    def allowed_tenants(self) -> tuple[str, ...]:
+        return tuple(x.strip() for x in self.tenants.split(",") if x.strip())
+
+    def staging_dir(self) -> Path:
+        return Path(self.home) / "staging"
+
+
+def archive_setup(catalog: CatalogResource, store: ArchiveStoreResource, sources: SourcesResource,
+                  transport: RequestTransportResource) -> ArchiveSetup:
+    s3 = store.client()
+    return ArchiveSetup(
+        catalog=catalog.get(), s3=s3, upload=store.upload_settings(), sources=sources.policy(s3_client=s3),
+        key_prefix=store.key_prefix, staging_dir=transport.staging_dir(),
+        stale_upload_age=timedelta(hours=store.stale_upload_hours),
+    )
+
+
+def resources_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The resource instances for ``defs``, from environment variables and their defaults."""
+    environ = dict(os.environ) if environ is None else environ
+    s = Settings.from_env(environ)
+    catalog_url: Any = dg.EnvVar("GLACIER_CATALOG_URL") if environ.get("GLACIER_CATALOG_URL") else s.catalog_url
+    # Validate early so a typo is reported at load time, not in the middle of a run.
+    s_upload = transfer.UploadSettings(bucket=s.bucket, storage_class=s.storage_class, part_size=s.part_size,
+                                       multipart_threshold=s.multipart_threshold, max_concurrency=s.upload_concurrency, sse=s.sse)
+    for cidr in filter(None, (c.strip() for c in s.source_allowed_networks.split(","))):
+        ipaddress.ip_network(cidr, strict=False)
+    return {
+        "catalog": CatalogResource(url=catalog_url),
+        "archive_store": ArchiveStoreResource(
+            endpoint_url=s.s3_endpoint_url, region_name=s.s3_region, bucket=s.bucket, storage_class=s_upload.storage_class,
+            key_prefix=s.key_prefix, sse=s.sse, kms_key_id=s.kms_key_id, part_size_mb=s.part_size / MiB,
+            multipart_threshold_mb=s.multipart_threshold / MiB, upload_concurrency=s.upload_concurrency,
+        ),
+        "sources": SourcesResource(roots=s.source_roots, allowed_networks=s.source_allowed_networks, read_timeout=s.source_timeout),
+        "request_transport": RequestTransportResource(kind=s.request_transport, home=str(s.home), batch_size=s.batch_size,
+                                                      tenants=",".join(s.tenants)),
+    }

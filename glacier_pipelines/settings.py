@@ -1,0 +1,99 @@
+"""Every environment variable the project reads, with its default and meaning.
+
+The README's configuration table is checked against ``ENV_VARS`` by a test, so the two
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+MiB = 1024 * 1024
+
+# name -> (default, description). An empty default means "unset".
+ENV_VARS: dict[str, tuple[str, str]] = {
+    "GLACIER_HOME": (".glacier", "Working folder of the embedded default: catalog, request spool, staging area."),
+    "GLACIER_S3_ENDPOINT_URL": ("", "S3 endpoint; unset means AWS itself (credentials from the standard AWS chain)."),
+    "GLACIER_S3_REGION": ("us-east-1", "Region of the bucket."),
+    "GLACIER_BUCKET": ("glacier-archive", "Bucket that receives archived objects."),
+    "GLACIER_STORAGE_CLASS": ("DEEP_ARCHIVE", "DEEP_ARCHIVE, GLACIER, GLACIER_IR (STANDARD allowed for testing)."),
+    "GLACIER_KEY_PREFIX": ("archive", "Key prefix before the tenant segment."),
+    "GLACIER_SSE": ("", "Server-side encryption: unset, AES256, or aws:kms."),
+    "GLACIER_SSE_KMS_KEY_ID": ("", "KMS key id when GLACIER_SSE=aws:kms."),
+    "GLACIER_PART_SIZE_MB": ("16", "Multipart part size in MiB (memory per in-flight part)."),
+    "GLACIER_MULTIPART_THRESHOLD_MB": ("16", "Files above this size (MiB) stream as multipart uploads; smaller ones are staged on disk."),
+    "GLACIER_UPLOAD_CONCURRENCY": ("4", "Parts in flight per file."),
+    "GLACIER_CATALOG_URL": ("", "SQLAlchemy URL of the catalog; unset means SQLite at $GLACIER_HOME/catalog.sqlite."),
+    "GLACIER_SOURCE_ROOTS": ("", "Allowed roots for file:// sources, separated by ',' or ':'; unset refuses file:// sources."),
+    "GLACIER_SOURCE_ALLOWED_NETWORKS": ("", "CIDRs that http(s) sources may resolve to despite being private, loopback or link-local."),
+    "GLACIER_SOURCE_TIMEOUT": ("60", "Seconds a source may stay silent before the fetch fails (connect timeout is 10 s)."),
+    "GLACIER_REQUEST_TRANSPORT": ("embedded", "Where requests arrive: 'embedded' (a durable spool folder under $GLACIER_HOME, no broker)."),
+    "GLACIER_TENANTS": ("", "Comma-separated tenants allowed to submit; unset allows any valid tenant name."),
+    "GLACIER_BATCH_SIZE": ("500", "Most requests one run takes for one tenant."),
+}
+
+
+def env(name: str, environ: Mapping[str, str] | None = None) -> str:
+    environ = os.environ if environ is None else environ
+    value = environ.get(name, "")
+    return value if value != "" else ENV_VARS[name][0]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration, for the CLI and for building resources."""
+
+    home: Path
+    s3_endpoint_url: str | None
+    s3_region: str
+    bucket: str
+    storage_class: str
+    key_prefix: str
+    sse: str | None
+    kms_key_id: str | None
+    part_size: int
+    multipart_threshold: int
+    upload_concurrency: int
+    catalog_url: str
+    source_roots: str
+    source_allowed_networks: str
+    source_timeout: float
+    request_transport: str
+    tenants: tuple[str, ...]
+    batch_size: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        e = lambda name: env(name, environ)  # noqa: E731
+        home = Path(e("GLACIER_HOME")).expanduser().resolve()
+        return cls(
+            home=home,
+            s3_endpoint_url=e("GLACIER_S3_ENDPOINT_URL") or None,
+            s3_region=e("GLACIER_S3_REGION"),
+            bucket=e("GLACIER_BUCKET"),
+            storage_class=e("GLACIER_STORAGE_CLASS").upper(),
+            key_prefix=e("GLACIER_KEY_PREFIX").strip("/"),
+            sse=e("GLACIER_SSE") or None,
+            kms_key_id=e("GLACIER_SSE_KMS_KEY_ID") or None,
+            part_size=int(float(e("GLACIER_PART_SIZE_MB")) * MiB),
+            multipart_threshold=int(float(e("GLACIER_MULTIPART_THRESHOLD_MB")) * MiB),
+            upload_concurrency=int(e("GLACIER_UPLOAD_CONCURRENCY")),
+            catalog_url=e("GLACIER_CATALOG_URL") or f"sqlite:///{home / 'catalog.sqlite'}",
+            source_roots=e("GLACIER_SOURCE_ROOTS"),
+            source_allowed_networks=e("GLACIER_SOURCE_ALLOWED_NETWORKS"),
+            source_timeout=float(e("GLACIER_SOURCE_TIMEOUT")),
+            request_transport=e("GLACIER_REQUEST_TRANSPORT").lower(),
+            tenants=tuple(x.strip() for x in e("GLACIER_TENANTS").split(",") if x.strip()),
+            batch_size=int(e("GLACIER_BATCH_SIZE")),
+        )
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.home / "spool"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.home / "staging"
