@@ -182,6 +182,13 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) ->
         req, stage = row.request, row.stage
         assert stage is not None
         try:
+            same_content = setup.catalog.find_object(tenant, checksums.S3_ALGORITHM, stage["sha256"])
+            if same_content is not None:
+                # Announced in another algorithm than the stored copy, but the same bytes: keep one object.
+                transfer.discard_stage(setup.s3, stage)
+                _link_existing(setup, row, same_content, run_id)
+                report.deduplicated += 1
+                continue
             metadata = {"source-algorithm": req.algorithm, "source-checksum": req.checksum, "sha256": stage["sha256"]}
             done = transfer.commit_stage(setup.s3, setup.upload, stage, metadata)
             record = {
