@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from glacier_pipelines.defs.archive.definitions import defs as archive_defs
-from glacier_pipelines.defs.intake.definitions import defs as intake_defs
+from glacier_pipelines.defs.archive import definitions as archive
+from glacier_pipelines.defs.intake import definitions as intake
 from glacier_pipelines.resources import resources_from_env
 
-defs = dg.Definitions.merge(archive_defs, intake_defs, dg.Definitions(resources=resources_from_env()))
+defs = dg.Definitions.merge(archive.defs, intake.defs, dg.Definitions(resources=resources_from_env()))

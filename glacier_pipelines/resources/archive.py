@@ -33,12 +33,16 @@ class CatalogResource(dg.ConfigurableResource):
     url: str
 
     def get(self) -> Catalog:
+        # Outside a run (CLI, sensor tests) an EnvVar field is not resolved yet.
+        url = self.url.get_value() if isinstance(self.url, dg.EnvVar) else self.url
+        if not url:
+            raise dg.Failure("the catalog URL is empty: set GLACIER_CATALOG_URL or unset it for the SQLite default")
         with _catalogs_lock:  # one engine (connection pool) per URL and process
-            if self.url not in _catalogs:
-                if self.url.startswith("sqlite:///"):
-                    Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-                _catalogs[self.url] = Catalog(self.url)
-            return _catalogs[self.url]
+            if url not in _catalogs:
+                if url.startswith("sqlite:///"):
+                    Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+                _catalogs[url] = Catalog(url)
+            return _catalogs[url]
 
 
 class ArchiveStoreResource(dg.ConfigurableResource):
