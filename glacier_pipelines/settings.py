@@ -33,6 +33,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "GLACIER_REQUEST_TRANSPORT": ("embedded", "Where requests arrive: 'embedded' (a durable spool folder under $GLACIER_HOME, no broker)."),
     "GLACIER_TENANTS": ("", "Comma-separated tenants allowed to submit; unset allows any valid tenant name."),
     "GLACIER_BATCH_SIZE": ("500", "Most requests one run takes for one tenant."),
+    "GLACIER_SENSORS_RUNNING": ("0", "1 starts request_intake_sensor as soon as the Dagster daemon loads the code location."),
 }
 
 

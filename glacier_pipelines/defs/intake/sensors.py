@@ -2,7 +2,6 @@
 
 
 import json
-import os
 import socket
 
 import dagster as dg
@@ -11,6 +10,7 @@ from glacier_pipelines.defs.archive.jobs import archive_job
 from glacier_pipelines.defs.partitions import tenants
 from glacier_pipelines.flows import intake
 from glacier_pipelines.resources.archive import CatalogResource, RequestTransportResource
+from glacier_pipelines.settings import env
 
 WORKER_ID = f"glacier-pipelines@{socket.gethostname()}"
 
@@ -35,7 +35,7 @@ def plan_runs(catalog, known_partitions: set[str], run_finished) -> tuple[list[d
 @dg.sensor(
     job=archive_job,
     minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING if os.environ.get("GLACIER_SENSORS_RUNNING") == "1" else dg.DefaultSensorStatus.STOPPED,
+    default_status=dg.DefaultSensorStatus.RUNNING if env("GLACIER_SENSORS_RUNNING") == "1" else dg.DefaultSensorStatus.STOPPED,
     description="Drains the request transport into the catalog (bounded per tick), publishes queued responses, and requests one archive_job run per tenant with work.",
 )
 def request_intake_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource, request_transport: RequestTransportResource) -> dg.SensorResult:
