@@ -1,0 +1,93 @@
+"""The archive steps without Dagster: claim, verify, store, check, over in-process moto."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from glacier_pipelines.core.checksums import ALGORITHMS
+from glacier_pipelines.flows import archive as flow
+from glacier_pipelines.resources.archive import archive_setup
+from glacier_pipelines_tests.conftest import BUCKET, s3_client
+
+
+def _setup(archive):
+    r = archive.defs().resources
+    return archive_setup(r["catalog"], r["archive_store"], r["sources"], r["request_transport"])
+
+
+def _run_steps(archive, tenant="lab"):
+    setup = _setup(archive)
+    batch, _ = flow.claim_batch(setup.catalog, tenant, "run-1", 100, lambda run: True)
+    verified = flow.verify_batch(setup, batch, tenant, "run-1")
+    stored = flow.store_batch(setup, batch, tenant, "run-1")
+    return setup, batch, verified, stored
+
+
+@pytest.mark.parametrize("algorithm", list(ALGORITHMS))
+def test_each_algorithm_matches_and_mismatches(archive, algorithm):
+    data = f"content for {algorithm}".encode()
+    digest = hashlib.new(ALGORITHMS[algorithm], data).hexdigest()
+    wrong = hashlib.new(ALGORITHMS[algorithm], data + b"!").hexdigest()
+    url = archive.file(f"{algorithm}.txt", data)
+    archive.submit(
+        {"tenant": "lab", "requestId": "match", "checksum": digest.upper(), "algorithm": algorithm.lower(), "url": url},
+        {"tenant": "lab", "requestId": "mismatch", "checksum": wrong, "algorithm": algorithm, "url": url},
+    )
+    setup, batch, verified, stored = _run_steps(archive)
+    report = archive.report("lab")
+    assert report["match"]["status"] == "SUCCESS" and report["match"]["checksum"] == digest
+    assert report["match"]["algorithm"] == algorithm
+    assert report["mismatch"]["status"] == "ERROR"
+    assert digest in report["mismatch"]["messages"][0] and wrong in report["mismatch"]["messages"][0]
+    assert verified.failed == [("mismatch", report["mismatch"]["messages"][0])]
+    assert stored.stored == 1
+    assert flow.check_batch(setup, batch) == (1, [])
+
+
+def test_unsafe_destination_directories_never_reach_a_key(archive):
+    data = b"x"
+    url = archive.file("x", data)
+    md5 = hashlib.md5(data).hexdigest()
+    archive.submit(
+        {"tenant": "lab", "requestId": "dotdot", "checksum": md5, "algorithm": "MD5", "url": url, "destinationDirectory": "a/../../b"},
+        {"tenant": "lab", "requestId": "absolute", "checksum": md5, "algorithm": "MD5", "url": url, "destinationDirectory": "/etc"},
+        {"tenant": "lab", "requestId": "odd", "checksum": md5, "algorithm": "MD5", "url": url, "destinationDirectory": "a b/c*d/./e"},
+    )
+    _run_steps(archive)
+    report = archive.report("lab")
+    assert report["dotdot"]["status"] == report["absolute"]["status"] == "INVALID_CONTENT"
+    assert "destinationDirectory" in report["dotdot"]["messages"][0]
+    assert report["odd"]["storedFileUrl"] == f"s3://{BUCKET}/archive/lab/a b/c_d/e/{md5}"
+    keys = [o["Key"] for o in s3_client().list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert keys == [f"archive/lab/a b/c_d/e/{md5}"]
+
+
+def test_s3_source_is_fetched_with_the_same_client(archive):
+    data = b"already in a bucket"
+    s3_client().create_bucket(Bucket="incoming")
+    s3_client().put_object(Bucket="incoming", Key="some/file.dat", Body=data)
+    archive.submit(archive.request("lab", "s3://incoming/some/file.dat", data, requestId="from-s3"))
+    _run_steps(archive)
+    row = archive.report("lab")["from-s3"]
+    assert row["status"] == "SUCCESS" and row["fileSizeInBytes"] == len(data)
+
+
+def test_store_failure_ends_in_error_and_leaves_nothing(archive, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from glacier_pipelines.core import transfer
+
+    data = b"will not be stored"
+    archive.submit(archive.request("lab", archive.file("f", data), data, requestId="f"))
+
+    def refuse(*args, **kwargs):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObject")
+
+    monkeypatch.setattr(transfer, "commit_stage", refuse)
+    setup, batch, verified, stored = _run_steps(archive)
+    row = archive.report("lab")["f"]
+    assert row["status"] == "ERROR" and "AccessDenied" in row["messages"][-1]
+    assert list((archive.home / "staging").rglob("*")) == [p for p in (archive.home / "staging").rglob("*") if p.is_dir()]
+    assert "Contents" not in s3_client().list_objects_v2(Bucket=BUCKET)
