@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from glacier_pipelines.core.transport import TransportError
 from glacier_pipelines.settings import Settings
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -48,9 +49,9 @@ def process(tenant: str | None = None, *, progress=_progress) -> dict[str, Any]:
     ensure_dagster_home(settings)
     resources = defs.resources
     catalog = resources["catalog"].get()
-    transport = resources["request_transport"].transport()
-    received = intake.drain_requests(transport, catalog, max_messages=10**9, max_seconds=3600.0,
-                                     allowed_tenants=resources["request_transport"].allowed_tenants())
+    with resources["request_transport"].transport() as transport:
+        received = intake.drain_requests(transport, catalog, max_messages=10**9, max_seconds=3600.0,
+                                         allowed_tenants=resources["request_transport"].allowed_tenants())
     progress(f"intake: {received.new} new request(s), {received.duplicates} duplicate(s), {received.invalid} invalid")
     job = defs.resolve_job_def("archive_job")
     runs = []
@@ -75,7 +76,8 @@ def process(tenant: str | None = None, *, progress=_progress) -> dict[str, Any]:
                 claimed = counts.get("ingest_batch", {}).get("requests", 0)
                 if not result.success or not claimed or not catalog.status_counts(name).get("PENDING"):
                     break
-    published = intake.publish_responses(transport, catalog, worker_id=WORKER_ID)
+    with resources["request_transport"].transport() as transport:
+        published = intake.publish_responses(transport, catalog, worker_id=WORKER_ID)
     report = catalog.report(tenant)
     return {
         "intake": {"new": received.new, "duplicates": received.duplicates, "invalid": received.invalid},
@@ -91,10 +93,9 @@ def submit(path: str) -> tuple[int, list[str]]:
     from glacier_pipelines.core.transport import submission_to_message
     from glacier_pipelines.resources import resources_from_env
 
-    transport = resources_from_env()["request_transport"].transport()
     stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
     sent, errors = 0, []
-    with stream:
+    with stream, resources_from_env()["request_transport"].transport() as transport:
         for number, line in enumerate(stream, 1):
             if not line.strip():
                 continue
@@ -171,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "responses":
             from glacier_pipelines.resources import resources_from_env
 
-            msgs = resources_from_env()["request_transport"].transport().read_responses(args.max)
+            with resources_from_env()["request_transport"].transport() as transport:
+                msgs = transport.read_responses(args.max)
             out = [{"headers": m.headers, "body": json.loads(m.body)} for m in msgs]
             if args.json:
                 print(json.dumps(out, indent=2))
@@ -183,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             from glacier_pipelines.demo import run_demo
 
             return run_demo(as_json=args.json)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, TransportError) as exc:
         print(f"glacier-pipelines {args.command}: {exc}", file=sys.stderr)
         return 2
     return 2

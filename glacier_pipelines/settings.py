@@ -30,7 +30,12 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "GLACIER_SOURCE_ROOTS": ("", "Allowed roots for file:// sources, separated by ',' or ':'; unset refuses file:// sources."),
     "GLACIER_SOURCE_ALLOWED_NETWORKS": ("", "CIDRs that http(s) sources may resolve to despite being private, loopback or link-local."),
     "GLACIER_SOURCE_TIMEOUT": ("60", "Seconds a source may stay silent before the fetch fails (connect timeout is 10 s)."),
-    "GLACIER_REQUEST_TRANSPORT": ("embedded", "Where requests arrive: 'embedded' (a durable spool folder under $GLACIER_HOME, no broker)."),
+    "GLACIER_REQUEST_TRANSPORT": ("embedded", "Where requests arrive: 'embedded' (durable spool folders under $GLACIER_HOME, no broker) or 'amqp'."),
+    "GLACIER_AMQP_URL": ("", "Broker URL when GLACIER_REQUEST_TRANSPORT=amqp, e.g. amqp://guest:guest@127.0.0.1:5672/%2F (never logged)."),
+    "GLACIER_REQUEST_QUEUE": ("glacier.storage.requests", "Queue the storage requests arrive on."),
+    "GLACIER_RESPONSE_EXCHANGE": ("", "Exchange responses are published to; empty means AMQP's default exchange."),
+    "GLACIER_RESPONSE_ROUTING_KEY": ("glacier.storage.responses", "Routing key of responses; with the default exchange, a durable queue of that name."),
+    "GLACIER_DEAD_LETTER_QUEUE": ("glacier.storage.requests.dlq", "Where invalid requests go, with the reason in header x-dead-letter-reason."),
     "GLACIER_TENANTS": ("", "Comma-separated tenants allowed to submit; unset allows any valid tenant name."),
     "GLACIER_BATCH_SIZE": ("500", "Most requests one run takes for one tenant."),
     "GLACIER_SENSORS_RUNNING": ("0", "1 starts request_intake_sensor as soon as the Dagster daemon loads the code location."),
@@ -63,6 +68,11 @@ class Settings:
     source_allowed_networks: str
     source_timeout: float
     request_transport: str
+    amqp_url: str
+    request_queue: str
+    response_exchange: str
+    response_routing_key: str
+    dead_letter_queue: str
     tenants: tuple[str, ...]
     batch_size: int
 
@@ -87,6 +97,11 @@ class Settings:
             source_allowed_networks=e("GLACIER_SOURCE_ALLOWED_NETWORKS"),
             source_timeout=float(e("GLACIER_SOURCE_TIMEOUT")),
             request_transport=e("GLACIER_REQUEST_TRANSPORT").lower(),
+            amqp_url=e("GLACIER_AMQP_URL"),
+            request_queue=e("GLACIER_REQUEST_QUEUE"),
+            response_exchange=e("GLACIER_RESPONSE_EXCHANGE"),
+            response_routing_key=e("GLACIER_RESPONSE_ROUTING_KEY"),
+            dead_letter_queue=e("GLACIER_DEAD_LETTER_QUEUE"),
             tenants=tuple(x.strip() for x in e("GLACIER_TENANTS").split(",") if x.strip()),
             batch_size=int(e("GLACIER_BATCH_SIZE")),
         )

@@ -25,7 +25,7 @@ class InvalidKey(ValueError):
 
 def validate_tenant(tenant: str) -> str:
     """Tenants name partitions and key prefixes, so they are kept to a small, safe alphabet."""
-    if not isinstance(tenant, str) or not _TENANT_RE.match(tenant):
+    if not isinstance(tenant, str) or not _TENANT_RE.fullmatch(tenant):
         raise InvalidKey(
             f"tenant {tenant!r} is not valid: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit"
         )
@@ -44,7 +44,7 @@ def sanitize_directory(directory: str) -> str:
         raise InvalidKey(f"longer than {MAX_DIRECTORY_LENGTH} characters")
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in directory):
         raise InvalidKey("contains control or invisible characters")
-    if directory.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", directory):
+    if directory.startswith(("/", "~")) or re.match(r"^[A-Za-z]:([/\\]|$)", directory):
         raise InvalidKey("must be a relative path, not an absolute one")
     if "\\" in directory:
         raise InvalidKey("must use '/' as separator; backslashes are refused")

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 from glacier_pipelines.core.spool import Message, SpoolQueue
 
+__all__ = ["Message", "EmbeddedTransport", "Transport", "TransportError"]
+
 HEADER_TENANT = "regards.tenant"
 HEADER_REQUEST_ID = "regards.request.id"
 HEADER_OWNER = "regards.request.owner"
@@ -22,6 +24,10 @@ DEFAULT_CONTENT_TYPE = "s3-glacier-storage-worker"
 ENVELOPE_HEADERS = {"tenant": HEADER_TENANT, "requestId": HEADER_REQUEST_ID, "owner": HEADER_OWNER, "session": HEADER_SESSION}
 
 
+class TransportError(Exception):
+    """The transport (broker, folder) could not do what was asked; nothing was lost by it."""
+
+
 class Transport(Protocol):
     def publish_request(self, headers: dict[str, Any], body: bytes) -> None: ...
     def receive(self, max_messages: int) -> list[Message]: ...
@@ -30,6 +36,7 @@ class Transport(Protocol):
     def dead_letter(self, msg_id: str, reason: str) -> None: ...
     def publish_response(self, headers: dict[str, Any], body: bytes) -> None: ...
     def read_responses(self, max_messages: int) -> list[Message]: ...
+    def close(self) -> None: ...
 
 
 class EmbeddedTransport:
@@ -56,6 +63,15 @@ class EmbeddedTransport:
 
     def publish_response(self, headers: dict[str, Any], body: bytes) -> None:
         self.responses.publish(headers, body)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "EmbeddedTransport":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     def read_responses(self, max_messages: int) -> list[Message]:
         """Consume responses (for operators and tests)."""

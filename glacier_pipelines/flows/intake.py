@@ -21,6 +21,7 @@ class IntakeResult:
     duplicates: int = 0
     invalid: int = 0
     invalid_reasons: list[str] = field(default_factory=list)
+    transport_error: str | None = None
 
     def merge(self, other: "IntakeResult") -> None:
         self.received += other.received
@@ -47,40 +48,54 @@ def drain_requests(
     """
     result = IntakeResult()
     deadline = time.monotonic() + max_seconds
-    while result.received < max_messages and time.monotonic() < deadline:
-        messages = transport.receive(min(chunk, max_messages - result.received))
-        if not messages:
-            break
-        for i, msg in enumerate(messages):
-            result.received += 1
-            parsed = parse_request(msg.body, tp.envelope_from_headers(msg.headers))
-            content_type = msg.headers.get(tp.HEADER_CONTENT_TYPE) or tp.DEFAULT_CONTENT_TYPE
-            if content_type != tp.DEFAULT_CONTENT_TYPE:
-                parsed.errors.append(f"{tp.HEADER_CONTENT_TYPE}: this worker handles {tp.DEFAULT_CONTENT_TYPE!r}, not {content_type!r}")
-            if parsed.envelope and allowed_tenants and parsed.envelope.tenant not in allowed_tenants:
-                parsed.errors.append(f"tenant: {parsed.envelope.tenant!r} is not one of the tenants this worker serves")
-            if parsed.errors:
-                parsed.request = parsed.envelope = None
-            try:
-                outcome = catalog.record_request(parsed, fallback_id=f"message:{msg.id}")
-            except Exception:
-                for rest in messages[i:]:
-                    transport.release(rest.id)  # not persisted: deliver again later
-                raise
-            if outcome == "invalid":
-                result.invalid += 1
-                reason = "; ".join(parsed.errors)
-                result.invalid_reasons.append(f"{parsed.request_id or msg.id}: {reason}")
-                transport.dead_letter(msg.id, reason)
-            else:
-                if outcome == "duplicate":
-                    result.duplicates += 1
-                else:
-                    result.new += 1
-                transport.ack(msg.id)
+    try:
+        while result.received < max_messages and time.monotonic() < deadline:
+            messages = transport.receive(min(chunk, max_messages - result.received))
+            if not messages:
+                break
+            for i, msg in enumerate(messages):
+                _take(transport, catalog, msg, messages[i:], result, allowed_tenants)
+    except tp.TransportError as exc:
+        # Whatever was persisted but not acknowledged comes back and is recognised as a duplicate.
+        result.transport_error = str(exc)
+        log.warning("intake stopped: %s", exc)
     if result.invalid:
         log.warning("intake: %d invalid request(s) recorded as INVALID_CONTENT", result.invalid)
     return result
+
+
+def _take(transport: tp.Transport, catalog: Catalog, msg: tp.Message, unsettled: list[tp.Message], result: IntakeResult,
+          allowed_tenants: tuple[str, ...]) -> None:
+    """Persist one message, then settle it: acknowledge, or dead-letter if invalid."""
+    result.received += 1
+    parsed = parse_request(msg.body, tp.envelope_from_headers(msg.headers))
+    content_type = msg.headers.get(tp.HEADER_CONTENT_TYPE) or tp.DEFAULT_CONTENT_TYPE
+    if content_type != tp.DEFAULT_CONTENT_TYPE:
+        parsed.errors.append(f"{tp.HEADER_CONTENT_TYPE}: this worker handles {tp.DEFAULT_CONTENT_TYPE!r}, not {content_type!r}")
+    if parsed.envelope and allowed_tenants and parsed.envelope.tenant not in allowed_tenants:
+        parsed.errors.append(f"tenant: {parsed.envelope.tenant!r} is not one of the tenants this worker serves")
+    if parsed.errors:
+        parsed.request = parsed.envelope = None
+    try:
+        outcome = catalog.record_request(parsed, fallback_id=f"message:{msg.id}")
+    except Exception:
+        for rest in unsettled:
+            try:
+                transport.release(rest.id)  # not persisted: deliver again later
+            except tp.TransportError:
+                break  # the broker redelivers unacknowledged messages by itself
+        raise
+    if outcome == "invalid":
+        result.invalid += 1
+        reason = "; ".join(parsed.errors)
+        result.invalid_reasons.append(f"{parsed.request_id or msg.id}: {reason}")
+        transport.dead_letter(msg.id, reason)
+    else:
+        if outcome == "duplicate":
+            result.duplicates += 1
+        else:
+            result.new += 1
+        transport.ack(msg.id)
 
 
 def publish_responses(transport: tp.Transport, catalog: Catalog, *, worker_id: str, limit: int = 1000) -> int:
@@ -92,7 +107,11 @@ def publish_responses(transport: tp.Transport, catalog: Catalog, *, worker_id: s
             tp.HEADER_REQUEST_ID: response["request_id"],
             tp.HEADER_WORKER_ID: worker_id,
         }
-        transport.publish_response(headers, json.dumps(response["body"]).encode("utf-8"))
+        try:
+            transport.publish_response(headers, json.dumps(response["body"]).encode("utf-8"))
+        except tp.TransportError as exc:
+            log.warning("responses: %d published, the rest wait for the next attempt: %s", sent, exc)
+            break
         catalog.mark_published([response["id"]])
         sent += 1
     return sent

@@ -19,6 +19,7 @@ from botocore.config import Config
 from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.core import transfer
 from glacier_pipelines.core.sources import SourcePolicy
+from glacier_pipelines.core.amqp import AmqpSettings, AmqpTransport
 from glacier_pipelines.core.transport import EmbeddedTransport, Transport
 from glacier_pipelines.flows.archive import ArchiveSetup
 from glacier_pipelines.settings import MiB, Settings
@@ -99,17 +100,31 @@ class SourcesResource(dg.ConfigurableResource):
 
 
 class RequestTransportResource(dg.ConfigurableResource):
-    """Where requests arrive and responses go ('embedded': spool folders under ``home``)."""
+    """Where requests arrive and responses go: 'embedded' spool folders under ``home``, or 'amqp'."""
 
     kind: str = "embedded"
     home: str = ".glacier"
     batch_size: int = 500
     tenants: str = ""  # comma-separated allow-list; empty allows every valid tenant
+    amqp_url: str = ""
+    request_queue: str = "glacier.storage.requests"
+    response_exchange: str = ""
+    response_routing_key: str = "glacier.storage.responses"
+    dead_letter_queue: str = "glacier.storage.requests.dlq"
 
     def transport(self) -> Transport:
-        if self.kind != "embedded":
-            raise dg.Failure(f"GLACIER_REQUEST_TRANSPORT={self.kind!r} is not available; use 'embedded'")
-        return EmbeddedTransport(Path(self.home) / "spool")
+        """A new transport; close it when done (it is a context manager)."""
+        if self.kind == "embedded":
+            return EmbeddedTransport(Path(self.home) / "spool")
+        if self.kind == "amqp":
+            url = self.amqp_url.get_value() if isinstance(self.amqp_url, dg.EnvVar) else self.amqp_url
+            if not url:
+                raise dg.Failure("GLACIER_REQUEST_TRANSPORT=amqp needs GLACIER_AMQP_URL")
+            return AmqpTransport(AmqpSettings(
+                url=url, request_queue=self.request_queue, response_exchange=self.response_exchange,
+                response_routing_key=self.response_routing_key, dead_letter_queue=self.dead_letter_queue,
+            ))
+        raise dg.Failure(f"GLACIER_REQUEST_TRANSPORT={self.kind!r} is not one of 'embedded', 'amqp'")
 
     def allowed_tenants(self) -> tuple[str, ...]:
         return tuple(x.strip() for x in self.tenants.split(",") if x.strip())
@@ -136,6 +151,8 @@ def resources_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
     # Validate early so a typo is reported at load time, not in the middle of a run.
     s_upload = transfer.UploadSettings(bucket=s.bucket, storage_class=s.storage_class, part_size=s.part_size,
                                        multipart_threshold=s.multipart_threshold, max_concurrency=s.upload_concurrency, sse=s.sse)
+    if s.request_transport not in ("embedded", "amqp"):
+        raise ValueError(f"GLACIER_REQUEST_TRANSPORT={s.request_transport!r} is not one of 'embedded', 'amqp'")
     for cidr in filter(None, (c.strip() for c in s.source_allowed_networks.split(","))):
         ipaddress.ip_network(cidr, strict=False)
     return {
@@ -146,6 +163,10 @@ def resources_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
             multipart_threshold_mb=s.multipart_threshold / MiB, upload_concurrency=s.upload_concurrency,
         ),
         "sources": SourcesResource(roots=s.source_roots, allowed_networks=s.source_allowed_networks, read_timeout=s.source_timeout),
-        "request_transport": RequestTransportResource(kind=s.request_transport, home=str(s.home), batch_size=s.batch_size,
-                                                      tenants=",".join(s.tenants)),
+        "request_transport": RequestTransportResource(
+            kind=s.request_transport, home=str(s.home), batch_size=s.batch_size, tenants=",".join(s.tenants),
+            amqp_url=dg.EnvVar("GLACIER_AMQP_URL") if environ.get("GLACIER_AMQP_URL") else "",
+            request_queue=s.request_queue, response_exchange=s.response_exchange,
+            response_routing_key=s.response_routing_key, dead_letter_queue=s.dead_letter_queue,
+        ),
     }

@@ -1,11 +1,16 @@
-"""request_intake_sensor: requests from the transport into the catalog, then one run per tenant with work."""
+"""Intake sensors: requests from a transport into the catalog, then one run per tenant with work.
 
+``request_intake_sensor`` drains the embedded spool, ``amqp_bridge_sensor`` a RabbitMQ queue.
+Each runs only when ``GLACIER_REQUEST_TRANSPORT`` selects its transport and skips with the
+reason otherwise, so the two never drain at once.
+"""
 
 import json
 import socket
 
 import dagster as dg
 
+from glacier_pipelines.core.transport import TransportError
 from glacier_pipelines.defs.archive.jobs import archive_job
 from glacier_pipelines.defs.partitions import tenants
 from glacier_pipelines.flows import intake
@@ -13,6 +18,8 @@ from glacier_pipelines.resources.archive import CatalogResource, RequestTranspor
 from glacier_pipelines.settings import env
 
 WORKER_ID = f"glacier-pipelines@{socket.gethostname()}"
+MAX_MESSAGES_PER_TICK = 5000
+MAX_SECONDS_PER_TICK = 20.0
 
 
 def plan_runs(catalog, known_partitions: set[str], run_finished) -> tuple[list[dg.RunRequest], list[str]]:
@@ -32,17 +39,23 @@ def plan_runs(catalog, known_partitions: set[str], run_finished) -> tuple[list[d
     return requests, new_partitions
 
 
-@dg.sensor(
-    job=archive_job,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING if env("GLACIER_SENSORS_RUNNING") == "1" else dg.DefaultSensorStatus.STOPPED,
-    description="Drains the request transport into the catalog (bounded per tick), publishes queued responses, and requests one archive_job run per tenant with work.",
-)
-def request_intake_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource, request_transport: RequestTransportResource) -> dg.SensorResult:
+def intake_tick(context: dg.SensorEvaluationContext, catalog: CatalogResource, request_transport: RequestTransportResource,
+                kind: str) -> dg.SensorResult | dg.SkipReason:
+    if request_transport.kind != kind:
+        return dg.SkipReason(f"GLACIER_REQUEST_TRANSPORT is {request_transport.kind!r}, not {kind!r}: this sensor has nothing to read")
     cat = catalog.get()
-    transport = request_transport.transport()
-    result = intake.drain_requests(transport, cat, max_messages=2000, max_seconds=20, allowed_tenants=request_transport.allowed_tenants())
-    published = intake.publish_responses(transport, cat, worker_id=WORKER_ID)
+    result, published, problems = intake.IntakeResult(), 0, []
+    try:
+        with request_transport.transport() as transport:
+            result = intake.drain_requests(transport, cat, max_messages=MAX_MESSAGES_PER_TICK, max_seconds=MAX_SECONDS_PER_TICK,
+                                           allowed_tenants=request_transport.allowed_tenants())
+            published = intake.publish_responses(transport, cat, worker_id=WORKER_ID)
+    except TransportError as exc:  # the broker is down: still start runs for work already persisted
+        problems.append(str(exc))
+    if result.transport_error:
+        problems.append(result.transport_error)
+    for problem in problems:
+        context.log.warning(f"transport: {problem}")
 
     def run_finished(owner: str) -> bool:
         run = context.instance.get_run_by_id(owner)
@@ -50,11 +63,40 @@ def request_intake_sensor(context: dg.SensorEvaluationContext, catalog: CatalogR
 
     known = set(context.instance.get_dynamic_partitions(tenants.name))
     run_requests, new_partitions = plan_runs(cat, known, run_finished)
-    cursor = json.loads(context.cursor) if context.cursor else {"received": 0, "published": 0}
+    cursor = json.loads(context.cursor) if context.cursor else {}
     cursor = {"received": cursor.get("received", 0) + result.received, "published": cursor.get("published", 0) + published}
-    context.log.info(f"intake: {result.new} new, {result.duplicates} duplicate, {result.invalid} invalid; {published} responses published")
+    context.log.info(f"intake: {result.new} new, {result.duplicates} duplicate, {result.invalid} invalid; "
+                     f"{published} response(s) published; {len(run_requests)} run request(s)")
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[tenants.build_add_request(new_partitions)] if new_partitions else [],
         cursor=json.dumps(cursor),
     )
+
+
+def _default_status(kind: str) -> dg.DefaultSensorStatus:
+    on = env("GLACIER_SENSORS_RUNNING") == "1" and env("GLACIER_REQUEST_TRANSPORT").lower() == kind
+    return dg.DefaultSensorStatus.RUNNING if on else dg.DefaultSensorStatus.STOPPED
+
+
+@dg.sensor(
+    job=archive_job,
+    minimum_interval_seconds=30,
+    default_status=_default_status("embedded"),
+    description="Drains the embedded request spool into the catalog (bounded per tick), publishes queued responses, "
+                "and requests one archive_job run per tenant with work.",
+)
+def request_intake_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource,
+                          request_transport: RequestTransportResource):
+    return intake_tick(context, catalog, request_transport, "embedded")
+
+
+@dg.sensor(
+    job=archive_job,
+    minimum_interval_seconds=30,
+    default_status=_default_status("amqp"),
+    description="Drains the AMQP request queue into the catalog (persist, then acknowledge; invalid messages to the "
+                "dead-letter queue), publishes queued responses with confirms, and requests one archive_job run per tenant.",
+)
+def amqp_bridge_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource, request_transport: RequestTransportResource):
+    return intake_tick(context, catalog, request_transport, "amqp")

@@ -1,0 +1,196 @@
+"""The AMQP transport (RabbitMQ) over pika: requests in, responses out, dead letters aside.
+
+Same contract as the embedded spool: ``receive`` hands out unacknowledged deliveries, the
+caller persists them and only then acknowledges; publishing uses publisher confirms, so a
+response counts as sent only once the broker has taken responsibility for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pika
+import pika.exceptions
+
+from glacier_pipelines.core.spool import Message
+from glacier_pipelines.core.transport import TransportError
+
+log = logging.getLogger(__name__)
+_CONNECTION_ERRORS = (pika.exceptions.AMQPError, OSError)
+
+
+def redact_amqp_url(url: str) -> str:
+    """The URL without its password, for logs and error messages."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        user = f"{parts.username}:***@" if parts.username else ""
+        return urlunsplit((parts.scheme, user + host, parts.path, "", ""))
+    except ValueError:
+        return "<unparseable AMQP URL>"
+
+
+@dataclass(frozen=True)
+class AmqpSettings:
+    url: str
+    request_queue: str = "glacier.storage.requests"
+    response_exchange: str = ""
+    response_routing_key: str = "glacier.storage.responses"
+    dead_letter_queue: str = "glacier.storage.requests.dlq"
+    prefetch: int = 200
+
+
+class AmqpTransport:
+    """One blocking connection; open lazily, closed by ``close`` (or ``with``)."""
+
+    def __init__(self, settings: AmqpSettings):
+        self.settings = settings
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: Any = None
+        self._deliveries: dict[str, int] = {}
+        self._bodies: dict[str, tuple[dict[str, Any], bytes]] = {}
+
+    # ---- connection -----------------------------------------------------------------------
+    def __enter__(self) -> "AmqpTransport":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _open(self) -> Any:
+        if self._channel is not None and self._channel.is_open:
+            return self._channel
+        self._deliveries.clear()  # delivery tags die with their channel
+        self._bodies.clear()
+        try:
+            if self._connection is None or self._connection.is_closed:
+                params = pika.URLParameters(self.settings.url)
+                params.connection_attempts = 2
+                params.retry_delay = 0.5
+                params.socket_timeout = 5
+                params.blocked_connection_timeout = 30
+                self._connection = pika.BlockingConnection(params)
+            channel = self._connection.channel()
+            channel.confirm_delivery()
+            channel.basic_qos(prefetch_count=self.settings.prefetch)
+            self._channel = channel
+            for queue in {self.settings.request_queue, self.settings.dead_letter_queue}:
+                self._ensure_queue(queue)
+            if not self.settings.response_exchange:
+                self._ensure_queue(self.settings.response_routing_key)
+        except _CONNECTION_ERRORS as exc:
+            raise TransportError(f"cannot reach the AMQP broker at {redact_amqp_url(self.settings.url)}: {exc!r}") from None
+        return self._channel
+
+    def _ensure_queue(self, name: str) -> None:
+        """Accept a queue that exists with any arguments; declare it durable only if absent."""
+        try:
+            self._channel.queue_declare(queue=name, passive=True)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != 404:
+                raise
+            self._channel = self._connection.channel()
+            self._channel.confirm_delivery()
+            self._channel.basic_qos(prefetch_count=self.settings.prefetch)
+            self._channel.queue_declare(queue=name, durable=True)
+
+    def close(self) -> None:
+        try:
+            if self._connection is not None and self._connection.is_open:
+                self._connection.close()
+        except _CONNECTION_ERRORS:
+            pass
+        self._connection = self._channel = None
+        self._deliveries.clear()
+        self._bodies.clear()
+
+    # ---- requests -------------------------------------------------------------------------
+    def publish_request(self, headers: dict[str, Any], body: bytes) -> None:
+        self._publish("", self.settings.request_queue, headers, body)
+
+    def receive(self, max_messages: int) -> list[Message]:
+        channel = self._open()
+        out: list[Message] = []
+        try:
+            while len(out) < max_messages:
+                method, properties, body = channel.basic_get(self.settings.request_queue, auto_ack=False)
+                if method is None:
+                    break
+                msg_id = f"{id(channel)}:{method.delivery_tag}"
+                headers = dict(properties.headers or {})
+                self._deliveries[msg_id] = method.delivery_tag
+                self._bodies[msg_id] = (headers, body)
+                out.append(Message(id=msg_id, headers={k: _text(v) for k, v in headers.items()}, body=body))
+        except _CONNECTION_ERRORS as exc:
+            if out:
+                log.warning("AMQP receive interrupted after %d message(s): %r", len(out), exc)
+                return out  # those not acknowledged are redelivered by the broker
+            raise TransportError(f"AMQP receive failed: {exc!r}") from None
+        return out
+
+    def _settle(self, msg_id: str, action: str) -> None:
+        tag = self._deliveries.pop(msg_id, None)
+        self._bodies.pop(msg_id, None)
+        if tag is None:
+            raise TransportError(f"delivery {msg_id} belongs to a closed channel; the broker will redeliver it")
+        try:
+            if action == "ack":
+                self._channel.basic_ack(tag)
+            else:
+                self._channel.basic_nack(tag, requeue=True)
+        except _CONNECTION_ERRORS as exc:
+            raise TransportError(f"AMQP {action} failed: {exc!r}; the broker will redeliver the message") from None
+
+    def ack(self, msg_id: str) -> None:
+        self._settle(msg_id, "ack")
+
+    def release(self, msg_id: str) -> None:
+        self._settle(msg_id, "nack")
+
+    def dead_letter(self, msg_id: str, reason: str) -> None:
+        """Publish the original message to the dead-letter queue with the reason (confirmed), then ack it."""
+        headers, body = self._bodies.get(msg_id, ({}, b""))
+        self._publish("", self.settings.dead_letter_queue, {**headers, "x-dead-letter-reason": reason[:4000]}, body)
+        self.ack(msg_id)
+
+    # ---- responses ------------------------------------------------------------------------
+    def publish_response(self, headers: dict[str, Any], body: bytes) -> None:
+        self._publish(self.settings.response_exchange, self.settings.response_routing_key, headers, body)
+
+    def read_responses(self, max_messages: int) -> list[Message]:
+        """Consume from the response queue (default exchange only), for operators and tests."""
+        return self.read_queue(self.settings.response_routing_key, max_messages)
+
+    def read_queue(self, queue: str, max_messages: int) -> list[Message]:
+        channel = self._open()
+        out = []
+        try:
+            while len(out) < max_messages:
+                method, properties, body = channel.basic_get(queue, auto_ack=True)
+                if method is None:
+                    break
+                out.append(Message(id=str(method.delivery_tag), headers={k: _text(v) for k, v in (properties.headers or {}).items()}, body=body))
+        except _CONNECTION_ERRORS as exc:
+            raise TransportError(f"AMQP read of {queue} failed: {exc!r}") from None
+        return out
+
+    def _publish(self, exchange: str, routing_key: str, headers: dict[str, Any], body: bytes) -> None:
+        channel = self._open()
+        props = pika.BasicProperties(headers=headers, delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json",
+                                     timestamp=int(time.time()))
+        try:
+            channel.basic_publish(exchange=exchange, routing_key=routing_key, body=body, properties=props, mandatory=True)
+        except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+            raise TransportError(f"the broker refused the message for {exchange or '(default exchange)'}/{routing_key}: {exc!r}") from None
+        except _CONNECTION_ERRORS as exc:
+            raise TransportError(f"AMQP publish failed: {exc!r}") from None
+
+
+def _text(value: Any) -> Any:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
