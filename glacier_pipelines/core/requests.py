@@ -19,7 +19,8 @@ from glacier_pipelines.core import checksums, keys
 ENVELOPE_FIELDS = ("tenant", "requestId", "owner", "session")
 MAX_URL_LENGTH = 4096
 MAX_REQUEST_ID_LENGTH = 255
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class StorageRequest(BaseModel):
@@ -45,7 +46,7 @@ class StorageRequest(BaseModel):
     def _no_control_characters(cls, value: str) -> str:
         if _CONTROL.search(value):
             raise ValueError("contains control characters")
-        if "://" not in value:
+        if not _SCHEME.match(value):
             raise ValueError("must be an absolute URL such as file:///data/x, https://host/x or s3://bucket/key")
         return value
 
@@ -160,19 +161,27 @@ def parse_request(body: Any, envelope: dict[str, Any]) -> ParsedRequest:
             body = json.loads(body)
         except json.JSONDecodeError as exc:
             result.errors.append(f"body: is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
-            body = None
-    if body is not None and not isinstance(body, dict):
-        result.errors.append(f"body: must be a JSON object, got {type(body).__name__}")
-        body = None
-    if isinstance(body, dict):
-        result.body = body
-        try:
-            result.request = StorageRequest.model_validate(body)
-        except ValidationError as exc:
-            result.errors.extend(_format_errors(exc))
-    if result.errors:
-        result.request = None
-        result.envelope = None
+            return _invalid(result)
+        except (ValueError, RecursionError) as exc:  # over-long integers, absurd nesting
+            result.errors.append(f"body: is not acceptable JSON ({type(exc).__name__}: {str(exc)[:120]})")
+            return _invalid(result)
+    if not isinstance(body, dict):
+        if not result.errors or body is not None:
+            result.errors.append(f"body: must be a JSON object, got {'null' if body is None else type(body).__name__}")
+        return _invalid(result)
+    result.body = body
+    try:
+        result.request = StorageRequest.model_validate(body)
+    except ValidationError as exc:
+        result.errors.extend(_format_errors(exc))
+    except RecursionError:
+        result.errors.append("body: nested too deeply")
+    return _invalid(result) if result.errors else result
+
+
+def _invalid(result: ParsedRequest) -> ParsedRequest:
+    result.request = None
+    result.envelope = None
     return result
 
 

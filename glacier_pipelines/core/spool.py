@@ -36,8 +36,16 @@ def _encode(headers: dict[str, Any], body: bytes) -> bytes:
 
 
 def _decode(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """Raises ValueError for anything that is not a spool record."""
     record = json.loads(data)
-    body = record["body"].encode("utf-8") if "body" in record else base64.b64decode(record.get("body_base64", ""))
+    if not isinstance(record, dict) or not isinstance(record.get("headers", {}), (dict, type(None))):
+        raise ValueError("not a spool record")
+    if isinstance(record.get("body"), str):
+        body = record["body"].encode("utf-8")
+    elif isinstance(record.get("body_base64", ""), str) and "body" not in record:
+        body = base64.b64decode(record.get("body_base64", ""), validate=True)
+    else:
+        raise ValueError("the body is neither text nor base64")
     return dict(record.get("headers") or {}), body
 
 
@@ -82,7 +90,11 @@ class SpoolQueue:
             except FileNotFoundError:
                 continue  # another consumer took it
             try:
-                headers, body = _decode(claimed.read_bytes())
+                data = claimed.read_bytes()
+            except FileNotFoundError:
+                continue  # requeued and taken by another consumer in between
+            try:
+                headers, body = _decode(data)
             except (ValueError, KeyError, TypeError) as exc:
                 self.dead_letter(name, f"unreadable spool file: {exc}")
                 continue
