@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.core import responses
@@ -124,34 +124,55 @@ class Catalog:
     # ---- intake -------------------------------------------------------------------------
 
     def record_request(self, parsed: ParsedRequest, *, fallback_id: str) -> str:
-        """Persist one received message idempotently; returns 'new', 'duplicate' or 'invalid'.
+        """Persist one received message idempotently; returns 'new', 'duplicate' or 'invalid'."""
+        return self.record_requests([(parsed, fallback_id)])[0]
 
-        An invalid message is recorded as terminal ``INVALID_CONTENT`` with its response in the
-        outbox; a message without a usable tenant or request id is filed under ``fallback_id``.
+    def record_requests(self, items: Sequence[tuple[ParsedRequest, str]]) -> list[str]:
+        """Persist received messages in one transaction; for each, 'new', 'duplicate' or 'invalid'.
+
+        A request already known by ``(tenant, requestId)`` is a duplicate (redelivery or resend)
+        and changes nothing. An invalid message is recorded as terminal ``INVALID_CONTENT``
+        with its response in the outbox; one without a usable tenant or request id is filed
+        under its ``fallback_id``.
         """
         now = _now()
-        tenant = parsed.envelope.tenant if parsed.envelope else (parsed.tenant or "")
-        request_id = parsed.envelope.requestId if parsed.envelope else (parsed.request_id or fallback_id)
-        status = t.PENDING if parsed.valid else t.INVALID_CONTENT
-        row = {
-            "tenant": tenant[:64], "request_id": request_id[:255], "owner": parsed.owner, "session": parsed.session,
-            "body": parsed.request.model_dump() if parsed.request else parsed.body,
-            "received_at": now, "updated_at": now, "status": status, "messages": parsed.errors,
-            "algorithm": parsed.request.algorithm if parsed.request else None,
-            "checksum": parsed.request.checksum if parsed.request else None, "deduplicated": False,
-        }
+        rows = []
+        for parsed, fallback_id in items:
+            tenant = parsed.envelope.tenant if parsed.envelope else (parsed.tenant or "")
+            request_id = parsed.envelope.requestId if parsed.envelope else (parsed.request_id or fallback_id)
+            rows.append({
+                "tenant": tenant[:64], "request_id": request_id[:255], "owner": parsed.owner, "session": parsed.session,
+                "body": parsed.request.model_dump() if parsed.request else parsed.body,
+                "received_at": now, "updated_at": now, "status": t.PENDING if parsed.valid else t.INVALID_CONTENT,
+                "messages": parsed.errors, "algorithm": parsed.request.algorithm if parsed.request else None,
+                "checksum": parsed.request.checksum if parsed.request else None, "deduplicated": False,
+            })
+        insert = self._insert_ignoring_duplicates(t.requests, ["tenant", "request_id"])
 
-        def tx() -> str:
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(t.requests.insert().values(**row))
-                    if not parsed.valid:
+        def tx() -> list[str]:
+            outcomes = []
+            with self.engine.begin() as conn:
+                for (parsed, _), row in zip(items, rows):
+                    if conn.execute(insert, row).rowcount == 0:
+                        outcomes.append("duplicate")
+                    elif parsed.valid:
+                        outcomes.append("new")
+                    else:
                         self._enqueue_response(conn, row["tenant"], row["request_id"], t.INVALID_CONTENT, parsed.errors, None)
-            except IntegrityError:
-                return "duplicate"
-            return "new" if parsed.valid else "invalid"
+                        outcomes.append("invalid")
+            return outcomes
 
         return self._with_retry(tx)
+
+    def _insert_ignoring_duplicates(self, table: sa.Table, keys: list[str]) -> Any:
+        """INSERT ... ON CONFLICT DO NOTHING in the dialect at hand (rowcount 0 means it existed)."""
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif self.engine.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            raise NotImplementedError(f"catalog on {self.engine.dialect.name} is not supported; use SQLite or PostgreSQL")
+        return insert(table).on_conflict_do_nothing(index_elements=keys)
 
     def tenants_with_work(self) -> list[str]:
         """Tenants with requests not yet terminal (pending, claimed or verified)."""

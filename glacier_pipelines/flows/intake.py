@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.core import transport as tp
-from glacier_pipelines.core.requests import parse_request
+from glacier_pipelines.core.requests import ParsedRequest, parse_request
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,7 @@ def drain_requests(
             messages = transport.receive(min(chunk, max_messages - result.received))
             if not messages:
                 break
-            for i, msg in enumerate(messages):
-                _take(transport, catalog, msg, messages[i:], result, allowed_tenants)
+            _take(transport, catalog, messages, result, allowed_tenants)
     except tp.TransportError as exc:
         # Whatever was persisted but not acknowledged comes back and is recognised as a duplicate.
         result.transport_error = str(exc)
@@ -64,10 +63,7 @@ def drain_requests(
     return result
 
 
-def _take(transport: tp.Transport, catalog: Catalog, msg: tp.Message, unsettled: list[tp.Message], result: IntakeResult,
-          allowed_tenants: tuple[str, ...]) -> None:
-    """Persist one message, then settle it: acknowledge, or dead-letter if invalid."""
-    result.received += 1
+def _parse(msg: tp.Message, allowed_tenants: tuple[str, ...]) -> ParsedRequest:
     parsed = parse_request(msg.body, tp.envelope_from_headers(msg.headers))
     content_type = msg.headers.get(tp.HEADER_CONTENT_TYPE) or tp.DEFAULT_CONTENT_TYPE
     if content_type != tp.DEFAULT_CONTENT_TYPE:
@@ -76,26 +72,35 @@ def _take(transport: tp.Transport, catalog: Catalog, msg: tp.Message, unsettled:
         parsed.errors.append(f"tenant: {parsed.envelope.tenant!r} is not one of the tenants this worker serves")
     if parsed.errors:
         parsed.request = parsed.envelope = None
+    return parsed
+
+
+def _take(transport: tp.Transport, catalog: Catalog, messages: list[tp.Message], result: IntakeResult,
+          allowed_tenants: tuple[str, ...]) -> None:
+    """Persist a chunk of messages in one transaction, then settle each: acknowledge, or dead-letter if invalid."""
+    parsed = [_parse(msg, allowed_tenants) for msg in messages]
     try:
-        outcome = catalog.record_request(parsed, fallback_id=f"message:{msg.id}")
+        outcomes = catalog.record_requests([(p, f"message:{m.id}") for p, m in zip(parsed, messages)])
     except Exception:
-        for rest in unsettled:
+        for msg in messages:
             try:
-                transport.release(rest.id)  # not persisted: deliver again later
+                transport.release(msg.id)  # not persisted: deliver again later
             except tp.TransportError:
                 break  # the broker redelivers unacknowledged messages by itself
         raise
-    if outcome == "invalid":
-        result.invalid += 1
-        reason = "; ".join(parsed.errors)
-        result.invalid_reasons.append(f"{parsed.request_id or msg.id}: {reason}")
-        transport.dead_letter(msg.id, reason)
-    else:
-        if outcome == "duplicate":
-            result.duplicates += 1
+    for msg, p, outcome in zip(messages, parsed, outcomes):
+        result.received += 1
+        if outcome == "invalid":
+            result.invalid += 1
+            reason = "; ".join(p.errors)
+            result.invalid_reasons.append(f"{p.request_id or msg.id}: {reason}")
+            transport.dead_letter(msg.id, reason)
         else:
-            result.new += 1
-        transport.ack(msg.id)
+            if outcome == "duplicate":
+                result.duplicates += 1
+            else:
+                result.new += 1
+            transport.ack(msg.id)
 
 
 def publish_responses(transport: tp.Transport, catalog: Catalog, *, worker_id: str, limit: int = 1000) -> int:

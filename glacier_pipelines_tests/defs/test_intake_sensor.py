@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import dagster as dg
+import pytest
 
 from glacier_pipelines_tests.conftest import responses_of
 
@@ -97,22 +98,21 @@ def test_catalog_failure_during_intake_loses_no_message(archive, instance, monke
 
     reqs = [archive.request("lab", archive.file(f"f{i}", b"%d" % i), b"%d" % i, requestId=f"m{i}") for i in range(4)]
     _publish(archive, *reqs)
-    real = Catalog.record_request
+    real = Catalog.record_requests
     calls = {"n": 0}
 
-    def flaky(self, parsed, *, fallback_id):
+    def flaky(self, items):
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == 2:
             raise RuntimeError("database went away")
-        return real(self, parsed, fallback_id=fallback_id)
+        return real(self, items)
 
-    monkeypatch.setattr(Catalog, "record_request", flaky)
+    monkeypatch.setattr(Catalog, "record_requests", flaky)
     transport = archive.transport()
-    try:
-        intake.drain_requests(transport, archive.catalog())
-    except RuntimeError:
-        pass
+    with pytest.raises(RuntimeError):
+        intake.drain_requests(transport, archive.catalog(), chunk=2)
+    assert archive.catalog().status_counts("lab") == {"PENDING": 2}
     assert transport.requests.count("new") == 2 and transport.requests.count("cur") == 0  # given back, not lost
-    monkeypatch.setattr(Catalog, "record_request", real)
+    monkeypatch.setattr(Catalog, "record_requests", real)
     intake.drain_requests(transport, archive.catalog())
     assert archive.catalog().status_counts("lab") == {"PENDING": 4}

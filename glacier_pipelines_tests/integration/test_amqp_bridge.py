@@ -139,21 +139,21 @@ def test_connection_dropped_between_persist_and_ack_loses_and_duplicates_nothing
     reqs = [archive.request("lab", archive.file(f"f{i}", b"%d" % i), b"%d" % i, requestId=f"r{i}") for i in range(5)]
     _publish(amqp, *reqs)
     transport = AmqpTransport(_settings(amqp))
-    real = Catalog.record_request
+    real = Catalog.record_requests
     seen = {"n": 0}
 
-    def record_then_drop(self, parsed, *, fallback_id):
-        outcome = real(self, parsed, fallback_id=fallback_id)
-        seen["n"] += 1
+    def record_then_drop(self, items):
+        outcomes = real(self, items)
+        seen["n"] += len(items)
         if seen["n"] == 3:
             transport._channel.close()  # the broker link dies after the third request was persisted
-        return outcome
+        return outcomes
 
-    monkeypatch.setattr(Catalog, "record_request", record_then_drop)
-    first = intake.drain_requests(transport, archive.catalog())
+    monkeypatch.setattr(Catalog, "record_requests", record_then_drop)
+    first = intake.drain_requests(transport, archive.catalog(), chunk=1)
     transport.close()
-    assert first.transport_error and first.new == 3
-    monkeypatch.setattr(Catalog, "record_request", real)
+    assert first.transport_error and first.new == 3  # three persisted; the ack of the third failed
+    monkeypatch.setattr(Catalog, "record_requests", real)
 
     with AmqpTransport(_settings(amqp)) as again:
         second = intake.drain_requests(again, archive.catalog())
