@@ -38,6 +38,18 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "GLACIER_DEAD_LETTER_QUEUE": ("glacier.storage.requests.dlq", "Where invalid requests go, with the reason in header x-dead-letter-reason."),
     "GLACIER_TENANTS": ("", "Comma-separated tenants allowed to submit; unset allows any valid tenant name."),
     "GLACIER_BATCH_SIZE": ("500", "Most requests one run takes for one tenant."),
+    "GLACIER_RESTORE_EVENTS_QUEUE_URL": ("", "SQS queue receiving S3 or EventBridge restore events; unset means polling x-amz-restore."),
+    "GLACIER_SQS_ENDPOINT_URL": ("", "SQS endpoint; unset means AWS itself."),
+    "GLACIER_RESTORE_REQUEST_QUEUE": ("", "AMQP queue of restore requests (JSON as for `glacier-pipelines restore --json`); unset: none read."),
+    "GLACIER_RESTORE_MAX_DAYS": ("365", "Most days a restored copy may be kept."),
+    "GLACIER_DOWNLOAD_LINK_MAX_SECONDS": ("604800", "Longest life of a pre-signed download link (7 days is SigV4's limit; never past the restored copy's expiry)."),
+    "GLACIER_PRICING_REGION": ("us-east-1", "Which pricing file under glacier_pipelines/data/pricing/ the cost estimates use."),
+    "GLACIER_SMTP_HOST": ("", "SMTP server that tells requesters their files are ready; unset means no email (links stay in the report)."),
+    "GLACIER_SMTP_PORT": ("25", "SMTP port."),
+    "GLACIER_SMTP_FROM": ("glacier-pipelines@localhost", "Sender address of restore notifications."),
+    "GLACIER_SMTP_USER": ("", "SMTP user, if the server wants a login."),
+    "GLACIER_SMTP_PASSWORD": ("", "SMTP password (never logged)."),
+    "GLACIER_SMTP_STARTTLS": ("0", "1 upgrades the SMTP connection with STARTTLS."),
     "GLACIER_SENSORS_RUNNING": ("0", "1 starts request_intake_sensor as soon as the Dagster daemon loads the code location."),
 }
 

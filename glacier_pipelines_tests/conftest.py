@@ -137,12 +137,10 @@ class Archive:
 
     # -- Dagster ---------------------------------------------------------------------------
     def defs(self, **resource_overrides: Any) -> dg.Definitions:
-        from glacier_pipelines.defs.archive.definitions import defs as archive_defs
-        from glacier_pipelines.defs.intake.definitions import defs as intake_defs
+        from glacier_pipelines.definitions import build_defs
         from glacier_pipelines.resources import resources_from_env
 
-        resources = {**resources_from_env(), **resource_overrides}
-        return dg.Definitions.merge(archive_defs, intake_defs, dg.Definitions(resources=resources))
+        return build_defs({**resources_from_env(), **resource_overrides})
 
     def run(self, tenant: str, instance: dg.DagsterInstance, **resource_overrides: Any) -> dg.ExecuteInProcessResult:
         if not instance.has_dynamic_partition("tenants", tenant):
@@ -193,3 +191,30 @@ def responses_of(archive: Archive) -> dict[str, dict[str, Any]]:
     transport = archive.transport()
     intake.publish_responses(transport, archive.catalog(), worker_id="test-worker")
     return {json.loads(m.body)["requestId"]: {"headers": m.headers, **json.loads(m.body)} for m in transport.read_responses(10_000)}
+
+
+class _Mailbox:
+    def __init__(self):
+        self.messages: list[str] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's handler name)
+        self.messages.append(envelope.content.decode("utf-8", "replace"))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server(monkeypatch):
+    """A real SMTP server on loopback (aiosmtpd) that keeps what it receives; GLACIER_SMTP_* point at it."""
+    from aiosmtpd.controller import Controller
+
+    from glacier_pipelines.emulator import free_port
+
+    mailbox = _Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("GLACIER_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("GLACIER_SMTP_PORT", str(port))
+    monkeypatch.setenv("GLACIER_SMTP_FROM", "archive@example.org")
+    yield mailbox
+    controller.stop()

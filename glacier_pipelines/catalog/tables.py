@@ -98,3 +98,49 @@ responses = sa.Table(
     sa.UniqueConstraint("tenant", "request_id", name="uq_responses_tenant_request"),
     sa.Index("ix_responses_unpublished", "published_at"),
 )
+
+# One row per file asked back by one restore request. Rows of one object share its restore.
+restores = sa.Table(
+    "restores",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("restore_id", sa.String(36), nullable=False),  # the request: several files share it
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("selector", sa.String(2100), nullable=False),  # how the file was named, for the report
+    sa.Column("object_id", sa.Integer, sa.ForeignKey("objects.id")),
+    sa.Column("request_id", sa.String(255)),
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("days", sa.Integer, nullable=False),
+    sa.Column("requester", sa.String(320), nullable=False),
+    sa.Column("note", sa.String(2000)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("messages", sa.JSON, nullable=False),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ready_at", sa.DateTime(timezone=True)),
+    sa.Column("expires_at", sa.DateTime(timezone=True)),
+    sa.Column("download_url", sa.Text),  # a pre-signed URL: shown to the requester, never logged
+    sa.Column("estimated_cost_usd", sa.Float),
+    sa.Column("cost", sa.JSON),
+    sa.Column("notified_at", sa.DateTime(timezone=True)),
+    sa.Column("run_id", sa.String(64)),
+    sa.Index("ix_restores_tenant_status", "tenant", "status"),
+    sa.Index("ix_restores_restore_id", "restore_id"),
+)
+
+# The state of each object's restore in S3 (one RestoreObject per object, however many ask).
+object_restores = sa.Table(
+    "object_restores",
+    metadata,
+    sa.Column("object_id", sa.Integer, sa.ForeignKey("objects.id"), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),  # REQUESTED, RESTORED, EXPIRED, FAILED
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("days", sa.Integer, nullable=False),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("restored_at", sa.DateTime(timezone=True)),
+    sa.Column("expires_at", sa.DateTime(timezone=True)),
+    sa.Column("next_poll_at", sa.DateTime(timezone=True)),
+    sa.Column("poll_attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("verified", sa.Boolean),  # restored bytes re-hashed and compared with the catalog
+    sa.Column("verify_message", sa.String(2000)),
+)

@@ -22,7 +22,7 @@ from glacier_pipelines.core.sources import SourcePolicy
 from glacier_pipelines.core.amqp import AmqpSettings, AmqpTransport
 from glacier_pipelines.core.transport import EmbeddedTransport, Transport
 from glacier_pipelines.flows.archive import ArchiveSetup
-from glacier_pipelines.settings import MiB, Settings
+from glacier_pipelines.settings import MiB, Settings, env
 
 _catalogs: dict[str, Catalog] = {}
 _catalogs_lock = threading.Lock()
@@ -155,7 +155,18 @@ def resources_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
         raise ValueError(f"GLACIER_REQUEST_TRANSPORT={s.request_transport!r} is not one of 'embedded', 'amqp'")
     for cidr in filter(None, (c.strip() for c in s.source_allowed_networks.split(","))):
         ipaddress.ip_network(cidr, strict=False)
+    from glacier_pipelines.resources.restore import RestoreResource
+
+    e = lambda name: env(name, environ)  # noqa: E731
     return {
+        "restore": RestoreResource(
+            events_queue_url=e("GLACIER_RESTORE_EVENTS_QUEUE_URL"), sqs_endpoint_url=e("GLACIER_SQS_ENDPOINT_URL") or None,
+            region_name=s.s3_region, pricing_region=e("GLACIER_PRICING_REGION"), max_days=int(e("GLACIER_RESTORE_MAX_DAYS")),
+            max_link_seconds=int(e("GLACIER_DOWNLOAD_LINK_MAX_SECONDS")), smtp_host=e("GLACIER_SMTP_HOST"),
+            smtp_port=int(e("GLACIER_SMTP_PORT")), smtp_sender=e("GLACIER_SMTP_FROM"), smtp_user=e("GLACIER_SMTP_USER"),
+            smtp_password=dg.EnvVar("GLACIER_SMTP_PASSWORD") if environ.get("GLACIER_SMTP_PASSWORD") else "",
+            smtp_starttls=e("GLACIER_SMTP_STARTTLS") == "1",
+        ),
         "catalog": CatalogResource(url=catalog_url),
         "archive_store": ArchiveStoreResource(
             endpoint_url=s.s3_endpoint_url, region_name=s.s3_region, bucket=s.bucket, storage_class=s_upload.storage_class,

@@ -1,0 +1,1 @@
+"""Package data shipped with glacier_pipelines (read through importlib.resources)."""
