@@ -45,13 +45,13 @@ def test_asset_graph_matches_snapshot():
     assert current == json.loads(SNAPSHOT.read_text()), "asset graph changed: review, then rerun with GLACIER_UPDATE_SNAPSHOT=1"
 
 
-def test_blocking_check_guards_glacier_objects():
+def test_integrity_checks_are_blocking_and_guard_the_right_assets():
     from glacier_pipelines.definitions import defs
 
-    [check] = [c for c in defs.resolve_asset_graph().asset_check_keys]
-    assert check.name == "checksum_integrity" and check.asset_key.to_user_string() == "glacier_objects"
-    spec = next(s for a in defs.resolve_asset_graph().assets_defs for s in a.check_specs)
-    assert spec.blocking
+    specs = {s.name: s for a in defs.resolve_asset_graph().assets_defs for s in a.check_specs}
+    assert {name: s.asset_key.to_user_string() for name, s in specs.items()} == {
+        "checksum_integrity": "glacier_objects", "restored_checksum_integrity": "restored_files"}
+    assert all(s.blocking for s in specs.values())
 
 
 @pytest.mark.slow
