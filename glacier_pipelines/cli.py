@@ -76,6 +76,7 @@ def process(tenant: str | None = None, *, progress=_progress) -> dict[str, Any]:
                 claimed = counts.get("ingest_batch", {}).get("requests", 0)
                 if not result.success or not claimed or not catalog.status_counts(name).get("PENDING"):
                     break
+    restores = advance_restores(tenant, progress=progress)
     with resources["request_transport"].transport() as transport:
         published = intake.publish_responses(transport, catalog, worker_id=WORKER_ID)
     report = catalog.report(tenant)
@@ -83,9 +84,73 @@ def process(tenant: str | None = None, *, progress=_progress) -> dict[str, Any]:
         "intake": {"new": received.new, "duplicates": received.duplicates, "invalid": received.invalid},
         "runs": runs,
         "responsesPublished": published,
+        "restoreRuns": restores,
         "statuses": dict(Counter(r["status"] for r in report)),
         "requests": report,
     }
+
+
+def _run_restore_job(instance: Any, tenant: str, run_config: dict[str, Any] | None = None) -> Any:
+    from glacier_pipelines.definitions import defs
+    from glacier_pipelines.defs.partitions import tenants as tenants_partitions
+
+    if not instance.has_dynamic_partition(tenants_partitions.name, tenant):
+        instance.add_dynamic_partitions(tenants_partitions.name, [tenant])
+    config = {**QUIET_LOGS, **(run_config or {})}
+    return defs.resolve_job_def("restore_job").execute_in_process(partition_key=tenant, instance=instance, raise_on_error=False,
+                                                                   run_config=config, tags={"glacier/tenant": tenant})
+
+
+def advance_restores(tenant: str | None = None, *, progress=_progress) -> list[dict[str, Any]]:
+    """Read restore events (or poll where no queue is configured), then run restore_job for tenants with restore work."""
+    import dagster as dg
+
+    from glacier_pipelines.definitions import defs
+    from glacier_pipelines.flows import restore as restore_flow
+    from glacier_pipelines.flows.restore_events import drain_events
+
+    r = defs.resources
+    setup = r["restore"].setup(r["catalog"], r["archive_store"])
+    if r["restore"].events_queue_url:
+        seen = drain_events(setup, r["restore"].sqs(), r["restore"].events_queue_url)
+        progress(f"restore events: {seen.events} applied, {seen.unknown} for unknown objects")
+    else:
+        checked, completed = restore_flow.poll(setup)
+        if checked:
+            progress(f"restores polled: {checked} checked, {completed} restored")
+    runs = []
+    with dg.DagsterInstance.get() as instance:
+        for name in setup.store.tenants_with_work():
+            if tenant is not None and name != tenant:
+                continue
+            result = _run_restore_job(instance, name)
+            runs.append({"tenant": name, "runId": result.run_id, "success": result.success})
+            progress(f"tenant {name}: restore run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}")
+    return runs
+
+
+def restore(args: argparse.Namespace) -> dict[str, Any]:
+    """Record a restore request, then run restore_job for its tenant (start restores, deliver what is back)."""
+    import dagster as dg
+
+    from glacier_pipelines.core.restores import parse_restore_request
+    from glacier_pipelines.definitions import defs
+    from glacier_pipelines.flows import restore as restore_flow
+
+    settings = Settings.from_env()
+    ensure_dagster_home(settings)
+    files = ([{"requestId": x} for x in args.request_id or []] + [{"checksum": x} for x in args.checksum or []]
+             + [{"url": x} for x in args.url or []])
+    data = {"tenant": args.tenant, "files": files, "days": args.days, "tier": args.tier, "requester": args.requester,
+            **({"note": args.note} if args.note else {})}
+    r = defs.resources
+    request = parse_restore_request(data, max_days=r["restore"].max_days)
+    setup = r["restore"].setup(r["catalog"], r["archive_store"])
+    summary = restore_flow.submit(setup, request)
+    with dg.DagsterInstance.get() as instance:
+        result = _run_restore_job(instance, request.tenant)
+    rows = [row for row in restore_flow.report_rows(setup, request.tenant) if row["restoreId"] == summary["restoreId"]]
+    return {**summary, "runId": result.run_id, "runSuccess": result.success, "files": rows}
 
 
 def submit(path: str) -> tuple[int, list[str]]:
@@ -110,6 +175,38 @@ def submit(path: str) -> tuple[int, list[str]]:
             transport.publish_request(*submission_to_message(obj))
             sent += 1
     return sent, errors
+
+
+def _report(args: argparse.Namespace) -> int:
+    from glacier_pipelines.resources import resources_from_env
+
+    r = resources_from_env()
+    if args.restores:
+        from glacier_pipelines.flows import restore as restore_flow
+
+        rows = restore_flow.report_rows(r["restore"].setup(r["catalog"], r["archive_store"]), args.tenant)
+        if args.json:
+            print(json.dumps(rows, indent=2, default=str))
+        else:
+            for row in rows:
+                print(f"{row['restoreId'][:8]}  {row['tenant']:<12} {row['status']:<11} {row['tier']:<9} {row['storedFileUrl'] or '-'}  "
+                      f"{'; '.join(row['messages'])}")
+        return 0
+    if args.costs:
+        from glacier_pipelines.flows import costs
+
+        table = costs.cost_table(r["catalog"].get(), r["restore"].pricing(), args.tenant)
+        if args.json:
+            print(table.to_json(orient="records", indent=2))
+        else:
+            print(table.to_string(index=False) if not table.empty else "No costs yet.")
+        return 0
+    rows = r["catalog"].get().report(args.tenant)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        _print_table(rows)
+    return 0
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
@@ -138,6 +235,19 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("report", help="per-request status and stored object from the catalog")
     p.add_argument("--tenant")
     p.add_argument("--json", action="store_true")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--restores", action="store_true", help="restore requests, one entry per file")
+    what.add_argument("--costs", action="store_true", help="archive cost per month and estimated restore costs per tenant")
+    p = sub.add_parser("restore", help="ask for archived files back (a Glacier restore) and a download link")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--request-id", action="append", help="the storage request id of a file (repeatable)")
+    p.add_argument("--checksum", action="append", help="a file's checksum, in any algorithm the catalog knows (repeatable)")
+    p.add_argument("--url", action="append", help="a stored object URL s3://bucket/key (repeatable)")
+    p.add_argument("--days", type=int, required=True, help="how long the restored copy stays readable")
+    p.add_argument("--tier", default="Bulk", help="Bulk (default), Standard or Expedited (not for DEEP_ARCHIVE)")
+    p.add_argument("--requester", required=True, help="email address told when the files are ready")
+    p.add_argument("--note")
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("responses", help="read (and consume) worker responses from the transport")
     p.add_argument("--max", type=int, default=1000)
     p.add_argument("--json", action="store_true")
@@ -161,14 +271,23 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n{len(summary['runs'])} run(s); statuses: {summary['statuses']}; responses published: {summary['responsesPublished']}")
             return 0 if all(r["success"] for r in summary["runs"]) else 1
         if args.command == "report":
-            from glacier_pipelines.resources import resources_from_env
+            return _report(args)
+        if args.command == "restore":
+            from glacier_pipelines.core.restores import RestoreRequestError
 
-            rows = resources_from_env()["catalog"].get().report(args.tenant)
+            try:
+                summary = restore(args)
+            except RestoreRequestError as exc:
+                print(f"glacier-pipelines restore: {exc}", file=sys.stderr)
+                return 2
             if args.json:
-                print(json.dumps(rows, indent=2, default=str))
+                print(json.dumps(summary, indent=2, default=str))
             else:
-                _print_table(rows)
-            return 0
+                print(f"restore {summary['restoreId']} for tenant {summary['tenant']} ({summary['tier']}, {summary['days']} days):")
+                for row in summary["files"]:
+                    cost = f"${row['estimatedCostUsd']:.4f}" if row["estimatedCostUsd"] is not None else "no cost"
+                    print(f"  {row['status']:<11} {row['storedFileUrl'] or '-'}  {cost}  {'; '.join(row['messages'])}")
+            return 0 if summary["runSuccess"] else 1
         if args.command == "responses":
             from glacier_pipelines.resources import resources_from_env
 

@@ -143,6 +143,32 @@ class AmqpTransport:
             raise TransportError(f"AMQP receive failed: {exc!r}") from None
         return out
 
+    def receive_from(self, queue: str, max_messages: int) -> list[Message]:
+        """Unacknowledged messages of another queue (``basic_get``; for low-volume queues such as restores)."""
+        channel = self._open()
+        self._ensure_queue(queue)
+        channel = self._channel
+        out: list[Message] = []
+        try:
+            while len(out) < max_messages:
+                method, properties, body = channel.basic_get(queue, auto_ack=False)
+                if method is None:
+                    break
+                msg_id = f"{id(channel)}:{method.delivery_tag}"
+                headers = dict(properties.headers or {})
+                self._deliveries[msg_id] = method.delivery_tag
+                self._bodies[msg_id] = (headers, body)
+                out.append(Message(id=msg_id, headers={k: _text(v) for k, v in headers.items()}, body=body))
+        except _CONNECTION_ERRORS as exc:
+            if not out:
+                raise TransportError(f"AMQP receive from {queue} failed: {exc!r}") from None
+        return out
+
+    def publish_to(self, queue: str, headers: dict[str, Any], body: bytes) -> None:
+        self._open()
+        self._ensure_queue(queue)
+        self._publish("", queue, headers, body)
+
     def _settle(self, msg_id: str, action: str) -> None:
         tag = self._deliveries.pop(msg_id, None)
         self._bodies.pop(msg_id, None)

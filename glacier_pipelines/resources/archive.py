@@ -111,6 +111,7 @@ class RequestTransportResource(dg.ConfigurableResource):
     response_exchange: str = ""
     response_routing_key: str = "glacier.storage.responses"
     dead_letter_queue: str = "glacier.storage.requests.dlq"
+    restore_request_queue: str = ""
 
     def transport(self) -> Transport:
         """A new transport; close it when done (it is a context manager)."""
@@ -179,5 +180,6 @@ def resources_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
             amqp_url=dg.EnvVar("GLACIER_AMQP_URL") if environ.get("GLACIER_AMQP_URL") else "",
             request_queue=s.request_queue, response_exchange=s.response_exchange,
             response_routing_key=s.response_routing_key, dead_letter_queue=s.dead_letter_queue,
+            restore_request_queue=env("GLACIER_RESTORE_REQUEST_QUEUE", environ),
         ),
     }

@@ -259,3 +259,30 @@ def test_broker_password_never_appears_in_errors():
     with pytest.raises(tp.TransportError) as info:
         bad.receive(1)
     assert "s3cr3t-pw" not in str(info.value) and "127.0.0.1:1" in str(info.value)
+
+
+def test_restore_requests_over_amqp_are_recorded_and_bad_ones_dead_lettered(archive, instance, amqp, monkeypatch):
+    queue = f"{amqp['GLACIER_REQUEST_QUEUE']}.restores"
+    monkeypatch.setenv("GLACIER_RESTORE_REQUEST_QUEUE", queue)
+    data = b"to be restored"
+    archive.submit(archive.request("lab", archive.file("r", data), data, requestId="keep"))
+    assert archive.run("lab", instance).success
+    with AmqpTransport(_settings(amqp)) as t:
+        t.publish_to(queue, {tp.HEADER_TENANT: "lab"}, json.dumps(
+            {"files": [{"requestId": "keep"}], "days": 2, "tier": "Standard", "requester": "r@example.org"}).encode())
+        t.publish_to(queue, {}, json.dumps({"tenant": "lab", "files": [], "days": 0, "requester": "x"}).encode())
+    try:
+        _tick(archive, instance)
+        from glacier_pipelines.flows import restore as flow
+
+        r = archive.defs().resources
+        rows = flow.report_rows(r["restore"].setup(r["catalog"], r["archive_store"]), "lab")
+        assert [(row["requestId"], row["status"], row["tier"], row["days"]) for row in rows] == [("keep", "PENDING", "Standard", 2)]
+        dead = _drain_queue(amqp, "GLACIER_DEAD_LETTER_QUEUE")
+        assert len(dead) == 1 and "days" in dead[0].headers["x-dead-letter-reason"]
+        with AmqpTransport(_settings(amqp)) as t:
+            assert t.receive_from(queue, 10) == []
+    finally:
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        connection.channel().queue_delete(queue=queue)
+        connection.close()

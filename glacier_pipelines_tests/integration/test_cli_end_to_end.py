@@ -100,13 +100,36 @@ def test_cli_round_trip(tmp_path, endpoint, catalog, request):
     # Multipart metadata is set before the bytes are read, so it carries the announced checksum.
     assert head["Metadata"] == {"source-algorithm": "SHA-256", "source-checksum": hashlib.sha256(big).hexdigest()}
 
+    # Restore one file back out, then the reports.
+    restored = json.loads(_cli(env, "restore", "--tenant", "t1", "--request-id", "png", "--checksum", hashlib.sha256(big).hexdigest(),
+                               "--days", "2", "--tier", "Standard", "--requester", "someone@example.org", "--json").stdout)
+    assert restored["runSuccess"] and [f["status"] for f in restored["files"]] == ["READY", "READY"]
+    refused = _cli(env, "restore", "--tenant", "t1", "--request-id", "png", "--days", "2", "--tier", "Expedited",
+                   "--requester", "someone@example.org", "--json", check=False)
+    assert json.loads(refused.stdout)["files"][0]["status"] == "REFUSED"
+    invalid = _cli(env, "restore", "--tenant", "t1", "--days", "0", "--requester", "nobody", check=False)
+    assert invalid.returncode == 2 and "days" in invalid.stderr and "requester" in invalid.stderr
+    restores = json.loads(_cli(env, "report", "--restores", "--json").stdout)
+    assert len(restores) == 3
+    fields = {"restoreId", "tenant", "requestId", "storedFileUrl", "tier", "days", "requester", "status", "messages", "downloadUrl",
+              "expiresAt", "estimatedCostUsd"}
+    assert all(set(r) == fields for r in restores)
+    ready = [r for r in restores if r["status"] == "READY"]
+    assert {r["requestId"] for r in ready} == {"png", "big"} and all(r["downloadUrl"] and r["estimatedCostUsd"] > 0 for r in ready)
+    downloaded = __import__("requests").get(next(r["downloadUrl"] for r in ready if r["requestId"] == "big"), timeout=30)
+    assert downloaded.status_code == 200 and hashlib.sha256(downloaded.content).hexdigest() == hashlib.sha256(big).hexdigest()
+    costs = json.loads(_cli(env, "report", "--costs", "--json").stdout)
+    archive_row = next(c for c in costs if c["kind"].startswith("archive"))
+    assert archive_row["tenant"] == "t1" and archive_row["objects"] == 2 and archive_row["usd"] > 0
+    assert {c["tier"] for c in costs if c["kind"].startswith("restore")} == {"Standard"}
+
     # The runs are in the Dagster instance under GLACIER_HOME: lineage survives the CLI process.
     dagster_home = tmp_path / "home" / "dagster"
     assert (dagster_home / "dagster.yaml").exists()
     probe = subprocess.run([sys.executable, "-c", "import dagster as dg; i = dg.DagsterInstance.get(); "
                             "print(len(i.get_runs()), i.get_latest_materialization_event(dg.AssetKey('glacier_objects')).dagster_event.partition)"],
                            env={**env, "DAGSTER_HOME": str(dagster_home)}, capture_output=True, text=True, timeout=120)
-    assert probe.stdout.split() == ["1", "t1"], probe.stderr
+    assert probe.stdout.split() == ["3", "t1"], probe.stderr  # one archive run, two restore runs
 
 
 @pytest.mark.slow
@@ -119,3 +142,4 @@ def test_demo_archives_everything_in_the_storage_class(tmp_path):
     assert summary["objectsInStorageClass"] and summary["checksPassed"]
     assert summary["statuses"] == {"SUCCESS": 10, "ERROR": 1, "INVALID_CONTENT": 1}
     assert "tenant lab: run" in proc.stderr  # progress is shown
+    assert summary["restore"]["statuses"] == ["READY"] and summary["restore"]["runSuccess"]

@@ -14,7 +14,9 @@ from glacier_pipelines.core.transport import TransportError
 from glacier_pipelines.defs.archive.jobs import archive_job
 from glacier_pipelines.defs.partitions import tenants
 from glacier_pipelines.flows import intake
-from glacier_pipelines.resources.archive import CatalogResource, RequestTransportResource
+from glacier_pipelines.flows.restore_intake import drain_restore_requests
+from glacier_pipelines.resources.archive import ArchiveStoreResource, CatalogResource, RequestTransportResource
+from glacier_pipelines.resources.restore import RestoreResource
 from glacier_pipelines.settings import env
 
 WORKER_ID = f"glacier-pipelines@{socket.gethostname()}"
@@ -40,7 +42,7 @@ def plan_runs(catalog, known_partitions: set[str], run_finished) -> tuple[list[d
 
 
 def intake_tick(context: dg.SensorEvaluationContext, catalog: CatalogResource, request_transport: RequestTransportResource,
-                kind: str) -> dg.SensorResult | dg.SkipReason:
+                kind: str, restore_intake=None) -> dg.SensorResult | dg.SkipReason:
     if request_transport.kind != kind:
         return dg.SkipReason(f"GLACIER_REQUEST_TRANSPORT is {request_transport.kind!r}, not {kind!r}: this sensor has nothing to read")
     cat = catalog.get()
@@ -50,6 +52,10 @@ def intake_tick(context: dg.SensorEvaluationContext, catalog: CatalogResource, r
             result = intake.drain_requests(transport, cat, max_messages=MAX_MESSAGES_PER_TICK, max_seconds=MAX_SECONDS_PER_TICK,
                                            allowed_tenants=request_transport.allowed_tenants())
             published = intake.publish_responses(transport, cat, worker_id=WORKER_ID)
+            if restore_intake is not None:
+                restores = restore_intake(transport)
+                if restores.accepted or restores.invalid:
+                    context.log.info(f"restore requests: {restores.accepted} recorded, {len(restores.invalid)} invalid")
     except TransportError as exc:  # the broker is down: still start runs for work already persisted
         problems.append(str(exc))
     if result.transport_error:
@@ -96,7 +102,14 @@ def request_intake_sensor(context: dg.SensorEvaluationContext, catalog: CatalogR
     minimum_interval_seconds=30,
     default_status=_default_status("amqp"),
     description="Drains the AMQP request queue into the catalog (persist, then acknowledge; invalid messages to the "
-                "dead-letter queue), publishes queued responses with confirms, and requests one archive_job run per tenant.",
+                "dead-letter queue), publishes queued responses with confirms, records restore requests from "
+                "GLACIER_RESTORE_REQUEST_QUEUE, and requests one archive_job run per tenant.",
 )
-def amqp_bridge_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource, request_transport: RequestTransportResource):
-    return intake_tick(context, catalog, request_transport, "amqp")
+def amqp_bridge_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource, request_transport: RequestTransportResource,
+                       archive_store: ArchiveStoreResource, restore: RestoreResource):
+    restore_intake = None
+    if request_transport.restore_request_queue:
+        def restore_intake(transport):
+            return drain_restore_requests(transport, request_transport.restore_request_queue, restore.setup(catalog, archive_store),
+                                          max_days=restore.max_days)
+    return intake_tick(context, catalog, request_transport, "amqp", restore_intake)

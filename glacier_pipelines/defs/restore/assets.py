@@ -1,10 +1,13 @@
 """Restore path assets, partitioned by tenant: restore_requests -> restored_files."""
 
+import base64
+
 import dagster as dg
 
 from glacier_pipelines.core.restores import parse_restore_request
 from glacier_pipelines.defs.archive.assets import _md_cell, _root_run_id, glacier_objects
 from glacier_pipelines.defs.partitions import tenants
+from glacier_pipelines.flows import costs
 from glacier_pipelines.flows import restore as flow
 from glacier_pipelines.resources.archive import ArchiveStoreResource, CatalogResource
 from glacier_pipelines.resources.restore import RestoreResource
@@ -55,7 +58,9 @@ def restore_requests(context: dg.AssetExecutionContext, config: RestoreRequestCo
         context.log.info(f"restore request {submitted['restoreId']}: {len(files)} file(s)")
     report = flow.start(setup, tenant, _root_run_id(context))
     rows = setup.store.rows(tenant=tenant)
-    costs = [(r["restore_id"][:8], r["selector"], r["tier"], r["days"], r["status"],
+    table = costs.cost_table(setup.catalog, setup.pricing, tenant)
+    plot = base64.b64encode(costs.plot_png(table)).decode("ascii")
+    cost_rows = [(r["restore_id"][:8], r["selector"], r["tier"], r["days"], r["status"],
               f"{r['estimated_cost_usd']:.6f}" if r["estimated_cost_usd"] is not None else "n/a") for r in rows if r["status"] != "EXPIRED"]
     return dg.MaterializeResult(metadata={
         "restores_started": report.started,
@@ -65,7 +70,10 @@ def restore_requests(context: dg.AssetExecutionContext, config: RestoreRequestCo
         "tiers_sent": dg.MetadataValue.json(report.tiers),
         "submitted_restore_id": submitted["restoreId"] if submitted else "",
         "estimated_cost_usd": round(sum(r["estimated_cost_usd"] or 0 for r in rows if r["status"] in ("PENDING", "IN_PROGRESS", "READY")), 6),
-        "restores": _table(("restore", "file", "tier", "days", "status", "estimated USD"), costs),
+        "restores": _table(("restore", "file", "tier", "days", "status", "estimated USD"), cost_rows),
+        "costs_by_class_and_tier": dg.MetadataValue.md(costs.markdown(table)),
+        "cost_plot": dg.MetadataValue.md(f"![cost by tenant and tier](data:image/png;base64,{plot})"),
+        "pricing_version": setup.pricing.version if setup.pricing else "none",
         "failures": _table(("file", "reason"), report.failed),
     })
 
