@@ -36,7 +36,7 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def process(tenant: str | None = None, *, progress=_progress) -> dict[str, Any]:
+def process(tenant: str | None = None, *, close_packages: bool = False, progress=_progress) -> dict[str, Any]:
     """Drain the transport, run archive_job for every tenant with work (one batch per run), publish responses."""
     import dagster as dg
 
@@ -76,6 +76,8 @@ def process(tenant: str | None = None, *, progress=_progress) -> dict[str, Any]:
                 claimed = counts.get("ingest_batch", {}).get("requests", 0)
                 if not result.success or not claimed or not catalog.status_counts(name).get("PENDING"):
                     break
+    if close_packages:
+        runs += close_all_packages(tenant, progress=progress)
     restores = advance_restores(tenant, progress=progress)
     with resources["request_transport"].transport() as transport:
         published = intake.publish_responses(transport, catalog, worker_id=WORKER_ID)
@@ -99,6 +101,30 @@ def _run_restore_job(instance: Any, tenant: str, run_config: dict[str, Any] | No
     config = {**QUIET_LOGS, **(run_config or {})}
     return defs.resolve_job_def("restore_job").execute_in_process(partition_key=tenant, instance=instance, raise_on_error=False,
                                                                    run_config=config, tags={"glacier/tenant": tenant})
+
+
+def close_all_packages(tenant: str | None = None, *, progress=_progress) -> list[dict[str, Any]]:
+    """Run package_job with close_all for every tenant that has an open package."""
+    import dagster as dg
+
+    from glacier_pipelines.catalog.packages import PackageStore
+    from glacier_pipelines.definitions import defs
+
+    catalog = defs.resources["catalog"].get()
+    names = sorted({p["tenant"] for p in PackageStore(catalog).open_packages(tenant)})
+    runs = []
+    with dg.DagsterInstance.get() as instance:
+        for name in names:
+            result = defs.resolve_job_def("package_job").execute_in_process(
+                partition_key=name, instance=instance, raise_on_error=False, tags={"glacier/tenant": name},
+                run_config={**QUIET_LOGS, "ops": {"glacier_packages": {"config": {"close_all": True}}}})
+            stored = {m.asset_key.to_user_string(): m.materialization.metadata.get("packages_stored") for m in result.get_asset_materialization_events()}
+            checks = result.get_asset_check_evaluations()
+            runs.append({"tenant": name, "runId": result.run_id, "success": result.success, "job": "package_job",
+                         "checksPassed": bool(checks) and all(c.passed for c in checks)})
+            progress(f"tenant {name}: packages closed, run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'} "
+                     f"({stored.get('glacier_packages').value if stored.get('glacier_packages') else 0} stored)")
+    return runs
 
 
 def advance_restores(tenant: str | None = None, *, progress=_progress) -> list[dict[str, Any]]:
@@ -231,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("requests", help="a .jsonl file, one request per line ('-' for stdin)")
     p = sub.add_parser("process", help="one full pass through Dagster for all (or one) tenants")
     p.add_argument("--tenant")
+    p.add_argument("--close-packages", action="store_true", help="also close and upload every open small-file package now")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("catalog", help="catalog maintenance")
+    p.add_argument("action", choices=["rebuild"], help="rebuild: recreate the catalog from the bucket's objects and package manifests")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("report", help="per-request status and stored object from the catalog")
     p.add_argument("--tenant")
@@ -263,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"submitted {sent} request(s)" + (f"; {len(errors)} line(s) refused" if errors else ""))
             return 1 if errors else 0
         if args.command == "process":
-            summary = process(args.tenant)
+            summary = process(args.tenant, close_packages=args.close_packages)
             if args.json:
                 print(json.dumps(summary, indent=2, default=str))
             else:
@@ -272,6 +302,15 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if all(r["success"] for r in summary["runs"]) else 1
         if args.command == "report":
             return _report(args)
+        if args.command == "catalog":
+            from glacier_pipelines.flows.rebuild import rebuild
+            from glacier_pipelines.resources import resources_from_env
+
+            r = resources_from_env()
+            counts = rebuild(r["catalog"].get(), r["archive_store"].client(), r["archive_store"].bucket, r["archive_store"].key_prefix)
+            print(json.dumps(counts) if args.json else
+                  f"rebuilt: {counts['manifests']} package manifest(s), {counts['members']} member request(s), {counts['objects']} standalone object(s)")
+            return 0
         if args.command == "restore":
             from glacier_pipelines.core.restores import RestoreRequestError
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.core import responses
+from glacier_pipelines.core.packaging import member_url
 from glacier_pipelines.core.requests import ParsedRequest, StorageRequest
 
 
@@ -365,10 +366,12 @@ class Catalog:
     def _enqueue_response(conn: Any, tenant: str, request_id: str, status: str, messages: list[str],
                           content: dict[str, Any] | None) -> None:
         body = responses.response_body(request_id, status, messages, content)
+        same_kind = (status,) if status == t.DELAYED else t.TERMINAL
         exists = conn.execute(
-            sa.select(t.responses.c.id).where(t.responses.c.tenant == tenant, t.responses.c.request_id == request_id)
+            sa.select(t.responses.c.id).where(t.responses.c.tenant == tenant, t.responses.c.request_id == request_id,
+                                              t.responses.c.status.in_(same_kind))
         ).first()
-        if exists is None:  # exactly one terminal response per request id
+        if exists is None:  # exactly one terminal response per request id (and at most one DELAYED before it)
             conn.execute(t.responses.insert().values(tenant=tenant, request_id=request_id, status=status, body=body, created_at=_now()))
 
     def unpublished_responses(self, limit: int = 1000) -> list[dict[str, Any]]:
@@ -387,7 +390,9 @@ class Catalog:
         self._with_retry(tx)
 
     def response_for(self, tenant: str, request_id: str) -> dict[str, Any] | None:
-        q = sa.select(t.responses.c.body).where(t.responses.c.tenant == tenant, t.responses.c.request_id == request_id)
+        """The terminal response of a request, if any."""
+        q = sa.select(t.responses.c.body).where(t.responses.c.tenant == tenant, t.responses.c.request_id == request_id,
+                                                t.responses.c.status.in_(t.TERMINAL))
         with self.engine.connect() as conn:
             return conn.execute(q).scalar()
 
@@ -395,8 +400,10 @@ class Catalog:
 
     def report(self, tenant: str | None = None) -> list[dict[str, Any]]:
         """Per-request status and stored object, as ``glacier-pipelines report --json`` prints it."""
-        r, o = t.requests, t.objects
-        q = sa.select(r, o.c.bucket, o.c.key, o.c.storage_class).select_from(r.outerjoin(o, r.c.object_id == o.c.id)).order_by(r.c.id)
+        r, o, pm = t.requests, t.objects, t.package_members
+        q = (sa.select(r, o.c.bucket, o.c.key, o.c.storage_class, pm.c.name.label("member"))
+             .select_from(r.outerjoin(o, r.c.object_id == o.c.id).outerjoin(pm, pm.c.request_pk == r.c.id))
+             .order_by(r.c.id))
         if tenant is not None:
             q = q.where(r.c.tenant == tenant)
         out = []
@@ -409,7 +416,8 @@ class Catalog:
                     "messages": list(m["messages"] or []),
                     "checksum": m["checksum"] if stored else None,
                     "algorithm": m["algorithm"] if stored else None,
-                    "storedFileUrl": f"s3://{m['bucket']}/{m['key']}" if stored else None,
+                    "storedFileUrl": (member_url(m["bucket"], m["key"], m["member"]) if m["member"] else f"s3://{m['bucket']}/{m['key']}")
+                    if stored else None,
                     "fileSizeInBytes": m["size"] if stored else None,
                     "widthInPx": m["width"] if stored else None,
                     "heightInPx": m["height"] if stored else None,

@@ -6,8 +6,9 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
-# Request statuses. PENDING/CLAIMED/VERIFIED are in flight; the rest are terminal.
-PENDING, CLAIMED, VERIFIED = "PENDING", "CLAIMED", "VERIFIED"
+# Request statuses. PENDING/CLAIMED/VERIFIED are in flight, DELAYED waits in an open package
+# (durably staged); the rest are terminal.
+PENDING, CLAIMED, VERIFIED, DELAYED = "PENDING", "CLAIMED", "VERIFIED", "DELAYED"
 SUCCESS, ERROR, INVALID_CONTENT = "SUCCESS", "ERROR", "INVALID_CONTENT"
 TERMINAL = (SUCCESS, ERROR, INVALID_CONTENT)
 
@@ -95,7 +96,8 @@ responses = sa.Table(
     sa.Column("body", sa.JSON, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("published_at", sa.DateTime(timezone=True)),
-    sa.UniqueConstraint("tenant", "request_id", name="uq_responses_tenant_request"),
+    # One response per status: a packaged file answers DELAYED, then its terminal SUCCESS or ERROR.
+    sa.UniqueConstraint("tenant", "request_id", "status", name="uq_responses_tenant_request_status"),
     sa.Index("ix_responses_unpublished", "published_at"),
 )
 
@@ -143,4 +145,37 @@ object_restores = sa.Table(
     sa.Column("poll_attempts", sa.Integer, nullable=False, default=0),
     sa.Column("verified", sa.Boolean),  # restored bytes re-hashed and compared with the catalog
     sa.Column("verify_message", sa.String(2000)),
+)
+
+# Small-file packages: one tar object per package, members at fixed offsets.
+packages = sa.Table(
+    "packages",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # OPEN, STORED, FAILED
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("closed_at", sa.DateTime(timezone=True)),
+    sa.Column("member_bytes", sa.BigInteger, nullable=False, default=0),
+    sa.Column("object_id", sa.Integer, sa.ForeignKey("objects.id")),
+    sa.Column("manifest_key", sa.String(1024)),
+    sa.Column("verify_problems", sa.JSON),
+    sa.Column("run_id", sa.String(64)),
+    sa.Index("ix_packages_tenant_state", "tenant", "state"),
+)
+
+package_members = sa.Table(
+    "package_members",
+    metadata,
+    sa.Column("request_pk", sa.Integer, sa.ForeignKey("requests.id"), primary_key=True),
+    sa.Column("package_id", sa.String(36), sa.ForeignKey("packages.id"), nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(1024), nullable=False),
+    sa.Column("staged_path", sa.String(2048)),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("offset", sa.BigInteger),  # set when the package is built
+    sa.Column("length", sa.BigInteger),
+    sa.Index("ix_package_members_package", "package_id"),
+    sa.Index("ix_package_members_sha256", "tenant", "sha256"),
 )

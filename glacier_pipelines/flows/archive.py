@@ -19,7 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from glacier_pipelines.catalog import Catalog, RequestRow, StoredObject
 from glacier_pipelines.catalog import tables as t
-from glacier_pipelines.core import checksums, images, keys, responses, transfer
+from glacier_pipelines.catalog.packages import PackageStore
+from glacier_pipelines.core import checksums, images, keys, packaging, responses, transfer
 from glacier_pipelines.core.sources import SourceError, SourcePolicy, open_source
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class ArchiveSetup:
     key_prefix: str
     staging_dir: Path
     stale_upload_age: timedelta = timedelta(hours=24)
+    packaging: Any = None  # a PackagingPolicy; None packages nothing
 
 
 @dataclass
@@ -82,6 +84,16 @@ def _link_existing(setup: ArchiveSetup, row: RequestRow, obj: StoredObject, run_
     setup.catalog.store(record, {req.algorithm: req.checksum}, [(row, True, _content(setup, row, obj.bucket, obj.key, obj.size))], run_id)
 
 
+def _link_member(setup: ArchiveSetup, row: RequestRow, member: dict[str, Any], run_id: str) -> None:
+    """Answer a request with content already stored as a package member."""
+    req, obj = row.request, member["object"]
+    row.messages = row.messages + [f"deduplicated: identical content already stored as member {member['name']} of {obj.url}"]
+    content = responses.success_content(bucket=obj.bucket, key=obj.key, checksum=req.checksum, algorithm=req.algorithm,
+                                        size=member["size"], width=None, height=None, source_url=req.url, small_file_managed=True)
+    content["storeFileMetadata"]["storedFileUrl"] = packaging.member_url(obj.bucket, obj.key, member["name"])
+    PackageStore(setup.catalog).link_member(row, member, content, run_id)
+
+
 def _measure_image(result: transfer.StageResult, messages: list[str]) -> tuple[int | None, int | None]:
     stage = result.stage
     try:
@@ -118,7 +130,8 @@ def verify_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) -
     """Fetch each claimed request once, verify its checksum, measure it and stage the bytes."""
     report = StepReport(batch_id=batch_id, tenant=tenant)
     verified_keys = {
-        (r.algorithm, r.checksum): r.pk for r in setup.catalog.batch_requests(batch_id, [t.VERIFIED]) if r.stage and r.stage["kind"] != "duplicate"
+        (r.algorithm, r.checksum): (r.pk, r.stage, r.size)
+        for r in setup.catalog.batch_requests(batch_id, [t.VERIFIED]) if r.stage and r.stage["kind"] != "duplicate"
     }
     for row in setup.catalog.batch_requests(batch_id, [t.CLAIMED]):
         report.considered += 1
@@ -129,11 +142,19 @@ def verify_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) -
                 _link_existing(setup, row, existing, run_id)
                 report.deduplicated += 1
                 continue
+            member = PackageStore(setup.catalog).find_member(tenant, algorithm=req.algorithm, checksum=req.checksum)
+            if member is not None:
+                _link_member(setup, row, member, run_id)
+                report.deduplicated += 1
+                continue
             if (req.algorithm, req.checksum) in verified_keys:
                 # The same content earlier in this batch: store it once, answer both.
-                first = verified_keys[(req.algorithm, req.checksum)]
-                setup.catalog.mark_verified(row.pk, size=None, width=None, height=None,
-                                            stage={"kind": "duplicate", "of": first}, messages=row.messages)
+                first, first_stage, first_size = verified_keys[(req.algorithm, req.checksum)]
+                if first_stage["kind"] == "member":
+                    stage = first_stage  # joins the same package; the bytes are packed once
+                else:
+                    stage = {"kind": "duplicate", "of": first}
+                setup.catalog.mark_verified(row.pk, size=first_size, width=None, height=None, stage=stage, messages=row.messages)
                 report.verified += 1
                 continue
             key = keys.object_key(setup.key_prefix, tenant, req.destinationDirectory, req.checksum)
@@ -143,8 +164,21 @@ def verify_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) -
             if req.computeImageSize:
                 width, height = _measure_image(result, messages)
             stage = dict(result.stage, sha256=result.digests[checksums.S3_ALGORITHM])
+            if setup.packaging is not None and setup.packaging.threshold_for(tenant) >= result.size and req.activateSmallFilePackaging \
+                    and stage["kind"] == "file":
+                stage["kind"] = "member"  # waits for its package instead of going up alone
+                same = PackageStore(setup.catalog).find_member(tenant, sha256=stage["sha256"])
+                same_object = None if same else setup.catalog.find_object(tenant, checksums.S3_ALGORITHM, stage["sha256"])
+                if same is not None or same_object is not None:  # announced in another algorithm, already stored
+                    Path(stage["path"]).unlink(missing_ok=True)
+                    if same is not None:
+                        _link_member(setup, row, same, run_id)
+                    else:
+                        _link_existing(setup, row, same_object, run_id)
+                    report.deduplicated += 1
+                    continue
             setup.catalog.mark_verified(row.pk, size=result.size, width=width, height=height, stage=stage, messages=messages)
-            verified_keys[(req.algorithm, req.checksum)] = row.pk
+            verified_keys[(req.algorithm, req.checksum)] = (row.pk, stage, result.size)
             report.verified += 1
             report.bytes += result.size
         except transfer.ChecksumMismatch as exc:
@@ -175,18 +209,22 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) ->
     """Complete each verified upload (or put each staged file) and record the object."""
     report = StepReport(batch_id=batch_id, tenant=tenant)
     rows = setup.catalog.batch_requests(batch_id, [t.VERIFIED])
-    originals = [r for r in rows if r.stage and r.stage["kind"] != "duplicate"]
-    duplicates = [r for r in rows if not r.stage or r.stage["kind"] == "duplicate"]
+    originals = [r for r in rows if r.stage and r.stage["kind"] in ("file", "multipart")]
+    duplicates = [r for r in rows if not r.stage or r.stage["kind"] == "duplicate"]  # package members wait in glacier_packages
     for row in originals:
         report.considered += 1
         req, stage = row.request, row.stage
         assert stage is not None
         try:
             same_content = setup.catalog.find_object(tenant, checksums.S3_ALGORITHM, stage["sha256"])
-            if same_content is not None:
-                # Announced in another algorithm than the stored copy, but the same bytes: keep one object.
+            same_member = None if same_content else PackageStore(setup.catalog).find_member(tenant, sha256=stage["sha256"])
+            if same_content is not None or same_member is not None:
+                # Announced in another algorithm than the stored copy, but the same bytes: keep one copy.
                 transfer.discard_stage(setup.s3, stage)
-                _link_existing(setup, row, same_content, run_id)
+                if same_content is not None:
+                    _link_existing(setup, row, same_content, run_id)
+                else:
+                    _link_member(setup, row, same_member, run_id)
                 report.deduplicated += 1
                 continue
             metadata = {"source-algorithm": req.algorithm, "source-checksum": req.checksum, "sha256": stage["sha256"]}
@@ -212,10 +250,14 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) ->
         report.considered += 1
         req = row.request
         existing = setup.catalog.find_object(tenant, req.algorithm, req.checksum)
-        if existing is None:
+        member = None if existing else PackageStore(setup.catalog).find_member(tenant, algorithm=req.algorithm, checksum=req.checksum)
+        if existing is None and member is None:
             _fail(setup, report, row, "identical content earlier in this batch could not be stored; resubmit")
             continue
-        _link_existing(setup, row, existing, run_id)
+        if existing is not None:
+            _link_existing(setup, row, existing, run_id)
+        else:
+            _link_member(setup, row, member, run_id)
         report.deduplicated += 1
     try:
         aborted = transfer.abort_stale_uploads(

@@ -22,6 +22,7 @@ from glacier_pipelines.core.sources import SourcePolicy
 from glacier_pipelines.core.amqp import AmqpSettings, AmqpTransport
 from glacier_pipelines.core.transport import EmbeddedTransport, Transport
 from glacier_pipelines.flows.archive import ArchiveSetup
+from glacier_pipelines.flows.packaging import PackagingPolicy
 from glacier_pipelines.settings import MiB, Settings, env
 
 _catalogs: dict[str, Catalog] = {}
@@ -66,6 +67,10 @@ class ArchiveStoreResource(dg.ConfigurableResource):
     upload_concurrency: int = 4
     max_attempts: int = 8
     stale_upload_hours: float = 24
+    package_threshold_bytes: int = 1024 * 1024
+    package_tenant_thresholds: str = ""
+    package_target_bytes: int = 256 * 1024 * 1024
+    package_max_age_hours: float = 24
 
     def client(self) -> Any:
         config = Config(
@@ -75,6 +80,10 @@ class ArchiveStoreResource(dg.ConfigurableResource):
             read_timeout=120,
         )
         return boto3.session.Session().client("s3", endpoint_url=self.endpoint_url or None, region_name=self.region_name, config=config)
+
+    def packaging_policy(self) -> PackagingPolicy:
+        return PackagingPolicy.from_strings(str(self.package_threshold_bytes), str(self.package_target_bytes),
+                                            str(self.package_max_age_hours), self.package_tenant_thresholds)
 
     def upload_settings(self) -> transfer.UploadSettings:
         return transfer.UploadSettings(
@@ -140,7 +149,7 @@ def archive_setup(catalog: CatalogResource, store: ArchiveStoreResource, sources
     return ArchiveSetup(
         catalog=catalog.get(), s3=s3, upload=store.upload_settings(), sources=sources.policy(s3_client=s3),
         key_prefix=store.key_prefix, staging_dir=transport.staging_dir(),
-        stale_upload_age=timedelta(hours=store.stale_upload_hours),
+        stale_upload_age=timedelta(hours=store.stale_upload_hours), packaging=store.packaging_policy(),
     )
 
 
@@ -173,6 +182,8 @@ def resources_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
             endpoint_url=s.s3_endpoint_url, region_name=s.s3_region, bucket=s.bucket, storage_class=s_upload.storage_class,
             key_prefix=s.key_prefix, sse=s.sse, kms_key_id=s.kms_key_id, part_size_mb=s.part_size / MiB,
             multipart_threshold_mb=s.multipart_threshold / MiB, upload_concurrency=s.upload_concurrency,
+            package_threshold_bytes=int(e("GLACIER_PACKAGE_THRESHOLD_BYTES")), package_tenant_thresholds=e("GLACIER_PACKAGE_TENANT_THRESHOLDS"),
+            package_target_bytes=int(e("GLACIER_PACKAGE_TARGET_BYTES")), package_max_age_hours=float(e("GLACIER_PACKAGE_MAX_AGE_HOURS")),
         ),
         "sources": SourcesResource(roots=s.source_roots, allowed_networks=s.source_allowed_networks, read_timeout=s.source_timeout),
         "request_transport": RequestTransportResource(

@@ -1,0 +1,150 @@
+"""Catalog queries of small-file packaging: open packages, their members, and storing a package."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.catalog.restores import utc
+from glacier_pipelines.catalog.store import Catalog, RequestRow, _object
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class PackageStore:
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+        self.engine = catalog.engine
+
+    def add_members(self, tenant: str, members: list[tuple[RequestRow, str, str, int, str]], run_id: str) -> str:
+        """Put verified small files into the tenant's open package (created if none): requests become DELAYED.
+
+        ``members``: (request row, member name, staged path, size, sha256). Returns the package id.
+        """
+        def tx() -> str:
+            with self.engine.begin() as conn:
+                package_id = conn.execute(
+                    sa.select(t.packages.c.id).where(t.packages.c.tenant == tenant, t.packages.c.state == "OPEN")
+                    .order_by(t.packages.c.created_at).limit(1)
+                ).scalar()
+                if package_id is None:
+                    package_id = str(uuid.uuid4())
+                    conn.execute(t.packages.insert().values(id=package_id, tenant=tenant, state="OPEN", created_at=_now(), member_bytes=0))
+                added = 0
+                for row, name, path, size, sha256 in members:
+                    conn.execute(t.package_members.insert().values(request_pk=row.pk, package_id=package_id, tenant=tenant, name=name,
+                                                                   staged_path=path, size=size, sha256=sha256))
+                    message = f"durably staged in package {package_id}; stored when the package closes"
+                    conn.execute(t.requests.update().where(t.requests.c.id == row.pk).values(
+                        status=t.DELAYED, stage=None, updated_at=_now(), run_id=run_id, messages=row.messages + [message]))
+                    self.catalog._enqueue_response(conn, tenant, row.request_id, t.DELAYED, [message], None)
+                    added += size
+                conn.execute(t.packages.update().where(t.packages.c.id == package_id)
+                             .values(member_bytes=t.packages.c.member_bytes + added))
+                return package_id
+
+        return self.catalog._with_retry(tx)
+
+    def open_packages(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        q = sa.select(t.packages).where(t.packages.c.state == "OPEN").order_by(t.packages.c.created_at)
+        if tenant is not None:
+            q = q.where(t.packages.c.tenant == tenant)
+        with self.engine.connect() as conn:
+            return [{**dict(r._mapping), "created_at": utc(r.created_at)} for r in conn.execute(q)]
+
+    def members(self, package_id: str) -> list[dict[str, Any]]:
+        q = (
+            sa.select(t.package_members, t.requests.c.request_id, t.requests.c.algorithm, t.requests.c.checksum, t.requests.c.messages,
+                      t.requests.c.body)
+            .join(t.requests, t.requests.c.id == t.package_members.c.request_pk)
+            .where(t.package_members.c.package_id == package_id)
+            .order_by(t.package_members.c.request_pk)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def drop_member(self, request_pk: int, status: str, message: str) -> None:
+        """A member that cannot be packed leaves the package and ends with ``status``."""
+        def tx() -> None:
+            with self.engine.begin() as conn:
+                row = conn.execute(sa.select(t.package_members.c.package_id, t.package_members.c.size)
+                                   .where(t.package_members.c.request_pk == request_pk)).one()
+                conn.execute(t.package_members.delete().where(t.package_members.c.request_pk == request_pk))
+                conn.execute(t.packages.update().where(t.packages.c.id == row.package_id)
+                             .values(member_bytes=t.packages.c.member_bytes - row.size))
+        self.catalog._with_retry(tx)
+        self.catalog.fail(request_pk, status, [message])
+
+    def mark_stored(self, package_id: str, obj: dict[str, Any], packed: dict[int, tuple[str, int, int]], contents: dict[int, dict[str, Any]],
+                    manifest_key: str, problems: list[str], run_id: str) -> int:
+        """Record the package object, each member's offset and length, and answer every member SUCCESS, in one transaction.
+
+        ``packed``: request pk -> (name in the tar, offset, length); ``contents``: request pk -> response content.
+        """
+        def tx() -> int:
+            with self.engine.begin() as conn:
+                existing = conn.execute(sa.select(t.objects.c.id).where(t.objects.c.bucket == obj["bucket"], t.objects.c.key == obj["key"])).scalar()
+                object_id = existing if existing is not None else conn.execute(
+                    t.objects.insert().values(stored_at=_now(), **obj)).inserted_primary_key[0]
+                if existing is None:
+                    conn.execute(t.object_checksums.insert().values(object_id=object_id, algorithm="SHA-256", checksum=obj["sha256"]))
+                for pk, (name, offset, length) in packed.items():
+                    conn.execute(t.package_members.update().where(t.package_members.c.request_pk == pk)
+                                 .values(name=name, offset=offset, length=length, staged_path=None))
+                    row = conn.execute(sa.select(t.requests).where(t.requests.c.id == pk)).one()
+                    conn.execute(t.requests.update().where(t.requests.c.id == pk).values(
+                        status=t.SUCCESS, object_id=object_id, updated_at=_now(), run_id=run_id))
+                    self.catalog._enqueue_response(conn, row.tenant, row.request_id, t.SUCCESS, list(row.messages or []), contents[pk])
+                conn.execute(t.packages.update().where(t.packages.c.id == package_id).values(
+                    state="STORED", closed_at=_now(), object_id=object_id, manifest_key=manifest_key, verify_problems=problems, run_id=run_id))
+                return object_id
+
+        return self.catalog._with_retry(tx)
+
+    def find_member(self, tenant: str, sha256: str | None = None, algorithm: str | None = None,
+                    checksum: str | None = None) -> dict[str, Any] | None:
+        """A stored member of ``tenant`` with this content: by SHA-256, or by the checksum a request announced."""
+        pm, r, o = t.package_members, t.requests, t.objects
+        q = (sa.select(pm.c.name, pm.c.offset, pm.c.length, pm.c.sha256, pm.c.size, o)
+             .join(r, r.c.id == pm.c.request_pk).join(o, o.c.id == r.c.object_id)
+             .where(pm.c.tenant == tenant, r.c.status == t.SUCCESS, pm.c.offset.is_not(None)))
+        if sha256 is not None:
+            q = q.where(pm.c.sha256 == sha256)
+        else:
+            q = q.where(r.c.algorithm == algorithm, r.c.checksum == checksum)
+        with self.engine.connect() as conn:
+            row = conn.execute(q.limit(1)).first()
+        if row is None:
+            return None
+        return {"name": row.name, "offset": row.offset, "length": row.length, "sha256": row.sha256, "size": row.size, "object": _object(row)}
+
+    def link_member(self, row: RequestRow, member: dict[str, Any], content: dict[str, Any], run_id: str) -> None:
+        """Answer a request with content already stored as a member: a second location record, no new bytes."""
+        def tx() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(t.package_members.insert().values(
+                    request_pk=row.pk, package_id=conn.execute(sa.select(t.packages.c.id).where(
+                        t.packages.c.object_id == member["object"].id)).scalar(),
+                    tenant=row.tenant, name=member["name"], size=member["size"], sha256=member["sha256"],
+                    offset=member["offset"], length=member["length"]))
+                conn.execute(t.requests.update().where(t.requests.c.id == row.pk).values(
+                    status=t.SUCCESS, object_id=member["object"].id, deduplicated=True, size=member["size"], stage=None,
+                    updated_at=_now(), run_id=run_id, messages=row.messages))
+                self.catalog._enqueue_response(conn, row.tenant, row.request_id, t.SUCCESS, row.messages, content)
+
+        self.catalog._with_retry(tx)
+
+    def package_problems(self, run_id: str) -> list[tuple[str, list[str], int]]:
+        """(package object URL, problems, members) for packages stored by ``run_id``."""
+        q = (sa.select(t.packages.c.verify_problems, t.objects.c.bucket, t.objects.c.key, sa.func.count(t.package_members.c.request_pk))
+             .join(t.objects, t.objects.c.id == t.packages.c.object_id)
+             .join(t.package_members, t.package_members.c.package_id == t.packages.c.id)
+             .where(t.packages.c.run_id == run_id).group_by(t.packages.c.id, t.objects.c.bucket, t.objects.c.key, t.packages.c.verify_problems))
+        with self.engine.connect() as conn:
+            return [(f"s3://{b}/{k}", list(p or []), n) for p, b, k, n in conn.execute(q)]

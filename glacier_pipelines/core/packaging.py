@@ -1,0 +1,142 @@
+"""Small-file packages: uncompressed POSIX (pax) tar files whose members sit at fixed offsets.
+
+Anyone can open a package with ``tar``; this project also records each member's data offset
+and length, so one member can be read with a ranged GET and checked against its SHA-256.
+Packages are built deterministically (fixed mtime, owner and mode), so rebuilding one after
+a crash gives the same bytes and the same checksum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+MANIFEST_SUFFIX = ".manifest.jsonl"
+
+
+class PackagingError(Exception):
+    """A member could not be packed as recorded (its staged bytes changed, or vanished)."""
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str  # path inside the tar
+    path: Path  # the durably staged file
+    sha256: str  # what the bytes were verified to be
+    request_id: str
+    algorithm: str
+    checksum: str
+
+
+@dataclass(frozen=True)
+class PackedMember:
+    name: str
+    offset: int  # of the member's data inside the tar
+    length: int
+    sha256: str
+    request_id: str
+    algorithm: str
+    checksum: str
+
+
+def member_name(directory: str, checksum: str) -> str:
+    """Same layout as standalone keys below the tenant: ``<directory>/<checksum>``."""
+    return f"{directory.strip('/')}/{checksum}" if directory.strip("/") else checksum
+
+
+def build_tar(members: Iterable[Member], dest: Path) -> tuple[list[PackedMember], str, int]:
+    """Write the package and fsync it; returns (packed members, SHA-256 of the tar, its size).
+
+    Each member's staged bytes are re-hashed on the way in: a staged file that changed since
+    it was verified raises PackagingError instead of being archived.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    packed: list[PackedMember] = []
+    with open(tmp, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for m in members:
+            try:
+                data = m.path.read_bytes()
+            except OSError as exc:
+                raise PackagingError(f"{m.request_id}: staged file {m.path} unreadable: {exc}") from None
+            if hashlib.sha256(data).hexdigest() != m.sha256:
+                raise PackagingError(f"{m.request_id}: staged file {m.path} no longer has the verified SHA-256 {m.sha256}")
+            info = tarfile.TarInfo(m.name)
+            info.size, info.mtime, info.mode, info.uid, info.gid, info.uname, info.gname = len(data), 0, 0o644, 0, 0, "", ""
+            # tarfile sets offset_data only when reading: the data starts right after this member's header blocks.
+            data_offset = tar.offset + len(info.tobuf(tar.format, tar.encoding, tar.errors))
+            tar.addfile(info, io.BytesIO(data))
+            packed.append(PackedMember(m.name, data_offset, len(data), m.sha256, m.request_id, m.algorithm, m.checksum))
+        raw.flush()
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, dest)
+    digest = hashlib.sha256()
+    with open(dest, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return packed, digest.hexdigest(), dest.stat().st_size
+
+
+def verify_members(read_range, packed: Iterable[PackedMember]) -> list[str]:
+    """Problems found re-reading each member at its recorded offset (``read_range(offset, length) -> bytes``)."""
+    problems = []
+    for m in packed:
+        data = read_range(m.offset, m.length)
+        actual = hashlib.sha256(data).hexdigest()
+        if len(data) != m.length or actual != m.sha256:
+            problems.append(f"{m.name}: bytes at offset {m.offset} (+{m.length}) hash to {actual}, recorded {m.sha256}")
+    return problems
+
+
+def file_range_reader(path: Path):
+    def read(offset: int, length: int) -> bytes:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(length)
+    return read
+
+
+def manifest(package_id: str, tenant: str, key: str, tar_sha256: str, packed: Iterable[PackedMember]) -> bytes:
+    """JSON Lines, one member per line, with the package on each line so a line stands alone."""
+    lines = [json.dumps({"package": package_id, "tenant": tenant, "key": key, "packageSha256": tar_sha256, **asdict(m)}, sort_keys=True)
+             for m in packed]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def parse_manifest(data: bytes | str) -> list[dict[str, Any]]:
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            for field in ("package", "tenant", "key", "name", "offset", "length", "sha256", "request_id", "algorithm", "checksum"):
+                if field not in row:
+                    raise ValueError(f"missing {field}")
+        except ValueError as exc:
+            raise ValueError(f"manifest line {number}: {exc}") from None
+        out.append(row)
+    return out
+
+
+def member_url(bucket: str, key: str, name: str) -> str:
+    return f"s3://{bucket}/{key}?member={quote(name, safe='/')}"
+
+
+def parse_member_url(url: str) -> tuple[str, str, str | None]:
+    """``s3://bucket/key[?member=name]`` -> (bucket, key, member or None)."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise ValueError(f"not an s3:// URL: {url!r}")
+    member = parse_qs(parts.query).get("member", [None])[0]
+    return parts.netloc, unquote(parts.path.lstrip("/")), member

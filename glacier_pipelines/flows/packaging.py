@@ -1,0 +1,156 @@
+"""Small files into packages: verified members wait durably staged, a full or aged package goes up as one object.
+
+A package is stored with a JSON Lines manifest next to it (STANDARD class), so the catalog
+can be rebuilt from the bucket alone. Every member is re-read from the built tar at its
+recorded offset and checked against its SHA-256 before the package is uploaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.catalog.packages import PackageStore
+from glacier_pipelines.core import checksums, keys, packaging, responses, transfer
+from glacier_pipelines.flows.archive import ArchiveSetup
+
+log = logging.getLogger(__name__)
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PackagingPolicy:
+    threshold: int = 1 * MiB  # a file at or under this size may be packaged
+    target_size: int = 256 * MiB  # a package closes when its members reach this
+    max_age: timedelta = timedelta(hours=24)  # ... or when it is this old
+    tenant_thresholds: tuple[tuple[str, int], ...] = ()
+
+    def threshold_for(self, tenant: str) -> int:
+        return dict(self.tenant_thresholds).get(tenant, self.threshold)
+
+    @classmethod
+    def from_strings(cls, threshold: str, target: str, max_age_hours: str, tenant_thresholds: str = "") -> "PackagingPolicy":
+        """Sizes in bytes; ``tenant_thresholds`` like ``lab=65536,museum=2097152``."""
+        pairs = []
+        for item in filter(None, (x.strip() for x in tenant_thresholds.split(","))):
+            tenant, _, value = item.partition("=")
+            pairs.append((keys.validate_tenant(tenant.strip()), int(value)))
+        return cls(threshold=int(threshold), target_size=int(target), max_age=timedelta(hours=float(max_age_hours)),
+                   tenant_thresholds=tuple(pairs))
+
+
+@dataclass
+class PackagingReport:
+    tenant: str
+    added: int = 0
+    closed: int = 0
+    members_stored: int = 0
+    bytes_stored: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    packages: list[dict[str, Any]] = field(default_factory=list)
+
+
+def eligible(policy: PackagingPolicy, tenant: str, activate: bool, size: int, stage_kind: str) -> bool:
+    return activate and stage_kind == "file" and size <= policy.threshold_for(tenant)
+
+
+def add_verified_members(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) -> int:
+    """Move the batch's verified package members into the tenant's open package (they answer DELAYED)."""
+    rows = [r for r in setup.catalog.batch_requests(batch_id, [t.VERIFIED]) if r.stage and r.stage["kind"] == "member"]
+    if not rows:
+        return 0
+    members = [(r, packaging.member_name(r.request.destinationDirectory, r.request.checksum), r.stage["path"], r.size or 0,
+                r.stage["sha256"]) for r in rows]
+    PackageStore(setup.catalog).add_members(tenant, members, run_id)
+    return len(rows)
+
+
+def due_packages(setup: ArchiveSetup, policy: PackagingPolicy, tenant: str | None, *, close_all: bool,
+                 now: datetime | None = None) -> list[dict[str, Any]]:
+    now = now or datetime.now(timezone.utc)
+    return [p for p in PackageStore(setup.catalog).open_packages(tenant)
+            if close_all or p["member_bytes"] >= policy.target_size or now - p["created_at"] >= policy.max_age]
+
+
+def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, report: PackagingReport) -> None:
+    """Build, verify, upload and record one package; a member whose staged bytes changed is failed, not packed."""
+    store = PackageStore(setup.catalog)
+    tenant, package_id = package["tenant"], package["id"]
+    while True:
+        members = store.members(package_id)
+        if not members:
+            return
+        unique: dict[str, packaging.Member] = {}
+        for m in members:  # identical content is packed once; its other requests point at the same bytes
+            unique.setdefault(m["sha256"], packaging.Member(m["name"], Path(m["staged_path"]), m["sha256"], m["request_id"],
+                                                            m["algorithm"], m["checksum"]))
+        tar_path = setup.staging_dir / tenant / "packages" / f"{package_id}.tar"
+        try:
+            packed, tar_sha256, tar_size = packaging.build_tar(unique.values(), tar_path)
+            break
+        except packaging.PackagingError as exc:
+            bad = next(m for m in members if m["request_id"] == str(exc).split(":", 1)[0])
+            store.drop_member(bad["request_pk"], t.ERROR, f"staged copy damaged before packaging: {exc}")
+            report.failed.append((bad["request_id"], str(exc)))
+    problems = packaging.verify_members(packaging.file_range_reader(tar_path), packed)
+    if problems:  # never upload a package whose recorded offsets do not reproduce its members
+        raise packaging.PackagingError("; ".join(problems))
+    key = f"{keys.tenant_prefix(setup.key_prefix, tenant)}packages/{package_id}.tar"
+    s3_checksum = _upload_file(setup, tar_path, key, tar_sha256, tar_size)
+    manifest_key = key + packaging.MANIFEST_SUFFIX
+    body = packaging.manifest(package_id, tenant, key, tar_sha256, packed)
+    setup.s3.put_object(Bucket=setup.upload.bucket, Key=manifest_key, Body=body, StorageClass="STANDARD", ContentType="application/x-ndjson",
+                        ChecksumAlgorithm="SHA256", ChecksumSHA256=checksums.b64(hashlib.sha256(body).digest()))
+    by_sha = {p.sha256: p for p in packed}
+    obj = {"tenant": tenant, "bucket": setup.upload.bucket, "key": key, "storage_class": setup.upload.storage_class, "size": tar_size,
+           "sha256": tar_sha256, "s3_checksum": s3_checksum, "etag": None, "width": None, "height": None, "run_id": run_id, "batch_id": None}
+    placed, contents = {}, {}
+    for m in members:
+        p = by_sha[m["sha256"]]
+        placed[m["request_pk"]] = (p.name, p.offset, p.length)
+        req = m["body"]
+        content = responses.success_content(bucket=setup.upload.bucket, key=key, checksum=m["checksum"], algorithm=m["algorithm"],
+                                            size=m["size"], width=None, height=None, source_url=req["url"], small_file_managed=True)
+        content["storeFileMetadata"]["storedFileUrl"] = packaging.member_url(setup.upload.bucket, key, p.name)
+        contents[m["request_pk"]] = content
+    store.mark_stored(package_id, obj, placed, contents, manifest_key, problems, run_id)
+    for m in members:
+        Path(m["staged_path"]).unlink(missing_ok=True)
+    tar_path.unlink(missing_ok=True)
+    report.closed += 1
+    report.members_stored += len(members)
+    report.bytes_stored += tar_size
+    report.packages.append({"package": package_id, "url": f"s3://{setup.upload.bucket}/{key}", "members": len(members), "bytes": tar_size})
+
+
+def _upload_file(setup: ArchiveSetup, path: Path, key: str, sha256_hex: str, size: int) -> str:
+    """Upload a local file already hashed: one PUT, or a verified multipart stream for a large package."""
+    if size <= setup.upload.multipart_threshold:
+        stage = {"kind": "file", "path": str(path), "bucket": setup.upload.bucket, "key": key,
+                 "s3_checksum": checksums.b64(bytes.fromhex(sha256_hex))}
+    else:
+        def chunks():
+            with open(path, "rb") as f:
+                yield from iter(lambda: f.read(MiB), b"")
+        stage = transfer.stage_stream(chunks(), s3=setup.s3, settings=setup.upload, key=key, algorithm="SHA-256",
+                                      expected_checksum=sha256_hex, staging_path=path.with_suffix(".unused")).stage
+    return transfer.commit_stage(setup.s3, setup.upload, stage)["s3_checksum"]
+
+
+def close_due(setup: ArchiveSetup, policy: PackagingPolicy, tenant: str | None, run_id: str, *, close_all: bool = False) -> PackagingReport:
+    report = PackagingReport(tenant or "*")
+    for package in due_packages(setup, policy, tenant, close_all=close_all):
+        try:
+            close_package(setup, package, run_id, report)
+        except (ClientError, BotoCoreError, transfer.StoreError, packaging.PackagingError, OSError) as exc:
+            # The package stays OPEN with its members staged: the next close retries it.
+            log.warning("package %s could not be stored: %s", package["id"], exc)
+            report.failed.append((package["id"], f"package not stored yet: {exc}"))
+    return report
