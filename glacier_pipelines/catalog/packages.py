@@ -111,7 +111,8 @@ class PackageStore:
                     checksum: str | None = None) -> dict[str, Any] | None:
         """A stored member of ``tenant`` with this content: by SHA-256, or by the checksum a request announced."""
         pm, r, o = t.package_members, t.requests, t.objects
-        q = (sa.select(pm.c.name, pm.c.offset, pm.c.length, pm.c.sha256, pm.c.size, o)
+        q = (sa.select(pm.c.name.label("member_name"), pm.c.offset.label("member_offset"), pm.c.length.label("member_length"),
+                       pm.c.sha256.label("member_sha256"), pm.c.size.label("member_size"), o)  # labelled: objects has sha256 and size too
              .join(r, r.c.id == pm.c.request_pk).join(o, o.c.id == r.c.object_id)
              .where(pm.c.tenant == tenant, r.c.status == t.SUCCESS, pm.c.offset.is_not(None)))
         if sha256 is not None:
@@ -122,7 +123,8 @@ class PackageStore:
             row = conn.execute(q.limit(1)).first()
         if row is None:
             return None
-        return {"name": row.name, "offset": row.offset, "length": row.length, "sha256": row.sha256, "size": row.size, "object": _object(row)}
+        return {"name": row.member_name, "offset": row.member_offset, "length": row.member_length, "sha256": row.member_sha256,
+                "size": row.member_size, "object": _object(row)}
 
     def link_member(self, row: RequestRow, member: dict[str, Any], content: dict[str, Any], run_id: str) -> None:
         """Answer a request with content already stored as a member: a second location record, no new bytes."""

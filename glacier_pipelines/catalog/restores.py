@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.store import Catalog, StoredObject, _object
+from glacier_pipelines.core import packaging
 from glacier_pipelines.core.restores import FileSelector
 
 
@@ -18,6 +19,13 @@ def utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _member(row: Any) -> dict[str, Any] | None:
+    m = row._mapping
+    if m.get("member_name") is None or m.get("member_offset") is None:
+        return None
+    return {"name": m["member_name"], "offset": m["member_offset"], "length": m["member_length"], "sha256": m["member_sha256"]}
 
 
 def _now() -> datetime:
@@ -30,34 +38,49 @@ class RestoreStore:
         self.engine = catalog.engine
 
     # ---- resolving files ------------------------------------------------------------------
-    def resolve(self, tenant: str, selector: FileSelector) -> tuple[StoredObject | None, str | None]:
-        """The tenant's object named by ``selector`` (and the storage request id when known).
+    def resolve(self, tenant: str, selector: FileSelector) -> tuple[StoredObject | None, str | None, dict[str, Any] | None]:
+        """The tenant's object named by ``selector``, the storage request id when known, and the package member if it is one.
 
         Only the tenant's own rows are searched, so another tenant's file is simply not found.
         """
-        o, r = t.objects, t.requests
+        o, r, pm = t.objects, t.requests, t.package_members
+        member_cols = (pm.c.name.label("member_name"), pm.c.offset.label("member_offset"), pm.c.length.label("member_length"),
+                       pm.c.sha256.label("member_sha256"))  # labelled: objects has a sha256 column too
         with self.engine.connect() as conn:
             if selector.requestId is not None:
                 row = conn.execute(
-                    sa.select(o).join(r, r.c.object_id == o.c.id)
+                    sa.select(o, *member_cols).select_from(r.join(o, r.c.object_id == o.c.id).outerjoin(pm, pm.c.request_pk == r.c.id))
                     .where(r.c.tenant == tenant, r.c.request_id == selector.requestId, r.c.status == t.SUCCESS)
                 ).first()
-                return (_object(row), selector.requestId) if row else (None, None)
+                return (_object(row), selector.requestId, _member(row)) if row else (None, None, None)
             if selector.checksum is not None:
                 row = conn.execute(
                     sa.select(o).join(t.object_checksums, t.object_checksums.c.object_id == o.c.id)
                     .where(o.c.tenant == tenant, t.object_checksums.c.checksum == selector.checksum).order_by(o.c.id).limit(1)
                 ).first()
+                if row is None:  # a package member, by its SHA-256 or the checksum its request announced
+                    row = conn.execute(
+                        sa.select(o, *member_cols, r.c.request_id).select_from(pm.join(r, r.c.id == pm.c.request_pk).join(o, o.c.id == r.c.object_id))
+                        .where(pm.c.tenant == tenant, r.c.status == t.SUCCESS, pm.c.offset.is_not(None),
+                               sa.or_(pm.c.sha256 == selector.checksum, r.c.checksum == selector.checksum)).limit(1)
+                    ).first()
+                    return (_object(row), row.request_id, _member(row)) if row else (None, None, None)
             else:
-                bucket, _, key = (selector.url or "")[5:].partition("/")
+                bucket, key, name = packaging.parse_member_url(selector.url or "")
+                if name is not None:
+                    row = conn.execute(
+                        sa.select(o, *member_cols, r.c.request_id).select_from(pm.join(r, r.c.id == pm.c.request_pk).join(o, o.c.id == r.c.object_id))
+                        .where(o.c.tenant == tenant, o.c.bucket == bucket, o.c.key == key, pm.c.name == name, r.c.status == t.SUCCESS).limit(1)
+                    ).first()
+                    return (_object(row), row.request_id, _member(row)) if row else (None, None, None)
                 row = conn.execute(sa.select(o).where(o.c.tenant == tenant, o.c.bucket == bucket, o.c.key == key)).first()
             if row is None:
-                return None, None
+                return None, None, None
             obj = _object(row)
             request_id = conn.execute(
                 sa.select(r.c.request_id).where(r.c.object_id == obj.id, r.c.tenant == tenant).order_by(r.c.id).limit(1)
             ).scalar()
-            return obj, request_id
+            return obj, request_id, None
 
     def object_at(self, bucket: str, key: str) -> StoredObject | None:
         with self.engine.connect() as conn:

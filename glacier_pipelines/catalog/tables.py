@@ -111,6 +111,7 @@ restores = sa.Table(
     sa.Column("selector", sa.String(2100), nullable=False),  # how the file was named, for the report
     sa.Column("object_id", sa.Integer, sa.ForeignKey("objects.id")),
     sa.Column("request_id", sa.String(255)),
+    sa.Column("member", sa.JSON),  # {name, offset, length, sha256} when the file is a package member
     sa.Column("tier", sa.String(16), nullable=False),
     sa.Column("days", sa.Integer, nullable=False),
     sa.Column("requester", sa.String(320), nullable=False),

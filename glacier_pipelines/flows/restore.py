@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.catalog.restores import RestoreStore
-from glacier_pipelines.core import events, notify, pricing
+from glacier_pipelines.core import checksums, events, notify, packaging, pricing
 from glacier_pipelines.core.restores import (
     RestoreRequest,
     link_lifetime,
@@ -79,8 +79,9 @@ def submit(setup: RestoreSetup, request: RestoreRequest) -> dict[str, Any]:
     restore_id = str(uuid.uuid4())
     store = setup.store
     rows, files = [], []
+    costed: set[int] = set()
     for selector in request.files:
-        obj, request_id = store.resolve(request.tenant, selector)
+        obj, request_id, member = store.resolve(request.tenant, selector)
         messages: list[str] = []
         cost = None
         if obj is None:
@@ -91,19 +92,31 @@ def submit(setup: RestoreSetup, request: RestoreRequest) -> dict[str, Any]:
             messages.append(why)
         else:
             status = "PENDING"
-            cost = _estimate(setup, obj.storage_class, request.tier, obj.size, request.days)
+            if obj.id in costed:  # the object (a package) is retrieved once for all its members asked
+                cost = {"total": 0.0, "lines": [{"item": f"covered by the restore of {obj.url} in this request", "usd": 0.0}]}
+            else:
+                cost = _estimate(setup, obj.storage_class, request.tier, obj.size, request.days)
+                costed.add(obj.id)
+            if member is not None:
+                messages.append(f"member {member['name']} of package {obj.url}: the package is restored, then the member extracted")
             if not needs_restore(obj.storage_class):
                 messages.append(f"{obj.storage_class} objects are readable without a restore: served directly")
         rows.append({
             "restore_id": restore_id, "tenant": request.tenant, "selector": selector.describe(), "object_id": obj.id if obj else None,
-            "request_id": request_id, "tier": request.tier, "days": request.days, "requester": request.requester,
+            "request_id": request_id, "member": member, "tier": request.tier, "days": request.days, "requester": request.requester,
             "note": request.note, "status": status, "messages": messages, "cost": cost,
             "estimated_cost_usd": (cost or {}).get("total"),
         })
         files.append({"selector": selector.describe(), "status": status, "messages": messages,
-                      "storedFileUrl": obj.url if obj else None, "estimatedCostUsd": (cost or {}).get("total")})
+                      "storedFileUrl": _stored_url(obj, member), "estimatedCostUsd": (cost or {}).get("total")})
     store.add(rows)
     return {"restoreId": restore_id, "tenant": request.tenant, "tier": request.tier, "days": request.days, "files": files}
+
+
+def _stored_url(obj: Any, member: dict[str, Any] | None) -> str | None:
+    if obj is None:
+        return None
+    return packaging.member_url(obj.bucket, obj.key, member["name"]) if member else obj.url
 
 
 def start(setup: RestoreSetup, tenant: str, run_id: str) -> RestoreReport:
@@ -248,6 +261,13 @@ def deliver(setup: RestoreSetup, tenant: str, run_id: str) -> RestoreReport:
             report.failed.extend((r["selector"], "restore failed") for r in rows)
             continue
         obj = store.get_object(object_id)
+        members = [r for r in rows if r.get("member")]
+        if members:
+            _deliver_members(setup, obj, state, members, run_id, now, report, ready_rows)
+            rows = [r for r in rows if not r.get("member")]
+            ids = [r["id"] for r in rows]
+            if not rows:
+                continue
         if state["verified"] is None:
             ok, message = _verify_restored(setup, obj)
             store.set_object_state(object_id, verified=ok, verify_message=message)
@@ -272,6 +292,47 @@ def deliver(setup: RestoreSetup, tenant: str, run_id: str) -> RestoreReport:
     store.update(lapsed, status="EXPIRED", download_url=None, add_message="the download link and restored copy have expired")
     report.expired = len(lapsed)
     return report
+
+
+def _deliver_members(setup: RestoreSetup, obj: Any, state: dict[str, Any], rows: list[dict[str, Any]], run_id: str, now: datetime,
+                     report: RestoreReport, ready_rows: list[tuple[dict[str, Any], Any]]) -> None:
+    """Extract asked members of a restored package with ranged GETs, verify each, and hand out a link to a copy of it.
+
+    A pre-signed URL cannot carry a Range, so each verified member is copied (STANDARD) under
+    ``restored/<restore id>/`` beside the tenant's archive; the link points at that copy.
+    """
+    store = setup.store
+    seconds = link_lifetime(now, state["expires_at"], setup.max_link_seconds)
+    for row in rows:
+        member = row["member"]
+        end = member["offset"] + member["length"] - 1
+        try:
+            data = setup.s3.get_object(Bucket=obj.bucket, Key=obj.key, Range=f"bytes={member['offset']}-{end}")["Body"].read() \
+                if member["length"] else b""
+        except (ClientError, BotoCoreError) as exc:
+            store.update([row["id"]], status="FAILED", run_id=run_id, add_message=f"member could not be read from the restored package: {exc}")
+            report.failed.append((row["selector"], str(exc)))
+            continue
+        actual = hashlib.sha256(data).hexdigest()
+        report.verified += 1
+        if actual != member["sha256"] or len(data) != member["length"]:
+            message = f"restored bytes differ from the catalog: member {member['name']} hashes to {actual}, archived {member['sha256']}"
+            store.set_object_state(obj.id, verified=False, verify_message=message)
+            store.update([row["id"]], status="FAILED", run_id=run_id, add_message=message)
+            report.mismatched.append((packaging.member_url(obj.bucket, obj.key, member["name"]), message))
+            continue
+        store.set_object_state(obj.id, verified=True, verify_message="restored members match the catalog (sha256)")
+        copy_key = f"{obj.key.rsplit('/packages/', 1)[0]}/restored/{row['restore_id']}/{member['name']}"
+        setup.s3.put_object(Bucket=obj.bucket, Key=copy_key, Body=data, StorageClass="STANDARD", ChecksumAlgorithm="SHA256",
+                            ChecksumSHA256=checksums.b64(bytes.fromhex(actual)), Tagging="glacier-pipelines=restored-copy")
+        if seconds <= 0:
+            store.update([row["id"]], status="EXPIRED", run_id=run_id, add_message="the restored copy expired before it could be delivered")
+            continue
+        url = setup.s3.generate_presigned_url("get_object", Params={"Bucket": obj.bucket, "Key": copy_key}, ExpiresIn=seconds)
+        expires_at = now + timedelta(seconds=seconds)
+        store.update([row["id"]], status="READY", run_id=run_id, ready_at=now, expires_at=expires_at, download_url=url)
+        ready_rows.append(({**row, "download_url": url, "expires_at": expires_at}, obj))
+        report.ready += 1
 
 
 def _notify(setup: RestoreSetup, ready_rows: list[tuple[dict[str, Any], Any]]) -> int:
@@ -306,7 +367,7 @@ def report_rows(setup: RestoreSetup, tenant: str | None = None) -> list[dict[str
         obj = store.get_object(r["object_id"]) if r["object_id"] else None
         out.append({
             "restoreId": r["restore_id"], "tenant": r["tenant"], "requestId": r["request_id"],
-            "storedFileUrl": obj.url if obj else None, "tier": r["tier"], "days": r["days"], "requester": r["requester"],
+            "storedFileUrl": _stored_url(obj, r.get("member")), "tier": r["tier"], "days": r["days"], "requester": r["requester"],
             "status": r["status"], "messages": r["messages"], "downloadUrl": r["download_url"] if r["status"] == "READY" else None,
             "expiresAt": r["expires_at"].isoformat() if r["expires_at"] else None, "estimatedCostUsd": r["estimated_cost_usd"],
         })

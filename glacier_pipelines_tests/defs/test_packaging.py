@@ -201,3 +201,61 @@ def test_catalog_rebuilt_from_the_bucket_after_the_database_is_lost(packing, ins
     standalone = fresh.find_object("lab", "MD5", big["checksum"])
     assert standalone is not None and standalone.url == before["standalone"]["storedFileUrl"]
     assert rebuild(fresh, s3_client(), BUCKET, "archive")["members"] == 0  # idempotent
+
+
+def test_three_members_restore_their_package_once_and_come_back_verified(archive, instance, monkeypatch):
+    """DEEP_ARCHIVE packages: one RestoreObject for three members, each extracted by range and checked."""
+    from glacier_pipelines.core.restores import parse_restore_request
+    from glacier_pipelines.flows import restore as flow
+    from glacier_pipelines_tests.defs.test_restore import SENT, CapturingStore
+
+    monkeypatch.setenv("GLACIER_PACKAGE_THRESHOLD_BYTES", "1000")
+    reqs = [_small(archive, f"p{i}", 600 + i) for i in range(4)]
+    archive.submit(*[r for r, _ in reqs])
+    assert archive.run("lab", instance).success and _close_all(archive, instance).success
+    resources = archive.defs().resources
+    setup = resources["restore"].setup(resources["catalog"], resources["archive_store"])
+    member_url = archive.report("lab")["p2"]["storedFileUrl"]
+    summary = flow.submit(setup, parse_restore_request({
+        "tenant": "lab", "days": 1, "tier": "Bulk", "requester": "r@example.org",
+        "files": [{"requestId": "p0"}, {"checksum": reqs[1][0]["checksum"]}, {"url": member_url}]}))
+    assert [f["status"] for f in summary["files"]] == ["PENDING"] * 3
+    costs = [f["estimatedCostUsd"] for f in summary["files"]]
+    assert costs[0] > 0 and costs[1:] == [0.0, 0.0]  # the package is retrieved (and paid) once
+    SENT.clear()
+    job = archive.defs(archive_store=CapturingStore(**resources["archive_store"].model_dump())).resolve_job_def("restore_job")
+    result = job.execute_in_process(partition_key="lab", instance=instance, raise_on_error=False)
+    assert result.success and len(SENT) == 1 and SENT[0]["Key"].endswith(".tar")
+    rows = {r["requestId"]: r for r in flow.report_rows(setup, "lab")}
+    for i in range(3):  # the links point at in-process moto, so the copies are read back with boto3
+        row = rows[f"p{i}"]
+        assert row["status"] == "READY" and "?member=" in row["storedFileUrl"]
+        copy_key = row["downloadUrl"].split("?", 1)[0].split(f"{BUCKET}.s3.amazonaws.com/", 1)[1]
+        assert s3_client().get_object(Bucket=BUCKET, Key=copy_key)["Body"].read() == reqs[i][1]
+
+
+def test_a_corrupted_member_in_a_restored_package_is_caught(archive, instance, monkeypatch):
+    from glacier_pipelines.core.restores import parse_restore_request
+    from glacier_pipelines.flows import restore as flow
+
+    monkeypatch.setenv("GLACIER_PACKAGE_THRESHOLD_BYTES", "1000")
+    reqs = [_small(archive, f"q{i}", 700) for i in range(2)]
+    archive.submit(*[r for r, _ in reqs])
+    assert archive.run("lab", instance).success and _close_all(archive, instance).success
+    [tar_key] = [k for k in _objects() if k.endswith(".tar")]
+    s3_client().restore_object(Bucket=BUCKET, Key=tar_key, RestoreRequest={"Days": 1, "GlacierJobParameters": {"Tier": "Bulk"}})
+    body = bytearray(s3_client().get_object(Bucket=BUCKET, Key=tar_key)["Body"].read())
+    offset = next(m for m in parse_manifest(s3_client().get_object(Bucket=BUCKET, Key=f"{tar_key}.manifest.jsonl")["Body"].read())
+                  if m["request_id"] == "q1")["offset"]
+    body[offset] ^= 0xFF  # one flipped byte inside member q1
+    s3_client().put_object(Bucket=BUCKET, Key=tar_key, Body=bytes(body), StorageClass="DEEP_ARCHIVE")  # rotted in the archive
+    resources = archive.defs().resources
+    setup = resources["restore"].setup(resources["catalog"], resources["archive_store"])
+    flow.submit(setup, parse_restore_request({"tenant": "lab", "days": 1, "tier": "Bulk", "requester": "r@example.org",
+                                              "files": [{"requestId": "q0"}, {"requestId": "q1"}]}))
+    result = archive.defs().resolve_job_def("restore_job").execute_in_process(partition_key="lab", instance=instance, raise_on_error=False)
+    assert not result.success
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed
+    rows = {r["requestId"]: r for r in flow.report_rows(setup, "lab")}
+    assert rows["q0"]["status"] == "READY" and rows["q1"]["status"] == "FAILED" and rows["q1"]["downloadUrl"] is None

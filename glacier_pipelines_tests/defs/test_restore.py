@@ -192,7 +192,7 @@ def test_polling_backs_off_and_gives_up_only_after_twice_the_documented_delay(ar
     from glacier_pipelines.flows import restore as flow
 
     _, setup = _submit(archive, tenant="lab", files=[{"requestId": "lab-a"}], days=1, tier="Bulk", requester="a@example.org")
-    obj, _ = RestoreStore(setup.catalog).resolve("lab", __import__("glacier_pipelines.core.restores", fromlist=["FileSelector"]).FileSelector(requestId="lab-a"))
+    obj, _, _ = RestoreStore(setup.catalog).resolve("lab", __import__("glacier_pipelines.core.restores", fromlist=["FileSelector"]).FileSelector(requestId="lab-a"))
     start = datetime.now(timezone.utc)
     setup.store.set_object_state(obj.id, state="REQUESTED", tier="Bulk", days=1, requested_at=start, next_poll_at=start, poll_attempts=0)
     setup.s3 = _NeverRestored(setup.s3)
