@@ -144,9 +144,11 @@ class PackageStore:
 
     def package_problems(self, run_id: str) -> list[tuple[str, list[str], int]]:
         """(package object URL, problems, members) for packages stored by ``run_id``."""
-        q = (sa.select(t.packages.c.verify_problems, t.objects.c.bucket, t.objects.c.key, sa.func.count(t.package_members.c.request_pk))
+        members = (sa.select(t.package_members.c.package_id, sa.func.count().label("n"))
+                   .group_by(t.package_members.c.package_id).subquery())
+        q = (sa.select(t.packages.c.verify_problems, t.objects.c.bucket, t.objects.c.key, members.c.n)
              .join(t.objects, t.objects.c.id == t.packages.c.object_id)
-             .join(t.package_members, t.package_members.c.package_id == t.packages.c.id)
-             .where(t.packages.c.run_id == run_id).group_by(t.packages.c.id, t.objects.c.bucket, t.objects.c.key, t.packages.c.verify_problems))
+             .join(members, members.c.package_id == t.packages.c.id)
+             .where(t.packages.c.run_id == run_id))  # no GROUP BY over the JSON column: PostgreSQL cannot compare json
         with self.engine.connect() as conn:
             return [(f"s3://{b}/{k}", list(p or []), n) for p, b, k, n in conn.execute(q)]

@@ -78,6 +78,9 @@ class ArchiveStoreResource(dg.ConfigurableResource):
             max_pool_connections=max(10, self.upload_concurrency * 2),
             connect_timeout=10,
             read_timeout=120,
+            # Every part and object carries its own x-amz-checksum-sha256, which S3 verifies; signing the
+            # payload too (botocore does on plain-HTTP endpoints) would hash every byte once more.
+            s3={"payload_signing_enabled": False},
         )
         return boto3.session.Session().client("s3", endpoint_url=self.endpoint_url or None, region_name=self.region_name, config=config)
 

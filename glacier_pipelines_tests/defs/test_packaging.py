@@ -105,11 +105,13 @@ def test_package_closes_by_age_through_the_schedule(packing, instance, monkeypat
     assert packing.run("lab", instance).success
     resources = packing.defs().resources
     when = datetime.now(timezone.utc)
-    young = package_close_schedule(dg.build_schedule_context(instance=instance, resources=resources, scheduled_execution_time=when))
+    with dg.build_schedule_context(instance=instance, resources=resources, scheduled_execution_time=when) as context:
+        young = package_close_schedule(context)
     assert isinstance(young, dg.SkipReason)
     monkeypatch.setenv("GLACIER_PACKAGE_MAX_AGE_HOURS", "0")
     resources = packing.defs().resources
-    aged = package_close_schedule(dg.build_schedule_context(instance=instance, resources=resources, scheduled_execution_time=when))
+    with dg.build_schedule_context(instance=instance, resources=resources, scheduled_execution_time=when) as context:
+        aged = package_close_schedule(context)
     assert [r.partition_key for r in aged] == ["lab"]
     job = packing.defs().resolve_job_def("package_job")
     assert job.execute_in_process(partition_key="lab", instance=instance).success
