@@ -59,7 +59,9 @@ def serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
             pass
 
         def copyfile(self, source, outputfile):  # sendfile: the source side should not be the bottleneck
-            os.sendfile(outputfile.fileno(), source.fileno(), 0, os.fstat(source.fileno()).st_size)
+            size, offset = os.fstat(source.fileno()).st_size, 0
+            while offset < size:  # one sendfile call moves at most about 2 GiB
+                offset += os.sendfile(outputfile.fileno(), source.fileno(), offset, size - offset)
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -182,8 +182,11 @@ def stage_stream(
                 uploader = _PartUploader(s3, settings, key, metadata or {})
             if uploader is not None:
                 while len(buf) >= settings.part_size:
-                    uploader.submit(bytes(buf[: settings.part_size]))
+                    with memoryview(buf) as view:  # one copy into the part, not two (a slice would copy first)
+                        part = bytes(view[: settings.part_size])
                     del buf[: settings.part_size]
+                    uploader.submit(part)
+                    del part
         actual = digest.hexdigest(algorithm)
         if uploader is not None:
             if buf or not uploader._futures:

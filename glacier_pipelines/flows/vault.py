@@ -495,7 +495,7 @@ def request_retrievals(setup: VaultSetup, vault: str, *, run_id: str | None = No
             break
         for row in rows:
             if row.size > S3_MAX_OBJECT_BYTES:
-                reason = (f"{row.size:,} bytes is more than S3's largest object ({S3_MAX_OBJECT_BYTES:,} bytes, 5 TiB): "
+                reason = (f"{row.size:,} bytes is more than S3's largest single object ({S3_MAX_OBJECT_BYTES:,} bytes): "
                           "skipped; retrieve it in byte ranges and store it as several objects by hand")
                 store.finish(row.pk, v.SKIPPED, message=reason, at=now, run_id=run_id)
                 report.skipped.append((row.archive_id, reason))
@@ -964,7 +964,7 @@ def progress_plot_png(setup: VaultSetup, vault: str) -> bytes | None:
     ax.set_ylim(bottom=0)
     ax.legend(loc="upper left", fontsize="small")
     fig.autofmt_xdate()
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.09, right=0.98, top=0.9, bottom=0.24)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()

@@ -322,3 +322,15 @@ def test_ready_links_expire(archive, instance, archived):
     assert report.expired == 1
     [row] = _report(archive)
     assert row["status"] == "EXPIRED" and row["downloadUrl"] is None
+
+
+def test_expedited_is_sent_for_glacier_flexible_retrieval(archive, instance, monkeypatch):
+    monkeypatch.setenv("GLACIER_STORAGE_CLASS", "GLACIER")
+    archive.submit(archive.request("lab", archive.file("g", b"flexible"), b"flexible", requestId="flex"))
+    assert archive.run("lab", instance).success
+    result = _run_restore(archive, instance, config={"request_ids": ["flex"], "days": 1, "tier": "Expedited",
+                                                     "requester": "urgent@example.org"})
+    assert result.success
+    assert [p["RestoreRequest"] for p in SENT] == [{"Days": 1, "GlacierJobParameters": {"Tier": "Expedited"}}]
+    [row] = _report(archive)
+    assert row["status"] == "READY" and row["tier"] == "Expedited" and row["estimatedCostUsd"] > 0
