@@ -131,17 +131,21 @@ class AmqpTransport:
                 method, properties, body = next(self._consumer)
                 if method is None:
                     break
-                msg_id = f"{id(channel)}:{method.delivery_tag}"
-                headers = dict(properties.headers or {})
-                self._deliveries[msg_id] = method.delivery_tag
-                self._bodies[msg_id] = (headers, body)
-                out.append(Message(id=msg_id, headers={k: _text(v) for k, v in headers.items()}, body=body))
+                out.append(self._track(channel, method, properties, body))
         except _CONNECTION_ERRORS as exc:
             if out:
                 log.warning("AMQP receive interrupted after %d message(s): %r", len(out), exc)
                 return out  # those not acknowledged are redelivered by the broker
             raise TransportError(f"AMQP receive failed: {exc!r}") from None
         return out
+
+    def _track(self, channel: Any, method: Any, properties: Any, body: bytes) -> Message:
+        """Remember a delivery (to settle or dead-letter it later) and hand it out as a Message."""
+        msg_id = f"{id(channel)}:{method.delivery_tag}"
+        headers = dict(properties.headers or {})
+        self._deliveries[msg_id] = method.delivery_tag
+        self._bodies[msg_id] = (headers, body)
+        return Message(id=msg_id, headers={k: _text(v) for k, v in headers.items()}, body=body)
 
     def receive_from(self, queue: str, max_messages: int) -> list[Message]:
         """Unacknowledged messages of another queue (``basic_get``; for low-volume queues such as restores)."""
@@ -154,11 +158,7 @@ class AmqpTransport:
                 method, properties, body = channel.basic_get(queue, auto_ack=False)
                 if method is None:
                     break
-                msg_id = f"{id(channel)}:{method.delivery_tag}"
-                headers = dict(properties.headers or {})
-                self._deliveries[msg_id] = method.delivery_tag
-                self._bodies[msg_id] = (headers, body)
-                out.append(Message(id=msg_id, headers={k: _text(v) for k, v in headers.items()}, body=body))
+                out.append(self._track(channel, method, properties, body))
         except _CONNECTION_ERRORS as exc:
             if not out:
                 raise TransportError(f"AMQP receive from {queue} failed: {exc!r}") from None

@@ -32,6 +32,14 @@ def validate_tenant(tenant: str) -> str:
     return tenant
 
 
+def tenant_field(value: str) -> str:
+    """``validate_tenant`` for pydantic validators, which expect ValueError."""
+    try:
+        return validate_tenant(value)
+    except InvalidKey as exc:
+        raise ValueError(str(exc)) from None
+
+
 def sanitize_directory(directory: str) -> str:
     """Turn a relative ``destinationDirectory`` into key segments, refusing anything that could escape.
 

@@ -83,10 +83,7 @@ class Envelope(BaseModel):
     @field_validator("tenant")
     @classmethod
     def _valid_tenant(cls, value: str) -> str:
-        try:
-            return keys.validate_tenant(value)
-        except keys.InvalidKey as exc:
-            raise ValueError(str(exc)) from None
+        return keys.tenant_field(value)
 
     @field_validator("requestId")
     @classmethod

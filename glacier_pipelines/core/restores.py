@@ -65,10 +65,7 @@ class RestoreRequest(BaseModel):
     @field_validator("tenant")
     @classmethod
     def _tenant(cls, value: str) -> str:
-        try:
-            return keys.validate_tenant(value)
-        except keys.InvalidKey as exc:
-            raise ValueError(str(exc)) from None
+        return keys.tenant_field(value)
 
     @field_validator("tier")
     @classmethod
