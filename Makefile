@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export DAGSTER_HOME := $(CURDIR)
 
-.PHONY: demo test test-fast ui clean
+.PHONY: demo test test-fast ui bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
@@ -22,6 +22,16 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
+
+# Benchmarks (not part of the tests): see bench/README.md. They need RabbitMQ on 127.0.0.1:5672;
+# the large-file peers (s5cmd, aws cli, rclone) are used when installed and left out otherwise.
+bench: $(STAMP)
+	$(BIN)/python bench/intake.py --requests 10000 --rounds 3
+	$(BIN)/python bench/large_file.py --size-mib 2048 --rounds 3
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/intake.py --requests 2000 --rounds 1 --out bench/results/intake-quick.json
+	$(BIN)/python bench/large_file.py --quick --out bench/results/large_file-quick
 
 ui: $(STAMP)
 	$(BIN)/dagster dev -w workspace.yaml
