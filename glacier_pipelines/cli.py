@@ -155,6 +155,43 @@ def advance_restores(tenant: str | None = None, *, progress=_progress) -> list[d
     return runs
 
 
+def vault_migrate(args: argparse.Namespace, *, progress=_progress) -> list[dict[str, Any]]:
+    """Run vault_job for one vault through Dagster; with --wait, again every --poll-seconds until nothing is left to do."""
+    import time
+
+    import dagster as dg
+
+    from glacier_pipelines.definitions import build_defs
+    from glacier_pipelines.flows import vault as vault_flow
+    from glacier_pipelines.resources import ArchiveStoreResource, resources_from_env
+    from glacier_pipelines.resources.vault import VaultResource
+
+    settings = Settings.from_env()
+    ensure_dagster_home(settings)
+    r = resources_from_env()
+    update = {k: v for k, v in {"bucket": args.bucket, "storage_class": (args.storage_class or "").upper()}.items() if v}
+    if update:
+        r["archive_store"] = ArchiveStoreResource(**{**r["archive_store"].model_dump(), **update})
+    if args.prefix:
+        r["vault"] = VaultResource(**{**r["vault"].model_dump(), "key_prefix": args.prefix.strip("/")})
+    setup = r["vault"].setup(r["catalog"], r["archive_store"])
+    job = build_defs(r).resolve_job_def("vault_job")
+    deadline = time.monotonic() + args.timeout_hours * 3600
+    with dg.DagsterInstance.get() as instance:
+        if not instance.has_dynamic_partition("vaults", args.vault):
+            instance.add_dynamic_partitions("vaults", [args.vault])
+        while True:
+            result = job.execute_in_process(partition_key=args.vault, instance=instance, raise_on_error=False,
+                                            run_config=QUIET_LOGS, tags={"glacier/vault": args.vault})
+            state = vault_flow.migration_state(setup, args.vault)
+            progress(f"vault {args.vault}: run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}; "
+                     f"{json.dumps({k: v for k, v in state.items() if k != 'finished'}, default=str)}")
+            if state["finished"] or not args.wait or time.monotonic() > deadline:
+                break
+            time.sleep(args.poll_seconds)
+    return vault_flow.vault_report(setup, args.vault)
+
+
 def restore(args: argparse.Namespace) -> dict[str, Any]:
     """Record a restore request, then run restore_job for its tenant (start restores, deliver what is back)."""
     import dagster as dg
@@ -259,6 +296,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tenant")
     p.add_argument("--close-packages", action="store_true", help="also close and upload every open small-file package now")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("vault", help="legacy S3 Glacier vaults")
+    vault_sub = p.add_subparsers(dest="vault_command", required=True)
+    m = vault_sub.add_parser("migrate", help="copy every archive of a vault into S3, tree-hash verified (the vault is only read)")
+    m.add_argument("--vault", required=True)
+    m.add_argument("--bucket")
+    m.add_argument("--storage-class")
+    m.add_argument("--prefix")
+    m.add_argument("--wait", action="store_true", help="poll until every archive is transferred, failed or skipped")
+    m.add_argument("--poll-seconds", type=float, default=300.0)
+    m.add_argument("--timeout-hours", type=float, default=96.0)
+    m.add_argument("--json", action="store_true")
     p = sub.add_parser("catalog", help="catalog maintenance")
     p.add_argument("action", choices=["rebuild"], help="rebuild: recreate the catalog from the bucket's objects and package manifests")
     p.add_argument("--json", action="store_true")
@@ -302,6 +350,16 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if all(r["success"] for r in summary["runs"]) else 1
         if args.command == "report":
             return _report(args)
+        if args.command == "vault":
+            report = vault_migrate(args)
+            if args.json:
+                print(json.dumps(report, indent=2, default=str))
+            else:
+                for row in report:
+                    print(f"{row['status']:<12} {row['sizeInBytes']:>14}  {row['destinationKey'] or '-'}  {'; '.join(row['messages'])}")
+                counts = Counter(r["status"] for r in report)
+                print(f"\n{len(report)} archive(s): {dict(counts)}")
+            return 1 if any(r["status"] == "FAILED" for r in report) else 0
         if args.command == "catalog":
             from glacier_pipelines.flows.rebuild import rebuild
             from glacier_pipelines.resources import resources_from_env

@@ -54,6 +54,18 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "GLACIER_SMTP_USER": ("", "SMTP user, if the server wants a login."),
     "GLACIER_SMTP_PASSWORD": ("", "SMTP password (never logged)."),
     "GLACIER_SMTP_STARTTLS": ("0", "1 upgrades the SMTP connection with STARTTLS."),
+    "GLACIER_VAULT_ENDPOINT_URL": ("", "Glacier (vault API) endpoint; unset means AWS itself."),
+    "GLACIER_VAULT_REGION": ("us-east-1", "Region of the source vaults."),
+    "GLACIER_VAULT_ACCOUNT_ID": ("-", "Account id of the vaults; '-' means the credentials' own account."),
+    "GLACIER_VAULT_TIER": ("Bulk", "Tier of archive-retrieval jobs: Bulk, Standard or Expedited."),
+    "GLACIER_VAULT_CHUNK_SIZE_MB": ("64", "Range fetched and uploaded as one part (MiB, rounded down to a power of two, at least 8)."),
+    "GLACIER_VAULT_DAILY_BYTES": ("1099511627776", "Bytes of retrieval jobs started per 24 h over all vaults (0: no limit)."),
+    "GLACIER_VAULT_MAX_JOBS_PER_RUN": ("1000", "Retrieval jobs started per run."),
+    "GLACIER_VAULT_EXPIRY_MARGIN_HOURS": ("19", "A job output completed longer ago than this and not yet copied is requested again."),
+    "GLACIER_VAULT_INVENTORY_FORMAT": ("CSV", "Format of inventory-retrieval jobs: CSV or JSON."),
+    "GLACIER_VAULT_NAMES_CSV": ("", "CSV of 'archive id,name' overriding names derived from archive descriptions."),
+    "GLACIER_VAULT_KEY_PREFIX": ("vaults", "Key prefix of vault copies: <prefix>/<vault>/<name>."),
+    "GLACIER_VAULT_CONCURRENCY": ("2", "Archives copied at once (memory: about chunk size x this)."),
     "GLACIER_SENSORS_RUNNING": ("0", "1 starts request_intake_sensor as soon as the Dagster daemon loads the code location."),
 }
 

@@ -795,6 +795,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "VaultDouble/1.0"
+    disable_nagle_algorithm = True  # small JSON answers would otherwise wait ~40 ms for the delayed ACK
     timeout = 60
     server: _Server
 

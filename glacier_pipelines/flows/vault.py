@@ -168,6 +168,7 @@ class JobChanges:
     failed: list[str] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
     vaults: set[str] = field(default_factory=set)  # vaults where something changed
+    error: str | None = None  # polling stopped early on this (throttling, network): the rest waits for the next call
 
 
 def refresh_jobs(setup: VaultSetup, *, vault: str | None = None, kind: str | None = None, limit: int | None = None,
@@ -188,8 +189,14 @@ def refresh_jobs(setup: VaultSetup, *, vault: str | None = None, kind: str | Non
         changes.checked += 1
         try:
             desc = setup.glacier.describe_job(accountId=setup.account_id, vaultName=job.vault, jobId=job.job_id)
+        except BotoCoreError as exc:
+            changes.error = f"DescribeJob {job.job_id}: {exc}"
+            break
         except ClientError as exc:
             if _code(exc) != "ResourceNotFoundException":
+                if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500 or "Throttl" in _code(exc):
+                    changes.error = f"DescribeJob {job.job_id}: {_code(exc)}: {exc}"
+                    break
                 raise
             store.update_job(job.job_id, status=v.EXPIRED, checked_at=now, message="Glacier no longer knows this job (expired)")
             _job_gone(setup, job, "its output expired before it was copied; it will be requested again", failed=False)
@@ -280,7 +287,7 @@ def take_inventory(setup: VaultSetup, vault: str, *, refresh: bool = False, run_
         return InventoryResult(vault, "waiting", job.job_id, message=f"waiting for inventory job {job.job_id} "
                                                                        f"(started {job.initiated_at:%Y-%m-%d %H:%M} UTC)")
     if job is not None and job.status == v.SUCCEEDED and job.loaded_at is None:
-        return _load_inventory(setup, job)
+        return _load_inventory(setup, job, run_id)
     loaded = store.latest_loaded_inventory(vault)
     if loaded is not None and not refresh:
         return InventoryResult.from_job(loaded, message=f"inventory of job {loaded.job_id} already loaded")
@@ -295,7 +302,7 @@ def take_inventory(setup: VaultSetup, vault: str, *, refresh: bool = False, run_
     refresh_jobs(setup, vault=vault, kind=v.INVENTORY)
     job = store.job(job_id)
     if job is not None and job.status == v.SUCCEEDED:
-        result = _load_inventory(setup, job)
+        result = _load_inventory(setup, job, run_id)
         result.started = True
         return result
     why = f"inventory job {job_id} started; waiting for Glacier (typically 3-5 hours)"
@@ -317,10 +324,17 @@ def _unique_key(key: str, archive_id: str, taken: set[str]) -> str:
     return candidate
 
 
-def _load_inventory(setup: VaultSetup, job: JobRow) -> InventoryResult:
+def _load_inventory(setup: VaultSetup, job: JobRow, run_id: str | None = None) -> InventoryResult:
     store = setup.store
     vault = job.vault
-    resp = setup.glacier.get_job_output(accountId=setup.account_id, vaultName=vault, jobId=job.job_id)
+    try:
+        resp = setup.glacier.get_job_output(accountId=setup.account_id, vaultName=vault, jobId=job.job_id)
+    except ClientError as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise
+        store.update_job(job.job_id, status=v.EXPIRED, checked_at=setup.clock(), message="inventory output expired before it was loaded")
+        return InventoryResult(vault, "waiting", job.job_id, message=f"the output of inventory job {job.job_id} expired before it "
+                                                                     "was loaded; a new inventory starts on the next run")
     body = resp["body"].read()
     df = vault_inventory.parse_inventory(body, job.format or setup.inventory_format)
     named = {n.archive_id: n for n in vault_names.assign_names(df.to_dict("records"), setup.overrides)}
@@ -379,6 +393,7 @@ def _load_inventory(setup: VaultSetup, job: JobRow) -> InventoryResult:
         "overrides": setup.overrides_source, "message": f"inventory of job {job.job_id} loaded: {summary['archives']} archive(s), {new} new",
     }
     store.update_job(job.job_id, loaded_at=now, result=result)
+    store.record_progress(vault, run_id=run_id, at=now, bytes_transferred=0)
     log.info("vault %s: %s", vault, result["message"])
     return InventoryResult.from_job(store.job(job.job_id))
 
@@ -813,6 +828,23 @@ def write_report(setup: VaultSetup, vault: str) -> Path:
     return path
 
 
+def retry_failed(setup: VaultSetup, vault: str, archive_ids: list[str] | None = None) -> int:
+    """Put FAILED archives (all, or those named) back to NEW for another attempt; returns how many.
+
+    FAILED is otherwise final, so a damaged range is not fetched again and again. The next
+    retrievals step starts a new job for each (the destination is checked with HEAD first).
+    """
+    store = setup.store
+    count = 0
+    for row in store.archives(vault, [v.FAILED]):
+        if archive_ids is not None and row.archive_id not in archive_ids:
+            continue
+        store.update_archive(row.pk, status=v.NEW, attempts=0, job_failures=0, upload_id=None, chunk_size=None,
+                             message="FAILED archive put back to NEW for another attempt")
+        count += 1
+    return count
+
+
 def progress_history(setup: VaultSetup, vault: str) -> list[dict[str, Any]]:
     return setup.store.progress(vault)
 
@@ -960,7 +992,7 @@ def progress_plot_png(setup: VaultSetup, vault: str) -> bytes | None:
     ax.step(times, done, where="post", label="copied and verified", color="tab:blue", linewidth=2)
     ax.plot(times, done, "o", color="tab:blue", markersize=3)
     ax.set_ylabel("GiB")
-    ax.set_title(f"vault {vault}: {len(history)} run(s)")
+    ax.set_title(f"vault {vault}: bytes copied over {len(history)} recorded step(s)")
     ax.set_ylim(bottom=0)
     ax.legend(loc="upper left", fontsize="small")
     fig.autofmt_xdate()

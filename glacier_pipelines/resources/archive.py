@@ -169,6 +169,7 @@ def resources_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
     for cidr in filter(None, (c.strip() for c in s.source_allowed_networks.split(","))):
         ipaddress.ip_network(cidr, strict=False)
     from glacier_pipelines.resources.restore import RestoreResource
+    from glacier_pipelines.resources.vault import VaultResource
 
     e = lambda name: env(name, environ)  # noqa: E731
     return {
@@ -180,6 +181,15 @@ def resources_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
             smtp_password=dg.EnvVar("GLACIER_SMTP_PASSWORD") if environ.get("GLACIER_SMTP_PASSWORD") else "",
             smtp_starttls=e("GLACIER_SMTP_STARTTLS") == "1",
         ),
+        "vault": VaultResource(
+            endpoint_url=e("GLACIER_VAULT_ENDPOINT_URL") or None, region_name=e("GLACIER_VAULT_REGION"),
+            account_id=e("GLACIER_VAULT_ACCOUNT_ID"), tier=e("GLACIER_VAULT_TIER"),
+            chunk_size_mb=int(e("GLACIER_VAULT_CHUNK_SIZE_MB")), daily_bytes=int(e("GLACIER_VAULT_DAILY_BYTES")),
+            max_jobs_per_run=int(e("GLACIER_VAULT_MAX_JOBS_PER_RUN")),
+            expiry_margin_hours=float(e("GLACIER_VAULT_EXPIRY_MARGIN_HOURS")),
+            inventory_format=e("GLACIER_VAULT_INVENTORY_FORMAT").upper(), names_csv_path=e("GLACIER_VAULT_NAMES_CSV"),
+            key_prefix=e("GLACIER_VAULT_KEY_PREFIX").strip("/"), concurrency=int(e("GLACIER_VAULT_CONCURRENCY")),
+            home=str(s.home)),
         "catalog": CatalogResource(url=catalog_url),
         "archive_store": ArchiveStoreResource(
             endpoint_url=s.s3_endpoint_url, region_name=s.s3_region, bucket=s.bucket, storage_class=s_upload.storage_class,

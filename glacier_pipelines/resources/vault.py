@@ -1,17 +1,18 @@
-"""The Glacier vault (source of a vault copy) and how the copy is paced, configured from environment variables."""
+"""The Glacier vault (source of a vault copy) and how the copy is paced.
+
+Configured from environment variables by ``resources_from_env`` (the GLACIER_VAULT_* rows of
+``settings.ENV_VARS``); the field defaults here are those variables' defaults.
+"""
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
-import botocore.session
 import dagster as dg
 from botocore.config import Config
 
@@ -19,30 +20,7 @@ from glacier_pipelines.core import vault_names
 from glacier_pipelines.flows.vault import MiB, VaultSetup
 from glacier_pipelines.resources.archive import ArchiveStoreResource, CatalogResource
 
-# name -> (default, description), in the shape of glacier_pipelines.settings.ENV_VARS (merge it there).
-VAULT_ENV_VARS: dict[str, tuple[str, str]] = {
-    "GLACIER_VAULT_ENDPOINT_URL": ("", "Glacier (vault API) endpoint; unset means AWS itself (credentials from the standard AWS chain)."),
-    "GLACIER_VAULT_REGION": ("us-east-1", "Region of the source vaults."),
-    "GLACIER_VAULT_ACCOUNT_ID": ("-", "Account id of the vaults; '-' means the credentials' own account."),
-    "GLACIER_VAULT_TIER": ("Bulk", "Retrieval tier of archive-retrieval jobs: Bulk, Standard or Expedited."),
-    "GLACIER_VAULT_CHUNK_SIZE_MB": ("64", "Range fetched and uploaded as one part (MiB, rounded down to a power of two, at least 8)."),
-    "GLACIER_VAULT_DAILY_BYTES": ("1099511627776", "Bytes of retrieval jobs started per 24 h (0: no limit)."),
-    "GLACIER_VAULT_MAX_JOBS_PER_RUN": ("1000", "Retrieval jobs started per run."),
-    "GLACIER_VAULT_EXPIRY_MARGIN_HOURS": ("19", "A job output completed longer ago than this, and not copied yet, is requested again (Glacier keeps it 24 h)."),
-    "GLACIER_VAULT_INVENTORY_FORMAT": ("CSV", "Format of inventory-retrieval jobs: CSV or JSON."),
-    "GLACIER_VAULT_NAMES_CSV": ("", "CSV of 'archive id,name' overriding the names derived from archive descriptions."),
-    "GLACIER_VAULT_KEY_PREFIX": ("vaults", "Key prefix of vault copies: <prefix>/<vault>/<name>."),
-    "GLACIER_VAULT_CONCURRENCY": ("2", "Archives copied at once (memory: about chunk size x this)."),
-}
-
-
-def vault_env(name: str, environ: Mapping[str, str] | None = None) -> str:
-    environ = os.environ if environ is None else environ
-    value = environ.get(name, "")
-    return value if value != "" else VAULT_ENV_VARS[name][0]
-
-
-_botocore_session: botocore.session.Session | None = None
+_session: boto3.session.Session | None = None
 _session_lock = threading.Lock()
 
 
@@ -53,11 +31,11 @@ def _client(service: str, **kwargs: Any) -> Any:
     build two. Sessions are not thread-safe (clients are): creation is serialized. Every call
     returns a new client, so event handlers registered on one never reach another.
     """
-    global _botocore_session
+    global _session
     with _session_lock:
-        if _botocore_session is None:
-            _botocore_session = botocore.session.get_session()
-        return boto3.session.Session(botocore_session=_botocore_session).client(service, **kwargs)
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client(service, **kwargs)
 
 
 def s3_client(store: ArchiveStoreResource, concurrency: int) -> Any:
@@ -135,20 +113,3 @@ class VaultResource(dg.ConfigurableResource):
             )
         except ValueError as exc:
             raise dg.Failure(f"vault copy configuration: {exc}") from exc
-
-
-def vault_resource_from_env(environ: Mapping[str, str] | None = None, home: str | None = None) -> VaultResource:
-    """The VaultResource for ``defs`` from GLACIER_VAULT_* variables (``home`` defaults to GLACIER_HOME's default)."""
-    e = lambda name: vault_env(name, environ)  # noqa: E731
-    if home is None:
-        from glacier_pipelines.settings import Settings
-
-        home = str(Settings.from_env(environ).home)
-    return VaultResource(
-        endpoint_url=e("GLACIER_VAULT_ENDPOINT_URL") or None, region_name=e("GLACIER_VAULT_REGION"),
-        account_id=e("GLACIER_VAULT_ACCOUNT_ID"), tier=e("GLACIER_VAULT_TIER"), chunk_size_mb=int(e("GLACIER_VAULT_CHUNK_SIZE_MB")),
-        daily_bytes=int(e("GLACIER_VAULT_DAILY_BYTES")), max_jobs_per_run=int(e("GLACIER_VAULT_MAX_JOBS_PER_RUN")),
-        expiry_margin_hours=float(e("GLACIER_VAULT_EXPIRY_MARGIN_HOURS")), inventory_format=e("GLACIER_VAULT_INVENTORY_FORMAT"),
-        names_csv_path=e("GLACIER_VAULT_NAMES_CSV"), key_prefix=e("GLACIER_VAULT_KEY_PREFIX").strip("/"), home=home,
-        concurrency=int(e("GLACIER_VAULT_CONCURRENCY")),
-    )

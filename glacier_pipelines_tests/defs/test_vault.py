@@ -55,9 +55,9 @@ def setup_of(defs: dg.Definitions) -> flow.VaultSetup:
 def test_vault_definitions_merge_with_the_code_location():
     from glacier_pipelines.definitions import defs as main
     from glacier_pipelines.defs.vault import definitions as vault
-    from glacier_pipelines.resources.vault import VaultResource, vault_resource_from_env
+    from glacier_pipelines.resources.vault import VaultResource
 
-    merged = dg.Definitions.merge(main, vault.defs, dg.Definitions(resources={"vault": vault_resource_from_env()}))
+    merged = dg.Definitions.merge(main, vault.defs, dg.Definitions(resources={"vault": VaultResource()}))
     graph = merged.resolve_asset_graph()
     parents = {name: sorted(p.to_user_string() for p in graph.get(dg.AssetKey(name)).parent_keys)
                for name in ("vault_inventory", "archive_retrievals", "archive_transfers")}
@@ -66,9 +66,9 @@ def test_vault_definitions_merge_with_the_code_location():
     assert {graph.get(dg.AssetKey(n)).group_name for n in parents} == {"vault"}
     assert merged.resolve_job_def("vault_job") is not None
     assert "vault_jobs_sensor" in {s.name for s in merged.sensors}
-    r = vault_resource_from_env({"GLACIER_VAULT_ENDPOINT_URL": "http://127.0.0.1:9", "GLACIER_VAULT_TIER": "Standard"}, home="/tmp/h")
-    assert (r.endpoint_url, r.tier, r.daily_bytes, r.expiry_margin_hours, r.key_prefix) == ("http://127.0.0.1:9", "Standard", 1024**4, 19.0, "vaults")
-    assert VaultResource().endpoint_url is None  # unset means AWS
+    r = VaultResource()
+    assert (r.endpoint_url, r.tier, r.chunk_size_mb, r.daily_bytes, r.expiry_margin_hours, r.inventory_format, r.account_id) == (
+        None, "Bulk", 64, 1024**4, 19.0, "CSV", "-")  # endpoint unset: AWS itself
 
 
 def test_vault_job_copies_the_partition_with_auditable_metadata(vault_env, emulator, instance):

@@ -19,21 +19,17 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import io
 import random
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import boto3
 import pandas as pd
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from glacier_pipelines.catalog import vaults as v
-from glacier_pipelines.core import treehash
 from glacier_pipelines.flows import vault as flow
-from glacier_pipelines_tests.conftest import BUCKET, s3_client
 from glacier_pipelines_tests import vault_double
+from glacier_pipelines_tests.conftest import BUCKET, s3_client
 from glacier_pipelines_tests.vault_double import MiB, VaultEmulator, tree_hash
 
 VAULT = "myvault"
@@ -399,6 +395,12 @@ def test_an_existing_destination_object_is_not_transferred_again_nor_overwritten
     assert "already exists with the expected size" in msgs[ids["present"]]
     assert "not overwritten" in msgs[ids["foreign"]]
 
+    s3_client().delete_object(Bucket=BUCKET, Key=key_of(setup, ids["foreign"]))  # an operator moved the other object away
+    assert flow.retry_failed(setup, VAULT) == 1  # FAILED is final until asked
+    flow.request_retrievals(setup, VAULT)
+    flow.transfer_archives(setup, VAULT)
+    assert statuses(setup)[ids["foreign"]] == "DONE" and stored(key_of(setup, ids["foreign"])) == data["foreign"]
+
 
 # ---- jobs: expiry, quota, limits --------------------------------------------------------------
 
@@ -456,6 +458,25 @@ def test_an_expired_job_output_mid_transfer_is_requested_again_and_the_upload_co
     assert stored(row.destination_key) == data
 
 
+def test_a_failed_retrieval_job_is_started_again_then_given_up(vault_env, emulator):
+    archive_id = emulator.add_archive(VAULT, payload(1000, 1), "flaky.bin")
+    setup = make_setup(vault_env, emulator)
+    flow.take_inventory(setup, VAULT)
+    emulator.job_delay_seconds = 3600
+    flow.request_retrievals(setup, VAULT)
+    for attempt in range(1, flow.MAX_JOB_FAILURES + 1):
+        job_id = setup.store.archive_by_id(VAULT, archive_id).job_id
+        emulator.fail_job(job_id, "Simulated failure.")
+        report = flow.request_retrievals(setup, VAULT)
+        assert report.jobs.failed == [job_id]
+        row = setup.store.archive_by_id(VAULT, archive_id)
+        if attempt < flow.MAX_JOB_FAILURES:  # back to NEW and started again in the same step
+            assert [a for a, _ in report.started] == [archive_id] and row.status == "REQUESTED" and row.job_id != job_id
+    assert (row.status, row.job_failures) == ("FAILED", flow.MAX_JOB_FAILURES)
+    assert "Simulated failure." in row.messages[-1] and "gave up after 3 failed jobs" in row.messages[-1]
+    assert len(initiated(emulator)) == flow.MAX_JOB_FAILURES
+
+
 def test_the_daily_quota_paces_retrievals_in_creation_order(vault_env, emulator):
     # Added newest first: the retrieval order must come from CreationDate, not from the vault.
     ids = [emulator.add_archive(VAULT, payload(MiB, n), f"f{n}.bin", f"2020-01-0{5 - n}T00:00:00.000Z") for n in range(5)]
@@ -473,6 +494,9 @@ def test_the_daily_quota_paces_retrievals_in_creation_order(vault_env, emulator)
     clock.advance(hours=23)
     assert run() == []  # the first two still count for 24 h
     assert [s for s in statuses(setup).values()].count("NEW") == 3
+    eta = flow.estimate_remaining(setup, VAULT)  # 2 MiB in 23 h since the inventory: 3 MiB left take 34.5 h
+    assert eta["bytes_remaining"] == 3 * MiB and eta["seconds"] == pytest.approx(34.5 * 3600)
+    assert eta["quota_days"] == pytest.approx(3 / 2.5) and flow.format_duration(eta["seconds"]) == "1 d 10 h"
     clock.advance(hours=1, seconds=1)
     assert run() == oldest_first[2:4]
     clock.advance(hours=24, seconds=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -143,3 +144,36 @@ def test_demo_archives_everything_in_the_storage_class(tmp_path):
     assert summary["statuses"] == {"SUCCESS": 10, "ERROR": 1, "INVALID_CONTENT": 1}
     assert "tenant lab: run" in proc.stderr  # progress is shown
     assert summary["restore"]["statuses"] == ["READY"] and summary["restore"]["runSuccess"]
+
+
+def test_vault_migrate_copies_every_archive(tmp_path, endpoint):
+    """`glacier-pipelines vault migrate --wait --json` against the vault double and moto in server mode."""
+    import base64
+
+    from botocore.utils import calculate_tree_hash
+
+    from glacier_pipelines_tests.vault_double import VaultEmulator
+
+    bucket = f"vault-cli-{os.getpid()}"
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3.create_bucket(Bucket=bucket)
+    with VaultEmulator(job_delay_seconds=1.0) as emulator:
+        emulator.create_vault("legacy")
+        payloads = {"photos/cat.jpg": os.urandom(3 * 1024 * 1024 + 7), "notes.txt": b"hello vault", "": b""}
+        for name, data in payloads.items():
+            description = f"<m><v>4</v><p>{base64.b64encode(name.encode()).decode()}</p><lm>20200101T000000Z</lm></m>" if name else ""
+            emulator.add_archive("legacy", data, description=description)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GLACIER_", "AWS_", "DAGSTER_"))}
+        env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                    "GLACIER_HOME": str(tmp_path / "home"), "GLACIER_S3_ENDPOINT_URL": endpoint, "GLACIER_BUCKET": bucket,
+                    "GLACIER_VAULT_ENDPOINT_URL": emulator.endpoint_url,
+                    "GLACIER_STORAGE_CLASS": "STANDARD"})
+        proc = _cli(env, "vault", "migrate", "--vault", "legacy", "--wait", "--poll-seconds", "1", "--timeout-hours", "0.05", "--json")
+        report = json.loads(proc.stdout)
+        assert emulator.modifications == 0
+    assert sorted(r["status"] for r in report) == ["DONE"] * 3
+    by_key = {r["destinationKey"]: r for r in report}
+    assert "vaults/legacy/photos/cat.jpg" in by_key and "vaults/legacy/notes.txt" in by_key
+    assert any(k.startswith("vaults/legacy/00undefined/") for k in by_key)
+    body = s3.get_object(Bucket=bucket, Key="vaults/legacy/photos/cat.jpg")["Body"].read()
+    assert calculate_tree_hash(io.BytesIO(body)) == calculate_tree_hash(io.BytesIO(payloads["photos/cat.jpg"]))
