@@ -39,8 +39,19 @@ def archived(archive, instance):
     files = {"a": b"alpha" * 100, "b": b"bravo" * 100, "c": b"charlie" * 100}
     archive.submit(*[archive.request("lab", archive.file(name, data), data, requestId=f"lab-{name}") for name, data in files.items()])
     archive.submit(archive.request("museum", archive.file("m", b"museum piece"), b"museum piece", requestId="museum-m"))
-    assert archive.run("lab", instance).success and archive.run("museum", instance).success
-    return archive.report()
+    # The archive path's own steps, without a Dagster run each: the restore tests only need what they leave behind.
+    from glacier_pipelines.flows import archive as archive_flow
+    from glacier_pipelines.resources.archive import archive_setup
+
+    r = archive.defs().resources
+    setup = archive_setup(r["catalog"], r["archive_store"], r["sources"], r["request_transport"])
+    for tenant in ("lab", "museum"):
+        batch, _ = archive_flow.claim_batch(setup.catalog, tenant, f"setup-{tenant}", 100, lambda run: True)
+        archive_flow.verify_batch(setup, batch, tenant, f"setup-{tenant}")
+        archive_flow.store_batch(setup, batch, tenant, f"setup-{tenant}")
+    report = archive.report()
+    assert {row["status"] for row in report.values()} == {"SUCCESS"}
+    return report
 
 
 def _run_restore(archive, instance, tenant="lab", config=None):

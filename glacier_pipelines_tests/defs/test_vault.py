@@ -52,12 +52,11 @@ def setup_of(defs: dg.Definitions) -> flow.VaultSetup:
     return r["vault"].setup(r["catalog"], r["archive_store"])
 
 
-def test_vault_definitions_merge_with_the_code_location():
-    from glacier_pipelines.definitions import defs as main
-    from glacier_pipelines.defs.vault import definitions as vault
+def test_vault_definitions_are_part_of_the_code_location():
+    from glacier_pipelines.definitions import defs as merged
     from glacier_pipelines.resources.vault import VaultResource
 
-    merged = dg.Definitions.merge(main, vault.defs, dg.Definitions(resources={"vault": VaultResource()}))
+    assert isinstance(merged.resources["vault"], VaultResource)
     graph = merged.resolve_asset_graph()
     parents = {name: sorted(p.to_user_string() for p in graph.get(dg.AssetKey(name)).parent_keys)
                for name in ("vault_inventory", "archive_retrievals", "archive_transfers")}
