@@ -444,6 +444,20 @@ def _already_there(setup: VaultSetup, row: ArchiveRow) -> tuple[bool, str | None
     return True, None
 
 
+def _start_job(setup: "VaultSetup", row: Any, vault: str, report: Any, run_id: str) -> str | None:
+    """Initiate one retrieval job; None when the archive failed (recorded) or Glacier refuses more jobs (``report.stopped``)."""
+    try:
+        return _initiate(setup, row)
+    except ClientError as exc:
+        if _code(exc) == "ResourceNotFoundException":
+            _fail(setup, row, f"archive not found in vault {vault} (deleted since the inventory?)", report.failed, run_id)
+            return None
+        if _code(exc) in _STOP_CODES:
+            report.stopped = f"Glacier refused a new job: {_code(exc)}: {exc}"
+            return None
+        raise
+
+
 def _initiate(setup: VaultSetup, row: ArchiveRow) -> str:
     params = {"Type": "archive-retrieval", "ArchiveId": row.archive_id, "Tier": setup.tier,
               "Description": f"glacier-pipelines copy to s3://{setup.bucket}"[:1024]}
@@ -485,16 +499,11 @@ def request_retrievals(setup: VaultSetup, vault: str, *, run_id: str | None = No
         if not fits(row.size):
             report.quota_limited = True
             break
-        try:
-            job_id = _initiate(setup, row)
-        except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException":
-                _fail(setup, row, f"archive not found in vault {vault} (deleted since the inventory?)", report.failed, run_id)
-                continue
-            if _code(exc) in _STOP_CODES:
-                report.stopped = f"Glacier refused a new job: {_code(exc)}: {exc}"
+        job_id = _start_job(setup, row, vault, report, run_id)
+        if job_id is None:
+            if report.stopped:
                 break
-            raise
+            continue
         hours = (now - row.job_completed_at).total_seconds() / 3600
         store.start_job(row, job_id=job_id, tier=setup.tier, at=now, run_id=run_id,
                         message=f"output of job {row.job_id} completed {hours:.1f} h ago and was not copied yet; "
@@ -534,16 +543,11 @@ def request_retrievals(setup: VaultSetup, vault: str, *, run_id: str | None = No
             if conflict:
                 _fail(setup, row, conflict, report.failed, run_id)
                 continue
-            try:
-                job_id = _initiate(setup, row)
-            except ClientError as exc:
-                if _code(exc) == "ResourceNotFoundException":
-                    _fail(setup, row, f"archive not found in vault {vault} (deleted since the inventory?)", report.failed, run_id)
-                    continue
-                if _code(exc) in _STOP_CODES:
-                    report.stopped = f"Glacier refused a new job: {_code(exc)}: {exc}"
+            job_id = _start_job(setup, row, vault, report, run_id)
+            if job_id is None:
+                if report.stopped:
                     break
-                raise
+                continue
             store.start_job(row, job_id=job_id, tier=setup.tier, at=now, run_id=run_id, message=None)
             report.started.append((row.archive_id, row.size))
             used += row.size
