@@ -17,6 +17,32 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _find_member_statement(by_sha256: bool) -> sa.Select:
+    """Built once per form (see store.py on why): a stored, unflagged member of a tenant with this content."""
+    pm, r, o, bad = t.package_members, t.requests, t.objects, t.bad_locations
+    flagged = sa.exists().where(bad.c.object_id == o.c.id, sa.or_(bad.c.member == "", bad.c.member == pm.c.name))
+    q = (sa.select(pm.c.name.label("member_name"), pm.c.offset.label("member_offset"), pm.c.length.label("member_length"),
+                   pm.c.sha256.label("member_sha256"), pm.c.size.label("member_size"), o)  # labelled: objects has sha256 and size too
+         .join(r, r.c.id == pm.c.request_pk).join(o, o.c.id == r.c.object_id)
+         .where(pm.c.tenant == sa.bindparam("tenant"), r.c.status == t.SUCCESS, pm.c.offset.is_not(None), ~flagged))
+    if by_sha256:
+        q = q.where(pm.c.sha256 == sa.bindparam("sha256"))
+    else:
+        q = q.where(r.c.tenant == sa.bindparam("tenant"), r.c.algorithm == sa.bindparam("algorithm"), r.c.checksum == sa.bindparam("checksum"))
+    return q.order_by(o.c.id).limit(1)
+
+
+_FIND_MEMBER = {True: _find_member_statement(True), False: _find_member_statement(False)}
+_ADD_MEMBER = t.package_members.insert()
+_DELAY_REQUEST = t.requests.update().where(t.requests.c.id == sa.bindparam("b_pk")).values(
+    status=t.DELAYED, stage=None, updated_at=sa.bindparam("b_now"), run_id=sa.bindparam("b_run"),
+    messages=sa.bindparam("b_messages", type_=t.requests.c.messages.type))
+_PLACE_MEMBER = t.package_members.update().where(t.package_members.c.request_pk == sa.bindparam("b_pk")).values(
+    name=sa.bindparam("b_name"), offset=sa.bindparam("b_offset"), length=sa.bindparam("b_length"), staged_path=None)
+_STORE_MEMBER_REQUEST = t.requests.update().where(t.requests.c.id == sa.bindparam("b_pk")).values(
+    status=t.SUCCESS, object_id=sa.bindparam("b_object"), updated_at=sa.bindparam("b_now"), run_id=sa.bindparam("b_run"))
+
+
 class PackageStore:
     def __init__(self, catalog: Catalog):
         self.catalog = catalog
@@ -36,15 +62,13 @@ class PackageStore:
                 if package_id is None:
                     package_id = str(uuid.uuid4())
                     conn.execute(t.packages.insert().values(id=package_id, tenant=tenant, state="OPEN", created_at=_now(), member_bytes=0))
-                added = 0
-                for row, name, path, size, sha256 in members:
-                    conn.execute(t.package_members.insert().values(request_pk=row.pk, package_id=package_id, tenant=tenant, name=name,
-                                                                   staged_path=path, size=size, sha256=sha256))
-                    message = f"durably staged in package {package_id}; stored when the package closes"
-                    conn.execute(t.requests.update().where(t.requests.c.id == row.pk).values(
-                        status=t.DELAYED, stage=None, updated_at=_now(), run_id=run_id, messages=row.messages + [message]))
-                    self.catalog._enqueue_response(conn, tenant, row.request_id, t.DELAYED, [message], None)
-                    added += size
+                now, message = _now(), f"durably staged in package {package_id}; stored when the package closes"
+                conn.execute(_ADD_MEMBER, [{"request_pk": row.pk, "package_id": package_id, "tenant": tenant, "name": name,
+                                            "staged_path": path, "size": size, "sha256": sha256} for row, name, path, size, sha256 in members])
+                conn.execute(_DELAY_REQUEST, [{"b_pk": row.pk, "b_now": now, "b_run": run_id, "b_messages": row.messages + [message]}
+                                              for row, *_ in members])
+                self.catalog._enqueue_responses(conn, [(tenant, row.request_id, t.DELAYED, [message], None) for row, *_ in members])
+                added = sum(size for _, _, _, size, _ in members)
                 conn.execute(t.packages.update().where(t.packages.c.id == package_id)
                              .values(member_bytes=t.packages.c.member_bytes + added))
                 return package_id
@@ -94,13 +118,15 @@ class PackageStore:
                     t.objects.insert().values(stored_at=_now(), **obj)).inserted_primary_key[0]
                 if existing is None:
                     conn.execute(t.object_checksums.insert().values(object_id=object_id, algorithm="SHA-256", checksum=obj["sha256"]))
-                for pk, (name, offset, length) in packed.items():
-                    conn.execute(t.package_members.update().where(t.package_members.c.request_pk == pk)
-                                 .values(name=name, offset=offset, length=length, staged_path=None))
-                    row = conn.execute(sa.select(t.requests).where(t.requests.c.id == pk)).one()
-                    conn.execute(t.requests.update().where(t.requests.c.id == pk).values(
-                        status=t.SUCCESS, object_id=object_id, updated_at=_now(), run_id=run_id))
-                    self.catalog._enqueue_response(conn, row.tenant, row.request_id, t.SUCCESS, list(row.messages or []), contents[pk])
+                now = _now()
+                if packed:
+                    conn.execute(_PLACE_MEMBER, [{"b_pk": pk, "b_name": name, "b_offset": offset, "b_length": length}
+                                                 for pk, (name, offset, length) in packed.items()])
+                    rows = conn.execute(sa.select(t.requests.c.id, t.requests.c.tenant, t.requests.c.request_id, t.requests.c.messages)
+                                        .where(t.requests.c.id.in_(list(packed)))).all()
+                    conn.execute(_STORE_MEMBER_REQUEST, [{"b_pk": pk, "b_object": object_id, "b_now": now, "b_run": run_id} for pk in packed])
+                    self.catalog._enqueue_responses(conn, [(row.tenant, row.request_id, t.SUCCESS, list(row.messages or []), contents[row.id])
+                                                           for row in rows])
                 conn.execute(t.packages.update().where(t.packages.c.id == package_id).values(
                     state="STORED", closed_at=_now(), object_id=object_id, manifest_key=manifest_key, verify_problems=problems, run_id=run_id))
                 return object_id
@@ -110,17 +136,9 @@ class PackageStore:
     def find_member(self, tenant: str, sha256: str | None = None, algorithm: str | None = None,
                     checksum: str | None = None) -> dict[str, Any] | None:
         """A stored member of ``tenant`` with this content: by SHA-256, or by the checksum a request announced."""
-        pm, r, o = t.package_members, t.requests, t.objects
-        q = (sa.select(pm.c.name.label("member_name"), pm.c.offset.label("member_offset"), pm.c.length.label("member_length"),
-                       pm.c.sha256.label("member_sha256"), pm.c.size.label("member_size"), o)  # labelled: objects has sha256 and size too
-             .join(r, r.c.id == pm.c.request_pk).join(o, o.c.id == r.c.object_id)
-             .where(pm.c.tenant == tenant, r.c.status == t.SUCCESS, pm.c.offset.is_not(None)))
-        if sha256 is not None:
-            q = q.where(pm.c.sha256 == sha256)
-        else:
-            q = q.where(r.c.algorithm == algorithm, r.c.checksum == checksum)
+        params = {"tenant": tenant, "sha256": sha256} if sha256 is not None else {"tenant": tenant, "algorithm": algorithm, "checksum": checksum}
         with self.engine.connect() as conn:
-            row = conn.execute(q.limit(1)).first()
+            row = conn.execute(_FIND_MEMBER[sha256 is not None], params).first()
         if row is None:
             return None
         return {"name": row.member_name, "offset": row.member_offset, "length": row.member_length, "sha256": row.member_sha256,

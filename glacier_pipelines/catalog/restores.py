@@ -169,6 +169,13 @@ class RestoreStore:
 
         self.catalog._with_retry(tx)
 
+    def restored_copies(self, tenant: str) -> list[tuple[int, datetime | None]]:
+        """(object id, expiry) of the tenant's objects whose restored copy is, as far as the catalog knows, still there."""
+        s, o = t.object_restores, t.objects
+        q = sa.select(s.c.object_id, s.c.expires_at).join(o, o.c.id == s.c.object_id).where(o.c.tenant == tenant, s.c.state == "RESTORED")
+        with self.engine.connect() as conn:
+            return [(oid, utc(expires_at)) for oid, expires_at in conn.execute(q)]
+
     def objects_to_poll(self, now: datetime, limit: int) -> list[tuple[StoredObject, dict[str, Any]]]:
         """Objects whose restore was requested and whose next poll is due, oldest due first."""
         s = t.object_restores

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -40,8 +41,9 @@ class RequestRow:
     algorithm: str | None
     checksum: str | None
 
-    @property
+    @functools.cached_property
     def request(self) -> StorageRequest:
+        """The stored body as a request, validated once per row (it is read several times per file)."""
         return StorageRequest.model_validate(self.body)
 
 
@@ -80,6 +82,30 @@ def _object(row: Any) -> StoredObject:
     return StoredObject(**{f: m[f] for f in StoredObject.__dataclass_fields__})
 
 
+# Statements run once per file are built once: SQLAlchemy caches the compiled form of a
+# statement object, so rebuilding the expression on every call was most of a small file's cost.
+_WHOLE_OBJECT_FLAGGED = sa.exists().where(t.bad_locations.c.object_id == t.objects.c.id, t.bad_locations.c.member == "")
+_FIND_OBJECT = (
+    sa.select(t.objects)
+    .join(t.object_checksums, t.object_checksums.c.object_id == t.objects.c.id)
+    .where(t.objects.c.tenant == sa.bindparam("tenant"), t.object_checksums.c.algorithm == sa.bindparam("algorithm"),
+           t.object_checksums.c.checksum == sa.bindparam("checksum"), ~_WHOLE_OBJECT_FLAGGED)
+    .order_by(t.objects.c.id)
+    .limit(1)
+)
+_RESPONSE_EXISTS = {
+    kind: sa.select(t.responses.c.id).where(t.responses.c.tenant == sa.bindparam("tenant"),
+                                            t.responses.c.request_id == sa.bindparam("request_id"),
+                                            t.responses.c.status.in_(statuses)).limit(1)
+    for kind, statuses in (("delayed", (t.DELAYED,)), ("terminal", t.TERMINAL))
+}
+_MARK_VERIFIED = t.requests.update().where(t.requests.c.id == sa.bindparam("b_pk")).values(
+    status=t.VERIFIED, size=sa.bindparam("b_size"), width=sa.bindparam("b_width"), height=sa.bindparam("b_height"),
+    stage=sa.bindparam("b_stage", type_=t.requests.c.stage.type), messages=sa.bindparam("b_messages", type_=t.requests.c.messages.type),
+    updated_at=sa.bindparam("b_now"),
+)
+
+
 class Catalog:
     """Records requests, batches, stored objects and the response outbox.
 
@@ -92,11 +118,27 @@ class Catalog:
         kwargs: dict[str, Any] = {"future": True}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True  # a database restart or failover leaves dead connections in the pool
         self.engine = sa.create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", self._sqlite_pragmas)
+        else:
+            sa.event.listen(self.engine, "do_connect", self._connect_patiently)
         if create:
             self._with_retry(lambda: t.metadata.create_all(self.engine))
+
+    @staticmethod
+    def _connect_patiently(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        """Open a server connection, waiting out a database that refuses them for a moment (about 5 s in all)."""
+        for attempt in range(6):
+            try:
+                return dialect.loaded_dbapi.connect(*cargs, **cparams)
+            except dialect.loaded_dbapi.OperationalError:
+                if attempt == 5:
+                    raise
+                time.sleep(min(0.2 * 2**attempt, 2.0))
+        return None
 
     @staticmethod
     def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -271,13 +313,18 @@ class Catalog:
 
     def mark_verified(self, pk: int, *, size: int | None, width: int | None, height: int | None,
                       stage: dict[str, Any], messages: list[str]) -> None:
+        self.mark_verified_many([{"pk": pk, "size": size, "width": width, "height": height, "stage": stage, "messages": messages}])
+
+    def mark_verified_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Mark requests VERIFIED with where their bytes wait, all in one transaction (keys as mark_verified's)."""
+        if not rows:
+            return
+        now = _now()
+        params = [{f"b_{k}": r[k] for k in ("pk", "size", "width", "height", "stage", "messages")} | {"b_now": now} for r in rows]
+
         def tx() -> None:
             with self.engine.begin() as conn:
-                conn.execute(
-                    t.requests.update().where(t.requests.c.id == pk).values(
-                        status=t.VERIFIED, size=size, width=width, height=height, stage=stage, messages=messages, updated_at=_now()
-                    )
-                )
+                conn.execute(_MARK_VERIFIED, params)
 
         self._with_retry(tx)
 
@@ -294,21 +341,75 @@ class Catalog:
         self._with_retry(tx)
 
     def find_object(self, tenant: str, algorithm: str, checksum: str) -> StoredObject | None:
-        """A stored object of ``tenant`` whose content has this digest (content-addressed dedupe)."""
-        q = (
-            sa.select(t.objects)
-            .join(t.object_checksums, t.object_checksums.c.object_id == t.objects.c.id)
-            .where(t.objects.c.tenant == tenant, t.object_checksums.c.algorithm == algorithm,
-                   t.object_checksums.c.checksum == checksum.lower())
-            .order_by(t.objects.c.id)
-            .limit(1)
-        )
+        """A stored object of ``tenant`` whose content has this digest (content-addressed dedupe); flagged ones are skipped."""
         with self.engine.connect() as conn:
-            row = conn.execute(q).first()
+            row = conn.execute(_FIND_OBJECT, {"tenant": tenant, "algorithm": algorithm, "checksum": checksum.lower()}).first()
         return _object(row) if row else None
 
+    def known_checksums(self, tenant: str, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (algorithm, checksum) pairs may already be stored for ``tenant`` (a superset; no false negatives).
+
+        One query per 500 instead of two lookups per request: most requests of a batch are new content.
+        """
+        wanted = {(a, c.lower()) for a, c in pairs}
+        found: set[tuple[str, str]] = set()
+        values = sorted({c for _, c in wanted})
+        with self.engine.connect() as conn:
+            for start in range(0, len(values), 500):
+                chunk = values[start:start + 500]
+                found |= set(tuple(r) for r in conn.execute(
+                    sa.select(t.object_checksums.c.algorithm, t.object_checksums.c.checksum)
+                    .join(t.objects, t.objects.c.id == t.object_checksums.c.object_id)
+                    .where(t.objects.c.tenant == tenant, t.object_checksums.c.checksum.in_(chunk))))
+                found |= set(tuple(r) for r in conn.execute(
+                    sa.select(t.requests.c.algorithm, t.requests.c.checksum)
+                    .where(t.requests.c.tenant == tenant, t.requests.c.status == t.SUCCESS, t.requests.c.checksum.in_(chunk))))
+        return wanted & {(a, (c or "").lower()) for a, c in found}
+
+    def known_sha256s(self, tenant: str, sha256s: Iterable[str]) -> set[str]:
+        """Which of these SHA-256 digests an object or package member of ``tenant`` may hold (a superset)."""
+        wanted, found = sorted(set(sha256s)), set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                found |= set(conn.execute(
+                    sa.select(t.object_checksums.c.checksum).join(t.objects, t.objects.c.id == t.object_checksums.c.object_id)
+                    .where(t.objects.c.tenant == tenant, t.object_checksums.c.algorithm == "SHA-256",
+                           t.object_checksums.c.checksum.in_(chunk))).scalars())
+                found |= set(conn.execute(
+                    sa.select(t.package_members.c.sha256).where(t.package_members.c.tenant == tenant,
+                                                                t.package_members.c.sha256.in_(chunk))).scalars())
+        return found
+
+    def flag_location(self, object_id: int, reason: str, member: str = "") -> None:
+        """Remember that an object (or one member of a package) was missing or corrupt when read."""
+        def tx() -> None:
+            with self.engine.begin() as conn:
+                known = conn.execute(sa.select(t.bad_locations.c.object_id).where(
+                    t.bad_locations.c.object_id == object_id, t.bad_locations.c.member == member)).first()
+                if known is None:
+                    conn.execute(t.bad_locations.insert().values(object_id=object_id, member=member, reason=reason[:2000], flagged_at=_now()))
+
+        self._with_retry(tx)
+
+    def location_flagged(self, object_id: int, member: str = "") -> bool:
+        """Whether the object, or this member of it, was flagged missing or corrupt."""
+        q = sa.select(t.bad_locations.c.object_id).where(t.bad_locations.c.object_id == object_id,
+                                                         t.bad_locations.c.member.in_(["", member]))
+        with self.engine.connect() as conn:
+            return conn.execute(q).first() is not None
+
+    def flagged_locations(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Every flagged location (for reports and audits)."""
+        q = (sa.select(t.bad_locations, t.objects.c.tenant, t.objects.c.bucket, t.objects.c.key)
+             .join(t.objects, t.objects.c.id == t.bad_locations.c.object_id).order_by(t.bad_locations.c.flagged_at))
+        if tenant is not None:
+            q = q.where(t.objects.c.tenant == tenant)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
     def store(self, obj: dict[str, Any], checksums: dict[str, str], succeeded: list[tuple[RequestRow, bool, dict[str, Any]]],
-              run_id: str) -> int:
+              run_id: str, rewritten: bool = False) -> int:
         """Record a stored object and finish its requests (``(row, deduplicated, response content)``) in one transaction."""
         def tx() -> int:
             with self.engine.begin() as conn:
@@ -319,6 +420,10 @@ class Catalog:
                     object_id = conn.execute(t.objects.insert().values(stored_at=_now(), **obj)).inserted_primary_key[0]
                 else:
                     object_id = existing
+                    if rewritten:  # the bytes were uploaded again at the same key: the location is sound again
+                        conn.execute(t.objects.update().where(t.objects.c.id == object_id).values(
+                            s3_checksum=obj["s3_checksum"], etag=obj["etag"], stored_at=_now()))
+                        conn.execute(t.bad_locations.delete().where(t.bad_locations.c.object_id == object_id))
                 known = {
                     r[0] for r in conn.execute(sa.select(t.object_checksums.c.algorithm).where(t.object_checksums.c.object_id == object_id))
                 }
@@ -366,13 +471,34 @@ class Catalog:
     def _enqueue_response(conn: Any, tenant: str, request_id: str, status: str, messages: list[str],
                           content: dict[str, Any] | None) -> None:
         body = responses.response_body(request_id, status, messages, content)
-        same_kind = (status,) if status == t.DELAYED else t.TERMINAL
-        exists = conn.execute(
-            sa.select(t.responses.c.id).where(t.responses.c.tenant == tenant, t.responses.c.request_id == request_id,
-                                              t.responses.c.status.in_(same_kind))
-        ).first()
+        exists = conn.execute(_RESPONSE_EXISTS["delayed" if status == t.DELAYED else "terminal"],
+                              {"tenant": tenant, "request_id": request_id}).first()
         if exists is None:  # exactly one terminal response per request id (and at most one DELAYED before it)
-            conn.execute(t.responses.insert().values(tenant=tenant, request_id=request_id, status=status, body=body, created_at=_now()))
+            conn.execute(t.responses.insert(), {"tenant": tenant, "request_id": request_id, "status": status, "body": body,
+                                                "created_at": _now()})
+
+    @staticmethod
+    def _enqueue_responses(conn: Any, items: Sequence[tuple[str, str, str, list[str], dict[str, Any] | None]]) -> None:
+        """``_enqueue_response`` for many requests of one status, with one lookup per 500 and one insert."""
+        by_status: dict[str, list[tuple[str, str, list[str], dict[str, Any] | None]]] = {}
+        for tenant, request_id, status, messages, content in items:
+            by_status.setdefault(status, []).append((tenant, request_id, messages, content))
+        now = _now()
+        for status, group in by_status.items():
+            same_kind = (status,) if status == t.DELAYED else t.TERMINAL
+            answered: set[tuple[str, str]] = set()
+            for start in range(0, len(group), 500):
+                ids = list({request_id for _, request_id, _, _ in group[start:start + 500]})
+                answered |= set(tuple(r) for r in conn.execute(sa.select(t.responses.c.tenant, t.responses.c.request_id).where(
+                    t.responses.c.request_id.in_(ids), t.responses.c.status.in_(same_kind))))
+            rows = []
+            for tenant, request_id, messages, content in group:
+                if (tenant, request_id) not in answered:
+                    answered.add((tenant, request_id))
+                    rows.append({"tenant": tenant, "request_id": request_id, "status": status, "created_at": now,
+                                 "body": responses.response_body(request_id, status, messages, content)})
+            if rows:
+                conn.execute(t.responses.insert(), rows)
 
     def unpublished_responses(self, limit: int = 1000) -> list[dict[str, Any]]:
         q = sa.select(t.responses).where(t.responses.c.published_at.is_(None)).order_by(t.responses.c.id).limit(limit)

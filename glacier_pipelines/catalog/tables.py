@@ -39,6 +39,7 @@ requests = sa.Table(
     sa.UniqueConstraint("tenant", "request_id", name="uq_requests_tenant_request"),
     sa.Index("ix_requests_tenant_status", "tenant", "status"),
     sa.Index("ix_requests_batch", "batch_id"),
+    sa.Index("ix_requests_content", "tenant", "algorithm", "checksum"),  # dedupe by the announced checksum
 )
 
 batches = sa.Table(
@@ -83,6 +84,17 @@ object_checksums = sa.Table(
     sa.Column("algorithm", sa.String(16), primary_key=True),
     sa.Column("checksum", sa.String(128), nullable=False),
     sa.Index("ix_object_checksums_lookup", "algorithm", "checksum"),
+)
+
+# Locations found missing or corrupt when read: never offered again for dedupe or restore,
+# so another location of the same content is used (or the content is stored anew).
+bad_locations = sa.Table(
+    "bad_locations",
+    metadata,
+    sa.Column("object_id", sa.Integer, sa.ForeignKey("objects.id"), primary_key=True),
+    sa.Column("member", sa.String(1024), primary_key=True),  # '' flags the whole object
+    sa.Column("reason", sa.String(2000), nullable=False),
+    sa.Column("flagged_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 # The outbox: one terminal response per request, recorded with the status, published later.
@@ -179,4 +191,41 @@ package_members = sa.Table(
     sa.Column("length", sa.BigInteger),
     sa.Index("ix_package_members_package", "package_id"),
     sa.Index("ix_package_members_sha256", "tenant", "sha256"),
+)
+
+# Server-side moves into a storage class (and soft deletes into the tenant's trash), one row per
+# source object and destination: the progress that makes a prefix move resumable and never
+# copies an object twice, and the audit of how each copy was verified.
+moves = sa.Table(
+    "moves",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # MOVE or TRASH
+    sa.Column("bucket", sa.String(255), nullable=False),
+    sa.Column("source_key", sa.String(1024), nullable=False),
+    sa.Column("dest_bucket", sa.String(255), nullable=False),
+    sa.Column("dest_key", sa.String(1024), nullable=False),
+    sa.Column("storage_class", sa.String(32), nullable=False),  # the target class
+    sa.Column("status", sa.String(16), nullable=False),  # COPYING, COPIED, DONE, SKIPPED, FAILED
+    sa.Column("verification", sa.String(16), nullable=False),  # trust-s3 or stream
+    sa.Column("source_etag", sa.String(128)),
+    sa.Column("source_class", sa.String(32)),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("sha256", sa.String(64)),  # hex, when known (streamed, or S3's full-object SHA-256)
+    sa.Column("s3_checksum", sa.String(64)),  # S3's checksum of the copy
+    sa.Column("checksum_algorithm", sa.String(32)),  # e.g. SHA256 (FULL_OBJECT) or SHA256 (COMPOSITE)
+    sa.Column("verified_against", sa.JSON),  # [{"reference", "algorithm", "checksum"}] compared and matched
+    sa.Column("checksums", sa.JSON),  # a trashed object's catalog digests, kept out of content lookups
+    sa.Column("parts", sa.Integer),  # 0 for CopyObject, else the UploadPartCopy parts
+    sa.Column("request_id", sa.String(255)),  # the storage request a TRASH row soft-deletes
+    sa.Column("object_id", sa.Integer, sa.ForeignKey("objects.id")),
+    sa.Column("messages", sa.JSON, nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # SHA-256 of (kind, source, destination, request): a unique key short enough for any index.
+    sa.Column("identity", sa.String(64), nullable=False),
+    sa.UniqueConstraint("identity", name="uq_moves_identity"),
+    sa.Index("ix_moves_tenant_status", "tenant", "status"),
 )

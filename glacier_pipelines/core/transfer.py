@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from glacier_pipelines.core import checksums
 
@@ -79,20 +80,106 @@ class StageResult:
     complete_in_head: bool = field(default=False)
 
 
-def _write_durably(path: Path, data: bytes | bytearray) -> None:
-    """Write, fsync and rename, so a staged file is either whole or absent after a crash."""
+def _write_durably(path: Path, data: bytes | bytearray, durable: bool = True) -> None:
+    """Write, fsync and rename, so a staged file is either whole or absent after a crash.
+
+    With ``durable=False`` the fsyncs are left to one later ``sync_staged`` over many files:
+    the caller must not record the file as staged before that call returns.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     with open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    if durable:
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def read_ahead(chunks: Iterable[bytes], depth: int = 4) -> Iterator[bytes]:
+    """Iterate ``chunks`` on a background thread, at most ``depth`` chunks ahead.
+
+    The source's network reads then overlap with the hashing and part uploads of the caller;
+    an exception of the source is raised here, in order, and stopping early stops the reader.
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    done, stop = object(), threading.Event()
+
+    def pump() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        q.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            q.put(exc)
+
+    reader = threading.Thread(target=pump, name="read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=5)
+
+
+def sync_staged(paths: Iterable[str | Path]) -> None:
+    """Make files written with ``durable=False`` (and their renames) durable, in one pass.
+
+    One ``syncfs`` of the staging file system replaces a journal commit per file (about 3 ms
+    each on these disks); where syncfs is unavailable, each file and folder is fsynced.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        return
+    if _syncfs(paths[0].parent):
+        return
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for folder in {p.parent for p in paths}:
+        _fsync_dir(folder)
+
+
+def _syncfs(folder: Path) -> bool:
+    """Linux syncfs(2) on the file system holding ``folder`` (the standard library has no wrapper)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return False
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        return fn(fd) == 0
+    finally:
+        os.close(fd)
 
 
 class _PartUploader:
@@ -159,11 +246,15 @@ def stage_stream(
     expected_checksum: str,
     staging_path: Path,
     metadata: dict[str, str] | None = None,
+    durable: bool = True,
+    multipart_gate: Any = None,
 ) -> StageResult:
     """Read ``chunks`` once: hash, verify against ``expected_checksum`` and stage the bytes.
 
     Raises ChecksumMismatch (nothing stays behind), or whatever the source or S3 raised
-    (the multipart upload, if any, is aborted first).
+    (the multipart upload, if any, is aborted first). ``multipart_gate`` (a lock or
+    semaphore shared by parallel callers) is held while a file streams as a multipart
+    upload, so parallel staging never multiplies the memory of large files.
     """
     algorithm = checksums.normalize_algorithm(algorithm)
     digest = checksums.MultiDigest([algorithm, checksums.S3_ALGORITHM])
@@ -171,6 +262,7 @@ def stage_stream(
     head = b""
     uploader: _PartUploader | None = None
     threshold = max(settings.multipart_threshold, 1)
+    gated = False
     try:
         for chunk in chunks:
             if not chunk:
@@ -179,6 +271,9 @@ def stage_stream(
             buf += chunk
             if uploader is None and len(buf) > threshold:
                 head = bytes(buf[:HEAD_BYTES])
+                if multipart_gate is not None:
+                    multipart_gate.acquire()
+                    gated = True
                 uploader = _PartUploader(s3, settings, key, metadata or {})
             if uploader is not None:
                 while len(buf) >= settings.part_size:
@@ -202,9 +297,12 @@ def stage_stream(
         if uploader is not None:
             uploader.abort()
         raise
+    finally:
+        if gated:
+            multipart_gate.release()
     digests = {algorithm: actual, checksums.S3_ALGORITHM: digest.hexdigest(checksums.S3_ALGORITHM)}
     if uploader is None:
-        _write_durably(staging_path, buf)
+        _write_durably(staging_path, buf, durable)
         stage = {"kind": "file", "path": str(staging_path), "bucket": settings.bucket, "key": key,
                  "s3_checksum": checksums.b64(digest.digest(checksums.S3_ALGORITHM))}
         return StageResult(size=digest.bytes_seen, digests=digests, head=bytes(buf[:HEAD_BYTES]), stage=stage,
@@ -221,31 +319,50 @@ def commit_stage(s3: Any, settings: UploadSettings, stage: dict[str, Any], metad
     """Turn staged, verified bytes into the object; returns ``{"etag", "s3_checksum"}``.
 
     Safe to repeat after a crash: a multipart upload that was already completed is found by
-    its checksum instead of failing with NoSuchUpload.
+    its checksum instead of failing with NoSuchUpload. Likewise when S3 did the work but its
+    answer was lost (timeouts, resets, retries exhausted): the object is found by its checksum.
     """
     bucket, key, expected = stage["bucket"], stage["key"], stage["s3_checksum"]
-    if stage["kind"] == "file":
-        with open(stage["path"], "rb") as body:
-            resp = s3.put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256", ChecksumSHA256=expected,
-                                 Metadata=metadata or {},
-                                 **settings.object_args())
-    else:
-        parts = stage["parts"]
-        try:
-            resp = s3.complete_multipart_upload(
-                Bucket=bucket, Key=key, UploadId=stage["upload_id"], MultipartUpload={"Parts": parts}
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
-                raise
-            found = head_checksum(s3, bucket, key)
-            if not same_checksum(found.get("ChecksumSHA256"), expected):
-                raise StoreError(f"multipart upload {stage['upload_id']} is gone and s3://{bucket}/{key} does not hold the verified bytes") from exc
-            resp = found
+    try:
+        if stage["kind"] == "file":
+            with open(stage["path"], "rb") as body:
+                resp = s3.put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256", ChecksumSHA256=expected,
+                                     Metadata=metadata or {},
+                                     **settings.object_args())
+        else:
+            parts = stage["parts"]
+            try:
+                resp = s3.complete_multipart_upload(
+                    Bucket=bucket, Key=key, UploadId=stage["upload_id"], MultipartUpload={"Parts": parts}
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                    raise
+                found = head_checksum(s3, bucket, key)
+                if not same_checksum(found.get("ChecksumSHA256"), expected):
+                    raise StoreError(f"multipart upload {stage['upload_id']} is gone and s3://{bucket}/{key} "
+                                     "does not hold the verified bytes") from exc
+                resp = found
+    except (ClientError, BotoCoreError):
+        # S3 may have done the work although its answer never arrived (read timeout, reset, retries
+        # exhausted): failing the request would leave an object that no result names. S3 says.
+        found = _holding(s3, bucket, key, expected)
+        if found is None:
+            raise
+        resp = found
     returned = resp.get("ChecksumSHA256")
     if returned is not None and not same_checksum(returned, expected):
         raise StoreError(f"s3://{bucket}/{key}: S3 reports checksum {returned}, expected {expected}")
     return {"etag": (resp.get("ETag") or "").strip('"'), "s3_checksum": expected}
+
+
+def _holding(s3: Any, bucket: str, key: str, expected: str) -> dict[str, Any] | None:
+    """The HEAD of ``key`` if S3 holds exactly the verified bytes there (by checksum), else None."""
+    try:
+        found = head_checksum(s3, bucket, key)
+    except (ClientError, BotoCoreError):
+        return None
+    return found if same_checksum(found.get("ChecksumSHA256"), expected) else None
 
 
 def discard_stage(s3: Any, stage: dict[str, Any] | None) -> None:
@@ -296,9 +413,10 @@ def verify_stored(s3: Any, *, bucket: str, key: str, s3_checksum: str, size: int
     return problems
 
 
-def abort_stale_uploads(s3: Any, bucket: str, prefix: str, keep: set[str], older_than: timedelta) -> list[tuple[str, str]]:
-    """Abort multipart uploads under ``prefix`` that nothing waits on and that are older than ``older_than``."""
-    cutoff = datetime.now(timezone.utc) - older_than
+def abort_stale_uploads(s3: Any, bucket: str, prefix: str, keep: set[str], older_than: timedelta,
+                        now: datetime | None = None) -> list[tuple[str, str]]:
+    """Abort multipart uploads under ``prefix`` that nothing waits on and that are older than ``older_than`` (at ``now``)."""
+    cutoff = (now or datetime.now(timezone.utc)) - older_than
     aborted = []
     paginator = s3.get_paginator("list_multipart_uploads")
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):

@@ -8,8 +8,11 @@ the others: it ends ``ERROR`` with a message, and its response is queued.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -22,10 +25,15 @@ from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.packages import PackageStore
 from glacier_pipelines.core import checksums, images, keys, packaging, responses, transfer
 from glacier_pipelines.core.sources import SourceError, SourcePolicy, open_source
+from glacier_pipelines.flows import locations
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
 SOURCE_ATTEMPTS = 3
+VERIFIED_PER_COMMIT = 256  # verified small files made durable and recorded together
+FETCHERS = 4  # sources fetched, hashed and staged at once (hashlib and file/socket I/O release the GIL)
+FETCH_AHEAD = 16  # fetches started ahead of the request being recorded
+READ_AHEAD_FROM = 4 * CHUNK  # larger sources are read on their own thread
 
 
 @dataclass
@@ -94,6 +102,14 @@ def _link_member(setup: ArchiveSetup, row: RequestRow, member: dict[str, Any], r
     PackageStore(setup.catalog).link_member(row, member, content, run_id)
 
 
+def _link(setup: ArchiveSetup, row: RequestRow, found: locations.Location, run_id: str) -> None:
+    """Answer a request from the content index: no new bytes."""
+    if found.member is not None:
+        _link_member(setup, row, found.member, run_id)
+    else:
+        _link_existing(setup, row, found.object, run_id)
+
+
 def _measure_image(result: transfer.StageResult, messages: list[str]) -> tuple[int | None, int | None]:
     stage = result.stage
     try:
@@ -107,16 +123,21 @@ def _measure_image(result: transfer.StageResult, messages: list[str]) -> tuple[i
         return None, None
 
 
-def _fetch_and_stage(setup: ArchiveSetup, row: RequestRow, key: str) -> transfer.StageResult:
+def _fetch_and_stage(setup: ArchiveSetup, row: RequestRow, key: str, durable: bool = True,
+                     multipart_gate: Any = None) -> transfer.StageResult:
     req = row.request
     staging_path = setup.staging_dir / row.tenant / f"{row.pk}-{req.checksum}"
     metadata = {"source-algorithm": req.algorithm, "source-checksum": req.checksum}
     for attempt in range(1, SOURCE_ATTEMPTS + 1):
         try:
             with open_source(req.url, setup.sources) as src:
+                chunks = src.chunks(CHUNK)
+                if src.size is None or src.size > READ_AHEAD_FROM:
+                    chunks = transfer.read_ahead(chunks)  # the next reads overlap this chunk's hashing and upload
                 return transfer.stage_stream(
-                    src.chunks(CHUNK), s3=setup.s3, settings=setup.upload, key=key, algorithm=req.algorithm,
-                    expected_checksum=req.checksum, staging_path=staging_path, metadata=metadata,
+                    chunks, s3=setup.s3, settings=setup.upload, key=key, algorithm=req.algorithm,
+                    expected_checksum=req.checksum, staging_path=staging_path, metadata=metadata, durable=durable,
+                    multipart_gate=multipart_gate,
                 )
         except SourceError as exc:
             if not exc.retryable or attempt == SOURCE_ATTEMPTS:
@@ -128,37 +149,113 @@ def _fetch_and_stage(setup: ArchiveSetup, row: RequestRow, key: str) -> transfer
 
 def verify_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) -> StepReport:
     """Fetch each claimed request once, verify its checksum, measure it and stage the bytes."""
-    report = StepReport(batch_id=batch_id, tenant=tenant)
-    verified_keys = {
-        (r.algorithm, r.checksum): (r.pk, r.stage, r.size)
-        for r in setup.catalog.batch_requests(batch_id, [t.VERIFIED]) if r.stage and r.stage["kind"] != "duplicate"
-    }
-    for row in setup.catalog.batch_requests(batch_id, [t.CLAIMED]):
+    return _BatchVerifier(setup, batch_id, tenant, run_id).run()
+
+
+class _BatchVerifier:
+    """One pass of verify_batch.
+
+    Fetching (source, hashes, staging) runs ahead on a few threads; every decision and catalog
+    write stays on the calling thread, in request order. Only the first request of each content
+    is fetched ahead: one deduplicated, or whose twin failed, is decided or fetched in its turn.
+    Verified requests are recorded in groups: their staged files are synced to disk together,
+    then marked VERIFIED in one transaction. A crash before that leaves them CLAIMED, and the
+    next run fetches them again: nothing is recorded as staged that is not on disk.
+    """
+
+    def __init__(self, setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str):
+        self.setup, self.tenant, self.run_id = setup, tenant, run_id
+        self.report = StepReport(batch_id=batch_id, tenant=tenant)
+        self.pending: list[dict[str, Any]] = []  # verified, not yet recorded
+        self.staged: list[str] = []  # their staged files, not yet synced
+        self.verified_keys = {  # content -> (first request pk, its stage, size), for twins in the batch
+            (r.algorithm, r.checksum): (r.pk, r.stage, r.size)
+            for r in setup.catalog.batch_requests(batch_id, [t.VERIFIED]) if r.stage and r.stage["kind"] != "duplicate"
+        }
+        self.claimed = setup.catalog.batch_requests(batch_id, [t.CLAIMED])
+        self.maybe_stored = setup.catalog.known_checksums(tenant, [(r.algorithm, r.checksum) for r in self.claimed if r.checksum])
+        seen = set(self.verified_keys)
+        self.ahead: deque[RequestRow] = deque()
+        for row in self.claimed:
+            content = (row.algorithm, row.checksum)
+            if row.checksum and content not in seen and (row.algorithm, row.checksum.lower()) not in self.maybe_stored:
+                seen.add(content)
+                self.ahead.append(row)
+        self.fetches: dict[int, Future] = {}
+        self.gate = threading.Lock()  # one multipart stream at a time: parallel fetching never multiplies large-file memory
+
+    def run(self) -> StepReport:
+        with ThreadPoolExecutor(max_workers=FETCHERS, thread_name_prefix="fetch") as pool:
+            try:
+                for row in self.claimed:
+                    self._fetch_ahead(pool)
+                    self._verify_one(row)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._record_verified()
+        return self.report
+
+    def _fetch_ahead(self, pool: ThreadPoolExecutor) -> None:
+        while self.ahead and len(self.fetches) < FETCH_AHEAD:
+            row = self.ahead.popleft()
+            try:
+                key = keys.object_key(self.setup.key_prefix, self.tenant, row.request.destinationDirectory, row.request.checksum)
+            except keys.InvalidKey:
+                continue  # refused in its turn, with the reason
+            self.fetches[row.pk] = pool.submit(_fetch_and_stage, self.setup, row, key, False, self.gate)
+
+    def _record_verified(self) -> None:
+        self._link_packed_elsewhere()
+        transfer.sync_staged(self.staged)
+        self.setup.catalog.mark_verified_many(self.pending)
+        self.pending.clear()
+        self.staged.clear()
+
+    def _link_packed_elsewhere(self) -> None:
+        """Small files whose bytes are already stored (announced in another algorithm): answered, not packed again.
+
+        Checked for the whole group with one query, not one per file.
+        """
+        members = [p for p in self.pending if p["stage"].get("kind") == "member"]
+        known = self.setup.catalog.known_sha256s(self.tenant, {p["stage"]["sha256"] for p in members}) if members else set()
+        for entry in [p for p in members if p["stage"]["sha256"] in known]:
+            found = locations.locate(self.setup.catalog, self.setup.s3, self.tenant, sha256=entry["stage"]["sha256"])
+            if found is None:
+                continue
+            Path(entry["stage"]["path"]).unlink(missing_ok=True)
+            if entry["stage"]["path"] in self.staged:
+                self.staged.remove(entry["stage"]["path"])
+            _link(self.setup, entry["row"], found, self.run_id)
+            self.pending.remove(entry)
+            self.report.verified -= 1
+            self.report.deduplicated += 1
+            self.report.bytes -= entry["bytes"]
+
+    def _verify_one(self, row: RequestRow) -> None:
+        setup, tenant, run_id, report = self.setup, self.tenant, self.run_id, self.report
         report.considered += 1
         try:
             req = row.request
-            existing = setup.catalog.find_object(tenant, req.algorithm, req.checksum)
-            if existing is not None:
-                _link_existing(setup, row, existing, run_id)
+            found = locations.locate(setup.catalog, setup.s3, tenant, algorithm=req.algorithm, checksum=req.checksum) \
+                if (req.algorithm, req.checksum.lower()) in self.maybe_stored else None
+            if found is not None:
+                _link(setup, row, found, run_id)
                 report.deduplicated += 1
-                continue
-            member = PackageStore(setup.catalog).find_member(tenant, algorithm=req.algorithm, checksum=req.checksum)
-            if member is not None:
-                _link_member(setup, row, member, run_id)
-                report.deduplicated += 1
-                continue
-            if (req.algorithm, req.checksum) in verified_keys:
+                return
+            if (req.algorithm, req.checksum) in self.verified_keys:
                 # The same content earlier in this batch: store it once, answer both.
-                first, first_stage, first_size = verified_keys[(req.algorithm, req.checksum)]
+                first, first_stage, first_size = self.verified_keys[(req.algorithm, req.checksum)]
                 if first_stage["kind"] == "member":
                     stage = first_stage  # joins the same package; the bytes are packed once
                 else:
                     stage = {"kind": "duplicate", "of": first}
-                setup.catalog.mark_verified(row.pk, size=first_size, width=None, height=None, stage=stage, messages=row.messages)
+                self.pending.append({"pk": row.pk, "size": first_size, "width": None, "height": None, "stage": stage,
+                                     "messages": row.messages, "row": row, "bytes": 0})
                 report.verified += 1
-                continue
+                return
             key = keys.object_key(setup.key_prefix, tenant, req.destinationDirectory, req.checksum)
-            result = _fetch_and_stage(setup, row, key)
+            fetched = self.fetches.pop(row.pk, None)
+            result = fetched.result() if fetched is not None else _fetch_and_stage(setup, row, key, durable=False)
             messages = list(row.messages)
             width = height = None
             if req.computeImageSize:
@@ -166,21 +263,16 @@ def verify_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) -
             stage = dict(result.stage, sha256=result.digests[checksums.S3_ALGORITHM])
             if setup.packaging is not None and setup.packaging.threshold_for(tenant) >= result.size and req.activateSmallFilePackaging \
                     and stage["kind"] == "file":
-                stage["kind"] = "member"  # waits for its package instead of going up alone
-                same = PackageStore(setup.catalog).find_member(tenant, sha256=stage["sha256"])
-                same_object = None if same else setup.catalog.find_object(tenant, checksums.S3_ALGORITHM, stage["sha256"])
-                if same is not None or same_object is not None:  # announced in another algorithm, already stored
-                    Path(stage["path"]).unlink(missing_ok=True)
-                    if same is not None:
-                        _link_member(setup, row, same, run_id)
-                    else:
-                        _link_existing(setup, row, same_object, run_id)
-                    report.deduplicated += 1
-                    continue
-            setup.catalog.mark_verified(row.pk, size=result.size, width=width, height=height, stage=stage, messages=messages)
-            verified_keys[(req.algorithm, req.checksum)] = (row.pk, stage, result.size)
+                stage["kind"] = "member"  # waits for its package instead of going up alone (unless stored: see _link_packed_elsewhere)
+            self.pending.append({"pk": row.pk, "size": result.size, "width": width, "height": height, "stage": stage, "messages": messages,
+                                 "row": row, "bytes": result.size})
+            if stage["kind"] in ("file", "member"):
+                self.staged.append(stage["path"])
+            self.verified_keys[(req.algorithm, req.checksum)] = (row.pk, stage, result.size)
             report.verified += 1
             report.bytes += result.size
+            if stage["kind"] == "multipart" or len(self.pending) >= VERIFIED_PER_COMMIT:
+                self._record_verified()  # an open multipart upload is recorded at once: it is costly to redo
         except transfer.ChecksumMismatch as exc:
             _fail(setup, report, row, f"checksum mismatch: {exc}")
         except SourceError as exc:
@@ -192,7 +284,6 @@ def verify_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) -
         except Exception as exc:  # never let one request stop the batch
             log.exception("request %s failed unexpectedly", row.request_id)
             _fail(setup, report, row, f"internal error: {type(exc).__name__}: {exc}")
-    return report
 
 
 def _fail(setup: ArchiveSetup, report: StepReport, row: RequestRow, reason: str) -> None:
@@ -216,15 +307,11 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) ->
         req, stage = row.request, row.stage
         assert stage is not None
         try:
-            same_content = setup.catalog.find_object(tenant, checksums.S3_ALGORITHM, stage["sha256"])
-            same_member = None if same_content else PackageStore(setup.catalog).find_member(tenant, sha256=stage["sha256"])
-            if same_content is not None or same_member is not None:
+            found = locations.locate(setup.catalog, setup.s3, tenant, sha256=stage["sha256"])
+            if found is not None:
                 # Announced in another algorithm than the stored copy, but the same bytes: keep one copy.
                 transfer.discard_stage(setup.s3, stage)
-                if same_content is not None:
-                    _link_existing(setup, row, same_content, run_id)
-                else:
-                    _link_member(setup, row, same_member, run_id)
+                _link(setup, row, found, run_id)
                 report.deduplicated += 1
                 continue
             metadata = {"source-algorithm": req.algorithm, "source-checksum": req.checksum, "sha256": stage["sha256"]}
@@ -235,7 +322,7 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) ->
                 "width": row.width, "height": row.height, "run_id": run_id, "batch_id": batch_id,
             }
             content = _content(setup, row, stage["bucket"], stage["key"], row.size or 0)
-            setup.catalog.store(record, {req.algorithm: req.checksum, checksums.S3_ALGORITHM: stage["sha256"]}, [(row, False, content)], run_id)
+            setup.catalog.store(record, {req.algorithm: req.checksum, checksums.S3_ALGORITHM: stage["sha256"]}, [(row, False, content)], run_id, rewritten=True)
             if stage["kind"] == "file":
                 Path(stage["path"]).unlink(missing_ok=True)
             report.stored += 1
@@ -249,15 +336,11 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) ->
     for row in duplicates:
         report.considered += 1
         req = row.request
-        existing = setup.catalog.find_object(tenant, req.algorithm, req.checksum)
-        member = None if existing else PackageStore(setup.catalog).find_member(tenant, algorithm=req.algorithm, checksum=req.checksum)
-        if existing is None and member is None:
+        found = locations.locate(setup.catalog, setup.s3, tenant, algorithm=req.algorithm, checksum=req.checksum)
+        if found is None:
             _fail(setup, report, row, "identical content earlier in this batch could not be stored; resubmit")
             continue
-        if existing is not None:
-            _link_existing(setup, row, existing, run_id)
-        else:
-            _link_member(setup, row, member, run_id)
+        _link(setup, row, found, run_id)
         report.deduplicated += 1
     try:
         aborted = transfer.abort_stale_uploads(

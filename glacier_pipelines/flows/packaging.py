@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -121,9 +122,9 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
         content["storeFileMetadata"]["storedFileUrl"] = packaging.member_url(setup.upload.bucket, key, p.name)
         contents[m["request_pk"]] = content
     store.mark_stored(package_id, obj, placed, contents, manifest_key, problems, run_id)
-    for m in members:
-        Path(m["staged_path"]).unlink(missing_ok=True)
-    tar_path.unlink(missing_ok=True)
+    # Unlinks wait on the file system, not the CPU: a few at once cut this step severalfold for thousands of members.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda path: Path(path).unlink(missing_ok=True), [m["staged_path"] for m in members] + [tar_path]))
     report.closed += 1
     report.members_stored += len(members)
     report.bytes_stored += tar_size

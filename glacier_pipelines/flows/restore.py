@@ -29,6 +29,7 @@ from glacier_pipelines.core.restores import (
     utcnow,
 )
 from glacier_pipelines.core.sources import redact_url
+from glacier_pipelines.flows import locations
 
 log = logging.getLogger(__name__)
 TIER_SPEED = {"Expedited": 0, "Standard": 1, "Bulk": 2}
@@ -83,6 +84,12 @@ def submit(setup: RestoreSetup, request: RestoreRequest) -> dict[str, Any]:
     for selector in request.files:
         obj, request_id, member = store.resolve(request.tenant, selector)
         messages: list[str] = []
+        if obj is not None and setup.catalog.location_flagged(obj.id, member["name"] if member else ""):
+            alt = _sound_copy(setup, request.tenant, obj, member)
+            if alt is not None:
+                messages.append(f"the copy at {_stored_url(obj, member)} was found missing or corrupt; "
+                                f"the same content at {alt.url} is restored instead")
+                obj, member = alt.object, _restore_member(alt)
         cost = None
         if obj is None:
             status = "REFUSED"  # same words whether it is unknown or another tenant's
@@ -111,6 +118,30 @@ def submit(setup: RestoreSetup, request: RestoreRequest) -> dict[str, Any]:
                       "storedFileUrl": _stored_url(obj, member), "estimatedCostUsd": (cost or {}).get("total")})
     store.add(rows)
     return {"restoreId": restore_id, "tenant": request.tenant, "tier": request.tier, "days": request.days, "files": files}
+
+
+def _restore_member(location: locations.Location) -> dict[str, Any] | None:
+    m = location.member
+    return None if m is None else {"name": m["name"], "offset": m["offset"], "length": m["length"], "sha256": m["sha256"]}
+
+
+def _sound_copy(setup: RestoreSetup, tenant: str, obj: Any, member: dict[str, Any] | None) -> locations.Location | None:
+    """Another location of the same content that S3 still holds (the content index with fallback)."""
+    return locations.locate(setup.catalog, setup.s3, tenant, sha256=member["sha256"] if member else obj.sha256)
+
+
+def _fall_back(setup: RestoreSetup, rows: list[dict[str, Any]], obj: Any, reason: str, run_id: str, member: str = "") -> list[dict[str, Any]]:
+    """Flag a location whose restored bytes were bad and point its rows at another copy; returns the rows left without one."""
+    locations.flag(setup.catalog, obj, reason, member)
+    left = []
+    for row in rows:
+        alt = _sound_copy(setup, row["tenant"], obj, row.get("member"))
+        if alt is None:
+            left.append(row)
+            continue
+        setup.store.update([row["id"]], status="PENDING", run_id=run_id, object_id=alt.object.id, member=_restore_member(alt),
+                           add_message=f"{reason}; the same content at {alt.url} is restored instead")
+    return left
 
 
 def _stored_url(obj: Any, member: dict[str, Any] | None) -> str | None:
@@ -274,8 +305,9 @@ def deliver(setup: RestoreSetup, tenant: str, run_id: str) -> RestoreReport:
             state["verified"], state["verify_message"] = ok, message
             report.verified += 1
         if not state["verified"]:
-            store.update(ids, status="FAILED", run_id=run_id, add_message=state["verify_message"])
             report.mismatched.append((obj.url, state["verify_message"]))
+            left = _fall_back(setup, rows, obj, state["verify_message"], run_id)
+            store.update([r["id"] for r in left], status="FAILED", run_id=run_id, add_message=state["verify_message"])
             continue
         seconds = link_lifetime(now, state["expires_at"], setup.max_link_seconds)
         if seconds <= 0:
@@ -288,10 +320,33 @@ def deliver(setup: RestoreSetup, tenant: str, run_id: str) -> RestoreReport:
             ready_rows.append(({**r, "download_url": url, "expires_at": expires_at}, obj))
         report.ready += len(rows)
     report.notified = _notify(setup, ready_rows)
+    report.expired = expire_links(setup, tenant, now)
+    return report
+
+
+def expire_links(setup: RestoreSetup, tenant: str, now: datetime | None = None) -> int:
+    """READY rows whose link has lapsed become EXPIRED and lose their link; returns how many."""
+    store, now = setup.store, now or utcnow()
     lapsed = [r["id"] for r in store.rows(tenant=tenant, statuses=["READY"]) if r["expires_at"] and r["expires_at"] <= now]
     store.update(lapsed, status="EXPIRED", download_url=None, add_message="the download link and restored copy have expired")
-    report.expired = len(lapsed)
-    return report
+    return len(lapsed)
+
+
+def expiry_due(store: RestoreStore, tenant: str, now: datetime) -> bool:
+    """Whether the tenant has a link or a restored copy past its expiry (restore_expiry_schedule runs only those)."""
+    return (any(r["expires_at"] and r["expires_at"] <= now for r in store.rows(tenant=tenant, statuses=["READY"]))
+            or any(e is not None and e <= now for _, e in store.restored_copies(tenant)))
+
+
+def expire(setup: RestoreSetup, tenant: str, now: datetime | None = None) -> dict[str, int]:
+    """What restore_expiry_schedule does: lapsed links retired, and restored copies past their expiry marked EXPIRED
+    (so a later request for the object asks S3 again instead of trusting a copy that is gone)."""
+    store, now = setup.store, now or utcnow()
+    links = expire_links(setup, tenant, now)
+    copies = [oid for oid, expires_at in store.restored_copies(tenant) if expires_at is not None and expires_at <= now]
+    for object_id in copies:
+        store.set_object_state(object_id, state="EXPIRED")
+    return {"links_expired": links, "copies_expired": len(copies), "still_ready": len(store.rows(tenant=tenant, statuses=["READY"]))}
 
 
 def _deliver_members(setup: RestoreSetup, obj: Any, state: dict[str, Any], rows: list[dict[str, Any]], run_id: str, now: datetime,
@@ -318,8 +373,9 @@ def _deliver_members(setup: RestoreSetup, obj: Any, state: dict[str, Any], rows:
         if actual != member["sha256"] or len(data) != member["length"]:
             message = f"restored bytes differ from the catalog: member {member['name']} hashes to {actual}, archived {member['sha256']}"
             store.set_object_state(obj.id, verified=False, verify_message=message)
-            store.update([row["id"]], status="FAILED", run_id=run_id, add_message=message)
             report.mismatched.append((packaging.member_url(obj.bucket, obj.key, member["name"]), message))
+            if _fall_back(setup, [row], obj, message, run_id, member=member["name"]):
+                store.update([row["id"]], status="FAILED", run_id=run_id, add_message=message)
             continue
         store.set_object_state(obj.id, verified=True, verify_message="restored members match the catalog (sha256)")
         copy_key = f"{obj.key.rsplit('/packages/', 1)[0]}/restored/{row['restore_id']}/{member['name']}"

@@ -605,3 +605,49 @@ def test_sse_kms_is_requested(s3: Any, tmp_path: Path) -> None:
     head = s3.head_object(Bucket=BUCKET, Key="k/obj")
     assert head["ServerSideEncryption"] == "aws:kms"
     assert head["SSEKMSKeyId"] == "my-key"
+
+
+def test_read_ahead_keeps_order_raises_the_source_error_and_stops_when_abandoned():
+    import threading
+
+    from glacier_pipelines.core.transfer import read_ahead
+
+    assert list(read_ahead(iter([b"a", b"b", b"c"] * 50), depth=2)) == [b"a", b"b", b"c"] * 50
+
+    def failing():
+        yield b"first"
+        raise OSError("connection reset by peer")
+
+    got = []
+    with pytest.raises(OSError, match="reset"):
+        for chunk in read_ahead(failing()):
+            got.append(chunk)
+    assert got == [b"first"]
+
+    produced = []
+
+    def endless():
+        while True:
+            produced.append(1)
+            yield b"x"
+
+    reader = read_ahead(endless(), depth=3)
+    assert next(reader) == b"x"
+    reader.close()  # the consumer gives up: the reader thread must stop, not run forever
+    count = len(produced)
+    assert count <= 6 and not any(t.name == "read-ahead" and t.is_alive() for t in threading.enumerate())
+
+
+def test_multidigest_in_parallel_equals_hashlib():
+    import hashlib
+    import os
+
+    from glacier_pipelines.core.checksums import PARALLEL_MIN_BYTES, MultiDigest
+
+    data = os.urandom(PARALLEL_MIN_BYTES * 3 + 17)
+    md = MultiDigest(["MD5", "SHA-256", "SHA-1"])
+    for start in range(0, len(data), PARALLEL_MIN_BYTES + 5):
+        md.update(data[start:start + PARALLEL_MIN_BYTES + 5])
+    assert md.hexdigest("MD5") == hashlib.md5(data).hexdigest()
+    assert md.hexdigest("SHA-256") == hashlib.sha256(data).hexdigest()
+    assert md.hexdigest("SHA-1") == hashlib.sha1(data).hexdigest() and md.bytes_seen == len(data)
