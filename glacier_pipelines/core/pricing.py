@@ -409,6 +409,113 @@ def estimate_archive(
     return Estimate(tuple(lines))
 
 
+def get_per_1000(pricing: Pricing, storage_class: str) -> float:
+    """GET/HEAD request price of a class (``get_per_1000`` in the price list; 0 if the list predates it)."""
+    name = pricing.storage_class(storage_class).storage_class
+    value = pricing.raw.get("classes", {}).get(name, {}).get("get_per_1000", 0.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise PricingError(f"classes.{name}.get_per_1000 must be a non-negative number, not {value!r}")
+    return float(value)
+
+
+def estimate_move(
+    pricing: Pricing,
+    *,
+    storage_class: str,
+    size_bytes: int,
+    objects: int,
+    copy_requests: int | None = None,
+    head_requests: int | None = None,
+    streamed_bytes: int = 0,
+    source_class: str = "STANDARD",
+    source_days_stored: float | None = None,
+) -> Estimate:
+    """What moving ``objects`` objects totalling ``size_bytes`` into ``storage_class`` by server-side copies costs.
+
+    Lines: the copy requests, billed as PUT/COPY requests into the target class per 1,000
+    (``copy_requests``: one CopyObject per object by default; a multipart copy is one
+    CreateMultipartUpload, one UploadPartCopy per part and one CompleteMultipartUpload); the
+    HEAD requests (and one GET per object when ``streamed_bytes`` > 0) at the source class's
+    GET price; reading ``streamed_bytes`` back when the source class charges retrieval
+    (GLACIER_IR); for GLACIER and DEEP_ARCHIVE the per-object overhead for one month (8 KB at
+    STANDARD's rate and 32 KB at the class rate per object); the target class's minimum storage
+    duration, billed in full whether the objects stay or are deleted earlier; and, when the
+    source class has a minimum duration that ``source_days_stored`` has not reached, the early
+    deletion charge of the copies being replaced. No data transfer is billed: the bytes stay in S3.
+    """
+    cls = pricing.storage_class(storage_class)
+    src = pricing.storage_class(source_class)
+    size = _non_negative_int(size_bytes, "size_bytes")
+    objects = _positive_int(objects, "objects")
+    copies = objects if copy_requests is None else _positive_int(copy_requests, "copy_requests")
+    heads = objects if head_requests is None else _non_negative_int(head_requests, "head_requests")
+    streamed = _non_negative_int(streamed_bytes, "streamed_bytes")
+    gets = heads + (objects if streamed else 0)
+    standard = pricing.storage_class("STANDARD")
+    name = cls.storage_class
+    with localcontext() as ctx:
+        ctx.prec = 50
+        rate = _dec(cls.storage_per_gb_month)
+        lines = [
+            _line(
+                f"copy requests into {name} ({_count(copies, 'request')} / 1,000 x ${_price(cls.put_per_1000)} per 1,000;"
+                f" priced as PUT/COPY or lifecycle transitions)",
+                Decimal(copies) / 1000 * _dec(cls.put_per_1000),
+            ),
+            _line(
+                f"HEAD/GET requests on {src.storage_class} ({_count(gets, 'request')} / 1,000 x"
+                f" ${_price(get_per_1000(pricing, src.storage_class))} per 1,000)",
+                Decimal(gets) / 1000 * _dec(get_per_1000(pricing, src.storage_class)),
+            ),
+        ]
+        if streamed and src.retrieval_per_gb:
+            gb_read = Decimal(streamed) / GB
+            lines.append(_line(f"retrieval of the streamed bytes from {src.storage_class} ({_gb(gb_read)} GB x"
+                               f" ${_price(src.retrieval_per_gb)}/GB)", gb_read * _dec(src.retrieval_per_gb)))
+        if cls.overhead_standard_bytes or cls.overhead_class_bytes:
+            std_gb = Decimal(objects * cls.overhead_standard_bytes) / GB
+            cls_gb = Decimal(objects * cls.overhead_class_bytes) / GB
+            lines.append(
+                _line(
+                    f"per-object overhead, per month ({_count(objects, 'object')} x"
+                    f" ({_num(cls.overhead_standard_bytes / KB)} KB at STANDARD ${_price(standard.storage_per_gb_month)}/GB-month +"
+                    f" {_num(cls.overhead_class_bytes / KB)} KB at {name} ${_price(cls.storage_per_gb_month)}/GB-month))",
+                    std_gb * _dec(standard.storage_per_gb_month) + cls_gb * rate,
+                )
+            )
+        if cls.min_storage_days:
+            billable = _billable_bytes(cls, size, objects)
+            gb = Decimal(billable) / GB
+            lines.append(
+                _line(
+                    f"minimum storage duration of {name}: {cls.min_storage_days} days are billed even if the objects are"
+                    f" deleted or moved sooner ({_gb(gb)} GB x ${_price(cls.storage_per_gb_month)}/GB-month"
+                    f" x {cls.min_storage_days} days / {DAYS_PER_MONTH})",
+                    gb * rate * cls.min_storage_days / DAYS_PER_MONTH,
+                )
+            )
+        if src.min_storage_days and src.storage_class != name:
+            if source_days_stored is None:
+                days = Decimal(0)
+                known = "an unknown number of"
+            else:
+                if isinstance(source_days_stored, bool) or not isinstance(source_days_stored, (int, float)) \
+                        or not math.isfinite(source_days_stored) or source_days_stored < 0:
+                    raise PricingError(f"source_days_stored must be a finite number >= 0, not {source_days_stored!r}")
+                days = _dec(source_days_stored)
+                known = _num(source_days_stored)
+            charge = _early_deletion(src, _billable_bytes(src, size, objects), days)
+            if charge:
+                lines.append(
+                    _line(
+                        f"early deletion of the {src.storage_class} copies after {known} days (minimum {src.min_storage_days} days;"
+                        f" the remaining days are billed)",
+                        charge,
+                    )
+                )
+    return Estimate(tuple(lines))
+
+
 def early_deletion_charge(pricing: Pricing, *, storage_class: str, size_bytes: int, days_stored: float) -> float:
     """The prorated charge for deleting ``size_bytes`` (billable bytes) from a class after ``days_stored`` days.
 

@@ -1,0 +1,387 @@
+"""Server-side copies: an object changes storage class (or key) inside S3, its bytes never downloaded.
+
+``CopyObject`` up to ``multipart_threshold`` (5 GiB, S3's limit for one copy), above it a
+multipart copy (``CreateMultipartUpload``, ``UploadPartCopy`` by byte range, ``Complete``).
+Both keep what the object carries:
+
+* user metadata and the system headers (Content-Type, -Encoding, -Disposition, -Language,
+  Cache-Control, Expires, website redirect): ``MetadataDirective=COPY`` for CopyObject, passed
+  explicitly to CreateMultipartUpload, which copies nothing by itself;
+* tags: ``TaggingDirective=COPY``, or read with GetObjectTagging and passed as ``Tagging``;
+* encryption: the source's SSE-S3 or SSE-KMS settings (key id, bucket key) are passed on,
+  because a copy without them takes the bucket's default instead. SSE-C objects are refused:
+  their key is not ours to hold.
+
+Every copy asks for ``ChecksumAlgorithm=SHA256``: S3 computes the SHA-256 of the whole copy
+(CopyObject) or of each part and their composite (multipart; S3 offers full-object checksums
+of multipart objects only for CRC algorithms). Every copy is conditional on the source's ETag
+(``CopySourceIfMatch``), so the bytes copied are the bytes that were looked at or streamed.
+
+Also here: the checksums an object can be checked against without reading it, and the one
+streaming pass that reads it when the caller wants proof.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from botocore.exceptions import ClientError
+
+from glacier_pipelines.core import checksums
+from glacier_pipelines.core.transfer import ARCHIVE_CLASSES, STORAGE_CLASSES, abort_upload, same_checksum
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+COPY_OBJECT_LIMIT = 5 * GiB  # the largest source one CopyObject takes
+MIN_PART = 5 * MiB
+MAX_PART = 5 * GiB
+MAX_PARTS = 10_000
+CHUNK = 1024 * 1024
+VERIFICATIONS = ("trust-s3", "stream")
+# Classes S3 cannot copy from without a restored copy.
+UNREADABLE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
+_SYSTEM_HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl", "Expires",
+                   "WebsiteRedirectLocation")
+_ETAG_MD5 = re.compile(r"^[0-9a-f]{32}$")
+
+
+class MoveError(Exception):
+    """A move that cannot or must not happen; the message says why, in words a person can act on."""
+
+
+class ChecksumMismatch(MoveError):
+    """The object's bytes (or what S3 reports about them) differ from a checksum it must match."""
+
+
+@dataclass(frozen=True)
+class CopySettings:
+    storage_class: str
+    multipart_threshold: int = COPY_OBJECT_LIMIT
+    part_size: int = 512 * MiB
+    concurrency: int = 4
+
+    def __post_init__(self) -> None:
+        if self.storage_class not in STORAGE_CLASSES:
+            raise ValueError(f"storage class {self.storage_class!r} is not one of {', '.join(STORAGE_CLASSES)}")
+        if not 0 < self.multipart_threshold <= COPY_OBJECT_LIMIT:
+            raise ValueError(f"the copy threshold must be between 1 byte and 5 GiB (CopyObject's limit), not {self.multipart_threshold}")
+        if not MIN_PART <= self.part_size <= MAX_PART:
+            raise ValueError("the copy part size must be between 5 MiB and 5 GiB (S3's limits)")
+        if self.concurrency < 1:
+            raise ValueError("copy concurrency must be at least 1")
+
+
+@dataclass
+class Reference:
+    """A checksum the object must have: who says so, in which algorithm, the hex digest."""
+
+    source: str  # announced, catalog, metadata, s3
+    algorithm: str
+    hex: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"reference": self.source, "algorithm": self.algorithm, "checksum": self.hex}
+
+
+@dataclass
+class CopyResult:
+    etag: str
+    s3_checksum: str  # base64 SHA-256 of the whole copy, or "<base64>-<parts>" for a multipart copy
+    checksum_type: str  # FULL_OBJECT or COMPOSITE
+    parts: int  # 0 for CopyObject
+    requests: int  # billed PUT/COPY requests
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def algorithm(self) -> str:
+        return f"SHA256 ({self.checksum_type})"
+
+    @property
+    def sha256_hex(self) -> str | None:
+        """The plain SHA-256 of the copy, when S3 reported one (CopyObject only)."""
+        return b64_to_hex(self.s3_checksum) if self.checksum_type == "FULL_OBJECT" else None
+
+
+@dataclass
+class StreamResult:
+    size: int
+    digests: dict[str, str]  # canonical algorithm -> hex
+    composite: str | None  # "<base64>-<parts>" over the copy's part ranges, when there are parts
+
+
+def parse_checksum(text: str) -> tuple[str, str]:
+    """``MD5:9e10...`` (any algorithm name checksums accepts) -> (canonical algorithm, lower-case hex)."""
+    algorithm, sep, value = str(text).partition(":")
+    if not sep:
+        raise MoveError(f"checksum {text!r} must be ALGORITHM:HEX, e.g. MD5:9e107d9d372bb6826bd81d3542a419d6")
+    try:
+        algorithm = checksums.normalize_algorithm(algorithm)
+    except ValueError as exc:
+        raise MoveError(str(exc)) from None
+    value = value.strip().lower()
+    if len(value) != checksums.hex_length(algorithm) or not re.fullmatch(r"[0-9a-f]+", value):
+        raise MoveError(f"a {algorithm} checksum has {checksums.hex_length(algorithm)} hex characters, got {value!r}")
+    return algorithm, value
+
+
+def b64_to_hex(value: str | None) -> str | None:
+    if not value or "-" in value:
+        return None
+    try:
+        return base64.b64decode(value, validate=True).hex()
+    except (binascii.Error, ValueError):
+        return None
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    """HEAD with checksums; None when the object does not exist."""
+    try:
+        return s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError as exc:
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
+def storage_class_of(h: dict[str, Any]) -> str:
+    return h.get("StorageClass") or "STANDARD"  # S3 leaves the header out for STANDARD
+
+
+def is_multipart(h: dict[str, Any]) -> bool:
+    return "-" in (h.get("ETag") or "").strip('"')
+
+
+def readable(h: dict[str, Any]) -> bool:
+    """Whether S3 will read (GET or copy) the object now: not archived, or a restored copy is available."""
+    if storage_class_of(h) not in UNREADABLE_CLASSES:
+        return True
+    restore = h.get("Restore") or ""
+    return 'ongoing-request="false"' in restore
+
+
+def s3_references(h: dict[str, Any]) -> list[Reference]:
+    """Checksums S3 itself holds for the object and that name its whole content (no read needed)."""
+    out = []
+    full = h.get("ChecksumType") != "COMPOSITE" and not is_multipart(h)
+    if full:
+        for header, algorithm in (("ChecksumSHA256", "SHA-256"), ("ChecksumSHA1", "SHA-1")):
+            value = b64_to_hex(h.get(header))
+            if value:
+                out.append(Reference("s3", algorithm, value))
+    etag = (h.get("ETag") or "").strip('"').lower()
+    if _ETAG_MD5.fullmatch(etag) and h.get("ServerSideEncryption") in (None, "AES256") and not h.get("SSECustomerAlgorithm"):
+        out.append(Reference("s3-etag", "MD5", etag))  # the ETag of a single-part, unencrypted or SSE-S3 object is its MD5
+    return out
+
+
+def metadata_references(h: dict[str, Any]) -> list[Reference]:
+    """Checksums written into the object's user metadata (this project writes ``sha256`` and the source's checksum)."""
+    meta = {k.lower(): v for k, v in (h.get("Metadata") or {}).items()}
+    out = []
+    if re.fullmatch(r"[0-9a-f]{64}", (meta.get("sha256") or "").lower()):
+        out.append(Reference("metadata", "SHA-256", meta["sha256"].lower()))
+    if meta.get("source-algorithm") and meta.get("source-checksum"):
+        try:
+            algorithm, value = parse_checksum(f"{meta['source-algorithm']}:{meta['source-checksum']}")
+            out.append(Reference("metadata", algorithm, value))
+        except MoveError:
+            pass
+    return out
+
+
+_LABELS = {"announced": "the announced checksum", "catalog": "the catalog", "metadata": "the object's metadata",
+           "s3": "S3's own checksum", "s3-etag": "S3's ETag (the MD5 of a single-part object)"}
+
+
+def label(ref: Reference) -> str:
+    return _LABELS.get(ref.source, ref.source)
+
+
+def compare(references: Iterable[Reference], actual: dict[str, str], what: str) -> list[Reference]:
+    """References whose algorithm ``actual`` has, each checked; ChecksumMismatch on the first that differs."""
+    matched = []
+    for ref in references:
+        if ref.algorithm not in actual:
+            continue
+        if actual[ref.algorithm] != ref.hex:
+            raise ChecksumMismatch(f"{what}: {ref.algorithm} is {actual[ref.algorithm]}, {label(ref)} says {ref.hex}")
+        matched.append(ref)
+    return matched
+
+
+def check_references_agree(references: list[Reference], what: str) -> list[Reference]:
+    """Cross-check references of the same algorithm (e.g. the catalog's SHA-256 against S3's): a disagreement is an error."""
+    by_algorithm: dict[str, Reference] = {}
+    matched = []
+    for ref in references:
+        first = by_algorithm.setdefault(ref.algorithm, ref)
+        if first is ref:
+            continue
+        if first.hex != ref.hex:
+            raise ChecksumMismatch(f"{what}: {label(first)} says {ref.algorithm} {first.hex}, {label(ref)} says {ref.hex}")
+        matched += [first, ref]
+    return list({id(r): r for r in matched}.values())
+
+
+def part_ranges(size: int, part_size: int) -> list[tuple[int, int]]:
+    """Inclusive byte ranges of a multipart copy: parts of ``part_size``, grown so there are at most 10,000."""
+    part = max(part_size, -(-size // MAX_PARTS))
+    part = -(-part // MiB) * MiB
+    if part > MAX_PART:
+        raise MoveError(f"an object of {size} bytes cannot be copied in {MAX_PARTS} parts of at most 5 GiB")
+    return [(start, min(start + part, size) - 1) for start in range(0, size, part)] or [(0, -1)]
+
+
+def sse_args(h: dict[str, Any]) -> dict[str, Any]:
+    """The source's encryption settings, to pass on (a copy without them gets the bucket's default)."""
+    if h.get("SSECustomerAlgorithm"):
+        raise MoveError("the object is encrypted with a customer-provided key (SSE-C): a server-side copy needs that key, "
+                        "which this project does not hold")
+    args: dict[str, Any] = {}
+    if h.get("ServerSideEncryption"):
+        args["ServerSideEncryption"] = h["ServerSideEncryption"]
+        if h["ServerSideEncryption"].startswith("aws:kms"):
+            if h.get("SSEKMSKeyId"):
+                args["SSEKMSKeyId"] = h["SSEKMSKeyId"]
+            if h.get("BucketKeyEnabled") is not None:
+                args["BucketKeyEnabled"] = bool(h["BucketKeyEnabled"])
+    return args
+
+
+def tagging_header(tags: list[dict[str, str]]) -> str:
+    return urlencode([(t["Key"], t["Value"]) for t in tags])
+
+
+def server_side_copy(s3: Any, *, bucket: str, key: str, dest_bucket: str, dest_key: str, source_head: dict[str, Any],
+                     settings: CopySettings, tags: list[dict[str, str]] | None = None) -> CopyResult:
+    """Copy ``bucket/key`` (as ``source_head`` saw it) onto ``dest_bucket/dest_key`` in ``settings.storage_class``.
+
+    ``tags`` is only needed for a multipart copy (read them with GetObjectTagging); CopyObject
+    copies them itself. Raises ClientError as S3 answers (``PreconditionFailed`` when the source
+    changed since the HEAD); a multipart copy that fails is aborted.
+    """
+    size = int(source_head["ContentLength"])
+    etag = source_head["ETag"]
+    source = {"Bucket": bucket, "Key": key}
+    common = {"StorageClass": settings.storage_class, "ChecksumAlgorithm": "SHA256", **sse_args(source_head)}
+    if size <= settings.multipart_threshold:
+        resp = s3.copy_object(Bucket=dest_bucket, Key=dest_key, CopySource=source, CopySourceIfMatch=etag,
+                              MetadataDirective="COPY", TaggingDirective="COPY", **common)
+        result = resp.get("CopyObjectResult", {})
+        reported = result.get("ChecksumSHA256")
+        if reported is None:
+            reported = (head(s3, dest_bucket, dest_key) or {}).get("ChecksumSHA256")
+        if not reported:
+            raise MoveError(f"S3 reported no SHA-256 for the copy s3://{dest_bucket}/{dest_key}, though one was requested")
+        return CopyResult(etag=(result.get("ETag") or "").strip('"'), s3_checksum=reported, checksum_type="FULL_OBJECT",
+                          parts=0, requests=1)
+    ranges = part_ranges(size, settings.part_size)
+    extra = {h: source_head[h] for h in _SYSTEM_HEADERS if source_head.get(h)}
+    if tags:
+        extra["Tagging"] = tagging_header(tags)
+    upload = s3.create_multipart_upload(Bucket=dest_bucket, Key=dest_key, Metadata=source_head.get("Metadata") or {}, **extra, **common)
+    upload_id = upload["UploadId"]
+    lock = threading.Lock()
+    failed: list[BaseException] = []
+
+    def copy_part(number: int, start: int, end: int) -> dict[str, Any]:
+        with lock:
+            if failed:
+                raise RuntimeError("an earlier part failed")
+        try:
+            resp = s3.upload_part_copy(Bucket=dest_bucket, Key=dest_key, UploadId=upload_id, PartNumber=number, CopySource=source,
+                                       CopySourceRange=f"bytes={start}-{end}", CopySourceIfMatch=etag)
+        except BaseException as exc:
+            with lock:
+                failed.append(exc)
+            raise
+        part = resp["CopyPartResult"]
+        out = {"PartNumber": number, "ETag": part["ETag"]}
+        if part.get("ChecksumSHA256"):
+            out["ChecksumSHA256"] = part["ChecksumSHA256"]
+        return out
+
+    try:
+        with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="copy-part") as pool:
+            futures = [pool.submit(copy_part, n, start, end) for n, (start, end) in enumerate(ranges, 1)]
+            parts = [f.result() for f in futures]
+        done = s3.complete_multipart_upload(Bucket=dest_bucket, Key=dest_key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+    except BaseException:
+        abort_upload(s3, dest_bucket, dest_key, upload_id)
+        raise
+    reported = done.get("ChecksumSHA256") or (head(s3, dest_bucket, dest_key) or {}).get("ChecksumSHA256")
+    if not reported:
+        raise MoveError(f"S3 reported no SHA-256 for the multipart copy s3://{dest_bucket}/{dest_key}, though one was requested")
+    if "-" not in reported:
+        reported = f"{reported}-{len(parts)}"  # moto leaves the part count out; AWS reports "<base64>-<parts>"
+    return CopyResult(etag=(done.get("ETag") or "").strip('"'), s3_checksum=reported, checksum_type="COMPOSITE",
+                      parts=len(parts), requests=len(parts) + 2, ranges=ranges)
+
+
+def copy_ranges(size: int, settings: CopySettings) -> list[tuple[int, int]]:
+    """The part ranges a copy of ``size`` bytes will use (none for CopyObject)."""
+    return [] if size <= settings.multipart_threshold else part_ranges(size, settings.part_size)
+
+
+def copy_requests(size: int, settings: CopySettings) -> int:
+    """Billed PUT/COPY requests of one copy: 1, or create + parts + complete."""
+    ranges = copy_ranges(size, settings)
+    return 1 if not ranges else len(ranges) + 2
+
+
+def stream(s3: Any, *, bucket: str, key: str, etag: str, algorithms: Iterable[str], ranges: list[tuple[int, int]]) -> StreamResult:
+    """Read the object once (``IfMatch`` its ETag): every digest asked, plus the per-part SHA-256 composite over ``ranges``."""
+    digest = checksums.MultiDigest([checksums.S3_ALGORITHM, *algorithms])
+    part_digests: list[bytes] = []
+    boundaries = [end for _, end in ranges]
+    part = hashlib.sha256()
+    position = 0
+    body = s3.get_object(Bucket=bucket, Key=key, IfMatch=etag)["Body"]
+    try:
+        for chunk in body.iter_chunks(CHUNK):
+            digest.update(chunk)
+            view = memoryview(chunk)
+            while boundaries and view:
+                take = min(len(view), boundaries[0] + 1 - position)
+                part.update(view[:take])
+                position += take
+                view = view[take:]
+                if position == boundaries[0] + 1:
+                    part_digests.append(part.digest())
+                    part = hashlib.sha256()
+                    boundaries.pop(0)
+    finally:
+        body.close()
+    names = dict.fromkeys(checksums.normalize_algorithm(a) for a in [checksums.S3_ALGORITHM, *algorithms])
+    composite = checksums.s3_composite_sha256(part_digests) if ranges else None
+    return StreamResult(size=digest.bytes_seen, digests={a: digest.hexdigest(a) for a in names}, composite=composite)
+
+
+def check_copy(copy: CopyResult, *, sha256_hex: str | None, composite: str | None, what: str) -> str | None:
+    """Compare S3's checksum of the copy with what is known of the bytes; the message when it was compared."""
+    if copy.checksum_type == "FULL_OBJECT" and sha256_hex:
+        if copy.sha256_hex != sha256_hex:
+            raise ChecksumMismatch(f"{what}: S3 reports SHA-256 {copy.sha256_hex} for the copy, the bytes have {sha256_hex}")
+        return "S3's SHA-256 of the copy matches"
+    if copy.checksum_type == "COMPOSITE" and composite:
+        if not same_checksum(copy.s3_checksum, composite):
+            raise ChecksumMismatch(f"{what}: S3 reports {copy.s3_checksum} for the copy, the streamed parts give {composite}")
+        return "S3's composite SHA-256 of the copy matches the streamed parts"
+    return None
+
+
+def archive_class(storage_class: str) -> bool:
+    return storage_class in ARCHIVE_CLASSES
