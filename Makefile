@@ -28,10 +28,14 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/intake.py --requests 10000 --rounds 3
 	$(BIN)/python bench/large_file.py --size-mib 2048 --rounds 3
+	$(BIN)/python bench/memory.py --sizes-mib 1024,4096
+	$(BIN)/python bench/small_files.py --files 10000 --rounds 3
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/intake.py --requests 2000 --rounds 1 --out bench/results/intake-quick.json
 	$(BIN)/python bench/large_file.py --quick --out bench/results/large_file-quick
+	$(BIN)/python bench/memory.py --quick --out bench/results/memory-quick
+	$(BIN)/python bench/small_files.py --quick --out bench/results/small_files-quick
 
 ui: $(STAMP)
 	$(BIN)/dagster dev -w workspace.yaml

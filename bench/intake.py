@@ -20,6 +20,7 @@ import dagster as dg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import report as bench_report  # noqa: E402
 
 
 def one_round(n: int, tenants: int, catalog_url: str | None) -> dict:
@@ -86,12 +87,13 @@ def main() -> None:
         "median_requests_per_second": statistics.median(r["requests_per_second"] for r in rounds),
         "rounds": rounds,
     }
-    Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in summary.items() if k != "rounds"}, indent=2))
-    for r in rounds:
-        print(f"  {r['requests']} requests, {r['persisted']} persisted in {r['seconds']:.2f} s = {r['requests_per_second']:.0f}/s; "
-              f"{r['ticks']} tick(s), longest {r['max_tick_seconds']:.1f} s, run requests per tick {r['run_requests_per_tick']}")
-
+    lines = ["| round | requests | persisted | seconds | requests/s | ticks | longest tick s |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {n + 1} | {r['requests']} | {r['persisted']} | {r['seconds']:.2f} | {r['requests_per_second']:.0f} | {r['ticks']} | "
+              f"{r['max_tick_seconds']:.1f} |" for n, r in enumerate(rounds)]
+    lines += ["", f"Median {summary['median_requests_per_second']:.0f} requests/s from RabbitMQ into the catalog."]
+    bench_report.write(Path(args.out).with_suffix(""), summary, lines,
+                       {f"round {n + 1}": r["requests_per_second"] for n, r in enumerate(rounds)},
+                       title="AMQP bridge: requests persisted per second", ylabel="requests/s")
 
 if __name__ == "__main__":
     main()

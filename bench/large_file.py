@@ -32,6 +32,7 @@ from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import report as bench_report  # noqa: E402
 from glacier_pipelines.emulator import SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, seaweedfs_server  # noqa: E402
 
 MiB = 1 << 20
@@ -159,9 +160,6 @@ def main() -> None:
                   "concurrency": args.concurrency, "hash_floor_md5_sha256_mib_per_s": floor, "fastest_peer": fastest,
                   "pipeline_to_fastest_peer": (summary["pipeline"]["median_mib_per_s"] / summary[fastest]["median_mib_per_s"]) if fastest else None,
                   "command": " ".join(["bench/large_file.py", *sys.argv[1:]]), "results": summary}
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
         lines = [f"# Large file: {args.size_mib} MiB, {args.rounds} rounds, SeaweedFS on 127.0.0.1", "",
                  "| contender | median MiB/s | ratio to pipeline | median CPU-s/GiB | peak RSS MiB |", "|---|---|---|---|---|"]
         for name, s in summary.items():
@@ -169,20 +167,8 @@ def main() -> None:
             lines.append(f"| {name} | {s['median_mib_per_s']:.1f} | {ratio:.2f} | {s['median_cpu_s_per_gib']:.1f} | {s.get('max_rss_mib', 0) or '':} |")
         lines += ["", f"Hashing floor (MD5 + SHA-256, one pass, in memory): {floor:.0f} MiB/s.",
                   f"Pipeline / fastest raw peer ({fastest}): {report['pipeline_to_fastest_peer']:.2f}" if fastest else ""]
-        out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
-        names = list(summary)
-        ax.bar(names, [summary[n]["median_mib_per_s"] for n in names], color=["tab:green"] + ["tab:gray"] * (len(names) - 1))
-        ax.set_ylabel("median MiB/s")
-        ax.set_title(f"{args.size_mib} MiB to SeaweedFS (higher is better)")
-        fig.tight_layout()
-        fig.savefig(out.with_suffix(".png"))
-        print("\n".join(lines))
+        bench_report.write(args.out, report, lines, {n: summary[n]["median_mib_per_s"] for n in summary},
+                           title=f"{args.size_mib} MiB to SeaweedFS (higher is better)", ylabel="median MiB/s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import random
 import shutil
@@ -32,6 +31,7 @@ from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import report as bench_report  # noqa: E402
 from glacier_pipelines.catalog import Catalog  # noqa: E402
 from glacier_pipelines.core.requests import parse_submission  # noqa: E402
 from glacier_pipelines.core.sources import SourcePolicy  # noqa: E402
@@ -125,14 +125,13 @@ def main() -> None:
         report = {"scenario": "small_files", "files": args.files, "rounds": args.rounds, "median_files_per_s": med,
                   "ratio": med["pipeline"] / med["put_each"], "objects": {k: v[0]["objects"] for k, v in rows.items()},
                   "command": " ".join(["bench/small_files.py", *sys.argv[1:]]), "rounds_detail": rows}
-        out = Path(args.out)
-        out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-        text = (f"| contender | median files/s | objects |\n|---|---|---|\n"
-                f"| pipeline with packaging | {med['pipeline']:.0f} | {report['objects']['pipeline']} |\n"
-                f"| one PutObject per file (8 threads) | {med['put_each']:.0f} | {report['objects']['put_each']} |\n\n"
-                f"ratio {report['ratio']:.2f}x files/s; {report['objects']['put_each'] / max(1, report['objects']['pipeline']):.0f}x fewer objects\n")
-        out.with_suffix(".md").write_text(text)
-        print(text)
+        lines = [f"# Small files: {args.files} files of 1-64 KiB, {args.rounds} round(s), SeaweedFS on 127.0.0.1", "",
+                 "| contender | median files/s | objects |", "|---|---|---|",
+                 f"| pipeline with packaging | {med['pipeline']:.0f} | {report['objects']['pipeline']} |",
+                 f"| one PutObject per file (8 threads) | {med['put_each']:.0f} | {report['objects']['put_each']} |", "",
+                 f"ratio {report['ratio']:.2f}x files/s; {report['objects']['put_each'] / max(1, report['objects']['pipeline']):.0f}x fewer objects"]
+        bench_report.write(args.out, report, lines, {"pipeline + packaging": med["pipeline"], "PutObject each": med["put_each"]},
+                           title=f"{args.files} small files (higher is better)", ylabel="median files/s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
