@@ -1,4 +1,4 @@
-"""The ``glacier-pipelines`` console script: submit, process, report, responses, demo.
+"""The ``glacier-pipelines`` console script: submit, process, report, restore, move, trash, responses, demo.
 
 Thin: parsing and printing here, the work in flows/ and in Dagster runs.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 from collections import Counter
 from pathlib import Path
@@ -36,6 +37,39 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+# Runs made in this process carry its host and pid, so a later `process` can tell a run whose process was killed.
+_PROCESS_TAGS = {"glacier/cli-host": socket.gethostname(), "glacier/cli-pid": str(os.getpid())}
+
+
+def _fail_runs_of_dead_processes(instance: Any, progress=_progress) -> int:
+    """Mark failed the runs that a killed ``process`` left STARTED on this host, so their batches are adopted.
+
+    ``execute_in_process`` runs have no run monitoring: after a SIGKILL their status stays
+    STARTED forever, and ``claim_batch`` adopts only the batches of finished runs, so the
+    requests of such a batch would never finish.
+    """
+    import dagster as dg
+
+    unfinished = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+    failed = 0
+    this_host = {"glacier/cli-host": _PROCESS_TAGS["glacier/cli-host"]}
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=unfinished, tags=this_host)):
+        pid = int(run.tags.get("glacier/cli-pid", "0") or 0)
+        if pid and pid != os.getpid():
+            try:
+                os.kill(pid, 0)
+                continue  # that process is still running (its run may be in flight)
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        instance.report_run_failed(run, message=f"the glacier-pipelines process ({pid}) running it is gone; "
+                                                "its batch is adopted by the next run")
+        progress(f"run {run.run_id[:8]} of a process that is gone marked failed")
+        failed += 1
+    return failed
+
+
 def process(tenant: str | None = None, *, close_packages: bool = False, progress=_progress) -> dict[str, Any]:
     """Drain the transport, run archive_job for every tenant with work (one batch per run), publish responses."""
     import dagster as dg
@@ -56,6 +90,7 @@ def process(tenant: str | None = None, *, close_packages: bool = False, progress
     job = defs.resolve_job_def("archive_job")
     runs = []
     with dg.DagsterInstance.get() as instance:
+        _fail_runs_of_dead_processes(instance, progress)
         for name in catalog.tenants_with_work():
             if not name or (tenant is not None and name != tenant):
                 continue
@@ -64,7 +99,7 @@ def process(tenant: str | None = None, *, close_packages: bool = False, progress
             while True:  # one batch per run; a tenant with more pending than a batch gets several runs
                 progress(f"tenant {name}: archiving...")
                 result = job.execute_in_process(partition_key=name, instance=instance, raise_on_error=False,
-                                                run_config=QUIET_LOGS, tags={"glacier/tenant": name})
+                                                run_config=QUIET_LOGS, tags={"glacier/tenant": name, **_PROCESS_TAGS})
                 counts = {m.asset_key.to_user_string(): {k: v.value for k, v in m.materialization.metadata.items()
                                                          if k in ("requests", "verified", "stored", "deduplicated", "failed")}
                           for m in result.get_asset_materialization_events()}
@@ -240,6 +275,95 @@ def submit(path: str) -> tuple[int, list[str]]:
     return sent, errors
 
 
+def audit(request_id: str, tenant: str | None = None) -> dict[str, Any]:
+    """The story of one file from the catalog and the Dagster instance's event log ($DAGSTER_HOME)."""
+    import dagster as dg
+
+    from glacier_pipelines.flows.audit import audit as audit_story
+    from glacier_pipelines.resources import resources_from_env
+
+    ensure_dagster_home(Settings.from_env())
+    with dg.DagsterInstance.get() as instance:
+        return audit_story(resources_from_env()["catalog"].get(), instance, request_id, tenant)
+
+
+def _move_setup() -> tuple[Any, dict[str, Any]]:
+    from glacier_pipelines.resources import resources_from_env
+    from glacier_pipelines.resources.lifecycle import with_lifecycle
+
+    import dagster as dg
+
+    from glacier_pipelines.core.moves import MoveError
+
+    r = with_lifecycle(resources_from_env())
+    try:
+        return r["lifecycle"].setup(r["catalog"], r["archive_store"]), r
+    except dg.Failure as exc:  # a lifecycle declaration with problems: its message, not a traceback
+        raise MoveError(exc.description or str(exc)) from None
+
+
+def move(args: argparse.Namespace, *, progress=_progress) -> dict[str, Any]:
+    """Estimate, then run move_job for the tenant: server-side copies of s3://... into the archive class."""
+    import dagster as dg
+
+    from glacier_pipelines.definitions import build_defs
+    from glacier_pipelines.defs.partitions import tenants as tenants_partitions
+    from glacier_pipelines.flows import moves as move_flow
+
+    settings = Settings.from_env()
+    ensure_dagster_home(settings)
+    setup, r = _move_setup()
+    config = {"source": args.url, "storage_class": (args.storage_class or "").upper(), "verification": args.verify,
+              "destination": "archive" if args.to_archive else "in-place", "checksum": args.checksum or "",
+              "max_objects": args.max_objects}
+    request = move_flow.MoveRequest(tenant=args.tenant, url=args.url, storage_class=config["storage_class"] or None,
+                                    verification=args.verify, destination=config["destination"], checksum=args.checksum,
+                                    max_objects=args.max_objects, dry_run=True)
+    planned = move_flow.move(setup, request, progress=progress)  # refusals surface here, before any run
+    for line in (planned.estimate or {}).get("lines", []):
+        progress(f"  ${line['usd']:.6f}  {line['item']}" if line["usd"] is not None else f"  {line['item']}")
+    if args.dry_run:
+        return {**planned.as_dict(), "dryRun": True, "runId": None, "runSuccess": True}
+    with dg.DagsterInstance.get() as instance:
+        if not instance.has_dynamic_partition(tenants_partitions.name, args.tenant):
+            instance.add_dynamic_partitions(tenants_partitions.name, [args.tenant])
+        result = build_defs(r).resolve_job_def("move_job").execute_in_process(
+            partition_key=args.tenant, instance=instance, raise_on_error=False, tags={"glacier/tenant": args.tenant},
+            run_config={**QUIET_LOGS, "ops": {"server_side_archives": {"config": config}}})
+    report: dict[str, Any] = {}
+    for event in result.get_asset_materialization_events():
+        report = event.materialization.metadata["report"].value
+    for event in result.get_step_failure_events():
+        data = event.step_failure_data.user_failure_data
+        if data is not None and "report" in data.metadata:
+            report = data.metadata["report"].value
+        elif not report:
+            report = {**planned.as_dict(), "objects": [], "error": event.step_failure_data.error.message.strip()
+                      if event.step_failure_data.error else "the move failed"}
+    return {**report, "dryRun": False, "runId": result.run_id, "runSuccess": result.success}
+
+
+def trash(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Soft-delete archived files by request id: marked in the catalog, moved under the tenant's trash prefix."""
+    from glacier_pipelines.core.moves import MoveError
+    from glacier_pipelines.flows import moves as move_flow
+
+    setup, _ = _move_setup()
+    out = []
+    for request_id in args.request_ids:
+        try:
+            out.append({"requestId": request_id, **move_flow.trash(setup, args.tenant, request_id, verification=args.verify).as_dict()})
+        except MoveError as exc:
+            out.append({"requestId": request_id, "status": "FAILED", "messages": [str(exc)]})
+    return out
+
+
+def _print_moves(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        where = row.get("destination") or "-"
+        print(f"{row['status']:<8} {row.get('source') or row.get('requestId', '')} -> {where}  {'; '.join(row.get('messages', []))}")
+
+
 def _report(args: argparse.Namespace) -> int:
     from glacier_pipelines.resources import resources_from_env
 
@@ -326,6 +450,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requester", required=True, help="email address told when the files are ready")
     p.add_argument("--note")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("audit", help="the story of one file: catalog facts, Dagster runs, materializations, checks, restores")
+    p.add_argument("request_id")
+    p.add_argument("--tenant", help="the tenant the request belongs to (needed only when several tenants use the id)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p = sub.add_parser("move", help="move objects already in S3 into an archive class by server-side copies (no download)")
+    p.add_argument("url", help="s3://bucket/key (one object) or s3://bucket/prefix/ (every object under it)")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--storage-class", help="target class (default: GLACIER_STORAGE_CLASS)")
+    p.add_argument("--verify", choices=["trust-s3", "stream"], default="trust-s3",
+                   help="trust-s3 (default): record S3's own checksum; stream: read each object once and compare")
+    p.add_argument("--checksum", help="ALGORITHM:HEX the object must have (one object only), e.g. MD5:9e10...")
+    p.add_argument("--to-archive", action="store_true",
+                   help="copy onto the tenant's archive key and delete the source (default: in place)")
+    p.add_argument("--max-objects", type=int, default=100_000, help="objects copied in this run; the rest wait for the next")
+    p.add_argument("--dry-run", action="store_true", help="list and print the estimated cost only")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("trash", help="soft-delete archived files: mark them and move them under the tenant's trash prefix")
+    p.add_argument("request_ids", nargs="+", metavar="REQUEST_ID")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--verify", choices=["trust-s3", "stream"], default="trust-s3")
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("responses", help="read (and consume) worker responses from the transport")
     p.add_argument("--max", type=int, default=1000)
     p.add_argument("--json", action="store_true")
@@ -385,6 +530,39 @@ def main(argv: list[str] | None = None) -> int:
                     cost = f"${row['estimatedCostUsd']:.4f}" if row["estimatedCostUsd"] is not None else "no cost"
                     print(f"  {row['status']:<11} {row['storedFileUrl'] or '-'}  {cost}  {'; '.join(row['messages'])}")
             return 0 if summary["runSuccess"] else 1
+        if args.command == "audit":
+            from glacier_pipelines.flows.audit import render
+
+            story = audit(args.request_id, args.tenant)
+            print(json.dumps(story, indent=2, default=str) if args.json else render(story))
+            return 0
+        if args.command == "move":
+            from glacier_pipelines.core.moves import MoveError
+
+            try:
+                summary = move(args)
+            except MoveError as exc:
+                print(f"glacier-pipelines move: {exc}", file=sys.stderr)
+                return 2
+            if args.json:
+                print(json.dumps(summary, indent=2, default=str))
+            else:
+                _print_moves(summary.get("objects", []))
+                if summary.get("error"):
+                    print(summary["error"], file=sys.stderr)
+                print(f"\n{summary.get('moved', 0)} moved, {summary.get('skipped', 0)} skipped, {summary.get('failed', 0)} failed; "
+                      f"{summary.get('bytesMoved', 0):,} bytes; estimated cost ${(summary.get('estimate') or {}).get('total', 0.0):.6f}")
+            return 0 if summary["runSuccess"] else 1
+        if args.command == "trash":
+            from glacier_pipelines.core.moves import MoveError
+
+            try:
+                rows = trash(args)
+            except MoveError as exc:
+                print(f"glacier-pipelines trash: {exc}", file=sys.stderr)
+                return 2
+            print(json.dumps(rows, indent=2, default=str)) if args.json else _print_moves(rows)
+            return 1 if any(r["status"] == "FAILED" for r in rows) else 0
         if args.command == "responses":
             from glacier_pipelines.resources import resources_from_env
 

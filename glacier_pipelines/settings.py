@@ -66,7 +66,13 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "GLACIER_VAULT_NAMES_CSV": ("", "CSV of 'archive id,name' overriding names derived from archive descriptions."),
     "GLACIER_VAULT_KEY_PREFIX": ("vaults", "Key prefix of vault copies: <prefix>/<vault>/<name>."),
     "GLACIER_VAULT_CONCURRENCY": ("2", "Archives copied at once (memory: about chunk size x this)."),
-    "GLACIER_SENSORS_RUNNING": ("0", "1 starts request_intake_sensor as soon as the Dagster daemon loads the code location."),
+    "GLACIER_LIFECYCLE_CONFIG": ("", "TOML (or .json) file of per-tenant lifecycle rules, move sources and trash prefix; unset: lifecycle_rules changes nothing."),
+    "GLACIER_COPY_THRESHOLD_MB": ("5120", "Server-side moves copy objects above this size (MiB) by multipart UploadPartCopy; CopyObject takes at most 5 GiB."),
+    "GLACIER_COPY_PART_SIZE_MB": ("512", "Part size (MiB) of multipart server-side copies (grown so no object needs more than 10,000 parts)."),
+    "GLACIER_SENSORS_RUNNING": ("0", "1 starts sensors and schedules when the Dagster daemon loads the code location, each only if what it watches is configured (else off, with a log line saying why)."),
+    "GLACIER_SENSOR_INTERVAL_SECONDS": ("", "Minimum interval of every sensor in seconds; unset keeps each sensor's own (intake 30, restore 60, vault 300)."),
+    "GLACIER_EXECUTOR": ("multiprocess", "Executor of every job: multiprocess, in_process, k8s (dagster-k8s k8s_job_executor) or celery (dagster-celery); k8s and celery need the 'deploy' extra."),
+    "GLACIER_EXECUTOR_CONFIG": ("", "Run-config YAML whose execution.config configures that executor (deploy/executors/*.yaml); unset: the executor's defaults."),
 }
 
 

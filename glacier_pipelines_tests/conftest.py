@@ -218,3 +218,11 @@ def smtp_server(monkeypatch):
     monkeypatch.setenv("GLACIER_SMTP_FROM", "archive@example.org")
     yield mailbox
     controller.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def catalog_backend(request, archive, monkeypatch):
+    """The archive fixture's catalog on SQLite, then on a fresh PostgreSQL database (modules using it import postgres_url)."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("GLACIER_CATALOG_URL", request.getfixturevalue("postgres_url"))
+    return request.param

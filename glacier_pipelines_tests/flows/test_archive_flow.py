@@ -10,6 +10,12 @@ from glacier_pipelines.core.checksums import ALGORITHMS
 from glacier_pipelines.flows import archive as flow
 from glacier_pipelines.resources.archive import archive_setup
 from glacier_pipelines_tests.conftest import BUCKET, s3_client
+from glacier_pipelines_tests.integration.conftest import postgres_url  # noqa: F401  (the fixture, for catalog_backend)
+
+
+@pytest.fixture(autouse=True)
+def _on_sqlite_and_postgresql(catalog_backend):
+    """Every step test runs against both catalog databases."""
 
 
 def _setup(archive):

@@ -105,6 +105,8 @@ def test_cli_round_trip(tmp_path, endpoint, catalog, request):
     restored = json.loads(_cli(env, "restore", "--tenant", "t1", "--request-id", "png", "--checksum", hashlib.sha256(big).hexdigest(),
                                "--days", "2", "--tier", "Standard", "--requester", "someone@example.org", "--json").stdout)
     assert restored["runSuccess"] and [f["status"] for f in restored["files"]] == ["READY", "READY"]
+    if catalog == "postgresql":
+        return  # what follows reads the same catalog rows again (refusals, reports, lineage): once, on SQLite, is enough
     refused = _cli(env, "restore", "--tenant", "t1", "--request-id", "png", "--days", "2", "--tier", "Expedited",
                    "--requester", "someone@example.org", "--json", check=False)
     assert json.loads(refused.stdout)["files"][0]["status"] == "REFUSED"

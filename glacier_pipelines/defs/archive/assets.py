@@ -14,6 +14,9 @@ from glacier_pipelines.resources.archive import (
 )
 
 OWNERS = ["team:archive"]
+# Concurrency pools (limits per instance: `dagster instance concurrency set`, or concurrency.pools.default_limit).
+S3_UPLOADS = "s3_uploads"
+GLACIER_RESTORES = "glacier_restores"
 RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
@@ -65,7 +68,10 @@ def ingest_batch(context: dg.AssetExecutionContext, catalog: CatalogResource, re
             "batch_id": batch_id,
             "tenant": tenant,
             "requests": count,
-            "request_ids": dg.MetadataValue.md(", ".join(f"`{r.request_id}`" for r in rows[:100]) + (" …" if len(rows) > 100 else "") or "none"),
+            # A table an auditor can search from the UI: `glacier-pipelines audit REQUEST_ID` tells each request's story.
+            "request_ids": dg.MetadataValue.md(
+                "| request | batch | run |\n|---|---|---|\n" + "\n".join(f"| `{_md_cell(r.request_id)}` | `{batch_id}` | `{run_id}` |" for r in rows[:100])
+                + (f"\n\n…and {len(rows) - 100} more" if len(rows) > 100 else "") if rows else "No requests."),
         }
     )
 
@@ -112,6 +118,7 @@ def verified_files(
     kinds={"s3"},
     tags={"domain": "archive"},
     retry_policy=RETRY,
+    pool=S3_UPLOADS,
 )
 def glacier_objects(
     context: dg.AssetExecutionContext,

@@ -3,8 +3,9 @@
 import dagster as dg
 
 from glacier_pipelines.catalog.packages import PackageStore
-from glacier_pipelines.defs.archive.assets import OWNERS, _md_cell, _root_run_id, verified_files
+from glacier_pipelines.defs.archive.assets import OWNERS, S3_UPLOADS, _md_cell, _root_run_id, verified_files
 from glacier_pipelines.defs.partitions import tenants
+from glacier_pipelines.defs.status import schedule_status, unset
 from glacier_pipelines.flows import packaging as flow
 from glacier_pipelines.resources.archive import (
     ArchiveStoreResource,
@@ -26,6 +27,7 @@ class PackagesConfig(dg.Config):
     owners=OWNERS,
     kinds={"s3", "tar"},
     tags={"domain": "archive"},
+    pool=S3_UPLOADS,
 )
 def glacier_packages(context: dg.AssetExecutionContext, config: PackagesConfig, catalog: CatalogResource, archive_store: ArchiveStoreResource,
                      sources: SourcesResource, request_transport: RequestTransportResource) -> dg.MaterializeResult:
@@ -67,7 +69,7 @@ package_job = dg.define_asset_job("package_job", selection=dg.AssetSelection.ass
                                   description="Close and upload the tenant's due packages (aged or full; all with close_all).")
 
 
-@dg.schedule(job=package_job, cron_schedule="17 * * * *", default_status=dg.DefaultScheduleStatus.STOPPED,
+@dg.schedule(job=package_job, cron_schedule="17 * * * *", default_status=schedule_status("package_close_schedule", unset("GLACIER_BUCKET")),
              description="Hourly: one package_job run per tenant with an open package past its maximum age.")
 def package_close_schedule(context: dg.ScheduleEvaluationContext, catalog: CatalogResource, archive_store: ArchiveStoreResource,
                            sources: SourcesResource, request_transport: RequestTransportResource):

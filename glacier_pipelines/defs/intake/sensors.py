@@ -13,11 +13,11 @@ import dagster as dg
 from glacier_pipelines.core.transport import TransportError
 from glacier_pipelines.defs.archive.jobs import archive_job
 from glacier_pipelines.defs.partitions import tenants
+from glacier_pipelines.defs.status import interval, sensor_status, transport_is, unset
 from glacier_pipelines.flows import intake
 from glacier_pipelines.flows.restore_intake import drain_restore_requests
 from glacier_pipelines.resources.archive import ArchiveStoreResource, CatalogResource, RequestTransportResource
 from glacier_pipelines.resources.restore import RestoreResource
-from glacier_pipelines.settings import env
 
 WORKER_ID = f"glacier-pipelines@{socket.gethostname()}"
 MAX_MESSAGES_PER_TICK = 5000
@@ -80,15 +80,10 @@ def intake_tick(context: dg.SensorEvaluationContext, catalog: CatalogResource, r
     )
 
 
-def _default_status(kind: str) -> dg.DefaultSensorStatus:
-    on = env("GLACIER_SENSORS_RUNNING") == "1" and env("GLACIER_REQUEST_TRANSPORT").lower() == kind
-    return dg.DefaultSensorStatus.RUNNING if on else dg.DefaultSensorStatus.STOPPED
-
-
 @dg.sensor(
     job=archive_job,
-    minimum_interval_seconds=30,
-    default_status=_default_status("embedded"),
+    minimum_interval_seconds=interval(30),
+    default_status=sensor_status("request_intake_sensor", transport_is("embedded")),
     description="Drains the embedded request spool into the catalog (bounded per tick), publishes queued responses, "
                 "and requests one archive_job run per tenant with work.",
 )
@@ -99,8 +94,8 @@ def request_intake_sensor(context: dg.SensorEvaluationContext, catalog: CatalogR
 
 @dg.sensor(
     job=archive_job,
-    minimum_interval_seconds=30,
-    default_status=_default_status("amqp"),
+    minimum_interval_seconds=interval(30),
+    default_status=sensor_status("amqp_bridge_sensor", transport_is("amqp") or unset("GLACIER_AMQP_URL")),
     description="Drains the AMQP request queue into the catalog (persist, then acknowledge; invalid messages to the "
                 "dead-letter queue), publishes queued responses with confirms, records restore requests from "
                 "GLACIER_RESTORE_REQUEST_QUEUE, and requests one archive_job run per tenant.",

@@ -5,7 +5,7 @@ import base64
 import dagster as dg
 
 from glacier_pipelines.core.restores import parse_restore_request
-from glacier_pipelines.defs.archive.assets import _md_cell, _root_run_id, glacier_objects
+from glacier_pipelines.defs.archive.assets import GLACIER_RESTORES, _md_cell, _root_run_id, glacier_objects
 from glacier_pipelines.defs.partitions import tenants
 from glacier_pipelines.flows import costs
 from glacier_pipelines.flows import restore as flow
@@ -42,6 +42,7 @@ def _table(header: tuple[str, ...], rows: list[tuple]) -> dg.MetadataValue:
     owners=OWNERS,
     kinds={"s3"},
     tags={"domain": "restore"},
+    pool=GLACIER_RESTORES,
 )
 def restore_requests(context: dg.AssetExecutionContext, config: RestoreRequestConfig, catalog: CatalogResource,
                      archive_store: ArchiveStoreResource, restore: RestoreResource) -> dg.MaterializeResult:

@@ -6,11 +6,11 @@ import json
 import dagster as dg
 
 from glacier_pipelines.defs.restore.jobs import restore_job
+from glacier_pipelines.defs.status import interval, sensor_status, unset
 from glacier_pipelines.flows import restore as flow
 from glacier_pipelines.flows.restore_events import drain_events
 from glacier_pipelines.resources.archive import ArchiveStoreResource, CatalogResource
 from glacier_pipelines.resources.restore import RestoreResource
-from glacier_pipelines.settings import env
 
 
 def plan_restore_runs(setup: flow.RestoreSetup) -> list[dg.RunRequest]:
@@ -29,8 +29,8 @@ def plan_restore_runs(setup: flow.RestoreSetup) -> list[dg.RunRequest]:
 
 @dg.sensor(
     job=restore_job,
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING if env("GLACIER_SENSORS_RUNNING") == "1" else dg.DefaultSensorStatus.STOPPED,
+    minimum_interval_seconds=interval(60),
+    default_status=sensor_status("restore_completed_sensor", unset("GLACIER_BUCKET")),
     description="Reads S3/EventBridge restore events from SQS (or polls x-amz-restore where no queue is configured), "
                 "records completions in the catalog, then requests one restore_job run per tenant with work.",
 )

@@ -4,19 +4,19 @@ import json
 
 import dagster as dg
 
+from glacier_pipelines.defs.status import interval, sensor_status, unset
 from glacier_pipelines.defs.vault.assets import vault_job, vaults
 from glacier_pipelines.flows import vault as flow
 from glacier_pipelines.resources.archive import ArchiveStoreResource, CatalogResource
 from glacier_pipelines.resources.vault import VaultResource
-from glacier_pipelines.settings import env
 
 TICK_SECONDS = 30  # DescribeJob polling stops after this, well under the 60 s a tick may take
 
 
 @dg.sensor(
     job=vault_job,
-    minimum_interval_seconds=300,
-    default_status=dg.DefaultSensorStatus.RUNNING if env("GLACIER_SENSORS_RUNNING") == "1" else dg.DefaultSensorStatus.STOPPED,
+    minimum_interval_seconds=interval(300),
+    default_status=sensor_status("vault_jobs_sensor", unset("GLACIER_BUCKET")),
     description="Polls pending inventory and archive-retrieval jobs with DescribeJob (bounded per tick, least recently "
                 "checked first), records what completed, and requests one vault_job run per vault with ready work.",
 )

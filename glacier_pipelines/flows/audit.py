@@ -1,0 +1,212 @@
+"""The story of one file: what the catalog knows about a request, and what the Dagster event log recorded about it.
+
+``glacier-pipelines audit REQUEST_ID`` prints it. The catalog says what happened (received, batch,
+object, checksums, responses, restores); the event log says which runs did it and what their
+materializations and checks reported. Pre-signed links never appear: only their redacted form.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+from glacier_pipelines.catalog import Catalog
+from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.catalog.restores import utc
+from glacier_pipelines.core.sources import redact_url
+
+
+class AuditError(ValueError):
+    """The request cannot be told: unknown, or not the given tenant's (same words, so nothing leaks)."""
+
+
+def _iso(value: datetime | None) -> str | None:
+    return utc(value).isoformat() if value is not None else None
+
+
+def _find(conn: Any, request_id: str, tenant: str | None) -> Any:
+    q = sa.select(t.requests).where(t.requests.c.request_id == request_id)
+    if tenant is not None:
+        q = q.where(t.requests.c.tenant == tenant)
+    rows = conn.execute(q).all()
+    if not rows:
+        raise AuditError(f"no request {request_id!r}" + (f" for tenant {tenant!r}" if tenant else "") + " in the catalog")
+    if len(rows) > 1:
+        raise AuditError(f"request id {request_id!r} exists for several tenants ({', '.join(sorted(r.tenant for r in rows))}): pass --tenant")
+    return rows[0]
+
+
+def catalog_story(catalog: Catalog, request_id: str, tenant: str | None = None) -> dict[str, Any]:
+    """Everything the catalog records about one request, its batch, object, package, responses and restores."""
+    with catalog.engine.connect() as conn:
+        r = _find(conn, request_id, tenant)
+        body = dict(r.body or {})
+        story: dict[str, Any] = {
+            "requestId": r.request_id, "tenant": r.tenant, "status": r.status, "messages": list(r.messages or []),
+            "received": {"at": _iso(r.received_at), "owner": r.owner, "session": r.session,
+                         "url": redact_url(body["url"]) if body.get("url") else None,
+                         "destinationDirectory": body.get("destinationDirectory"), "algorithm": r.algorithm, "checksum": r.checksum},
+            "file": {"sizeInBytes": r.size, "widthInPx": r.width, "heightInPx": r.height, "deduplicated": bool(r.deduplicated)},
+            "updatedAt": _iso(r.updated_at), "runId": r.run_id, "batch": None, "object": None, "package": None,
+        }
+        if r.batch_id:
+            b = conn.execute(sa.select(t.batches).where(t.batches.c.id == r.batch_id)).first()
+            story["batch"] = {"batchId": r.batch_id, "createdAt": _iso(b.created_at) if b else None, "runId": b.run_id if b else None,
+                              "requests": b.request_count if b else None}
+        obj = conn.execute(sa.select(t.objects).where(t.objects.c.id == r.object_id)).first() if r.object_id else None
+        if obj is not None:
+            digests = conn.execute(sa.select(t.object_checksums.c.algorithm, t.object_checksums.c.checksum)
+                                   .where(t.object_checksums.c.object_id == obj.id).order_by(t.object_checksums.c.algorithm)).all()
+            story["object"] = {"url": f"s3://{obj.bucket}/{obj.key}", "storageClass": obj.storage_class, "sizeInBytes": obj.size,
+                               "sha256": obj.sha256, "s3Checksum": obj.s3_checksum, "storedAt": _iso(obj.stored_at), "runId": obj.run_id,
+                               "batchId": obj.batch_id, "checksums": {a: c for a, c in digests}}
+        member = conn.execute(sa.select(t.package_members).where(t.package_members.c.request_pk == r.id)).first()
+        if member is not None:
+            p = conn.execute(sa.select(t.packages).where(t.packages.c.id == member.package_id)).first()
+            story["package"] = {"packageId": member.package_id, "member": member.name, "offset": member.offset, "length": member.length,
+                                "sha256": member.sha256, "state": p.state if p else None, "closedAt": _iso(p.closed_at) if p else None,
+                                "manifestKey": p.manifest_key if p else None, "runId": p.run_id if p else None,
+                                "problems": list(p.verify_problems or []) if p else []}
+        story["responses"] = [
+            {"status": x.status, "createdAt": _iso(x.created_at), "publishedAt": _iso(x.published_at), "messages": x.body.get("messages", [])}
+            for x in conn.execute(sa.select(t.responses).where(t.responses.c.tenant == r.tenant, t.responses.c.request_id == r.request_id)
+                                  .order_by(t.responses.c.id))
+        ]
+        rs, s = t.restores, t.object_restores
+        mine = rs.c.request_id == r.request_id
+        if obj is not None and member is None:  # any restore of a standalone object brings this file's bytes back
+            mine = sa.or_(mine, rs.c.object_id == obj.id)
+        q = (sa.select(rs, s.c.state.label("copy_state"), s.c.restored_at, s.c.expires_at.label("copy_expires_at"), s.c.verified,
+                       s.c.verify_message)
+             .select_from(rs.outerjoin(s, s.c.object_id == rs.c.object_id)).where(rs.c.tenant == r.tenant, mine).order_by(rs.c.id))
+        story["restores"] = [{
+            "restoreId": x.restore_id, "requester": x.requester, "tier": x.tier, "days": x.days, "status": x.status,
+            "requestedAt": _iso(x.requested_at), "estimatedCostUsd": x.estimated_cost_usd, "linkIssuedAt": _iso(x.ready_at),
+            "link": redact_url(x.download_url) if x.download_url else None, "expiresAt": _iso(x.expires_at),
+            "notifiedAt": _iso(x.notified_at), "runId": x.run_id, "messages": list(x.messages or []),
+            "copy": {"state": x.copy_state, "restoredAt": _iso(x.restored_at), "expiresAt": _iso(x.copy_expires_at),
+                     "verified": x.verified, "verifyMessage": x.verify_message} if x.copy_state else None,
+        } for x in conn.execute(q)]
+    story["failures"] = [m for m in story["messages"]] if story["status"] in (t.ERROR, t.INVALID_CONTENT) else []
+    story["failures"] += [m for x in story["restores"] if x["status"] == "FAILED" for m in x["messages"]]
+    return story
+
+
+def _scalars(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Metadata worth printing: numbers and short text (markdown tables and images stay in the UI)."""
+    import dagster as dg
+
+    out = {}
+    for k, v in metadata.items():
+        if isinstance(v, dg.MarkdownMetadataValue):
+            continue
+        value = getattr(v, "value", v)
+        if isinstance(value, (int, float, bool)) or (isinstance(value, str) and len(value) <= 120 and "\n" not in value):
+            out[k] = value
+    return out
+
+
+def _mentions(metadata: dict[str, Any], needles: list[str]) -> bool:
+    text = " ".join(str(getattr(v, "value", v)) for v in metadata.values())
+    return any(n and n in text for n in needles)
+
+
+def dagster_story(instance: Any, run_ids: list[str], tenant: str, needles: list[str]) -> list[dict[str, Any]]:
+    """The runs that touched the file (and their re-executions): status, materializations, check results and failures."""
+    import dagster as dg
+
+    kinds = {dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+             dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
+    ordered: list[str] = []
+    for rid in run_ids:
+        for run_id in [rid] + [r.run_id for r in instance.get_runs(filters=dg.RunsFilter(tags={"dagster/root_run_id": rid}), ascending=True)]:
+            if run_id not in ordered:
+                ordered.append(run_id)
+    runs = []
+    for run_id in ordered:
+        run = instance.get_run_by_id(run_id)
+        if run is None:
+            runs.append({"runId": run_id, "job": None, "status": "not in this Dagster instance", "materializations": [], "checks": [],
+                         "failures": []})
+            continue
+        entry: dict[str, Any] = {"runId": run_id, "job": run.job_name, "status": run.status.value, "partition": run.tags.get("dagster/partition"),
+                                 "materializations": [], "checks": [], "failures": []}
+        for ev in instance.all_logs(run_id, of_type=kinds):
+            de = ev.dagster_event
+            when = datetime.fromtimestamp(ev.timestamp, timezone.utc).isoformat()
+            if de.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+                m = de.step_materialization_data.materialization
+                if m.partition not in (None, tenant):
+                    continue
+                entry["materializations"].append({"asset": m.asset_key.to_user_string(), "partition": m.partition, "at": when,
+                                                  "namesThisFile": _mentions(m.metadata, needles), "metadata": _scalars(m.metadata)})
+            elif de.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+                c = de.event_specific_data
+                entry["checks"].append({"check": c.check_name, "asset": c.asset_key.to_user_string(), "passed": c.passed, "at": when,
+                                        "metadata": _scalars(c.metadata)})
+            else:
+                error = getattr(de.event_specific_data, "error", None)
+                entry["failures"].append(f"{de.step_key or 'run'}: {error.message.strip() if error else de.message}")
+        runs.append(entry)
+    return runs
+
+
+def audit(catalog: Catalog, instance: Any, request_id: str, tenant: str | None = None) -> dict[str, Any]:
+    """One JSON-ready document: the catalog's story of the request plus the Dagster runs that touched it."""
+    story = catalog_story(catalog, request_id, tenant)
+    ids = [story["batch"] and story["batch"]["runId"], story["runId"], story["object"] and story["object"]["runId"],
+           story["package"] and story["package"]["runId"], *[x["runId"] for x in story["restores"]]]
+    run_ids = list(dict.fromkeys(i for i in ids if i))
+    needles = [request_id, (story["batch"] or {}).get("batchId") or "", (story["object"] or {}).get("url") or ""]
+    story["runs"] = dagster_story(instance, run_ids, story["tenant"], needles) if instance is not None else []
+    story["failures"] += [f"run {r['runId'][:8]} {f}" for r in story["runs"] for f in r["failures"]]
+    story["failures"] += [f"check {c['check']} failed in run {r['runId'][:8]}" for r in story["runs"] for c in r["checks"] if not c["passed"]]
+    return story
+
+
+def render(story: dict[str, Any]) -> str:
+    """The story as text, oldest fact first."""
+    rec, lines = story["received"], []
+    add = lines.append
+    add(f"request {story['requestId']} (tenant {story['tenant']}): {story['status']}")
+    add(f"  received   {rec['at']} from {rec['owner'] or '-'} (session {rec['session'] or '-'})")
+    add(f"             {rec['algorithm'] or '?'} {rec['checksum'] or '?'}  {rec['url'] or '-'} -> {rec['destinationDirectory'] or '.'}")
+    if story["batch"]:
+        b = story["batch"]
+        add(f"  batch      {b['batchId']} ({b['requests']} request(s)) claimed {b['createdAt']} by run {b['runId']}")
+    f = story["file"]
+    if f["sizeInBytes"] is not None:
+        image = f", {f['widthInPx']}x{f['heightInPx']} px" if f["widthInPx"] is not None else ""
+        add(f"  verified   {f['sizeInBytes']} bytes{image}; announced checksum matched" + (" (deduplicated)" if f["deduplicated"] else ""))
+    if story["object"]:
+        o = story["object"]
+        add(f"  object     {o['url']}  {o['storageClass']}  {o['sizeInBytes']} bytes, stored {o['storedAt']} by run {o['runId']}")
+        add("  checksums  " + ", ".join(f"{a} {c}" for a, c in o["checksums"].items()) + f"; S3 {o['s3Checksum']}")
+    if story["package"]:
+        p = story["package"]
+        add(f"  package    {p['packageId']} member {p['member']} at offset {p['offset']} ({p['length']} bytes), {p['state']}, "
+            f"manifest {p['manifestKey'] or '-'}")
+    for x in story["responses"]:
+        add(f"  response   {x['status']} queued {x['createdAt']}, " + (f"published {x['publishedAt']}" if x["publishedAt"] else "not yet published"))
+    for r in story["runs"]:
+        add(f"  run        {r['runId']} {r['job'] or ''} {r['status']}")
+        for m in r["materializations"]:
+            keys = ", ".join(f"{k} {v}" for k, v in m["metadata"].items() if k not in ("tenant", "bucket"))
+            add(f"    materialized {m['asset']} [{m['partition']}] {m['at']}" + (" (names this file)" if m["namesThisFile"] else "")
+                + (f": {keys}" if keys else ""))
+        for c in r["checks"]:
+            add(f"    check {c['check']} on {c['asset']}: {'PASSED' if c['passed'] else 'FAILED'} "
+                + ", ".join(f"{k} {v}" for k, v in c["metadata"].items()))
+    for x in story["restores"]:
+        cost = f"${x['estimatedCostUsd']:.6f}" if x["estimatedCostUsd"] is not None else "no estimate"
+        add(f"  restore    {x['restoreId']} by {x['requester']}: {x['tier']}, {x['days']} day(s), {cost}, {x['status']}")
+        add(f"             requested {x['requestedAt']}; link issued {x['linkIssuedAt'] or '-'}, expires {x['expiresAt'] or '-'}"
+            + (f"; copy {x['copy']['state']}" + (", bytes re-verified" if x["copy"]["verified"] else "") if x["copy"] else ""))
+    for m in story["failures"]:
+        add(f"  failure    {m}")
+    if story["messages"] and story["status"] not in (t.ERROR, t.INVALID_CONTENT):
+        for m in story["messages"]:
+            add(f"  note       {m}")
+    return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""Catalog against bucket, per tenant: what the catalog names but S3 lacks, what S3 holds that no row names, stale uploads.
+
+The catalog is read before the bucket is listed. An object is recorded only after S3 accepted
+it, so a file stored while the reconciliation runs can show up as unnamed (harmless, reported),
+never as missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+from glacier_pipelines.catalog import Catalog
+from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.core import keys, transfer
+
+STALE_UPLOAD_AGE = timedelta(days=1)
+
+
+@dataclass
+class ReconcileReport:
+    tenant: str
+    bucket: str
+    prefix: str
+    catalog_keys: int = 0
+    bucket_keys: int = 0
+    missing: list[str] = field(default_factory=list)  # named by the catalog, absent from S3
+    unnamed: list[tuple[str, int]] = field(default_factory=list)  # (key, size) in S3, named by no catalog row
+    aborted_uploads: list[tuple[str, str]] = field(default_factory=list)  # (key, upload id)
+    elsewhere: int = 0  # catalog rows of the tenant in another bucket or outside the prefix (not compared here)
+    restored_copies: int = 0  # STANDARD copies of restored package members under <prefix>restored/ (temporary, not archive)
+
+
+def catalog_keys(catalog: Catalog, tenant: str, bucket: str, prefix: str) -> tuple[set[str], int]:
+    """Keys the catalog names for the tenant under ``prefix`` in ``bucket``: objects (standalone and packages) and package
+    manifests; and how many of its rows lie elsewhere (another bucket or prefix, e.g. before a configuration change)."""
+    o, p = t.objects, t.packages
+    with catalog.engine.connect() as conn:
+        rows = conn.execute(sa.select(o.c.bucket, o.c.key).where(o.c.tenant == tenant)).all()
+        manifests = conn.execute(
+            sa.select(o.c.bucket, p.c.manifest_key).join(o, o.c.id == p.c.object_id)
+            .where(p.c.tenant == tenant, p.c.manifest_key.is_not(None))
+        ).all()
+    named = {k for b, k in [*rows, *manifests] if b == bucket and k.startswith(prefix)}
+    elsewhere = sum(1 for b, k in rows if b != bucket or not k.startswith(prefix))
+    return named, elsewhere
+
+
+def list_keys(s3: Any, bucket: str, prefix: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            out[item["Key"]] = item["Size"]
+    return out
+
+
+def reconcile(catalog: Catalog, s3: Any, bucket: str, key_prefix: str, tenant: str, *, now: datetime | None = None,
+              stale_after: timedelta = STALE_UPLOAD_AGE) -> ReconcileReport:
+    """Compare the tenant's catalog rows with its prefix in the bucket, and abort its multipart uploads older than ``stale_after``."""
+    prefix = keys.tenant_prefix(key_prefix, tenant)
+    report = ReconcileReport(tenant=tenant, bucket=bucket, prefix=prefix)
+    named, report.elsewhere = catalog_keys(catalog, tenant, bucket, prefix)
+    keep = catalog.open_upload_ids()  # read with the catalog, before S3: uploads that verified requests wait on
+    listed = list_keys(s3, bucket, prefix)
+    report.catalog_keys, report.bucket_keys = len(named), len(listed)
+    report.missing = sorted(named - listed.keys())
+    restored = f"{prefix}restored/"  # where restore delivery copies package members for their download links
+    report.restored_copies = sum(1 for k in listed if k.startswith(restored))
+    report.unnamed = sorted((k, listed[k]) for k in listed.keys() - named if not k.startswith(restored))
+    report.aborted_uploads = transfer.abort_stale_uploads(s3, bucket, prefix, keep, stale_after, now=now or datetime.now(timezone.utc))
+    return report
