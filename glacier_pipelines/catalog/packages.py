@@ -48,30 +48,47 @@ class PackageStore:
         self.catalog = catalog
         self.engine = catalog.engine
 
-    def add_members(self, tenant: str, members: list[tuple[RequestRow, str, str, int, str]], run_id: str) -> str:
-        """Put verified small files into the tenant's open package (created if none): requests become DELAYED.
+    def add_members(self, tenant: str, members: list[tuple[RequestRow, str, str, int, str]], run_id: str,
+                    target_size: int | None = None) -> list[str]:
+        """Put verified small files into the tenant's open package: requests become DELAYED.
 
-        ``members``: (request row, member name, staged path, size, sha256). Returns the package id.
+        ``members``: (request row, member name, staged path, size, sha256). Once a package has
+        reached ``target_size`` it takes no more members (the close step takes it) and a new one
+        is opened, so a package passes its target by less than one member; members with the
+        same content stay together, since they share one staged file.
+        Returns the ids of the packages that received members.
         """
-        def tx() -> str:
+        groups: dict[str, list[tuple[RequestRow, str, str, int, str]]] = {}
+        for member in members:
+            groups.setdefault(member[4], []).append(member)
+
+        def tx() -> list[str]:
             with self.engine.begin() as conn:
-                package_id = conn.execute(
-                    sa.select(t.packages.c.id).where(t.packages.c.tenant == tenant, t.packages.c.state == "OPEN")
-                    .order_by(t.packages.c.created_at).limit(1)
-                ).scalar()
-                if package_id is None:
-                    package_id = str(uuid.uuid4())
-                    conn.execute(t.packages.insert().values(id=package_id, tenant=tenant, state="OPEN", created_at=_now(), member_bytes=0))
-                now, message = _now(), f"durably staged in package {package_id}; stored when the package closes"
-                conn.execute(_ADD_MEMBER, [{"request_pk": row.pk, "package_id": package_id, "tenant": tenant, "name": name,
-                                            "staged_path": path, "size": size, "sha256": sha256} for row, name, path, size, sha256 in members])
-                conn.execute(_DELAY_REQUEST, [{"b_pk": row.pk, "b_now": now, "b_run": run_id, "b_messages": row.messages + [message]}
-                                              for row, *_ in members])
-                self.catalog._enqueue_responses(conn, [(tenant, row.request_id, t.DELAYED, [message], None) for row, *_ in members])
-                added = sum(size for _, _, _, size, _ in members)
-                conn.execute(t.packages.update().where(t.packages.c.id == package_id)
-                             .values(member_bytes=t.packages.c.member_bytes + added))
-                return package_id
+                now = _now()
+                current = conn.execute(
+                    sa.select(t.packages.c.id, t.packages.c.member_bytes).where(t.packages.c.tenant == tenant, t.packages.c.state == "OPEN")
+                    .order_by(t.packages.c.created_at.desc()).limit(1)
+                ).first()
+                package_id, filled = (current.id, current.member_bytes) if current is not None else (None, 0)
+                added: dict[str, int] = {}
+                placed: list[tuple[str, tuple[RequestRow, str, str, int, str]]] = []
+                for group in groups.values():
+                    size = sum(m[3] for m in group)
+                    if package_id is None or (target_size is not None and filled >= target_size):
+                        package_id, filled = str(uuid.uuid4()), 0
+                        conn.execute(t.packages.insert().values(id=package_id, tenant=tenant, state="OPEN", created_at=now, member_bytes=0))
+                    placed.extend((package_id, m) for m in group)
+                    filled += size
+                    added[package_id] = added.get(package_id, 0) + size
+                message = {p: f"durably staged in package {p}; stored when the package closes" for p in added}
+                conn.execute(_ADD_MEMBER, [{"request_pk": row.pk, "package_id": p, "tenant": tenant, "name": name, "staged_path": path,
+                                            "size": size, "sha256": sha256} for p, (row, name, path, size, sha256) in placed])
+                conn.execute(_DELAY_REQUEST, [{"b_pk": row.pk, "b_now": now, "b_run": run_id, "b_messages": row.messages + [message[p]]}
+                                              for p, (row, *_) in placed])
+                self.catalog._enqueue_responses(conn, [(tenant, row.request_id, t.DELAYED, [message[p]], None) for p, (row, *_) in placed])
+                for p, size in added.items():
+                    conn.execute(t.packages.update().where(t.packages.c.id == p).values(member_bytes=t.packages.c.member_bytes + size))
+                return list(added)
 
         return self.catalog._with_retry(tx)
 

@@ -69,7 +69,7 @@ def add_verified_members(setup: ArchiveSetup, batch_id: str, tenant: str, run_id
         return 0
     members = [(r, packaging.member_name(r.request.destinationDirectory, r.request.checksum), r.stage["path"], r.size or 0,
                 r.stage["sha256"]) for r in rows]
-    PackageStore(setup.catalog).add_members(tenant, members, run_id)
+    PackageStore(setup.catalog).add_members(tenant, members, run_id, setup.packaging.target_size if setup.packaging else None)
     return len(rows)
 
 

@@ -261,3 +261,21 @@ def test_a_corrupted_member_in_a_restored_package_is_caught(archive, instance, m
     assert not check.passed
     rows = {r["requestId"]: r for r in flow.report_rows(setup, "lab")}
     assert rows["q0"]["status"] == "READY" and rows["q1"]["status"] == "FAILED" and rows["q1"]["downloadUrl"] is None
+
+
+def test_a_batch_larger_than_the_target_fills_several_packages(packing, instance):
+    """3,000-byte target: eight 900-byte members go 4 + 4 (each package passes its target by less than one member)."""
+    reqs = [_small(packing, f"s{i}", 900) for i in range(8)]
+    packing.submit(*[r for r, _ in reqs])
+    result = packing.run("lab", instance)
+    assert result.success
+    meta = materializations(result)["glacier_packages"]
+    assert meta["packages_stored"] == 2 and meta["members_stored"] == 8 and meta["open_packages"] == 0
+    tars = [k for k in _objects() if k.endswith(".tar")]
+    assert len(tars) == 2
+    sizes = []
+    for key in tars:
+        manifest = parse_manifest(s3_client().get_object(Bucket=BUCKET, Key=f"{key}.manifest.jsonl")["Body"].read())
+        sizes.append(sum(m["length"] for m in manifest))
+    assert sorted(sizes) == [3600, 3600]
+    assert {r["status"] for r in packing.report("lab").values()} == {"SUCCESS"}
