@@ -161,10 +161,11 @@ def main() -> None:
                   "pipeline_to_fastest_peer": (summary["pipeline"]["median_mib_per_s"] / summary[fastest]["median_mib_per_s"]) if fastest else None,
                   "command": " ".join(["bench/large_file.py", *sys.argv[1:]]), "results": summary}
         lines = [f"# Large file: {args.size_mib} MiB, {args.rounds} rounds, SeaweedFS on 127.0.0.1", "",
-                 "| contender | median MiB/s | ratio to pipeline | median CPU-s/GiB | peak RSS MiB |", "|---|---|---|---|---|"]
+                 "| contender | median MiB/s | pipeline ÷ contender | median CPU-s/GiB | peak RSS MiB |", "|---|---|---|---|---|"]
         for name, s in summary.items():
             ratio = summary["pipeline"]["median_mib_per_s"] / s["median_mib_per_s"]
-            lines.append(f"| {name} | {s['median_mib_per_s']:.1f} | {ratio:.2f} | {s['median_cpu_s_per_gib']:.1f} | {s.get('max_rss_mib', 0) or '':} |")
+            rss = f"{s['max_rss_mib']:.0f}" if "max_rss_mib" in s else ""
+            lines.append(f"| {name} | {s['median_mib_per_s']:.1f} | {ratio:.2f} | {s['median_cpu_s_per_gib']:.1f} | {rss} |")
         lines += ["", f"Hashing floor (MD5 + SHA-256, one pass, in memory): {floor:.0f} MiB/s.",
                   f"Pipeline / fastest raw peer ({fastest}): {report['pipeline_to_fastest_peer']:.2f}" if fastest else ""]
         bench_report.write(args.out, report, lines, {n: summary[n]["median_mib_per_s"] for n in summary},
