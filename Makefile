@@ -17,11 +17,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/glacier-pipelines demo
 
+# The whole suite in two phases: the tests not marked slow on two workers (each test has its own
+# databases, queues and folders), then the slow ones (servers, subprocesses, the broker restart)
+# one at a time.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow" -n 2
+	$(BIN)/python -m pytest -m slow
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" -n 2
 
 # Benchmarks (not part of the tests): see bench/README.md. They need RabbitMQ on 127.0.0.1:5672;
 # the large-file peers (s5cmd, aws cli, rclone) are used when installed and left out otherwise.

@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.amqp, p
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 AMQP_URL = os.environ.get("GLACIER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-TENANTS = {"lab": 4, "museum": 4, "observatory": 2}  # requests per tenant; GLACIER_BATCH_SIZE=2 gives 2, 2 and 1 runs
+TENANTS = {"lab": 2, "museum": 3, "observatory": 2}  # requests per tenant; GLACIER_BATCH_SIZE=2 gives 1, 2 and 1 runs
 PER_TENANT_LIMIT = next(limit["limit"] for limit in yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
                         ["concurrency"]["runs"]["tag_concurrency_limits"] if limit["key"] == "dagster/partition")
 WAIT_SECONDS = 240
