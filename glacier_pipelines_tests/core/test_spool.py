@@ -121,12 +121,12 @@ def test_release_returns_message(queue: SpoolQueue):
 
 
 def test_visibility_timeout_requeues_unacked(tmp_path: Path):
-    q = SpoolQueue(tmp_path / "q", visibility_timeout=0.2)
+    q = SpoolQueue(tmp_path / "q", visibility_timeout=1.0)  # wide enough for a loaded machine
     [msg_id] = publish_n(q, 1)
     [msg] = q.receive(1)
     assert q.receive(1) == []  # still invisible
-    time.sleep(0.3)
-    [again] = SpoolQueue(q.root, visibility_timeout=0.2).receive(1)
+    time.sleep(1.2)
+    [again] = SpoolQueue(q.root, visibility_timeout=1.0).receive(1)
     assert again.id == msg_id and again.body == msg.body
 
 

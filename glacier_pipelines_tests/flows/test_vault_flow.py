@@ -528,7 +528,7 @@ def test_jobs_per_run_limit_and_archives_too_big_for_s3(vault_env, emulator, mon
 def test_migrate_waits_for_glacier_and_returns_the_report(vault_env, emulator):
     data = [payload(n * 700_000, n) for n in range(4)]
     ids = [emulator.add_archive(VAULT, d, f"m{n}.bin", f"2020-01-0{n + 1}T00:00:00.000Z") for n, d in enumerate(data)]
-    emulator.job_delay_seconds = 0.4
+    emulator.job_delay_seconds = 1.5  # long enough that a loaded machine still sees the wait
     setup = make_setup(vault_env, emulator)
     lines: list[str] = []
     report = flow.migrate(setup, VAULT, wait=True, poll_seconds=0.2, timeout_seconds=30, progress=lines.append)
