@@ -325,7 +325,16 @@ def commit_stage(s3: Any, settings: UploadSettings, stage: dict[str, Any], metad
     bucket, key, expected = stage["bucket"], stage["key"], stage["s3_checksum"]
     try:
         if stage["kind"] == "file":
-            with open(stage["path"], "rb") as body:
+            try:
+                body = open(stage["path"], "rb")
+            except FileNotFoundError:
+                # The staged copy is removed once S3 holds it, before the catalog records the object; a
+                # crash in between leaves exactly this: nothing to send, and the object already stored.
+                found = _holding(s3, bucket, key, expected)
+                if found is None:
+                    raise StoreError(f"staged copy {stage['path']} is gone and s3://{bucket}/{key} does not hold the verified bytes")
+                return {"etag": (found.get("ETag") or "").strip('"'), "s3_checksum": expected}
+            with body:
                 resp = s3.put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256", ChecksumSHA256=expected,
                                      Metadata=metadata or {},
                                      **settings.object_args())

@@ -316,6 +316,8 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) ->
                 continue
             metadata = {"source-algorithm": req.algorithm, "source-checksum": req.checksum, "sha256": stage["sha256"]}
             done = transfer.commit_stage(setup.s3, setup.upload, stage, metadata)
+            if stage["kind"] == "file":  # S3 holds it now; a crash before the catalog records it is healed by commit_stage
+                Path(stage["path"]).unlink(missing_ok=True)
             record = {
                 "tenant": tenant, "bucket": stage["bucket"], "key": stage["key"], "storage_class": setup.upload.storage_class,
                 "size": row.size, "sha256": stage["sha256"], "s3_checksum": done["s3_checksum"], "etag": done["etag"],
@@ -323,8 +325,6 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) ->
             }
             content = _content(setup, row, stage["bucket"], stage["key"], row.size or 0)
             setup.catalog.store(record, {req.algorithm: req.checksum, checksums.S3_ALGORITHM: stage["sha256"]}, [(row, False, content)], run_id, rewritten=True)
-            if stage["kind"] == "file":
-                Path(stage["path"]).unlink(missing_ok=True)
             report.stored += 1
             report.bytes += row.size or 0
             report.objects.append({"request": row.request_id, "url": f"s3://{stage['bucket']}/{stage['key']}", "size": row.size})

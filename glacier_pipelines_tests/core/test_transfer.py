@@ -651,3 +651,17 @@ def test_multidigest_in_parallel_equals_hashlib():
     assert md.hexdigest("MD5") == hashlib.md5(data).hexdigest()
     assert md.hexdigest("SHA-256") == hashlib.sha256(data).hexdigest()
     assert md.hexdigest("SHA-1") == hashlib.sha1(data).hexdigest() and md.bytes_seen == len(data)
+
+
+def test_commit_of_a_staged_file_removed_after_upload_finds_the_object(s3: Any, tmp_path: Path) -> None:
+    """The staged copy goes once S3 holds it, before the catalog records it: a crash there must not fail the rerun."""
+    data = data_of(200_000, seed=12)
+    st = stage(s3, data, tmp_path).stage
+    assert st["kind"] == "file"
+    first = commit_stage(s3, settings(), st)
+    Path(st["path"]).unlink()
+    again = commit_stage(s3, settings(), st)
+    assert again == first
+    s3.delete_object(Bucket=BUCKET, Key="k/obj")  # neither the staged copy nor the object: a clear error, not a success
+    with pytest.raises(StoreError, match="is gone"):
+        commit_stage(s3, settings(), st)
