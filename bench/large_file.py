@@ -24,11 +24,8 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
-import boto3
-from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -114,10 +111,7 @@ def main() -> None:
         floor = size / MiB / (time.perf_counter() - hash_start)
         http_server, http_base = serve(src)
         with seaweedfs_server(work / "weed") as endpoint:
-            s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=SEAWEED_ACCESS_KEY,
-                              aws_secret_access_key=SEAWEED_SECRET_KEY, config=Config(s3={"addressing_style": "path"}))
-            bucket = f"bench-{uuid.uuid4().hex[:8]}"
-            s3.create_bucket(Bucket=bucket)
+            s3, bucket = bench_report.seaweed_bucket(endpoint, "bench")
             env = dict(os.environ, AWS_ACCESS_KEY_ID=SEAWEED_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SEAWEED_SECRET_KEY,
                        AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1", S3_ENDPOINT_URL=endpoint,
                        RCLONE_CONFIG_BENCH_TYPE="s3", RCLONE_CONFIG_BENCH_PROVIDER="Other", RCLONE_CONFIG_BENCH_ENDPOINT=endpoint,

@@ -16,11 +16,8 @@ import os
 import shutil
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
-import boto3
-from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -28,7 +25,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import report as bench_report  # noqa: E402
 from large_file import MiB, PY, make_file, serve, timed  # noqa: E402
 
-from glacier_pipelines.emulator import SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, seaweedfs_server  # noqa: E402
+from glacier_pipelines.emulator import seaweedfs_server  # noqa: E402
 
 LIMIT_MIB = 256
 
@@ -47,10 +44,7 @@ def main() -> None:
         src.mkdir()
         http_server, http_base = serve(src)
         with seaweedfs_server(work / "weed") as endpoint:
-            s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=SEAWEED_ACCESS_KEY,
-                              aws_secret_access_key=SEAWEED_SECRET_KEY, config=Config(s3={"addressing_style": "path"}))
-            bucket = f"memory-{uuid.uuid4().hex[:8]}"
-            s3.create_bucket(Bucket=bucket)
+            s3, bucket = bench_report.seaweed_bucket(endpoint, "memory")
             for size_mib in sizes:
                 name = f"f{size_mib}.bin"
                 print(f"writing {size_mib} MiB of random bytes...", file=sys.stderr)

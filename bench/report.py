@@ -30,3 +30,20 @@ def write(out: str | Path, report: dict[str, Any], lines: list[str], bars: dict[
     fig.savefig(out.with_suffix(".png"))
     plt.close(fig)
     print("\n".join(lines))
+
+
+def seaweed_bucket(endpoint: str, prefix: str, **config: Any) -> tuple[Any, str]:
+    """A boto3 client for the harness's SeaweedFS and a fresh bucket on it (``config``: extra botocore Config)."""
+    import uuid
+
+    import boto3
+    from botocore.config import Config
+
+    from glacier_pipelines.emulator import SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY
+
+    s3_options = {"addressing_style": "path", **config.pop("s3", {})}
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=SEAWEED_ACCESS_KEY,
+                      aws_secret_access_key=SEAWEED_SECRET_KEY, config=Config(s3=s3_options, **config))
+    bucket = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    return s3, bucket

@@ -21,13 +21,10 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
-import boto3
-from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,7 +33,7 @@ from glacier_pipelines.catalog import Catalog  # noqa: E402
 from glacier_pipelines.core.requests import parse_submission  # noqa: E402
 from glacier_pipelines.core.sources import SourcePolicy  # noqa: E402
 from glacier_pipelines.core.transfer import UploadSettings  # noqa: E402
-from glacier_pipelines.emulator import SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, seaweedfs_server  # noqa: E402
+from glacier_pipelines.emulator import seaweedfs_server  # noqa: E402
 from glacier_pipelines.flows import archive as archive_flow  # noqa: E402
 from glacier_pipelines.flows import packaging  # noqa: E402
 
@@ -103,11 +100,7 @@ def main() -> None:
     try:
         files = make_files(work / "src", args.files)
         with seaweedfs_server(work / "weed") as endpoint:
-            s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=SEAWEED_ACCESS_KEY,
-                              aws_secret_access_key=SEAWEED_SECRET_KEY,
-                              config=Config(s3={"addressing_style": "path", "payload_signing_enabled": False}, max_pool_connections=16))
-            bucket = f"small-{uuid.uuid4().hex[:8]}"
-            s3.create_bucket(Bucket=bucket)
+            s3, bucket = bench_report.seaweed_bucket(endpoint, "small", s3={"payload_signing_enabled": False}, max_pool_connections=16)
             rows = {"pipeline": [], "put_each": []}
             for n in range(args.rounds):
                 order = ["pipeline", "put_each"] if n % 2 == 0 else ["put_each", "pipeline"]
