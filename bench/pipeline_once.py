@@ -20,6 +20,9 @@ from glacier_pipelines.core.sources import SourcePolicy
 from glacier_pipelines.core.transfer import UploadSettings
 from glacier_pipelines.emulator import SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY
 from glacier_pipelines.flows import archive as flow
+from glacier_pipelines.core.transfer import limit_malloc_arenas
+
+limit_malloc_arenas()  # as the CLI and the Dagster code location do
 
 url, md5, endpoint, bucket, home = sys.argv[1:6]
 part_mb = int(sys.argv[6]) if len(sys.argv) > 6 else 16

@@ -412,6 +412,9 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from glacier_pipelines.core.transfer import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread starts (see its docstring)
     parser = argparse.ArgumentParser(prog="glacier-pipelines", description="Archive files into S3 Glacier storage classes with Dagster.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("submit", help="put storage requests (JSON lines) on the request transport")

@@ -4,6 +4,7 @@ from typing import Any
 
 import dagster as dg
 
+from glacier_pipelines.core.transfer import limit_malloc_arenas
 from glacier_pipelines.defs.archive import definitions as archive
 from glacier_pipelines.defs.executors import executor_from_env
 from glacier_pipelines.defs.intake import definitions as intake
@@ -22,4 +23,5 @@ def build_defs(resources: dict[str, Any] | None = None) -> dg.Definitions:
                                                executor=executor_from_env()))
 
 
+limit_malloc_arenas()  # run workers load this module before their threads start: see its docstring
 defs = build_defs()

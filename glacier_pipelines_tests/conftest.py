@@ -21,6 +21,24 @@ BUCKET = "archive-test"
 MiB = 1024 * 1024
 
 
+def _bytes_for_moto(params: dict[str, Any], **_: Any) -> None:
+    """In-process moto only: hand it part bodies as bytes.
+
+    The archive path uploads full parts straight from reused ``bytearray`` buffers, a body type
+    botocore supports (and real S3, SeaweedFS and moto server accept), but moto's in-process
+    stub passes the body to werkzeug, which takes only bytes. Over HTTP nothing is converted.
+    """
+    from moto.core.models import botocore_stubber
+
+    if botocore_stubber.enabled and isinstance(params.get("body"), bytearray):
+        params["body"] = bytes(params["body"])
+
+
+import botocore.handlers  # noqa: E402
+
+botocore.handlers.BUILTIN_HANDLERS.append(("before-call.s3.UploadPart", _bytes_for_moto))
+
+
 def require_services() -> bool:
     return os.environ.get("GLACIER_REQUIRE_SERVICES") == "1"
 

@@ -665,3 +665,47 @@ def test_commit_of_a_staged_file_removed_after_upload_finds_the_object(s3: Any, 
     s3.delete_object(Bucket=BUCKET, Key="k/obj")  # neither the staged copy nor the object: a clear error, not a success
     with pytest.raises(StoreError, match="is gone"):
         commit_stage(s3, settings(), st)
+
+
+# --------------------------------------------------------------------------- buffers and memory
+
+
+def test_part_buffers_are_reused_across_files(s3: Any, tmp_path: Path) -> None:
+    from glacier_pipelines.core import transfer
+
+    pool = transfer._BUFFERS
+    pool._free.pop(PART, None)
+    for n in (1, 2):
+        data = data_of(3 * PART + 5, seed=20 + n)
+        result = stage_stream(chunked(data), s3=s3, settings=settings(max_concurrency=2), key=f"k/reuse{n}", algorithm="MD5",
+                              expected_checksum=hashlib.md5(data).hexdigest(), staging_path=tmp_path / "x")
+        commit_stage(s3, settings(), result.stage)
+        assert s3.get_object(Bucket=BUCKET, Key=f"k/reuse{n}")["Body"].read() == data  # reused buffers hold no stale bytes
+        kept = pool._free[PART]
+        assert 1 <= len(kept) <= 3  # at most max_concurrency + 1 buffers for one file
+        if n == 1:
+            first = {id(b) for b in kept}
+    assert {id(b) for b in kept} == first  # the second file used the same buffers, none new
+
+
+def test_buffer_pool_keeps_a_bounded_number() -> None:
+    from glacier_pipelines.core.transfer import _BufferPool
+
+    pool = _BufferPool(keep=2)
+    bufs = [pool.take(1024) for _ in range(4)]
+    pool.give(bufs)
+    assert len(pool._free[1024]) == 2
+    assert pool.take(1024) is bufs[1] and pool.take(1024) is bufs[0]
+    assert all(pool.take(1024) is not b for b in bufs)  # the pool is empty: a new buffer
+
+
+def test_malloc_arena_cap_respects_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+
+    from glacier_pipelines.core.transfer import limit_malloc_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False  # the operator's setting wins
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    glibc = hasattr(ctypes.CDLL(None), "mallopt")
+    assert limit_malloc_arenas() is glibc  # applied where there is glibc, a no-op elsewhere
