@@ -126,7 +126,23 @@ class Catalog:
         else:
             sa.event.listen(self.engine, "do_connect", self._connect_patiently)
         if create:
-            self._with_retry(lambda: t.metadata.create_all(self.engine))
+            self._with_retry(self._create_schema)
+
+    def _create_schema(self) -> None:
+        """Create missing tables, and missing indexes of tables that already exist.
+
+        ``create_all`` skips a table that exists, indexes included, so a catalog made by an
+        earlier version would never get an index added since (``ix_requests_content`` serves
+        dedupe lookups). New columns still need a migration: there is none yet.
+        """
+        t.metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            existing = sa.inspect(conn)
+            for table in t.metadata.sorted_tables:
+                have = {ix["name"] for ix in existing.get_indexes(table.name)}
+                for index in table.indexes:
+                    if index.name not in have:
+                        index.create(conn)
 
     @staticmethod
     def _connect_patiently(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:

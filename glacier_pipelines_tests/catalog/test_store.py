@@ -76,3 +76,19 @@ def test_an_invalid_request_is_answered_once_through_the_outbox(archive, catalog
     assert catalog.unpublished_responses() == []
     assert catalog.response_for("lab", "bad")["status"] == "INVALID_CONTENT"
     assert catalog.report("lab")[0]["status"] == "INVALID_CONTENT"
+
+
+def test_an_index_added_since_is_created_on_a_catalog_made_before(archive, catalog):
+    """A catalog from an earlier version (the table exists, a later index does not) gets the index when opened."""
+    import sqlalchemy as sa
+
+    from glacier_pipelines.catalog import Catalog
+
+    with catalog.engine.begin() as conn:
+        conn.execute(sa.text("DROP INDEX ix_requests_content"))
+    assert "ix_requests_content" not in {ix["name"] for ix in sa.inspect(catalog.engine).get_indexes("requests")}
+    archive.submit(*_requests(archive, "lab", 2))  # rows kept as they were
+    reopened = Catalog(catalog.url)
+    assert "ix_requests_content" in {ix["name"] for ix in sa.inspect(reopened.engine).get_indexes("requests")}
+    assert reopened.status_counts("lab") == {"PENDING": 2}
+    Catalog(catalog.url)  # opening again changes nothing and raises nothing
