@@ -475,6 +475,23 @@ class Catalog:
         with self.engine.connect() as conn:
             return [_object(r) for r in conn.execute(q)]
 
+    def live_staged_paths(self, tenant: str) -> tuple[set[str], set[str]]:
+        """What the tenant's staging folder must keep: (staged file paths, ids of open packages).
+
+        A staged file is live while a request in flight (claimed, verified, or delayed in an
+        open package) points at it; a package's tar while the package is still open.
+        """
+        in_flight = sa.select(t.requests.c.stage).where(t.requests.c.tenant == tenant,
+                                                        t.requests.c.status.in_([t.CLAIMED, t.VERIFIED, t.DELAYED]))
+        members = (sa.select(t.package_members.c.staged_path)
+                   .join(t.packages, t.packages.c.id == t.package_members.c.package_id)
+                   .where(t.packages.c.tenant == tenant, t.packages.c.state == "OPEN"))
+        packages = sa.select(t.packages.c.id).where(t.packages.c.tenant == tenant, t.packages.c.state == "OPEN")
+        with self.engine.connect() as conn:
+            paths = {s["path"] for (s,) in conn.execute(in_flight) if s and s.get("path")}
+            paths.update(p for (p,) in conn.execute(members) if p)
+            return paths, {p for (p,) in conn.execute(packages)}
+
     def open_upload_ids(self) -> set[str]:
         """Multipart uploads that verified requests still wait on: never abort these."""
         q = sa.select(t.requests.c.stage).where(t.requests.c.status == t.VERIFIED)

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ class StepReport:
     bytes: int = 0
     objects: list[dict[str, Any]] = field(default_factory=list)
     aborted_uploads: int = 0
+    swept_staged_files: int = 0
 
 
 def claim_batch(catalog: Catalog, tenant: str, run_id: str, limit: int, run_finished: Callable[[str], bool]) -> tuple[str, int]:
@@ -349,7 +350,37 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) ->
         report.aborted_uploads = len(aborted)
     except (ClientError, BotoCoreError) as exc:
         log.warning("could not list multipart uploads to clean up: %s", exc)
+    report.swept_staged_files = len(sweep_staging(setup, tenant))
     return report
+
+
+def sweep_staging(setup: ArchiveSetup, tenant: str, now: datetime | None = None) -> list[Path]:
+    """Remove the tenant's staged files that nothing waits on any more, once older than ``stale_upload_age``.
+
+    A process killed between the catalog recording stored bytes and the removal of their
+    staged copy (a package's members, its tar, or a half-written ``.part``) leaves such files;
+    they are never needed again. The age guard keeps what a run is writing right now.
+    """
+    folder = setup.staging_dir / tenant
+    if not folder.is_dir():
+        return []
+    live_paths, open_packages = setup.catalog.live_staged_paths(tenant)
+    cutoff = ((now or datetime.now(timezone.utc)) - setup.stale_upload_age).timestamp()
+    candidates = [p for p in folder.iterdir() if p.is_file() and str(p) not in live_paths]
+    packages = folder / "packages"
+    if packages.is_dir():
+        candidates += [p for p in packages.iterdir() if p.is_file() and p.name.split(".", 1)[0] not in open_packages]
+    removed = []
+    for path in candidates:
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:
+            continue
+    if removed:
+        log.info("tenant %s: removed %d staged files that nothing waits on", tenant, len(removed))
+    return removed
 
 
 def check_batch(setup: ArchiveSetup, batch_id: str) -> tuple[int, list[tuple[str, list[str]]]]:

@@ -143,6 +143,7 @@ def glacier_objects(
             "failed": len(report.failed),
             "bytes_stored": report.bytes,
             "aborted_stale_uploads": report.aborted_uploads,
+            "swept_staged_files": report.swept_staged_files,
             "objects": dg.MetadataValue.md(f"| request | object | bytes |\n|---|---|---|\n{table}" if objects else "No new objects."),
             "failures": _failures_table(report.failed),
         }
