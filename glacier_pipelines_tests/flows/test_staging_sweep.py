@@ -30,13 +30,19 @@ def _small(archive, name):
     return archive.request("lab", archive.file(name, data), data, requestId=name, activateSmallFilePackaging=True)
 
 
-def test_sweep_keeps_what_is_waited_on_and_removes_stale_orphans(archive):
-    archive.submit(_small(archive, "m1"), _small(archive, "m2"))
+def _staged_in_open_package(archive, *names):
+    """Run the archive steps so the named small files wait, staged, in an open package."""
+    archive.submit(*(_small(archive, n) for n in names))
     setup = _setup(archive)
     batch, _ = flow.claim_batch(setup.catalog, "lab", "run-1", 10, lambda run: True)
     flow.verify_batch(setup, batch, "lab", "run-1")
     flow.store_batch(setup, batch, "lab", "run-1")
-    assert packaging.add_verified_members(setup, batch, "lab", "run-1") == 2
+    assert packaging.add_verified_members(setup, batch, "lab", "run-1") == len(names)
+    return setup
+
+
+def test_sweep_keeps_what_is_waited_on_and_removes_stale_orphans(archive):
+    setup = _staged_in_open_package(archive, "m1", "m2")
     assert archive.catalog().status_counts("lab") == {t.DELAYED: 2}
 
     folder = setup.staging_dir / "lab"
@@ -65,12 +71,7 @@ def test_sweep_keeps_what_is_waited_on_and_removes_stale_orphans(archive):
 
 def test_a_member_copy_left_by_a_kill_after_the_package_was_stored_is_swept(archive):
     """The window the fault suite found: killed between mark_stored and the removal of the members' staged copies."""
-    archive.submit(_small(archive, "k1"), _small(archive, "k2"))
-    setup = _setup(archive)
-    batch, _ = flow.claim_batch(setup.catalog, "lab", "run-1", 10, lambda run: True)
-    flow.verify_batch(setup, batch, "lab", "run-1")
-    flow.store_batch(setup, batch, "lab", "run-1")
-    packaging.add_verified_members(setup, batch, "lab", "run-1")
+    setup = _staged_in_open_package(archive, "k1", "k2")
     folder = setup.staging_dir / "lab"
     staged = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
     report = packaging.close_due(setup, setup.packaging, "lab", "run-2", close_all=True)
