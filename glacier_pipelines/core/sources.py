@@ -349,11 +349,24 @@ def _open_file(url: str, real: str) -> SourceStream:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise SourceRefused(url, f"not a regular file ({_file_kind(st.st_mode)})")
+        opened = _opened_path(fd)
+        if opened is not None and opened != real:
+            # O_NOFOLLOW guards only the last component: a folder swapped for a symlink after the
+            # root check would lead elsewhere. The kernel says which file was really opened.
+            raise SourceRefused(url, _show(f"{real} changed while it was opened (it now leads to {opened}): refused"))
         f = open(fd, "rb", buffering=0)
     except BaseException:
         os.close(fd)
         raise
     return SourceStream(url, st.st_size, lambda n: iter(lambda: f.read(n), b""), f.close)
+
+
+def _opened_path(fd: int) -> str | None:
+    """The path of an open file as the kernel resolved it (Linux /proc), or None where unknown."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
 
 
 def _open_http(url: str, policy: SourcePolicy) -> SourceStream:

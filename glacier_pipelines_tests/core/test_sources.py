@@ -388,6 +388,28 @@ def test_symlink_escaping_root_refused(root: Path) -> None:
             read_all(url, policy)
 
 
+def test_a_folder_swapped_for_a_symlink_after_the_check_is_refused(root: Path) -> None:
+    """The race O_NOFOLLOW cannot see: a path component replaced between the root check and the open."""
+    from glacier_pipelines.core import sources
+
+    (root / "sub" / "data.bin").write_bytes(b"inside")
+    (root.parent / "elsewhere").mkdir()
+    (root.parent / "elsewhere" / "data.bin").write_bytes(b"secret outside the root")
+    url = file_url(root / "sub" / "data.bin")
+    real = sources._resolve_file(url, SourcePolicy(file_roots=(root,)))  # the check passes: sub is a folder
+    (root / "sub").rename(root / "sub-old")
+    (root / "sub").symlink_to(root.parent / "elsewhere")  # then the attacker swaps it
+    with pytest.raises(SourceRefused, match="changed while it was opened"):
+        sources._open_file(url, real)
+    (root / "sub").unlink()
+    (root / "sub-old").rename(root / "sub")
+    stream = sources._open_file(url, real)  # the same path, unchanged, opens
+    try:
+        assert b"".join(stream.chunks()) == b"inside"
+    finally:
+        stream.close()
+
+
 def test_symlinks_within_root_allowed(root: Path) -> None:
     (root / "sub" / "link").symlink_to(root / "a file.txt")
     assert read_all(file_url(root / "sub" / "link"), SourcePolicy(file_roots=(root,)))[0] == b"inside"
