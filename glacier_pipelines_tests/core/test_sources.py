@@ -410,6 +410,17 @@ def test_a_folder_swapped_for_a_symlink_after_the_check_is_refused(root: Path) -
         stream.close()
 
 
+def test_kernel_resolution_agrees_with_realpath(root: Path) -> None:
+    from glacier_pipelines.core.sources import _real_path
+
+    (root / "sub" / "link").symlink_to(root / "a file.txt")
+    (root.parent / "alias").symlink_to(root)
+    (root / "sub" / "dangling").symlink_to(root / "nowhere")
+    for path in (root / "a file.txt", root / "sub" / "link", root.parent / "alias" / "sub" / "link", root / "sub" / ".." / "a file.txt",
+                 root / "sub", root / "missing.txt", root / "sub" / "dangling"):
+        assert _real_path(str(path)) == os.path.realpath(path), path
+
+
 def test_symlinks_within_root_allowed(root: Path) -> None:
     (root / "sub" / "link").symlink_to(root / "a file.txt")
     assert read_all(file_url(root / "sub" / "link"), SourcePolicy(file_roots=(root,)))[0] == b"inside"
