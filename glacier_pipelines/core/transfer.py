@@ -256,10 +256,10 @@ def limit_malloc_arenas(arenas: int = 1) -> bool:
 class _BufferPool:
     """Part buffers kept for the next multipart file instead of being freed.
 
-    Freeing a 16 MiB buffer raises glibc's dynamic mmap threshold, after which every later
-    buffer comes from per-thread arenas that keep their peak: in a long-lived worker that
-    cost about 100 MiB of RSS. Buffers are made on demand and at most ``keep`` per size are
-    kept, about 80 MiB at the default settings once a large file has passed.
+    A worker archives large file after large file: new buffers would cost fresh page faults
+    every time, and each 16 MiB one freed raises glibc's dynamic mmap threshold, so later
+    allocations of that size stay in the heap. Buffers are made on demand and at most
+    ``keep`` per size are kept, 80 MiB at the default settings once a large file has passed.
     """
 
     def __init__(self, keep: int = 8):
