@@ -411,6 +411,135 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         print("  ".join(str(v).ljust(w) for v, w in zip(line[:-1], widths)) + "  " + line[-1])
 
 
+def _cmd_submit(args: argparse.Namespace) -> int:
+    sent, errors = submit(args.requests)
+    for e in errors:
+        print(e, file=sys.stderr)
+    print(f"submitted {sent} request(s)" + (f"; {len(errors)} line(s) refused" if errors else ""))
+    return 1 if errors else 0
+
+
+def _cmd_process(args: argparse.Namespace) -> int:
+    summary = process(args.tenant, close_packages=args.close_packages)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        _print_table(summary["requests"])
+        print(f"\n{len(summary['runs'])} run(s); statuses: {summary['statuses']}; responses published: {summary['responsesPublished']}")
+    return 0 if all(r["success"] for r in summary["runs"]) else 1
+
+
+def _cmd_vault(args: argparse.Namespace) -> int:
+    report = vault_migrate(args)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        for row in report:
+            print(f"{row['status']:<12} {row['sizeInBytes']:>14}  {row['destinationKey'] or '-'}  {'; '.join(row['messages'])}")
+        counts = Counter(r["status"] for r in report)
+        print(f"\n{len(report)} archive(s): {dict(counts)}")
+    return 1 if any(r["status"] == "FAILED" for r in report) else 0
+
+
+def _cmd_catalog(args: argparse.Namespace) -> int:
+    from glacier_pipelines.flows.rebuild import rebuild
+    from glacier_pipelines.resources import resources_from_env
+
+    r = resources_from_env()
+    counts = rebuild(r["catalog"].get(), r["archive_store"].client(), r["archive_store"].bucket, r["archive_store"].key_prefix)
+    print(json.dumps(counts) if args.json else
+          f"rebuilt: {counts['manifests']} package manifest(s), {counts['members']} member request(s), {counts['objects']} standalone object(s)")
+    return 0
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    summary = restore(args)  # a RestoreRequestError is a ValueError: main says what is wrong, exit 2
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(f"restore {summary['restoreId']} for tenant {summary['tenant']} ({summary['tier']}, {summary['days']} days):")
+        for row in summary["files"]:
+            cost = f"${row['estimatedCostUsd']:.4f}" if row["estimatedCostUsd"] is not None else "no cost"
+            print(f"  {row['status']:<11} {row['storedFileUrl'] or '-'}  {cost}  {'; '.join(row['messages'])}")
+    return 0 if summary["runSuccess"] else 1
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from glacier_pipelines.flows.audit import render
+
+    story = audit(args.request_id, args.tenant)
+    print(json.dumps(story, indent=2, default=str) if args.json else render(story))
+    return 0
+
+
+def _cmd_move(args: argparse.Namespace) -> int:
+    from glacier_pipelines.core.moves import MoveError
+
+    try:
+        summary = move(args)
+    except MoveError as exc:
+        print(f"glacier-pipelines move: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        _print_moves(summary.get("objects", []))
+        if summary.get("error"):
+            print(summary["error"], file=sys.stderr)
+        print(f"\n{summary.get('moved', 0)} moved, {summary.get('skipped', 0)} skipped, {summary.get('failed', 0)} failed; "
+              f"{summary.get('bytesMoved', 0):,} bytes; estimated cost ${(summary.get('estimate') or {}).get('total', 0.0):.6f}")
+    return 0 if summary["runSuccess"] else 1
+
+
+def _cmd_trash(args: argparse.Namespace) -> int:
+    from glacier_pipelines.core.moves import MoveError
+
+    try:
+        rows = trash(args)
+    except MoveError as exc:
+        print(f"glacier-pipelines trash: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(rows, indent=2, default=str)) if args.json else _print_moves(rows)
+    return 1 if any(r["status"] == "FAILED" for r in rows) else 0
+
+
+def _cmd_responses(args: argparse.Namespace) -> int:
+    from glacier_pipelines.resources import resources_from_env
+
+    with resources_from_env()["request_transport"].transport() as transport:
+        msgs = transport.read_responses(args.max)
+    out = [{"headers": m.headers, "body": json.loads(m.body)} for m in msgs]
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for m in out:
+            print(f"{m['body']['requestId']}: {m['body']['status']}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from glacier_pipelines.demo import run_demo
+
+    return run_demo(as_json=args.json)
+
+
+# One handler per subcommand; each returns the exit status. Errors a person can fix
+# (ValueError, OSError, TransportError) are printed by main with exit status 2.
+_COMMANDS = {
+    "submit": _cmd_submit,
+    "process": _cmd_process,
+    "report": _report,
+    "vault": _cmd_vault,
+    "catalog": _cmd_catalog,
+    "restore": _cmd_restore,
+    "audit": _cmd_audit,
+    "move": _cmd_move,
+    "trash": _cmd_trash,
+    "responses": _cmd_responses,
+    "demo": _cmd_demo,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     from glacier_pipelines.core.transfer import limit_malloc_arenas
 
@@ -480,112 +609,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("demo", help="archive sample files into a local S3 Glacier emulator, end to end")
     p.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-
     try:
-        if args.command == "submit":
-            sent, errors = submit(args.requests)
-            for e in errors:
-                print(e, file=sys.stderr)
-            print(f"submitted {sent} request(s)" + (f"; {len(errors)} line(s) refused" if errors else ""))
-            return 1 if errors else 0
-        if args.command == "process":
-            summary = process(args.tenant, close_packages=args.close_packages)
-            if args.json:
-                print(json.dumps(summary, indent=2, default=str))
-            else:
-                _print_table(summary["requests"])
-                print(f"\n{len(summary['runs'])} run(s); statuses: {summary['statuses']}; responses published: {summary['responsesPublished']}")
-            return 0 if all(r["success"] for r in summary["runs"]) else 1
-        if args.command == "report":
-            return _report(args)
-        if args.command == "vault":
-            report = vault_migrate(args)
-            if args.json:
-                print(json.dumps(report, indent=2, default=str))
-            else:
-                for row in report:
-                    print(f"{row['status']:<12} {row['sizeInBytes']:>14}  {row['destinationKey'] or '-'}  {'; '.join(row['messages'])}")
-                counts = Counter(r["status"] for r in report)
-                print(f"\n{len(report)} archive(s): {dict(counts)}")
-            return 1 if any(r["status"] == "FAILED" for r in report) else 0
-        if args.command == "catalog":
-            from glacier_pipelines.flows.rebuild import rebuild
-            from glacier_pipelines.resources import resources_from_env
-
-            r = resources_from_env()
-            counts = rebuild(r["catalog"].get(), r["archive_store"].client(), r["archive_store"].bucket, r["archive_store"].key_prefix)
-            print(json.dumps(counts) if args.json else
-                  f"rebuilt: {counts['manifests']} package manifest(s), {counts['members']} member request(s), {counts['objects']} standalone object(s)")
-            return 0
-        if args.command == "restore":
-            from glacier_pipelines.core.restores import RestoreRequestError
-
-            try:
-                summary = restore(args)
-            except RestoreRequestError as exc:
-                print(f"glacier-pipelines restore: {exc}", file=sys.stderr)
-                return 2
-            if args.json:
-                print(json.dumps(summary, indent=2, default=str))
-            else:
-                print(f"restore {summary['restoreId']} for tenant {summary['tenant']} ({summary['tier']}, {summary['days']} days):")
-                for row in summary["files"]:
-                    cost = f"${row['estimatedCostUsd']:.4f}" if row["estimatedCostUsd"] is not None else "no cost"
-                    print(f"  {row['status']:<11} {row['storedFileUrl'] or '-'}  {cost}  {'; '.join(row['messages'])}")
-            return 0 if summary["runSuccess"] else 1
-        if args.command == "audit":
-            from glacier_pipelines.flows.audit import render
-
-            story = audit(args.request_id, args.tenant)
-            print(json.dumps(story, indent=2, default=str) if args.json else render(story))
-            return 0
-        if args.command == "move":
-            from glacier_pipelines.core.moves import MoveError
-
-            try:
-                summary = move(args)
-            except MoveError as exc:
-                print(f"glacier-pipelines move: {exc}", file=sys.stderr)
-                return 2
-            if args.json:
-                print(json.dumps(summary, indent=2, default=str))
-            else:
-                _print_moves(summary.get("objects", []))
-                if summary.get("error"):
-                    print(summary["error"], file=sys.stderr)
-                print(f"\n{summary.get('moved', 0)} moved, {summary.get('skipped', 0)} skipped, {summary.get('failed', 0)} failed; "
-                      f"{summary.get('bytesMoved', 0):,} bytes; estimated cost ${(summary.get('estimate') or {}).get('total', 0.0):.6f}")
-            return 0 if summary["runSuccess"] else 1
-        if args.command == "trash":
-            from glacier_pipelines.core.moves import MoveError
-
-            try:
-                rows = trash(args)
-            except MoveError as exc:
-                print(f"glacier-pipelines trash: {exc}", file=sys.stderr)
-                return 2
-            print(json.dumps(rows, indent=2, default=str)) if args.json else _print_moves(rows)
-            return 1 if any(r["status"] == "FAILED" for r in rows) else 0
-        if args.command == "responses":
-            from glacier_pipelines.resources import resources_from_env
-
-            with resources_from_env()["request_transport"].transport() as transport:
-                msgs = transport.read_responses(args.max)
-            out = [{"headers": m.headers, "body": json.loads(m.body)} for m in msgs]
-            if args.json:
-                print(json.dumps(out, indent=2))
-            else:
-                for m in out:
-                    print(f"{m['body']['requestId']}: {m['body']['status']}")
-            return 0
-        if args.command == "demo":
-            from glacier_pipelines.demo import run_demo
-
-            return run_demo(as_json=args.json)
+        return _COMMANDS[args.command](args)
     except (ValueError, OSError, TransportError) as exc:
         print(f"glacier-pipelines {args.command}: {exc}", file=sys.stderr)
         return 2
-    return 2
 
 
 if __name__ == "__main__":
