@@ -473,13 +473,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_move(args: argparse.Namespace) -> int:
-    from glacier_pipelines.core.moves import MoveError
-
-    try:
-        summary = move(args)
-    except MoveError as exc:
-        print(f"glacier-pipelines move: {exc}", file=sys.stderr)
-        return 2
+    summary = move(args)  # a MoveError reaches main: exit 2 with its reason
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
@@ -492,13 +486,7 @@ def _cmd_move(args: argparse.Namespace) -> int:
 
 
 def _cmd_trash(args: argparse.Namespace) -> int:
-    from glacier_pipelines.core.moves import MoveError
-
-    try:
-        rows = trash(args)
-    except MoveError as exc:
-        print(f"glacier-pipelines trash: {exc}", file=sys.stderr)
-        return 2
+    rows = trash(args)  # a MoveError reaches main: exit 2 with its reason
     print(json.dumps(rows, indent=2, default=str)) if args.json else _print_moves(rows)
     return 1 if any(r["status"] == "FAILED" for r in rows) else 0
 
@@ -524,7 +512,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 # One handler per subcommand; each returns the exit status. Errors a person can fix
-# (ValueError, OSError, TransportError) are printed by main with exit status 2.
+# (ValueError, OSError, TransportError, MoveError) are printed by main with exit status 2.
 _COMMANDS = {
     "submit": _cmd_submit,
     "process": _cmd_process,
@@ -612,6 +600,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except (ValueError, OSError, TransportError) as exc:
+        print(f"glacier-pipelines {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from glacier_pipelines.core.moves import MoveError  # imported only when needed: moves pulls in more
+
+        if not isinstance(exc, MoveError):
+            raise
         print(f"glacier-pipelines {args.command}: {exc}", file=sys.stderr)
         return 2
 
