@@ -86,9 +86,13 @@ def _write_durably(path: Path, data: Iterable[bytes], durable: bool = True) -> N
     With ``durable=False`` the fsyncs are left to one later ``sync_staged`` over many files:
     the caller must not record the file as staged before that call returns.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as f:
+    try:
+        f = open(tmp, "wb")
+    except FileNotFoundError:  # the folder is made on first use: a mkdir per file showed in profiles
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(tmp, "wb")
+    with f:
         f.writelines(data)
         if durable:
             f.flush()

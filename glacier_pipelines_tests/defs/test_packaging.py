@@ -145,7 +145,7 @@ def test_a_staged_member_damaged_before_packing_fails_alone(packing, instance):
     reqs = [_small(packing, f"d{i}", 400) for i in range(3)]
     packing.submit(*[r for r, _ in reqs])
     assert packing.run("lab", instance).success
-    staged = sorted((packing.home / "staging" / "lab").glob("*"))
+    staged = sorted((packing.home / "staging" / "lab").rglob("*"))
     victim = next(p for p in staged if p.is_file() and p.name.startswith(f"{packing.catalog().get_request('lab', 'd1').pk}-"))
     victim.write_bytes(b"rot" + victim.read_bytes()[3:])
     assert _close_all(packing, instance).success

@@ -46,12 +46,13 @@ def test_sweep_keeps_what_is_waited_on_and_removes_stale_orphans(archive):
     assert archive.catalog().status_counts("lab") == {t.DELAYED: 2}
 
     folder = setup.staging_dir / "lab"
-    members = sorted(p for p in folder.iterdir() if p.is_file())
+    members = sorted(p for p in folder.rglob("*") if p.is_file())
     assert len(members) == 2
     for m in members:
         _age(m, 3 * DAY)  # old, but their open package still needs them
     (folder / "packages").mkdir(exist_ok=True)
     orphans = {name: folder / name for name in ("old-orphan", "half-written.part")}
+    orphans["nested"] = members[0].parent / "left-in-a-subfolder"
     orphans["tar"] = folder / "packages" / "00000000-gone.tar"
     for path in orphans.values():
         path.write_bytes(b"left by a killed process")
@@ -73,17 +74,17 @@ def test_a_member_copy_left_by_a_kill_after_the_package_was_stored_is_swept(arch
     """The window the fault suite found: killed between mark_stored and the removal of the members' staged copies."""
     setup = _staged_in_open_package(archive, "k1", "k2")
     folder = setup.staging_dir / "lab"
-    staged = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    staged = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     report = packaging.close_due(setup, setup.packaging, "lab", "run-2", close_all=True)
     assert report.closed == 1 and archive.catalog().status_counts("lab") == {t.SUCCESS: 2}
 
-    for name, data in staged.items():  # as if the process had died before its unlinks
-        (folder / name).write_bytes(data)
-        _age(folder / name, 2 * DAY)
+    for path, data in staged.items():  # as if the process had died before its unlinks
+        path.write_bytes(data)
+        _age(path, 2 * DAY)
     archive.submit(archive.request("lab", archive.file("next", b"next"), b"next", requestId="next"))
     batch, _ = flow.claim_batch(setup.catalog, "lab", "run-3", 10, lambda run: True)
     flow.verify_batch(setup, batch, "lab", "run-3")
     stored = flow.store_batch(setup, batch, "lab", "run-3")
     assert stored.swept_staged_files == 2  # the next run's store step cleans up
-    assert not any(p.is_file() for p in folder.iterdir())
+    assert not any(p.is_file() for p in folder.rglob("*"))
     assert archive.catalog().status_counts("lab") == {t.SUCCESS: 3}
