@@ -368,8 +368,8 @@ def sweep_staging(setup: ArchiveSetup, tenant: str, now: datetime | None = None)
     live_paths, open_packages = setup.catalog.live_staged_paths(tenant)
     cutoff = ((now or datetime.now(timezone.utc)) - setup.stale_upload_age).timestamp()
     packages = folder / "packages"
-    candidates = [p for p in folder.rglob("*") if p.is_file() and (
-        p.name.split(".", 1)[0] not in open_packages if p.parent == packages else str(p) not in live_paths)]
+    candidates = [p for p in folder.rglob("*") if (  # membership first: no stat for the files still waited on
+        p.name.split(".", 1)[0] not in open_packages if p.parent == packages else str(p) not in live_paths) and p.is_file()]
     removed = []
     for path in candidates:
         try:
