@@ -17,7 +17,7 @@ import dagster as dg
 from botocore.config import Config
 
 from glacier_pipelines.catalog import Catalog
-from glacier_pipelines.core import transfer
+from glacier_pipelines.core import pricing, transfer
 from glacier_pipelines.core.sources import SourcePolicy
 from glacier_pipelines.core.amqp import AmqpSettings, AmqpTransport
 from glacier_pipelines.core.transport import EmbeddedTransport, Transport
@@ -27,6 +27,15 @@ from glacier_pipelines.settings import MiB, Settings, env
 
 _catalogs: dict[str, Catalog] = {}
 _catalogs_lock = threading.Lock()
+
+
+def pricing_or_none(region: str) -> pricing.Pricing | None:
+    """The price list for cost estimates, or None (with a warning) where none is known: estimates are optional."""
+    try:
+        return pricing.load_pricing(region)
+    except pricing.PricingError as exc:
+        dg.get_dagster_logger().warning(f"no cost estimates: {exc}")
+        return None
 
 
 class CatalogResource(dg.ConfigurableResource):

@@ -10,7 +10,7 @@ import dagster as dg
 from glacier_pipelines.core import lifecycle, pricing
 from glacier_pipelines.core.moves import CopySettings
 from glacier_pipelines.flows.moves import MoveSetup
-from glacier_pipelines.resources.archive import ArchiveStoreResource, CatalogResource
+from glacier_pipelines.resources.archive import ArchiveStoreResource, CatalogResource, pricing_or_none
 from glacier_pipelines.settings import MiB, env
 
 
@@ -30,11 +30,7 @@ class LifecycleResource(dg.ConfigurableResource):
                 "\n".join(f"- {p}" for p in exc.problems))}, allow_retries=False) from None
 
     def pricing(self) -> pricing.Pricing | None:
-        try:
-            return pricing.load_pricing(self.pricing_region)
-        except pricing.PricingError as exc:
-            dg.get_dagster_logger().warning(f"no cost estimates: {exc}")
-            return None
+        return pricing_or_none(self.pricing_region)
 
     def setup(self, catalog: CatalogResource, archive_store: ArchiveStoreResource) -> MoveSetup:
         try:

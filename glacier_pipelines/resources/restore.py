@@ -8,7 +8,7 @@ from botocore.config import Config
 
 from glacier_pipelines.core import notify, pricing
 from glacier_pipelines.flows.restore import RestoreSetup
-from glacier_pipelines.resources.archive import ArchiveStoreResource, CatalogResource
+from glacier_pipelines.resources.archive import ArchiveStoreResource, CatalogResource, pricing_or_none
 
 
 def _value(v: Any) -> Any:
@@ -36,11 +36,7 @@ class RestoreResource(dg.ConfigurableResource):
         return boto3.session.Session().client("sqs", endpoint_url=self.sqs_endpoint_url or None, region_name=self.region_name, config=config)
 
     def pricing(self) -> pricing.Pricing | None:
-        try:
-            return pricing.load_pricing(self.pricing_region)
-        except pricing.PricingError as exc:
-            dg.get_dagster_logger().warning(f"no cost estimates: {exc}")
-            return None
+        return pricing_or_none(self.pricing_region)
 
     def smtp(self) -> notify.SmtpSettings | None:
         if not self.smtp_host:

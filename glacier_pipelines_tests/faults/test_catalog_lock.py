@@ -27,14 +27,20 @@ def _lock(db: str) -> sqlite3.Connection:
     return conn
 
 
-def test_sqlite_catalog_locked_for_a_moment_mid_batch(fault_env, reliability):
-    from glacier_pipelines.flows import archive as flow
-
+def _submit_five(fault_env):
+    """Four small requests and one multipart-sized one, submitted; returns them."""
     reqs = []
     for i, size in enumerate([800, 1600, 2400, 3200, 6 * MiB]):
         data = fault_env.data(size)
         reqs.append(fault_env.request(f"r{i}", fault_env.file(f"r{i}", data), data))
     fault_env.submit(*reqs)
+    return reqs
+
+
+def test_sqlite_catalog_locked_for_a_moment_mid_batch(fault_env, reliability):
+    from glacier_pipelines.flows import archive as flow
+
+    reqs = _submit_five(fault_env)
     setup = fault_env.setup()
     db = str(fault_env.home / "catalog.sqlite")
     batch, _ = flow.claim_batch(setup.catalog, "lab", "run-1", 500, lambda run: True)
@@ -73,11 +79,7 @@ def test_postgres_catalog_unavailable_for_a_moment_mid_batch(fault_env, reliabil
     from glacier_pipelines.flows import archive as flow
 
     monkeypatch.setenv("GLACIER_CATALOG_URL", postgres_url)
-    reqs = []
-    for i, size in enumerate([800, 1600, 2400, 3200, 6 * MiB]):
-        data = fault_env.data(size)
-        reqs.append(fault_env.request(f"r{i}", fault_env.file(f"r{i}", data), data))
-    fault_env.submit(*reqs)
+    reqs = _submit_five(fault_env)
     setup = fault_env.setup()
     batch, _ = flow.claim_batch(setup.catalog, "lab", "run-1", 500, lambda run: True)
     name = sa.engine.make_url(postgres_url).database
