@@ -17,10 +17,9 @@ from botocore.config import Config
 from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.core.requests import parse_submission
 from glacier_pipelines.core.sources import SourcePolicy
-from glacier_pipelines.core.transfer import UploadSettings
+from glacier_pipelines.core.transfer import UploadSettings, limit_malloc_arenas
 from glacier_pipelines.emulator import SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY
 from glacier_pipelines.flows import archive as flow
-from glacier_pipelines.core.transfer import limit_malloc_arenas
 
 limit_malloc_arenas()  # as the CLI and the Dagster code location do
 

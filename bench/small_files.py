@@ -88,7 +88,7 @@ def put_each(files, s3, bucket, prefix: str) -> dict:
     return {"seconds": time.perf_counter() - start, "objects": len(files)}
 
 
-def bytes_alone(files, s3, bucket, prefix: str, blob: Path) -> dict:
+def bytes_alone(s3, bucket, prefix: str, blob: Path) -> dict:
     """The ceiling of any packaging on this machine: the same bytes, already in one file, sent as one upload.
 
     No reading of 10,000 files, no hashing, staging, tar or catalog: if even this is not 10x
@@ -128,7 +128,7 @@ def main() -> None:
                     elif name == "put_each":
                         row = put_each(files, s3, bucket, f"put{n}")
                     else:
-                        row = bytes_alone(files, s3, bucket, f"alone{n}", blob)
+                        row = bytes_alone(s3, bucket, f"alone{n}", blob)
                     row["files_per_s"] = args.files / row["seconds"]
                     rows[name].append(row)
                     print(f"round {n + 1}: {name:<9} {row['files_per_s']:8.0f} files/s, {row['objects']} objects", file=sys.stderr)
