@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.restores import utc
-from glacier_pipelines.catalog.store import Catalog, RequestRow, _object
+from glacier_pipelines.catalog.store import Catalog, RequestRow, _object, answer_stage
 
 
 def _now() -> datetime:
@@ -39,8 +39,10 @@ _DELAY_REQUEST = t.requests.update().where(t.requests.c.id == sa.bindparam("b_pk
     messages=sa.bindparam("b_messages", type_=t.requests.c.messages.type))
 _PLACE_MEMBER = t.package_members.update().where(t.package_members.c.request_pk == sa.bindparam("b_pk")).values(
     name=sa.bindparam("b_name"), offset=sa.bindparam("b_offset"), length=sa.bindparam("b_length"), staged_path=None)
+# Members stay DELAYED once their package is stored: package_integrity answers them (SUCCESS kept in the stage until then).
 _STORE_MEMBER_REQUEST = t.requests.update().where(t.requests.c.id == sa.bindparam("b_pk")).values(
-    status=t.SUCCESS, object_id=sa.bindparam("b_object"), updated_at=sa.bindparam("b_now"), run_id=sa.bindparam("b_run"))
+    object_id=sa.bindparam("b_object"), updated_at=sa.bindparam("b_now"), run_id=sa.bindparam("b_run"),
+    stage=sa.bindparam("b_stage", type_=t.requests.c.stage.type))
 
 
 class PackageStore:
@@ -124,9 +126,11 @@ class PackageStore:
 
     def mark_stored(self, package_id: str, obj: dict[str, Any], packed: dict[int, tuple[str, int, int]], contents: dict[int, dict[str, Any]],
                     manifest_key: str, problems: list[str], run_id: str) -> int:
-        """Record the package object, each member's offset and length, and answer every member SUCCESS, in one transaction.
+        """Record the package object and each member's offset and length, in one transaction.
 
-        ``packed``: request pk -> (name in the tar, offset, length); ``contents``: request pk -> response content.
+        The members stay DELAYED, each keeping its SUCCESS content until package_integrity has read
+        the stored package back (``answer_package``). ``packed``: request pk -> (name in the tar,
+        offset, length); ``contents``: request pk -> response content.
         """
         def tx() -> int:
             with self.engine.begin() as conn:
@@ -139,11 +143,8 @@ class PackageStore:
                 if packed:
                     conn.execute(_PLACE_MEMBER, [{"b_pk": pk, "b_name": name, "b_offset": offset, "b_length": length}
                                                  for pk, (name, offset, length) in packed.items()])
-                    rows = conn.execute(sa.select(t.requests.c.id, t.requests.c.tenant, t.requests.c.request_id, t.requests.c.messages)
-                                        .where(t.requests.c.id.in_(list(packed)))).all()
-                    conn.execute(_STORE_MEMBER_REQUEST, [{"b_pk": pk, "b_object": object_id, "b_now": now, "b_run": run_id} for pk in packed])
-                    self.catalog._enqueue_responses(conn, [(row.tenant, row.request_id, t.SUCCESS, list(row.messages or []), contents[row.id])
-                                                           for row in rows])
+                    conn.execute(_STORE_MEMBER_REQUEST, [{"b_pk": pk, "b_object": object_id, "b_now": now, "b_run": run_id,
+                                                          "b_stage": answer_stage(contents[pk])} for pk in packed])
                 conn.execute(t.packages.update().where(t.packages.c.id == package_id).values(
                     state="STORED", closed_at=_now(), object_id=object_id, manifest_key=manifest_key, verify_problems=problems, run_id=run_id))
                 return object_id
@@ -170,12 +171,59 @@ class PackageStore:
                         t.packages.c.object_id == member["object"].id)).scalar(),
                     tenant=row.tenant, name=member["name"], size=member["size"], sha256=member["sha256"],
                     offset=member["offset"], length=member["length"]))
-                conn.execute(t.requests.update().where(t.requests.c.id == row.pk).values(
-                    status=t.SUCCESS, object_id=member["object"].id, deduplicated=True, size=member["size"], stage=None,
+                conn.execute(t.requests.update().where(t.requests.c.id == row.pk).values(  # answered by checksum_integrity
+                    status=t.STORED, object_id=member["object"].id, deduplicated=True, size=member["size"], stage=answer_stage(content),
                     updated_at=_now(), run_id=run_id, messages=row.messages))
-                self.catalog._enqueue_response(conn, row.tenant, row.request_id, t.SUCCESS, row.messages, content)
 
         self.catalog._with_retry(tx)
+
+    def awaiting_check(self, tenant: str | None) -> list[dict[str, Any]]:
+        """Stored packages of ``tenant`` (None: every tenant) whose members wait for package_integrity: package, object, members."""
+        p, pm, r = t.packages, t.package_members, t.requests
+        q = (sa.select(p.c.id, p.c.manifest_key, p.c.verify_problems, p.c.run_id, pm.c.request_pk, pm.c.name, pm.c.offset, pm.c.length,
+                       pm.c.sha256, pm.c.size, r.c.request_id)
+             .join(pm, pm.c.package_id == p.c.id).join(r, r.c.id == pm.c.request_pk)
+             .where(p.c.state == "STORED", pm.c.offset.is_not(None), r.c.status == t.DELAYED)
+             .order_by(p.c.closed_at, pm.c.request_pk))
+        if tenant is not None:
+            q = q.where(p.c.tenant == tenant)
+        packages: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(q):
+                entry = packages.setdefault(row.id, {"id": row.id, "manifest_key": row.manifest_key, "run_id": row.run_id,
+                                                     "build_problems": list(row.verify_problems or []), "members": []})
+                entry["members"].append({"request_pk": row.request_pk, "request_id": row.request_id, "name": row.name, "offset": row.offset,
+                                         "length": row.length, "sha256": row.sha256, "size": row.size})
+            if packages:
+                object_ids = dict(conn.execute(sa.select(p.c.id, p.c.object_id).where(p.c.id.in_(list(packages)))).all())
+                objects = {x.id: _object(x) for x in conn.execute(sa.select(t.objects).where(t.objects.c.id.in_(list(object_ids.values()))))}
+                for package_id, object_id in object_ids.items():
+                    packages[package_id]["object"] = objects[object_id]
+        return list(packages.values())
+
+    def answer_package(self, package_id: str, problems: list[str]) -> dict[str, int]:
+        """Answer the waiting members of a checked package: SUCCESS when the check found nothing, else ERROR (package flagged)."""
+        def tx() -> dict[str, int]:
+            counts = {t.SUCCESS: 0, t.ERROR: 0}
+            with self.engine.begin() as conn:
+                package = conn.execute(sa.select(t.packages.c.object_id).where(t.packages.c.id == package_id)).one()
+                rows = conn.execute(sa.select(t.requests).join(t.package_members, t.package_members.c.request_pk == t.requests.c.id)
+                                    .where(t.package_members.c.package_id == package_id, t.requests.c.status == t.DELAYED)).all()
+                reason = "package_integrity failed: " + "; ".join(problems) if problems else ""
+                if problems:
+                    self.catalog._flag(conn, package.object_id, reason)
+                    conn.execute(t.packages.update().where(t.packages.c.id == package_id).values(state="FAILED", verify_problems=problems))
+                for row in rows:
+                    messages = list(row.messages or []) + ([reason] if problems else [])
+                    status = t.ERROR if problems else t.SUCCESS
+                    conn.execute(t.requests.update().where(t.requests.c.id == row.id, t.requests.c.status == t.DELAYED).values(
+                        status=status, stage=None, messages=messages, updated_at=_now()))
+                    content = None if problems else (row.stage or {}).get("content")
+                    self.catalog._enqueue_response(conn, row.tenant, row.request_id, status, messages, content)
+                    counts[status] += 1
+            return counts
+
+        return self.catalog._with_retry(tx)
 
     def package_problems(self, run_id: str) -> list[tuple[str, list[str], int]]:
         """(package object URL, problems, members) for packages stored by ``run_id``."""

@@ -68,6 +68,11 @@ class StoredObject:
         return f"s3://{self.bucket}/{self.key}"
 
 
+def answer_stage(content: dict[str, Any] | None) -> dict[str, Any]:
+    """What a STORED (or stored DELAYED) request keeps until its check answers: the SUCCESS response's content."""
+    return {"kind": "answer", "content": content}
+
+
 def _request_row(row: Any) -> RequestRow:
     m = row._mapping
     return RequestRow(
@@ -104,6 +109,12 @@ _MARK_VERIFIED = t.requests.update().where(t.requests.c.id == sa.bindparam("b_pk
     stage=sa.bindparam("b_stage", type_=t.requests.c.stage.type), messages=sa.bindparam("b_messages", type_=t.requests.c.messages.type),
     updated_at=sa.bindparam("b_now"),
 )
+
+
+# A stored package whose members still wait for package_integrity's verdict (answered DELAYED so far).
+_PACKAGE_AWAITS_CHECK = sa.exists().where(
+    t.package_members.c.package_id == t.packages.c.id, t.package_members.c.offset.is_not(None),
+    t.requests.c.id == t.package_members.c.request_pk, t.requests.c.status == t.DELAYED)
 
 
 class Catalog:
@@ -187,12 +198,13 @@ class Catalog:
         return self.record_requests([(parsed, fallback_id)])[0]
 
     def record_requests(self, items: Sequence[tuple[ParsedRequest, str]]) -> list[str]:
-        """Persist received messages in one transaction; for each, 'new', 'duplicate' or 'invalid'.
+        """Persist received messages in one transaction; for each, 'new', 'retried', 'duplicate' or 'invalid'.
 
         A request already known by ``(tenant, requestId)`` is a duplicate (redelivery or resend)
-        and changes nothing. An invalid message is recorded as terminal ``INVALID_CONTENT``
-        with its response in the outbox; one without a usable tenant or request id is filed
-        under its ``fallback_id``.
+        and changes nothing, unless its last answer was ERROR or INVALID_CONTENT and the resend is
+        valid: then it is attempted again ('retried') and answered again. An invalid message is
+        recorded as terminal ``INVALID_CONTENT`` with its response in the outbox; one without a
+        usable tenant or request id is filed under its ``fallback_id``.
         """
         now = _now()
         rows = []
@@ -213,7 +225,7 @@ class Catalog:
             with self.engine.begin() as conn:
                 for (parsed, _), row in zip(items, rows):
                     if conn.execute(insert, row).rowcount == 0:
-                        outcomes.append("duplicate")
+                        outcomes.append("retried" if parsed.valid and self._attempt_again(conn, row) else "duplicate")
                     elif parsed.valid:
                         outcomes.append("new")
                     else:
@@ -222,6 +234,31 @@ class Catalog:
             return outcomes
 
         return self._with_retry(tx)
+
+    @staticmethod
+    def _attempt_again(conn: Any, row: dict[str, Any]) -> bool:
+        """A valid resend of a request whose last answer was ERROR or INVALID_CONTENT: back to PENDING, to be answered again.
+
+        Its earlier responses stay in the outbox (published or about to be) under a numbered
+        status (``ERROR-1``...), so that exactly one current answer per status is kept.
+        """
+        r, out = t.requests, t.responses
+        known = conn.execute(sa.select(r.c.id, r.c.status, r.c.messages).where(
+            r.c.tenant == row["tenant"], r.c.request_id == row["request_id"])).first()
+        if known is None or known.status not in (t.ERROR, t.INVALID_CONTENT):
+            return False
+        mine = sa.and_(out.c.tenant == row["tenant"], out.c.request_id == row["request_id"])
+        attempt = 1 + conn.execute(sa.select(sa.func.count()).where(mine, out.c.status.like("%-%"))).scalar()
+        for status in (t.DELAYED, *t.TERMINAL):
+            conn.execute(out.update().where(mine, out.c.status == status).values(status=f"{status}-{attempt}"))
+        conn.execute(t.package_members.delete().where(t.package_members.c.request_pk == known.id))  # a failed package's member row
+        previous = "; ".join(known.messages or [])[:500]
+        conn.execute(r.update().where(r.c.id == known.id).values(
+            status=t.PENDING, body=row["body"], algorithm=row["algorithm"], checksum=row["checksum"], owner=row["owner"],
+            session=row["session"], updated_at=row["updated_at"], batch_id=None, object_id=None, stage=None, deduplicated=False,
+            size=None, width=None, height=None, run_id=None,
+            messages=[f"sent again after its answer {known.status} ({previous}): attempt {attempt + 1}"]))
+        return True
 
     def _insert_ignoring_duplicates(self, table: sa.Table, keys: list[str]) -> Any:
         """INSERT ... ON CONFLICT DO NOTHING in the dialect at hand (rowcount 0 means it existed)."""
@@ -235,9 +272,10 @@ class Catalog:
 
     def tenants_with_work(self) -> list[str]:
         """Tenants with requests not yet terminal (pending, claimed or verified)."""
-        q = sa.select(t.requests.c.tenant).where(t.requests.c.status.in_((t.PENDING, t.CLAIMED, t.VERIFIED))).distinct()
+        q = sa.select(t.requests.c.tenant).where(t.requests.c.status.in_(t.IN_FLIGHT)).distinct()
+        waiting_packages = sa.select(t.packages.c.tenant).where(t.packages.c.state == "STORED", _PACKAGE_AWAITS_CHECK).distinct()
         with self.engine.connect() as conn:
-            return sorted(r[0] for r in conn.execute(q))
+            return sorted({r[0] for r in conn.execute(q)} | {r[0] for r in conn.execute(waiting_packages)})
 
     def status_counts(self, tenant: str | None = None) -> dict[str, int]:
         q = sa.select(t.requests.c.status, sa.func.count()).group_by(t.requests.c.status)
@@ -262,7 +300,7 @@ class Catalog:
         q = (
             sa.select(t.batches.c.id, t.batches.c.run_id)
             .join(t.requests, t.requests.c.batch_id == t.batches.c.id)
-            .where(t.batches.c.tenant == tenant, t.requests.c.status.in_((t.CLAIMED, t.VERIFIED)))
+            .where(t.batches.c.tenant == tenant, t.requests.c.status.in_((t.CLAIMED, t.VERIFIED, t.STORED)))
             .distinct()
         )
         with self.engine.connect() as conn:
@@ -401,12 +439,16 @@ class Catalog:
         """Remember that an object (or one member of a package) was missing or corrupt when read."""
         def tx() -> None:
             with self.engine.begin() as conn:
-                known = conn.execute(sa.select(t.bad_locations.c.object_id).where(
-                    t.bad_locations.c.object_id == object_id, t.bad_locations.c.member == member)).first()
-                if known is None:
-                    conn.execute(t.bad_locations.insert().values(object_id=object_id, member=member, reason=reason[:2000], flagged_at=_now()))
+                self._flag(conn, object_id, reason, member)
 
         self._with_retry(tx)
+
+    @staticmethod
+    def _flag(conn: Any, object_id: int, reason: str, member: str = "") -> None:
+        known = conn.execute(sa.select(t.bad_locations.c.object_id).where(
+            t.bad_locations.c.object_id == object_id, t.bad_locations.c.member == member)).first()
+        if known is None:
+            conn.execute(t.bad_locations.insert().values(object_id=object_id, member=member, reason=reason[:2000], flagged_at=_now()))
 
     def location_flagged(self, object_id: int, member: str = "") -> bool:
         """Whether the object, or this member of it, was flagged missing or corrupt."""
@@ -426,7 +468,11 @@ class Catalog:
 
     def store(self, obj: dict[str, Any], checksums: dict[str, str], succeeded: list[tuple[RequestRow, bool, dict[str, Any]]],
               run_id: str, rewritten: bool = False) -> int:
-        """Record a stored object and finish its requests (``(row, deduplicated, response content)``) in one transaction."""
+        """Record a stored object and its requests (``(row, deduplicated, response content)``) in one transaction.
+
+        The requests become STORED: their SUCCESS (kept with them) is queued only when the blocking
+        check that reads the object back passes (``answer_checked``).
+        """
         def tx() -> int:
             with self.engine.begin() as conn:
                 existing = conn.execute(
@@ -449,14 +495,80 @@ class Catalog:
                 for row, deduplicated, content in succeeded:
                     conn.execute(
                         t.requests.update().where(t.requests.c.id == row.pk).values(
-                            status=t.SUCCESS, object_id=object_id, deduplicated=deduplicated, stage=None,
+                            status=t.STORED, object_id=object_id, deduplicated=deduplicated, stage=answer_stage(content),
                             size=obj["size"], width=row.width, height=row.height, updated_at=_now(), run_id=run_id,
+                            messages=row.messages,
                         )
                     )
-                    self._enqueue_response(conn, row.tenant, row.request_id, t.SUCCESS, row.messages, content)
                 return object_id
 
         return self._with_retry(tx)
+
+    def awaiting_check(self, tenant: str | None) -> list[tuple[StoredObject, list[RequestRow]]]:
+        """STORED requests of ``tenant`` (None: every tenant) grouped by the object they point at: what checksum_integrity reads back."""
+        q = sa.select(t.requests).where(t.requests.c.status == t.STORED).order_by(t.requests.c.object_id, t.requests.c.id)
+        if tenant is not None:
+            q = q.where(t.requests.c.tenant == tenant)
+        with self.engine.connect() as conn:
+            rows = [_request_row(r) for r in conn.execute(q)]
+            ids = sorted({r.object_id for r in rows if r.object_id is not None})
+            objects = {o.id: o for o in (_object(x) for x in conn.execute(sa.select(t.objects).where(t.objects.c.id.in_(ids))))} if ids else {}
+        grouped: dict[int, list[RequestRow]] = {}
+        for row in rows:
+            grouped.setdefault(row.object_id or 0, []).append(row)
+        return [(objects[oid], group) for oid, group in grouped.items() if oid in objects]
+
+    def answer_checked(self, verdicts: dict[int, list[str]], check: str) -> dict[str, int]:
+        """Answer the STORED requests of checked objects: SUCCESS when the object's check found no problem, else ERROR.
+
+        A failed object is flagged (never offered again for deduplication or restore) and its
+        requests end ERROR with the check's reason, in the same transaction as their responses.
+        Returns how many requests were answered each way.
+        """
+        def tx() -> dict[str, int]:
+            counts = {t.SUCCESS: 0, t.ERROR: 0}
+            with self.engine.begin() as conn:
+                for object_id, problems in verdicts.items():
+                    rows = [_request_row(r) for r in conn.execute(sa.select(t.requests).where(
+                        t.requests.c.object_id == object_id, t.requests.c.status == t.STORED))]
+                    if problems:
+                        reason = f"{check} failed: " + "; ".join(problems)
+                        self._flag(conn, object_id, reason)
+                    for row in rows:
+                        content = (row.stage or {}).get("content")
+                        status, messages = (t.ERROR, row.messages + [reason]) if problems else (t.SUCCESS, row.messages)
+                        conn.execute(t.requests.update().where(t.requests.c.id == row.pk, t.requests.c.status == t.STORED).values(
+                            status=status, stage=None, messages=messages, updated_at=_now()))
+                        self._enqueue_response(conn, row.tenant, row.request_id, status, messages, None if problems else content)
+                        counts[status] += 1
+            return counts
+
+        return self._with_retry(tx)
+
+    def take_batches(self, tenant: str, run_id: str, statuses: Sequence[str], run_finished: Any) -> list[str]:
+        """The tenant's batches holding requests in ``statuses`` that this run may work on, oldest first.
+
+        A batch is this run's when it claimed it, or once its owner's run is over: it is then
+        taken over with a conditional update, so two runs never work on one batch.
+        """
+        q = (sa.select(t.batches.c.id, t.batches.c.run_id, sa.func.min(t.batches.c.created_at))
+             .join(t.requests, t.requests.c.batch_id == t.batches.c.id)
+             .where(t.batches.c.tenant == tenant, t.requests.c.status.in_(list(statuses)))
+             .group_by(t.batches.c.id, t.batches.c.run_id).order_by(sa.func.min(t.batches.c.created_at)))
+        with self.engine.connect() as conn:
+            found = [(b, owner) for b, owner, _ in conn.execute(q)]
+        mine = []
+        for batch_id, owner in found:
+            if owner == run_id:
+                mine.append(batch_id)
+            elif run_finished(owner):
+                def tx(batch_id: str = batch_id, owner: str = owner) -> int:
+                    with self.engine.begin() as conn:
+                        return conn.execute(t.batches.update().where(t.batches.c.id == batch_id, t.batches.c.run_id == owner)
+                                             .values(run_id=run_id)).rowcount
+                if self._with_retry(tx) == 1:
+                    mine.append(batch_id)
+        return mine
 
     def objects_for_batch(self, batch_id: str) -> list[StoredObject]:
         """Objects that a batch's requests point at (stored by it or deduplicated onto)."""

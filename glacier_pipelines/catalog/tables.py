@@ -6,11 +6,14 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
-# Request statuses. PENDING/CLAIMED/VERIFIED are in flight, DELAYED waits in an open package
-# (durably staged); the rest are terminal.
-PENDING, CLAIMED, VERIFIED, DELAYED = "PENDING", "CLAIMED", "VERIFIED", "DELAYED"
+# Request statuses. PENDING/CLAIMED/VERIFIED/STORED are in flight, DELAYED waits in a package
+# (open and durably staged, or stored and waiting for package_integrity); the rest are terminal.
+# STORED: the bytes are in S3 and the answer waits for the blocking check that covers the object
+# (checksum_integrity), so nobody is told SUCCESS about bytes that fail it.
+PENDING, CLAIMED, VERIFIED, STORED, DELAYED = "PENDING", "CLAIMED", "VERIFIED", "STORED", "DELAYED"
 SUCCESS, ERROR, INVALID_CONTENT = "SUCCESS", "ERROR", "INVALID_CONTENT"
 TERMINAL = (SUCCESS, ERROR, INVALID_CONTENT)
+IN_FLIGHT = (PENDING, CLAIMED, VERIFIED, STORED)
 
 requests = sa.Table(
     "requests",

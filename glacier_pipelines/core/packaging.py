@@ -129,6 +129,29 @@ def parse_manifest(data: bytes | str) -> list[dict[str, Any]]:
     return out
 
 
+def manifest_problems(data: bytes, key: str, package_sha256: str, members: Iterable[dict[str, Any]]) -> list[str]:
+    """What a stored manifest gets wrong about its package and the catalog's members (name, offset, length, sha256)."""
+    try:
+        rows = parse_manifest(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return [f"manifest unreadable: {exc}"]
+    problems = []
+    for row in rows:
+        if row["key"] != key or row.get("packageSha256") != package_sha256:
+            problems.append(f"manifest line for {row['name']} names package {row['key']} with SHA-256 {row.get('packageSha256')}, "
+                            f"recorded {key} with {package_sha256}")
+            break
+    listed = {row["name"]: row for row in rows}
+    for m in members:
+        row = listed.get(m["name"])
+        if row is None:
+            problems.append(f"{m['name']}: not in the manifest")
+        elif (row["offset"], row["length"], row["sha256"]) != (m["offset"], m["length"], m["sha256"]):
+            problems.append(f"{m['name']}: manifest says offset {row['offset']} (+{row['length']}) SHA-256 {row['sha256']}, "
+                            f"recorded {m['offset']} (+{m['length']}) {m['sha256']}")
+    return problems
+
+
 def member_url(bucket: str, key: str, name: str) -> str:
     return f"s3://{bucket}/{key}?member={quote(name, safe='/')}"
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from glacier_pipelines.core import checksums
+from glacier_pipelines.core import checksums, faults
 
 MiB = 1024 * 1024
 ARCHIVE_CLASSES = ("DEEP_ARCHIVE", "GLACIER", "GLACIER_IR")
@@ -556,7 +556,11 @@ def verify_stored(s3: Any, *, bucket: str, key: str, s3_checksum: str, size: int
         head = head_checksum(s3, bucket, key)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "?")
-        return [f"HEAD failed: {code}" if code not in ("404", "NoSuchKey") else "object is missing"]
+        if code in ("404", "NoSuchKey"):
+            return ["object is missing"]
+        if faults.classify(exc) != "request":  # S3 could not answer: no verdict on the object
+            raise
+        return [f"HEAD failed: {code}"]
     problems = []
     reported = head.get("ChecksumSHA256")
     if not same_checksum(reported, s3_checksum):

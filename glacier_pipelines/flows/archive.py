@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from glacier_pipelines.catalog import Catalog, RequestRow, StoredObject
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.packages import PackageStore
-from glacier_pipelines.core import checksums, images, keys, packaging, responses, transfer
+from glacier_pipelines.core import checksums, faults, images, keys, packaging, responses, transfer
 from glacier_pipelines.core.sources import SourceError, SourcePolicy, open_source
 from glacier_pipelines.flows import locations
 
@@ -63,6 +63,41 @@ class StepReport:
     objects: list[dict[str, Any]] = field(default_factory=list)
     aborted_uploads: int = 0
     swept_staged_files: int = 0
+    batches: list[str] = field(default_factory=list)
+    handled: list[tuple[str, str]] = field(default_factory=list)  # (request id, outcome) for the lineage table
+    held: list[tuple[str, str]] = field(default_factory=list)  # (request id, fault): kept in place for a later pass
+
+    def merge(self, other: "StepReport") -> None:
+        for name in ("considered", "verified", "stored", "deduplicated", "bytes", "aborted_uploads", "swept_staged_files"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("failed", "objects", "batches", "handled", "held"):
+            getattr(self, name).extend(getattr(other, name))
+
+
+@dataclass
+class CheckReport:
+    """What a blocking check read back and how it answered the requests waiting on it."""
+
+    checked: int = 0
+    mismatches: list[tuple[str, list[str]]] = field(default_factory=list)  # (object URL, problems)
+    answered: dict[str, int] = field(default_factory=lambda: {t.SUCCESS: 0, t.ERROR: 0})
+    requests: list[tuple[str, str, str]] = field(default_factory=list)  # (request id, object URL, answer)
+    unreachable: list[tuple[str, str]] = field(default_factory=list)  # (object URL, fault): not judged, still waiting
+
+
+def hold(report: StepReport, row: RequestRow, exc: BaseException) -> faults.ArchiveFault:
+    """A transient or configuration fault: the request keeps its place, the step stops and fails loudly."""
+    kind = faults.classify(exc)
+    reason = faults.describe(exc)
+    log.warning("request %s (%s) kept for a later pass: S3 %s fault: %s", row.request_id, row.tenant, kind, reason)
+    report.held.append((row.request_id, reason))
+    fault = faults.ArchiveFault(f"S3 {kind} fault, the batch stopped and its requests keep their place: {reason}", kind)
+    fault.report = report  # type: ignore[attr-defined]
+    return fault
+
+
+def _is_held(exc: BaseException) -> bool:
+    return isinstance(exc, (ClientError, BotoCoreError)) and faults.classify(exc) != "request"
 
 
 def claim_batch(catalog: Catalog, tenant: str, run_id: str, limit: int, run_finished: Callable[[str], bool]) -> tuple[str, int]:
@@ -187,15 +222,32 @@ class _BatchVerifier:
         self.gate = threading.Lock()  # one multipart stream at a time: parallel fetching never multiplies large-file memory
 
     def run(self) -> StepReport:
+        fault = None
         with ThreadPoolExecutor(max_workers=FETCHERS, thread_name_prefix="fetch") as pool:
             try:
                 for row in self.claimed:
                     self._fetch_ahead(pool)
                     self._verify_one(row)
+            except faults.ArchiveFault as exc:
+                fault = exc
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
+                if fault is not None:
+                    self._discard_fetched()
         self._record_verified()
+        if fault is not None:
+            raise fault
         return self.report
+
+    def _discard_fetched(self) -> None:
+        """Stages fetched ahead for requests that a fault left unverified: released, the requests stay CLAIMED."""
+        for future in self.fetches.values():
+            if future.done() and not future.cancelled() and future.exception() is None:
+                try:
+                    transfer.discard_stage(self.setup.s3, future.result().stage)
+                except (ClientError, BotoCoreError, OSError) as exc:
+                    log.warning("could not release a stage fetched ahead: %s", exc)
+        self.fetches.clear()
 
     def _fetch_ahead(self, pool: ThreadPoolExecutor) -> None:
         while self.ahead and len(self.fetches) < FETCH_AHEAD:
@@ -280,6 +332,8 @@ class _BatchVerifier:
         except SourceError as exc:
             _fail(setup, report, row, f"source {exc.url}: {exc.reason}")
         except (ClientError, BotoCoreError, transfer.StoreError) as exc:
+            if _is_held(exc):
+                raise hold(report, row, exc) from exc
             _fail(setup, report, row, f"upload to S3 failed: {exc}")
         except keys.InvalidKey as exc:
             _fail(setup, report, row, f"object key: {exc}")
@@ -298,7 +352,7 @@ def _fail(setup: ArchiveSetup, report: StepReport, row: RequestRow, reason: str)
     report.failed.append((row.request_id, reason))
 
 
-def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) -> StepReport:
+def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str, tidy: bool = True) -> StepReport:
     """Complete each verified upload (or put each staged file) and record the object."""
     report = StepReport(batch_id=batch_id, tenant=tenant)
     rows = setup.catalog.batch_requests(batch_id, [t.VERIFIED])
@@ -308,6 +362,8 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) ->
         report.considered += 1
         req, stage = row.request, row.stage
         assert stage is not None
+        if stage["kind"] == "file":  # a staged file goes to the bucket configured now (a wrong one may have been fixed since)
+            stage = dict(stage, bucket=setup.upload.bucket)
         try:
             found = locations.locate(setup.catalog, setup.s3, tenant, sha256=stage["sha256"])
             if found is not None:
@@ -331,6 +387,8 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) ->
             report.bytes += row.size or 0
             report.objects.append({"request": row.request_id, "url": f"s3://{stage['bucket']}/{stage['key']}", "size": row.size})
         except (ClientError, BotoCoreError, transfer.StoreError, OSError) as exc:
+            if _is_held(exc):  # the staged bytes or the open upload wait, VERIFIED, for the next pass
+                raise hold(report, row, exc) from exc
             _fail(setup, report, row, f"storing in S3 failed: {exc}")
         except Exception as exc:
             log.exception("request %s failed unexpectedly while storing", row.request_id)
@@ -344,14 +402,9 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) ->
             continue
         _link(setup, row, found, run_id)
         report.deduplicated += 1
-    try:
-        aborted = transfer.abort_stale_uploads(
-            setup.s3, setup.upload.bucket, keys.tenant_prefix(setup.key_prefix, tenant), setup.catalog.open_upload_ids(), setup.stale_upload_age
-        )
-        report.aborted_uploads = len(aborted)
-    except (ClientError, BotoCoreError) as exc:
-        log.warning("could not list multipart uploads to clean up: %s", exc)
-    report.swept_staged_files = len(sweep_staging(setup, tenant))
+    if tidy:  # store_waiting tidies once for all its batches
+        done = clean_up(setup, tenant)
+        report.aborted_uploads, report.swept_staged_files = done.aborted_uploads, done.swept_staged_files
     return report
 
 
@@ -384,13 +437,87 @@ def sweep_staging(setup: ArchiveSetup, tenant: str, now: datetime | None = None)
 
 
 def check_batch(setup: ArchiveSetup, batch_id: str) -> tuple[int, list[tuple[str, list[str]]]]:
-    """Read back what S3 holds for every object the batch's requests point at."""
-    objects = setup.catalog.objects_for_batch(batch_id)
-    mismatches = []
-    for obj in objects:
-        problems = transfer.verify_stored(
-            setup.s3, bucket=obj.bucket, key=obj.key, s3_checksum=obj.s3_checksum, size=obj.size, storage_class=obj.storage_class
-        )
+    """Read back every object the batch's requests point at, and answer those of them still waiting on the check."""
+    report = check_objects(setup, [(obj, []) for obj in setup.catalog.objects_for_batch(batch_id)])
+    return report.checked, report.mismatches
+
+
+def check_waiting(setup: ArchiveSetup, tenant: str | None) -> CheckReport:
+    """checksum_integrity's work: read back each object that STORED requests of ``tenant`` wait on, then answer them."""
+    return check_objects(setup, setup.catalog.awaiting_check(tenant))
+
+
+def check_objects(setup: ArchiveSetup, objects: list[tuple[StoredObject, list[RequestRow]]]) -> CheckReport:
+    """HEAD each object with checksum mode; its waiting requests are answered SUCCESS, or ERROR with the problems.
+
+    An object S3 could not be asked about (unreachable, throttled) gets no verdict: its requests
+    keep waiting and ArchiveFault is raised once the others are answered.
+    """
+    report = CheckReport()
+    verdicts: dict[int, list[str]] = {}
+    for obj, rows in objects:
+        try:
+            problems = transfer.verify_stored(setup.s3, bucket=obj.bucket, key=obj.key, s3_checksum=obj.s3_checksum, size=obj.size,
+                                              storage_class=obj.storage_class)
+        except (ClientError, BotoCoreError) as exc:
+            report.unreachable.append((obj.url, faults.describe(exc)))
+            continue
+        report.checked += 1
+        verdicts[obj.id] = problems
         if problems:
-            mismatches.append((obj.url, problems))
-    return len(objects), mismatches
+            report.mismatches.append((obj.url, problems))
+        report.requests += [(row.request_id, obj.url, t.ERROR if problems else t.SUCCESS) for row in rows]
+    if verdicts:
+        for status, n in setup.catalog.answer_checked(verdicts, "checksum_integrity").items():
+            report.answered[status] += n
+    raise_if_unreachable(report, "object(s)", "requests")
+    return report
+
+
+def raise_if_unreachable(report: Any, things: str, waiting: str) -> None:
+    """After a check answered what it could judge: fail loudly if S3 could not be asked about some (they keep waiting)."""
+    if report.unreachable:
+        url, reason = report.unreachable[0]
+        fault = faults.ArchiveFault(f"{len(report.unreachable)} {things} could not be read back (first: {url}: {reason}); "
+                                    f"their {waiting} keep waiting for the next check")
+        fault.report = report  # type: ignore[attr-defined]
+        raise fault
+
+
+def verify_waiting(setup: ArchiveSetup, tenant: str, run_id: str, run_finished: Callable[[str], bool]) -> StepReport:
+    """verified_files' work: every CLAIMED request of the tenant's batches that this run may take (its own, or a finished run's)."""
+    report = StepReport(batch_id="", tenant=tenant)
+    for batch_id in setup.catalog.take_batches(tenant, run_id, [t.CLAIMED], run_finished):
+        report.batches.append(batch_id)
+        try:
+            report.merge(verify_batch(setup, batch_id, tenant, run_id))
+        finally:
+            report.handled += [(r.request_id, r.status) for r in setup.catalog.batch_requests(batch_id)]
+    return report
+
+
+def store_waiting(setup: ArchiveSetup, tenant: str, run_id: str, run_finished: Callable[[str], bool]) -> StepReport:
+    """glacier_objects' work: every VERIFIED standalone file of the batches this run may take; cleans up after them."""
+    report = StepReport(batch_id="", tenant=tenant)
+    batches = setup.catalog.take_batches(tenant, run_id, [t.VERIFIED], run_finished)
+    for batch_id in batches:
+        report.batches.append(batch_id)
+        part = store_batch(setup, batch_id, tenant, run_id, tidy=False)
+        report.merge(part)
+        report.handled += [(o["request"], o["url"]) for o in part.objects]
+    report.merge(clean_up(setup, tenant))
+    return report
+
+
+def clean_up(setup: ArchiveSetup, tenant: str) -> StepReport:
+    """Abort the tenant's multipart uploads that nothing waits on, and sweep its stale staged files."""
+    report = StepReport(batch_id="", tenant=tenant)
+    try:
+        aborted = transfer.abort_stale_uploads(
+            setup.s3, setup.upload.bucket, keys.tenant_prefix(setup.key_prefix, tenant), setup.catalog.open_upload_ids(), setup.stale_upload_age
+        )
+        report.aborted_uploads = len(aborted)
+    except (ClientError, BotoCoreError) as exc:
+        log.warning("could not list multipart uploads to clean up: %s", exc)
+    report.swept_staged_files = len(sweep_staging(setup, tenant))
+    return report

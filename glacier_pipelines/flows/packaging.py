@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -19,8 +20,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.packages import PackageStore
-from glacier_pipelines.core import checksums, keys, packaging, responses, transfer
-from glacier_pipelines.flows.archive import ArchiveSetup
+from glacier_pipelines.core import checksums, faults, keys, packaging, responses, transfer
+from glacier_pipelines.flows.archive import ArchiveSetup, raise_if_unreachable
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
@@ -60,6 +61,64 @@ class PackagingReport:
 
 def eligible(policy: PackagingPolicy, tenant: str, activate: bool, size: int, stage_kind: str) -> bool:
     return activate and stage_kind == "file" and size <= policy.threshold_for(tenant)
+
+
+@dataclass
+class PackageCheckReport:
+    packages_checked: int = 0
+    members_checked: int = 0
+    problems: list[tuple[str, list[str]]] = field(default_factory=list)  # (package URL, problems)
+    answered: dict[str, int] = field(default_factory=lambda: {t.SUCCESS: 0, t.ERROR: 0})
+    requests: list[tuple[str, str, str]] = field(default_factory=list)  # (request id, package URL, answer)
+    unreachable: list[tuple[str, str]] = field(default_factory=list)
+
+
+def check_packages(setup: ArchiveSetup, tenant: str | None) -> PackageCheckReport:
+    """package_integrity's work: read back what S3 holds for each stored package whose members wait, then answer them.
+
+    The package object's size, class and SHA-256 as S3 reports them (HEAD with checksum mode)
+    must be those computed when the package was built, and its manifest (STANDARD, readable)
+    must list every member at the offset, length and SHA-256 the catalog recorded.
+    """
+    store = PackageStore(setup.catalog)
+    report = PackageCheckReport()
+    for package in store.awaiting_check(tenant):
+        obj = package["object"]
+        try:
+            problems = list(package["build_problems"])
+            problems += transfer.verify_stored(setup.s3, bucket=obj.bucket, key=obj.key, s3_checksum=obj.s3_checksum, size=obj.size,
+                                               storage_class=obj.storage_class)
+            problems += _manifest_problems(setup, obj, package)
+        except (ClientError, BotoCoreError) as exc:
+            report.unreachable.append((obj.url, faults.describe(exc)))
+            continue
+        report.packages_checked += 1
+        report.members_checked += len(package["members"])
+        if problems:
+            report.problems.append((obj.url, problems))
+        for status, n in store.answer_package(package["id"], problems).items():
+            report.answered[status] += n
+        report.requests += [(m["request_id"], obj.url, t.ERROR if problems else t.SUCCESS) for m in package["members"]]
+    raise_if_unreachable(report, "package(s)", "members")
+    return report
+
+
+def _manifest_problems(setup: ArchiveSetup, obj: Any, package: dict[str, Any]) -> list[str]:
+    if not package["manifest_key"]:
+        return ["no manifest was recorded"]
+    try:
+        body = setup.s3.get_object(Bucket=obj.bucket, Key=package["manifest_key"])["Body"].read()
+    except ClientError as exc:
+        if faults.client_error_code(exc) in ("NoSuchKey", "404"):
+            return [f"manifest {package['manifest_key']} is missing"]
+        raise
+    return packaging.manifest_problems(body, obj.key, obj.sha256, package["members"])
+
+
+def add_waiting_members(setup: ArchiveSetup, tenant: str, run_id: str, run_finished: Callable[[str], bool]) -> int:
+    """glacier_packages' intake: the verified small files of every batch this run may take go into the open package."""
+    return sum(add_verified_members(setup, batch_id, tenant, run_id)
+               for batch_id in setup.catalog.take_batches(tenant, run_id, [t.VERIFIED], run_finished))
 
 
 def add_verified_members(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) -> int:

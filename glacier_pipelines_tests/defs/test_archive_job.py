@@ -183,9 +183,24 @@ def test_checksum_integrity_fails_when_s3_holds_other_bytes(archive, instance):
     check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "checksum_integrity")
     assert not check.passed
     assert check.metadata["mismatches"].value == 1
-    key = archive.report("lab")["tampered"]["storedFileUrl"]
-    assert key in check.metadata["mismatched_objects"].value
+    stored = materializations(result)["glacier_objects"]["objects"]
+    url = next(part.strip() for part in stored.splitlines()[2].split("|") if part.strip().startswith("s3://"))
+    assert url in check.metadata["mismatched_objects"].value
     assert "checksum" in check.metadata["mismatched_objects"].value
+    # The check gates the answer: the requester is told ERROR with the check's reason, never SUCCESS.
+    row = archive.report("lab")["tampered"]
+    assert row["status"] == "ERROR" and row["storedFileUrl"] is None
+    assert any("checksum_integrity failed" in m and "checksum" in m for m in row["messages"])
+    answers = responses_of(archive)
+    assert answers["tampered"]["status"] == "ERROR"
+    assert [r.status for r in archive.catalog().unpublished_responses()] == []
+    import sqlalchemy as sa
+    from glacier_pipelines.catalog import tables as t
+    with archive.catalog().engine.connect() as conn:
+        said = conn.execute(sa.select(t.responses.c.status).where(t.responses.c.request_id == "tampered")).scalars().all()
+    assert said == ["ERROR"]
+    # The object is flagged: never offered again for deduplication.
+    assert archive.catalog().flagged_locations("lab")[0]["key"] in url
 
 
 def test_unfinished_batch_of_a_dead_run_is_adopted_and_stored_once(archive, instance):

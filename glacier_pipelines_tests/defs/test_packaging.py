@@ -15,15 +15,6 @@ from glacier_pipelines.core.packaging import parse_manifest, parse_member_url
 from glacier_pipelines_tests.conftest import BUCKET, materializations, responses_of, s3_client
 
 
-@pytest.fixture
-def packing(archive, monkeypatch):
-    """STANDARD class so the test can read packages back; packages close at 3,000 bytes of members."""
-    monkeypatch.setenv("GLACIER_STORAGE_CLASS", "STANDARD")
-    monkeypatch.setenv("GLACIER_PACKAGE_THRESHOLD_BYTES", "1000")
-    monkeypatch.setenv("GLACIER_PACKAGE_TARGET_BYTES", "3000")
-    return archive
-
-
 def _small(archive, name, size, **fields):
     data = hashlib.sha256(name.encode()).digest() * (size // 32) + b"x" * (size % 32)
     fields.setdefault("activateSmallFilePackaging", True)

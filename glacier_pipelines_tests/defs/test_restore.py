@@ -49,6 +49,7 @@ def archived(archive, instance):
         batch, _ = archive_flow.claim_batch(setup.catalog, tenant, f"setup-{tenant}", 100, lambda run: True)
         archive_flow.verify_batch(setup, batch, tenant, f"setup-{tenant}")
         archive_flow.store_batch(setup, batch, tenant, f"setup-{tenant}")
+        archive_flow.check_batch(setup, batch)  # the blocking check answers the stored requests
     report = archive.report()
     assert {row["status"] for row in report.values()} == {"SUCCESS"}
     return report

@@ -117,6 +117,7 @@ def test_broker_restarted_mid_batch(fault_env, broker, reliability):
             down_at = time.monotonic()
             assert not _broker_up()
             stored = flow.store_batch(setup, batch, "lab", "run-1")
+            flow.check_batch(setup, batch)  # the blocking check answers the stored requests
             assert stored.stored == len(reqs)
             time.sleep(max(0.0, 0.8 - (time.monotonic() - down_at)))  # a few ticks meet the broker away
             assert len(fault_env.catalog().unpublished_responses()) == len(reqs)  # kept in the outbox meanwhile

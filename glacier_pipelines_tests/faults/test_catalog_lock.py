@@ -58,6 +58,7 @@ def test_sqlite_catalog_locked_for_a_moment_mid_batch(fault_env, reliability):
     threading.Thread(target=release, daemon=True).start()
     verified = flow.verify_batch(setup, batch, "lab", "run-1")
     stored = flow.store_batch(setup, batch, "lab", "run-1")
+    flow.check_batch(setup, batch)  # the blocking check answers the stored requests
     elapsed = time.monotonic() - started
     assert verified.failed == [] and stored.failed == [] and stored.stored == len(reqs)
     assert elapsed >= HOLD_SECONDS * 0.9, "the batch never met the lock"
@@ -100,6 +101,7 @@ def test_postgres_catalog_unavailable_for_a_moment_mid_batch(fault_env, reliabil
     threading.Thread(target=back, daemon=True).start()
     verified = flow.verify_batch(setup, batch, "lab", "run-1")
     stored = flow.store_batch(setup, batch, "lab", "run-1")
+    flow.check_batch(setup, batch)  # the blocking check answers the stored requests
     admin.dispose()
     assert killed >= 1  # the catalog's pooled connections were there to be killed
     assert verified.failed == [] and stored.failed == [] and stored.stored == len(reqs)

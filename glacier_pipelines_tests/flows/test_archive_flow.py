@@ -28,6 +28,7 @@ def _run_steps(archive, tenant="lab"):
     batch, _ = flow.claim_batch(setup.catalog, tenant, "run-1", 100, lambda run: True)
     verified = flow.verify_batch(setup, batch, tenant, "run-1")
     stored = flow.store_batch(setup, batch, tenant, "run-1")
+    flow.check_batch(setup, batch)  # the blocking check answers the stored requests
     return setup, batch, verified, stored
 
 
@@ -81,6 +82,7 @@ def test_s3_source_is_fetched_with_the_same_client(archive):
 
 
 def test_store_failure_ends_in_error_and_leaves_nothing(archive, monkeypatch):
+    """S3 refuses this request's object itself (not the settings, not a passing fault): a final ERROR, nothing left behind."""
     from botocore.exceptions import ClientError
 
     from glacier_pipelines.core import transfer
@@ -89,11 +91,40 @@ def test_store_failure_ends_in_error_and_leaves_nothing(archive, monkeypatch):
     archive.submit(archive.request("lab", archive.file("f", data), data, requestId="f"))
 
     def refuse(*args, **kwargs):
-        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObject")
+        raise ClientError({"Error": {"Code": "EntityTooLarge", "Message": "no"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "PutObject")
 
     monkeypatch.setattr(transfer, "commit_stage", refuse)
     setup, batch, verified, stored = _run_steps(archive)
     row = archive.report("lab")["f"]
-    assert row["status"] == "ERROR" and "AccessDenied" in row["messages"][-1]
+    assert row["status"] == "ERROR" and "EntityTooLarge" in row["messages"][-1]
     assert list((archive.home / "staging").rglob("*")) == [p for p in (archive.home / "staging").rglob("*") if p.is_dir()]
     assert "Contents" not in s3_client().list_objects_v2(Bucket=BUCKET)
+
+
+def test_credentials_refused_at_store_keep_the_request_and_its_staged_bytes(archive, monkeypatch):
+    """AccessDenied is the operator's to fix (issue #21): the step stops naming what to fix; the request stays VERIFIED, staged."""
+    from botocore.exceptions import ClientError
+
+    from glacier_pipelines.core import transfer
+    from glacier_pipelines.core.faults import ArchiveFault
+
+    data = b"waits for the operator"
+    archive.submit(archive.request("lab", archive.file("f", data), data, requestId="f"))
+
+    def refuse(*args, **kwargs):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "PutObject")
+
+    real = transfer.commit_stage
+    monkeypatch.setattr(transfer, "commit_stage", refuse)
+    with pytest.raises(ArchiveFault, match="AccessDenied.*credentials") as stopped:
+        _run_steps(archive)
+    assert stopped.value.kind == "configuration"
+    assert archive.report("lab")["f"]["status"] == "VERIFIED"
+    assert [p for p in (archive.home / "staging").rglob("*") if p.is_file()], "the verified bytes stay staged"
+    assert archive.catalog().unpublished_responses() == []
+    monkeypatch.setattr(transfer, "commit_stage", real)
+    setup = _setup(archive)
+    batch = archive.catalog().batch_for_run("run-1")
+    flow.store_batch(setup, batch, "lab", "run-1")
+    flow.check_batch(setup, batch)
+    assert archive.report("lab")["f"]["status"] == "SUCCESS"

@@ -19,6 +19,7 @@ def _archive_steps(archive, run_id):
     batch, _ = flow.claim_batch(setup.catalog, "lab", run_id, 100, lambda run: True)
     verified = flow.verify_batch(setup, batch, "lab", run_id)
     stored = flow.store_batch(setup, batch, "lab", run_id)
+    flow.check_batch(setup, batch)  # the blocking check answers the stored requests
     return setup, verified, stored
 
 

@@ -342,6 +342,7 @@ def _archive_files(archive, files: dict[str, bytes], tenant: str = "lab") -> Non
     batch, _ = archive_flow.claim_batch(setup.catalog, tenant, "setup", 100, lambda run: True)
     archive_flow.verify_batch(setup, batch, tenant, "setup")
     archive_flow.store_batch(setup, batch, tenant, "setup")
+    archive_flow.check_batch(setup, batch)  # the blocking check answers the stored requests
     assert {row["status"] for row in archive.report(tenant).values()} == {"SUCCESS"}
 
 

@@ -37,6 +37,7 @@ def _staged_in_open_package(archive, *names):
     batch, _ = flow.claim_batch(setup.catalog, "lab", "run-1", 10, lambda run: True)
     flow.verify_batch(setup, batch, "lab", "run-1")
     flow.store_batch(setup, batch, "lab", "run-1")
+    flow.check_batch(setup, batch)  # the blocking check answers the stored requests
     assert packaging.add_verified_members(setup, batch, "lab", "run-1") == len(names)
     return setup
 
@@ -76,6 +77,7 @@ def test_a_member_copy_left_by_a_kill_after_the_package_was_stored_is_swept(arch
     folder = setup.staging_dir / "lab"
     staged = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     report = packaging.close_due(setup, setup.packaging, "lab", "run-2", close_all=True)
+    packaging.check_packages(setup, "lab")  # package_integrity answers the members
     assert report.closed == 1 and archive.catalog().status_counts("lab") == {t.SUCCESS: 2}
 
     for path, data in staged.items():  # as if the process had died before its unlinks
@@ -85,6 +87,7 @@ def test_a_member_copy_left_by_a_kill_after_the_package_was_stored_is_swept(arch
     batch, _ = flow.claim_batch(setup.catalog, "lab", "run-3", 10, lambda run: True)
     flow.verify_batch(setup, batch, "lab", "run-3")
     stored = flow.store_batch(setup, batch, "lab", "run-3")
+    flow.check_batch(setup, batch)  # the blocking check answers the stored requests
     assert stored.swept_staged_files == 2  # the next run's store step cleans up
     assert not any(p.is_file() for p in folder.rglob("*"))
     assert archive.catalog().status_counts("lab") == {t.SUCCESS: 3}

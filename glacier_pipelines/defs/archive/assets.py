@@ -1,8 +1,16 @@
-"""Archive path assets, partitioned by tenant: ingest_batch -> verified_files -> glacier_objects."""
+"""Archive path assets, partitioned by tenant: ingest_batch -> verified_files -> glacier_objects.
+
+Each asset stands alone: it works on what the catalog holds waiting for its step in that
+tenant's partition (claimed, verified, stored), in the batches its run may take (its own, or
+those of runs that are over). So any asset can be materialized, re-materialized or backfilled
+by itself, and runs started by sensors, the CLI, the UI and backfills all take the same path.
+"""
 
 
 import dagster as dg
 
+from glacier_pipelines.core import faults
+from glacier_pipelines.defs.archive.common import OWNERS, RETRY, S3_UPLOADS, md_cell, md_table, root_run_id, run_finished, step_fault
 from glacier_pipelines.defs.partitions import tenants
 from glacier_pipelines.flows import archive as flow
 from glacier_pipelines.resources.archive import (
@@ -13,35 +21,15 @@ from glacier_pipelines.resources.archive import (
     archive_setup,
 )
 
-OWNERS = ["team:archive"]
-# Concurrency pools (limits per instance: `dagster instance concurrency set`, or concurrency.pools.default_limit).
-S3_UPLOADS = "s3_uploads"
-GLACIER_RESTORES = "glacier_restores"
-RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
-
-
-def _root_run_id(context: dg.AssetExecutionContext) -> str:
-    """Batches belong to the root run, so a re-execution continues the same batch."""
-    return context.run.root_run_id or context.run.run_id
-
-
-def _batch_id(context: dg.AssetExecutionContext, catalog: CatalogResource) -> str:
-    batch_id = catalog.get().batch_for_run(_root_run_id(context))
-    if batch_id is None:
-        raise dg.Failure("no batch was claimed by this run: materialize ingest_batch first")
-    return batch_id
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+__all__ = ["OWNERS", "S3_UPLOADS", "RETRY", "ingest_batch", "verified_files", "glacier_objects"]
 
 
 def _failures_table(failed: list[tuple[str, str]]) -> dg.MetadataValue:
-    if not failed:
-        return dg.MetadataValue.md("No failures.")
-    rows = "\n".join(f"| `{rid}` | {_md_cell(reason)} |" for rid, reason in failed[:200])
-    more = f"\n\n…and {len(failed) - 200} more" if len(failed) > 200 else ""
-    return dg.MetadataValue.md(f"| request | reason |\n|---|---|\n{rows}{more}")
+    return md_table(["request", "reason"], [(f"`{rid}`", reason) for rid, reason in failed], "No failures.")
+
+
+def _nothing_waiting(step: str) -> dict:
+    return {"nothing_waiting": True, "note": f"nothing was waiting for {step} in this partition"}
 
 
 @dg.asset(
@@ -54,13 +42,8 @@ def _failures_table(failed: list[tuple[str, str]]) -> dg.MetadataValue:
 def ingest_batch(context: dg.AssetExecutionContext, catalog: CatalogResource, request_transport: RequestTransportResource) -> dg.MaterializeResult:
     """The tenant's pending storage requests, claimed from the catalog into a durable batch (id, request ids, time)."""
     tenant = context.partition_key
-    run_id = _root_run_id(context)
-
-    def run_finished(owner: str) -> bool:
-        run = context.instance.get_run_by_id(owner)
-        return run is None or run.is_finished
-
-    batch_id, count = flow.claim_batch(catalog.get(), tenant, run_id, request_transport.batch_size, run_finished)
+    run_id = root_run_id(context)
+    batch_id, count = flow.claim_batch(catalog.get(), tenant, run_id, request_transport.batch_size, run_finished(context))
     rows = catalog.get().batch_requests(batch_id)
     context.log.info(f"batch {batch_id}: {count} request(s) for tenant {tenant}")
     return dg.MaterializeResult(
@@ -69,9 +52,9 @@ def ingest_batch(context: dg.AssetExecutionContext, catalog: CatalogResource, re
             "tenant": tenant,
             "requests": count,
             # A table an auditor can search from the UI: `glacier-pipelines audit REQUEST_ID` tells each request's story.
-            "request_ids": dg.MetadataValue.md(
-                "| request | batch | run |\n|---|---|---|\n" + "\n".join(f"| `{_md_cell(r.request_id)}` | `{batch_id}` | `{run_id}` |" for r in rows[:100])
-                + (f"\n\n…and {len(rows) - 100} more" if len(rows) > 100 else "") if rows else "No requests."),
+            "request_ids": md_table(["request", "batch", "run"], [(f"`{r.request_id}`", f"`{batch_id}`", f"`{run_id}`") for r in rows],
+                                    "No requests."),
+            **({} if count else _nothing_waiting("ingest_batch")),
         }
     )
 
@@ -92,20 +75,25 @@ def verified_files(
     sources: SourcesResource,
     request_transport: RequestTransportResource,
 ) -> dg.MaterializeResult:
-    """Each file of the batch fetched once, checksum-verified, measured (size, image width/height) and staged."""
+    """Each claimed file of the tenant fetched once, checksum-verified, measured (size, image width/height) and staged."""
     setup = archive_setup(catalog, archive_store, sources, request_transport)
-    batch_id = _batch_id(context, catalog)
-    report = flow.verify_batch(setup, batch_id, context.partition_key, _root_run_id(context))
+    try:
+        report = flow.verify_waiting(setup, context.partition_key, root_run_id(context), run_finished(context))
+    except faults.ArchiveFault as exc:
+        raise step_fault(context, exc) from None
     context.log.info(f"verified {report.verified}, deduplicated {report.deduplicated}, failed {len(report.failed)}")
     return dg.MaterializeResult(
         metadata={
-            "batch_id": batch_id,
+            "batch_ids": ", ".join(report.batches) or "none",
             "requested": report.considered,
             "verified": report.verified,
             "deduplicated": report.deduplicated,
             "failed": len(report.failed),
             "bytes_verified": report.bytes,
+            "requests": md_table(["request", "status after this step"], [(f"`{rid}`", status) for rid, status in report.handled],
+                                 "No requests."),
             "failures": _failures_table(report.failed),
+            **({} if report.considered else _nothing_waiting("verified_files")),
         }
     )
 
@@ -127,15 +115,18 @@ def glacier_objects(
     sources: SourcesResource,
     request_transport: RequestTransportResource,
 ) -> dg.MaterializeResult:
-    """Verified files stored as S3 objects in the configured Glacier storage class, recorded in the catalog."""
+    """Verified files stored as S3 objects in the configured Glacier storage class, recorded in the catalog.
+
+    Their requests are answered by the blocking check checksum_integrity, once S3 has been read back.
+    """
     setup = archive_setup(catalog, archive_store, sources, request_transport)
-    batch_id = _batch_id(context, catalog)
-    report = flow.store_batch(setup, batch_id, context.partition_key, _root_run_id(context))
-    objects = report.objects[:100]
-    table = "\n".join(f"| `{o['request']}` | {o['url']} | {o['size']} |" for o in objects)
+    try:
+        report = flow.store_waiting(setup, context.partition_key, root_run_id(context), run_finished(context))
+    except faults.ArchiveFault as exc:
+        raise step_fault(context, exc) from None
     return dg.MaterializeResult(
         metadata={
-            "batch_id": batch_id,
+            "batch_ids": ", ".join(report.batches) or "none",
             "bucket": archive_store.bucket,
             "storage_class": archive_store.storage_class,
             "stored": report.stored,
@@ -144,7 +135,11 @@ def glacier_objects(
             "bytes_stored": report.bytes,
             "aborted_stale_uploads": report.aborted_uploads,
             "swept_staged_files": report.swept_staged_files,
-            "objects": dg.MetadataValue.md(f"| request | object | bytes |\n|---|---|---|\n{table}" if objects else "No new objects."),
+            "objects": md_table(["request", "object", "bytes"], [(f"`{o['request']}`", o["url"], o["size"]) for o in report.objects],
+                                "No new objects."),
             "failures": _failures_table(report.failed),
+            **({} if report.considered else _nothing_waiting("glacier_objects")),
         }
     )
+
+

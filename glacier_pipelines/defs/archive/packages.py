@@ -3,7 +3,9 @@
 import dagster as dg
 
 from glacier_pipelines.catalog.packages import PackageStore
-from glacier_pipelines.defs.archive.assets import OWNERS, S3_UPLOADS, _md_cell, _root_run_id, verified_files
+from glacier_pipelines.core import faults
+from glacier_pipelines.defs.archive.assets import verified_files
+from glacier_pipelines.defs.archive.common import OWNERS, S3_UPLOADS, md_table, root_run_id, run_finished, step_fault
 from glacier_pipelines.defs.partitions import tenants
 from glacier_pipelines.defs.status import schedule_status, unset
 from glacier_pipelines.flows import packaging as flow
@@ -31,15 +33,15 @@ class PackagesConfig(dg.Config):
 )
 def glacier_packages(context: dg.AssetExecutionContext, config: PackagesConfig, catalog: CatalogResource, archive_store: ArchiveStoreResource,
                      sources: SourcesResource, request_transport: RequestTransportResource) -> dg.MaterializeResult:
-    """Small verified files packed into uncompressed tar packages (one Glacier object each) with a manifest beside each."""
+    """Small verified files packed into uncompressed tar packages (one Glacier object each) with a manifest beside each.
+
+    Members answer DELAYED when they join the open package; package_integrity answers them once the stored package is read back.
+    """
     setup = archive_setup(catalog, archive_store, sources, request_transport)
-    tenant, run_id = context.partition_key, _root_run_id(context)
-    batch_id = setup.catalog.batch_for_run(run_id)
-    added = flow.add_verified_members(setup, batch_id, tenant, run_id) if batch_id else 0
+    tenant, run_id = context.partition_key, root_run_id(context)
+    added = flow.add_waiting_members(setup, tenant, run_id, run_finished(context))
     report = flow.close_due(setup, setup.packaging, tenant, run_id, close_all=config.close_all)
     open_now = PackageStore(setup.catalog).open_packages(tenant)
-    rows = "\n".join(f"| {p['url']} | {p['members']} | {p['bytes']} |" for p in report.packages[:100])
-    failures = "\n".join(f"| `{k}` | {_md_cell(v)} |" for k, v in report.failed[:100])
     return dg.MaterializeResult(metadata={
         "members_added": added,
         "packages_stored": report.closed,
@@ -48,20 +50,33 @@ def glacier_packages(context: dg.AssetExecutionContext, config: PackagesConfig, 
         "open_packages": len(open_now),
         "open_member_bytes": sum(p["member_bytes"] for p in open_now),
         "failed": len(report.failed),
-        "packages": dg.MetadataValue.md(f"| package | members | bytes |\n|---|---|---|\n{rows}" if rows else "No package stored."),
-        "failures": dg.MetadataValue.md(f"| item | reason |\n|---|---|\n{failures}" if failures else "No failures."),
+        "packages": md_table(["package", "members", "bytes"], [(p["url"], p["members"], p["bytes"]) for p in report.packages],
+                             "No package stored."),
+        "failures": md_table(["item", "reason"], [(f"`{k}`", v) for k, v in report.failed], "No failures."),
+        **({} if added or report.closed or report.failed else
+           {"nothing_waiting": True, "note": "nothing was waiting for glacier_packages in this partition (no verified small file, no due package)"}),
     })
 
 
 @dg.asset_check(asset=glacier_packages, blocking=True,
-                description="Every member's recorded offset and length reproduce its SHA-256 from the package bytes (checked on the built "
-                            "package before upload, since Glacier classes are not readable afterwards).")
-def package_integrity(context: dg.AssetCheckExecutionContext, catalog: CatalogResource) -> dg.AssetCheckResult:
-    stored = PackageStore(catalog.get()).package_problems(_root_run_id(context))  # type: ignore[arg-type]
-    bad = [(url, problems) for url, problems, _ in stored if problems]
-    return dg.AssetCheckResult(passed=not bad, metadata={
-        "packages_checked": len(stored), "members_checked": sum(n for _, _, n in stored), "packages_with_problems": len(bad),
-        "problems": dg.MetadataValue.md("\n".join(f"- {u}: {'; '.join(p)}" for u, p in bad) or "All members reproduce their checksums."),
+                description="Reads back each stored package whose members wait: S3's checksum, size and class of the package object "
+                            "against those computed when it was built, and its manifest against the members' recorded offsets, "
+                            "lengths and SHA-256. Members are answered SUCCESS only then; a package with problems is flagged and "
+                            "its members answered ERROR.")
+def package_integrity(context: dg.AssetCheckExecutionContext, catalog: CatalogResource, archive_store: ArchiveStoreResource,
+                      sources: SourcesResource, request_transport: RequestTransportResource) -> dg.AssetCheckResult:
+    setup = archive_setup(catalog, archive_store, sources, request_transport)
+    try:
+        report = flow.check_packages(setup, context.partition_key if context.has_partition_key else None)
+    except faults.ArchiveFault as exc:
+        raise step_fault(context, exc) from None
+    return dg.AssetCheckResult(passed=not report.problems, metadata={
+        "packages_checked": report.packages_checked, "members_checked": report.members_checked,
+        "packages_with_problems": len(report.problems),
+        "answered_success": report.answered["SUCCESS"], "answered_error": report.answered["ERROR"],
+        "problems": md_table(["package", "problems"], [(u, "; ".join(p)) for u, p in report.problems], "All members reproduce their checksums."),
+        "requests": md_table(["request", "package", "answer"], [(f"`{r}`", u, a) for r, u, a in report.requests],
+                             "No member was waiting for this check."),
     })
 
 

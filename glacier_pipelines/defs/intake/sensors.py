@@ -10,6 +10,7 @@ import socket
 
 import dagster as dg
 
+from glacier_pipelines.catalog.packages import PackageStore
 from glacier_pipelines.core.transport import TransportError
 from glacier_pipelines.defs.archive.jobs import archive_job
 from glacier_pipelines.defs.partitions import tenants
@@ -25,13 +26,17 @@ MAX_SECONDS_PER_TICK = 20.0
 
 
 def plan_runs(catalog, known_partitions: set[str], run_finished) -> tuple[list[dg.RunRequest], list[str]]:
-    """One run request per tenant with pending work (or abandoned batches), keyed so a repeat is harmless."""
+    """One run request per tenant with pending work (or work that runs now over left: batches, packages awaiting their check).
+
+    Keyed so that a repeat is harmless.
+    """
     requests, new_partitions = [], []
     for tenant in catalog.tenants_with_work():
         if not tenant:
             continue
         marker = catalog.pending_marker(tenant)
         abandoned = sorted(b for b, owner in catalog.batch_runs_in_flight(tenant).items() if run_finished(owner))
+        abandoned += sorted(p["id"] for p in PackageStore(catalog).awaiting_check(tenant) if not p["run_id"] or run_finished(p["run_id"]))
         if marker is None and not abandoned:
             continue
         if tenant not in known_partitions:

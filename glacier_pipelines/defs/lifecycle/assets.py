@@ -4,7 +4,7 @@ import dagster as dg
 
 from glacier_pipelines.core.lifecycle import markdown as lifecycle_markdown
 from glacier_pipelines.core.moves import MoveError
-from glacier_pipelines.defs.archive.assets import _md_cell, _root_run_id
+from glacier_pipelines.defs.archive.common import md_cell as _md_cell, root_run_id as _root_run_id
 from glacier_pipelines.defs.partitions import tenants
 from glacier_pipelines.flows import lifecycle as lifecycle_flow
 from glacier_pipelines.flows import moves as flow

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from glacier_pipelines.defs.archive.assets import _md_cell, glacier_objects
+from glacier_pipelines.defs.archive.assets import glacier_objects
+from glacier_pipelines.defs.archive.common import md_cell as _md_cell
 from glacier_pipelines.defs.archive.packages import glacier_packages
 from glacier_pipelines.defs.operations.checks import catalog_objects_present, catalog_objects_present_spec
 from glacier_pipelines.defs.partitions import tenants

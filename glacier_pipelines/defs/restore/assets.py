@@ -5,7 +5,8 @@ import base64
 import dagster as dg
 
 from glacier_pipelines.core.restores import parse_restore_request
-from glacier_pipelines.defs.archive.assets import GLACIER_RESTORES, _md_cell, _root_run_id, glacier_objects
+from glacier_pipelines.defs.archive.assets import glacier_objects
+from glacier_pipelines.defs.archive.common import GLACIER_RESTORES, md_cell as _md_cell, root_run_id as _root_run_id
 from glacier_pipelines.defs.partitions import tenants
 from glacier_pipelines.flows import costs
 from glacier_pipelines.flows import restore as flow

@@ -4,7 +4,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from glacier_pipelines.catalog import tables as t
-from glacier_pipelines.defs.archive.assets import _root_run_id
+from glacier_pipelines.defs.archive.common import root_run_id as _root_run_id
 from glacier_pipelines.defs.restore.assets import _table, restored_files
 from glacier_pipelines.resources.archive import CatalogResource
 

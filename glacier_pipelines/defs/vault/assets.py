@@ -5,7 +5,7 @@ import base64
 import dagster as dg
 
 from glacier_pipelines.core import vault_names
-from glacier_pipelines.defs.archive.assets import _md_cell, _root_run_id
+from glacier_pipelines.defs.archive.common import md_cell as _md_cell, root_run_id as _root_run_id
 from glacier_pipelines.flows import vault as flow
 from glacier_pipelines.resources.archive import ArchiveStoreResource, CatalogResource
 from glacier_pipelines.resources.vault import VaultResource
