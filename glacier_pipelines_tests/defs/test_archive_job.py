@@ -286,3 +286,31 @@ def test_partition_runs_are_recorded_as_materializations(archive, instance):
     for key in ("ingest_batch", "verified_files", "glacier_objects"):
         event = instance.get_latest_materialization_event(dg.AssetKey(key))
         assert event is not None and event.dagster_event.partition == "lab"
+
+
+def test_a_request_resent_after_an_error_is_attempted_again_and_answered(archive, instance):
+    """Issue #21: the requester who sends the same requestId again after an ERROR gets a new attempt and a new answer."""
+    import sqlalchemy as sa
+
+    from glacier_pipelines.catalog import tables as t
+
+    data = b"the right bytes"
+    archive.submit(archive.request("lab", archive.file("r", data), b"announced wrongly", requestId="again"))
+    assert archive.run("lab", instance).success
+    assert archive.report("lab")["again"]["status"] == "ERROR"
+    first = responses_of(archive)
+    assert first["again"]["status"] == "ERROR"
+
+    archive.submit(archive.request("lab", archive.file("r", data), data, requestId="again"))  # corrected, same id
+    row = archive.report("lab")["again"]
+    assert row["status"] == "PENDING" and "sent again after its answer ERROR" in row["messages"][0]
+    assert archive.run("lab", instance).success
+    assert archive.report("lab")["again"]["status"] == "SUCCESS"
+    assert responses_of(archive)["again"]["status"] == "SUCCESS"
+    with archive.catalog().engine.connect() as conn:
+        kept = conn.execute(sa.select(t.responses.c.status).where(t.responses.c.request_id == "again").order_by(t.responses.c.id)).scalars().all()
+    assert kept == ["ERROR-1", "SUCCESS"]  # the history stays; one current answer
+
+    archive.submit(archive.request("lab", archive.file("r", data), data, requestId="again"))  # resent after SUCCESS: a duplicate
+    assert archive.report("lab")["again"]["status"] == "SUCCESS"
+    assert archive.catalog().unpublished_responses() == []
