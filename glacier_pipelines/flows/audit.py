@@ -145,7 +145,7 @@ def dagster_story(instance: Any, run_ids: list[str], tenant: str, needles: list[
             elif de.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
                 c = de.event_specific_data
                 entry["checks"].append({"check": c.check_name, "asset": c.asset_key.to_user_string(), "passed": c.passed, "at": when,
-                                        "metadata": _scalars(c.metadata)})
+                                        "namesThisFile": _mentions(c.metadata, needles), "metadata": _scalars(c.metadata)})
             else:
                 error = getattr(de.event_specific_data, "error", None)
                 entry["failures"].append(f"{de.step_key or 'run'}: {error.message.strip() if error else de.message}")
@@ -153,11 +153,41 @@ def dagster_story(instance: Any, run_ids: list[str], tenant: str, needles: list[
     return runs
 
 
+# The archive path's assets and checks, whose metadata tables name each request they handled.
+ARCHIVE_ASSETS = ("ingest_batch", "verified_files", "glacier_objects", "glacier_packages")
+ARCHIVE_CHECKS = (("glacier_objects", "checksum_integrity"), ("glacier_packages", "package_integrity"))
+
+
+def runs_naming(instance: Any, tenant: str, request_id: str, limit: int = 500) -> list[str]:
+    """Runs whose archive materializations (tenant's partition) or check evaluations name the request, from the event log.
+
+    The lineage the UI shows: each step may run in a run of its own (assets stand alone), so
+    the catalog's run ids alone do not name every run that handled the file.
+    """
+    import dagster as dg
+
+    needle = [f"`{request_id}`"]
+    found: list[tuple[float, str]] = []
+    for name in ARCHIVE_ASSETS:
+        records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(name), asset_partitions=[tenant]),
+                                                  limit=limit).records
+        found += [(r.timestamp, r.run_id) for r in records if r.asset_materialization and _mentions(r.asset_materialization.metadata, needle)]
+    for asset, check in ARCHIVE_CHECKS:
+        for r in instance.event_log_storage.get_asset_check_execution_history(dg.AssetCheckKey(dg.AssetKey(asset), check), limit=limit):
+            event = r.event.dagster_event if r.event else None
+            data = event.event_specific_data if event else None
+            if data is not None and _mentions(getattr(data, "metadata", {}) or {}, needle):
+                found.append((r.event.timestamp, r.run_id))
+    return [run_id for _, run_id in sorted(found)]
+
+
 def audit(catalog: Catalog, instance: Any, request_id: str, tenant: str | None = None) -> dict[str, Any]:
     """One JSON-ready document: the catalog's story of the request plus the Dagster runs that touched it."""
     story = catalog_story(catalog, request_id, tenant)
     ids = [story["batch"] and story["batch"]["runId"], story["runId"], story["object"] and story["object"]["runId"],
            story["package"] and story["package"]["runId"], *[x["runId"] for x in story["restores"]]]
+    if instance is not None:
+        ids += runs_naming(instance, story["tenant"], request_id)
     run_ids = list(dict.fromkeys(i for i in ids if i))
     needles = [request_id, (story["batch"] or {}).get("batchId") or "", (story["object"] or {}).get("url") or ""]
     story["runs"] = dagster_story(instance, run_ids, story["tenant"], needles) if instance is not None else []
@@ -197,7 +227,8 @@ def render(story: dict[str, Any]) -> str:
             add(f"    materialized {m['asset']} [{m['partition']}] {m['at']}" + (" (names this file)" if m["namesThisFile"] else "")
                 + (f": {keys}" if keys else ""))
         for c in r["checks"]:
-            add(f"    check {c['check']} on {c['asset']}: {'PASSED' if c['passed'] else 'FAILED'} "
+            add(f"    check {c['check']} on {c['asset']}: {'PASSED' if c['passed'] else 'FAILED'}"
+                + (" (names this file) " if c.get("namesThisFile") else " ")
                 + ", ".join(f"{k} {v}" for k, v in c["metadata"].items()))
     for x in story["restores"]:
         cost = f"${x['estimatedCostUsd']:.6f}" if x["estimatedCostUsd"] is not None else "no estimate"

@@ -72,6 +72,17 @@ def test_each_step_materialized_alone_in_its_own_run(archive, instance):
     assert {r["status"] for r in archive.report("lab").values()} == {"SUCCESS"}
     assert said(archive, "a") == said(archive, "b") == ["SUCCESS"]
 
+    # Lineage for audits: the event log names, for this file, the run of each step and the check that passed on it.
+    from glacier_pipelines.flows.audit import audit, render
+
+    story = audit(archive.catalog(), instance, "a")
+    by_run = {r["runId"]: r for r in story["runs"]}
+    assert set(by_run) >= {ingest.run_id, verify.run_id, store.run_id, check.run_id}
+    assert [m["namesThisFile"] for m in by_run[verify.run_id]["materializations"]] == [True]
+    assert [m["namesThisFile"] for m in by_run[store.run_id]["materializations"]] == [True]
+    assert [(c["check"], c["passed"], c["namesThisFile"]) for c in by_run[check.run_id]["checks"]] == [("checksum_integrity", True, True)]
+    assert "check checksum_integrity on glacier_objects: PASSED (names this file)" in render(story)
+
 
 @pytest.mark.parametrize("asset", ["ingest_batch", "verified_files", "glacier_objects", "glacier_packages"])
 def test_nothing_waiting_ends_quickly_and_says_so(archive, instance, asset):
