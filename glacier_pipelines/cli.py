@@ -448,7 +448,9 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
     r = resources_from_env()
     counts = rebuild(r["catalog"].get(), r["archive_store"].client(), r["archive_store"].bucket, r["archive_store"].key_prefix)
     print(json.dumps(counts) if args.json else
-          f"rebuilt: {counts['manifests']} package manifest(s), {counts['members']} member request(s), {counts['objects']} standalone object(s)")
+          f"rebuilt: {counts['manifests']} package manifest(s), {counts['members']} member request(s), {counts['objects']} standalone object(s), "
+          f"{counts['ledger_requests']} request(s) from the ledger ({counts['unresolved']} naming an object the bucket lacks), "
+          f"{counts['restores']} restore state(s)")
     return 0
 
 

@@ -196,6 +196,14 @@ def image_bytes(fmt: str, size: tuple[int, int]) -> bytes:
     return buf.getvalue()
 
 
+def archived_keys(s3: Any = None) -> list[str]:
+    """The bucket's keys that hold archived bytes or manifests: the request ledger (core/ledger.py) is left out."""
+    from glacier_pipelines.core.ledger import is_ledger_key
+
+    listing = (s3 or s3_client()).list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    return sorted(o["Key"] for o in listing if not is_ledger_key(o["Key"]))
+
+
 def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
     return {
         ev.asset_key.to_user_string(): {k: v.value for k, v in ev.materialization.metadata.items()}

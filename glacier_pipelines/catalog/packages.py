@@ -180,8 +180,8 @@ class PackageStore:
     def awaiting_check(self, tenant: str | None) -> list[dict[str, Any]]:
         """Stored packages of ``tenant`` (None: every tenant) whose members wait for package_integrity: package, object, members."""
         p, pm, r = t.packages, t.package_members, t.requests
-        q = (sa.select(p.c.id, p.c.manifest_key, p.c.verify_problems, p.c.run_id, pm.c.request_pk, pm.c.name, pm.c.offset, pm.c.length,
-                       pm.c.sha256, pm.c.size, r.c.request_id)
+        q = (sa.select(p.c.id, p.c.tenant, p.c.manifest_key, p.c.verify_problems, p.c.run_id, pm.c.request_pk, pm.c.name, pm.c.offset,
+                       pm.c.length, pm.c.sha256, pm.c.size, r.c.request_id, r.c.stage, r.c.deduplicated)
              .join(pm, pm.c.package_id == p.c.id).join(r, r.c.id == pm.c.request_pk)
              .where(p.c.state == "STORED", pm.c.offset.is_not(None), r.c.status == t.DELAYED)
              .order_by(p.c.closed_at, pm.c.request_pk))
@@ -190,10 +190,11 @@ class PackageStore:
         packages: dict[str, dict[str, Any]] = {}
         with self.engine.connect() as conn:
             for row in conn.execute(q):
-                entry = packages.setdefault(row.id, {"id": row.id, "manifest_key": row.manifest_key, "run_id": row.run_id,
+                entry = packages.setdefault(row.id, {"id": row.id, "tenant": row.tenant, "manifest_key": row.manifest_key, "run_id": row.run_id,
                                                      "build_problems": list(row.verify_problems or []), "members": []})
                 entry["members"].append({"request_pk": row.request_pk, "request_id": row.request_id, "name": row.name, "offset": row.offset,
-                                         "length": row.length, "sha256": row.sha256, "size": row.size})
+                                         "length": row.length, "sha256": row.sha256, "size": row.size,
+                                         "content": (row.stage or {}).get("content"), "deduplicated": bool(row.deduplicated)})
             if packages:
                 object_ids = dict(conn.execute(sa.select(p.c.id, p.c.object_id).where(p.c.id.in_(list(packages)))).all())
                 objects = {x.id: _object(x) for x in conn.execute(sa.select(t.objects).where(t.objects.c.id.in_(list(object_ids.values()))))}

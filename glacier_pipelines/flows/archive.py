@@ -7,6 +7,7 @@ the others: it ends ``ERROR`` with a message, and its response is queued.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -23,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from glacier_pipelines.catalog import Catalog, RequestRow, StoredObject
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.packages import PackageStore
-from glacier_pipelines.core import checksums, faults, images, keys, packaging, responses, transfer
+from glacier_pipelines.core import checksums, faults, images, keys, ledger, packaging, responses, transfer
 from glacier_pipelines.core.sources import SourceError, SourcePolicy, open_source
 from glacier_pipelines.flows import locations
 
@@ -455,6 +456,7 @@ def check_objects(setup: ArchiveSetup, objects: list[tuple[StoredObject, list[Re
     """
     report = CheckReport()
     verdicts: dict[int, list[str]] = {}
+    entries: list[dict[str, Any]] = []
     for obj, rows in objects:
         try:
             problems = transfer.verify_stored(setup.s3, bucket=obj.bucket, key=obj.key, s3_checksum=obj.s3_checksum, size=obj.size,
@@ -467,11 +469,37 @@ def check_objects(setup: ArchiveSetup, objects: list[tuple[StoredObject, list[Re
         if problems:
             report.mismatches.append((obj.url, problems))
         report.requests += [(row.request_id, obj.url, t.ERROR if problems else t.SUCCESS) for row in rows]
+        if not problems:
+            entries += [ledger_entry(row.tenant, row.request_id, (row.stage or {}).get("content"), row.deduplicated, obj.storage_class)
+                        for row in rows]
+    write_ledger(setup, entries)  # before the answers: nothing is told SUCCESS that the bucket does not record
     if verdicts:
         for status, n in setup.catalog.answer_checked(verdicts, "checksum_integrity").items():
             report.answered[status] += n
     raise_if_unreachable(report, "object(s)", "requests")
     return report
+
+
+def ledger_entry(tenant: str, request_id: str, content: dict[str, Any] | None, deduplicated: bool, storage_class: str) -> dict[str, Any]:
+    """One request's ledger line, from the SUCCESS content it is about to be answered with."""
+    meta = (content or {}).get("storeFileMetadata", {})
+    return {"tenant": tenant, "requestId": request_id, "status": t.SUCCESS, "algorithm": meta.get("algorithm"), "checksum": meta.get("checksum"),
+            "storedFileUrl": meta.get("storedFileUrl"), "size": meta.get("fileSizeInBytes"), "width": meta.get("widthInPx"),
+            "height": meta.get("heightInPx"), "deduplicated": bool(deduplicated), "storageClass": storage_class,
+            "answeredAt": datetime.now(timezone.utc).isoformat()}
+
+
+def write_ledger(setup: ArchiveSetup, entries: list[dict[str, Any]]) -> None:
+    """Put one ledger object per tenant (see core/ledger.py); a failure stops the answers, which then wait for the next check."""
+    by_tenant: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        if entry.get("storedFileUrl"):
+            by_tenant.setdefault(entry["tenant"], []).append(entry)
+    for tenant, group in by_tenant.items():
+        body = ledger.encode(group)
+        setup.s3.put_object(Bucket=setup.upload.bucket, Key=ledger.key_for(keys.tenant_prefix(setup.key_prefix, tenant)), Body=body,
+                            StorageClass="STANDARD", ContentType="application/x-ndjson", ChecksumAlgorithm="SHA256",
+                            ChecksumSHA256=checksums.b64(hashlib.sha256(body).digest()))
 
 
 def raise_if_unreachable(report: Any, things: str, waiting: str) -> None:

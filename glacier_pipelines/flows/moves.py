@@ -27,6 +27,7 @@ from glacier_pipelines.catalog import moves as mv
 from glacier_pipelines.catalog.moves import MoveStore
 from glacier_pipelines.core import checksums, keys, lifecycle, moves, pricing
 from glacier_pipelines.core.moves import ChecksumMismatch, CopySettings, MoveError, Reference
+from glacier_pipelines.core.ledger import is_ledger_key
 from glacier_pipelines.core.packaging import MANIFEST_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -379,10 +380,10 @@ def plan(setup: MoveSetup, request: MoveRequest) -> tuple[list[dict[str, Any]], 
         cls = item.get("StorageClass") or "STANDARD"
         if key.endswith("/") and not item.get("Size"):
             continue  # a "folder" marker, not a file
-        if bucket == setup.bucket and key.startswith(own) and key.endswith(MANIFEST_SUFFIX):
+        if bucket == setup.bucket and key.startswith(own) and (key.endswith(MANIFEST_SUFFIX) or is_ledger_key(key)):
             passed.append(Outcome(source=_url(bucket, key), destination=_url(bucket, key), status=SKIPPED, size=int(item.get("Size", 0)),
                                   source_class=cls, storage_class=cls,
-                                  messages=["package manifests stay in STANDARD: restores and catalog rebuilds read them"]))
+                                  messages=["package manifests and request ledgers stay in STANDARD: restores and catalog rebuilds read them"]))
             continue
         todo.append({"Key": key, "Size": int(item.get("Size", 0)), "StorageClass": cls, "LastModified": item.get("LastModified"),
                      "target": target})

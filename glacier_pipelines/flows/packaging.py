@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.packages import PackageStore
 from glacier_pipelines.core import checksums, faults, keys, packaging, responses, transfer
-from glacier_pipelines.flows.archive import ArchiveSetup, raise_if_unreachable
+from glacier_pipelines.flows.archive import ArchiveSetup, ledger_entry, raise_if_unreachable, write_ledger
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
@@ -96,6 +96,9 @@ def check_packages(setup: ArchiveSetup, tenant: str | None) -> PackageCheckRepor
         report.members_checked += len(package["members"])
         if problems:
             report.problems.append((obj.url, problems))
+        else:
+            write_ledger(setup, [ledger_entry(package["tenant"], m["request_id"], m["content"], m["deduplicated"], obj.storage_class)
+                                 for m in package["members"]])
         for status, n in store.answer_package(package["id"], problems).items():
             report.answered[status] += n
         report.requests += [(m["request_id"], obj.url, t.ERROR if problems else t.SUCCESS) for m in package["members"]]

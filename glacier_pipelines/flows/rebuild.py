@@ -1,4 +1,9 @@
-"""Rebuilding the catalog from the bucket alone: package manifests name every member and its request."""
+"""Rebuilding the catalog from the bucket alone.
+
+Package manifests name every package's members, object metadata carries an object's digests,
+the request ledger (core/ledger.py) names every request answered SUCCESS with what it was told,
+and S3's restore state says which objects are being (or were) restored.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +16,24 @@ from botocore.exceptions import ClientError
 
 from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.catalog import tables as t
-from glacier_pipelines.core import packaging, transfer
+from glacier_pipelines.core import events, ledger, packaging, transfer
 
 log = logging.getLogger(__name__)
 
 
 def rebuild(catalog: Catalog, s3: Any, bucket: str, prefix: str) -> dict[str, int]:
-    """Recreate objects, packages, members and their requests (SUCCESS) from what ``bucket`` holds under ``prefix``.
+    """Recreate objects, packages, members, requests and restore states from what ``bucket`` holds under ``prefix``.
 
     Package members come back with their request ids from the manifests; standalone objects
-    come back as objects (with the checksums in their metadata), since no manifest names
-    their requests. Rows that already exist are left as they are.
+    as objects (with the checksums in their metadata); then every request the ledger records,
+    with its checksum, size, image dimensions and whether it was deduplicated, pointing at its
+    object or package member. Rows that already exist are left as they are (run it twice:
+    nothing changes the second time).
     """
-    counts = {"manifests": 0, "members": 0, "objects": 0}
+    counts = {"manifests": 0, "members": 0, "objects": 0, "ledger_requests": 0, "unresolved": 0, "restores": 0}
     keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix) for o in page.get("Contents", [])]
+    ledger_keys = sorted(k for k in keys if ledger.is_ledger_key(k))
+    keys = [k for k in keys if not ledger.is_ledger_key(k)]
     manifest_keys = [k for k in keys if k.endswith(packaging.MANIFEST_SUFFIX)]
     package_keys = {k[: -len(packaging.MANIFEST_SUFFIX)] for k in manifest_keys}
     now = datetime.now(timezone.utc)
@@ -35,6 +44,7 @@ def rebuild(catalog: Catalog, s3: Any, bucket: str, prefix: str) -> dict[str, in
         head = transfer.head_checksum(s3, bucket, rows[0]["key"])
         with catalog.engine.begin() as conn:
             object_id = _object(conn, bucket, rows[0]["key"], rows[0]["tenant"], head, rows[0]["packageSha256"], now)
+            counts["restores"] += _restore_state(conn, object_id, head, now)
             package_id = rows[0]["package"]
             if conn.execute(sa.select(t.packages.c.id).where(t.packages.c.id == package_id)).first() is None:
                 conn.execute(t.packages.insert().values(id=package_id, tenant=rows[0]["tenant"], state="STORED", created_at=now, closed_at=now,
@@ -65,12 +75,68 @@ def rebuild(catalog: Catalog, s3: Any, bucket: str, prefix: str) -> dict[str, in
         tenant = key[len(prefix):].lstrip("/").split("/", 1)[0]
         with catalog.engine.begin() as conn:
             object_id = _object(conn, bucket, key, tenant, head, meta.get("sha256", ""), now)
+            counts["restores"] += _restore_state(conn, object_id, head, now)
             for algorithm, value in ((meta.get("source-algorithm"), meta.get("source-checksum")), ("SHA-256", meta.get("sha256"))):
                 if algorithm and value and conn.execute(sa.select(t.object_checksums.c.object_id).where(
                         t.object_checksums.c.object_id == object_id, t.object_checksums.c.algorithm == algorithm)).first() is None:
                     conn.execute(t.object_checksums.insert().values(object_id=object_id, algorithm=algorithm, checksum=value))
         counts["objects"] += 1
+    entries = ledger.latest(e for k in ledger_keys for e in ledger.parse(s3.get_object(Bucket=bucket, Key=k)["Body"].read()))
+    for entry in entries.values():
+        with catalog.engine.begin() as conn:
+            outcome = _ledger_request(conn, entry, now)
+        counts["ledger_requests" if outcome else "unresolved"] += outcome is not None
+        if outcome is False:
+            log.warning("rebuild: request %s of %s names %s, which the bucket does not hold", entry["requestId"], entry["tenant"],
+                        entry["storedFileUrl"])
     return counts
+
+
+def _ledger_request(conn: Any, entry: dict[str, Any], now: datetime) -> bool | None:
+    """Recreate (or complete) one answered request from its ledger line: True when recorded, None when it already was,
+    False when the object it names is not in the bucket."""
+    obj_bucket, obj_key, member = packaging.parse_member_url(entry["storedFileUrl"])
+    object_id = conn.execute(sa.select(t.objects.c.id).where(t.objects.c.bucket == obj_bucket, t.objects.c.key == obj_key)).scalar()
+    if object_id is None:
+        return False
+    r = t.requests
+    values = {"status": t.SUCCESS, "algorithm": entry.get("algorithm"), "checksum": (entry.get("checksum") or "").lower() or None,
+              "object_id": object_id, "deduplicated": bool(entry.get("deduplicated")), "size": entry.get("size"),
+              "width": entry.get("width"), "height": entry.get("height"), "updated_at": now}
+    existing = conn.execute(sa.select(r.c.id, r.c.status).where(r.c.tenant == entry["tenant"], r.c.request_id == entry["requestId"])).first()
+    if existing is not None:
+        conn.execute(r.update().where(r.c.id == existing.id).values(**{k: v for k, v in values.items() if v is not None}))
+        pk, created = existing.id, False
+    else:
+        pk = conn.execute(r.insert().values(tenant=entry["tenant"], request_id=entry["requestId"], body=None, received_at=now,
+                                            messages=["rebuilt from the request ledger"], **values)).inserted_primary_key[0]
+        created = True
+    if member is not None and conn.execute(sa.select(t.package_members.c.request_pk).where(t.package_members.c.request_pk == pk)).first() is None:
+        pm, p = t.package_members, t.packages
+        placed = conn.execute(sa.select(pm).join(p, p.c.id == pm.c.package_id).where(p.c.object_id == object_id, pm.c.name == member)
+                              .limit(1)).first()
+        if placed is not None:
+            conn.execute(pm.insert().values(request_pk=pk, package_id=placed.package_id, tenant=entry["tenant"], name=member,
+                                            size=placed.size, sha256=placed.sha256, offset=placed.offset, length=placed.length))
+    return True if created else None
+
+
+def _restore_state(conn: Any, object_id: int, head: dict[str, Any], now: datetime) -> int:
+    """An archived object's restore in progress (or its restored copy) as S3 reports it; 1 when recorded."""
+    try:
+        state = events.parse_restore_header(head.get("Restore"))
+    except events.EventParseError as exc:
+        log.warning("rebuild: object %s has an unreadable restore state: %s", object_id, exc)
+        return 0
+    if state is None or conn.execute(sa.select(t.object_restores.c.object_id).where(t.object_restores.c.object_id == object_id)).first():
+        return 0
+    ongoing, expires = state.ongoing, state.expiry
+    # The tier and days asked for are not in S3's answer: S3's default tier, and the days left, are recorded.
+    days = max(1, -(-int((expires - now).total_seconds()) // 86400)) if expires else 1
+    conn.execute(t.object_restores.insert().values(object_id=object_id, state="REQUESTED" if ongoing else "RESTORED", tier="Standard",
+                                                   days=days, requested_at=now, restored_at=None if ongoing else now, expires_at=expires,
+                                                   next_poll_at=now, poll_attempts=0))
+    return 1
 
 
 def _object(conn: Any, bucket: str, key: str, tenant: str, head: dict[str, Any], sha256: str, now: datetime) -> int:

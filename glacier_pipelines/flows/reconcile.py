@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.core import keys, transfer
+from glacier_pipelines.core.ledger import is_ledger_key
 
 STALE_UPLOAD_AGE = timedelta(days=1)
 
@@ -32,6 +33,7 @@ class ReconcileReport:
     aborted_uploads: list[tuple[str, str]] = field(default_factory=list)  # (key, upload id)
     elsewhere: int = 0  # catalog rows of the tenant in another bucket or outside the prefix (not compared here)
     restored_copies: int = 0  # STANDARD copies of restored package members under <prefix>restored/ (temporary, not archive)
+    ledger_objects: int = 0  # the request ledger under <prefix>ledger/ (what a catalog rebuild reads)
 
 
 def catalog_keys(catalog: Catalog, tenant: str, bucket: str, prefix: str) -> tuple[set[str], int]:
@@ -65,6 +67,8 @@ def reconcile(catalog: Catalog, s3: Any, bucket: str, key_prefix: str, tenant: s
     named, report.elsewhere = catalog_keys(catalog, tenant, bucket, prefix)
     keep = catalog.open_upload_ids()  # read with the catalog, before S3: uploads that verified requests wait on
     listed = list_keys(s3, bucket, prefix)
+    report.ledger_objects = sum(1 for k in listed if is_ledger_key(k))  # what a rebuild reads: named by no row, by design
+    listed = {k: size for k, size in listed.items() if not is_ledger_key(k)}
     report.catalog_keys, report.bucket_keys = len(named), len(listed)
     report.missing = sorted(named - listed.keys())
     restored = f"{prefix}restored/"  # where restore delivery copies package members for their download links

@@ -9,7 +9,7 @@ import os
 import dagster as dg
 import pytest
 
-from glacier_pipelines_tests.conftest import BUCKET, MiB, image_bytes, materializations, responses_of, s3_client
+from glacier_pipelines_tests.conftest import BUCKET, MiB, archived_keys, image_bytes, materializations, responses_of, s3_client
 
 
 def test_batch_of_mixed_files_is_archived_verified_and_answered(archive, instance):
@@ -111,7 +111,7 @@ def test_one_bad_request_never_blocks_the_others(archive, instance, http_source,
         assert row["status"] == "ERROR", request_id
         assert row["storedFileUrl"] is None
         assert any(word in m.lower() for m in row["messages"]), (request_id, row["messages"])
-    keys = [o["Key"] for o in s3_client().list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    keys = archived_keys()
     assert len(keys) == 1  # only the good content, once
     assert s3_client().list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
     meta = materializations(result)
@@ -138,7 +138,7 @@ def test_already_stored_content_is_not_uploaded_again(archive, instance):
     assert report["again-md5"]["storedFileUrl"] == first_url and report["again-md5"]["deduplicated"]
     assert report["again-sha256"]["storedFileUrl"] == first_url and report["again-sha256"]["deduplicated"]
     assert report["again-sha256-same-batch"]["storedFileUrl"] == first_url
-    assert len(s3.list_objects_v2(Bucket=BUCKET)["Contents"]) == 1
+    assert len(archived_keys(s3)) == 1
     assert materializations(result)["glacier_objects"]["stored"] == 0
     del puts
 
@@ -223,7 +223,7 @@ def test_unfinished_batch_of_a_dead_run_is_adopted_and_stored_once(archive, inst
     assert result.success
     assert {r["status"] for r in archive.report("lab").values()} == {"SUCCESS"}
     assert materializations(result)["glacier_objects"]["stored"] == 2
-    assert len(s3_client().list_objects_v2(Bucket=BUCKET)["Contents"]) == 2
+    assert len(archived_keys()) == 2
     assert s3_client().list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
 
 

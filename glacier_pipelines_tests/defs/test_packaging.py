@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from glacier_pipelines.core.packaging import parse_manifest, parse_member_url
-from glacier_pipelines_tests.conftest import BUCKET, materializations, responses_of, s3_client
+from glacier_pipelines_tests.conftest import BUCKET, archived_keys, materializations, responses_of, s3_client
 
 
 def _small(archive, name, size, **fields):
@@ -28,7 +28,7 @@ def _close_all(archive, instance, tenant="lab"):
 
 
 def _objects():
-    return sorted(o["Key"] for o in s3_client().list_objects_v2(Bucket=BUCKET).get("Contents", []))
+    return archived_keys()
 
 
 def test_threshold_edges_and_the_opt_in_flag(packing, instance):
@@ -184,7 +184,7 @@ def test_catalog_rebuilt_from_the_bucket_after_the_database_is_lost(packing, ins
         (packing.home / f"catalog.sqlite{suffix}").unlink(missing_ok=True)
     fresh = Catalog(url)
     counts = rebuild(fresh, s3_client(), BUCKET, "archive")
-    assert counts == {"manifests": 1, "members": 3, "objects": 1}
+    assert counts == {"manifests": 1, "members": 3, "objects": 1, "ledger_requests": 1, "unresolved": 0, "restores": 0}
     after = {r["requestId"]: r for r in fresh.report("lab")}
     for i in range(3):
         rid = f"r{i}"
@@ -193,6 +193,7 @@ def test_catalog_rebuilt_from_the_bucket_after_the_database_is_lost(packing, ins
             before[rid]["storedFileUrl"], before[rid]["checksum"], before[rid]["fileSizeInBytes"])
     standalone = fresh.find_object("lab", "MD5", big["checksum"])
     assert standalone is not None and standalone.url == before["standalone"]["storedFileUrl"]
+    assert (after["standalone"]["status"], after["standalone"]["storedFileUrl"]) == ("SUCCESS", before["standalone"]["storedFileUrl"])
     assert rebuild(fresh, s3_client(), BUCKET, "archive")["members"] == 0  # idempotent
 
 

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.core import keys, transfer
+from glacier_pipelines.core.ledger import is_ledger_key
 
 
 @dataclass
@@ -200,7 +201,7 @@ def check(
         prefix = keys.tenant_prefix(key_prefix, tenant)
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
-                if (bucket, item["Key"]) not in named:
+                if (bucket, item["Key"]) not in named and not is_ledger_key(item["Key"]):  # the ledger is named by no row, by design
                     tally.orphaned += 1
                     tally.problems.append(f"orphan object s3://{bucket}/{item['Key']} ({item['Size']} bytes): no catalog row names it")
         if cleanup:

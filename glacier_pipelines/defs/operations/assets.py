@@ -59,6 +59,7 @@ def bucket_reconciliation(context: dg.AssetExecutionContext, catalog: CatalogRes
             "aborted_stale_uploads": len(report.aborted_uploads),
             "catalog_rows_elsewhere": report.elsewhere,
             "restored_copies": report.restored_copies,
+            "ledger_objects": report.ledger_objects,
             "unnamed_objects": dg.MetadataValue.md(f"| object in S3 named by no catalog row | bytes |\n|---|---|\n{unnamed}"
                                                    if unnamed else "Every object under the prefix is named by the catalog."),
             "aborted_uploads": dg.MetadataValue.md(f"| key | upload id |\n|---|---|\n{aborted}" if aborted else "No stale multipart upload."),

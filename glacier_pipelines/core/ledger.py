@@ -1,0 +1,64 @@
+"""The request ledger: what the catalog knows of each answered file, written next to the bytes in S3.
+
+Package manifests name the members each package was built for, and object metadata carries
+an object's digests, but neither names every request that refers to some bytes (deduplicated
+requests, requests of files stored alone). So when the blocking checks answer requests
+SUCCESS, one small JSON Lines object per answer batch goes under ``<tenant prefix>ledger/``
+(STANDARD class, readable at once), one line per request. ``catalog rebuild`` reads them to
+give back the same report after the catalog is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+LEDGER_FOLDER = "ledger/"
+SUFFIX = ".jsonl"
+FIELDS = ("tenant", "requestId", "status", "algorithm", "checksum", "storedFileUrl", "size", "width", "height", "deduplicated",
+          "storageClass", "answeredAt")
+REQUIRED = ("tenant", "requestId", "status", "storedFileUrl")
+
+
+def key_for(tenant_prefix: str, now: datetime | None = None) -> str:
+    """A new ledger object's key: time first, so a listing reads oldest first; a random tail, so writers never collide."""
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{tenant_prefix}{LEDGER_FOLDER}{stamp}-{uuid.uuid4().hex[:12]}{SUFFIX}"
+
+
+def is_ledger_key(key: str) -> bool:
+    return f"/{LEDGER_FOLDER}" in key and key.endswith(SUFFIX)
+
+
+def encode(entries: Iterable[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps({f: e.get(f) for f in FIELDS}, sort_keys=True) + "\n" for e in entries).encode("utf-8")
+
+
+def parse(data: bytes) -> list[dict[str, Any]]:
+    """The entries of one ledger object; a line that is not a complete entry is refused with its number."""
+    out = []
+    for number, line in enumerate(data.decode("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            if not isinstance(entry, dict):
+                raise ValueError("not an object")
+            missing = [f for f in REQUIRED if not entry.get(f)]
+            if missing:
+                raise ValueError(f"missing {', '.join(missing)}")
+        except ValueError as exc:
+            raise ValueError(f"ledger line {number}: {exc}") from None
+        out.append(entry)
+    return out
+
+
+def latest(entries: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The last entry written for each (tenant, request id): a request answered again replaces its earlier line."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for entry in entries:
+        found[(entry["tenant"], entry["requestId"])] = entry
+    return found
