@@ -35,3 +35,125 @@ def postgres_url():
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+# -- Dagster as separate processes (daemon, code server, webserver) over a moto server ---------------------
+
+def archive_env(tmp_path, endpoint: str, bucket: str, **extra: str) -> dict[str, str]:
+    """The environment of Dagster processes that archive into ``bucket`` on the moto server at ``endpoint``.
+
+    Inherited GLACIER_*, DAGSTER_* and AWS_* variables are dropped, so nothing of this machine's own setup
+    leaks in. Sensors stay off unless ``extra`` turns them on: runs come only from what the test launches.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GLACIER_", "DAGSTER_", "AWS_"))}
+    env.update({
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "GLACIER_HOME": str(tmp_path / "glacier_home"), "GLACIER_S3_ENDPOINT_URL": endpoint, "GLACIER_BUCKET": bucket,
+        "GLACIER_STORAGE_CLASS": "DEEP_ARCHIVE", "GLACIER_KEY_PREFIX": "archive", "GLACIER_SOURCE_ROOTS": str(tmp_path / "sources"),
+        "GLACIER_REQUEST_TRANSPORT": "embedded", "GLACIER_EXECUTOR": "in_process",
+    })
+    env.update(extra)
+    return env
+
+
+def write_requests(sources, tenants: dict[str, int], prefix: str = "") -> list[dict]:
+    """``count`` small source files per tenant under ``sources`` and one storage request for each (MD5 announced)."""
+    import hashlib
+
+    requests = []
+    for tenant, count in tenants.items():
+        for i in range(count):
+            data = f"{tenant} scan {i} ".encode() * (200 * (i + 1))
+            path = sources / tenant / f"scan-{i:04d}.tif"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            requests.append({"tenant": tenant, "requestId": f"{prefix}{tenant}-{i}", "checksum": hashlib.md5(data).hexdigest(),
+                             "algorithm": "MD5", "url": path.as_uri(), "destinationDirectory": "scans", "owner": "alice",
+                             "session": "s-2026"})
+    return requests
+
+
+def persist_requests(env: dict[str, str], requests: list[dict], monkeypatch) -> None:
+    """Put ``requests`` on the embedded transport and persist them in the catalog, as request_intake_sensor's tick does.
+
+    The sensor itself stays off in these tests so that every run comes from what the test launches.
+    """
+    from glacier_pipelines.core.transport import submission_to_message
+    from glacier_pipelines.flows import intake
+    from glacier_pipelines.resources import resources_from_env
+
+    for name, value in env.items():
+        if name.startswith("GLACIER_"):
+            monkeypatch.setenv(name, value)
+    resources = resources_from_env()
+    transport = resources["request_transport"].transport()
+    for request in requests:
+        transport.publish_request(*submission_to_message(request))
+    result = intake.drain_requests(transport, resources["catalog"].get())
+    assert (result.received, result.invalid) == (len(requests), 0), result
+
+
+def catalog_report(env: dict[str, str], monkeypatch) -> dict[str, dict]:
+    """``catalog.report()`` of the catalog that ``env`` names, by request id."""
+    from glacier_pipelines.resources import resources_from_env
+
+    for name, value in env.items():
+        if name.startswith("GLACIER_"):
+            monkeypatch.setenv(name, value)
+    return {r["requestId"]: r for r in resources_from_env()["catalog"].get().report()}
+
+
+class Processes:
+    """Subprocesses in their own process groups, with default signal handling, stopped group and all at the end."""
+
+    def __init__(self, logs):
+        self.logs = logs
+        self.procs: dict = {}
+
+    def start(self, name: str, args: list[str], env: dict[str, str], cwd) -> None:
+        import subprocess
+
+        with open(self.logs / f"{name}.log", "wb") as log:
+            self.procs[name] = subprocess.Popen(args, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+    def logs_tail(self, chars: int = 3000) -> str:
+        return "\n".join(f"--- {name}\n{self.log(name)[-chars:]}" for name in self.procs)
+
+    def check_alive(self, what: str) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                pytest.fail(f"{name} exited with {proc.returncode} while waiting for {what}:\n{self.log(name)[-4000:]}")
+
+    def wait_for(self, what: str, ready, timeout: float, interval: float = 1.0) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not ready():
+            self.check_alive(what)
+            if time.monotonic() > deadline:
+                pytest.fail(f"{what}: not within {timeout:.0f} s\n{self.logs_tail()}")
+            time.sleep(interval)
+
+    def stop(self, first_signal=None) -> None:
+        """SIGINT (dagster dev shuts its children down on it) or SIGTERM, then SIGKILL for whatever is left in the group."""
+        import signal
+        import subprocess
+
+        first_signal = first_signal or signal.SIGTERM
+        for proc in reversed(list(self.procs.values())):
+            if proc.poll() is None:
+                os.killpg(proc.pid, first_signal)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for proc in self.procs.values():  # run workers and code servers may outlive their parent in the group
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
