@@ -12,6 +12,7 @@ from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.flows.rebuild import rebuild
 from glacier_pipelines_tests.conftest import BUCKET, image_bytes, s3_client
+from glacier_pipelines_tests.flows.test_moves import moves  # noqa: F401  (the fixture)
 from glacier_pipelines_tests.integration.conftest import postgres_url  # noqa: F401  (the fixture, for catalog_backend)
 
 COMPARED = ("requestId", "tenant", "status", "checksum", "algorithm", "storedFileUrl", "fileSizeInBytes", "widthInPx", "heightInPx",
@@ -100,3 +101,23 @@ def test_catalog_rebuild_is_an_asset_run_by_hand(archive, instance):
     meta = {k: v.value for ev in result.get_asset_materialization_events() for k, v in ev.materialization.metadata.items()}
     assert meta["ledger_requests"] == 1 and meta["objects"] == 1
     assert _report(archive.catalog()) == before
+
+
+def test_a_moved_object_comes_back_where_and_as_it_now_lives(archive, instance, moves, monkeypatch):
+    """An archived file moved in place into another class (server-side copy): after a rebuild its request names the same
+    URL, in the class the move gave it."""
+    from glacier_pipelines.flows import moves as move_flow
+
+    monkeypatch.setenv("GLACIER_STORAGE_CLASS", "STANDARD")
+    data = b"archived in STANDARD first, then moved to DEEP_ARCHIVE" * 30
+    archive.submit(archive.request("lab", archive.file("mv", data), data, requestId="moved"))
+    assert archive.run("lab", instance).success
+    url = archive.report("lab")["moved"]["storedFileUrl"]
+    report = move_flow.move(moves(), move_flow.MoveRequest(tenant="lab", url=url, storage_class="DEEP_ARCHIVE"))
+    assert [o.status for o in report.outcomes] == [move_flow.MOVED]
+    before = _report(archive.catalog())
+    assert before[("lab", "moved")]["storageClass"] == "DEEP_ARCHIVE"
+
+    fresh = _lose_the_catalog(archive.catalog())
+    rebuild(fresh, s3_client(), BUCKET, "archive")
+    assert _report(fresh) == before
