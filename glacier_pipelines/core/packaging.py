@@ -13,7 +13,7 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ class PackagingError(Exception):
 @dataclass(frozen=True)
 class Member:
     name: str  # path inside the tar
-    path: Path  # the durably staged file
+    path: Path | str  # the durably staged file: a local path, or an s3:// locator (core/staging.py)
     sha256: str  # what the bytes were verified to be
     request_id: str
     algorithm: str
@@ -52,19 +52,21 @@ def member_name(directory: str, checksum: str) -> str:
     return f"{directory.strip('/')}/{checksum}" if directory.strip("/") else checksum
 
 
-def build_tar(members: Iterable[Member], dest: Path) -> tuple[list[PackedMember], str, int]:
+def build_tar(members: Iterable[Member], dest: Path, read: Callable[[Member], bytes] | None = None) -> tuple[list[PackedMember], str, int]:
     """Write the package and fsync it; returns (packed members, SHA-256 of the tar, its size).
 
-    Each member's staged bytes are re-hashed on the way in: a staged file that changed since
-    it was verified raises PackagingError instead of being archived.
+    Each member's staged bytes (read by ``read``; default: its local file) are re-hashed on the
+    way in: a staged file that changed since it was verified raises PackagingError instead of
+    being archived.
     """
+    read = read or (lambda m: Path(m.path).read_bytes())
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
     packed: list[PackedMember] = []
     with open(tmp, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for m in members:
             try:
-                data = m.path.read_bytes()
+                data = read(m)
             except OSError as exc:
                 raise PackagingError(f"{m.request_id}: staged file {m.path} unreadable: {exc}") from None
             if hashlib.sha256(data).hexdigest() != m.sha256:

@@ -25,7 +25,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from glacier_pipelines.core import checksums, faults
+from glacier_pipelines.core import checksums, faults, staging
 
 MiB = 1024 * 1024
 ARCHIVE_CLASSES = ("DEEP_ARCHIVE", "GLACIER", "GLACIER_IR")
@@ -375,7 +375,7 @@ def stage_stream(
     key: str,
     algorithm: str,
     expected_checksum: str,
-    staging_path: Path,
+    staging_path: Path | str,
     metadata: dict[str, str] | None = None,
     durable: bool = True,
     multipart_gate: Any = None,
@@ -439,7 +439,7 @@ def stage_stream(
             multipart_gate.release()
     digests = {algorithm: actual, checksums.S3_ALGORITHM: digest.hexdigest(checksums.S3_ALGORITHM)}
     if uploader is None:
-        _write_durably(staging_path, pending, durable)
+        staging.write(s3, str(staging_path), pending, durable, _write_durably)
         stage = {"kind": "file", "path": str(staging_path), "bucket": settings.bucket, "key": key,
                  "s3_checksum": checksums.b64(digest.digest(checksums.S3_ALGORITHM))}
         return StageResult(size=digest.bytes_seen, digests=digests, head=_head_of(pending), stage=stage,
@@ -473,7 +473,7 @@ def commit_stage(s3: Any, settings: UploadSettings, stage: dict[str, Any], metad
     try:
         if stage["kind"] == "file":
             try:
-                body = open(stage["path"], "rb")
+                body = staging.open_read(s3, stage["path"])
             except FileNotFoundError:
                 # The staged copy is removed once S3 holds it, before the catalog records the object; a
                 # crash in between leaves exactly this: nothing to send, and the object already stored.
@@ -481,6 +481,10 @@ def commit_stage(s3: Any, settings: UploadSettings, stage: dict[str, Any], metad
                 if found is None:
                     raise StoreError(f"staged copy {stage['path']} is gone and s3://{bucket}/{key} does not hold the verified bytes")
                 return {"etag": (found.get("ETag") or "").strip('"'), "s3_checksum": expected}
+            if staging.is_remote(stage["path"]):  # staged by another step, maybe on another machine: the bytes must still be those verified
+                held = checksums.b64(hashlib.sha256(body.getvalue()).digest())  # type: ignore[attr-defined]
+                if held != expected:
+                    raise StoreError(f"staged copy {stage['path']} changed since it was verified: SHA-256 {held}, verified {expected}")
             with body:
                 resp = s3.put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256", ChecksumSHA256=expected,
                                      Metadata=metadata or {},
@@ -526,7 +530,7 @@ def discard_stage(s3: Any, stage: dict[str, Any] | None) -> None:
     if not stage:
         return
     if stage["kind"] == "file":
-        Path(stage["path"]).unlink(missing_ok=True)
+        staging.delete(s3, stage["path"])
     else:
         abort_upload(s3, stage["bucket"], stage["key"], stage["upload_id"])
 

@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from glacier_pipelines.catalog import Catalog, RequestRow, StoredObject
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.packages import PackageStore
-from glacier_pipelines.core import checksums, faults, images, keys, ledger, packaging, responses, transfer
+from glacier_pipelines.core import checksums, faults, images, keys, ledger, packaging, responses, staging, transfer
 from glacier_pipelines.core.sources import SourceError, SourcePolicy, open_source
 from glacier_pipelines.flows import locations
 
@@ -49,6 +49,12 @@ class ArchiveSetup:
     staging_dir: Path
     stale_upload_age: timedelta = timedelta(hours=24)
     packaging: Any = None  # a PackagingPolicy; None packages nothing
+    staging_url: str | None = None  # GLACIER_STAGING_URL: s3://bucket/prefix, so that any worker reads what another staged
+
+    @property
+    def staging_area(self) -> staging.StagingArea:
+        """Where verified small files wait: the local staging_dir (embedded default) or GLACIER_STAGING_URL."""
+        return staging.StagingArea.from_setting(self.staging_url, self.staging_dir)
 
 
 @dataclass
@@ -150,10 +156,10 @@ def _link(setup: ArchiveSetup, row: RequestRow, found: locations.Location, run_i
 def _measure_image(result: transfer.StageResult, messages: list[str]) -> tuple[int | None, int | None]:
     stage = result.stage
     try:
-        if stage["kind"] == "file":
+        if stage["kind"] == "file" and not staging.is_remote(stage["path"]):
             size = images.probe_image(stage["path"], complete=True)
-        else:
-            size = images.probe_image(result.head, complete=False)
+        else:  # the first bytes read (all of them for a file small enough)
+            size = images.probe_image(result.head, complete=result.complete_in_head)
         return size.width, size.height
     except images.ImageProbeError as exc:
         messages.append(f"image size not computed: {exc}")
@@ -163,8 +169,7 @@ def _measure_image(result: transfer.StageResult, messages: list[str]) -> tuple[i
 def _fetch_and_stage(setup: ArchiveSetup, row: RequestRow, key: str, durable: bool = True,
                      multipart_gate: Any = None) -> transfer.StageResult:
     req = row.request
-    # 256 subfolders: parallel fetches creating files in one folder queued on its lock (1.5x slower).
-    staging_path = setup.staging_dir / row.tenant / f"{row.pk % 256:02x}" / f"{row.pk}-{req.checksum}"
+    staging_path = setup.staging_area.locator(row.tenant, row.pk, req.checksum)
     metadata = {"source-algorithm": req.algorithm, "source-checksum": req.checksum}
     for attempt in range(1, SOURCE_ATTEMPTS + 1):
         try:
@@ -261,7 +266,7 @@ class _BatchVerifier:
 
     def _record_verified(self) -> None:
         self._link_packed_elsewhere()
-        transfer.sync_staged(self.staged)
+        transfer.sync_staged([p for p in self.staged if not staging.is_remote(p)])  # a remote PUT is durable when answered
         self.setup.catalog.mark_verified_many(self.pending)
         self.pending.clear()
         self.staged.clear()
@@ -277,7 +282,7 @@ class _BatchVerifier:
             found = locations.locate(self.setup.catalog, self.setup.s3, self.tenant, sha256=entry["stage"]["sha256"])
             if found is None:
                 continue
-            Path(entry["stage"]["path"]).unlink(missing_ok=True)
+            staging.delete(self.setup.s3, entry["stage"]["path"])
             if entry["stage"]["path"] in self.staged:
                 self.staged.remove(entry["stage"]["path"])
             _link(self.setup, entry["row"], found, self.run_id)
@@ -376,7 +381,7 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str, ti
             metadata = {"source-algorithm": req.algorithm, "source-checksum": req.checksum, "sha256": stage["sha256"]}
             done = transfer.commit_stage(setup.s3, setup.upload, stage, metadata)
             if stage["kind"] == "file":  # S3 holds it now; a crash before the catalog records it is healed by commit_stage
-                Path(stage["path"]).unlink(missing_ok=True)
+                staging.delete(setup.s3, stage["path"])
             record = {
                 "tenant": tenant, "bucket": stage["bucket"], "key": stage["key"], "storage_class": setup.upload.storage_class,
                 "size": row.size, "sha256": stage["sha256"], "s3_checksum": done["s3_checksum"], "etag": done["etag"],
@@ -409,29 +414,29 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str, ti
     return report
 
 
-def sweep_staging(setup: ArchiveSetup, tenant: str, now: datetime | None = None) -> list[Path]:
+def sweep_staging(setup: ArchiveSetup, tenant: str, now: datetime | None = None) -> list[str]:
     """Remove the tenant's staged files that nothing waits on any more, once older than ``stale_upload_age``.
 
     A process killed between the catalog recording stored bytes and the removal of their
     staged copy (a package's members, its tar, or a half-written ``.part``) leaves such files;
-    they are never needed again. The age guard keeps what a run is writing right now.
+    they are never needed again. The age guard keeps what a run is writing right now. Works the
+    same on the local folder and on a GLACIER_STAGING_URL prefix.
     """
-    folder = setup.staging_dir / tenant
-    if not folder.is_dir():
-        return []
     live_paths, open_packages = setup.catalog.live_staged_paths(tenant)
     cutoff = ((now or datetime.now(timezone.utc)) - setup.stale_upload_age).timestamp()
-    packages = folder / "packages"
-    candidates = [p for p in folder.rglob("*") if (  # membership first: no stat for the files still waited on
-        p.name.split(".", 1)[0] not in open_packages if p.parent == packages else str(p) not in live_paths) and p.is_file()]
     removed = []
-    for path in candidates:
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed.append(path)
-        except FileNotFoundError:
+    for locator, modified in staging.listing(setup.s3, setup.staging_area, tenant):
+        if locator in live_paths or modified >= cutoff:
             continue
+        parent, _, name = locator.replace("\\", "/").rpartition("/")
+        if parent.endswith("/packages") and name.split(".", 1)[0] in open_packages:
+            continue
+        try:
+            staging.delete(setup.s3, locator)
+        except (ClientError, BotoCoreError, OSError) as exc:
+            log.warning("could not remove staged %s: %s", locator, exc)
+            continue
+        removed.append(locator)
     if removed:
         log.info("tenant %s: removed %d staged files that nothing waits on", tenant, len(removed))
     return removed

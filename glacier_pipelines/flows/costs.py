@@ -37,10 +37,33 @@ def cost_table(catalog: Catalog, prices: pricing.Pricing | None, tenant: str | N
                                                months=1.0).total
             rows.append({"tenant": name, "kind": "archive (per month)", "storage_class": storage_class, "tier": "",
                          "objects": int(count), "bytes": int(size or 0), "usd": usd})
+        rows += _staging_rows(conn, prices, tenant)
         for name, storage_class, tier, count, size, usd in conn.execute(restore_q):
             rows.append({"tenant": name, "kind": "restore (estimated)", "storage_class": storage_class, "tier": tier,
                          "objects": int(count), "bytes": int(size or 0), "usd": float(usd) if usd is not None else None})
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _staging_rows(conn: Any, prices: pricing.Pricing | None, tenant: str | None) -> list[dict[str, Any]]:
+    """Staged bytes waiting in a GLACIER_STAGING_URL bucket (STANDARD, per month): verified files and open packages' members."""
+    r, pm = t.requests, t.package_members
+    waiting = sa.select(r.c.tenant, r.c.size, r.c.stage).where(r.c.status == t.VERIFIED)
+    members = sa.select(pm.c.tenant, pm.c.size, pm.c.staged_path).where(pm.c.staged_path.like("s3://%"))
+    if tenant is not None:
+        waiting, members = waiting.where(r.c.tenant == tenant), members.where(pm.c.tenant == tenant)
+    held: dict[str, list[int]] = {}
+    for name, size, stage in conn.execute(waiting):  # the stage is JSON: filtered here, the same on SQLite and PostgreSQL
+        if stage and stage.get("kind") in ("file", "member") and str(stage.get("path", "")).startswith("s3://"):
+            held.setdefault(name, []).append(int(size or 0))
+    for name, size, _ in conn.execute(members):
+        held.setdefault(name, []).append(int(size or 0))
+    rows = []
+    for name, sizes in sorted(held.items()):
+        usd = pricing.estimate_archive(prices, storage_class="STANDARD", size_bytes=sum(sizes), objects=len(sizes), months=1.0).total \
+            if prices is not None else None
+        rows.append({"tenant": name, "kind": "staging (per month)", "storage_class": "STANDARD", "tier": "", "objects": len(sizes),
+                     "bytes": sum(sizes), "usd": usd})
+    return rows
 
 
 def markdown(df: pd.DataFrame) -> str:

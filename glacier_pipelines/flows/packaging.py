@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.packages import PackageStore
-from glacier_pipelines.core import checksums, faults, keys, packaging, responses, transfer
+from glacier_pipelines.core import checksums, faults, keys, packaging, responses, staging, transfer
 from glacier_pipelines.flows.archive import ArchiveSetup, ledger_entry, raise_if_unreachable, write_ledger
 
 log = logging.getLogger(__name__)
@@ -152,11 +152,11 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
             return
         unique: dict[str, packaging.Member] = {}
         for m in members:  # identical content is packed once; its other requests point at the same bytes
-            unique.setdefault(m["sha256"], packaging.Member(m["name"], Path(m["staged_path"]), m["sha256"], m["request_id"],
+            unique.setdefault(m["sha256"], packaging.Member(m["name"], m["staged_path"], m["sha256"], m["request_id"],
                                                             m["algorithm"], m["checksum"]))
-        tar_path = setup.staging_dir / tenant / "packages" / f"{package_id}.tar"
+        tar_path = setup.staging_area.package_file(tenant, package_id)
         try:
-            packed, tar_sha256, tar_size = packaging.build_tar(unique.values(), tar_path)
+            packed, tar_sha256, tar_size = packaging.build_tar(unique.values(), tar_path, lambda m: staging.read_bytes(setup.s3, str(m.path)))
             break
         except packaging.PackagingError as exc:
             bad = next(m for m in members if m["request_id"] == str(exc).split(":", 1)[0])
@@ -186,7 +186,7 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
     store.mark_stored(package_id, obj, placed, contents, manifest_key, problems, run_id)
     # Unlinks wait on the file system, not the CPU: a few at once cut this step severalfold for thousands of members.
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda path: Path(path).unlink(missing_ok=True), [m["staged_path"] for m in members] + [tar_path]))
+        list(pool.map(lambda locator: staging.delete(setup.s3, locator), [m["staged_path"] for m in members] + [str(tar_path)]))
     report.closed += 1
     report.members_stored += len(members)
     report.bytes_stored += tar_size

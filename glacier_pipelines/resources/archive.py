@@ -19,6 +19,7 @@ from botocore.config import Config
 from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.core import pricing, transfer
 from glacier_pipelines.core.sources import SourcePolicy
+from glacier_pipelines.core.staging import StagingArea
 from glacier_pipelines.core.amqp import AmqpSettings, AmqpTransport
 from glacier_pipelines.core.transport import EmbeddedTransport, Transport
 from glacier_pipelines.flows.archive import ArchiveSetup
@@ -80,6 +81,7 @@ class ArchiveStoreResource(dg.ConfigurableResource):
     package_tenant_thresholds: str = ""
     package_target_bytes: int = 256 * 1024 * 1024
     package_max_age_hours: float = 24
+    staging_url: str = ""  # GLACIER_STAGING_URL: s3://bucket/prefix for staged small files; empty: $GLACIER_HOME/staging
 
     def client(self) -> Any:
         config = Config(
@@ -161,7 +163,7 @@ def archive_setup(catalog: CatalogResource, store: ArchiveStoreResource, sources
     return ArchiveSetup(
         catalog=catalog.get(), s3=s3, upload=store.upload_settings(), sources=sources.policy(s3_client=s3),
         key_prefix=store.key_prefix, staging_dir=transport.staging_dir(),
-        stale_upload_age=timedelta(hours=store.stale_upload_hours), packaging=store.packaging_policy(),
+        stale_upload_age=timedelta(hours=store.stale_upload_hours), packaging=store.packaging_policy(), staging_url=store.staging_url or None,
     )
 
 
@@ -206,6 +208,7 @@ def resources_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
             multipart_threshold_mb=s.multipart_threshold / MiB, upload_concurrency=s.upload_concurrency,
             package_threshold_bytes=int(e("GLACIER_PACKAGE_THRESHOLD_BYTES")), package_tenant_thresholds=e("GLACIER_PACKAGE_TENANT_THRESHOLDS"),
             package_target_bytes=int(e("GLACIER_PACKAGE_TARGET_BYTES")), package_max_age_hours=float(e("GLACIER_PACKAGE_MAX_AGE_HOURS")),
+            staging_url=StagingArea.from_setting(e("GLACIER_STAGING_URL"), s.staging_dir).root if e("GLACIER_STAGING_URL") else "",
         ),
         "sources": SourcesResource(roots=s.source_roots, allowed_networks=s.source_allowed_networks, read_timeout=s.source_timeout),
         "request_transport": RequestTransportResource(

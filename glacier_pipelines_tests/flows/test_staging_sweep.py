@@ -62,12 +62,12 @@ def test_sweep_keeps_what_is_waited_on_and_removes_stale_orphans(archive):
     fresh.write_bytes(b"a run may be writing this right now")
 
     removed = flow.sweep_staging(setup, "lab")
-    assert sorted(removed) == sorted(orphans.values())
+    assert sorted(removed) == sorted(str(p) for p in orphans.values())
     assert all(m.exists() for m in members) and fresh.exists()
 
     # Stale for the age guard only once it is older than stale_upload_age (24 h by default).
     later = datetime.now(timezone.utc) + timedelta(days=2)
-    assert flow.sweep_staging(setup, "lab", now=later) == [fresh]
+    assert flow.sweep_staging(setup, "lab", now=later) == [str(fresh)]
     assert all(m.exists() for m in members)
 
 
