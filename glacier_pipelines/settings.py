@@ -38,6 +38,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "GLACIER_DEAD_LETTER_QUEUE": ("glacier.storage.requests.dlq", "Where invalid requests go, with the reason in header x-dead-letter-reason."),
     "GLACIER_TENANTS": ("", "Comma-separated tenants allowed to submit; unset allows any valid tenant name."),
     "GLACIER_BATCH_SIZE": ("500", "Most requests one run takes for one tenant."),
+    "GLACIER_TENANT_RUNS": ("1", "Archive runs of one tenant that may work at once, each on its own batch: N, or a default and per-tenant values (1,lab=4). Raise the run queue's limit on dagster/partition to match."),
     "GLACIER_STAGING_URL": ("", "Where verified small files wait for their upload or package: s3://bucket/prefix (STANDARD) so that steps can run on any machine (Celery, Kubernetes); empty: the local folder $GLACIER_HOME/staging."),
     "GLACIER_PACKAGE_THRESHOLD_BYTES": ("1048576", "Files at or under this size whose request sets activateSmallFilePackaging go into packages."),
     "GLACIER_PACKAGE_TENANT_THRESHOLDS": ("", "Per-tenant thresholds, e.g. lab=65536,museum=2097152 (bytes)."),

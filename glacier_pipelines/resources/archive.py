@@ -128,6 +128,7 @@ class RequestTransportResource(dg.ConfigurableResource):
     kind: str = "embedded"
     home: str = ".glacier"
     batch_size: int = 500
+    tenant_runs: str = "1"  # GLACIER_TENANT_RUNS: archive runs of one tenant at once ("2", or "1,lab=4")
     tenants: str = ""  # comma-separated allow-list; empty allows every valid tenant
     amqp_url: str = ""
     request_queue: str = "glacier.storage.requests"
@@ -165,6 +166,13 @@ def archive_setup(catalog: CatalogResource, store: ArchiveStoreResource, sources
         key_prefix=store.key_prefix, staging_dir=transport.staging_dir(),
         stale_upload_age=timedelta(hours=store.stale_upload_hours), packaging=store.packaging_policy(), staging_url=store.staging_url or None,
     )
+
+
+def _checked_tenant_runs(text: str) -> str:
+    from glacier_pipelines.flows.planning import parse_concurrency
+
+    parse_concurrency(text)  # refused at load, naming the variable, not in the middle of a sensor tick
+    return text or "1"
 
 
 def resources_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -213,6 +221,7 @@ def resources_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
         "sources": SourcesResource(roots=s.source_roots, allowed_networks=s.source_allowed_networks, read_timeout=s.source_timeout),
         "request_transport": RequestTransportResource(
             kind=s.request_transport, home=str(s.home), batch_size=s.batch_size, tenants=",".join(s.tenants),
+            tenant_runs=_checked_tenant_runs(e("GLACIER_TENANT_RUNS")),
             amqp_url=dg.EnvVar("GLACIER_AMQP_URL") if environ.get("GLACIER_AMQP_URL") else "",
             request_queue=s.request_queue, response_exchange=s.response_exchange,
             response_routing_key=s.response_routing_key, dead_letter_queue=s.dead_letter_queue,

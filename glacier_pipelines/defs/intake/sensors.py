@@ -10,12 +10,12 @@ import socket
 
 import dagster as dg
 
-from glacier_pipelines.catalog.packages import PackageStore
 from glacier_pipelines.core.transport import TransportError
 from glacier_pipelines.defs.archive.jobs import archive_job
 from glacier_pipelines.defs.partitions import tenants
 from glacier_pipelines.defs.status import interval, sensor_status, transport_is, unset
 from glacier_pipelines.flows import intake
+from glacier_pipelines.flows.planning import plan_archive_runs
 from glacier_pipelines.flows.restore_intake import drain_restore_requests
 from glacier_pipelines.resources.archive import ArchiveStoreResource, CatalogResource, RequestTransportResource
 from glacier_pipelines.resources.restore import RestoreResource
@@ -25,25 +25,23 @@ MAX_MESSAGES_PER_TICK = 5000
 MAX_SECONDS_PER_TICK = 20.0
 
 
-def plan_runs(catalog, known_partitions: set[str], run_finished) -> tuple[list[dg.RunRequest], list[str]]:
-    """One run request per tenant with pending work (or work that runs now over left: batches, packages awaiting their check).
-
-    Keyed so that a repeat is harmless.
-    """
-    requests, new_partitions = [], []
-    for tenant in catalog.tenants_with_work():
-        if not tenant:
-            continue
-        marker = catalog.pending_marker(tenant)
-        abandoned = sorted(b for b, owner in catalog.batch_runs_in_flight(tenant).items() if run_finished(owner))
-        abandoned += sorted(p["id"] for p in PackageStore(catalog).awaiting_check(tenant) if not p["run_id"] or run_finished(p["run_id"]))
-        if marker is None and not abandoned:
-            continue
-        if tenant not in known_partitions:
-            new_partitions.append(tenant)
-        run_key = f"{tenant}:{marker}:{','.join(abandoned)}"
-        requests.append(dg.RunRequest(partition_key=tenant, run_key=run_key, tags={"glacier/tenant": tenant}))
+def plan_runs(catalog, known_partitions: set[str], run_finished, *, batch_size: int = 500, concurrency: str = "1",
+              runs_in_progress=lambda tenant: 0) -> tuple[list[dg.RunRequest], list[str]]:
+    """Run requests from the one archive planner (flows/planning.py), and the tenants to add as partitions first."""
+    plans = plan_archive_runs(catalog, run_finished, batch_size=batch_size, concurrency=concurrency, runs_in_progress=runs_in_progress)
+    new_partitions = sorted({p.tenant for p in plans} - known_partitions)
+    requests = [dg.RunRequest(partition_key=p.tenant, run_key=p.run_key, tags={"glacier/tenant": p.tenant, "glacier/slot": str(p.slot)})
+                for p in plans]
     return requests, new_partitions
+
+
+def _runs_in_progress(instance: dg.DagsterInstance):
+    """How many archive runs of a tenant are queued or running (a tenant's parallel runs are counted against its limit)."""
+    busy = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+    def count(tenant: str) -> int:
+        return instance.get_runs_count(dg.RunsFilter(job_name=archive_job.name, statuses=busy, tags={"dagster/partition": tenant}))
+    return count
 
 
 def intake_tick(context: dg.SensorEvaluationContext, catalog: CatalogResource, request_transport: RequestTransportResource,
@@ -73,7 +71,8 @@ def intake_tick(context: dg.SensorEvaluationContext, catalog: CatalogResource, r
         return run is None or run.is_finished
 
     known = set(context.instance.get_dynamic_partitions(tenants.name))
-    run_requests, new_partitions = plan_runs(cat, known, run_finished)
+    run_requests, new_partitions = plan_runs(cat, known, run_finished, batch_size=request_transport.batch_size,
+                                             concurrency=request_transport.tenant_runs, runs_in_progress=_runs_in_progress(context.instance))
     cursor = json.loads(context.cursor) if context.cursor else {}
     cursor = {"received": cursor.get("received", 0) + result.received, "published": cursor.get("published", 0) + published}
     context.log.info(f"intake: {result.new} new, {result.duplicates} duplicate, {result.invalid} invalid; "
