@@ -10,7 +10,7 @@ by itself, and runs started by sensors, the CLI, the UI and backfills all take t
 import dagster as dg
 
 from glacier_pipelines.core import faults
-from glacier_pipelines.defs.archive.common import OWNERS, RETRY, S3_UPLOADS, md_cell, md_table, root_run_id, run_finished, step_fault
+from glacier_pipelines.defs.archive.common import OWNERS, RETRY, S3_UPLOADS, md_table, root_run_id, run_finished, step_fault
 from glacier_pipelines.defs.partitions import tenants
 from glacier_pipelines.flows import archive as flow
 from glacier_pipelines.resources.archive import (

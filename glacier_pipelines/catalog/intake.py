@@ -1,0 +1,93 @@
+"""Catalog queries of intake: received messages persisted idempotently, a resend after ERROR attempted again."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.catalog.rows import _now
+from glacier_pipelines.core.requests import ParsedRequest
+
+
+class IntakeQueries:
+    """Part of Catalog (see store.py): what intake records."""
+
+    def record_request(self, parsed: ParsedRequest, *, fallback_id: str) -> str:
+        """Persist one received message idempotently; returns 'new', 'duplicate' or 'invalid'."""
+        return self.record_requests([(parsed, fallback_id)])[0]
+
+    def record_requests(self, items: Sequence[tuple[ParsedRequest, str]]) -> list[str]:
+        """Persist received messages in one transaction; for each, 'new', 'retried', 'duplicate' or 'invalid'.
+
+        A request already known by ``(tenant, requestId)`` is a duplicate (redelivery or resend)
+        and changes nothing, unless its last answer was ERROR or INVALID_CONTENT and the resend is
+        valid: then it is attempted again ('retried') and answered again. An invalid message is
+        recorded as terminal ``INVALID_CONTENT`` with its response in the outbox; one without a
+        usable tenant or request id is filed under its ``fallback_id``.
+        """
+        now = _now()
+        rows = []
+        for parsed, fallback_id in items:
+            tenant = parsed.envelope.tenant if parsed.envelope else (parsed.tenant or "")
+            request_id = parsed.envelope.requestId if parsed.envelope else (parsed.request_id or fallback_id)
+            rows.append({
+                "tenant": tenant[:64], "request_id": request_id[:255], "owner": parsed.owner, "session": parsed.session,
+                "body": parsed.request.model_dump() if parsed.request else parsed.body,
+                "received_at": now, "updated_at": now, "status": t.PENDING if parsed.valid else t.INVALID_CONTENT,
+                "messages": parsed.errors, "algorithm": parsed.request.algorithm if parsed.request else None,
+                "checksum": parsed.request.checksum if parsed.request else None, "deduplicated": False,
+            })
+        insert = self._insert_ignoring_duplicates(t.requests, ["tenant", "request_id"])
+
+        def tx() -> list[str]:
+            outcomes = []
+            with self.engine.begin() as conn:
+                for (parsed, _), row in zip(items, rows):
+                    if conn.execute(insert, row).rowcount == 0:
+                        outcomes.append("retried" if parsed.valid and self._attempt_again(conn, row) else "duplicate")
+                    elif parsed.valid:
+                        outcomes.append("new")
+                    else:
+                        self._enqueue_response(conn, row["tenant"], row["request_id"], t.INVALID_CONTENT, parsed.errors, None)
+                        outcomes.append("invalid")
+            return outcomes
+
+        return self._with_retry(tx)
+
+    @staticmethod
+    def _attempt_again(conn: Any, row: dict[str, Any]) -> bool:
+        """A valid resend of a request whose last answer was ERROR or INVALID_CONTENT: back to PENDING, to be answered again.
+
+        Its earlier responses stay in the outbox (published or about to be) under a numbered
+        status (``ERROR-1``...), so that exactly one current answer per status is kept.
+        """
+        r, out = t.requests, t.responses
+        known = conn.execute(sa.select(r.c.id, r.c.status, r.c.messages).where(
+            r.c.tenant == row["tenant"], r.c.request_id == row["request_id"])).first()
+        if known is None or known.status not in (t.ERROR, t.INVALID_CONTENT):
+            return False
+        mine = sa.and_(out.c.tenant == row["tenant"], out.c.request_id == row["request_id"])
+        attempt = 1 + conn.execute(sa.select(sa.func.count()).where(mine, out.c.status.like("%-%"))).scalar()
+        for status in (t.DELAYED, *t.TERMINAL):
+            conn.execute(out.update().where(mine, out.c.status == status).values(status=f"{status}-{attempt}"))
+        conn.execute(t.package_members.delete().where(t.package_members.c.request_pk == known.id))  # a failed package's member row
+        previous = "; ".join(known.messages or [])[:500]
+        conn.execute(r.update().where(r.c.id == known.id).values(
+            status=t.PENDING, body=row["body"], algorithm=row["algorithm"], checksum=row["checksum"], owner=row["owner"],
+            session=row["session"], updated_at=row["updated_at"], batch_id=None, object_id=None, stage=None, deduplicated=False,
+            size=None, width=None, height=None, run_id=None,
+            messages=[f"sent again after its answer {known.status} ({previous}): attempt {attempt + 1}"]))
+        return True
+
+    def _insert_ignoring_duplicates(self, table: sa.Table, keys: list[str]) -> Any:
+        """INSERT ... ON CONFLICT DO NOTHING in the dialect at hand (rowcount 0 means it existed)."""
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif self.engine.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            raise NotImplementedError(f"catalog on {self.engine.dialect.name} is not supported; use SQLite or PostgreSQL")
+        return insert(table).on_conflict_do_nothing(index_elements=keys)
