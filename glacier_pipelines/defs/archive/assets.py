@@ -90,7 +90,7 @@ def verified_files(
             "deduplicated": report.deduplicated,
             "failed": len(report.failed),
             "bytes_verified": report.bytes,
-            "requests": md_table(["request", "status after this step"], [(f"`{rid}`", status) for rid, status in report.handled],
+            "request_statuses": md_table(["request", "status after this step"], [(f"`{rid}`", status) for rid, status in report.handled],
                                  "No requests."),
             "failures": _failures_table(report.failed),
             **({} if report.considered else _nothing_waiting("verified_files")),
