@@ -28,18 +28,20 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -n 2
 
 # Benchmarks (not part of the tests): see bench/README.md. They need RabbitMQ on 127.0.0.1:5672;
-# the large-file peers (s5cmd, aws cli, rclone) are used when installed and left out otherwise.
+# the peers (s5cmd, aws cli, rclone) are used when installed and left out otherwise.
 bench: $(STAMP)
 	$(BIN)/python bench/intake.py --requests 10000 --rounds 3
 	$(BIN)/python bench/large_file.py --size-mib 2048 --rounds 3
 	$(BIN)/python bench/memory.py --sizes-mib 1024,4096
 	$(BIN)/python bench/small_files.py --files 10000 --rounds 3
+	$(BIN)/python bench/region.py --files 10000 --rounds 3 --latency-ms 20
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/intake.py --requests 2000 --rounds 1 --out bench/results/intake-quick.json
 	$(BIN)/python bench/large_file.py --quick --out bench/results/large_file-quick
 	$(BIN)/python bench/memory.py --quick --out bench/results/memory-quick
 	$(BIN)/python bench/small_files.py --quick --out bench/results/small_files-quick
+	$(BIN)/python bench/region.py --quick --out bench/results/region-quick
 
 ui: $(STAMP)
 	$(BIN)/dagster dev -w workspace.yaml

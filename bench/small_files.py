@@ -69,10 +69,11 @@ def pipeline(files, s3, bucket, home: Path, src: Path) -> dict:
     archive_flow.store_batch(setup, batch, "bench", "run")
     packaging.add_verified_members(setup, batch, "bench", "run")
     packed = packaging.close_due(setup, setup.packaging, "bench", "run", close_all=True)
+    checked = packaging.check_packages(setup, "bench")  # package_integrity: reads each package back, then answers its members
     elapsed = time.perf_counter() - start
     counts = catalog.status_counts("bench")
-    if counts.get("SUCCESS") != len(files) or verified.failed or packed.failed:
-        raise RuntimeError(f"pipeline did not store every file: {counts}, {verified.failed[:3]}, {packed.failed[:3]}")
+    if counts.get("SUCCESS") != len(files) or verified.failed or packed.failed or checked.problems:
+        raise RuntimeError(f"pipeline did not store every file: {counts}, {verified.failed[:3]}, {packed.failed[:3]}, {checked.problems[:3]}")
     return {"seconds": elapsed, "objects": 2 * packed.closed}  # each package and its manifest
 
 
