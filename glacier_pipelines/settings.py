@@ -1,92 +1,393 @@
-"""Every environment variable the project reads, with its default and meaning.
+"""Every environment variable the project reads: one typed model with each default, range and meaning.
 
-The README's configuration table is checked against ``ENV_VARS`` by a test, so the two
-cannot drift apart.
+``GlacierSettings`` (pydantic-settings) reads the ``GLACIER_*`` variables and ``DAGSTER_HOME``
+and refuses bad values with a :class:`SettingsError` naming every bad variable and what it
+accepts, one per line. ``load()`` builds it once per environment; the code location
+(``resources_from_env``) and the CLI call it before anything runs, so a typo fails at load.
+
+The older views stay for their callers: ``env(name)`` (a variable's value as text),
+``ENV_VARS`` (name -> (default, meaning)) and the ``Settings`` dataclass; all three are
+derived from the model. The README's configuration table is ``markdown_table()``'s output,
+and a test keeps the two identical (``python -m glacier_pipelines.settings`` prints it).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import annotated_types
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 MiB = 1024 * 1024
+PREFIX = "GLACIER_"
+STORAGE_CLASSES = ("DEEP_ARCHIVE", "GLACIER", "GLACIER_IR", "STANDARD")  # as core.transfer.STORAGE_CLASSES
 
-# name -> (default, description). An empty default means "unset".
-ENV_VARS: dict[str, tuple[str, str]] = {
-    "GLACIER_HOME": (".glacier", "Working folder of the embedded default: catalog, request spool, staging area."),
-    "GLACIER_S3_ENDPOINT_URL": ("", "S3 endpoint; unset means AWS itself (credentials from the standard AWS chain)."),
-    "GLACIER_S3_REGION": ("us-east-1", "Region of the bucket."),
-    "GLACIER_BUCKET": ("glacier-archive", "Bucket that receives archived objects."),
-    "GLACIER_STORAGE_CLASS": ("DEEP_ARCHIVE", "DEEP_ARCHIVE, GLACIER, GLACIER_IR (STANDARD allowed for testing)."),
-    "GLACIER_KEY_PREFIX": ("archive", "Key prefix before the tenant segment."),
-    "GLACIER_SSE": ("", "Server-side encryption: unset, AES256, or aws:kms."),
-    "GLACIER_SSE_KMS_KEY_ID": ("", "KMS key id when GLACIER_SSE=aws:kms."),
-    "GLACIER_PART_SIZE_MB": ("16", "Multipart part size in MiB (memory per in-flight part)."),
-    "GLACIER_MULTIPART_THRESHOLD_MB": ("16", "Files above this size (MiB) stream as multipart uploads; smaller ones are staged on disk."),
-    "GLACIER_UPLOAD_CONCURRENCY": ("4", "Parts in flight per file."),
-    "GLACIER_CATALOG_URL": ("", "SQLAlchemy URL of the catalog; unset means SQLite at $GLACIER_HOME/catalog.sqlite."),
-    "GLACIER_SOURCE_ROOTS": ("", "Allowed roots for file:// sources, separated by ',' or ':'; unset refuses file:// sources."),
-    "GLACIER_SOURCE_ALLOWED_NETWORKS": ("", "CIDRs that http(s) sources may resolve to despite being private, loopback or link-local."),
-    "GLACIER_SOURCE_TIMEOUT": ("60", "Seconds a source may stay silent before the fetch fails (connect timeout is 10 s)."),
-    "GLACIER_REQUEST_TRANSPORT": ("embedded", "Where requests arrive: 'embedded' (durable spool folders under $GLACIER_HOME, no broker) or 'amqp'."),
-    "GLACIER_AMQP_URL": ("", "Broker URL when GLACIER_REQUEST_TRANSPORT=amqp, e.g. amqp://guest:guest@127.0.0.1:5672/%2F (never logged)."),
-    "GLACIER_REQUEST_QUEUE": ("glacier.storage.requests", "Queue the storage requests arrive on."),
-    "GLACIER_RESPONSE_EXCHANGE": ("", "Exchange responses are published to; empty means AMQP's default exchange."),
-    "GLACIER_RESPONSE_ROUTING_KEY": ("glacier.storage.responses", "Routing key of responses; with the default exchange, a durable queue of that name."),
-    "GLACIER_DEAD_LETTER_QUEUE": ("glacier.storage.requests.dlq", "Where invalid requests go, with the reason in header x-dead-letter-reason."),
-    "GLACIER_TENANTS": ("", "Comma-separated tenants allowed to submit; unset allows any valid tenant name."),
-    "GLACIER_BATCH_SIZE": ("500", "Most requests one run takes for one tenant."),
-    "GLACIER_TENANT_RUNS": ("1", "Archive runs of one tenant that may work at once, each on its own batch: N, or a default and per-tenant values (1,lab=4). Raise the run queue's limit on dagster/partition to match."),
-    "GLACIER_STAGING_URL": ("", "Where verified small files wait for their upload or package: s3://bucket/prefix (STANDARD) so that steps can run on any machine (Celery, Kubernetes); empty: the local folder $GLACIER_HOME/staging."),
-    "GLACIER_PACKAGE_THRESHOLD_BYTES": ("1048576", "Files at or under this size whose request sets activateSmallFilePackaging go into packages."),
-    "GLACIER_PACKAGE_TENANT_THRESHOLDS": ("", "Per-tenant thresholds, e.g. lab=65536,museum=2097152 (bytes)."),
-    "GLACIER_PACKAGE_TARGET_BYTES": ("268435456", "A package closes and is uploaded when its members reach this size."),
-    "GLACIER_PACKAGE_MAX_AGE_HOURS": ("24", "... or when it is this old (package_close_schedule checks hourly)."),
-    "GLACIER_RESTORE_EVENTS_QUEUE_URL": ("", "SQS queue receiving S3 or EventBridge restore events; unset means polling x-amz-restore."),
-    "GLACIER_SQS_ENDPOINT_URL": ("", "SQS endpoint; unset means AWS itself."),
-    "GLACIER_RESTORE_REQUEST_QUEUE": ("", "AMQP queue of restore requests (JSON as for `glacier-pipelines restore --json`); unset: none read."),
-    "GLACIER_RESTORE_MAX_DAYS": ("365", "Most days a restored copy may be kept."),
-    "GLACIER_DOWNLOAD_LINK_MAX_SECONDS": ("604800", "Longest life of a pre-signed download link (7 days is SigV4's limit; never past the restored copy's expiry)."),
-    "GLACIER_PRICING_REGION": ("us-east-1", "Which pricing file under glacier_pipelines/data/pricing/ the cost estimates use."),
-    "GLACIER_SMTP_HOST": ("", "SMTP server that tells requesters their files are ready; unset means no email (links stay in the report)."),
-    "GLACIER_SMTP_PORT": ("25", "SMTP port."),
-    "GLACIER_SMTP_FROM": ("glacier-pipelines@localhost", "Sender address of restore notifications."),
-    "GLACIER_SMTP_USER": ("", "SMTP user, if the server wants a login."),
-    "GLACIER_SMTP_PASSWORD": ("", "SMTP password (never logged)."),
-    "GLACIER_SMTP_STARTTLS": ("0", "1 upgrades the SMTP connection with STARTTLS."),
-    "GLACIER_VAULT_ENDPOINT_URL": ("", "Glacier (vault API) endpoint; unset means AWS itself."),
-    "GLACIER_VAULT_REGION": ("us-east-1", "Region of the source vaults."),
-    "GLACIER_VAULT_ACCOUNT_ID": ("-", "Account id of the vaults; '-' means the credentials' own account."),
-    "GLACIER_VAULT_TIER": ("Bulk", "Tier of archive-retrieval jobs: Bulk, Standard or Expedited."),
-    "GLACIER_VAULT_CHUNK_SIZE_MB": ("64", "Range fetched and uploaded as one part (MiB, rounded down to a power of two, at least 8)."),
-    "GLACIER_VAULT_DAILY_BYTES": ("1099511627776", "Bytes of retrieval jobs started per 24 h over all vaults (0: no limit)."),
-    "GLACIER_VAULT_MAX_JOBS_PER_RUN": ("1000", "Retrieval jobs started per run."),
-    "GLACIER_VAULT_EXPIRY_MARGIN_HOURS": ("19", "A job output completed longer ago than this and not yet copied is requested again."),
-    "GLACIER_VAULT_INVENTORY_FORMAT": ("CSV", "Format of inventory-retrieval jobs: CSV or JSON."),
-    "GLACIER_VAULT_NAMES_CSV": ("", "CSV of 'archive id,name' overriding names derived from archive descriptions."),
-    "GLACIER_VAULT_KEY_PREFIX": ("vaults", "Key prefix of vault copies: <prefix>/<vault>/<name>."),
-    "GLACIER_VAULT_CONCURRENCY": ("2", "Archives copied at once (memory: about chunk size x this)."),
-    "GLACIER_LIFECYCLE_CONFIG": ("", "TOML (or .json) file of per-tenant lifecycle rules, move sources and trash prefix; unset: lifecycle_rules changes nothing."),
-    "GLACIER_COPY_THRESHOLD_MB": ("5120", "Server-side moves copy objects above this size (MiB) by multipart UploadPartCopy; CopyObject takes at most 5 GiB."),
-    "GLACIER_COPY_PART_SIZE_MB": ("512", "Part size (MiB) of multipart server-side copies (grown so no object needs more than 10,000 parts)."),
-    "GLACIER_SENSORS_RUNNING": ("0", "1 starts sensors and schedules when the Dagster daemon loads the code location, each only if what it watches is configured (else off, with a log line saying why)."),
-    "GLACIER_SENSOR_INTERVAL_SECONDS": ("", "Minimum interval of every sensor in seconds; unset keeps each sensor's own (intake 30, restore 60, vault 300)."),
-    "GLACIER_EXECUTOR": ("multiprocess", "Executor of every job: multiprocess, in_process, k8s (dagster-k8s k8s_job_executor) or celery (dagster-celery); k8s and celery need the 'deploy' extra."),
-    "GLACIER_EXECUTOR_CONFIG": ("", "Run-config YAML whose execution.config configures that executor (deploy/executors/*.yaml); unset: the executor's defaults."),
-}
+
+class SettingsError(ValueError):
+    """One or more variables have values the project cannot use; the message has one line per variable."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(problems))
+
+
+def _var(default: Any, description: str, expected: str | None = None, *, secret: bool = False, **constraints: Any) -> Any:
+    """A field: its default, the README's meaning, what it accepts (derived from the constraints unless given)."""
+    extra = {k: v for k, v in {"expected": expected, "secret": secret or None}.items() if v}
+    return Field(default, description=description, json_schema_extra=extra or None, **constraints)
+
+
+Csv = Annotated[tuple[str, ...], NoDecode]  # from the environment as a comma-separated string
+Thresholds = Annotated[tuple[tuple[str, int], ...], NoDecode]  # tenant=bytes,tenant=bytes
+
+
+class GlacierSettings(BaseSettings):
+    """The configuration, typed. Field ``x`` is read from ``GLACIER_X`` (``dagster_home`` from ``DAGSTER_HOME``)."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, case_sensitive=False, env_ignore_empty=True, extra="ignore",
+                                      frozen=True)
+
+    home: Path = _var(Path(".glacier"), "Working folder of the embedded default: catalog, request spool, staging area.", "a folder path")
+    dagster_home: Path | None = Field(None, validation_alias="DAGSTER_HOME", description=(
+        "Folder of the Dagster instance (dagster.yaml, run history); must be absolute. Unset: the CLI uses $GLACIER_HOME/dagster."),
+        json_schema_extra={"expected": "an absolute folder path"})
+    s3_endpoint_url: str | None = _var(None, "S3 endpoint; unset means AWS itself (credentials from the standard AWS chain).", "an http:// or https:// URL")
+    s3_region: str = _var("us-east-1", "Region of the bucket.", "an AWS region name such as eu-west-1", pattern=r"^[a-z0-9-]+$")
+    bucket: str = _var("glacier-archive", "Bucket that receives archived objects.", "a bucket name", min_length=1)
+    storage_class: Literal["DEEP_ARCHIVE", "GLACIER", "GLACIER_IR", "STANDARD"] = _var(
+        "DEEP_ARCHIVE", "DEEP_ARCHIVE, GLACIER, GLACIER_IR (STANDARD allowed for testing).", f"a storage class among {', '.join(STORAGE_CLASSES)}")
+    key_prefix: str = _var("archive", "Key prefix before the tenant segment.", "a key prefix")
+    sse: Literal["AES256", "aws:kms"] | None = _var(None, "Server-side encryption: unset, AES256, or aws:kms.", "unset, AES256 or aws:kms")
+    sse_kms_key_id: str | None = _var(None, "KMS key id when GLACIER_SSE=aws:kms.", "a KMS key id or ARN")
+    part_size_mb: float = _var(16, "Multipart part size in MiB (memory per in-flight part).", ge=5, le=5120)
+    multipart_threshold_mb: float = _var(16, "Files above this size (MiB) stream as multipart uploads; smaller ones are staged on disk.", gt=0)
+    upload_concurrency: int = _var(4, "Parts in flight per file.", ge=1, le=64)
+    catalog_url: str | None = _var(None, "SQLAlchemy URL of the catalog; unset means SQLite at $GLACIER_HOME/catalog.sqlite.",
+                                   "a URL sqlite:///PATH or postgresql[+driver]://...", secret=True)
+    source_roots: Csv = _var((), "Allowed roots for file:// sources, separated by ',' or ':'; unset refuses file:// sources.", "folder paths separated by ',' or ':'")
+    source_allowed_networks: Csv = _var((), "CIDRs that http(s) sources may resolve to despite being private, loopback or link-local.",
+                                        "comma-separated networks such as 10.0.0.0/8,127.0.0.1")
+    source_timeout: float = _var(60, "Seconds a source may stay silent before the fetch fails (connect timeout is 10 s).", gt=0, le=3600)
+    request_transport: Literal["embedded", "amqp"] = _var(
+        "embedded", "Where requests arrive: 'embedded' (durable spool folders under $GLACIER_HOME, no broker) or 'amqp'.", "one of embedded, amqp")
+    amqp_url: str | None = _var(None, "Broker URL when GLACIER_REQUEST_TRANSPORT=amqp, e.g. amqp://guest:guest@127.0.0.1:5672/%2F (never logged).",
+                                "an amqp:// or amqps:// URL", secret=True)
+    request_queue: str = _var("glacier.storage.requests", "Queue the storage requests arrive on.", "a queue name", min_length=1)
+    response_exchange: str = _var("", "Exchange responses are published to; empty means AMQP's default exchange.", "an exchange name")
+    response_routing_key: str = _var("glacier.storage.responses", "Routing key of responses; with the default exchange, a durable queue of that name.",
+                                     "a routing key", min_length=1)
+    dead_letter_queue: str = _var("glacier.storage.requests.dlq", "Where invalid requests go, with the reason in header x-dead-letter-reason.",
+                                  "a queue name", min_length=1)
+    tenants: Csv = _var((), "Comma-separated tenants allowed to submit; unset allows any valid tenant name.", "comma-separated tenant names")
+    tenants_config: str = _var("", "TOML file of per-tenant settings (bucket, key prefix, storage class, restore tier and days, SSE, small-file "
+                               "threshold); what it leaves out falls back to these variables. Unset: every tenant uses these variables.", "a file path")
+    batch_size: int = _var(500, "Most requests one run takes for one tenant.", ge=1)
+    tenant_runs: str = _var("1", "Archive runs of one tenant that may work at once, each on its own batch: N, or a default and per-tenant values "
+                            "(1,lab=4). Raise the run queue's limit on dagster/partition to match.",
+                            "N or N,tenant=N,... with each N a whole number >= 1")
+    staging_url: str = _var("", "Where verified small files wait for their upload or package: s3://bucket/prefix (STANDARD) so that steps can run on "
+                            "any machine (Celery, Kubernetes); empty: the local folder $GLACIER_HOME/staging.", "s3://bucket/prefix or a folder path")
+    package_threshold_bytes: int = _var(1048576, "Files at or under this size whose request sets activateSmallFilePackaging go into packages.", ge=0)
+    package_tenant_thresholds: Thresholds = _var((), "Per-tenant thresholds, e.g. lab=65536,museum=2097152 (bytes).",
+                                                 "comma-separated tenant=bytes pairs such as lab=65536")
+    package_target_bytes: int = _var(268435456, "A package closes and is uploaded when its members reach this size.", ge=1)
+    package_max_age_hours: float = _var(24, "... or when it is this old (package_close_schedule checks hourly).", ge=0)
+    restore_events_queue_url: str | None = _var(None, "SQS queue receiving S3 or EventBridge restore events; unset means polling x-amz-restore.",
+                                                "an http:// or https:// SQS queue URL")
+    sqs_endpoint_url: str | None = _var(None, "SQS endpoint; unset means AWS itself.", "an http:// or https:// URL")
+    restore_request_queue: str = _var("", "AMQP queue of restore requests (JSON as for `glacier-pipelines restore --json`); unset: none read.", "a queue name")
+    restore_max_days: int = _var(365, "Most days a restored copy may be kept.", ge=1, le=36500)
+    download_link_max_seconds: int = _var(604800, "Longest life of a pre-signed download link (7 days is SigV4's limit; never past the restored copy's expiry).",
+                                          ge=1, le=604800)
+    pricing_region: str = _var("us-east-1", "Which pricing file under glacier_pipelines/data/pricing/ the cost estimates use.",
+                               "an AWS region name such as eu-west-1", pattern=r"^[a-z0-9-]+$")
+    smtp_host: str = _var("", "SMTP server that tells requesters their files are ready; unset means no email (links stay in the report).", "a host name")
+    smtp_port: int = _var(25, "SMTP port.", ge=1, le=65535)
+    smtp_from: str = _var("glacier-pipelines@localhost", "Sender address of restore notifications.", "an email address", pattern=r"^[^@\s]+@[^@\s]+$")
+    smtp_user: str = _var("", "SMTP user, if the server wants a login.", "a user name")
+    smtp_password: str = _var("", "SMTP password (never logged).", "a password", secret=True)
+    smtp_starttls: bool = _var(False, "1 upgrades the SMTP connection with STARTTLS.", "0 or 1")
+    vault_endpoint_url: str | None = _var(None, "Glacier (vault API) endpoint; unset means AWS itself.", "an http:// or https:// URL")
+    vault_region: str = _var("us-east-1", "Region of the source vaults.", "an AWS region name such as eu-west-1", pattern=r"^[a-z0-9-]+$")
+    vault_account_id: str = _var("-", "Account id of the vaults; '-' means the credentials' own account.", "- or a 12-digit account id",
+                                 pattern=r"^(-|\d{12})$")
+    vault_tier: Literal["Bulk", "Standard", "Expedited"] = _var("Bulk", "Tier of archive-retrieval jobs: Bulk, Standard or Expedited.",
+                                                                 "one of Bulk, Standard, Expedited")
+    vault_chunk_size_mb: int = _var(64, "Range fetched and uploaded as one part (MiB, rounded down to a power of two, at least 8).", ge=1, le=4096)
+    vault_daily_bytes: int = _var(1099511627776, "Bytes of retrieval jobs started per 24 h over all vaults (0: no limit).", ge=0)
+    vault_max_jobs_per_run: int = _var(1000, "Retrieval jobs started per run.", ge=1)
+    vault_expiry_margin_hours: float = _var(19, "A job output completed longer ago than this and not yet copied is requested again.", ge=0, le=24)
+    vault_inventory_format: Literal["CSV", "JSON"] = _var("CSV", "Format of inventory-retrieval jobs: CSV or JSON.", "one of CSV, JSON")
+    vault_names_csv: str = _var("", "CSV of 'archive id,name' overriding names derived from archive descriptions.", "a file path")
+    vault_key_prefix: str = _var("vaults", "Key prefix of vault copies: <prefix>/<vault>/<name>.", "a key prefix")
+    vault_concurrency: int = _var(2, "Archives copied at once (memory: about chunk size x this).", ge=1, le=64)
+    lifecycle_config: str = _var("", "TOML (or .json) file of per-tenant lifecycle rules, move sources and trash prefix; unset: lifecycle_rules changes nothing.",
+                                 "a file path")
+    copy_threshold_mb: float = _var(5120, "Server-side moves copy objects above this size (MiB) by multipart UploadPartCopy; CopyObject takes at most 5 GiB.",
+                                    gt=0, le=5120)
+    copy_part_size_mb: float = _var(512, "Part size (MiB) of multipart server-side copies (grown so no object needs more than 10,000 parts).", ge=5, le=5120)
+    sensors_running: bool = _var(False, "1 starts sensors and schedules when the Dagster daemon loads the code location, each only if what it watches is "
+                                 "configured (else off, with a log line saying why).", "0 or 1")
+    sensor_interval_seconds: int | None = _var(None, "Minimum interval of every sensor in seconds; unset keeps each sensor's own (intake 30, restore 60, vault 300).",
+                                               ge=1, le=86400)
+    executor: Literal["multiprocess", "in_process", "k8s", "celery"] = _var(
+        "multiprocess", "Executor of every job: multiprocess, in_process, k8s (dagster-k8s k8s_job_executor) or celery (dagster-celery); k8s and celery need "
+        "the 'deploy' extra.", "one of multiprocess, in_process, k8s, celery")
+    executor_config: str = _var("", "Run-config YAML whose execution.config configures that executor (deploy/executors/*.yaml); unset: the executor's defaults.",
+                                "a file path")
+
+    # -- normalizing what people type ------------------------------------------------------------------
+    @field_validator("storage_class", "vault_inventory_format", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.strip().upper() if isinstance(v, str) else v
+
+    @field_validator("request_transport", "executor", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @field_validator("vault_tier", mode="before")
+    @classmethod
+    def _capitalized(cls, v: Any) -> Any:
+        return v.strip().capitalize() if isinstance(v, str) else v
+
+    @field_validator("sse", mode="before")
+    @classmethod
+    def _sse(cls, v: Any) -> Any:
+        return {"aes256": "AES256", "aws:kms": "aws:kms"}.get(v.strip().lower(), v) if isinstance(v, str) else v
+
+    @field_validator("key_prefix", "vault_key_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        return v.strip("/")
+
+    @field_validator("source_roots", mode="before")
+    @classmethod
+    def _roots(cls, v: Any) -> Any:
+        return tuple(x.strip() for x in re.split(f"[,{re.escape(os.pathsep)}]", v) if x.strip()) if isinstance(v, str) else v
+
+    @field_validator("tenants", mode="before")
+    @classmethod
+    def _csv(cls, v: Any) -> Any:
+        return tuple(x.strip() for x in v.split(",") if x.strip()) if isinstance(v, str) else v
+
+    @field_validator("source_allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, v: Any) -> Any:
+        items = tuple(x.strip() for x in v.split(",") if x.strip()) if isinstance(v, str) else tuple(v)
+        for item in items:
+            ipaddress.ip_network(item, strict=False)  # ValueError names nothing useful: the message comes from `expected`
+        return items
+
+    @field_validator("package_tenant_thresholds", mode="before")
+    @classmethod
+    def _thresholds(cls, v: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        pairs = []
+        for item in filter(None, (x.strip() for x in v.split(","))):
+            tenant, sep, value = item.partition("=")
+            if not sep or not tenant.strip() or not value.strip().isdigit():
+                raise ValueError(item)
+            pairs.append((tenant.strip(), int(value)))
+        return tuple(pairs)
+
+    @field_validator("tenant_runs")
+    @classmethod
+    def _tenant_runs(cls, v: str) -> str:
+        for item in filter(None, (x.strip() for x in v.split(","))):
+            name, sep, number = item.rpartition("=")
+            if not number.strip().isdigit() or int(number) < 1 or (sep and not name.strip()):
+                raise ValueError(item)
+        return v.strip() or "1"
+
+    @field_validator("s3_endpoint_url", "sqs_endpoint_url", "vault_endpoint_url", "restore_events_queue_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None:
+            parts = urlsplit(v.strip())
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(v)
+            return v.strip()
+        return v
+
+    @field_validator("catalog_url")
+    @classmethod
+    def _catalog_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^(sqlite(\+\w+)?:///|postgresql(\+\w+)?://)", v.strip()):
+            raise ValueError("scheme")
+        return v.strip() if v else v
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_url(cls, v: str | None) -> str | None:
+        if v is not None and urlsplit(v.strip()).scheme not in ("amqp", "amqps"):
+            raise ValueError("scheme")
+        return v
+
+    @field_validator("dagster_home")
+    @classmethod
+    def _absolute(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.expanduser().is_absolute():
+            raise ValueError("relative")
+        return v.expanduser() if v is not None else v
+
+    # -- sources: the given environment only (no .env file, no secrets folder) -----------------------------
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _MappingEnvSource(settings_cls)
+
+    # -- derived values ----------------------------------------------------------------------------------
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_catalog_url(self) -> str:
+        return self.catalog_url or f"sqlite:///{self.home_dir / 'catalog.sqlite'}"
+
+    @property
+    def resolved_dagster_home(self) -> Path:
+        return self.dagster_home or self.home_dir / "dagster"
+
+
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("glacier_settings_environ", default=None)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping (``os.environ`` unless ``load`` was handed one)."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _ENVIRON.get()
+        return parse_env_vars(os.environ if environ is None else environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+FIELDS: dict[str, FieldInfo] = dict(GlacierSettings.model_fields)
+
+
+def var_name(field: str) -> str:
+    info = FIELDS[field]
+    return info.validation_alias if isinstance(info.validation_alias, str) else PREFIX + field.upper()
+
+
+VARIABLES: dict[str, str] = {var_name(f): f for f in FIELDS}  # environment variable -> field
+
+
+def _number(v: Any) -> str:
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
+def expected(field: str) -> str:
+    """What a variable accepts, in words: explicit on the field, or from its type and bounds."""
+    info = FIELDS[field]
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    if extra.get("expected"):
+        return str(extra["expected"])
+    whole = info.annotation in (int, int | None)
+    bounds = {type(m).__name__: m for m in info.metadata if isinstance(m, (annotated_types.Ge, annotated_types.Gt, annotated_types.Le))}
+    low = (f">= {_number(bounds['Ge'].ge)}" if "Ge" in bounds else f"> {_number(bounds['Gt'].gt)}" if "Gt" in bounds else "")
+    kind = "a whole number" if whole else "a number"
+    if "Le" in bounds:
+        if "Ge" in bounds:
+            return f"{kind} from {_number(bounds['Ge'].ge)} to {_number(bounds['Le'].le)}"
+        return f"{kind} {low} and <= {_number(bounds['Le'].le)}" if low else f"{kind} <= {_number(bounds['Le'].le)}"
+    return f"{kind} {low}".rstrip()
+
+
+def as_text(value: Any) -> str:
+    """A value as the environment spells it: '' for unset, 1/0 for booleans, 16 rather than 16.0."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return _number(value)
+    if isinstance(value, tuple):
+        return ",".join(f"{x[0]}={x[1]}" if isinstance(x, tuple) else str(x) for x in value)
+    return str(value)
+
+
+def _shown(field: str, raw: str | None) -> str:
+    """The offending value for a message; secrets (URLs with passwords) show their scheme at most."""
+    extra = FIELDS[field].json_schema_extra if isinstance(FIELDS[field].json_schema_extra, dict) else {}
+    if raw is None:
+        return "its default"
+    if extra.get("secret"):
+        scheme = urlsplit(raw).scheme if "://" in raw else ""
+        return f"a value starting {scheme}:// (rest not shown)" if scheme else "a value (not shown)"
+    return repr(raw)
+
+
+def _relevant(environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in environ.items() if k.upper().startswith(PREFIX) or k.upper() == "DAGSTER_HOME"))
+
+
+@lru_cache(maxsize=64)
+def _load(items: tuple[tuple[str, str], ...]) -> GlacierSettings:
+    environ = dict(items)
+    token = _ENVIRON.set(environ)
+    try:
+        return GlacierSettings()
+    except ValidationError as exc:
+        upper = {k.upper(): v for k, v in environ.items()}
+        problems: dict[str, str] = {}
+        for error in exc.errors():
+            loc = str(error["loc"][0]) if error["loc"] else ""
+            field = loc if loc in FIELDS else VARIABLES.get(loc)
+            if field is None or var_name(field) in problems:
+                continue
+            name = var_name(field)
+            problems[name] = f"{name}: expected {expected(field)}, got {_shown(field, upper.get(name))}"
+        raise SettingsError(list(problems.values()) or [str(exc)]) from None
+    finally:
+        _ENVIRON.reset(token)
+
+
+def load(environ: Mapping[str, str] | None = None) -> GlacierSettings:
+    """The validated settings of ``environ`` (default: the process environment); raises SettingsError."""
+    return _load(_relevant(os.environ if environ is None else environ))
 
 
 def env(name: str, environ: Mapping[str, str] | None = None) -> str:
-    environ = os.environ if environ is None else environ
-    value = environ.get(name, "")
-    return value if value != "" else ENV_VARS[name][0]
+    """One variable's validated value as text ('' when unset): a view of ``load(environ)``."""
+    return as_text(getattr(load(environ), VARIABLES[name]))
+
+
+def _defaults() -> dict[str, tuple[str, str]]:
+    return {var_name(f): (as_text(info.default), info.description or "") for f, info in FIELDS.items()}
+
+
+# name -> (default as text, meaning); an empty default means "unset". Derived from the model.
+ENV_VARS: dict[str, tuple[str, str]] = _defaults()
+
+
+def markdown_table() -> str:
+    """The README's configuration table, one row per variable, from the model."""
+    rows = ["| variable | default | accepts | meaning |", "|---|---|---|---|"]
+    for field, info in FIELDS.items():
+        default = as_text(info.default)
+        rows.append(f"| `{var_name(field)}` | {f'`{default}`' if default else 'unset'} | {expected(field)} | {info.description} |")
+    return "\n".join(rows) + "\n"
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved configuration, for the CLI and for building resources."""
+    """Resolved configuration, for the CLI and for building resources (a view of ``GlacierSettings``)."""
 
     home: Path
     s3_endpoint_url: str | None
@@ -113,34 +414,20 @@ class Settings:
     batch_size: int
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
-        e = lambda name: env(name, environ)  # noqa: E731
-        home = Path(e("GLACIER_HOME")).expanduser().resolve()
+    def from_model(cls, m: GlacierSettings) -> "Settings":
         return cls(
-            home=home,
-            s3_endpoint_url=e("GLACIER_S3_ENDPOINT_URL") or None,
-            s3_region=e("GLACIER_S3_REGION"),
-            bucket=e("GLACIER_BUCKET"),
-            storage_class=e("GLACIER_STORAGE_CLASS").upper(),
-            key_prefix=e("GLACIER_KEY_PREFIX").strip("/"),
-            sse=e("GLACIER_SSE") or None,
-            kms_key_id=e("GLACIER_SSE_KMS_KEY_ID") or None,
-            part_size=int(float(e("GLACIER_PART_SIZE_MB")) * MiB),
-            multipart_threshold=int(float(e("GLACIER_MULTIPART_THRESHOLD_MB")) * MiB),
-            upload_concurrency=int(e("GLACIER_UPLOAD_CONCURRENCY")),
-            catalog_url=e("GLACIER_CATALOG_URL") or f"sqlite:///{home / 'catalog.sqlite'}",
-            source_roots=e("GLACIER_SOURCE_ROOTS"),
-            source_allowed_networks=e("GLACIER_SOURCE_ALLOWED_NETWORKS"),
-            source_timeout=float(e("GLACIER_SOURCE_TIMEOUT")),
-            request_transport=e("GLACIER_REQUEST_TRANSPORT").lower(),
-            amqp_url=e("GLACIER_AMQP_URL"),
-            request_queue=e("GLACIER_REQUEST_QUEUE"),
-            response_exchange=e("GLACIER_RESPONSE_EXCHANGE"),
-            response_routing_key=e("GLACIER_RESPONSE_ROUTING_KEY"),
-            dead_letter_queue=e("GLACIER_DEAD_LETTER_QUEUE"),
-            tenants=tuple(x.strip() for x in e("GLACIER_TENANTS").split(",") if x.strip()),
-            batch_size=int(e("GLACIER_BATCH_SIZE")),
+            home=m.home_dir, s3_endpoint_url=m.s3_endpoint_url, s3_region=m.s3_region, bucket=m.bucket, storage_class=m.storage_class,
+            key_prefix=m.key_prefix, sse=m.sse, kms_key_id=m.sse_kms_key_id, part_size=int(m.part_size_mb * MiB),
+            multipart_threshold=int(m.multipart_threshold_mb * MiB), upload_concurrency=m.upload_concurrency,
+            catalog_url=m.resolved_catalog_url, source_roots=as_text(m.source_roots), source_allowed_networks=as_text(m.source_allowed_networks),
+            source_timeout=m.source_timeout, request_transport=m.request_transport, amqp_url=m.amqp_url or "", request_queue=m.request_queue,
+            response_exchange=m.response_exchange, response_routing_key=m.response_routing_key, dead_letter_queue=m.dead_letter_queue,
+            tenants=m.tenants, batch_size=m.batch_size,
         )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        return cls.from_model(load(environ))
 
     @property
     def spool_dir(self) -> Path:
@@ -149,3 +436,21 @@ class Settings:
     @property
     def staging_dir(self) -> Path:
         return self.home / "staging"
+
+
+def with_table(readme: str) -> str:
+    """``readme`` with its configuration table replaced by ``markdown_table()``."""
+    section = readme.index("\n## Configuration\n")
+    start = readme.index("| variable | default |", section)
+    end = readme.find("\n\n", start)
+    return readme[:start] + markdown_table() + (readme[end + 1:] if end != -1 else "")
+
+
+if __name__ == "__main__":  # python -m glacier_pipelines.settings [README.md]: print the table, or rewrite it in that file
+    import sys
+
+    if len(sys.argv) > 1:
+        readme_path = Path(sys.argv[1])
+        readme_path.write_text(with_table(readme_path.read_text()))
+    else:
+        print(markdown_table(), end="")

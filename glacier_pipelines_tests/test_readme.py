@@ -5,18 +5,30 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from glacier_pipelines.settings import ENV_VARS
+from glacier_pipelines.settings import ENV_VARS, VARIABLES, GlacierSettings, as_text, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
+def _configuration_section() -> str:
+    return README.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+
+
 def test_readme_lists_every_env_var():
-    table = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(GLACIER_[A-Z0-9_]+)` \| ([^|]+) \|", README, re.M)}
-    assert set(table) == set(ENV_VARS)
-    for name, (default, _) in ENV_VARS.items():
-        shown = table[name].strip()
-        assert shown == (f"`{default}`" if default else "unset"), name
+    """The table names exactly the model's variables, each with the model's default."""
+    table = {m.group(1): m.group(2) for m in re.finditer(r"^\| `((?:GLACIER|DAGSTER)_[A-Z0-9_]+)` \| ([^|]+) \|", _configuration_section(), re.M)}
+    assert set(table) == set(VARIABLES) == set(ENV_VARS)
+    for name, field in VARIABLES.items():
+        default = as_text(GlacierSettings.model_fields[field].default)
+        assert table[name].strip() == (f"`{default}`" if default else "unset"), name
+        assert ENV_VARS[name][0] == default, name
+
+
+def test_readme_table_is_the_models():
+    """Rows are generated from the fields' descriptions and bounds (python -m glacier_pipelines.settings): no drift."""
+    assert markdown_table() in _configuration_section()
+    assert "| `GLACIER_BATCH_SIZE` | `500` | a whole number >= 1 | Most requests one run takes for one tenant. |" in markdown_table()
 
 
 def test_every_env_var_the_code_reads_is_documented():

@@ -28,8 +28,8 @@ CONFIGURATION_CODES = {
     "PermanentRedirect": "AWS_DEFAULT_REGION does not match the bucket's region",
     "ExpiredToken": "the AWS session token has expired",
     "InvalidToken": "the AWS session token is not valid",
-    "KMS.NotFoundException": "GLACIER_KMS_KEY_ID names a KMS key that does not exist",
-    "KMS.DisabledException": "the KMS key of GLACIER_KMS_KEY_ID is disabled",
+    "KMS.NotFoundException": "GLACIER_SSE_KMS_KEY_ID names a KMS key that does not exist",
+    "KMS.DisabledException": "the KMS key of GLACIER_SSE_KMS_KEY_ID is disabled",
 }
 TRANSIENT_CODES = {
     "RequestTimeout", "RequestTimeTooSkewed", "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",

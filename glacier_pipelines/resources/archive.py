@@ -1,20 +1,19 @@
 """Resources of the archive path, each configured from environment variables.
 
-Values that may carry secrets (the catalog URL) are passed as ``dg.EnvVar`` so they never
-appear in the UI's resource configuration; the rest are plain values with documented defaults.
+Every variable is validated by ``settings.load`` first. Values that may carry secrets (the catalog
+URL, the AMQP URL, the SMTP password) and the AWS connection fields (region, endpoint URL,
+profile) are passed as ``dg.EnvVar`` when set, so the UI shows the variable, not its value; the
+rest are plain, validated values with documented defaults.
 """
 
 
-import ipaddress
 import os
 import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import dagster as dg
-from botocore.config import Config
 
 from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.core import pricing, transfer
@@ -24,7 +23,8 @@ from glacier_pipelines.core.amqp import AmqpSettings, AmqpTransport
 from glacier_pipelines.core.transport import EmbeddedTransport, Transport
 from glacier_pipelines.flows.archive import ArchiveSetup
 from glacier_pipelines.flows.packaging import PackagingPolicy
-from glacier_pipelines.settings import MiB, Settings, env
+from glacier_pipelines.resources.aws import S3ClientResource
+from glacier_pipelines.settings import MiB, Settings, as_text, load
 
 _catalogs: dict[str, Catalog] = {}
 _catalogs_lock = threading.Lock()
@@ -57,16 +57,20 @@ class CatalogResource(dg.ConfigurableResource):
             return _catalogs[url]
 
 
-class ArchiveStoreResource(dg.ConfigurableResource):
+class ArchiveStoreResource(S3ClientResource):
     """The destination bucket, its storage class and how uploads are made.
 
-    A boto3 client is built here rather than through dagster-aws' S3Resource because the
-    upload path needs botocore's ``standard`` retry mode, a connection pool as large as the
-    part concurrency, and read timeouts, which that resource does not expose.
+    It is dagster-aws' ``S3Resource`` (``region_name``, ``endpoint_url``, ``profile_name``, set
+    from GLACIER_S3_REGION, GLACIER_S3_ENDPOINT_URL and AWS_PROFILE as ``dg.EnvVar``) through
+    ``S3ClientResource``, which adds what the upload path needs and S3Resource does not expose:
+    botocore's ``standard`` retry mode, a connection pool as large as the part concurrency,
+    read timeouts, and no payload signing.
     """
 
-    endpoint_url: str | None = None
-    region_name: str = "us-east-1"
+    region_name: str | None = "us-east-1"
+    # Every part and object carries its own x-amz-checksum-sha256, which S3 verifies; signing the
+    # payload too (botocore does on plain-HTTP endpoints) would hash every byte once more.
+    sign_payload: bool | None = False
     bucket: str
     storage_class: str = "DEEP_ARCHIVE"
     key_prefix: str = "archive"
@@ -75,7 +79,6 @@ class ArchiveStoreResource(dg.ConfigurableResource):
     part_size_mb: float = 16
     multipart_threshold_mb: float = 16
     upload_concurrency: int = 4
-    max_attempts: int = 8
     stale_upload_hours: float = 24
     package_threshold_bytes: int = 1024 * 1024
     package_tenant_thresholds: str = ""
@@ -83,17 +86,12 @@ class ArchiveStoreResource(dg.ConfigurableResource):
     package_max_age_hours: float = 24
     staging_url: str = ""  # GLACIER_STAGING_URL: s3://bucket/prefix for staged small files; empty: $GLACIER_HOME/staging
 
+    def pool_floor(self) -> int:
+        return self.upload_concurrency * 2
+
     def client(self) -> Any:
-        config = Config(
-            retries={"mode": "standard", "max_attempts": self.max_attempts},
-            max_pool_connections=max(10, self.upload_concurrency * 2),
-            connect_timeout=10,
-            read_timeout=120,
-            # Every part and object carries its own x-amz-checksum-sha256, which S3 verifies; signing the
-            # payload too (botocore does on plain-HTTP endpoints) would hash every byte once more.
-            s3={"payload_signing_enabled": False},
-        )
-        return boto3.session.Session().client("s3", endpoint_url=self.endpoint_url or None, region_name=self.region_name, config=config)
+        """The S3 client of every archive, restore and move step (tests override this one method)."""
+        return self.get_client()
 
     def packaging_policy(self) -> PackagingPolicy:
         return PackagingPolicy.from_strings(str(self.package_threshold_bytes), str(self.package_target_bytes),
@@ -175,56 +173,65 @@ def _checked_tenant_runs(text: str) -> str:
     return text or "1"
 
 
+def _from_env(name: str, value: Any) -> Any:
+    """``dg.EnvVar(name)`` when the process environment holds the validated ``value`` (so the UI shows the variable,
+    and a run resolves it), else the value itself (unset: the default; or an explicit ``environ`` that differs)."""
+    return dg.EnvVar(name) if value not in (None, "") and os.environ.get(name) == str(value) else value
+
+
+def aws_connection(endpoint_var: str, endpoint: str | None, region_var: str, region: str) -> dict[str, Any]:
+    """The dagster-aws connection fields, as Dagster users configure them: region, endpoint URL, profile (AWS_PROFILE)."""
+    return {"endpoint_url": _from_env(endpoint_var, endpoint), "region_name": _from_env(region_var, region),
+            "profile_name": _from_env("AWS_PROFILE", os.environ.get("AWS_PROFILE") or None)}
+
+
 def resources_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
-    """The resource instances for ``defs``, from environment variables and their defaults."""
+    """The resource instances for ``defs``, from environment variables and their defaults.
+
+    Every variable is validated first (``settings.load``): a bad value raises SettingsError at load,
+    naming the variable and what it accepts, not in the middle of a run.
+    """
     environ = dict(os.environ) if environ is None else environ
-    s = Settings.from_env(environ)
-    catalog_url: Any = dg.EnvVar("GLACIER_CATALOG_URL") if environ.get("GLACIER_CATALOG_URL") else s.catalog_url
-    # Validate early so a typo is reported at load time, not in the middle of a run.
-    s_upload = transfer.UploadSettings(bucket=s.bucket, storage_class=s.storage_class, part_size=s.part_size,
-                                       multipart_threshold=s.multipart_threshold, max_concurrency=s.upload_concurrency, sse=s.sse)
-    if s.request_transport not in ("embedded", "amqp"):
-        raise ValueError(f"GLACIER_REQUEST_TRANSPORT={s.request_transport!r} is not one of 'embedded', 'amqp'")
-    for cidr in filter(None, (c.strip() for c in s.source_allowed_networks.split(","))):
-        ipaddress.ip_network(cidr, strict=False)
+    m = load(environ)
+    s = Settings.from_model(m)
+    # Checks across variables, still at load time.
+    transfer.UploadSettings(bucket=s.bucket, storage_class=s.storage_class, part_size=s.part_size,
+                            multipart_threshold=s.multipart_threshold, max_concurrency=s.upload_concurrency, sse=s.sse)
     from glacier_pipelines.resources.restore import RestoreResource
     from glacier_pipelines.resources.vault import VaultResource
 
-    e = lambda name: env(name, environ)  # noqa: E731
     return {
         "restore": RestoreResource(
-            events_queue_url=e("GLACIER_RESTORE_EVENTS_QUEUE_URL"), sqs_endpoint_url=e("GLACIER_SQS_ENDPOINT_URL") or None,
-            region_name=s.s3_region, pricing_region=e("GLACIER_PRICING_REGION"), max_days=int(e("GLACIER_RESTORE_MAX_DAYS")),
-            max_link_seconds=int(e("GLACIER_DOWNLOAD_LINK_MAX_SECONDS")), smtp_host=e("GLACIER_SMTP_HOST"),
-            smtp_port=int(e("GLACIER_SMTP_PORT")), smtp_sender=e("GLACIER_SMTP_FROM"), smtp_user=e("GLACIER_SMTP_USER"),
-            smtp_password=dg.EnvVar("GLACIER_SMTP_PASSWORD") if environ.get("GLACIER_SMTP_PASSWORD") else "",
-            smtp_starttls=e("GLACIER_SMTP_STARTTLS") == "1",
+            **aws_connection("GLACIER_SQS_ENDPOINT_URL", m.sqs_endpoint_url, "GLACIER_S3_REGION", m.s3_region),
+            events_queue_url=m.restore_events_queue_url or "", pricing_region=m.pricing_region, max_days=m.restore_max_days,
+            max_link_seconds=m.download_link_max_seconds, smtp_host=m.smtp_host,
+            smtp_port=m.smtp_port, smtp_sender=m.smtp_from, smtp_user=m.smtp_user,
+            smtp_password=_from_env("GLACIER_SMTP_PASSWORD", m.smtp_password) if m.smtp_password else "",
+            smtp_starttls=m.smtp_starttls,
         ),
         "vault": VaultResource(
-            endpoint_url=e("GLACIER_VAULT_ENDPOINT_URL") or None, region_name=e("GLACIER_VAULT_REGION"),
-            account_id=e("GLACIER_VAULT_ACCOUNT_ID"), tier=e("GLACIER_VAULT_TIER"),
-            chunk_size_mb=int(e("GLACIER_VAULT_CHUNK_SIZE_MB")), daily_bytes=int(e("GLACIER_VAULT_DAILY_BYTES")),
-            max_jobs_per_run=int(e("GLACIER_VAULT_MAX_JOBS_PER_RUN")),
-            expiry_margin_hours=float(e("GLACIER_VAULT_EXPIRY_MARGIN_HOURS")),
-            inventory_format=e("GLACIER_VAULT_INVENTORY_FORMAT").upper(), names_csv_path=e("GLACIER_VAULT_NAMES_CSV"),
-            key_prefix=e("GLACIER_VAULT_KEY_PREFIX").strip("/"), concurrency=int(e("GLACIER_VAULT_CONCURRENCY")),
-            home=str(s.home)),
-        "catalog": CatalogResource(url=catalog_url),
+            **aws_connection("GLACIER_VAULT_ENDPOINT_URL", m.vault_endpoint_url, "GLACIER_VAULT_REGION", m.vault_region),
+            account_id=m.vault_account_id, tier=m.vault_tier, chunk_size_mb=m.vault_chunk_size_mb, daily_bytes=m.vault_daily_bytes,
+            max_jobs_per_run=m.vault_max_jobs_per_run, expiry_margin_hours=m.vault_expiry_margin_hours,
+            inventory_format=m.vault_inventory_format, names_csv_path=m.vault_names_csv,
+            key_prefix=m.vault_key_prefix, concurrency=m.vault_concurrency, home=str(s.home)),
+        "catalog": CatalogResource(url=_from_env("GLACIER_CATALOG_URL", m.catalog_url) if m.catalog_url else s.catalog_url),
         "archive_store": ArchiveStoreResource(
-            endpoint_url=s.s3_endpoint_url, region_name=s.s3_region, bucket=s.bucket, storage_class=s_upload.storage_class,
-            key_prefix=s.key_prefix, sse=s.sse, kms_key_id=s.kms_key_id, part_size_mb=s.part_size / MiB,
-            multipart_threshold_mb=s.multipart_threshold / MiB, upload_concurrency=s.upload_concurrency,
-            package_threshold_bytes=int(e("GLACIER_PACKAGE_THRESHOLD_BYTES")), package_tenant_thresholds=e("GLACIER_PACKAGE_TENANT_THRESHOLDS"),
-            package_target_bytes=int(e("GLACIER_PACKAGE_TARGET_BYTES")), package_max_age_hours=float(e("GLACIER_PACKAGE_MAX_AGE_HOURS")),
-            staging_url=StagingArea.from_setting(e("GLACIER_STAGING_URL"), s.staging_dir).root if e("GLACIER_STAGING_URL") else "",
+            **aws_connection("GLACIER_S3_ENDPOINT_URL", m.s3_endpoint_url, "GLACIER_S3_REGION", m.s3_region),
+            bucket=s.bucket, storage_class=s.storage_class,
+            key_prefix=s.key_prefix, sse=s.sse, kms_key_id=s.kms_key_id, part_size_mb=m.part_size_mb,
+            multipart_threshold_mb=m.multipart_threshold_mb, upload_concurrency=s.upload_concurrency,
+            package_threshold_bytes=m.package_threshold_bytes, package_tenant_thresholds=as_text(m.package_tenant_thresholds),
+            package_target_bytes=m.package_target_bytes, package_max_age_hours=m.package_max_age_hours,
+            staging_url=StagingArea.from_setting(m.staging_url, s.staging_dir).root if m.staging_url else "",
         ),
         "sources": SourcesResource(roots=s.source_roots, allowed_networks=s.source_allowed_networks, read_timeout=s.source_timeout),
         "request_transport": RequestTransportResource(
             kind=s.request_transport, home=str(s.home), batch_size=s.batch_size, tenants=",".join(s.tenants),
-            tenant_runs=_checked_tenant_runs(e("GLACIER_TENANT_RUNS")),
-            amqp_url=dg.EnvVar("GLACIER_AMQP_URL") if environ.get("GLACIER_AMQP_URL") else "",
+            tenant_runs=_checked_tenant_runs(m.tenant_runs),
+            amqp_url=_from_env("GLACIER_AMQP_URL", m.amqp_url) if m.amqp_url else "",
             request_queue=s.request_queue, response_exchange=s.response_exchange,
             response_routing_key=s.response_routing_key, dead_letter_queue=s.dead_letter_queue,
-            restore_request_queue=env("GLACIER_RESTORE_REQUEST_QUEUE", environ),
+            restore_request_queue=m.restore_request_queue,
         ),
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import dagster as dg
@@ -11,7 +10,7 @@ from glacier_pipelines.core import lifecycle, pricing
 from glacier_pipelines.core.moves import CopySettings
 from glacier_pipelines.flows.moves import MoveSetup
 from glacier_pipelines.resources.archive import ArchiveStoreResource, CatalogResource, pricing_or_none
-from glacier_pipelines.settings import MiB, env
+from glacier_pipelines.settings import MiB, load
 
 
 class LifecycleResource(dg.ConfigurableResource):
@@ -43,10 +42,9 @@ class LifecycleResource(dg.ConfigurableResource):
 
 
 def lifecycle_resource_from_env(environ: dict[str, str] | None = None) -> LifecycleResource:
-    environ = dict(os.environ) if environ is None else environ
-    e = lambda name: env(name, environ)  # noqa: E731
-    return LifecycleResource(config_path=e("GLACIER_LIFECYCLE_CONFIG"), copy_threshold_mb=float(e("GLACIER_COPY_THRESHOLD_MB")),
-                             copy_part_size_mb=float(e("GLACIER_COPY_PART_SIZE_MB")), pricing_region=e("GLACIER_PRICING_REGION"))
+    m = load(environ)  # validated: a bad GLACIER_COPY_* value is refused here, at load
+    return LifecycleResource(config_path=m.lifecycle_config, copy_threshold_mb=m.copy_threshold_mb,
+                             copy_part_size_mb=m.copy_part_size_mb, pricing_region=m.pricing_region)
 
 
 def with_lifecycle(resources: dict[str, Any]) -> dict[str, Any]:

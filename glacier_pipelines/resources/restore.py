@@ -2,25 +2,28 @@
 
 from typing import Any
 
-import boto3
 import dagster as dg
-from botocore.config import Config
 
 from glacier_pipelines.core import notify, pricing
 from glacier_pipelines.flows.restore import RestoreSetup
 from glacier_pipelines.resources.archive import ArchiveStoreResource, CatalogResource, pricing_or_none
+from glacier_pipelines.resources.aws import AwsClientResource
 
 
 def _value(v: Any) -> Any:
     return v.get_value() if isinstance(v, dg.EnvVar) else v
 
 
-class RestoreResource(dg.ConfigurableResource):
-    """Where restore-completed events arrive, how requesters are told, what prices apply."""
+class RestoreResource(AwsClientResource):
+    """Where restore-completed events arrive, how requesters are told, what prices apply.
+
+    The AWS fields (dagster-aws' boto3 configuration: ``endpoint_url`` is GLACIER_SQS_ENDPOINT_URL,
+    ``region_name`` GLACIER_S3_REGION) configure the SQS client; dagster-aws has no SQS resource.
+    """
 
     events_queue_url: str = ""  # empty: poll x-amz-restore instead
-    sqs_endpoint_url: str | None = None
-    region_name: str = "us-east-1"
+    region_name: str | None = "us-east-1"
+    read_timeout: float = 30
     pricing_region: str = "us-east-1"
     max_days: int = 365
     max_link_seconds: int = 7 * 24 * 3600
@@ -32,8 +35,8 @@ class RestoreResource(dg.ConfigurableResource):
     smtp_starttls: bool = False
 
     def sqs(self) -> Any:
-        config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=30)
-        return boto3.session.Session().client("sqs", endpoint_url=self.sqs_endpoint_url or None, region_name=self.region_name, config=config)
+        """The SQS client of the restore events queue: botocore's standard retries (5 attempts), 10 s / 30 s timeouts."""
+        return self.build_client("sqs")
 
     def pricing(self) -> pricing.Pricing | None:
         return pricing_or_none(self.pricing_region)

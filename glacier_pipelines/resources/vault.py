@@ -6,59 +6,34 @@ Configured from environment variables by ``resources_from_env`` (the GLACIER_VAU
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import boto3
 import dagster as dg
-from botocore.config import Config
 
 from glacier_pipelines.core import vault_names
 from glacier_pipelines.flows.vault import MiB, VaultSetup
 from glacier_pipelines.resources.archive import ArchiveStoreResource, CatalogResource
-
-_session: boto3.session.Session | None = None
-_session_lock = threading.Lock()
-
-
-def _client(service: str, **kwargs: Any) -> Any:
-    """A client from one process-wide botocore session, so service models are parsed once.
-
-    A new session costs 0.1-0.4 s per client, and the sensor and each of the three assets
-    build two. Sessions are not thread-safe (clients are): creation is serialized. Every call
-    returns a new client, so event handlers registered on one never reach another.
-    """
-    global _session
-    with _session_lock:
-        if _session is None:
-            _session = boto3.session.Session()
-        return _session.client(service, **kwargs)
+from glacier_pipelines.resources.aws import AwsClientResource, is_loopback, resolved, shared_session
 
 
 def s3_client(store: ArchiveStoreResource, concurrency: int) -> Any:
-    """The destination S3 client: the same endpoint, region, retries and timeouts as ``ArchiveStoreResource.client()``."""
-    config = Config(
-        retries={"mode": "standard", "max_attempts": store.max_attempts},
-        max_pool_connections=max(10, store.upload_concurrency * 2, concurrency * 2),
-        connect_timeout=10,
-        read_timeout=120,
-    )
-    return _client("s3", endpoint_url=store.endpoint_url or None, region_name=store.region_name, config=config)
+    """The destination S3 client: ``store``'s dagster-aws S3 resource (endpoint, region, profile, retries, timeouts),
+    its pool also as large as the archives copied at once, from the process-wide session (see ``shared_session``)."""
+    return store.get_client(session=shared_session(resolved(store.profile_name) or None), sign_payload=None,
+                            max_pool_connections=max(10, store.upload_concurrency * 2, concurrency * 2))
 
 
-def _is_loopback(url: str | None) -> bool:
-    host = urlsplit(url).hostname if url else None
-    return host in ("127.0.0.1", "localhost", "::1")
+class VaultResource(AwsClientResource):
+    """The source Glacier vaults (vault API) and the pacing of a vault copy into the archive bucket.
 
+    The AWS fields are dagster-aws' boto3 configuration (``endpoint_url``, ``region_name``,
+    ``profile_name``, ``max_attempts``) for the Glacier client: dagster-aws has no Glacier resource.
+    """
 
-class VaultResource(dg.ConfigurableResource):
-    """The source Glacier vaults (vault API) and the pacing of a vault copy into the archive bucket."""
-
-    endpoint_url: str | None = None
-    region_name: str = "us-east-1"
+    region_name: str | None = "us-east-1"
+    read_timeout: float = 300  # one range of up to chunk_size MiB per GetJobOutput
     account_id: str = "-"
     tier: str = "Bulk"
     chunk_size_mb: int = 64
@@ -77,15 +52,11 @@ class VaultResource(dg.ConfigurableResource):
 
     def glacier(self) -> Any:
         """A boto3 Glacier client with botocore's standard retries (throttling and 5xx are retried)."""
-        config = Config(
-            retries={"mode": "standard", "max_attempts": self.max_attempts},
-            connect_timeout=10,
-            read_timeout=300,  # one range of up to chunk_size MiB per GetJobOutput
-            max_pool_connections=max(10, self.concurrency * 2),
+        return self.build_client(
+            "glacier", session=shared_session(resolved(self.profile_name) or None), max_pool_connections=max(10, self.concurrency * 2),
             # A loopback endpoint (the test double, a local proxy) never goes through HTTP(S)_PROXY.
-            **({"proxies": {}} if _is_loopback(self.endpoint_url) else {}),
+            **({"proxies": {}} if is_loopback(resolved(self.endpoint_url)) else {}),
         )
-        return _client("glacier", endpoint_url=self.endpoint_url or None, region_name=self.region_name, config=config)
 
     def overrides(self) -> dict[str, str] | None:
         if not self.names_csv_path:
