@@ -14,16 +14,34 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from glacier_pipelines.core.transport import TransportError
-from glacier_pipelines.settings import Settings
+from glacier_pipelines.core.transport import TransportConfigError, TransportError
+from glacier_pipelines.settings import Settings, load as load_settings
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
+class TransientFault(Exception):
+    """Something the command needs is unreachable for now (S3, the broker, the catalog's server): exit status 1, work kept."""
+
+
+class ConfigFault(ValueError):
+    """A setting refused by the service it names (bucket, credentials): exit status 2, nothing touched."""
+
+
 def ensure_dagster_home(settings: Settings) -> Path:
-    """Use $DAGSTER_HOME, or an instance under $GLACIER_HOME/dagster (SQLite, telemetry off)."""
+    """Use $DAGSTER_HOME, or an instance under $GLACIER_HOME/dagster (SQLite, telemetry off).
+
+    A relative or missing $DAGSTER_HOME is a ValueError naming the variable (Dagster would raise a traceback).
+    """
     if os.environ.get("DAGSTER_HOME"):
-        return Path(os.environ["DAGSTER_HOME"])
+        given = Path(os.environ["DAGSTER_HOME"]).expanduser()
+        if not given.is_absolute():
+            raise ValueError(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']!r} is relative: give an absolute path, "
+                             "or unset DAGSTER_HOME to use $GLACIER_HOME/dagster")
+        if not given.is_dir():
+            raise ValueError(f"DAGSTER_HOME={str(given)!r} is not an existing folder: create it, "
+                             "or unset DAGSTER_HOME to use $GLACIER_HOME/dagster")
+        return given
     home = settings.home / "dagster"
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
@@ -31,6 +49,15 @@ def ensure_dagster_home(settings: Settings) -> Path:
         config.write_text("telemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def _current_defs(defs: Any = None) -> Any:
+    """The Definitions built from the environment as it is now (the module-level ``defs`` froze it at first import)."""
+    if defs is not None:
+        return defs
+    from glacier_pipelines.definitions import build_defs
+
+    return build_defs()
 
 
 def _progress(message: str) -> None:
@@ -70,23 +97,83 @@ def _fail_runs_of_dead_processes(instance: Any, progress=_progress) -> int:
     return failed
 
 
+def check_tenant(tenant: str, allowed: tuple[str, ...] | list[str] = ()) -> str:
+    """A tenant named on the command line, refused (ValueError) before it can become a Dagster partition."""
+    from glacier_pipelines.core.keys import validate_tenant
+
+    validate_tenant(tenant)  # InvalidKey is a ValueError
+    if allowed and tenant not in allowed:
+        raise ValueError(f"tenant {tenant!r} is not among the allowed tenants (GLACIER_TENANTS={','.join(allowed)})")
+    return tenant
+
+
+def check_bucket(store: Any) -> None:
+    """One HeadBucket before any run: refused credentials or a missing bucket is a ConfigFault, an unreachable S3 a TransientFault."""
+    import botocore.exceptions as bce
+
+    bucket = store.bucket
+    try:
+        store.client().head_bucket(Bucket=bucket)
+    except bce.NoCredentialsError:
+        raise ConfigFault(f"no AWS credentials found for bucket {bucket!r}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+                          "or AWS_PROFILE; no request was touched") from None
+    except bce.ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("NoSuchBucket", "404", "NotFound") or status == 404:
+            raise ConfigFault(f"bucket {bucket!r} does not exist: fix GLACIER_BUCKET (or create the bucket); "
+                              "no request was touched") from None
+        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "Forbidden",
+                    "InvalidClientTokenId", "ExpiredToken", "InvalidToken") or status in (401, 403):
+            raise ConfigFault(f"S3 refused the AWS credentials for bucket {bucket!r} ({code or status}): fix the AWS credentials "
+                              "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE) or GLACIER_BUCKET; no request was touched") from None
+        if status is not None and status >= 500 or code in ("SlowDown", "ServiceUnavailable", "InternalError"):
+            raise TransientFault(f"S3 answered {code or status} for bucket {bucket!r}; the requests stay pending "
+                                 "for the next pass") from None
+        raise ConfigFault(f"S3 refused bucket {bucket!r} ({code or status}: {error.get('Message', '')}): "
+                          "check GLACIER_BUCKET and the AWS credentials; no request was touched") from None
+    except (bce.EndpointConnectionError, bce.ConnectTimeoutError, bce.ReadTimeoutError, bce.ConnectionClosedError) as exc:
+        raise TransientFault(f"S3 is unreachable ({type(exc).__name__}: {exc}); the requests stay pending for the next pass") from None
+
+
 def process(tenant: str | None = None, *, close_packages: bool = False, progress=_progress) -> dict[str, Any]:
-    """Drain the transport, run archive_job for every tenant with work (one batch per run), publish responses."""
+    """Drain the transport, run archive_job for every tenant with work (one batch per run), publish responses.
+
+    Refused before anything runs: an invalid or not allowed ``tenant`` (ValueError), a broker refusing the login
+    (TransportConfigError), a bucket S3 refuses (ConfigFault). An unreachable broker does not stop the pass (the
+    catalog's pending work still runs; ``brokerUnreachable`` says why nothing new came in); an unreachable S3 does
+    (TransientFault), and the requests stay pending.
+    """
     import dagster as dg
 
-    from glacier_pipelines.definitions import defs
     from glacier_pipelines.defs.intake.sensors import WORKER_ID
     from glacier_pipelines.defs.partitions import tenants as tenants_partitions
     from glacier_pipelines.flows import intake
 
     settings = Settings.from_env()
-    ensure_dagster_home(settings)
+    defs = _current_defs()
     resources = defs.resources
+    if tenant is not None:
+        check_tenant(tenant, resources["request_transport"].allowed_tenants() or tuple(settings.tenants))
+    ensure_dagster_home(settings)
     catalog = resources["catalog"].get()
+    broker_fault: str | None = None
+    received = intake.IntakeResult()
     with resources["request_transport"].transport() as transport:
-        received = intake.drain_requests(transport, catalog, max_messages=10**9, max_seconds=3600.0,
-                                         allowed_tenants=resources["request_transport"].allowed_tenants())
-    progress(f"intake: {received.new} new request(s), {received.duplicates} duplicate(s), {received.invalid} invalid")
+        try:
+            getattr(transport, "check", lambda: None)()  # a refused login (TransportConfigError) stops here: exit 2
+        except TransportConfigError:
+            raise
+        except TransportError as exc:
+            broker_fault = str(exc)
+        if broker_fault is None:
+            received = intake.drain_requests(transport, catalog, max_messages=10**9, max_seconds=3600.0,
+                                             allowed_tenants=resources["request_transport"].allowed_tenants())
+            broker_fault = received.transport_error
+    progress(f"intake: {received.new} new request(s), {received.duplicates} duplicate(s), {received.invalid} invalid"
+             + (f" (stopped: {broker_fault})" if broker_fault else ""))
+    check_bucket(resources["archive_store"])
     job = defs.resolve_job_def("archive_job")
     runs = []
     with dg.DagsterInstance.get() as instance:
@@ -112,13 +199,16 @@ def process(tenant: str | None = None, *, close_packages: bool = False, progress
                 if not result.success or not claimed or not catalog.status_counts(name).get("PENDING"):
                     break
     if close_packages:
-        runs += close_all_packages(tenant, progress=progress)
-    restores = advance_restores(tenant, progress=progress)
-    with resources["request_transport"].transport() as transport:
-        published = intake.publish_responses(transport, catalog, worker_id=WORKER_ID)
+        runs += close_all_packages(tenant, progress=progress, defs=defs)
+    restores = advance_restores(tenant, progress=progress, defs=defs)
+    published = 0
+    if broker_fault is None:  # otherwise the responses wait in the catalog's outbox for the next pass
+        with resources["request_transport"].transport() as transport:
+            published = intake.publish_responses(transport, catalog, worker_id=WORKER_ID)
     report = catalog.report(tenant)
     return {
         "intake": {"new": received.new, "duplicates": received.duplicates, "invalid": received.invalid},
+        "brokerUnreachable": broker_fault,
         "runs": runs,
         "responsesPublished": published,
         "restoreRuns": restores,
@@ -127,9 +217,10 @@ def process(tenant: str | None = None, *, close_packages: bool = False, progress
     }
 
 
-def _run_restore_job(instance: Any, tenant: str, run_config: dict[str, Any] | None = None) -> Any:
-    from glacier_pipelines.definitions import defs
+def _run_restore_job(instance: Any, tenant: str, run_config: dict[str, Any] | None = None, *, defs: Any = None) -> Any:
     from glacier_pipelines.defs.partitions import tenants as tenants_partitions
+
+    defs = _current_defs(defs)
 
     if not instance.has_dynamic_partition(tenants_partitions.name, tenant):
         instance.add_dynamic_partitions(tenants_partitions.name, [tenant])
@@ -138,13 +229,13 @@ def _run_restore_job(instance: Any, tenant: str, run_config: dict[str, Any] | No
                                                                    run_config=config, tags={"glacier/tenant": tenant})
 
 
-def close_all_packages(tenant: str | None = None, *, progress=_progress) -> list[dict[str, Any]]:
+def close_all_packages(tenant: str | None = None, *, progress=_progress, defs: Any = None) -> list[dict[str, Any]]:
     """Run package_job with close_all for every tenant that has an open package."""
     import dagster as dg
 
     from glacier_pipelines.catalog.packages import PackageStore
-    from glacier_pipelines.definitions import defs
 
+    defs = _current_defs(defs)
     catalog = defs.resources["catalog"].get()
     names = sorted({p["tenant"] for p in PackageStore(catalog).open_packages(tenant)})
     runs = []
@@ -162,14 +253,14 @@ def close_all_packages(tenant: str | None = None, *, progress=_progress) -> list
     return runs
 
 
-def advance_restores(tenant: str | None = None, *, progress=_progress) -> list[dict[str, Any]]:
+def advance_restores(tenant: str | None = None, *, progress=_progress, defs: Any = None) -> list[dict[str, Any]]:
     """Read restore events (or poll where no queue is configured), then run restore_job for tenants with restore work."""
     import dagster as dg
 
-    from glacier_pipelines.definitions import defs
     from glacier_pipelines.flows import restore as restore_flow
     from glacier_pipelines.flows.restore_events import drain_events
 
+    defs = _current_defs(defs)
     r = defs.resources
     setup = r["restore"].setup(r["catalog"], r["archive_store"])
     if r["restore"].events_queue_url:
@@ -184,14 +275,18 @@ def advance_restores(tenant: str | None = None, *, progress=_progress) -> list[d
         for name in setup.store.tenants_with_work():
             if tenant is not None and name != tenant:
                 continue
-            result = _run_restore_job(instance, name)
+            result = _run_restore_job(instance, name, defs=defs)
             runs.append({"tenant": name, "runId": result.run_id, "success": result.success})
             progress(f"tenant {name}: restore run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}")
     return runs
 
 
-def vault_migrate(args: argparse.Namespace, *, progress=_progress) -> list[dict[str, Any]]:
-    """Run vault_job for one vault through Dagster; with --wait, again every --poll-seconds until nothing is left to do."""
+def vault_migrate(args: argparse.Namespace, *, progress=_progress, outcome: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Run vault_job for one vault through Dagster; with --wait, again every --poll-seconds until nothing is left to do.
+
+    A vault that does not exist raises VaultNotFound (a ValueError: exit 2) before any run. With --wait, a run failing
+    with the same fault 3 times in a row raises RepeatedFault. ``outcome`` receives the last run's success and fault.
+    """
     import time
 
     import dagster as dg
@@ -210,17 +305,26 @@ def vault_migrate(args: argparse.Namespace, *, progress=_progress) -> list[dict[
     if args.prefix:
         r["vault"] = VaultResource(**{**r["vault"].model_dump(), "key_prefix": args.prefix.strip("/")})
     setup = r["vault"].setup(r["catalog"], r["archive_store"])
+    vault_flow.require_vault(setup, args.vault, region=r["vault"].region_name)
     job = build_defs(r).resolve_job_def("vault_job")
     deadline = time.monotonic() + args.timeout_hours * 3600
+    repeats = vault_flow.FaultRepeats(limit=3)
+    outcome = {} if outcome is None else outcome
     with dg.DagsterInstance.get() as instance:
         if not instance.has_dynamic_partition("vaults", args.vault):
             instance.add_dynamic_partitions("vaults", [args.vault])
         while True:
             result = job.execute_in_process(partition_key=args.vault, instance=instance, raise_on_error=False,
                                             run_config=QUIET_LOGS, tags={"glacier/vault": args.vault})
+            faults = [f"{e.step_key}: {_one_line(e.step_failure_data.error.message)}" if e.step_failure_data.error else str(e.step_key)
+                      for e in result.get_step_failure_events()]
+            fault = "; ".join(faults) or (None if result.success else f"run {result.run_id} failed")
+            outcome.update(runSuccess=result.success, fault=fault, runId=result.run_id)
             state = vault_flow.migration_state(setup, args.vault)
-            progress(f"vault {args.vault}: run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}; "
+            progress(f"vault {args.vault}: run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED: ' + str(fault)}; "
                      f"{json.dumps({k: v for k, v in state.items() if k != 'finished'}, default=str)}")
+            if args.wait and not state["finished"]:
+                repeats.observe(fault)  # the same fault 3 runs in a row: RepeatedFault, exit 1
             if state["finished"] or not args.wait or time.monotonic() > deadline:
                 break
             time.sleep(args.poll_seconds)
@@ -232,11 +336,11 @@ def restore(args: argparse.Namespace) -> dict[str, Any]:
     import dagster as dg
 
     from glacier_pipelines.core.restores import parse_restore_request
-    from glacier_pipelines.definitions import defs
     from glacier_pipelines.flows import restore as restore_flow
 
     settings = Settings.from_env()
     ensure_dagster_home(settings)
+    defs = _current_defs()
     files = ([{"requestId": x} for x in args.request_id or []] + [{"checksum": x} for x in args.checksum or []]
              + [{"url": x} for x in args.url or []])
     data = {"tenant": args.tenant, "files": files, "days": args.days, "tier": args.tier, "requester": args.requester,
@@ -245,10 +349,12 @@ def restore(args: argparse.Namespace) -> dict[str, Any]:
     request = parse_restore_request(data, max_days=r["restore"].max_days)
     setup = r["restore"].setup(r["catalog"], r["archive_store"])
     summary = restore_flow.submit(setup, request)
+    refused = sum(1 for f in summary["files"] if f["status"] == "REFUSED")
     with dg.DagsterInstance.get() as instance:
-        result = _run_restore_job(instance, request.tenant)
+        result = _run_restore_job(instance, request.tenant, defs=defs)
     rows = [row for row in restore_flow.report_rows(setup, request.tenant) if row["restoreId"] == summary["restoreId"]]
-    return {**summary, "runId": result.run_id, "runSuccess": result.success, "files": rows}
+    return {**summary, "runId": result.run_id, "runSuccess": result.success, "files": rows,
+            "requested": len(summary["files"]), "refused": refused}
 
 
 def submit(path: str) -> tuple[int, list[str]]:
@@ -354,7 +460,7 @@ def trash(args: argparse.Namespace) -> list[dict[str, Any]]:
         try:
             out.append({"requestId": request_id, **move_flow.trash(setup, args.tenant, request_id, verification=args.verify).as_dict()})
         except MoveError as exc:
-            out.append({"requestId": request_id, "status": "FAILED", "messages": [str(exc)]})
+            out.append({"requestId": request_id, "status": "FAILED", "refused": True, "messages": [str(exc)]})
     return out
 
 
@@ -416,6 +522,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     for e in errors:
         print(e, file=sys.stderr)
     print(f"submitted {sent} request(s)" + (f"; {len(errors)} line(s) refused" if errors else ""))
+    if errors and not sent:
+        return 2  # every line refused: refused input
     return 1 if errors else 0
 
 
@@ -426,11 +534,22 @@ def _cmd_process(args: argparse.Namespace) -> int:
     else:
         _print_table(summary["requests"])
         print(f"\n{len(summary['runs'])} run(s); statuses: {summary['statuses']}; responses published: {summary['responsesPublished']}")
-    return 0 if all(r["success"] for r in summary["runs"]) else 1
+    if summary.get("brokerUnreachable"):
+        print(f"glacier-pipelines process: {summary['brokerUnreachable']}; the requests stay queued for the next pass",
+              file=sys.stderr)
+        return 1
+    return 0 if all(r["success"] for r in summary["runs"] + summary["restoreRuns"]) else 1
 
 
 def _cmd_vault(args: argparse.Namespace) -> int:
-    report = vault_migrate(args)
+    from glacier_pipelines.flows.vault import RepeatedFault
+
+    outcome: dict[str, Any] = {}
+    try:
+        report = vault_migrate(args, outcome=outcome)  # a missing vault is a VaultNotFound (ValueError): exit 2
+    except RepeatedFault as exc:
+        print(f"glacier-pipelines vault migrate: {_one_line(exc)}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -438,10 +557,19 @@ def _cmd_vault(args: argparse.Namespace) -> int:
             print(f"{row['status']:<12} {row['sizeInBytes']:>14}  {row['destinationKey'] or '-'}  {'; '.join(row['messages'])}")
         counts = Counter(r["status"] for r in report)
         print(f"\n{len(report)} archive(s): {dict(counts)}")
+    if not outcome.get("runSuccess", True):
+        print(f"glacier-pipelines vault migrate: run {outcome.get('runId')} failed: {outcome.get('fault')}", file=sys.stderr)
+        return 1
     return 1 if any(r["status"] == "FAILED" for r in report) else 0
 
 
 def _cmd_catalog(args: argparse.Namespace) -> int:
+    if args.action == "upgrade":  # Alembic's upgrade to head; a bad or unreachable URL is a ValueError: exit 2, one line
+        from glacier_pipelines.catalog import schema
+
+        result = schema.upgrade(load_settings().resolved_catalog_url)
+        print(json.dumps(vars(result)) if args.json else result.describe())
+        return 0
     from glacier_pipelines.flows.rebuild import rebuild
     from glacier_pipelines.resources import resources_from_env
 
@@ -463,7 +591,11 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         for row in summary["files"]:
             cost = f"${row['estimatedCostUsd']:.4f}" if row["estimatedCostUsd"] is not None else "no cost"
             print(f"  {row['status']:<11} {row['storedFileUrl'] or '-'}  {cost}  {'; '.join(row['messages'])}")
-    return 0 if summary["runSuccess"] else 1
+    if summary["requested"] and summary["refused"] == summary["requested"]:
+        print(f"glacier-pipelines restore: all {summary['refused']} file(s) refused; nothing to restore", file=sys.stderr)
+        return 2  # refused input, like move
+    failed = summary["refused"] or any(row["status"] == "FAILED" for row in summary["files"])
+    return 0 if summary["runSuccess"] and not failed else 1
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
@@ -489,7 +621,10 @@ def _cmd_move(args: argparse.Namespace) -> int:
 
 def _cmd_trash(args: argparse.Namespace) -> int:
     rows = trash(args)  # a MoveError reaches main: exit 2 with its reason
+    refused = [r.pop("refused", False) for r in rows]  # a MoveError per id: kept out of the printed rows
     print(json.dumps(rows, indent=2, default=str)) if args.json else _print_moves(rows)
+    if rows and all(refused):
+        return 2  # every request id refused (unknown, another tenant's, already trashed): refused input
     return 1 if any(r["status"] == "FAILED" for r in rows) else 0
 
 
@@ -513,8 +648,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(as_json=args.json)
 
 
-# One handler per subcommand; each returns the exit status. Errors a person can fix
-# (ValueError, OSError, TransportError, MoveError) are printed by main with exit status 2.
+# One handler per subcommand; each returns the exit status: 0 all done, 1 a run or an item failed (or a transient
+# fault: the work stays for a later pass), 2 refused input or configuration. main turns exceptions into the same
+# statuses (_classify) with one line on stderr; an unexpected one is logged in full (log_path()) and exits 1.
 _COMMANDS = {
     "submit": _cmd_submit,
     "process": _cmd_process,
@@ -554,7 +690,9 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--timeout-hours", type=float, default=96.0)
     m.add_argument("--json", action="store_true")
     p = sub.add_parser("catalog", help="catalog maintenance")
-    p.add_argument("action", choices=["rebuild"], help="rebuild: recreate the catalog from the bucket's objects and package manifests")
+    p.add_argument("action", choices=["rebuild", "upgrade"],
+                   help="rebuild: recreate the catalog from the bucket's objects and package manifests; "
+                        "upgrade: bring the catalog's schema (GLACIER_CATALOG_URL) to this release's (Alembic)")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("report", help="per-request status and stored object from the catalog")
     p.add_argument("--tenant")
@@ -600,17 +738,87 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
+        load_settings()  # every variable validated once, before anything runs: a bad value is one clear SettingsError
         return _COMMANDS[args.command](args)
-    except (ValueError, OSError, TransportError) as exc:
-        print(f"glacier-pipelines {args.command}: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        from glacier_pipelines.core.moves import MoveError  # imported only when needed: moves pulls in more
+    except Exception as exc:  # noqa: BLE001 - every fault ends as one line and an exit status (README: Exit statuses)
+        status, message = _classify(exc)
+        if status is None:
+            where = _log_unexpected(args.command, exc)
+            status, message = 1, (f"unexpected error {type(exc).__name__}: {_one_line(exc)} "
+                                  f"(full traceback in {where})")
+        print(f"glacier-pipelines {args.command}: {message}", file=sys.stderr)
+        return status
 
-        if not isinstance(exc, MoveError):
-            raise
-        print(f"glacier-pipelines {args.command}: {exc}", file=sys.stderr)
-        return 2
+
+def _one_line(exc: BaseException) -> str:
+    """The message on one line: a SettingsError's lines (one per variable) joined with '; '."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    head, rest = lines[0], lines[1:]
+    return head + (" " + "; ".join(rest) if rest else "")
+
+
+def _classify(exc: BaseException) -> tuple[int | None, str]:
+    """(exit status, one line) for a foreseeable fault; (None, "") for an unexpected one.
+
+    2: refused input or configuration (ValueError: SettingsError, CatalogConfigError, TransportConfigError, ConfigFault;
+    OSError such as a missing file; MoveError). 1: a transient fault, the work stays for a later pass (TransientFault,
+    TransportError, CatalogUnavailable, a lost database connection, S3 unreachable).
+    """
+    import botocore.exceptions as bce
+    import sqlalchemy.exc as sa_exc
+
+    from glacier_pipelines.catalog.errors import CatalogUnavailable
+    from glacier_pipelines.core.moves import MoveError
+
+    if isinstance(exc, (ValueError, MoveError)):
+        return 2, _one_line(exc)
+    if isinstance(exc, (TransientFault, TransportError, CatalogUnavailable)):
+        return 1, _one_line(exc)
+    if isinstance(exc, sa_exc.OperationalError) and exc.statement is None:
+        from glacier_pipelines.catalog.errors import first_line
+
+        return 1, f"the catalog's database is unreachable ({first_line(exc.orig or exc)}); try again once it is back (GLACIER_CATALOG_URL)"
+    if isinstance(exc, (bce.EndpointConnectionError, bce.ConnectTimeoutError, bce.ReadTimeoutError, bce.ConnectionClosedError)):
+        return 1, f"S3 is unreachable ({type(exc).__name__}: {_one_line(exc)}); nothing is lost, try again later"
+    if isinstance(exc, bce.NoCredentialsError):
+        return 2, "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
+    dagster = sys.modules.get("dagster")
+    if dagster is not None and isinstance(exc, dagster.Failure):  # raised by a resource refusing its configuration
+        return 2, _one_line(exc.description or exc)
+    if isinstance(exc, (ConnectionError, TimeoutError)):  # a peer refused or timed out: transient
+        return 1, f"{type(exc).__name__}: {_one_line(exc)}; nothing is lost, try again later"
+    if isinstance(exc, OSError):  # a missing or unreadable file, a folder that cannot be created
+        return 2, _one_line(exc)
+    return None, ""
+
+
+def log_path() -> Path:
+    """Where unexpected errors are logged in full: $GLACIER_HOME/logs/glacier-pipelines.log."""
+    try:
+        home = load_settings().home_dir
+    except Exception:  # noqa: BLE001 - settings that do not load still leave a place to log
+        home = Path(os.environ.get("GLACIER_HOME") or ".glacier").expanduser().resolve()
+    return home / "logs" / "glacier-pipelines.log"
+
+
+def _log_unexpected(command: str, exc: BaseException) -> str:
+    import datetime
+    import tempfile
+    import traceback
+
+    text = (f"{datetime.datetime.now(datetime.timezone.utc).isoformat()} glacier-pipelines {command} (pid {os.getpid()}):\n"
+            + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)) + "\n")
+    for path in (log_path(), Path(tempfile.gettempdir()) / "glacier-pipelines.log"):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as f:
+                f.write(text)
+            return str(path)
+        except OSError:
+            continue
+    return "nowhere: the log file could not be written"
 
 
 if __name__ == "__main__":

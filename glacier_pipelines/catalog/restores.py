@@ -189,3 +189,15 @@ class RestoreStore:
         with self.engine.connect() as conn:
             return [(_object(row), {"requested_at": utc(row.requested_at), "poll_attempts": row.poll_attempts, "tier": row.tier})
                     for row in conn.execute(q)]
+
+
+def live_member_copies(conn: Any, tenant: str | None = None) -> dict[str, list[int]]:
+    """Bytes of each tenant's restored package-member copies still in S3 (rows READY: deleted when they expire), per tenant."""
+    q = sa.select(t.restores.c.tenant, t.restores.c.member).where(t.restores.c.status == "READY")
+    if tenant is not None:
+        q = q.where(t.restores.c.tenant == tenant)
+    held: dict[str, list[int]] = {}
+    for name, member in conn.execute(q):  # member is JSON (null for whole objects): filtered here, alike on every database
+        if member:
+            held.setdefault(name, []).append(int(member.get("length") or 0))
+    return held

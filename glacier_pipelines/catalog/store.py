@@ -57,44 +57,57 @@ class Catalog(IntakeQueries, BatchQueries, CheckAnswers, Outbox, Reports):
     """
 
     def __init__(self, url: str, *, create: bool = True):
+        """Connect to the catalog at ``url``; a URL that cannot work raises ``CatalogConfigError`` at once (a ValueError
+        naming GLACIER_CATALOG_URL, password masked), a database still unreachable after about 5 s ``CatalogUnavailable``."""
+        from glacier_pipelines.catalog.errors import CatalogConfigError, CatalogUnavailable, first_line, masked_url
+
         self.url = url
         kwargs: dict[str, Any] = {"future": True}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30}
         else:
             kwargs["pool_pre_ping"] = True  # a database restart or failover leaves dead connections in the pool
-        self.engine = sa.create_engine(url, **kwargs)
+        try:
+            self.engine = sa.create_engine(url, **kwargs)
+        except (sa.exc.ArgumentError, ValueError, ImportError) as exc:  # NoSuchModuleError (unknown dialect) is an ArgumentError
+            raise CatalogConfigError(f"GLACIER_CATALOG_URL={masked_url(url)} is not a usable catalog URL ({first_line(exc)}); "
+                                     "expected sqlite:///PATH or postgresql+psycopg2://USER@HOST:PORT/DATABASE") from None
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", self._sqlite_pragmas)
         else:
             sa.event.listen(self.engine, "do_connect", self._connect_patiently)
         if create:
-            self._with_retry(self._create_schema)
+            try:
+                self._with_retry(self._create_schema)
+            except OperationalError as exc:
+                if exc.statement is not None:
+                    raise
+                raise CatalogUnavailable(f"the catalog at {masked_url(url)} is unreachable ({first_line(exc.orig or exc)}); "
+                                         "nothing was changed, try again once it is back (GLACIER_CATALOG_URL)") from None
 
     def _create_schema(self) -> None:
-        """Create missing tables, and missing indexes of tables that already exist.
+        """Create every table of an empty database at the newest schema revision; refuse an older catalog
+        (``CatalogNeedsUpgrade``: run ``glacier-pipelines catalog upgrade``) instead of patching it (catalog/schema.py)."""
+        from glacier_pipelines.catalog import schema
 
-        ``create_all`` skips a table that exists, indexes included, so a catalog made by an
-        earlier version would never get an index added since (``ix_requests_content`` serves
-        dedupe lookups). New columns still need a migration: there is none yet.
+        schema.ensure(self.engine)
+
+    def _connect_patiently(self, dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        """Open a server connection, waiting out a database that refuses them for a moment (about 5 s in all).
+
+        The only retry loop around connecting: a permanent refusal (database or role that does not exist,
+        failed authentication, bad option) raises ``CatalogConfigError`` at once, and ``_with_retry`` does not
+        retry a failed connect again.
         """
-        t.metadata.create_all(self.engine)
-        with self.engine.begin() as conn:
-            existing = sa.inspect(conn)
-            for table in t.metadata.sorted_tables:
-                have = {ix["name"] for ix in existing.get_indexes(table.name)}
-                for index in table.indexes:
-                    if index.name not in have:
-                        index.create(conn)
+        from glacier_pipelines.catalog.errors import config_error, is_permanent_connect_error
 
-    @staticmethod
-    def _connect_patiently(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
-        """Open a server connection, waiting out a database that refuses them for a moment (about 5 s in all)."""
         for attempt in range(6):
             try:
                 return dialect.loaded_dbapi.connect(*cargs, **cparams)
-            except dialect.loaded_dbapi.OperationalError:
-                if attempt == 5:
+            except dialect.loaded_dbapi.Error as exc:
+                if is_permanent_connect_error(exc):
+                    raise config_error(self.url, exc) from None
+                if attempt == 5 or not isinstance(exc, dialect.loaded_dbapi.OperationalError):
                     raise
                 time.sleep(min(0.2 * 2**attempt, 2.0))
         return None
@@ -113,12 +126,16 @@ class Catalog(IntakeQueries, BatchQueries, CheckAnswers, Outbox, Reports):
 
     @staticmethod
     def _with_retry(fn: Any, attempts: int = 5) -> Any:
-        """Retry a transaction when the database is locked or briefly unreachable."""
+        """Retry a transaction when the database is locked or a statement lost its connection.
+
+        A failed connect (no statement) is not retried here: ``_connect_patiently`` already waited it out,
+        and nesting the two loops made a missing database take half a minute to report.
+        """
         for attempt in range(attempts):
             try:
                 return fn()
-            except OperationalError:
-                if attempt == attempts - 1:
+            except OperationalError as exc:
+                if attempt == attempts - 1 or exc.statement is None:
                     raise
                 time.sleep(0.2 * 2**attempt)
         return None

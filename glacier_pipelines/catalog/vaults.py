@@ -342,6 +342,11 @@ class VaultStore:
             row = conn.execute(q).first()
         return _archive(row) if row else None
 
+    def archive_run_id(self, pk: int) -> str | None:
+        """The run that last gave this archive a terminal status."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(vault_archives.c.run_id).where(vault_archives.c.id == pk)).scalar()
+
     def archive_for_job(self, job_id: str) -> ArchiveRow | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(vault_archives).where(vault_archives.c.job_id == job_id)).first()

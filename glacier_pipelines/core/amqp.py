@@ -17,7 +17,7 @@ import pika
 import pika.exceptions
 
 from glacier_pipelines.core.spool import Message
-from glacier_pipelines.core.transport import TransportError
+from glacier_pipelines.core.transport import TransportConfigError, TransportError
 
 log = logging.getLogger(__name__)
 _CONNECTION_ERRORS = (pika.exceptions.AMQPError, OSError)
@@ -34,6 +34,11 @@ def redact_amqp_url(url: str) -> str:
         return urlunsplit((parts.scheme, user + host, parts.path, "", ""))
     except ValueError:
         return "<unparseable AMQP URL>"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]
 
 
 @dataclass(frozen=True)
@@ -86,9 +91,19 @@ class AmqpTransport:
                 self._ensure_queue(queue)
             if not self.settings.response_exchange:
                 self._ensure_queue(self.settings.response_routing_key)
+        except (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError) as exc:
+            raise TransportConfigError(f"the AMQP broker at {redact_amqp_url(self.settings.url)} refused the login "
+                                       f"(fix the user or password in GLACIER_AMQP_URL): {_first_line(exc)}") from None
+        except pika.exceptions.ProbableAccessDeniedError as exc:
+            raise TransportConfigError(f"the AMQP broker at {redact_amqp_url(self.settings.url)} refused the virtual host "
+                                       f"(fix GLACIER_AMQP_URL): {_first_line(exc)}") from None
         except _CONNECTION_ERRORS as exc:
-            raise TransportError(f"cannot reach the AMQP broker at {redact_amqp_url(self.settings.url)}: {exc!r}") from None
+            raise TransportError(f"the AMQP broker at {redact_amqp_url(self.settings.url)} is unreachable: {_first_line(exc)}") from None
         return self._channel
+
+    def check(self) -> None:
+        """Connect now: a refused login raises TransportConfigError, an unreachable broker TransportError."""
+        self._open()
 
     def _ensure_queue(self, name: str) -> None:
         """Accept a queue that exists with any arguments; declare it durable only if absent."""

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from glacier_pipelines.core import keys
+from glacier_pipelines.core.restores import SIGV4_MAX_SECONDS
 
 RULE_ID_PREFIX = "glacier-pipelines:"
 DEFAULT_TRASH_PREFIX = "trash/"
@@ -46,6 +47,14 @@ _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _RULE_KEYS = {"name", "prefix", "transitions", "expiration_days", "abort_incomplete_multipart_days", "enabled"}
 _TENANT_KEYS = {"rules", "sources", "trash_prefix"}
 _TRANSITION_KEYS = {"days", "storage_class"}
+
+# Restored package members are copied (STANDARD, tagged) under <tenant prefix>/restored/<restore id>/ for their
+# download links; restore_expiry deletes each copy when its link lapses. The backstop, one rule per archive bucket,
+# expires any copy left behind a day after the longest a link can live (SigV4's 7 days).
+RESTORED_DIR = "restored"
+RESTORED_COPY_TAG = ("glacier-pipelines", "restored-copy")
+RESTORED_COPIES_RULE_ID = f"{RULE_ID_PREFIX}restored-copies"  # one colon: never a <tenant>:<name> id
+RESTORED_COPY_EXPIRY_DAYS = SIGV4_MAX_SECONDS // 86400 + 1
 
 
 class LifecycleConfigError(ValueError):
@@ -141,7 +150,20 @@ class LifecycleConfig:
         return sorted({self.bucket} | {rule.bucket for rule in self.rules()})
 
     def desired(self, bucket: str) -> list[dict[str, Any]]:
+        """The declared rules for ``bucket``, as S3 takes them."""
         return [rule.to_s3() for rule in sorted(self.rules(), key=lambda r: r.id) if rule.bucket == bucket]
+
+    def project_rules(self, bucket: str) -> list[dict[str, Any]]:
+        """Every project rule ``bucket`` must hold: the declared ones, and on the archive bucket the restored-copies backstop."""
+        return self.desired(bucket) + ([restored_copies_rule(self.key_prefix)] if bucket == self.bucket else [])
+
+
+def restored_copies_rule(key_prefix: str) -> dict[str, Any]:
+    """The backstop: tagged restored copies under the archive prefix expire after RESTORED_COPY_EXPIRY_DAYS."""
+    tag = {"Key": RESTORED_COPY_TAG[0], "Value": RESTORED_COPY_TAG[1]}
+    prefix = f"{key_prefix.strip('/')}/" if key_prefix.strip("/") else ""
+    return {"ID": RESTORED_COPIES_RULE_ID, "Filter": {"And": {"Prefix": prefix, "Tags": [tag]}} if prefix else {"Tag": tag},
+            "Status": "Enabled", "Expiration": {"Days": RESTORED_COPY_EXPIRY_DAYS}}
 
 
 def rule_id(tenant: str, name: str) -> str:

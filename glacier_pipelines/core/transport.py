@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from glacier_pipelines.core.spool import Message, SpoolQueue
 
-__all__ = ["Message", "EmbeddedTransport", "Transport", "TransportError"]
+__all__ = ["Message", "EmbeddedTransport", "Transport", "TransportConfigError", "TransportError"]
 
 HEADER_TENANT = "regards.tenant"
 HEADER_REQUEST_ID = "regards.request.id"
@@ -25,10 +25,21 @@ ENVELOPE_HEADERS = {"tenant": HEADER_TENANT, "requestId": HEADER_REQUEST_ID, "ow
 
 
 class TransportError(Exception):
-    """The transport (broker, folder) could not do what was asked; nothing was lost by it."""
+    """The transport (broker, folder) could not do what was asked; nothing was lost by it.
+
+    A transient fault (the broker is down or unreachable): the work stays queued for a later pass.
+    """
+
+
+class TransportConfigError(TransportError, ValueError):
+    """The transport refuses the configuration itself (credentials, virtual host, spool folder): retrying cannot help.
+
+    Also a ValueError, so the console script reports it as a configuration fault (exit status 2).
+    """
 
 
 class Transport(Protocol):
+    def check(self) -> None: ...
     def publish_request(self, headers: dict[str, Any], body: bytes) -> None: ...
     def receive(self, max_messages: int) -> list[Message]: ...
     def ack(self, msg_id: str) -> None: ...
@@ -45,6 +56,9 @@ class EmbeddedTransport:
     def __init__(self, root: Path):
         self.requests = SpoolQueue(Path(root) / "requests")
         self.responses = SpoolQueue(Path(root) / "responses")
+
+    def check(self) -> None:
+        """Nothing to reach: the spool folders were created (or refused with an OSError) by the constructor."""
 
     def publish_request(self, headers: dict[str, Any], body: bytes) -> None:
         self.requests.publish(headers, body)

@@ -39,5 +39,22 @@ def executor_from_env() -> dg.ExecutorDefinition | None:
         return executor
     if executor is None:
         raise ValueError("GLACIER_EXECUTOR_CONFIG needs GLACIER_EXECUTOR set to the executor it configures")
-    run_config = yaml.safe_load(Path(path).read_text())
-    return executor.configured(run_config["execution"]["config"], name=executor.name)
+    return executor.configured(_execution_config(path), name=executor.name)
+
+
+def _execution_config(path: str) -> dict:
+    """The ``execution: config:`` mapping of the run-config file; any fault is a ValueError naming GLACIER_EXECUTOR_CONFIG."""
+    where = f"GLACIER_EXECUTOR_CONFIG={path}"
+    try:
+        run_config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{where}: cannot be read ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ValueError(f"{where}: not valid YAML{at} ({getattr(exc, 'problem', None) or exc})") from None
+    execution = run_config.get("execution") if isinstance(run_config, dict) else None
+    config = execution.get("config") if isinstance(execution, dict) else None
+    if not isinstance(config, dict):
+        raise ValueError(f"{where}: expected a mapping 'execution: config: {{...}}' (see deploy/executors/)")
+    return config

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.catalog.restores import live_member_copies
 from glacier_pipelines.core import pricing
 
 COLUMNS = ["tenant", "kind", "storage_class", "tier", "objects", "bytes", "usd"]
@@ -38,6 +39,7 @@ def cost_table(catalog: Catalog, prices: pricing.Pricing | None, tenant: str | N
             rows.append({"tenant": name, "kind": "archive (per month)", "storage_class": storage_class, "tier": "",
                          "objects": int(count), "bytes": int(size or 0), "usd": usd})
         rows += _staging_rows(conn, prices, tenant)
+        rows += _restored_copy_rows(conn, prices, tenant)
         for name, storage_class, tier, count, size, usd in conn.execute(restore_q):
             rows.append({"tenant": name, "kind": "restore (estimated)", "storage_class": storage_class, "tier": tier,
                          "objects": int(count), "bytes": int(size or 0), "usd": float(usd) if usd is not None else None})
@@ -99,3 +101,14 @@ def plot_png(df: pd.DataFrame) -> bytes:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
+
+
+def _restored_copy_rows(conn: Any, prices: pricing.Pricing | None, tenant: str | None) -> list[dict[str, Any]]:
+    """Restored package members copied (STANDARD) for their download links, while their links live (per month)."""
+    rows = []
+    for name, sizes in sorted(live_member_copies(conn, tenant).items()):
+        usd = pricing.estimate_archive(prices, storage_class="STANDARD", size_bytes=sum(sizes), objects=len(sizes), months=1.0).total \
+            if prices is not None else None
+        rows.append({"tenant": name, "kind": "restored copies (per month)", "storage_class": "STANDARD", "tier": "",
+                     "objects": len(sizes), "bytes": sum(sizes), "usd": usd})
+    return rows

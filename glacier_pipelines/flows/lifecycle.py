@@ -52,7 +52,7 @@ def apply_lifecycle(s3: Any, config: lifecycle.LifecycleConfig, *, dry_run: bool
         return report
     for bucket in config.buckets():
         rules, extra = current_rules(s3, bucket)
-        p = lifecycle.merge(bucket, rules, config.desired(bucket))
+        p = lifecycle.merge(bucket, rules, config.project_rules(bucket))
         report.plans.append(p)
         if dry_run or not p.has_changes:
             continue
@@ -62,7 +62,7 @@ def apply_lifecycle(s3: Any, config: lifecycle.LifecycleConfig, *, dry_run: bool
             s3.delete_bucket_lifecycle(Bucket=bucket)
         report.written.append(bucket)
         again, _ = current_rules(s3, bucket)
-        if lifecycle.merge(bucket, again, config.desired(bucket)).has_changes:
+        if lifecycle.merge(bucket, again, config.project_rules(bucket)).has_changes:
             report.settled = False
             log.warning("bucket %s: its lifecycle rules still differ from the declaration after writing them", bucket)
     return report

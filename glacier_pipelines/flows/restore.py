@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.catalog.restores import RestoreStore
 from glacier_pipelines.core import checksums, events, notify, packaging, pricing
+from glacier_pipelines.core.lifecycle import RESTORED_COPY_TAG, RESTORED_DIR
 from glacier_pipelines.core.restores import (
     RestoreRequest,
     link_lifetime,
@@ -33,6 +34,7 @@ from glacier_pipelines.flows import locations
 
 log = logging.getLogger(__name__)
 TIER_SPEED = {"Expedited": 0, "Standard": 1, "Bulk": 2}
+RESTORED_COPY_TAGGING = f"{RESTORED_COPY_TAG[0]}={RESTORED_COPY_TAG[1]}"  # what the lifecycle backstop selects
 
 
 @dataclass
@@ -324,12 +326,43 @@ def deliver(setup: RestoreSetup, tenant: str, run_id: str) -> RestoreReport:
     return report
 
 
+def copy_key(package_key: str, restore_id: str, member_name: str) -> str:
+    """Where delivery copies a restored package member for its link: ``<tenant prefix>/restored/<restore id>/<member>``."""
+    return f"{package_key.rsplit('/packages/', 1)[0]}/{RESTORED_DIR}/{restore_id}/{member_name}"
+
+
 def expire_links(setup: RestoreSetup, tenant: str, now: datetime | None = None) -> int:
     """READY rows whose link has lapsed become EXPIRED and lose their link; returns how many."""
-    store, now = setup.store, now or utcnow()
-    lapsed = [r["id"] for r in store.rows(tenant=tenant, statuses=["READY"]) if r["expires_at"] and r["expires_at"] <= now]
-    store.update(lapsed, status="EXPIRED", download_url=None, add_message="the download link and restored copy have expired")
-    return len(lapsed)
+    return _expire_links(setup, tenant, now or utcnow())[0]
+
+
+def _expire_links(setup: RestoreSetup, tenant: str, now: datetime) -> tuple[int, int, int]:
+    """Lapsed links retired and the STANDARD copies behind them deleted: (rows expired, copies deleted, copies not deleted).
+
+    A row whose copy cannot be deleted stays READY (its link has lapsed anyway), so the next run tries again;
+    the lifecycle backstop (``core.lifecycle.restored_copies_rule``) removes it if every try fails.
+    """
+    store = setup.store
+    expired = deleted = failed = 0
+    for row in store.rows(tenant=tenant, statuses=["READY"]):
+        if not row["expires_at"] or row["expires_at"] > now:
+            continue
+        message = "the download link and restored copy have expired"
+        if row.get("member"):
+            obj = store.get_object(row["object_id"])
+            key = copy_key(obj.key, row["restore_id"], row["member"]["name"])
+            try:
+                setup.s3.delete_object(Bucket=obj.bucket, Key=key)
+            except (ClientError, BotoCoreError) as exc:
+                log.warning("restore %s: restored copy s3://%s/%s not deleted, tried again next run: %s",
+                            row["restore_id"], obj.bucket, key, exc)
+                failed += 1
+                continue
+            deleted += 1
+            message = f"the download link expired and the restored copy s3://{obj.bucket}/{key} was deleted"
+        store.update([row["id"]], status="EXPIRED", download_url=None, add_message=message)
+        expired += 1
+    return expired, deleted, failed
 
 
 def expiry_due(store: RestoreStore, tenant: str, now: datetime) -> bool:
@@ -339,14 +372,16 @@ def expiry_due(store: RestoreStore, tenant: str, now: datetime) -> bool:
 
 
 def expire(setup: RestoreSetup, tenant: str, now: datetime | None = None) -> dict[str, int]:
-    """What restore_expiry_schedule does: lapsed links retired, and restored copies past their expiry marked EXPIRED
-    (so a later request for the object asks S3 again instead of trusting a copy that is gone)."""
+    """What restore_expiry_schedule does: lapsed links retired (the STANDARD copies of package members behind them deleted),
+    and restored copies past their expiry marked EXPIRED (so a later request for the object asks S3 again instead of
+    trusting a copy that is gone)."""
     store, now = setup.store, now or utcnow()
-    links = expire_links(setup, tenant, now)
+    links, deleted, failed = _expire_links(setup, tenant, now)
     copies = [oid for oid, expires_at in store.restored_copies(tenant) if expires_at is not None and expires_at <= now]
     for object_id in copies:
         store.set_object_state(object_id, state="EXPIRED")
-    return {"links_expired": links, "copies_expired": len(copies), "still_ready": len(store.rows(tenant=tenant, statuses=["READY"]))}
+    return {"links_expired": links, "copies_expired": len(copies), "member_copies_deleted": deleted,
+            "member_copies_not_deleted": failed, "still_ready": len(store.rows(tenant=tenant, statuses=["READY"]))}
 
 
 def _deliver_members(setup: RestoreSetup, obj: Any, state: dict[str, Any], rows: list[dict[str, Any]], run_id: str, now: datetime,
@@ -378,13 +413,13 @@ def _deliver_members(setup: RestoreSetup, obj: Any, state: dict[str, Any], rows:
                 store.update([row["id"]], status="FAILED", run_id=run_id, add_message=message)
             continue
         store.set_object_state(obj.id, verified=True, verify_message="restored members match the catalog (sha256)")
-        copy_key = f"{obj.key.rsplit('/packages/', 1)[0]}/restored/{row['restore_id']}/{member['name']}"
-        setup.s3.put_object(Bucket=obj.bucket, Key=copy_key, Body=data, StorageClass="STANDARD", ChecksumAlgorithm="SHA256",
-                            ChecksumSHA256=checksums.b64(bytes.fromhex(actual)), Tagging="glacier-pipelines=restored-copy")
-        if seconds <= 0:
+        if seconds <= 0:  # checked before copying: a copy nobody can be sent a link to would only cost money
             store.update([row["id"]], status="EXPIRED", run_id=run_id, add_message="the restored copy expired before it could be delivered")
             continue
-        url = setup.s3.generate_presigned_url("get_object", Params={"Bucket": obj.bucket, "Key": copy_key}, ExpiresIn=seconds)
+        key = copy_key(obj.key, row["restore_id"], member["name"])
+        setup.s3.put_object(Bucket=obj.bucket, Key=key, Body=data, StorageClass="STANDARD", ChecksumAlgorithm="SHA256",
+                            ChecksumSHA256=checksums.b64(bytes.fromhex(actual)), Tagging=RESTORED_COPY_TAGGING)
+        url = setup.s3.generate_presigned_url("get_object", Params={"Bucket": obj.bucket, "Key": key}, ExpiresIn=seconds)
         expires_at = now + timedelta(seconds=seconds)
         store.update([row["id"]], status="READY", run_id=run_id, ready_at=now, expires_at=expires_at, download_url=url)
         ready_rows.append(({**row, "download_url": url, "expires_at": expires_at}, obj))
@@ -399,6 +434,8 @@ def _notify(setup: RestoreSetup, ready_rows: list[tuple[dict[str, Any], Any]]) -
     for (restore_id, requester), items in by_request.items():
         if setup.send_email is None:
             log.info("restore %s ready; no SMTP server configured, so %s is not emailed (see `report --restores`)", restore_id, requester)
+            continue
+        if requester.endswith(".invalid"):  # RFC 2606: never deliverable (restoration requests over AMQP are answered there)
             continue
         files = [{"name": obj.url, "url": row["download_url"], "expires_at": row["expires_at"],
                   "estimated_cost_usd": row["estimated_cost_usd"]} for row, obj in items]

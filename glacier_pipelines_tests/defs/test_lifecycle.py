@@ -26,6 +26,7 @@ expiration_days = 3650
 name = "uploads"
 abort_incomplete_multipart_days = 7
 """
+BACKSTOP = "glacier-pipelines:restored-copies"  # restored copies expire (issue #17); see test_restored_copies.py
 FOREIGN = {"ID": "logs-expiry", "Filter": {"Prefix": "logs/"}, "Status": "Enabled", "Expiration": {"Days": 30}}
 
 
@@ -75,11 +76,11 @@ def test_rules_applied_reapplied_merged_and_removed(archive, instance, declared)
     first = apply_rules(archive, instance)
     assert first.success
     m = materializations(first)["lifecycle_rules"]
-    assert (m["added"], m["changed"], m["removed"], m["foreign_kept"], m["written"]) == (2, 0, 0, 1, True)
+    assert (m["added"], m["changed"], m["removed"], m["foreign_kept"], m["written"]) == (3, 0, 0, 1, True)  # + the restored-copies backstop
     assert "| archive-test | `glacier-pipelines:lab:trash` | added | archive/lab/trash/: GLACIER after 30 d; DEEP_ARCHIVE after 180 d;" \
            " expire after 3650 d |" in m["diff"]
     rules = bucket_rules()
-    assert set(rules) == {"logs-expiry", "glacier-pipelines:lab:trash", "glacier-pipelines:lab:uploads"}
+    assert set(rules) == {"logs-expiry", "glacier-pipelines:lab:trash", "glacier-pipelines:lab:uploads", BACKSTOP}
     assert rules["logs-expiry"] == FOREIGN  # another tool's rule, kept as it was
     assert rules["glacier-pipelines:lab:trash"]["Transitions"] == [{"Days": 30, "StorageClass": "GLACIER"},
                                                                   {"Days": 180, "StorageClass": "DEEP_ARCHIVE"}]
@@ -88,31 +89,30 @@ def test_rules_applied_reapplied_merged_and_removed(archive, instance, declared)
 
     again = materializations(apply_rules(archive, instance))["lifecycle_rules"]  # re-applied: nothing to do, nothing written
     assert (again["added"], again["changed"], again["removed"], again["unchanged"], again["written"], again["status"]) == (
-        0, 0, 0, 2, False, "unchanged")
+        0, 0, 0, 3, False, "unchanged")
 
     declared.write_text(RULES.split("[[tenants.lab.rules]]\nname = \"uploads\"")[0].replace("3650", "4000"))
     third = materializations(apply_rules(archive, instance))["lifecycle_rules"]
     assert (third["changed"], third["removed"], third["foreign_kept"]) == (1, 1, 1)
     rules = bucket_rules()
-    assert set(rules) == {"logs-expiry", "glacier-pipelines:lab:trash"}  # the rule dropped from the file left the bucket
+    assert set(rules) == {"logs-expiry", "glacier-pipelines:lab:trash", BACKSTOP}  # the rule dropped from the file left the bucket
     assert rules["glacier-pipelines:lab:trash"]["Expiration"] == {"Days": 4000}
 
-    declared.write_text("")  # nothing declared: every project rule goes, the foreign one stays
+    declared.write_text("")  # nothing declared: every declared rule goes, the foreign one and the backstop stay
     apply_rules(archive, instance)
-    assert set(bucket_rules()) == {"logs-expiry"}
+    assert set(bucket_rules()) == {"logs-expiry", BACKSTOP}
 
     s3_client().delete_bucket_lifecycle(Bucket=BUCKET)
     declared.write_text(RULES)
     apply_rules(archive, instance)
-    declared.write_text("")  # the last rules were the project's: the configuration is deleted, not written empty
+    declared.write_text("")  # the declared rules go; the backstop is the project's own and stays
     assert materializations(apply_rules(archive, instance))["lifecycle_rules"]["removed"] == 2
-    with pytest.raises(ClientError, match="NoSuchLifecycleConfiguration"):
-        s3_client().get_bucket_lifecycle_configuration(Bucket=BUCKET)
+    assert set(bucket_rules()) == {BACKSTOP}
 
 
 def test_dry_run_shows_the_diff_and_writes_nothing(archive, instance, declared):
     m = materializations(apply_rules(archive, instance, dry_run=True))["lifecycle_rules"]
-    assert (m["added"], m["written"], m["status"]) == (2, False, "dry run: nothing written")
+    assert (m["added"], m["written"], m["status"]) == (3, False, "dry run: nothing written")
     with pytest.raises(ClientError, match="NoSuchLifecycleConfiguration"):
         s3_client().get_bucket_lifecycle_configuration(Bucket=BUCKET)
 

@@ -78,7 +78,8 @@ def bucket_reconciliation(context: dg.AssetExecutionContext, catalog: CatalogRes
 )
 def restore_expiry(context: dg.AssetExecutionContext, catalog: CatalogResource, archive_store: ArchiveStoreResource,
                    restore: RestoreResource) -> dg.MaterializeResult:
-    """Restores whose copy and link have lapsed, marked EXPIRED with their link retired from the catalog."""
+    """Restores whose copy and link have lapsed, marked EXPIRED with their link retired from the catalog; the STANDARD copies
+    made for package members' links are deleted from the bucket."""
     setup = restore.setup(catalog, archive_store)
     counts = restore_flow.expire(setup, context.partition_key, _now(context))
     context.log.info(f"tenant {context.partition_key}: {counts}")
@@ -112,6 +113,7 @@ def cost_report(context: dg.AssetExecutionContext, catalog: CatalogResource, res
         "restore_estimated_usd": round(float(restores["usd"].fillna(0).sum()), 6),
         "objects": int(archive["objects"].sum()),
         "bytes": int(archive["bytes"].sum()),
+        "restored_copy_bytes": int(table.loc[table["kind"].str.startswith("restored copies"), "bytes"].sum()),
         "pricing_version": prices.version if prices else "none",
         "costs": dg.MetadataValue.md(costs.markdown(table)),
         "cost_plot": dg.MetadataValue.md(f"![cost of {tenant}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"),
