@@ -231,6 +231,9 @@ class VaultEmulator:
         self.region = region
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.modifications = 0
+        # The format inventory output is written in, whatever the job asked for (None: the format asked for),
+        # as when Glacier, a proxy or an old job answers in the other format.
+        self.answer_inventory_in: str | None = None
         self.endpoint_url: str | None = None
         self._jobs: dict[str, dict[str, Any]] = {}
         self._vaults: dict[str, _Vault] = {}
@@ -667,7 +670,7 @@ class VaultEmulator:
                 next_marker = archives[limit].archive_id
             archives = archives[:limit]
 
-        if fmt == "JSON":
+        if (self.answer_inventory_in or fmt) == "JSON":
             document = {
                 "VaultARN": self.vault_arn(vault.name),
                 "InventoryDate": _iso(now),

@@ -179,7 +179,8 @@ def _timestamp(value: Any, where: str) -> pd.Timestamp:
 def parse_inventory(body: bytes | str, fmt: str) -> pd.DataFrame:
     """One row per archive: archive_id, description, creation_date (UTC), size (int64), sha256_tree_hash (lowercase hex).
 
-    ``fmt`` is the job's output format, ``JSON`` or ``CSV`` (any case). A null or missing-in-CSV
+    ``fmt`` is the job's output format, ``JSON`` or ``CSV`` (any case); a body that is plainly the other
+    format (an object, or the CSV header) is read as what it is. A null or missing-in-CSV
     description becomes ``""``. The JSON ``VaultARN`` and ``InventoryDate`` go to ``df.attrs``.
     Raises ValueError, naming the row, on a missing column, a bad size, creation date or
     tree hash, or a duplicated archive id.
@@ -189,6 +190,13 @@ def parse_inventory(body: bytes | str, fmt: str) -> pd.DataFrame:
         raise ValueError(f"inventory format must be JSON or CSV, got {fmt!r}")
     text = _text(body)
     attrs: dict[str, Any] = {}
+    # The content decides, not the format asked for: Glacier (or a proxy, or an old job) may answer in the other one.
+    # A CSV inventory starts with its ArchiveId header; a JSON one with an object.
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if stripped.startswith(("{", "[")):
+        kind = "JSON"
+    elif stripped.startswith(("ArchiveId", '"ArchiveId"')):
+        kind = "CSV"
     rows = _rows_from_json(text, attrs) if kind == "JSON" else _rows_from_csv(text)
 
     ids: list[str] = []

@@ -175,3 +175,11 @@ def _json_without(field: str) -> str:
 def test_malformed_inventories(body, fmt, match):
     with pytest.raises(ValueError, match=match):
         parse_inventory(body, fmt)
+
+
+def test_the_content_decides_the_format_not_the_format_asked_for():
+    from_json = parse_inventory(JSON_BODY, "CSV")  # asked for CSV, Glacier answered JSON
+    from_csv = parse_inventory(CSV_BODY, "JSON")  # asked for JSON, Glacier answered CSV
+    pd.testing.assert_frame_equal(from_json, parse_inventory(JSON_BODY, "JSON"))
+    pd.testing.assert_frame_equal(from_csv, parse_inventory(CSV_BODY, "CSV"))
+    pd.testing.assert_frame_equal(from_json.reset_index(drop=True), from_csv.reset_index(drop=True))

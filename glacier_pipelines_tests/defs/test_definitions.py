@@ -51,7 +51,8 @@ def test_integrity_checks_are_blocking_and_guard_the_right_assets():
     specs = {s.name: s for a in defs.resolve_asset_graph().assets_defs for s in a.check_specs}
     assert {name: s.asset_key.to_user_string() for name, s in specs.items()} == {
         "checksum_integrity": "glacier_objects", "restored_checksum_integrity": "restored_files",
-        "package_integrity": "glacier_packages", "catalog_objects_present": "bucket_reconciliation"}
+        "package_integrity": "glacier_packages", "catalog_objects_present": "bucket_reconciliation",
+        "transfer_integrity": "archive_transfers"}
     # The reconciliation's check alerts without failing its run: nothing downstream waits on it.
     assert all(s.blocking == (name != "catalog_objects_present") for name, s in specs.items())
 

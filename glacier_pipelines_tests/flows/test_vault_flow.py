@@ -320,17 +320,19 @@ def test_a_corrupted_range_fails_only_its_archive_before_completion(vault_env, e
     assert statuses(setup)[ids["b"]] == "FAILED"
 
 
-def test_a_missing_tree_hash_header_or_a_wrong_whole_tree_hash_fails_before_completion(vault_env, emulator):
-    ids = {label: emulator.add_archive(VAULT, payload(2 * MiB, n), f"{label}.bin") for n, label in enumerate(["nohash", "wrong", "fine"])}
+def test_a_missing_tree_hash_header_is_verified_by_the_whole_tree_hash_and_a_wrong_one_fails_before_completion(vault_env, emulator):
+    labels = ["nohash", "nohash_bad", "wrong", "fine"]
+    ids = {label: emulator.add_archive(VAULT, payload(2 * MiB, n), f"{label}.bin") for n, label in enumerate(labels)}
+    emulator.corrupt_range(ids["nohash_bad"], MiB + 5)  # damaged in transit, and no range header to catch it
     setup = make_setup(vault_env, emulator)
     flow.take_inventory(setup, VAULT)
     wrong = setup.store.archive_by_id(VAULT, ids["wrong"])
     setup.store.update_archive(wrong.pk, tree_hash="0" * 64)  # as if the inventory said something else
     flow.request_retrievals(setup, VAULT)
-    nohash_job = setup.store.archive_by_id(VAULT, ids["nohash"]).job_id
+    nohash_jobs = {setup.store.archive_by_id(VAULT, ids[label]).job_id for label in ("nohash", "nohash_bad")}
 
     def drop_checksum(parsed, **kwargs):
-        if nohash_job in kwargs["context"].get("glacier_job", ""):
+        if any(job in kwargs["context"].get("glacier_job", "") for job in nohash_jobs):
             parsed.pop("checksum", None)
 
     setup.glacier.meta.events.register("before-call.glacier.GetJobOutput",
@@ -339,13 +341,15 @@ def test_a_missing_tree_hash_header_or_a_wrong_whole_tree_hash_fails_before_comp
     calls = S3Calls(setup.s3)
     flow.transfer_archives(setup, VAULT)
 
-    assert statuses(setup) == {ids["nohash"]: "FAILED", ids["wrong"]: "FAILED", ids["fine"]: "DONE"}
+    assert statuses(setup) == {ids["nohash"]: "DONE", ids["nohash_bad"]: "FAILED", ids["wrong"]: "FAILED", ids["fine"]: "DONE"}
     msgs = {r["archiveId"]: r["messages"][-1] for r in flow.vault_report(setup, VAULT)}
-    assert "Glacier sent no x-amz-sha256-tree-hash" in msgs[ids["nohash"]]
+    assert "2 range(s) without x-amz-sha256-tree-hash: verified by the inventory's whole-archive tree hash" in msgs[ids["nohash"]]
+    assert "the inventory says" in msgs[ids["nohash_bad"]] and "2 range(s) came without x-amz-sha256-tree-hash" in msgs[ids["nohash_bad"]]
     assert f"the inventory says {'0' * 64}" in msgs[ids["wrong"]]
-    completed = [p["Key"] for p in calls.ops("CompleteMultipartUpload")]
-    assert completed == [key_of(setup, ids["fine"])]  # the mismatch was found before CompleteMultipartUpload
-    assert len(calls.ops("UploadPart")) == 2 + 2  # "wrong" uploaded both parts, then was aborted
+    completed = sorted(p["Key"] for p in calls.ops("CompleteMultipartUpload"))
+    assert completed == sorted([key_of(setup, ids["fine"]), key_of(setup, ids["nohash"])])  # mismatches found before completion
+    assert stored(key_of(setup, ids["nohash"])) == payload(2 * MiB, 0)
+    assert len(calls.ops("UploadPart")) == 4 * 2  # "wrong" and "nohash_bad" uploaded both parts, then were aborted
     assert open_uploads() == []
 
 
@@ -553,3 +557,13 @@ def test_migrate_without_wait_makes_one_pass_and_reports_pending_archives(vault_
     timed_out = flow.migrate(setup, VAULT, wait=True, poll_seconds=0.1, timeout_seconds=0.35, progress=lambda _: None)
     assert {r["archiveId"]: r["status"] for r in timed_out} == {a: "REQUESTED" for a in ids}
     assert len(initiated(emulator)) == 2  # waiting started no duplicate jobs
+
+
+@pytest.mark.parametrize("asked, answered", [("CSV", "JSON"), ("JSON", "CSV")])
+def test_an_inventory_in_the_other_format_than_asked_is_read_by_its_content(vault_env, emulator, asked, answered):
+    ids = {emulator.add_archive(VAULT, payload(100 + n, n), f"f{n}.bin") for n in range(3)}
+    emulator.answer_inventory_in = answered
+    setup = make_setup(vault_env, emulator, inventory_format=asked)
+    result = flow.take_inventory(setup, VAULT)
+    assert result.state == "loaded", result.message
+    assert {r["archiveId"] for r in flow.vault_report(setup, VAULT)} == ids

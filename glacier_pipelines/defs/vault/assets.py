@@ -194,9 +194,24 @@ def archive_transfers(context: dg.AssetExecutionContext, vault: VaultResource, c
     return dg.MaterializeResult(metadata=metadata)
 
 
+@dg.asset_check(asset=archive_transfers, blocking=True)
+def transfer_integrity(context: dg.AssetCheckExecutionContext, vault: VaultResource, catalog: CatalogResource,
+                       archive_store: ArchiveStoreResource) -> dg.AssetCheckResult:
+    """Each archive this run copied is what S3 holds: size, SHA-256 checksum (HEAD with ChecksumMode ENABLED) and tree hash
+    match the inventory and the copy; a mismatching archive is FAILED in the catalog and named here."""
+    setup = vault.setup(catalog, archive_store)
+    name = context.run.tags.get("dagster/partition") or ""
+    faults = flow.verify_transfers(setup, name, run_id=_root_run_id(context))
+    return dg.AssetCheckResult(passed=not faults, metadata={
+        "vault": name, "failed_archives": len(faults),
+        "failures": _pairs_table([(f"{a} {k}", why) for a, k, why in faults], "| archive | fault |", "No mismatch."),
+    })
+
+
 vault_job = dg.define_asset_job(
     "vault_job",
-    selection=dg.AssetSelection.assets(vault_inventory, archive_retrievals, archive_transfers),
+    selection=dg.AssetSelection.assets(vault_inventory, archive_retrievals, archive_transfers)
+    | dg.AssetSelection.checks(transfer_integrity),
     description="One vault's copy: inventory, paced retrieval jobs, verified transfers of what is ready.",
     tags={"domain": "vault"},
 )
