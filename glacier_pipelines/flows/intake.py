@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.core import transport as tp
 from glacier_pipelines.core.requests import ParsedRequest, parse_request
+from glacier_pipelines.core.worker_requests import CONTENT_TYPES
+from glacier_pipelines.flows import worker_intake
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ def _parse(msg: tp.Message, allowed_tenants: tuple[str, ...]) -> ParsedRequest:
     parsed = parse_request(msg.body, tp.envelope_from_headers(msg.headers))
     content_type = msg.headers.get(tp.HEADER_CONTENT_TYPE) or tp.DEFAULT_CONTENT_TYPE
     if content_type != tp.DEFAULT_CONTENT_TYPE:
-        parsed.errors.append(f"{tp.HEADER_CONTENT_TYPE}: this worker handles {tp.DEFAULT_CONTENT_TYPE!r}, not {content_type!r}")
+        parsed.errors.append(f"{tp.HEADER_CONTENT_TYPE}: this worker handles {', '.join(map(repr, CONTENT_TYPES))}, not {content_type!r}")
     if parsed.envelope and allowed_tenants and parsed.envelope.tenant not in allowed_tenants:
         parsed.errors.append(f"tenant: {parsed.envelope.tenant!r} is not one of the tenants this worker serves")
     if parsed.errors:
@@ -78,6 +80,11 @@ def _parse(msg: tp.Message, allowed_tenants: tuple[str, ...]) -> ParsedRequest:
 def _take(transport: tp.Transport, catalog: Catalog, messages: list[tp.Message], result: IntakeResult,
           allowed_tenants: tuple[str, ...]) -> None:
     """Persist a chunk of messages in one transaction, then settle each: acknowledge, or dead-letter if invalid."""
+    others = [m for m in messages if worker_intake.is_worker_message(m)]  # deletion, restoration, availability
+    if others:
+        worker_intake.take(transport, catalog, others, result, allowed_tenants)
+        messages = [m for m in messages if not worker_intake.is_worker_message(m)]
+    messages = worker_intake.set_aside_reused_ids(transport, catalog, messages, result)
     parsed = [_parse(msg, allowed_tenants) for msg in messages]
     try:
         outcomes = catalog.record_requests([(p, f"message:{m.id}") for p, m in zip(parsed, messages)])

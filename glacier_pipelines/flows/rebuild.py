@@ -95,6 +95,10 @@ def rebuild(catalog: Catalog, s3: Any, bucket: str, prefix: str) -> dict[str, in
 def _ledger_request(conn: Any, entry: dict[str, Any], now: datetime) -> bool | None:
     """Recreate (or complete) one answered request from its ledger line: True when recorded, None when it already was,
     False when the object it names is not in the bucket."""
+    if entry.get("status") == "DELETED":  # deleted on request (flows/deletion.py): never recreated as answered
+        conn.execute(t.requests.update().where(t.requests.c.tenant == entry["tenant"], t.requests.c.request_id == entry["requestId"])
+                     .values(status="DELETED", updated_at=now))
+        return None
     obj_bucket, obj_key, member = packaging.parse_member_url(entry["storedFileUrl"])
     object_id = conn.execute(sa.select(t.objects.c.id).where(t.objects.c.bucket == obj_bucket, t.objects.c.key == obj_key)).scalar()
     if object_id is None:

@@ -1,0 +1,209 @@
+"""Deletion requests: remove a stored file's bytes from S3 once nothing else refers to them.
+
+- By ``requestId`` one reference (a storage request) goes; by ``checksum`` or ``url`` every
+  reference of the tenant to that content goes.
+- Bytes leave S3 only with their last reference: deduplicated content stays while another
+  request still refers to it, and a package (tar) is deleted once none of its members is live
+  (repacking the live members of a mostly-deleted package is not done yet).
+- Deleting before the storage class's minimum duration is allowed; the answer carries the
+  early-deletion charge (``core/pricing.py``).
+- Deleting twice answers SUCCESS with "already deleted". Another tenant's file, an unknown
+  one and a request that failed get the same ERROR words, so nothing says whether it exists.
+- A file whose storage request is still in flight, or whose content a pending storage
+  request may deduplicate onto, waits (the deletion stays PENDING for the next pass).
+- Order of effects: the S3 deletes, then the ledger line (``status: DELETED``, so ``catalog
+  rebuild`` never brings the request back), then one catalog transaction with the answer. A
+  fault or crash in between leaves the deletion PENDING and doing it again is harmless (an
+  object already gone counts as deleted); a delete S3 refuses for the object itself ends the
+  deletion ERROR before anything was written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from glacier_pipelines.catalog import Catalog
+from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.catalog.worker_requests import DELETED, WorkerRequestStore
+from glacier_pipelines.core import checksums, faults, keys, ledger, packaging, pricing
+from glacier_pipelines.core.worker_requests import DeletionRequest, not_found
+
+log = logging.getLogger(__name__)
+WAITING = (t.PENDING, t.CLAIMED, t.VERIFIED, t.STORED, t.DELAYED)
+
+
+@dataclass
+class DeletionSetup:
+    catalog: Catalog
+    s3: Any
+    bucket: str  # where the request ledger lives
+    key_prefix: str
+    pricing: pricing.Pricing | None = None
+    compact_share: Callable[[str], float] = lambda tenant: 0.5  # per tenant: a package this much deleted is due for repacking
+
+
+@dataclass
+class DeletionReport:
+    answered: dict[str, int] = field(default_factory=dict)
+    waiting: list[str] = field(default_factory=list)  # request ids left PENDING, with why
+    objects_deleted: int = 0
+    bytes_deleted: int = 0
+    early_deletion_usd: float = 0.0
+
+    def count(self, status: str) -> None:
+        self.answered[status] = self.answered.get(status, 0) + 1
+
+
+class _Wait(Exception):
+    """The deletion cannot be decided now: left PENDING for the next pass."""
+
+
+def process(setup: DeletionSetup, *, limit: int = 200, now: datetime | None = None) -> DeletionReport:
+    """Answer up to ``limit`` pending deletion requests; one that fails never stops the others."""
+    store, report = WorkerRequestStore(setup.catalog), DeletionReport()
+    for row in store.pending("DELETION", limit=limit):
+        try:
+            _delete_one(setup, store, row, report, now or datetime.now(timezone.utc))
+        except _Wait as exc:
+            report.waiting.append(f"{row['request_id']}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - decided by core/faults.py, one request at a time
+            kind = faults.classify(exc)
+            if kind != "request":
+                report.waiting.append(f"{row['request_id']}: {faults.describe(exc)}")
+                log.warning("deletion %s of %s waits (%s fault): %s", row["request_id"], row["tenant"], kind, faults.describe(exc))
+                if kind == "configuration":
+                    break
+                continue
+            message = f"the deletion failed: {faults.describe(exc)}"
+            store.set_status(row["id"], t.ERROR, messages=[message], response=(t.ERROR, [message], None))
+            report.count(t.ERROR)
+    return report
+
+
+def _targets(store: WorkerRequestStore, tenant: str, request: DeletionRequest) -> tuple[list[dict[str, Any]], bool]:
+    """(live storage requests to delete, whether the file was already deleted); raises _Wait, or returns ([], False) when unknown."""
+    selector = request.file
+    if selector.requestId is not None:
+        found = store.storage_request(tenant, selector.requestId)
+        rows = [found] if found else []
+    elif selector.checksum is not None:
+        rows = store.requests_by_checksum(tenant, selector.checksum)
+    else:
+        try:
+            bucket, key, member = packaging.parse_member_url(selector.url or "")
+        except ValueError:
+            return [], False
+        rows = store.requests_at(tenant, bucket, key, member)
+        if not rows and store.was_deleted(tenant, selector.url or ""):
+            return [], True
+    if any(r["status"] in WAITING for r in rows):
+        raise _Wait("the file is not stored yet: its storage request is still in flight")
+    live = [r for r in rows if r["status"] == t.SUCCESS]
+    return live, not live and any(r["status"] == DELETED for r in rows)
+
+
+def _delete_one(setup: DeletionSetup, store: WorkerRequestStore, row: dict[str, Any], report: DeletionReport, now: datetime) -> None:
+    tenant, request = row["tenant"], DeletionRequest.model_validate(row["body"])
+    targets, already = _targets(store, tenant, request)
+    if not targets:
+        if already:
+            message = f"{request.file.describe()}: already deleted"
+            store.set_status(row["id"], t.SUCCESS, messages=[message],
+                             response=(t.SUCCESS, [message], {"alreadyDeleted": True, "deletedRequests": [], "files": [],
+                                                              "earlyDeletionChargeUsd": 0.0}))
+            report.count(t.SUCCESS)
+        else:
+            message = not_found(tenant, request.file)
+            store.set_status(row["id"], t.ERROR, messages=[message], response=(t.ERROR, [message], None))
+            report.count(t.ERROR)
+        return
+    by_object: dict[int, list[dict[str, Any]]] = {}
+    for target in targets:
+        by_object.setdefault(target["object_id"], []).append(target)
+    files, removed, marked, messages, deletes = [], [], [], [], []
+    for object_id, group in by_object.items():
+        obj = store.object(object_id)
+        if obj is None:
+            continue
+        if store.content_in_flight(tenant, object_id):
+            raise _Wait(f"a storage request in flight announces the content of {obj.url}")
+        package = store.package_at(object_id)
+        urls = []
+        for target in group:
+            member = store.member_of(target["id"]) if package else None
+            urls.append(packaging.member_url(obj.bucket, obj.key, member["name"]) if member else obj.url)
+            marked.append({"pk": target["id"], "request_id": target["request_id"], "url": urls[-1]})
+        live = store.live_references(object_id, excluding=[g["id"] for g in group])
+        entry: dict[str, Any] = {"storedFileUrl": urls[0] if len(set(urls)) == 1 else obj.url, "storageClass": obj.storage_class,
+                                 "fileSizeInBytes": obj.size, "bytesDeleted": live == 0, "earlyDeletionChargeUsd": 0.0}
+        if package:
+            entry["packageUrl"] = obj.url  # bytesDeleted, fileSizeInBytes and the charge are the package's
+        if live:
+            entry["stillReferencedBy"] = live
+            what = "package" if package else "object"
+            messages.append(f"{obj.url}: kept, the {what} is still referred to by {live} other request(s)")
+            if package:
+                pending_pks = {g["id"] for g in group}
+                share = store.package_share_deleted(package["id"], also_deleted=pending_pks)
+                entry["packageDeletedShare"] = round(share, 4)
+                if share >= setup.compact_share(tenant):
+                    messages.append(f"{obj.url}: {share:.0%} of its member bytes are deleted (threshold {setup.compact_share(tenant):.0%}): "
+                                    "due for repacking its live members, which is not done yet")
+        else:
+            stored_at = store.stored_at(object_id)
+            days = max(0.0, (now - stored_at).total_seconds() / 86400) if stored_at else None
+            charge, minimum = _early_charge(setup, obj.storage_class, obj.size, days)
+            entry.update(daysStored=round(days, 3) if days is not None else None, earlyDeletionChargeUsd=charge)
+            if charge:
+                messages.append(f"{obj.url}: deleted after {days:.1f} days, before the {minimum}-day minimum of {obj.storage_class}: "
+                                f"early-deletion charge about {charge:.3g} USD")
+            object_keys = [obj.key] + ([package["manifest_key"]] if package and package.get("manifest_key") else [])
+            deletes.extend((obj.bucket, k) for k in object_keys)
+            removed.append({"object": obj, "checksums": store.object_checksums(object_id), "stored_at": stored_at, "charge": charge,
+                            "urls": [obj.url]})
+        files.append(entry)
+    for bucket, key in deletes:
+        try:
+            setup.s3.delete_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if faults.client_error_code(exc) not in ("NoSuchKey", "404"):  # already gone: what we wanted
+                raise
+    _write_ledger(setup, tenant, marked, now)  # after the bytes went: the ledger never claims a deletion that did not happen
+    total = sum(f["earlyDeletionChargeUsd"] or 0.0 for f in files)
+    content = {"alreadyDeleted": False, "deletedRequests": [m["request_id"] for m in marked], "files": files,
+               "earlyDeletionChargeUsd": total}
+    if store.record_deletion(row["id"], tenant=tenant, deletion_request_id=row["request_id"], targets=marked, removed=removed,
+                             response=(t.SUCCESS, messages, content)):
+        report.count(t.SUCCESS)
+        report.objects_deleted += len(removed)
+        report.bytes_deleted += sum(r["object"].size for r in removed)
+        report.early_deletion_usd += total
+        log.info("deletion %s of %s: %d request(s) deleted, %d object(s) removed", row["request_id"], tenant, len(marked), len(removed))
+
+
+def _early_charge(setup: DeletionSetup, storage_class: str, size: int, days: float | None) -> tuple[float | None, int | None]:
+    if setup.pricing is None or days is None:
+        return None, None
+    try:
+        cls = setup.pricing.storage_class(storage_class)
+        return pricing.early_deletion_charge(setup.pricing, storage_class=storage_class, size_bytes=size, days_stored=days), cls.min_storage_days
+    except pricing.PricingError:
+        return None, None
+
+
+def _write_ledger(setup: DeletionSetup, tenant: str, marked: list[dict[str, Any]], now: datetime) -> None:
+    """One ledger object with a ``DELETED`` line per deleted storage request, so a catalog rebuild does not bring them back."""
+    if not marked:
+        return
+    body = ledger.encode({"tenant": tenant, "requestId": m["request_id"], "status": DELETED, "storedFileUrl": m["url"],
+                          "answeredAt": now.isoformat()} for m in marked)
+    setup.s3.put_object(Bucket=setup.bucket, Key=ledger.key_for(keys.tenant_prefix(setup.key_prefix, tenant), now), Body=body,
+                        StorageClass="STANDARD", ContentType="application/x-ndjson", ChecksumAlgorithm="SHA256",
+                        ChecksumSHA256=checksums.b64(hashlib.sha256(body).digest()))
