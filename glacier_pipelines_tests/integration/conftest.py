@@ -157,3 +157,123 @@ class Processes:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+# -- Celery over RabbitMQ (dagster-celery's executor and workers) ------------------------------------------
+
+AMQP_HOST = "127.0.0.1:5672"
+
+
+class CeleryBroker:
+    """A RabbitMQ vhost of its own (``rabbitmqctl add_vhost``), so no other test or session sees its queues."""
+
+    def __init__(self):
+        import shutil
+        import subprocess
+
+        self.vhost = f"glacier-celery-{uuid.uuid4().hex[:8]}"
+        self.url = f"pyamqp://guest:guest@{AMQP_HOST}/{self.vhost}"
+        ctl = shutil.which("rabbitmqctl")
+        problem = None
+        if ctl is None:
+            problem = "rabbitmqctl not found"
+        else:
+            try:
+                subprocess.run([ctl, "add_vhost", self.vhost], check=True, capture_output=True, timeout=120)
+                subprocess.run([ctl, "set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*"], check=True,
+                               capture_output=True, timeout=120)
+            except (subprocess.SubprocessError, OSError) as exc:
+                problem = f"{exc!r} {getattr(exc, 'stderr', b'') or b''!r}"
+        if problem is not None:
+            if require_services():
+                pytest.fail(f"RabbitMQ is required (GLACIER_REQUIRE_SERVICES=1) but no vhost could be made: {problem}")
+            pytest.skip(f"RabbitMQ vhost for Celery not available: {problem}")
+        self._ctl = ctl
+
+    def delete(self) -> None:
+        import subprocess
+
+        subprocess.run([self._ctl, "delete_vhost", self.vhost], capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def celery_broker():
+    """A fresh RabbitMQ vhost for one test's Celery broker (guest may use it), deleted afterwards."""
+    broker = CeleryBroker()
+    try:
+        yield broker
+    finally:
+        broker.delete()
+
+
+CELERY_INSTANCE_EXTRA = """
+# Each process writes its step logs and local artifacts under its own folder: a step run by a Celery
+# worker gets the launcher's instance settings, and without `env:` here it would write to the
+# launcher's paths on the worker's machine.
+local_artifact_storage:
+  module: dagster._core.storage.root
+  class: LocalArtifactStorage
+  config:
+    base_dir:
+      env: DAGSTER_LOCAL_DIR
+compute_logs:
+  module: dagster._core.storage.local_compute_log_manager
+  class: LocalComputeLogManager
+  config:
+    base_dir:
+      env: DAGSTER_COMPUTE_LOGS_DIR
+"""
+
+
+def celery_side(root, name: str, base_env: dict[str, str], broker_url: str, **extra: str) -> tuple[dict[str, str], object]:
+    """The environment and working folder of one side (launcher or worker): its own cwd, GLACIER_HOME and DAGSTER_HOME.
+
+    Both read deploy/dagster.yaml (PostgreSQL from DAGSTER_PG_URL) plus the per-process folders above, and
+    run every job with GLACIER_EXECUTOR=celery and deploy/executors/celery_executor.yaml.
+    """
+    from pathlib import Path
+
+    root_dir = Path(__file__).resolve().parents[2]
+    side = Path(root) / name
+    home = side / "dagster_home"
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text((root_dir / "deploy" / "dagster.yaml").read_text() + CELERY_INSTANCE_EXTRA)
+    bin_dir = str(Path(__import__("sys").executable).parent)
+    env = {**base_env, "GLACIER_HOME": str(side / "glacier_home"), "DAGSTER_HOME": str(home),
+           "DAGSTER_LOCAL_DIR": str(side / "dagster_local"), "DAGSTER_COMPUTE_LOGS_DIR": str(side / "dagster_local" / "logs"),
+           "GLACIER_EXECUTOR": "celery", "GLACIER_EXECUTOR_CONFIG": str(root_dir / "deploy" / "executors" / "celery_executor.yaml"),
+           "DAGSTER_CELERY_BROKER_URL": broker_url, "PATH": f"{bin_dir}:{base_env.get('PATH', os.defpath)}", **extra}
+    return env, side
+
+
+def start_celery_worker(processes: Processes, name: str, env: dict[str, str], cwd, concurrency: int = 1) -> str:
+    """``dagster-celery worker start`` as the README tells an operator; returns the worker's name (dagster-celery adds @host)."""
+    import sys
+    from pathlib import Path
+
+    root_dir = Path(__file__).resolve().parents[2]
+    node = f"{name}-{uuid.uuid4().hex[:6]}"
+    processes.start(name, [str(Path(sys.executable).parent / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
+                           "-y", str(root_dir / "deploy" / "executors" / "celery_executor.yaml"), "-n", node, "-l", "info",
+                           "--", f"--concurrency={concurrency}", "--without-gossip", "--without-mingle"], env, cwd)
+    return node
+
+
+def celery_worker_ready(processes: Processes, name: str) -> bool:
+    return " ready." in processes.log(name)
+
+
+def dagster_execute(job: str, tenant: str, env: dict[str, str], cwd, run_config=None, tags=None, timeout: float = 600):
+    """``dagster job execute -m glacier_pipelines.definitions -j JOB --tags '{"dagster/partition": TENANT}'``."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    args = [str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m", "glacier_pipelines.definitions", "-j", job,
+            "--tags", json.dumps({"dagster/partition": tenant, **(tags or {})})]
+    if run_config is not None:
+        config = Path(cwd) / f"{job}-{uuid.uuid4().hex[:6]}.yaml"
+        config.write_text(json.dumps(run_config))  # JSON is YAML
+        args += ["-c", str(config)]
+    return subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
