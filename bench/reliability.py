@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = ".venv/bin/python bench/reliability.py"
+HAND_KEPT = "<!-- kept by hand below: bench/reliability.py carries it over -->"
 
 
 def run_faults(extra: list[str]) -> tuple[int, list[dict], float, str]:
@@ -125,6 +126,9 @@ def main() -> int:
     args = parser.parse_args()
     returncode, rows, seconds, summary = run_faults(args.pytest_args)
     text = render(rows, summary, seconds, returncode)
+    out = Path(args.out)
+    if out.exists() and HAND_KEPT in out.read_text(encoding="utf-8"):  # sections kept by hand follow the marker: carried over
+        text = text.rstrip("\n") + "\n\n" + HAND_KEPT + out.read_text(encoding="utf-8").split(HAND_KEPT, 1)[1]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text, encoding="utf-8")
     print(text)
