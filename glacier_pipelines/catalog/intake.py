@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.catalog.outbox import retire_answers
 from glacier_pipelines.catalog.rows import _now
 from glacier_pipelines.core.requests import ParsedRequest
 
@@ -64,15 +65,12 @@ class IntakeQueries:
         Its earlier responses stay in the outbox (published or about to be) under a numbered
         status (``ERROR-1``...), so that exactly one current answer per status is kept.
         """
-        r, out = t.requests, t.responses
+        r = t.requests
         known = conn.execute(sa.select(r.c.id, r.c.status, r.c.messages).where(
             r.c.tenant == row["tenant"], r.c.request_id == row["request_id"])).first()
         if known is None or known.status not in (t.ERROR, t.INVALID_CONTENT):
             return False
-        mine = sa.and_(out.c.tenant == row["tenant"], out.c.request_id == row["request_id"])
-        attempt = 1 + conn.execute(sa.select(sa.func.count()).where(mine, out.c.status.like("%-%"))).scalar()
-        for status in (t.DELAYED, *t.TERMINAL):
-            conn.execute(out.update().where(mine, out.c.status == status).values(status=f"{status}-{attempt}"))
+        attempt = retire_answers(conn, row["tenant"], row["request_id"])
         conn.execute(t.package_members.delete().where(t.package_members.c.request_pk == known.id))  # a failed package's member row
         previous = "; ".join(known.messages or [])[:500]
         conn.execute(r.update().where(r.c.id == known.id).values(

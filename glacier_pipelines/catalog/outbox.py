@@ -20,6 +20,17 @@ _RESPONSE_EXISTS = {
 }
 
 
+def retire_answers(conn: Any, tenant: str, request_id: str) -> int:
+    """A request attempted again: its earlier responses stay as history under a numbered status (``ERROR-1``...),
+    so that one current answer per status can follow. Returns the number of the attempt they belonged to."""
+    out = t.responses
+    mine = sa.and_(out.c.tenant == tenant, out.c.request_id == request_id)
+    attempt = 1 + conn.execute(sa.select(sa.func.count()).where(mine, out.c.status.like("%-%"))).scalar()
+    for status in (t.DELAYED, *t.TERMINAL):
+        conn.execute(out.update().where(mine, out.c.status == status).values(status=f"{status}-{attempt}"))
+    return attempt
+
+
 class Outbox:
     """Part of Catalog (see store.py): responses queued in the transaction of their status, published by intake."""
 

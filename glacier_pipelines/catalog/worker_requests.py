@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.catalog.outbox import retire_answers
 from glacier_pipelines.catalog.store import Catalog, StoredObject, _object
 
 DELETED = "DELETED"  # a storage request whose file was deleted on request (terminal)
@@ -120,15 +121,12 @@ class WorkerRequestStore:
 
     @staticmethod
     def _attempt_again(conn: Any, row: dict[str, Any]) -> bool:
-        w, out = worker_requests, t.responses
+        w = worker_requests
         known = conn.execute(sa.select(w.c.id, w.c.status, w.c.messages).where(
             w.c.tenant == row["tenant"], w.c.request_id == row["request_id"])).first()
         if known is None or known.status not in (t.ERROR, t.INVALID_CONTENT):
             return False
-        mine = sa.and_(out.c.tenant == row["tenant"], out.c.request_id == row["request_id"])
-        attempt = 1 + conn.execute(sa.select(sa.func.count()).where(mine, out.c.status.like("%-%"))).scalar()
-        for status in (t.DELAYED, *t.TERMINAL):
-            conn.execute(out.update().where(mine, out.c.status == status).values(status=f"{status}-{attempt}"))
+        attempt = retire_answers(conn, row["tenant"], row["request_id"])
         previous = "; ".join(known.messages or [])[:500]
         conn.execute(w.update().where(w.c.id == known.id).values(
             status=PENDING, kind=row["kind"], body=row["body"], owner=row["owner"], session=row["session"], restore_id=None,
