@@ -13,6 +13,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.catalog.errors import CatalogConfigError, CatalogUnavailable, is_permanent_connect_error
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 HEAD = "0002_worker_requests"  # the newest revision under migrations/versions (a test holds the two together)
@@ -148,7 +149,8 @@ def _older_revisions() -> set[str]:
 def upgrade(url: str) -> UpgradeResult:
     """``alembic upgrade head`` against ``url``: an empty database gets every table, an older catalog what it lacks.
 
-    A bad URL raises ValueError with one line; an unreachable database, ValueError naming it.
+    A bad URL, or a database or role that does not exist, raises ValueError with one line (a configuration
+    fault); a database that does not answer, CatalogUnavailable (a transient one).
     """
     from alembic import command
 
@@ -168,7 +170,10 @@ def upgrade(url: str) -> UpgradeResult:
             command.upgrade(_config(conn), "head")
             after, _ = revision_of(conn)
     except sa.exc.OperationalError as exc:
-        raise ValueError(f"catalog {shown}: cannot connect: {str(exc.orig).strip().splitlines()[0] if exc.orig else exc}") from None
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        if is_permanent_connect_error(exc):  # no wait can fix it: the setting must change (exit 2)
+            raise CatalogConfigError(f"catalog {shown}: cannot connect: {reason} (fix GLACIER_CATALOG_URL)") from None
+        raise CatalogUnavailable(f"catalog {shown}: cannot connect: {reason}; try again once it answers") from None  # exit 1
     finally:
         engine.dispose()
     return UpgradeResult(url=shown, before=before, after=after or HEAD,

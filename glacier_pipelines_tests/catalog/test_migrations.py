@@ -182,7 +182,6 @@ def test_an_older_or_unknown_revision_is_refused_by_name(url, monkeypatch):
 @pytest.mark.parametrize("bad, says", [
     ("postgresql+nosuchdriver://u@h/db", "GLACIER_CATALOG_URL postgresql+nosuchdriver://u@h/db: not a usable database URL"),
     ("postgresql://u@h:notaport/db", "GLACIER_CATALOG_URL (not a database URL): not a usable database URL"),
-    ("postgresql+psycopg2://postgres@127.0.0.1:1/none", "postgresql+psycopg2://postgres@127.0.0.1:1/none: cannot connect"),
 ])
 def test_upgrade_with_a_bad_url_exits_2_with_one_line(bad, says, monkeypatch, capsys):
     from glacier_pipelines.cli import main
@@ -191,6 +190,22 @@ def test_upgrade_with_a_bad_url_exits_2_with_one_line(bad, says, monkeypatch, ca
     assert main(["catalog", "upgrade"]) == 2
     err = capsys.readouterr().err.strip()
     assert says in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.postgres
+def test_upgrade_of_a_database_that_does_not_answer_exits_1_and_of_one_that_does_not_exist_exits_2(postgres_url, monkeypatch, capsys):
+    """The exit-status rule: a server that does not answer is transient (1); a database that does not exist, configuration (2)."""
+    from glacier_pipelines.cli import main
+
+    monkeypatch.setenv("GLACIER_CATALOG_URL", "postgresql+psycopg2://postgres@127.0.0.1:1/none")
+    assert main(["catalog", "upgrade"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "127.0.0.1:1/none: cannot connect" in err and "try again" in err and len(err.splitlines()) == 1
+    missing = postgres_url.rsplit("/", 1)[0] + "/no_such_database_here"
+    monkeypatch.setenv("GLACIER_CATALOG_URL", missing)
+    assert main(["catalog", "upgrade"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "does not exist" in err and "GLACIER_CATALOG_URL" in err and len(err.splitlines()) == 1
 
 
 def test_upgrade_with_a_url_of_another_database_is_refused_at_settings(monkeypatch, capsys):
