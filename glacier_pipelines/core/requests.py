@@ -133,6 +133,43 @@ def _printable_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() and not _CONTROL.search(value) else None
 
 
+def validate_envelope(envelope: dict[str, Any], errors: list[str]) -> Envelope | None:
+    """The envelope's values as an Envelope, or None with the reasons appended to ``errors``."""
+    try:
+        return Envelope(**{k: v for k, v in envelope.items() if v is not None})
+    except ValidationError as exc:
+        errors.extend(_format_errors(exc))
+    except TypeError as exc:  # non-string keys
+        errors.append(f"envelope: {exc}")
+    return None
+
+
+def decode_body(body: Any, errors: list[str]) -> dict[str, Any] | None:
+    """A message body (dict, JSON text or bytes) as a JSON object, or None with the reason appended to ``errors``.
+
+    Shared by every request type so that one malformed body reads the same whatever the queue.
+    """
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError:
+            errors.append("body: is not UTF-8 text")
+            return None
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except json.JSONDecodeError as exc:
+            errors.append(f"body: is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
+            return None
+        except (ValueError, RecursionError) as exc:  # over-long integers, absurd nesting
+            errors.append(f"body: is not acceptable JSON ({type(exc).__name__}: {str(exc)[:120]})")
+            return None
+    if not isinstance(body, dict):
+        errors.append(f"body: must be a JSON object, got {'null' if body is None else type(body).__name__}")
+        return None
+    return body
+
+
 def parse_request(body: Any, envelope: dict[str, Any]) -> ParsedRequest:
     """Validate a request body (dict, JSON text or bytes) and its envelope values."""
     result = ParsedRequest(
@@ -141,30 +178,9 @@ def parse_request(body: Any, envelope: dict[str, Any]) -> ParsedRequest:
         owner=_printable_or_none(envelope.get("owner")),
         session=_printable_or_none(envelope.get("session")),
     )
-    try:
-        result.envelope = Envelope(**{k: v for k, v in envelope.items() if v is not None})
-    except ValidationError as exc:
-        result.errors.extend(_format_errors(exc))
-    except TypeError as exc:  # non-string keys
-        result.errors.append(f"envelope: {exc}")
-    if isinstance(body, (bytes, bytearray)):
-        try:
-            body = body.decode("utf-8")
-        except UnicodeDecodeError:
-            result.errors.append("body: is not UTF-8 text")
-            body = None
-    if isinstance(body, str):
-        try:
-            body = json.loads(body)
-        except json.JSONDecodeError as exc:
-            result.errors.append(f"body: is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
-            return _invalid(result)
-        except (ValueError, RecursionError) as exc:  # over-long integers, absurd nesting
-            result.errors.append(f"body: is not acceptable JSON ({type(exc).__name__}: {str(exc)[:120]})")
-            return _invalid(result)
-    if not isinstance(body, dict):
-        if not result.errors or body is not None:
-            result.errors.append(f"body: must be a JSON object, got {'null' if body is None else type(body).__name__}")
+    result.envelope = validate_envelope(envelope, result.errors)
+    body = decode_body(body, result.errors)
+    if body is None:
         return _invalid(result)
     result.body = body
     try:

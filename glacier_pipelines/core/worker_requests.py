@@ -20,7 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
 
-from glacier_pipelines.core.requests import Envelope, ParsedRequest, _format_errors, _printable_or_none
+from glacier_pipelines.core.requests import (Envelope, ParsedRequest, _format_errors, _printable_or_none, decode_body,
+                                             validate_envelope)
 from glacier_pipelines.core.restores import TIERS, FileSelector
 
 STORAGE = "s3-glacier-storage-worker"
@@ -116,30 +117,9 @@ def parse_worker_request(content_type: str, body: Any, envelope: dict[str, Any])
     if content_type not in MODELS:
         result.errors.append(f"content type {content_type!r} is not one of {', '.join(MODELS)}")
         return result
-    try:
-        result.envelope = Envelope(**{k: v for k, v in envelope.items() if v is not None})
-    except ValidationError as exc:
-        result.errors.extend(_format_errors(exc))
-    except TypeError as exc:
-        result.errors.append(f"envelope: {exc}")
-    if isinstance(body, (bytes, bytearray)):
-        try:
-            body = bytes(body).decode("utf-8")
-        except UnicodeDecodeError:
-            result.errors.append("body: is not UTF-8 text")
-            body = None
-    if isinstance(body, str):
-        try:
-            body = json.loads(body)
-        except json.JSONDecodeError as exc:
-            result.errors.append(f"body: is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
-            body = None
-        except (ValueError, RecursionError) as exc:
-            result.errors.append(f"body: is not acceptable JSON ({type(exc).__name__})")
-            body = None
-    if not isinstance(body, dict):
-        if not any(e.startswith("body:") for e in result.errors):
-            result.errors.append(f"body: must be a JSON object, got {'null' if body is None else type(body).__name__}")
+    result.envelope = validate_envelope(envelope, result.errors)
+    body = decode_body(body, result.errors)
+    if body is None:
         return _invalid(result)
     result.body = body
     try:
