@@ -11,7 +11,7 @@ from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.core import transport as tp
 from glacier_pipelines.core.requests import ParsedRequest, parse_request
 from glacier_pipelines.core.worker_requests import CONTENT_TYPES
-from glacier_pipelines.flows import worker_intake
+from glacier_pipelines.flows import settling, worker_intake
 
 log = logging.getLogger(__name__)
 
@@ -86,28 +86,11 @@ def _take(transport: tp.Transport, catalog: Catalog, messages: list[tp.Message],
         messages = [m for m in messages if not worker_intake.is_worker_message(m)]
     messages = worker_intake.set_aside_reused_ids(transport, catalog, messages, result)
     parsed = [_parse(msg, allowed_tenants) for msg in messages]
-    try:
-        outcomes = catalog.record_requests([(p, f"message:{m.id}") for p, m in zip(parsed, messages)])
-    except Exception:
-        for msg in messages:
-            try:
-                transport.release(msg.id)  # not persisted: deliver again later
-            except tp.TransportError:
-                break  # the broker redelivers unacknowledged messages by itself
-        raise
-    for msg, p, outcome in zip(messages, parsed, outcomes):
-        result.received += 1
-        if outcome == "invalid":
-            result.invalid += 1
-            reason = "; ".join(p.errors)
-            result.invalid_reasons.append(f"{p.request_id or msg.id}: {reason}")
-            transport.dead_letter(msg.id, reason)
-        else:
-            if outcome == "duplicate":
-                result.duplicates += 1
-            else:
-                result.new += 1
-            transport.ack(msg.id)
+    settling.persist_then_settle(
+        transport, messages, [p.request_id or str(m.id) for p, m in zip(parsed, messages)],
+        record=lambda: catalog.record_requests([(p, f"message:{m.id}") for p, m in zip(parsed, messages)]),
+        refusal=lambda i, outcome: "; ".join(parsed[i].errors) if outcome == "invalid" else None,
+        result=result)
 
 
 def publish_responses(transport: tp.Transport, catalog: Catalog, *, worker_id: str, limit: int = 1000) -> int:

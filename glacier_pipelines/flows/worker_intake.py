@@ -12,6 +12,7 @@ from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.catalog.worker_requests import WorkerRequestStore
 from glacier_pipelines.core import transport as tp
 from glacier_pipelines.core.worker_requests import ParsedWorkerRequest, is_worker_content_type, parse_worker_request
+from glacier_pipelines.flows import settling
 
 
 def is_worker_message(msg: tp.Message) -> bool:
@@ -35,29 +36,16 @@ def take(transport: tp.Transport, catalog: Catalog, messages: list[tp.Message], 
         request_id = p.envelope.requestId if p.envelope else (p.request_id or f"message:{msg.id}")
         items.append({"tenant": tenant[:64], "request_id": request_id[:255], "kind": p.kind, "owner": p.owner, "session": p.session,
                       "body": p.request.model_dump(exclude_none=True) if p.request is not None else p.body, "errors": p.errors})
-    try:
-        outcomes = WorkerRequestStore(catalog).record(items)
-    except Exception:
-        for msg in messages:
-            try:
-                transport.release(msg.id)  # not persisted: deliver again later
-            except tp.TransportError:
-                break
-        raise
-    for msg, p, outcome in zip(messages, parsed, outcomes):
-        result.received += 1
-        if outcome in ("invalid", "conflict"):
-            result.invalid += 1
-            reason = "; ".join(p.errors) if outcome == "invalid" else (
-                f"{tp.HEADER_REQUEST_ID}: {p.request_id!r} is already the id of a storage request of this tenant")
-            result.invalid_reasons.append(f"{p.request_id or msg.id}: {reason}")
-            transport.dead_letter(msg.id, reason)
-        else:
-            if outcome == "duplicate":
-                result.duplicates += 1
-            else:
-                result.new += 1
-            transport.ack(msg.id)
+
+    def refusal(i: int, outcome: str) -> str | None:
+        if outcome == "invalid":
+            return "; ".join(parsed[i].errors)
+        if outcome == "conflict":
+            return f"{tp.HEADER_REQUEST_ID}: {parsed[i].request_id!r} is already the id of a storage request of this tenant"
+        return None
+
+    settling.persist_then_settle(transport, messages, [p.request_id or str(m.id) for p, m in zip(parsed, messages)],
+                                 record=lambda: WorkerRequestStore(catalog).record(items), refusal=refusal, result=result)
 
 
 def set_aside_reused_ids(transport: tp.Transport, catalog: Catalog, messages: list[tp.Message], result: Any) -> list[tp.Message]:
