@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-MiB = 1024 * 1024
+from glacier_pipelines.core.constants import MiB
 
 
 def _sample_files(root: Path) -> dict[str, bytes]:
@@ -103,7 +103,7 @@ def run_demo(as_json: bool = False) -> int:
         requests_file.write_text("".join(json.dumps(r) + "\n" for r in _requests(files, src, http_base)))
         sent, errors = cli.submit(str(requests_file))
         say(f"demo: submitted {sent} requests from {requests_file}")
-        summary = cli.process(progress=say)
+        summary = cli.process(progress=say, mode="in-process")  # its settings live in this process only
         say("demo: asking for scan.png back (Bulk, 1 day) as a researcher would")
         restored = cli.restore(argparse.Namespace(tenant="lab", request_id=["lab-004"], checksum=None, url=None, days=1, tier="Bulk",
                                                   requester="researcher@example.org", note="demo"))

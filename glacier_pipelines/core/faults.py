@@ -47,10 +47,41 @@ class ArchiveFault(Exception):
         self.kind = kind
 
 
-def client_error_code(exc: BaseException) -> str:
+# A missing key answers NoSuchKey to GET and a bare 404 to HEAD (no body, so no code).
+NOT_FOUND_CODES = ("NoSuchKey", "404", "NotFound")
+
+
+def error_code(exc: BaseException) -> str:
+    """S3's error code of a ``ClientError`` (``NoSuchKey``, ``SlowDown``...), else its HTTP status as text.
+
+    The one place that reads ``exc.response``: a HEAD answer has no body, so its code is the
+    status (``"404"``); anything that is not a ``ClientError`` gives ``""``.
+    """
     if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or "")
+        return str(exc.response.get("Error", {}).get("Code") or http_status(exc) or "")
     return ""
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status S3 answered with, or None (not a ``ClientError``, or no answer recorded)."""
+    if isinstance(exc, ClientError):
+        return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or None
+    return None
+
+
+def error_message(exc: BaseException) -> str:
+    """S3's own words for a ``ClientError`` (``Error.Message``), or ``""``."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Message") or "")
+    return ""
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """Whether S3 answered that the key (or the upload) is not there."""
+    return error_code(exc) in NOT_FOUND_CODES
+
+
+client_error_code = error_code  # the name earlier callers use
 
 
 def classify(exc: BaseException) -> Kind:
@@ -60,10 +91,10 @@ def classify(exc: BaseException) -> Kind:
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return "configuration"
     if isinstance(exc, ClientError):
-        code = client_error_code(exc)
+        code = error_code(exc)
         if code in CONFIGURATION_CODES:
             return "configuration"
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        status = http_status(exc) or 0
         if code in TRANSIENT_CODES or status >= 500 or status == 429:
             return "transient"
         if status == 403:
@@ -78,7 +109,7 @@ def classify(exc: BaseException) -> Kind:
 
 def describe(exc: BaseException) -> str:
     """One line for an operator: for a configuration fault, the setting to fix."""
-    code = client_error_code(exc)
+    code = error_code(exc)
     if code in CONFIGURATION_CODES:
         return f"S3 refused the request ({code}): {CONFIGURATION_CODES[code]}"
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):

@@ -17,6 +17,8 @@ MAX_SEGMENT_LENGTH = 255
 MAX_KEY_LENGTH = 1024  # S3's limit, in UTF-8 bytes
 # Characters S3 documents as safe, plus Unicode letters and digits; anything else becomes "_".
 _UNSAFE = re.compile(r"[^\w.\-+=@,()' ~!]", re.UNICODE)
+# Plain ASCII segments of safe characters (no spaces, no leading "~"), joined by single slashes.
+_PLAIN = re.compile(r"[A-Za-z0-9_.\-+=@,()'!][A-Za-z0-9_.\-+=@,()'!~]*(?:/[A-Za-z0-9_.\-+=@,()'!~]+)*")
 
 
 class InvalidKey(ValueError):
@@ -40,16 +42,19 @@ def tenant_field(value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
-def sanitize_directory(directory: str) -> str:
+def sanitize_directory(directory: str, max_length: int = MAX_DIRECTORY_LENGTH) -> str:
     """Turn a relative ``destinationDirectory`` into key segments, refusing anything that could escape.
 
     Refused: absolute paths, drive letters, backslashes, ``..`` segments, control characters,
     over-long names. Empty and ``.`` segments are dropped; other unsafe characters become ``_``.
+    The local object store checks whole keys with it (``max_length=MAX_KEY_LENGTH``).
     """
     if not isinstance(directory, str):
         raise InvalidKey("must be a string")
-    if len(directory) > MAX_DIRECTORY_LENGTH:
-        raise InvalidKey(f"longer than {MAX_DIRECTORY_LENGTH} characters")
+    if len(directory) > max_length:
+        raise InvalidKey(f"longer than {max_length} characters")
+    if _PLAIN.fullmatch(directory) and all(len(s) <= MAX_SEGMENT_LENGTH and s.strip(".") for s in directory.split("/")):
+        return directory  # already clean (staging writes thousands of these a second): what the loop below would return
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in directory):
         raise InvalidKey("contains control or invisible characters")
     if directory.startswith(("/", "~")) or re.match(r"^[A-Za-z]:([/\\]|$)", directory):

@@ -28,7 +28,7 @@ import binascii
 import hashlib
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,19 +36,16 @@ from urllib.parse import urlencode
 
 from botocore.exceptions import ClientError
 
-from glacier_pipelines.core import checksums
-from glacier_pipelines.core.transfer import ARCHIVE_CLASSES, STORAGE_CLASSES, abort_upload, same_checksum
+from glacier_pipelines.core import checksums, errors, faults
+from glacier_pipelines.core.constants import ARCHIVE_CLASSES, STORAGE_CLASSES, UNREADABLE_CLASSES, GiB, MiB
+from glacier_pipelines.core.transfer import abort_upload, same_checksum
 
-MiB = 1024 * 1024
-GiB = 1024 * MiB
 COPY_OBJECT_LIMIT = 5 * GiB  # the largest source one CopyObject takes
 MIN_PART = 5 * MiB
 MAX_PART = 5 * GiB
 MAX_PARTS = 10_000
 CHUNK = 1024 * 1024
 VERIFICATIONS = ("trust-s3", "stream")
-# Classes S3 cannot copy from without a restored copy.
-UNREADABLE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
 _SYSTEM_HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl", "Expires",
                    "WebsiteRedirectLocation")
 _ETAG_MD5 = re.compile(r"^[0-9a-f]{32}$")
@@ -58,7 +55,7 @@ class MoveError(Exception):
     """A move that cannot or must not happen; the message says why, in words a person can act on."""
 
 
-class ChecksumMismatch(MoveError):
+class ChecksumMismatch(MoveError, errors.ChecksumMismatch):
     """The object's bytes (or what S3 reports about them) differ from a checksum it must match."""
 
 
@@ -142,8 +139,6 @@ def b64_to_hex(value: str | None) -> str | None:
         return None
 
 
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
@@ -151,7 +146,7 @@ def head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
     try:
         return s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     except ClientError as exc:
-        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+        if faults.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
             return None
         raise
 
@@ -266,12 +261,14 @@ def tagging_header(tags: list[dict[str, str]]) -> str:
 
 
 def server_side_copy(s3: Any, *, bucket: str, key: str, dest_bucket: str, dest_key: str, source_head: dict[str, Any],
-                     settings: CopySettings, tags: list[dict[str, str]] | None = None) -> CopyResult:
+                     settings: CopySettings, tags: list[dict[str, str]] | None = None,
+                     on_part: Callable[[], Any] | None = None) -> CopyResult:
     """Copy ``bucket/key`` (as ``source_head`` saw it) onto ``dest_bucket/dest_key`` in ``settings.storage_class``.
 
     ``tags`` is only needed for a multipart copy (read them with GetObjectTagging); CopyObject
     copies them itself. Raises ClientError as S3 answers (``PreconditionFailed`` when the source
-    changed since the HEAD); a multipart copy that fails is aborted.
+    changed since the HEAD); a multipart copy that fails is aborted. ``on_part`` is called after
+    each copied part (the caller's claim heartbeat during a long copy).
     """
     size = int(source_head["ContentLength"])
     etag = source_head["ETag"]
@@ -309,6 +306,8 @@ def server_side_copy(s3: Any, *, bucket: str, key: str, dest_bucket: str, dest_k
                 failed.append(exc)
             raise
         part = resp["CopyPartResult"]
+        if on_part is not None:
+            on_part()
         out = {"PartNumber": number, "ETag": part["ETag"]}
         if part.get("ChecksumSHA256"):
             out["ChecksumSHA256"] = part["ChecksumSHA256"]

@@ -13,8 +13,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator, model_validator
 
 from glacier_pipelines.core import keys
+from glacier_pipelines.core.constants import TIERS, UNREADABLE_CLASSES
 
-TIERS = ("Standard", "Bulk", "Expedited")
 RESTORE_STATUSES = ("PENDING", "IN_PROGRESS", "READY", "EXPIRED", "FAILED", "REFUSED")
 TERMINAL = ("EXPIRED", "FAILED", "REFUSED")
 _EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
@@ -108,7 +108,7 @@ def tier_refusal(storage_class: str, tier: str) -> str | None:
 
 
 def needs_restore(storage_class: str) -> bool:
-    return storage_class in ("GLACIER", "DEEP_ARCHIVE")
+    return storage_class in UNREADABLE_CLASSES
 
 
 def link_lifetime(now: datetime, restore_expiry: datetime | None, max_seconds: int = SIGV4_MAX_SECONDS) -> int:

@@ -8,23 +8,34 @@ another machine, and package members staged in one run are packed by a later one
 
 Every function takes the locator and decides by its form, so a stage recorded in the catalog
 is always released where it was written, whatever the configuration is now.
+
+Both backends are ObjectStores (core/objectstore): an ``S3Store`` on the locator's bucket, or a
+``LocalStore`` on the locator's folder (staged files are plain files there, as before). Until
+their callers catch ``StoreError``, these functions raise what they raised before: the
+boto3 or OS exception (``FileNotFoundError`` for bytes that are gone).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
-from botocore.exceptions import ClientError
-
 from glacier_pipelines.core import checksums
+from glacier_pipelines.core.objectstore import (
+    LocalStore,
+    NotFound,
+    ObjectStore,
+    S3Store,
+    StoreError,
+)
 
 SCHEME = "s3://"
 
@@ -72,77 +83,98 @@ class StagingArea:
         name = f"{pk % 256:02x}/{pk}-{checksum}"
         return f"{self.tenant_root(tenant)}{name}" if self.remote else str(Path(self.root) / tenant / name)
 
+    def store(self, s3: Any) -> ObjectStore:
+        """The area as an ObjectStore: its bucket, or its folder (keys are then paths below the folder)."""
+        if self.remote:
+            return S3Store(s3, split(self.root)[0])
+        return LocalStore(self.root)
+
     def package_file(self, tenant: str, package_id: str) -> Path:
         """Where a package's tar is built: the step that builds it also uploads it, so it is always local."""
         base = Path(tempfile.gettempdir()) / "glacier-packages" if self.remote else Path(self.root)
         return base / tenant / "packages" / f"{package_id}.tar"
 
 
-def write(s3: Any, locator: str, chunks: list[bytes], durable: bool, write_local: Any) -> None:
-    """Stage verified bytes: a PUT with its SHA-256 (durable once S3 answers), or the local writer."""
-    if not is_remote(locator):
-        write_local(Path(locator), chunks, durable)
-        return
-    bucket, key = split(locator)
-    body = b"".join(chunks)
-    s3.put_object(Bucket=bucket, Key=key, Body=body, StorageClass="STANDARD", ChecksumAlgorithm="SHA256",
-                  ChecksumSHA256=checksums.b64(hashlib.sha256(body).digest()))
+def store_of(s3: Any, locator: str, durable: bool = True) -> tuple[ObjectStore, str]:
+    """The store holding ``locator`` and its key there: the bucket and key, or the file's folder and name."""
+    if is_remote(locator):
+        bucket, key = split(locator)
+        return S3Store(s3, bucket), key
+    folder, name = os.path.split(locator)
+    return LocalStore(folder, durable=durable), name
 
 
-def read_bytes(s3: Any, locator: str) -> bytes:
-    if not is_remote(locator):
-        return Path(locator).read_bytes()
-    bucket, key = split(locator)
+@contextmanager
+def _as_before(locator: str) -> Iterator[None]:
+    """StoreError back into what callers catch today: FileNotFoundError for gone bytes, else the boto3 or OS exception."""
     try:
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            raise FileNotFoundError(locator) from None
+        yield
+    except NotFound:
+        raise FileNotFoundError(locator) from None
+    except StoreError as exc:
+        if isinstance(exc.__cause__, Exception):
+            raise exc.__cause__ from None
         raise
 
 
+def write(s3: Any, locator: str, chunks: list[bytes], durable: bool, write_local: Any = None) -> None:
+    """Stage verified bytes: remotely a PUT with its SHA-256, which the server checks (durable once S3 answers);
+    locally an atomic write, fsynced unless ``durable`` is False (then the caller's ``sync_staged`` does it).
+
+    ``write_local`` is no longer used (the LocalStore writes atomically itself); it is accepted until callers stop passing it.
+    """
+    store, key = store_of(s3, locator, durable)
+    body = b"".join(chunks)
+    with _as_before(locator):
+        if is_remote(locator):  # the bytes cross a network: the server recomputes their SHA-256
+            store.put(key, body, storage_class="STANDARD", checksum=checksums.b64(hashlib.sha256(body).digest()))
+        else:  # already verified in memory by the caller: hashing them again for a local write buys nothing
+            store.put(key, body, storage_class="STANDARD")
+
+
+def read_bytes(s3: Any, locator: str) -> bytes:
+    store, key = store_of(s3, locator)
+    with _as_before(locator), store.get(key) as body:
+        return body.read()
+
+
 def open_read(s3: Any, locator: str) -> BinaryIO:
-    """A readable file of the staged bytes (FileNotFoundError when they are gone)."""
-    if not is_remote(locator):
-        return open(locator, "rb")
-    return io.BytesIO(read_bytes(s3, locator))
+    """A readable file of the staged bytes (FileNotFoundError when they are gone); a remote one is read into memory."""
+    if is_remote(locator):
+        return io.BytesIO(read_bytes(s3, locator))
+    store, key = store_of(s3, locator)
+    with _as_before(locator):
+        return cast(BinaryIO, store.get(key).body)  # the open file itself: seekable, as boto3 wants
 
 
 def delete(s3: Any, locator: str) -> None:
-    if not is_remote(locator):
-        Path(locator).unlink(missing_ok=True)
-        return
-    bucket, key = split(locator)
-    s3.delete_object(Bucket=bucket, Key=key)
+    store, key = store_of(s3, locator)
+    with _as_before(locator):
+        store.delete(key)
 
 
 def listing(s3: Any, area: StagingArea, tenant: str) -> Iterator[tuple[str, float]]:
-    """(locator, modification time as a POSIX timestamp) of every staged file of the tenant."""
-    root = area.tenant_root(tenant)
-    if not area.remote:
-        folder = Path(root)
-        if folder.is_dir():
-            for path in folder.rglob("*"):
-                try:
-                    if path.is_file():
-                        yield str(path), path.stat().st_mtime
-                except FileNotFoundError:
-                    continue
+    """(locator, modification time as a POSIX timestamp) of every staged file of the tenant, with the partial writes
+    a killed process left in a local folder (so that the sweep removes them too)."""
+    store = area.store(s3)
+    if area.remote:
+        bucket, prefix = split(area.tenant_root(tenant))
+        with _as_before(area.root):
+            for entry in store.list(prefix):
+                yield f"{SCHEME}{bucket}/{entry.key}", entry.last_modified.timestamp()
         return
-    bucket, prefix = split(root)
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            modified = item["LastModified"]
-            yield f"{SCHEME}{bucket}/{item['Key']}", modified.timestamp() if isinstance(modified, datetime) else float(modified)
+    assert isinstance(store, LocalStore)
+    with _as_before(area.root):
+        for entry in [*store.list(f"{tenant}/"), *store.partial_writes(f"{tenant}/")]:
+            yield str(Path(area.root) / entry.key), entry.last_modified.timestamp()
 
 
 def staged_bytes(s3: Any, area: StagingArea, tenants: Iterable[str]) -> int:
     """What the staging area holds for these tenants, in bytes (the cost report counts remote staging as STANDARD storage)."""
     if not area.remote:
         return 0
-    total = 0
+    store, total = area.store(s3), 0
     for tenant in tenants:
-        bucket, prefix = split(area.tenant_root(tenant))
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            total += sum(int(item["Size"]) for item in page.get("Contents", []))
+        with _as_before(area.root):
+            total += sum(entry.size for entry in store.list(split(area.tenant_root(tenant))[1]))
     return total

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 
-MiB = 1024 * 1024
+from glacier_pipelines.core.constants import MiB
 
 _EMPTY = hashlib.sha256(b"").digest()
 

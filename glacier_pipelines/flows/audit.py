@@ -10,11 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-import sqlalchemy as sa
-
 from glacier_pipelines.catalog import Catalog
-from glacier_pipelines.catalog import tables as t
-from glacier_pipelines.catalog.restores import utc
+from glacier_pipelines.catalog.audit import AuditQueries, RequestRecord
+from glacier_pipelines.catalog.tables import ERROR, INVALID_CONTENT
 from glacier_pipelines.core.sources import redact_url
 
 
@@ -23,14 +21,11 @@ class AuditError(ValueError):
 
 
 def _iso(value: datetime | None) -> str | None:
-    return utc(value).isoformat() if value is not None else None
+    return value.isoformat() if value is not None else None
 
 
-def _find(conn: Any, request_id: str, tenant: str | None) -> Any:
-    q = sa.select(t.requests).where(t.requests.c.request_id == request_id)
-    if tenant is not None:
-        q = q.where(t.requests.c.tenant == tenant)
-    rows = conn.execute(q).all()
+def _find(catalog: Catalog, request_id: str, tenant: str | None) -> RequestRecord:
+    rows = AuditQueries(catalog).requests_named(request_id, tenant)
     if not rows:
         raise AuditError(f"no request {request_id!r}" + (f" for tenant {tenant!r}" if tenant else "") + " in the catalog")
     if len(rows) > 1:
@@ -40,56 +35,38 @@ def _find(conn: Any, request_id: str, tenant: str | None) -> Any:
 
 def catalog_story(catalog: Catalog, request_id: str, tenant: str | None = None) -> dict[str, Any]:
     """Everything the catalog records about one request, its batch, object, package, responses and restores."""
-    with catalog.engine.connect() as conn:
-        r = _find(conn, request_id, tenant)
-        body = dict(r.body or {})
-        story: dict[str, Any] = {
-            "requestId": r.request_id, "tenant": r.tenant, "status": r.status, "messages": list(r.messages or []),
-            "received": {"at": _iso(r.received_at), "owner": r.owner, "session": r.session,
-                         "url": redact_url(body["url"]) if body.get("url") else None,
-                         "destinationDirectory": body.get("destinationDirectory"), "algorithm": r.algorithm, "checksum": r.checksum},
-            "file": {"sizeInBytes": r.size, "widthInPx": r.width, "heightInPx": r.height, "deduplicated": bool(r.deduplicated)},
-            "updatedAt": _iso(r.updated_at), "runId": r.run_id, "batch": None, "object": None, "package": None,
-        }
-        if r.batch_id:
-            b = conn.execute(sa.select(t.batches).where(t.batches.c.id == r.batch_id)).first()
-            story["batch"] = {"batchId": r.batch_id, "createdAt": _iso(b.created_at) if b else None, "runId": b.run_id if b else None,
-                              "requests": b.request_count if b else None}
-        obj = conn.execute(sa.select(t.objects).where(t.objects.c.id == r.object_id)).first() if r.object_id else None
-        if obj is not None:
-            digests = conn.execute(sa.select(t.object_checksums.c.algorithm, t.object_checksums.c.checksum)
-                                   .where(t.object_checksums.c.object_id == obj.id).order_by(t.object_checksums.c.algorithm)).all()
-            story["object"] = {"url": f"s3://{obj.bucket}/{obj.key}", "storageClass": obj.storage_class, "sizeInBytes": obj.size,
-                               "sha256": obj.sha256, "s3Checksum": obj.s3_checksum, "storedAt": _iso(obj.stored_at), "runId": obj.run_id,
-                               "batchId": obj.batch_id, "checksums": {a: c for a, c in digests}}
-        member = conn.execute(sa.select(t.package_members).where(t.package_members.c.request_pk == r.id)).first()
-        if member is not None:
-            p = conn.execute(sa.select(t.packages).where(t.packages.c.id == member.package_id)).first()
-            story["package"] = {"packageId": member.package_id, "member": member.name, "offset": member.offset, "length": member.length,
-                                "sha256": member.sha256, "state": p.state if p else None, "closedAt": _iso(p.closed_at) if p else None,
-                                "manifestKey": p.manifest_key if p else None, "runId": p.run_id if p else None,
-                                "problems": list(p.verify_problems or []) if p else []}
-        story["responses"] = [
-            {"status": x.status, "createdAt": _iso(x.created_at), "publishedAt": _iso(x.published_at), "messages": x.body.get("messages", [])}
-            for x in conn.execute(sa.select(t.responses).where(t.responses.c.tenant == r.tenant, t.responses.c.request_id == r.request_id)
-                                  .order_by(t.responses.c.id))
-        ]
-        rs, s = t.restores, t.object_restores
-        mine = rs.c.request_id == r.request_id
-        if obj is not None and member is None:  # any restore of a standalone object brings this file's bytes back
-            mine = sa.or_(mine, rs.c.object_id == obj.id)
-        q = (sa.select(rs, s.c.state.label("copy_state"), s.c.restored_at, s.c.expires_at.label("copy_expires_at"), s.c.verified,
-                       s.c.verify_message)
-             .select_from(rs.outerjoin(s, s.c.object_id == rs.c.object_id)).where(rs.c.tenant == r.tenant, mine).order_by(rs.c.id))
-        story["restores"] = [{
-            "restoreId": x.restore_id, "requester": x.requester, "tier": x.tier, "days": x.days, "status": x.status,
-            "requestedAt": _iso(x.requested_at), "estimatedCostUsd": x.estimated_cost_usd, "linkIssuedAt": _iso(x.ready_at),
-            "link": redact_url(x.download_url) if x.download_url else None, "expiresAt": _iso(x.expires_at),
-            "notifiedAt": _iso(x.notified_at), "runId": x.run_id, "messages": list(x.messages or []),
-            "copy": {"state": x.copy_state, "restoredAt": _iso(x.restored_at), "expiresAt": _iso(x.copy_expires_at),
-                     "verified": x.verified, "verifyMessage": x.verify_message} if x.copy_state else None,
-        } for x in conn.execute(q)]
-    story["failures"] = [m for m in story["messages"]] if story["status"] in (t.ERROR, t.INVALID_CONTENT) else []
+    h = AuditQueries(catalog).history(_find(catalog, request_id, tenant))
+    r, b, obj, member = h.request, h.batch, h.object, h.member
+    story: dict[str, Any] = {
+        "requestId": r.request_id, "tenant": r.tenant, "status": r.status, "messages": list(r.messages),
+        "received": {"at": _iso(r.received_at), "owner": r.owner, "session": r.session,
+                     "url": redact_url(r.body["url"]) if r.body.get("url") else None,
+                     "destinationDirectory": r.body.get("destinationDirectory"), "algorithm": r.algorithm, "checksum": r.checksum},
+        "file": {"sizeInBytes": r.size, "widthInPx": r.width, "heightInPx": r.height, "deduplicated": r.deduplicated},
+        "updatedAt": _iso(r.updated_at), "runId": r.run_id, "batch": None, "object": None, "package": None,
+    }
+    if r.batch_id:
+        story["batch"] = {"batchId": r.batch_id, "createdAt": _iso(b.created_at) if b else None, "runId": b.run_id if b else None,
+                          "requests": b.request_count if b else None}
+    if obj is not None:
+        story["object"] = {"url": obj.url, "storageClass": obj.storage_class, "sizeInBytes": obj.size, "sha256": obj.sha256,
+                           "s3Checksum": obj.s3_checksum, "storedAt": _iso(obj.stored_at), "runId": obj.run_id, "batchId": obj.batch_id,
+                           "checksums": dict(obj.checksums)}
+    if member is not None:
+        story["package"] = {"packageId": member.package_id, "member": member.name, "offset": member.offset, "length": member.length,
+                            "sha256": member.sha256, "state": member.state, "closedAt": _iso(member.closed_at),
+                            "manifestKey": member.manifest_key, "runId": member.run_id, "problems": list(member.problems)}
+    story["responses"] = [{"status": x.status, "createdAt": _iso(x.created_at), "publishedAt": _iso(x.published_at),
+                           "messages": list(x.messages)} for x in h.responses]
+    story["restores"] = [{
+        "restoreId": x.restore_id, "requester": x.requester, "tier": x.tier, "days": x.days, "status": x.status,
+        "requestedAt": _iso(x.requested_at), "estimatedCostUsd": x.estimated_cost_usd, "linkIssuedAt": _iso(x.ready_at),
+        "link": redact_url(x.download_url) if x.download_url else None, "expiresAt": _iso(x.expires_at),
+        "notifiedAt": _iso(x.notified_at), "runId": x.run_id, "messages": list(x.messages),
+        "copy": {"state": x.copy.state, "restoredAt": _iso(x.copy.restored_at), "expiresAt": _iso(x.copy.expires_at),
+                 "verified": x.copy.verified, "verifyMessage": x.copy.verify_message} if x.copy else None,
+    } for x in h.restores]
+    story["failures"] = [m for m in story["messages"]] if story["status"] in (ERROR, INVALID_CONTENT) else []
     story["failures"] += [m for x in story["restores"] if x["status"] == "FAILED" for m in x["messages"]]
     return story
 
@@ -124,7 +101,7 @@ def dagster_story(instance: Any, run_ids: list[str], tenant: str, needles: list[
         for run_id in [rid] + [r.run_id for r in instance.get_runs(filters=dg.RunsFilter(tags={"dagster/root_run_id": rid}), ascending=True)]:
             if run_id not in ordered:
                 ordered.append(run_id)
-    runs = []
+    runs: list[dict[str, Any]] = []
     for run_id in ordered:
         run = instance.get_run_by_id(run_id)
         if run is None:
@@ -198,7 +175,8 @@ def audit(catalog: Catalog, instance: Any, request_id: str, tenant: str | None =
 
 def render(story: dict[str, Any]) -> str:
     """The story as text, oldest fact first."""
-    rec, lines = story["received"], []
+    rec = story["received"]
+    lines: list[str] = []
     add = lines.append
     add(f"request {story['requestId']} (tenant {story['tenant']}): {story['status']}")
     add(f"  received   {rec['at']} from {rec['owner'] or '-'} (session {rec['session'] or '-'})")
@@ -237,7 +215,7 @@ def render(story: dict[str, Any]) -> str:
             + (f"; copy {x['copy']['state']}" + (", bytes re-verified" if x["copy"]["verified"] else "") if x["copy"] else ""))
     for m in story["failures"]:
         add(f"  failure    {m}")
-    if story["messages"] and story["status"] not in (t.ERROR, t.INVALID_CONTENT):
+    if story["messages"] and story["status"] not in (ERROR, INVALID_CONTENT):
         for m in story["messages"]:
             add(f"  note       {m}")
     return "\n".join(lines)

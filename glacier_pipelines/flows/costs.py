@@ -6,66 +6,40 @@ import io
 from typing import Any
 
 import pandas as pd
-import sqlalchemy as sa
 
 from glacier_pipelines.catalog import Catalog
-from glacier_pipelines.catalog import tables as t
-from glacier_pipelines.catalog.restores import live_member_copies
+from glacier_pipelines.catalog.costs import CostQueries, Held
+from glacier_pipelines.catalog.worker_requests import WorkerRequestStore
 from glacier_pipelines.core import pricing
 
 COLUMNS = ["tenant", "kind", "storage_class", "tier", "objects", "bytes", "usd"]
 
 
 def cost_table(catalog: Catalog, prices: pricing.Pricing | None, tenant: str | None = None) -> pd.DataFrame:
-    """One row per tenant and storage class (archive, per month) and per tenant and tier (restores, estimated)."""
-    o, r = t.objects, t.restores
-    archive_q = sa.select(o.c.tenant, o.c.storage_class, sa.func.count(), sa.func.sum(o.c.size)).group_by(o.c.tenant, o.c.storage_class)
-    restore_q = (
-        sa.select(r.c.tenant, o.c.storage_class, r.c.tier, sa.func.count(), sa.func.sum(o.c.size), sa.func.sum(r.c.estimated_cost_usd))
-        .join(o, o.c.id == r.c.object_id)
-        .where(r.c.status.in_(("PENDING", "IN_PROGRESS", "READY", "EXPIRED")))
-        .group_by(r.c.tenant, o.c.storage_class, r.c.tier)
-    )
-    if tenant is not None:
-        archive_q = archive_q.where(o.c.tenant == tenant)
-        restore_q = restore_q.where(r.c.tenant == tenant)
-    rows: list[dict[str, Any]] = []
-    with catalog.engine.connect() as conn:
-        for name, storage_class, count, size in conn.execute(archive_q):
-            usd = None
-            if prices is not None:
-                usd = pricing.estimate_archive(prices, storage_class=storage_class, size_bytes=int(size or 0), objects=int(count),
-                                               months=1.0).total
-            rows.append({"tenant": name, "kind": "archive (per month)", "storage_class": storage_class, "tier": "",
-                         "objects": int(count), "bytes": int(size or 0), "usd": usd})
-        rows += _staging_rows(conn, prices, tenant)
-        rows += _restored_copy_rows(conn, prices, tenant)
-        for name, storage_class, tier, count, size, usd in conn.execute(restore_q):
-            rows.append({"tenant": name, "kind": "restore (estimated)", "storage_class": storage_class, "tier": tier,
-                         "objects": int(count), "bytes": int(size or 0), "usd": float(usd) if usd is not None else None})
+    """One row per tenant and storage class (archive, per month) and per tenant and tier (restores, estimated).
+
+    Staged bytes (in a GLACIER_STAGING_URL bucket) and restored package members' copies are STANDARD
+    storage, priced per month as long as they are held.
+    """
+    held = CostQueries(catalog).holdings(tenant)
+    rows = [_held_row(h, "archive (per month)", prices) for h in held.archived]
+    rows += [_held_row(h, "staging (per month)", prices) for h in held.staged]
+    rows += [_held_row(h, "restored copies (per month)", prices) for h in held.restored_copies]
+    rows += [{"tenant": r.tenant, "kind": "restore (estimated)", "storage_class": r.storage_class, "tier": r.tier,
+              "objects": r.objects, "bytes": r.size, "usd": r.estimated_usd} for r in held.restores]
+    rows += [{"tenant": n, "kind": "early deletion (charged)", "storage_class": c, "tier": "", "objects": k, "bytes": b, "usd": u}
+             for n, c, k, b, u in WorkerRequestStore(catalog).early_deletion_charges(tenant)]  # deletions, trash purges, compactions
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _staging_rows(conn: Any, prices: pricing.Pricing | None, tenant: str | None) -> list[dict[str, Any]]:
-    """Staged bytes waiting in a GLACIER_STAGING_URL bucket (STANDARD, per month): verified files and open packages' members."""
-    r, pm = t.requests, t.package_members
-    waiting = sa.select(r.c.tenant, r.c.size, r.c.stage).where(r.c.status == t.VERIFIED)
-    members = sa.select(pm.c.tenant, pm.c.size, pm.c.staged_path).where(pm.c.staged_path.like("s3://%"))
-    if tenant is not None:
-        waiting, members = waiting.where(r.c.tenant == tenant), members.where(pm.c.tenant == tenant)
-    held: dict[str, list[int]] = {}
-    for name, size, stage in conn.execute(waiting):  # the stage is JSON: filtered here, the same on SQLite and PostgreSQL
-        if stage and stage.get("kind") in ("file", "member") and str(stage.get("path", "")).startswith("s3://"):
-            held.setdefault(name, []).append(int(size or 0))
-    for name, size, _ in conn.execute(members):
-        held.setdefault(name, []).append(int(size or 0))
-    rows = []
-    for name, sizes in sorted(held.items()):
-        usd = pricing.estimate_archive(prices, storage_class="STANDARD", size_bytes=sum(sizes), objects=len(sizes), months=1.0).total \
-            if prices is not None else None
-        rows.append({"tenant": name, "kind": "staging (per month)", "storage_class": "STANDARD", "tier": "", "objects": len(sizes),
-                     "bytes": sum(sizes), "usd": usd})
-    return rows
+def _held_row(held: Held, kind: str, prices: pricing.Pricing | None) -> dict[str, Any]:
+    """A month of keeping ``held`` in its class, priced when there is a price list."""
+    usd = None
+    if prices is not None:
+        usd = pricing.estimate_archive(prices, storage_class=held.storage_class, size_bytes=held.size, objects=held.objects,
+                                       months=1.0).total
+    return {"tenant": held.tenant, "kind": kind, "storage_class": held.storage_class, "tier": "", "objects": held.objects,
+            "bytes": held.size, "usd": usd}
 
 
 def markdown(df: pd.DataFrame) -> str:
@@ -101,14 +75,3 @@ def plot_png(df: pd.DataFrame) -> bytes:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
-
-
-def _restored_copy_rows(conn: Any, prices: pricing.Pricing | None, tenant: str | None) -> list[dict[str, Any]]:
-    """Restored package members copied (STANDARD) for their download links, while their links live (per month)."""
-    rows = []
-    for name, sizes in sorted(live_member_copies(conn, tenant).items()):
-        usd = pricing.estimate_archive(prices, storage_class="STANDARD", size_bytes=sum(sizes), objects=len(sizes), months=1.0).total \
-            if prices is not None else None
-        rows.append({"tenant": name, "kind": "restored copies (per month)", "storage_class": "STANDARD", "tier": "",
-                     "objects": len(sizes), "bytes": sum(sizes), "usd": usd})
-    return rows

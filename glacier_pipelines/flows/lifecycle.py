@@ -10,7 +10,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from glacier_pipelines.core import lifecycle
-from glacier_pipelines.core.moves import MoveError, error_code
+from glacier_pipelines.core.faults import error_code
+from glacier_pipelines.core.moves import MoveError
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import sqlalchemy as sa
-
 from glacier_pipelines.catalog import Catalog
-from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.catalog.reconcile import ReconcileQueries
 from glacier_pipelines.core import keys, transfer
 from glacier_pipelines.core.ledger import is_ledger_key
 
@@ -38,16 +36,10 @@ class ReconcileReport:
 
 def catalog_keys(catalog: Catalog, tenant: str, bucket: str, prefix: str) -> tuple[set[str], int]:
     """Keys the catalog names for the tenant under ``prefix`` in ``bucket``: objects (standalone and packages) and package
-    manifests; and how many of its rows lie elsewhere (another bucket or prefix, e.g. before a configuration change)."""
-    o, p = t.objects, t.packages
-    with catalog.engine.connect() as conn:
-        rows = conn.execute(sa.select(o.c.bucket, o.c.key).where(o.c.tenant == tenant)).all()
-        manifests = conn.execute(
-            sa.select(o.c.bucket, p.c.manifest_key).join(o, o.c.id == p.c.object_id)
-            .where(p.c.tenant == tenant, p.c.manifest_key.is_not(None))
-        ).all()
-    named = {k for b, k in [*rows, *manifests] if b == bucket and k.startswith(prefix)}
-    elsewhere = sum(1 for b, k in rows if b != bucket or not k.startswith(prefix))
+    manifests; and how many of its object rows lie elsewhere (another bucket or prefix, e.g. before a configuration change)."""
+    rows = ReconcileQueries(catalog).named_keys(tenant)
+    named = {r.key for r in rows if r.bucket == bucket and r.key.startswith(prefix)}
+    elsewhere = sum(1 for r in rows if r.kind == "object" and (r.bucket != bucket or not r.key.startswith(prefix)))
     return named, elsewhere
 
 

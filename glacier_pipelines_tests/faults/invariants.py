@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ class Tally:
     mismatched: int = 0
     unexpected: int = 0
     aborted_by_cleanup: int = 0
+    partial_writes_swept: int = 0  # half-written staged files of killed processes, removed by the staging sweep
     statuses: Counter = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
 
@@ -213,6 +214,18 @@ def check(
                 tally.orphaned += 1
                 tally.problems.append(f"multipart upload {upload['UploadId']} of {upload['Key']} left open"
                                       + (" after the clean-up" if cleanup else ""))
+    if staging_dir is not None and staging_dir.exists() and cleanup:
+        # As if the sweep's grace period had passed: a killed process's half-written file (``*.part``) is the
+        # sweep's to remove; anything else it had to remove was left behind by the normal path, and counts.
+        from glacier_pipelines.flows.archive import ArchiveSetup, sweep_staging
+        setup = ArchiveSetup(catalog=catalog, s3=s3, upload=None, sources=None, key_prefix=key_prefix, staging_dir=staging_dir)
+        for tenant in tenants:
+            for locator in sweep_staging(setup, tenant, now=datetime.now(timezone.utc) + timedelta(days=30)):
+                if locator.endswith(".part"):
+                    tally.partial_writes_swept += 1
+                else:
+                    tally.orphaned += 1
+                    tally.problems.append(f"staged file left behind: {locator}")
     if staging_dir is not None and staging_dir.exists():
         for path in sorted(p for p in staging_dir.rglob("*") if p.is_file()):
             tally.orphaned += 1

@@ -1,0 +1,203 @@
+"""Staging a source in one pass: hash, verify, and leave the bytes where ``commit_stage`` turns them into the object.
+
+Small files wait in a durable staged file, large ones as an open multipart upload whose
+parts already carry SHA-256 checksums. Only bytes that matched the request's checksum are
+ever completed into an object; on a mismatch the upload is aborted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from glacier_pipelines.core import checksums, faults, staging
+from glacier_pipelines.core.constants import MiB
+from glacier_pipelines.core.errors import ChecksumMismatch
+from glacier_pipelines.core.transfer.durable import _write_durably
+from glacier_pipelines.core.transfer.parts import _PartUploader, _PartWriter
+from glacier_pipelines.core.transfer.uploads import StoreError, UploadSettings, abort_upload
+from glacier_pipelines.core.transfer.verify import head_checksum, same_checksum
+
+HEAD_BYTES = 4 * MiB  # kept from the start of a large file for image probing
+
+
+@dataclass
+class StageResult:
+    size: int
+    digests: dict[str, str]  # canonical algorithm -> hex (the request's and SHA-256)
+    head: bytes  # the first bytes, for image probing
+    stage: dict[str, Any]  # JSON-able: where the verified bytes wait
+    complete_in_head: bool = field(default=False)
+
+
+def stage_stream(
+    chunks: Iterable[bytes],
+    *,
+    s3: Any,
+    settings: UploadSettings,
+    key: str,
+    algorithm: str,
+    expected_checksum: str,
+    staging_path: Path | str,
+    metadata: dict[str, str] | None = None,
+    durable: bool = True,
+    multipart_gate: Any = None,
+) -> StageResult:
+    """Read ``chunks`` once: hash, verify against ``expected_checksum`` and stage the bytes.
+
+    Raises ChecksumMismatch (nothing stays behind), or whatever the source or S3 raised
+    (the multipart upload, if any, is aborted first). ``multipart_gate`` (a lock or
+    semaphore shared by parallel callers) is held while a file streams as a multipart
+    upload, so parallel staging never multiplies the memory of large files.
+    """
+    algorithm = checksums.normalize_algorithm(algorithm)
+    digest = checksums.MultiDigest([algorithm, checksums.S3_ALGORITHM])
+    pending: list[bytes] = []  # a file still under the threshold: its chunks, not one growing buffer
+    pending_size = 0
+    head = b""
+    uploader: _PartUploader | None = None
+    writer: _PartWriter | None = None
+    threshold = max(settings.multipart_threshold, 1)
+    gated = False
+    try:
+        for chunk in chunks:
+            if not chunk:
+                continue
+            if writer is not None:
+                writer.write(chunk)
+                continue
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size > threshold:
+                head = _head_of(pending)
+                if multipart_gate is not None:
+                    multipart_gate.acquire()
+                    gated = True
+                uploader = _PartUploader(s3, settings, key, metadata or {})
+                writer = _PartWriter(uploader, digest, settings.part_size, settings.max_concurrency + 1)
+                for piece in pending:
+                    writer.write(piece)
+                pending = []
+        if writer is None:
+            for piece in pending:
+                digest.update(piece)
+        else:
+            writer.close()
+        actual = digest.hexdigest(algorithm)
+        if uploader is not None:
+            parts = uploader.finish()
+        if actual != expected_checksum.lower():
+            raise ChecksumMismatch(
+                f"{algorithm} of the source is {actual}, the request announced {expected_checksum.lower()} "
+                f"({digest.bytes_seen} bytes read)"
+            )
+    except BaseException:
+        if uploader is not None:
+            uploader.abort()
+        raise
+    finally:
+        if writer is not None:
+            writer.release()  # every upload has ended here: finished, or aborted
+        if gated:
+            multipart_gate.release()
+    digests = {algorithm: actual, checksums.S3_ALGORITHM: digest.hexdigest(checksums.S3_ALGORITHM)}
+    if uploader is None:
+        staging.write(s3, str(staging_path), pending, durable, _write_durably)
+        stage: dict[str, Any] = {"kind": "file", "path": str(staging_path), "bucket": settings.bucket, "key": key,
+                 "s3_checksum": checksums.b64(digest.digest(checksums.S3_ALGORITHM))}
+        return StageResult(size=digest.bytes_seen, digests=digests, head=_head_of(pending), stage=stage,
+                           complete_in_head=pending_size <= HEAD_BYTES)
+    stage = {  # the same JSON-able shape: where the verified bytes wait
+        "kind": "multipart", "bucket": settings.bucket, "key": key, "upload_id": uploader.upload_id,
+        "parts": [{k: v for k, v in p.items() if not k.startswith("_")} for p in parts],
+        "s3_checksum": checksums.s3_composite_sha256(p["_digest"] for p in parts),
+    }
+    return StageResult(size=digest.bytes_seen, digests=digests, head=head, stage=stage)
+
+
+def _head_of(chunks: list[bytes]) -> bytes:
+    """The first HEAD_BYTES of a list of chunks."""
+    head = bytearray()
+    for chunk in chunks:
+        head += chunk[: HEAD_BYTES - len(head)]
+        if len(head) >= HEAD_BYTES:
+            break
+    return bytes(head)
+
+
+def commit_stage(s3: Any, settings: UploadSettings, stage: dict[str, Any], metadata: dict[str, str] | None = None) -> dict[str, Any]:
+    """Turn staged, verified bytes into the object; returns ``{"etag", "s3_checksum"}``.
+
+    Safe to repeat after a crash: a multipart upload that was already completed is found by
+    its checksum instead of failing with NoSuchUpload. Likewise when S3 did the work but its
+    answer was lost (timeouts, resets, retries exhausted): the object is found by its checksum.
+    """
+    bucket, key, expected = stage["bucket"], stage["key"], stage["s3_checksum"]
+    try:
+        if stage["kind"] == "file":
+            try:
+                body = staging.open_read(s3, stage["path"])
+            except FileNotFoundError:
+                # The staged copy is removed once S3 holds it, before the catalog records the object; a
+                # crash in between leaves exactly this: nothing to send, and the object already stored.
+                found = _holding(s3, bucket, key, expected)
+                if found is None:
+                    raise StoreError(f"staged copy {stage['path']} is gone and s3://{bucket}/{key} does not hold the verified bytes")
+                return {"etag": (found.get("ETag") or "").strip('"'), "s3_checksum": expected}
+            if staging.is_remote(stage["path"]):  # staged by another step, maybe on another machine: the bytes must still be those verified
+                held = checksums.b64(hashlib.sha256(body.getvalue()).digest())  # type: ignore[attr-defined]
+                if held != expected:
+                    raise StoreError(f"staged copy {stage['path']} changed since it was verified: SHA-256 {held}, verified {expected}")
+            with body:
+                resp = s3.put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256", ChecksumSHA256=expected,
+                                     Metadata=metadata or {},
+                                     **settings.object_args())
+        else:
+            parts = stage["parts"]
+            try:
+                resp = s3.complete_multipart_upload(
+                    Bucket=bucket, Key=key, UploadId=stage["upload_id"], MultipartUpload={"Parts": parts}
+                )
+            except ClientError as exc:
+                if faults.error_code(exc) != "NoSuchUpload":
+                    raise
+                found = head_checksum(s3, bucket, key)
+                if not same_checksum(found.get("ChecksumSHA256"), expected):
+                    raise StoreError(f"multipart upload {stage['upload_id']} is gone and s3://{bucket}/{key} "
+                                     "does not hold the verified bytes") from exc
+                resp = found
+    except (ClientError, BotoCoreError):
+        # S3 may have done the work although its answer never arrived (read timeout, reset, retries
+        # exhausted): failing the request would leave an object that no result names. S3 says.
+        found = _holding(s3, bucket, key, expected)
+        if found is None:
+            raise
+        resp = found
+    returned = resp.get("ChecksumSHA256")
+    if returned is not None and not same_checksum(returned, expected):
+        raise StoreError(f"s3://{bucket}/{key}: S3 reports checksum {returned}, expected {expected}")
+    return {"etag": (resp.get("ETag") or "").strip('"'), "s3_checksum": expected}
+
+
+def _holding(s3: Any, bucket: str, key: str, expected: str) -> dict[str, Any] | None:
+    """The HEAD of ``key`` if S3 holds exactly the verified bytes there (by checksum), else None."""
+    try:
+        found = head_checksum(s3, bucket, key)
+    except (ClientError, BotoCoreError):
+        return None
+    return found if same_checksum(found.get("ChecksumSHA256"), expected) else None
+
+
+def discard_stage(s3: Any, stage: dict[str, Any] | None) -> None:
+    """Release what a stage holds: the local file, or the open multipart upload."""
+    if not stage:
+        return
+    if stage["kind"] == "file":
+        staging.delete(s3, stage["path"])
+    else:
+        abort_upload(s3, stage["bucket"], stage["key"], stage["upload_id"])
