@@ -57,6 +57,11 @@ def render(rows: list[dict], summary: str, seconds: float, returncode: int) -> s
         "no object may exist that no result names, and no multipart upload may stay open after the clean-up; "
         "no request may be dropped. *lost*, *duplicated* and *orphaned* must be 0, and so must *mismatched*.",
         "",
+        "Rows of side *concurrency* run two runs over the same objects at once (issue #21): *requests* counts the objects "
+        "(or restore requests), *lost* an object no run copied, *duplicated* a second copy, retrieval job or RestoreObject, "
+        "*orphaned* a multipart upload left open, and *mismatched* a report that answers wrongly about an object (\"skipped\" "
+        "though another run copied it, or another run named than the one that did it).",
+        "",
         f"Produced by `{COMMAND}` on {date.today().isoformat()} ({platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}): {summary or 'no pytest summary'} ({seconds:.0f} s in all"
         + ("" if returncode == 0 else f"; pytest exit code {returncode}") + ").",
@@ -93,6 +98,12 @@ def render(rows: list[dict], summary: str, seconds: float, returncode: int) -> s
         "runs, and counted as an orphan.",
         "- **broker**: `rabbitmqctl stop_app` on the local RabbitMQ between the verify and store steps, while the "
         "real `amqp_bridge_sensor` keeps ticking, then `rabbitmqctl start_app`.",
+        "- **concurrency**: two threads start the same work at one barrier (`threading.Barrier`), on in-process moto, with "
+        "the catalog on SQLite and on PostgreSQL (`faults/test_concurrency.py`): two `move` runs of one 50-object prefix, two "
+        "`vault migrate` runs of one 8-archive vault (the vault double), two restore requests for one archived object started "
+        "and delivered by two runs. botocore event hooks count every CopyObject, UploadPart, PutObject and RestoreObject per "
+        "key, and the vault double every job it was asked for. Each object is claimed in the catalog before any byte moves "
+        "(`catalog/claims.py`: an atomic conditional insert, or a compare-and-set update of a claim whose run is over).",
         "- **catalog**: another connection holds `BEGIN EXCLUSIVE` on the SQLite catalog for 1.5 s mid-batch "
         "(afterwards `PRAGMA integrity_check` must say `ok`); with a PostgreSQL catalog, every connection to its "
         "database is killed and new ones are refused (`ALLOW_CONNECTIONS false`) for 1.5 s mid-batch.",
@@ -105,8 +116,15 @@ def render(rows: list[dict], summary: str, seconds: float, returncode: int) -> s
         "whether the key holds exactly the verified bytes before giving up.",
         "- **A killed `process` stranded its batch.** `execute_in_process` runs have no run monitoring, so a "
         "SIGKILLed run stayed `STARTED` for ever and `claim_batch` never adopted its batch: its requests stayed "
-        "`VERIFIED` and were never answered. `cli.py` now tags its runs with host and pid, and marks failed the "
-        "unfinished runs of processes that are gone before it starts work.",
+        "`VERIFIED` and were never answered. `process` now holds a worker lease (a `flock` named in its runs' tags; a pid "
+        "at first, replaced because a pid can be reused) and marks failed, through the instance, the unfinished runs whose "
+        "lease nobody holds before it starts work (`defs/intake/run_workers.py`; also each intake sensor tick).",
+        "- **Two runs over the same objects did the work twice.** Two `move` runs of one prefix copied some objects twice "
+        "(one crashed on the moves table's unique key) and reported them as skipped; two vault migrations started two "
+        "retrieval jobs and uploaded every part twice; two restores of one object sent two RestoreObject calls. Runs now "
+        "claim each object in the catalog first, leave an object another live run holds to it (taking it over once that "
+        "run is over: its heartbeat older than 30 minutes, its process gone, or Dagster says it ended), and their reports "
+        "name the run that did each object.",
         "- **A PostgreSQL blip failed the batch.** A connection killed by a database restart stayed in the pool and "
         "the next read raised. `catalog/store.py` now pings pooled connections before use and waits (about 5 s in "
         "all) for a database that refuses connections for a moment.",

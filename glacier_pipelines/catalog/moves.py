@@ -1,4 +1,8 @@
-"""Catalog queries of server-side moves and soft deletes: progress per object, and the objects they record."""
+"""Catalog queries of server-side moves and soft deletes: progress per object, the objects they record, and their ledger.
+
+Every change to a move's row clears its ``ledger_key``: the row is written to the move ledger
+(core/ledger.py) again once it is terminal, so the ledger in S3 always ends with the row as it is.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from glacier_pipelines.catalog.store import Catalog, StoredObject, _object
 MOVE, TRASH = "MOVE", "TRASH"
 COPYING, COPIED, DONE, SKIPPED, FAILED = "COPYING", "COPIED", "DONE", "SKIPPED", "FAILED"
 FINISHED = (DONE, SKIPPED)
+LEDGERED = (DONE, SKIPPED, FAILED)  # statuses written to the move ledger (the others change again soon)
 
 
 def _now() -> datetime:
@@ -42,7 +47,7 @@ class MoveStore:
               verification: str, status: str = COPYING, request_id: str = "", run_id: str | None = None, **fields: Any) -> int:
         """Create or reset the row of one move (its identity is kind, source, destination and request)."""
         values = {"tenant": tenant, "storage_class": storage_class, "status": status, "verification": verification,
-                  "run_id": run_id, "updated_at": _now(), **fields}
+                  "run_id": run_id, "updated_at": _now(), "ledger_key": None, **fields}
 
         def tx() -> int:
             with self.engine.begin() as conn:
@@ -62,9 +67,61 @@ class MoveStore:
     def update(self, move_id: int, **fields: Any) -> None:
         def tx() -> None:
             with self.engine.begin() as conn:
-                conn.execute(t.moves.update().where(t.moves.c.id == move_id).values(updated_at=_now(), **fields))
+                conn.execute(t.moves.update().where(t.moves.c.id == move_id).values(updated_at=_now(), ledger_key=None, **fields))
 
         self.catalog._with_retry(tx)
+
+    # ---- the move ledger -------------------------------------------------------------------
+    def unledgered(self, tenant: str, limit: int = 10_000) -> list[dict[str, Any]]:
+        """The tenant's terminal rows not yet in the ledger as they are now, each with its object's digests."""
+        m, c = t.moves, t.object_checksums
+        q = (sa.select(m).where(m.c.tenant == tenant, m.c.status.in_(LEDGERED), m.c.ledger_key.is_(None))
+             .order_by(m.c.updated_at, m.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+            for row in rows:
+                row["object_checksums"] = {a: v for a, v in conn.execute(
+                    sa.select(c.c.algorithm, c.c.checksum).where(c.c.object_id == row["object_id"]))} if row["object_id"] else {}
+        return rows
+
+    def mark_ledgered(self, rows: list[dict[str, Any]], key: str) -> None:
+        """Note that ``key`` holds these rows; a row changed since it was read stays unledgered (written next time)."""
+        def tx() -> None:
+            with self.engine.begin() as conn:
+                for row in rows:
+                    conn.execute(t.moves.update().where(t.moves.c.id == row["id"], t.moves.c.updated_at == row["updated_at"])
+                                 .values(ledger_key=key))
+
+        self.catalog._with_retry(tx)
+
+    def insert_from_ledger(self, entry: dict[str, Any], object_id: int | None, ledger_key: str) -> bool:
+        """Recreate one move's row from its ledger line (catalog rebuild); False when the row exists already.
+
+        A soft delete that moved its object takes the object's digests out of the content lookups again, as the trash did.
+        """
+        key = identity(entry["kind"], entry["bucket"], entry["sourceKey"], entry["destBucket"], entry["destKey"],
+                       entry.get("requestId") or "")
+        now = _now()
+
+        def tx() -> bool:
+            with self.engine.begin() as conn:
+                if conn.execute(sa.select(t.moves.c.id).where(t.moves.c.identity == key)).first() is not None:
+                    return False
+                conn.execute(t.moves.insert().values(
+                    identity=key, tenant=entry["tenant"], kind=entry["kind"], bucket=entry["bucket"], source_key=entry["sourceKey"],
+                    dest_bucket=entry["destBucket"], dest_key=entry["destKey"], request_id=entry.get("requestId") or "",
+                    storage_class=entry.get("storageClass") or "", status=entry["status"], verification=entry.get("verification") or "",
+                    source_etag=entry.get("sourceEtag"), source_class=entry.get("sourceClass"), size=entry.get("size"),
+                    sha256=entry.get("sha256"), s3_checksum=entry.get("s3Checksum"), checksum_algorithm=entry.get("checksumAlgorithm"),
+                    verified_against=entry.get("verifiedAgainst"), checksums=entry.get("checksums"), parts=entry.get("parts"),
+                    object_id=object_id, messages=list(entry.get("messages") or []), run_id=entry.get("runId"),
+                    copied_by=entry.get("copiedBy"), created_at=now, updated_at=now, ledger_key=ledger_key))
+                moved = (entry["bucket"], entry["sourceKey"]) != (entry["destBucket"], entry["destKey"])
+                if entry["kind"] == TRASH and entry["status"] in FINISHED and moved and object_id is not None:
+                    conn.execute(t.object_checksums.delete().where(t.object_checksums.c.object_id == object_id))
+                return True
+
+        return self.catalog._with_retry(tx)
 
     def rows(self, tenant: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
         q = sa.select(t.moves).order_by(t.moves.c.id)
@@ -129,7 +186,7 @@ class MoveStore:
                     fields["checksums"] = {a: v for a, v in held}
                     conn.execute(c.delete().where(c.c.object_id == object_id))
                 conn.execute(t.moves.update().where(t.moves.c.id == move_id).values(
-                    status=status, object_id=object_id, updated_at=_now(), run_id=run_id, **fields))
+                    status=status, object_id=object_id, updated_at=_now(), run_id=run_id, ledger_key=None, **fields))
                 return object_id
 
         return self.catalog._with_retry(tx)

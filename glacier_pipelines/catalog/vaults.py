@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from glacier_pipelines.catalog import tables
+from glacier_pipelines.catalog.claims import insert_ignore
 from glacier_pipelines.catalog.store import Catalog
 
 metadata = tables.metadata
@@ -70,6 +71,8 @@ vault_archives = sa.Table(
     sa.Column("done_at", sa.DateTime(timezone=True)),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("run_id", sa.String(64)),
+    # The status the vault ledger (flows/vault/ledger.py) last recorded in S3; null: the archive is not in it yet.
+    sa.Column("ledgered_status", sa.String(16)),
     sa.UniqueConstraint("vault", "archive_id", name="uq_vault_archives_vault_archive"),
     sa.Index("ix_vault_archives_vault_status", "vault", "status"),
     sa.Index("ix_vault_archives_vault_created", "vault", "creation_date"),
@@ -166,6 +169,7 @@ class ArchiveRow:
     etag: str | None
     s3_checksum: str | None
     done_at: datetime | None
+    run_id: str | None = None  # the run that gave the archive its status (the copy's run when DONE)
 
 
 @dataclass
@@ -305,13 +309,16 @@ class VaultStore:
             return {a: k for a, k in conn.execute(q)}
 
     def add_archives(self, vault: str, rows: Sequence[dict[str, Any]], inventory_job_id: str, at: datetime) -> int:
-        """Insert inventory rows not known yet (known archives keep their status and key); returns how many were new."""
+        """Insert inventory rows not known yet (known archives keep their status and key); returns how many were new.
+
+        A row another run inserted meanwhile (two migrations loading one inventory) is left as it is.
+        """
         known = set(self.archive_keys(vault))
         new = [r for r in rows if r["archive_id"] not in known]
 
         def tx(conn: Any) -> int:
             for start in range(0, len(new), 500):
-                conn.execute(vault_archives.insert(), [
+                insert_ignore(conn, vault_archives, [
                     {**r, "vault": vault, "status": NEW, "messages": [], "inventory_job_id": inventory_job_id,
                      "jobs_started": 0, "job_failures": 0, "attempts": 0, "updated_at": at}
                     for r in new[start:start + 500]

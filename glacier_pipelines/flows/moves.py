@@ -8,7 +8,9 @@ checked, and recorded in the catalog like any archived object.
 
 Resumable, and never twice: every object's progress is a row of ``moves``; a rerun after a
 crash finds what was copied (the object already in the target class at its destination) and
-records it without a second copy.
+records it without a second copy. Concurrent runs over the same objects copy each once: a run
+claims each object in the catalog (catalog/claims.py) before any byte moves, leaves an object
+another live run holds to that run, and reports it as that run's ("copied by run X").
 """
 
 from __future__ import annotations
@@ -17,22 +19,24 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from glacier_pipelines.catalog import Catalog
+from glacier_pipelines.catalog import claims as cl
 from glacier_pipelines.catalog import moves as mv
+from glacier_pipelines.catalog.claims import ClaimStore
 from glacier_pipelines.catalog.moves import MoveStore
 from glacier_pipelines.core import checksums, keys, lifecycle, moves, pricing
 from glacier_pipelines.core.moves import ChecksumMismatch, CopySettings, MoveError, Reference
-from glacier_pipelines.core.ledger import is_ledger_key
-from glacier_pipelines.core.packaging import MANIFEST_SUFFIX
+from glacier_pipelines.flows.move_ledger import record as record_ledger
 
 log = logging.getLogger(__name__)
 DESTINATIONS = ("in-place", "archive")
 MOVED, SKIPPED, FAILED = "MOVED", "SKIPPED", "FAILED"
+# Objects another run took care of while this one ran: copied by it, or still being copied when this run ended.
+BY_OTHER_RUN, IN_OTHER_RUN = "MOVED_BY_OTHER_RUN", "IN_OTHER_RUN"
+LEDGER_EVERY = 500  # outcomes between two writes of the move ledger during a run (and once at its end)
 
 
 @dataclass
@@ -46,10 +50,17 @@ class MoveSetup:
     lifecycle: lifecycle.LifecycleConfig
     copy: CopySettings  # its storage class is the default target
     pricing: pricing.Pricing | None = None
+    claim_timeout: timedelta = cl.CLAIM_TIMEOUT  # a claim older than this (no heartbeat) belongs to a dead run
+    wait_for_other_runs: float = 30.0  # seconds a run waits, at its end, for objects other live runs hold
+    run_finished: Callable[[str], bool] | None = None  # tells a Dagster run that is over (its claims are taken over)
 
     @property
     def store(self) -> MoveStore:
         return MoveStore(self.catalog)
+
+    @property
+    def claims(self) -> ClaimStore:
+        return ClaimStore(self.catalog, timeout=self.claim_timeout, run_finished=self.run_finished)
 
 
 @dataclass
@@ -68,7 +79,7 @@ class MoveRequest:
 class Outcome:
     source: str
     destination: str
-    status: str  # MOVED, SKIPPED, FAILED
+    status: str  # MOVED, SKIPPED, FAILED, MOVED_BY_OTHER_RUN, IN_OTHER_RUN
     size: int = 0
     source_class: str = ""
     storage_class: str = ""
@@ -79,12 +90,13 @@ class Outcome:
     parts: int = 0
     copy_requests: int = 0
     messages: list[str] = field(default_factory=list)
+    done_by: str | None = None  # the run that copied the object (this run when MOVED), when one did
 
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "destination": self.destination, "status": self.status, "sizeInBytes": self.size,
                 "sourceClass": self.source_class, "storageClass": self.storage_class, "s3Checksum": self.s3_checksum,
                 "checksumAlgorithm": self.checksum_algorithm, "sha256": self.sha256, "verifiedAgainst": self.verified_against,
-                "parts": self.parts, "copyRequests": self.copy_requests, "messages": self.messages}
+                "parts": self.parts, "copyRequests": self.copy_requests, "messages": self.messages, "doneByRun": self.done_by}
 
 
 @dataclass
@@ -98,6 +110,7 @@ class MoveReport:
     left_for_next_run: int = 0
     estimate: dict[str, Any] | None = None
     outcomes: list[Outcome] = field(default_factory=list)
+    run_id: str | None = None
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -110,10 +123,17 @@ class MoveReport:
     def failed(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == FAILED]
 
+    def copied_by_run(self) -> dict[str, int]:
+        """run id -> objects it copied, of those this run planned: this run's MOVED, and the other runs' copies."""
+        counts = Counter(o.done_by or "" for o in self.outcomes if o.status in (MOVED, BY_OTHER_RUN))
+        return {run: n for run, n in counts.items() if run}
+
     def as_dict(self) -> dict[str, Any]:
         return {"tenant": self.tenant, "url": self.url, "storageClass": self.storage_class, "verification": self.verification,
-                "planned": self.planned, "plannedBytes": self.planned_bytes, "moved": self.count(MOVED), "skipped": self.count(SKIPPED),
-                "failed": self.count(FAILED), "bytesMoved": self.bytes_moved, "leftForNextRun": self.left_for_next_run,
+                "runId": self.run_id, "planned": self.planned, "plannedBytes": self.planned_bytes, "moved": self.count(MOVED),
+                "movedByOtherRuns": self.count(BY_OTHER_RUN), "inOtherRuns": self.count(IN_OTHER_RUN),
+                "copiedByRun": self.copied_by_run(), "skipped": self.count(SKIPPED), "failed": self.count(FAILED),
+                "bytesMoved": self.bytes_moved, "leftForNextRun": self.left_for_next_run,
                 "estimate": self.estimate, "objects": [o.as_dict() for o in self.outcomes]}
 
 
@@ -182,8 +202,11 @@ def _references(setup: MoveSetup, bucket: str, key: str, h: dict[str, Any],
 
 def move_object(setup: MoveSetup, *, tenant: str, bucket: str, key: str, dest_bucket: str, dest_key: str, storage_class: str,
                 verification: str, announced: tuple[str, str] | None = None, kind: str = mv.MOVE, request_id: str = "",
-                run_id: str | None = None, keep_source: bool = False) -> Outcome:
-    """Move one object by a server-side copy, verify it as asked and record it; raises MoveError (and ClientError) on refusal."""
+                run_id: str | None = None, keep_source: bool = False, heartbeat: Callable[[], Any] | None = None) -> Outcome:
+    """Move one object by a server-side copy, verify it as asked and record it; raises MoveError (and ClientError) on refusal.
+
+    The caller holds the object's claim (``heartbeat`` refreshes it during a multipart copy).
+    """
     if verification not in moves.VERIFICATIONS:
         raise MoveError(f"verification {verification!r} is not one of {', '.join(moves.VERIFICATIONS)}")
     store = setup.store
@@ -288,8 +311,9 @@ def move_object(setup: MoveSetup, *, tenant: str, bucket: str, key: str, dest_bu
     # CopyObject copies tags itself; CreateMultipartUpload must be given them.
     tags = setup.s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"] if ranges else None
     copy = moves.server_side_copy(setup.s3, bucket=bucket, key=key, dest_bucket=dest_bucket, dest_key=dest_key, source_head=h,
-                                  settings=settings, tags=tags)
-    out.parts, out.copy_requests = copy.parts, copy.requests
+                                  settings=settings, tags=tags, on_part=heartbeat)
+    store.update(move_id, copied_by=run_id)  # S3 made the copy: whatever follows, this run made it
+    out.parts, out.copy_requests, out.done_by = copy.parts, copy.requests, run_id
     out.s3_checksum, out.checksum_algorithm = copy.s3_checksum, copy.algorithm
     sha = streamed.digests[checksums.S3_ALGORITHM] if streamed else None
     if sha is None:
@@ -349,151 +373,6 @@ def _finish_source(setup: MoveSetup, out: Outcome, bucket: str, key: str, in_pla
     setup.store.update(move_id, status=mv.DONE, messages=out.messages)
 
 
-# -- a prefix -------------------------------------------------------------------------------------
-
-
-def plan(setup: MoveSetup, request: MoveRequest) -> tuple[list[dict[str, Any]], list[Outcome], tuple[str, str]]:
-    """The objects a move would copy (key, size, class), the ones it passes over, and the allowed scope; MoveError when refused."""
-    try:
-        bucket, prefix = lifecycle.parse_s3_url(request.url)
-    except ValueError as exc:
-        raise MoveError(str(exc)) from None
-    scope = allowed_scope(setup, request.tenant, bucket, prefix)
-    if prefix + "/" == scope[1]:
-        prefix = scope[1]
-    target = (request.storage_class or setup.copy.storage_class).upper()
-    own = setup.lifecycle.tenant(request.tenant).own_prefix
-    listing: list[dict[str, Any]] = []
-    single = None
-    if prefix and not prefix.endswith("/"):
-        single = moves.head(setup.s3, bucket, prefix)
-    if single is not None:
-        listing = [{"Key": prefix, "Size": int(single["ContentLength"]), "StorageClass": moves.storage_class_of(single)}]
-    else:
-        for page in setup.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            listing += page.get("Contents", [])
-        if not listing:
-            raise MoveError(f"{request.url} does not exist: no object there and none under it")
-    todo, passed = [], []
-    for item in listing:
-        key = item["Key"]
-        cls = item.get("StorageClass") or "STANDARD"
-        if key.endswith("/") and not item.get("Size"):
-            continue  # a "folder" marker, not a file
-        if bucket == setup.bucket and key.startswith(own) and (key.endswith(MANIFEST_SUFFIX) or is_ledger_key(key)):
-            passed.append(Outcome(source=_url(bucket, key), destination=_url(bucket, key), status=SKIPPED, size=int(item.get("Size", 0)),
-                                  source_class=cls, storage_class=cls,
-                                  messages=["package manifests and request ledgers stay in STANDARD: restores and catalog rebuilds read them"]))
-            continue
-        todo.append({"Key": key, "Size": int(item.get("Size", 0)), "StorageClass": cls, "LastModified": item.get("LastModified"),
-                     "target": target})
-    return todo, passed, scope
-
-
-def estimate(setup: MoveSetup, todo: list[dict[str, Any]], target: str, verification: str) -> dict[str, Any] | None:
-    """The cost of moving ``todo`` into ``target``, per source class, with every line's arithmetic (None without prices)."""
-    if setup.pricing is None or not todo:
-        return None
-    settings = CopySettings(storage_class=target, multipart_threshold=setup.copy.multipart_threshold, part_size=setup.copy.part_size)
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for item in todo:
-        groups.setdefault(item["StorageClass"], []).append(item)
-    lines, total = [], 0.0
-    for source_class, items in sorted(groups.items()):
-        size = sum(i["Size"] for i in items)
-        ages = [d for d in (_days_since(i.get("LastModified")) for i in items) if d is not None]
-        try:
-            est = pricing.estimate_move(
-                setup.pricing, storage_class=target, size_bytes=size, objects=len(items),
-                copy_requests=sum(moves.copy_requests(i["Size"], settings) for i in items),
-                streamed_bytes=size if verification == "stream" else 0, source_class=source_class,
-                source_days_stored=min(ages) if ages and len(ages) == len(items) else None)
-        except pricing.PricingError as exc:
-            lines.append({"item": f"{source_class}: no estimate ({exc})", "usd": None})
-            continue
-        total += est.total
-        lines += [{"item": f"from {source_class}: {line.item}", "usd": line.usd} for line in est.lines]
-    return {"total": round(total, 6), "lines": lines, "pricing_version": setup.pricing.version,
-            "storage_per_month": _monthly(setup.pricing, groups, target)}
-
-
-def _monthly(prices: pricing.Pricing, groups: dict[str, list[dict[str, Any]]], target: str) -> dict[str, float] | None:
-    """Storage per month of the objects before and after the move (the saving the move buys)."""
-    try:
-        before = sum(pricing.estimate_archive(prices, storage_class=cls, size_bytes=sum(i["Size"] for i in items), objects=len(items),
-                                              months=1.0).lines[0].usd for cls, items in groups.items())
-        items = [i for group in groups.values() for i in group]
-        after_est = pricing.estimate_archive(prices, storage_class=target, size_bytes=sum(i["Size"] for i in items), objects=len(items),
-                                             months=1.0)
-        after = sum(line.usd for line in after_est.lines if "storage at" in line.item or "overhead" in line.item)
-    except pricing.PricingError:
-        return None
-    return {"before_usd": round(before, 6), "after_usd": round(after, 6)}
-
-
-def move(setup: MoveSetup, request: MoveRequest, *, run_id: str | None = None, progress: Callable[[str], None] | None = None) -> MoveReport:
-    """Move one object or every object under a prefix; per-object refusals are reported, a crash is resumed by running again."""
-    target = (request.storage_class or setup.copy.storage_class).upper()
-    CopySettings(storage_class=target)  # refuses an unknown class before anything is listed
-    if request.destination not in DESTINATIONS:
-        raise MoveError(f"destination {request.destination!r} is not one of {', '.join(DESTINATIONS)}")
-    if request.verification not in moves.VERIFICATIONS:
-        raise MoveError(f"verification {request.verification!r} is not one of {', '.join(moves.VERIFICATIONS)}")
-    announced = moves.parse_checksum(request.checksum) if request.checksum else None
-    report = MoveReport(tenant=request.tenant, url=request.url, storage_class=target, verification=request.verification)
-    todo, passed, scope = plan(setup, request)
-    if announced and len(todo) != 1:
-        raise MoveError(f"a checksum can be announced for one object; {request.url} names {len(todo)}")
-    report.outcomes += passed
-    # Objects already in the target class in place, and already in the catalog as such, need nothing at all.
-    pending = []
-    for item in todo:
-        dest = destination_for(setup, request.tenant, scope[0], item["Key"], scope, request.destination)
-        if dest == (scope[0], item["Key"]) and item["StorageClass"] == target:
-            obj, _ = setup.store.object_at(*dest)
-            if obj is not None and obj.storage_class == target and obj.size == item["Size"]:
-                report.outcomes.append(Outcome(source=_url(scope[0], item["Key"]), destination=_url(*dest), status=SKIPPED,
-                                               size=item["Size"], source_class=target, storage_class=target,
-                                               messages=[f"already in {target} and in the catalog"]))
-                continue
-        pending.append((item, dest))
-    report.left_for_next_run = max(len(pending) - request.max_objects, 0)
-    pending = pending[: request.max_objects]
-    report.planned = len(pending)
-    report.planned_bytes = sum(i["Size"] for i, _ in pending)
-    to_copy = [i for i, d in pending if not (d == (scope[0], i["Key"]) and i["StorageClass"] == target)]
-    report.estimate = estimate(setup, to_copy, target, request.verification)
-    if progress:
-        cost = f"${report.estimate['total']:.6f}" if report.estimate else ("nothing" if not to_copy else "unknown (no price list)")
-        progress(f"move {request.url} -> {target}: {len(to_copy)} object(s), {sum(i['Size'] for i in to_copy):,} bytes to copy; "
-                 f"estimated cost {cost}")
-    if request.dry_run:
-        return report
-    for item, (dest_bucket, dest_key) in pending:
-        source = _url(scope[0], item["Key"])
-        try:
-            outcome = move_object(setup, tenant=request.tenant, bucket=scope[0], key=item["Key"], dest_bucket=dest_bucket,
-                                  dest_key=dest_key, storage_class=target, verification=request.verification, announced=announced,
-                                  run_id=run_id)
-        except MoveError as exc:
-            outcome = Outcome(source=source, destination=_url(dest_bucket, dest_key), status=FAILED, size=item["Size"],
-                              source_class=item["StorageClass"], storage_class=target, messages=[str(exc)])
-        except ClientError as exc:
-            code = moves.error_code(exc)
-            if code in ("PreconditionFailed", "412"):
-                reason = f"{source} changed while it was being moved (its ETag no longer matches): run the move again"
-            else:
-                reason = f"S3 refused: {code}: {exc.response.get('Error', {}).get('Message', exc)}"
-            outcome = Outcome(source=source, destination=_url(dest_bucket, dest_key), status=FAILED, size=item["Size"],
-                              source_class=item["StorageClass"], storage_class=target, messages=[reason])
-        if outcome.status == FAILED:
-            log.warning("move %s: %s", source, "; ".join(outcome.messages))
-        report.outcomes.append(outcome)
-        if progress and len(report.outcomes) % 100 == 0:
-            progress(f"move {request.url}: {dict(Counter(o.status for o in report.outcomes))}")
-    return report
-
-
 # -- soft delete ----------------------------------------------------------------------------------
 
 
@@ -525,11 +404,39 @@ def trash(setup: MoveSetup, tenant: str, request_id: str, *, verification: str =
                               storage_class=obj.storage_class, verification=verification, status=mv.DONE, request_id=request_id,
                               run_id=run_id, object_id=obj.id, size=obj.size, messages=[message])
         log.info("trash %s (move %s): %s", request_id, move_id, message)
+        record_ledger(setup, tenant)
         return Outcome(source=url, destination=url, status=SKIPPED, size=obj.size, storage_class=obj.storage_class, messages=[message])
     if obj.bucket != setup.bucket or not obj.key.startswith(t.own_prefix):
         raise MoveError(f"{url} is not under tenant {tenant}'s prefix {_url(setup.bucket, t.own_prefix)}: it has no trash there")
     dest_key = t.trash_key_prefix + obj.key[len(t.own_prefix):]
-    h = moves.head(setup.s3, obj.bucket, obj.key)
-    storage_class = moves.storage_class_of(h) if h is not None else obj.storage_class
-    return move_object(setup, tenant=tenant, bucket=obj.bucket, key=obj.key, dest_bucket=obj.bucket, dest_key=dest_key,
-                       storage_class=storage_class, verification=verification, kind=mv.TRASH, request_id=request_id, run_id=run_id)
+    run = run_id or cl.local_run_id()
+    claims, key = setup.claims, cl.claim_key(obj.bucket, obj.key)
+    claim = claims.claim(cl.MOVE, key, run, subject=url)
+    if not claim.won:
+        return Outcome(source=url, destination=_url(obj.bucket, dest_key), status=IN_OTHER_RUN, size=obj.size,
+                       storage_class=obj.storage_class, done_by=claim.holder,
+                       messages=[f"being moved by run {claim.holder} (it holds the object's claim): trash it again once it is done"])
+    finished = False
+    try:
+        h = moves.head(setup.s3, obj.bucket, obj.key)
+        storage_class = moves.storage_class_of(h) if h is not None else obj.storage_class
+        outcome = move_object(setup, tenant=tenant, bucket=obj.bucket, key=obj.key, dest_bucket=obj.bucket, dest_key=dest_key,
+                              storage_class=storage_class, verification=verification, kind=mv.TRASH, request_id=request_id, run_id=run,
+                              heartbeat=lambda: claims.heartbeat(cl.MOVE, key, run))
+        finished = True
+        return outcome
+    finally:
+        (claims.done if finished else claims.release)(cl.MOVE, key, run)
+        record_ledger(setup, tenant)
+
+
+_PREFIX_MOVES = ("estimate", "move", "plan")
+
+
+def __getattr__(name: str) -> Any:
+    """The prefix moves (plan, estimate, move) live in move_prefix.py, which builds on this module: found here on first use."""
+    if name in _PREFIX_MOVES:
+        from glacier_pipelines.flows import move_prefix
+
+        return getattr(move_prefix, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,15 +1,15 @@
 """Restore steps: accept a request, start one S3 restore per object, notice completion, deliver verified links.
 
 State lives in the catalog (``restores`` per file, ``object_restores`` per object), so every
-step can run again and only does what is left.
+step can run again and only does what is left. Concurrent runs send one RestoreObject per object
+and deliver each file once: a run claims the object (catalog/claims.py) before it asks S3 or reads
+the restored bytes, and leaves an object another live run holds to that run.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,12 +18,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from glacier_pipelines.catalog import Catalog
+from glacier_pipelines.catalog import claims as cl
+from glacier_pipelines.catalog.claims import ClaimStore
 from glacier_pipelines.catalog.restores import RestoreStore
-from glacier_pipelines.core import checksums, events, notify, packaging, pricing
-from glacier_pipelines.core.lifecycle import RESTORED_COPY_TAG, RESTORED_DIR
+from glacier_pipelines.core import events, packaging, pricing
+from glacier_pipelines.core.lifecycle import RESTORED_COPY_TAG
 from glacier_pipelines.core.restores import (
     RestoreRequest,
-    link_lifetime,
     needs_restore,
     next_poll_delay,
     tier_refusal,
@@ -45,10 +46,16 @@ class RestoreSetup:
     send_email: Callable[[Any], None] | None  # None: no SMTP configured (the link stays in the catalog and report)
     sender: str = "glacier-pipelines@localhost"
     max_link_seconds: int = 7 * 24 * 3600
+    claim_timeout: timedelta = cl.CLAIM_TIMEOUT
+    run_finished: Callable[[str], bool] | None = None  # tells a Dagster run that is over (its claims are taken over)
 
     @property
     def store(self) -> RestoreStore:
         return RestoreStore(self.catalog)
+
+    @property
+    def claims(self) -> ClaimStore:
+        return ClaimStore(self.catalog, timeout=self.claim_timeout, run_finished=self.run_finished)
 
 
 @dataclass
@@ -64,6 +71,8 @@ class RestoreReport:
     notified: int = 0
     expired: int = 0
     tiers: dict[str, int] = field(default_factory=dict)
+    joined: list[tuple[str, str]] = field(default_factory=list)  # (object URL, run) whose restore another run started
+    left_to_others: list[tuple[str, str]] = field(default_factory=list)  # (object URL, run) another live run holds
 
 
 def _estimate(setup: RestoreSetup, storage_class: str, tier: str, size: int, days: int) -> dict[str, Any] | None:
@@ -153,61 +162,89 @@ def _stored_url(obj: Any, member: dict[str, Any] | None) -> str | None:
 
 
 def start(setup: RestoreSetup, tenant: str, run_id: str) -> RestoreReport:
-    """Issue one RestoreObject per object that pending requests need (fastest tier asked, longest days)."""
+    """Issue one RestoreObject per object that pending requests need (fastest tier asked, longest days).
+
+    Each object is claimed first: one another live run holds keeps its requests PENDING for the
+    next run (which joins that run's restore); a restore another run started since this one began
+    is joined, not asked again.
+    """
     store, report, now = setup.store, RestoreReport(tenant), utcnow()
-    by_object: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for row in store.rows(tenant=tenant, statuses=["PENDING"]):
-        by_object[row["object_id"]].append(row)
-    for object_id, rows in by_object.items():
-        ids = [r["id"] for r in rows]
-        obj = store.get_object(object_id)
-        days = max(r["days"] for r in rows)
-        tier = min((r["tier"] for r in rows), key=TIER_SPEED.__getitem__)
-        if not needs_restore(obj.storage_class):
-            store.set_object_state(object_id, state="RESTORED", tier=tier, days=days, requested_at=now, restored_at=now, expires_at=None)
-            store.update(ids, status="IN_PROGRESS", run_id=run_id)
-            report.direct += 1
-            continue
-        state = store.object_state(object_id)
-        if state and state["state"] == "REQUESTED":
-            store.update(ids, status="IN_PROGRESS", run_id=run_id, add_message="joined the restore already under way for this object")
-            report.already += 1
-            continue
-        if state and state["state"] == "RESTORED" and (state["expires_at"] is None or state["expires_at"] >= now + timedelta(days=days)):
-            store.update(ids, status="IN_PROGRESS", run_id=run_id, add_message="already restored with enough days left")
-            report.already += 1
+    claims = setup.claims
+    objects = sorted({row["object_id"] for row in store.rows(tenant=tenant, statuses=["PENDING"])})
+    for object_id in objects:
+        key = cl.claim_key(object_id)
+        claim = claims.claim(cl.RESTORE, key, run_id, subject=f"object {object_id}")
+        if not claim.won:
+            report.left_to_others.append((store.get_object(object_id).url, claim.holder))
             continue
         try:
-            head_status = events.parse_restore_header(setup.s3.head_object(Bucket=obj.bucket, Key=obj.key).get("Restore"))
-            if head_status is not None and not head_status.ongoing and head_status.expiry and head_status.expiry >= now + timedelta(days=days):
-                store.set_object_state(object_id, state="RESTORED", tier=tier, days=days, requested_at=now, restored_at=now,
-                                       expires_at=head_status.expiry, verified=None)
-                store.update(ids, status="IN_PROGRESS", run_id=run_id, add_message="already restored in S3 with enough days left")
-                report.already += 1
-                continue
-            if head_status is None or not head_status.ongoing:
-                try:
-                    setup.s3.restore_object(Bucket=obj.bucket, Key=obj.key,
-                                            RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": tier}})
-                    report.started += 1
-                    report.tiers[tier] = report.tiers.get(tier, 0) + 1
-                except ClientError as exc:
-                    if exc.response.get("Error", {}).get("Code") != "RestoreAlreadyInProgress":
-                        raise
-                    report.already += 1
-            else:
-                report.already += 1
-        except (ClientError, BotoCoreError, events.EventParseError) as exc:
-            reason = f"restore of {obj.url} could not be started: {exc}"
-            store.update(ids, status="FAILED", run_id=run_id, add_message=reason)
-            report.failed.extend((r["selector"], reason) for r in rows)
-            continue
-        store.set_object_state(object_id, state="REQUESTED", tier=tier, days=days, requested_at=now, restored_at=None,
-                               expires_at=None, next_poll_at=now + next_poll_delay(0), poll_attempts=0, verified=None, verify_message=None)
-        store.update(ids, status="IN_PROGRESS", run_id=run_id)
-        _check_once(setup, obj, now)
-
+            _start_object(setup, tenant, object_id, run_id, now, report)
+        finally:
+            claims.done(cl.RESTORE, key, run_id)
     return report
+
+
+def _start_object(setup: RestoreSetup, tenant: str, object_id: int, run_id: str, started: datetime, report: RestoreReport) -> None:
+    """The restore of one claimed object for the tenant's requests still PENDING (read again: another run may have taken them)."""
+    store, now = setup.store, utcnow()
+    rows = store.rows(tenant=tenant, statuses=["PENDING"], object_id=object_id)
+    if not rows:
+        return
+    ids = [r["id"] for r in rows]
+    obj = store.get_object(object_id)
+    days = max(r["days"] for r in rows)
+    tier = min((r["tier"] for r in rows), key=TIER_SPEED.__getitem__)
+    state = store.object_state(object_id)
+    if (state and state["state"] in ("REQUESTED", "RESTORED") and state.get("requested_by") not in (None, run_id)
+            and state["requested_at"] >= started and state["days"] >= days):
+        store.update(ids, status="IN_PROGRESS", run_id=run_id,
+                     add_message=f"joined the restore run {state['requested_by']} started for this object")
+        report.joined.append((obj.url, state["requested_by"]))
+        report.already += 1
+        return
+    if not needs_restore(obj.storage_class):
+        store.set_object_state(object_id, state="RESTORED", tier=tier, days=days, requested_at=now, restored_at=now, expires_at=None)
+        store.update(ids, status="IN_PROGRESS", run_id=run_id)
+        report.direct += 1
+        return
+    if state and state["state"] == "REQUESTED":
+        store.update(ids, status="IN_PROGRESS", run_id=run_id, add_message="joined the restore already under way for this object")
+        report.already += 1
+        return
+    if state and state["state"] == "RESTORED" and (state["expires_at"] is None or state["expires_at"] >= now + timedelta(days=days)):
+        store.update(ids, status="IN_PROGRESS", run_id=run_id, add_message="already restored with enough days left")
+        report.already += 1
+        return
+    try:
+        head_status = events.parse_restore_header(setup.s3.head_object(Bucket=obj.bucket, Key=obj.key).get("Restore"))
+        if head_status is not None and not head_status.ongoing and head_status.expiry and head_status.expiry >= now + timedelta(days=days):
+            store.set_object_state(object_id, state="RESTORED", tier=tier, days=days, requested_at=now, restored_at=now,
+                                   expires_at=head_status.expiry, verified=None)
+            store.update(ids, status="IN_PROGRESS", run_id=run_id, add_message="already restored in S3 with enough days left")
+            report.already += 1
+            return
+        if head_status is None or not head_status.ongoing:
+            try:
+                setup.s3.restore_object(Bucket=obj.bucket, Key=obj.key,
+                                        RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": tier}})
+                report.started += 1
+                report.tiers[tier] = report.tiers.get(tier, 0) + 1
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "RestoreAlreadyInProgress":
+                    raise
+                report.already += 1
+        else:
+            report.already += 1
+    except (ClientError, BotoCoreError, events.EventParseError) as exc:
+        reason = f"restore of {obj.url} could not be started: {exc}"
+        store.update(ids, status="FAILED", run_id=run_id, add_message=reason)
+        report.failed.extend((r["selector"], reason) for r in rows)
+        return
+    store.set_object_state(object_id, state="REQUESTED", tier=tier, days=days, requested_at=now, restored_at=None,
+                           expires_at=None, next_poll_at=now + next_poll_delay(0), poll_attempts=0, verified=None, verify_message=None,
+                           requested_by=run_id)
+    store.update(ids, status="IN_PROGRESS", run_id=run_id)
+    _check_once(setup, obj, now)
 
 
 def _check_once(setup: RestoreSetup, obj: Any, now: datetime) -> None:
@@ -262,207 +299,23 @@ def poll(setup: RestoreSetup, *, limit: int = 100, now: datetime | None = None) 
     return checked, completed
 
 
-def _verify_restored(setup: RestoreSetup, obj: Any) -> tuple[bool, str]:
-    """Stream the restored object once and compare its SHA-256 with the catalog."""
-    try:
-        body = setup.s3.get_object(Bucket=obj.bucket, Key=obj.key)["Body"]
-        digest, size = hashlib.sha256(), 0
-        for chunk in body.iter_chunks(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    except (ClientError, BotoCoreError) as exc:
-        return False, f"restored object could not be read: {exc}"
-    if digest.hexdigest() != obj.sha256 or size != obj.size:
-        return False, f"restored bytes differ from the catalog: sha256 {digest.hexdigest()} ({size} bytes), archived {obj.sha256} ({obj.size} bytes)"
-    return True, "restored bytes match the catalog (sha256)"
-
-
-def deliver(setup: RestoreSetup, tenant: str, run_id: str) -> RestoreReport:
-    """Verify each restored object, then hand out links and tell requesters; expire what has lapsed."""
-    store, report, now = setup.store, RestoreReport(tenant), utcnow()
-    waiting: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for row in store.rows(tenant=tenant, statuses=["IN_PROGRESS"]):
-        waiting[row["object_id"]].append(row)
-    ready_rows: list[tuple[dict[str, Any], Any]] = []
-    for object_id, rows in waiting.items():
-        state = store.object_state(object_id)
-        ids = [r["id"] for r in rows]
-        if state is None or state["state"] == "REQUESTED":
-            continue
-        if state["state"] in ("FAILED", "EXPIRED"):
-            store.update(ids, status="FAILED", run_id=run_id, add_message=state.get("verify_message") or f"restore {state['state'].lower()}")
-            report.failed.extend((r["selector"], "restore failed") for r in rows)
-            continue
-        obj = store.get_object(object_id)
-        members = [r for r in rows if r.get("member")]
-        if members:
-            _deliver_members(setup, obj, state, members, run_id, now, report, ready_rows)
-            rows = [r for r in rows if not r.get("member")]
-            ids = [r["id"] for r in rows]
-            if not rows:
-                continue
-        if state["verified"] is None:
-            ok, message = _verify_restored(setup, obj)
-            store.set_object_state(object_id, verified=ok, verify_message=message)
-            state["verified"], state["verify_message"] = ok, message
-            report.verified += 1
-        if not state["verified"]:
-            report.mismatched.append((obj.url, state["verify_message"]))
-            left = _fall_back(setup, rows, obj, state["verify_message"], run_id)
-            store.update([r["id"] for r in left], status="FAILED", run_id=run_id, add_message=state["verify_message"])
-            continue
-        seconds = link_lifetime(now, state["expires_at"], setup.max_link_seconds)
-        if seconds <= 0:
-            store.update(ids, status="EXPIRED", run_id=run_id, add_message="the restored copy expired before it could be delivered")
-            continue
-        url = setup.s3.generate_presigned_url("get_object", Params={"Bucket": obj.bucket, "Key": obj.key}, ExpiresIn=seconds)
-        expires_at = now + timedelta(seconds=seconds)
-        store.update(ids, status="READY", run_id=run_id, ready_at=now, expires_at=expires_at, download_url=url)
-        for r in rows:
-            ready_rows.append(({**r, "download_url": url, "expires_at": expires_at}, obj))
-        report.ready += len(rows)
-    report.notified = _notify(setup, ready_rows)
-    report.expired = expire_links(setup, tenant, now)
-    return report
-
-
-def copy_key(package_key: str, restore_id: str, member_name: str) -> str:
-    """Where delivery copies a restored package member for its link: ``<tenant prefix>/restored/<restore id>/<member>``."""
-    return f"{package_key.rsplit('/packages/', 1)[0]}/{RESTORED_DIR}/{restore_id}/{member_name}"
-
-
-def expire_links(setup: RestoreSetup, tenant: str, now: datetime | None = None) -> int:
-    """READY rows whose link has lapsed become EXPIRED and lose their link; returns how many."""
-    return _expire_links(setup, tenant, now or utcnow())[0]
-
-
-def _expire_links(setup: RestoreSetup, tenant: str, now: datetime) -> tuple[int, int, int]:
-    """Lapsed links retired and the STANDARD copies behind them deleted: (rows expired, copies deleted, copies not deleted).
-
-    A row whose copy cannot be deleted stays READY (its link has lapsed anyway), so the next run tries again;
-    the lifecycle backstop (``core.lifecycle.restored_copies_rule``) removes it if every try fails.
-    """
-    store = setup.store
-    expired = deleted = failed = 0
-    for row in store.rows(tenant=tenant, statuses=["READY"]):
-        if not row["expires_at"] or row["expires_at"] > now:
-            continue
-        message = "the download link and restored copy have expired"
-        if row.get("member"):
-            obj = store.get_object(row["object_id"])
-            key = copy_key(obj.key, row["restore_id"], row["member"]["name"])
-            try:
-                setup.s3.delete_object(Bucket=obj.bucket, Key=key)
-            except (ClientError, BotoCoreError) as exc:
-                log.warning("restore %s: restored copy s3://%s/%s not deleted, tried again next run: %s",
-                            row["restore_id"], obj.bucket, key, exc)
-                failed += 1
-                continue
-            deleted += 1
-            message = f"the download link expired and the restored copy s3://{obj.bucket}/{key} was deleted"
-        store.update([row["id"]], status="EXPIRED", download_url=None, add_message=message)
-        expired += 1
-    return expired, deleted, failed
-
-
-def expiry_due(store: RestoreStore, tenant: str, now: datetime) -> bool:
-    """Whether the tenant has a link or a restored copy past its expiry (restore_expiry_schedule runs only those)."""
-    return (any(r["expires_at"] and r["expires_at"] <= now for r in store.rows(tenant=tenant, statuses=["READY"]))
-            or any(e is not None and e <= now for _, e in store.restored_copies(tenant)))
-
-
-def expire(setup: RestoreSetup, tenant: str, now: datetime | None = None) -> dict[str, int]:
-    """What restore_expiry_schedule does: lapsed links retired (the STANDARD copies of package members behind them deleted),
-    and restored copies past their expiry marked EXPIRED (so a later request for the object asks S3 again instead of
-    trusting a copy that is gone)."""
-    store, now = setup.store, now or utcnow()
-    links, deleted, failed = _expire_links(setup, tenant, now)
-    copies = [oid for oid, expires_at in store.restored_copies(tenant) if expires_at is not None and expires_at <= now]
-    for object_id in copies:
-        store.set_object_state(object_id, state="EXPIRED")
-    return {"links_expired": links, "copies_expired": len(copies), "member_copies_deleted": deleted,
-            "member_copies_not_deleted": failed, "still_ready": len(store.rows(tenant=tenant, statuses=["READY"]))}
-
-
-def _deliver_members(setup: RestoreSetup, obj: Any, state: dict[str, Any], rows: list[dict[str, Any]], run_id: str, now: datetime,
-                     report: RestoreReport, ready_rows: list[tuple[dict[str, Any], Any]]) -> None:
-    """Extract asked members of a restored package with ranged GETs, verify each, and hand out a link to a copy of it.
-
-    A pre-signed URL cannot carry a Range, so each verified member is copied (STANDARD) under
-    ``restored/<restore id>/`` beside the tenant's archive; the link points at that copy.
-    """
-    store = setup.store
-    seconds = link_lifetime(now, state["expires_at"], setup.max_link_seconds)
-    for row in rows:
-        member = row["member"]
-        end = member["offset"] + member["length"] - 1
-        try:
-            data = setup.s3.get_object(Bucket=obj.bucket, Key=obj.key, Range=f"bytes={member['offset']}-{end}")["Body"].read() \
-                if member["length"] else b""
-        except (ClientError, BotoCoreError) as exc:
-            store.update([row["id"]], status="FAILED", run_id=run_id, add_message=f"member could not be read from the restored package: {exc}")
-            report.failed.append((row["selector"], str(exc)))
-            continue
-        actual = hashlib.sha256(data).hexdigest()
-        report.verified += 1
-        if actual != member["sha256"] or len(data) != member["length"]:
-            message = f"restored bytes differ from the catalog: member {member['name']} hashes to {actual}, archived {member['sha256']}"
-            store.set_object_state(obj.id, verified=False, verify_message=message)
-            report.mismatched.append((packaging.member_url(obj.bucket, obj.key, member["name"]), message))
-            if _fall_back(setup, [row], obj, message, run_id, member=member["name"]):
-                store.update([row["id"]], status="FAILED", run_id=run_id, add_message=message)
-            continue
-        store.set_object_state(obj.id, verified=True, verify_message="restored members match the catalog (sha256)")
-        if seconds <= 0:  # checked before copying: a copy nobody can be sent a link to would only cost money
-            store.update([row["id"]], status="EXPIRED", run_id=run_id, add_message="the restored copy expired before it could be delivered")
-            continue
-        key = copy_key(obj.key, row["restore_id"], member["name"])
-        setup.s3.put_object(Bucket=obj.bucket, Key=key, Body=data, StorageClass="STANDARD", ChecksumAlgorithm="SHA256",
-                            ChecksumSHA256=checksums.b64(bytes.fromhex(actual)), Tagging=RESTORED_COPY_TAGGING)
-        url = setup.s3.generate_presigned_url("get_object", Params={"Bucket": obj.bucket, "Key": key}, ExpiresIn=seconds)
-        expires_at = now + timedelta(seconds=seconds)
-        store.update([row["id"]], status="READY", run_id=run_id, ready_at=now, expires_at=expires_at, download_url=url)
-        ready_rows.append(({**row, "download_url": url, "expires_at": expires_at}, obj))
-        report.ready += 1
-
-
-def _notify(setup: RestoreSetup, ready_rows: list[tuple[dict[str, Any], Any]]) -> int:
-    by_request: dict[tuple[str, str], list[tuple[dict[str, Any], Any]]] = defaultdict(list)
-    for row, obj in ready_rows:
-        by_request[(row["restore_id"], row["requester"])].append((row, obj))
-    sent = 0
-    for (restore_id, requester), items in by_request.items():
-        if setup.send_email is None:
-            log.info("restore %s ready; no SMTP server configured, so %s is not emailed (see `report --restores`)", restore_id, requester)
-            continue
-        if requester.endswith(".invalid"):  # RFC 2606: never deliverable (restoration requests over AMQP are answered there)
-            continue
-        files = [{"name": obj.url, "url": row["download_url"], "expires_at": row["expires_at"],
-                  "estimated_cost_usd": row["estimated_cost_usd"]} for row, obj in items]
-        message = notify.ready_message(sender=setup.sender, to=requester, restore_id=restore_id, tenant=items[0][0]["tenant"],
-                                       files=files, note=items[0][0]["note"])
-        try:
-            setup.send_email(message)
-        except OSError as exc:  # smtplib errors are OSErrors; the link stays in the catalog, retried next time
-            log.warning("restore %s: could not email %s: %s", restore_id, requester, exc)
-            continue
-        setup.store.update([row["id"] for row, _ in items], notified_at=utcnow())
-        log.info("restore %s: notified %s", restore_id, requester)
-        sent += 1
-    return sent
-
-
 def report_rows(setup: RestoreSetup, tenant: str | None = None) -> list[dict[str, Any]]:
-    """``glacier-pipelines report --restores``: one object per file."""
+    """``glacier-pipelines report --restores``: one object per file, naming the run that asked S3 for the object's restore
+    (``restoreRequestedByRun``) and the run that last moved the file on (``doneByRun``: started, delivered or failed it)."""
     store = setup.store
     out = []
+    states: dict[int, dict[str, Any] | None] = {}
     for r in store.rows(tenant=tenant):
         obj = store.get_object(r["object_id"]) if r["object_id"] else None
+        if obj is not None and obj.id not in states:
+            states[obj.id] = store.object_state(obj.id)
+        state = states.get(obj.id) if obj is not None else None
         out.append({
             "restoreId": r["restore_id"], "tenant": r["tenant"], "requestId": r["request_id"],
             "storedFileUrl": _stored_url(obj, r.get("member")), "tier": r["tier"], "days": r["days"], "requester": r["requester"],
             "status": r["status"], "messages": r["messages"], "downloadUrl": r["download_url"] if r["status"] == "READY" else None,
             "expiresAt": r["expires_at"].isoformat() if r["expires_at"] else None, "estimatedCostUsd": r["estimated_cost_usd"],
+            "restoreRequestedByRun": (state or {}).get("requested_by"), "doneByRun": r["run_id"],
         })
     return out
 
@@ -470,3 +323,16 @@ def report_rows(setup: RestoreSetup, tenant: str | None = None) -> list[dict[str
 def safe_url(url: str | None) -> str | None:
     """A link as it may appear in logs or metadata: without its signature."""
     return redact_url(url) if url else None
+
+
+_DELIVERY = ("copy_key", "deliver", "expire", "expire_links", "expiry_due")
+
+
+def __getattr__(name: str) -> Any:
+    """Delivery (verify, links, member copies, notices) and expiry live in restore_delivery.py, which builds on this module:
+    found here on first use."""
+    if name in _DELIVERY:
+        from glacier_pipelines.flows import restore_delivery
+
+        return getattr(restore_delivery, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -510,7 +510,7 @@ def test_the_daily_quota_paces_retrievals_in_creation_order(vault_env, emulator)
 
 
 def test_jobs_per_run_limit_and_archives_too_big_for_s3(vault_env, emulator, monkeypatch):
-    monkeypatch.setattr(flow, "S3_MAX_OBJECT_BYTES", 2 * MiB)  # stands for S3's 5 TiB: no 5 TiB archive in a test
+    monkeypatch.setattr("glacier_pipelines.flows.vault.retrievals.S3_MAX_OBJECT_BYTES", 2 * MiB)  # stands for S3's 5 TiB: no 5 TiB archive in a test
     big = emulator.add_archive(VAULT, payload(3 * MiB, 9), "huge.bin", "2019-01-01T00:00:00.000Z")
     small = [emulator.add_archive(VAULT, payload(1000, n), f"s{n}.bin", f"2020-01-0{n + 1}T00:00:00.000Z") for n in range(3)]
     setup = make_setup(vault_env, emulator, max_jobs=2)

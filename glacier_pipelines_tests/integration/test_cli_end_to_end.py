@@ -115,7 +115,7 @@ def test_cli_round_trip(tmp_path, endpoint, catalog, request):
     restores = json.loads(_cli(env, "report", "--restores", "--json").stdout)
     assert len(restores) == 3
     fields = {"restoreId", "tenant", "requestId", "storedFileUrl", "tier", "days", "requester", "status", "messages", "downloadUrl",
-              "expiresAt", "estimatedCostUsd"}
+              "expiresAt", "estimatedCostUsd", "restoreRequestedByRun", "doneByRun"}  # which run started and delivered it (#21)
     assert all(set(r) == fields for r in restores)
     ready = [r for r in restores if r["status"] == "READY"]
     assert {r["requestId"] for r in ready} == {"png", "big"} and all(r["downloadUrl"] and r["estimatedCostUsd"] > 0 for r in ready)

@@ -5,14 +5,17 @@ import dagster as dg
 from glacier_pipelines.defs.archive.common import OWNERS
 from glacier_pipelines.flows.rebuild import rebuild
 from glacier_pipelines.resources.archive import ArchiveStoreResource, CatalogResource
+from glacier_pipelines.resources.vault import VaultResource
 
 
 @dg.asset(group_name="operations", owners=OWNERS, kinds={"s3", "sql"}, tags={"domain": "operations"})
-def catalog_rebuild(context: dg.AssetExecutionContext, catalog: CatalogResource, archive_store: ArchiveStoreResource) -> dg.MaterializeResult:
-    """The catalog rebuilt from the bucket: package manifests, object metadata, the request ledger and S3's restore states.
+def catalog_rebuild(context: dg.AssetExecutionContext, catalog: CatalogResource, archive_store: ArchiveStoreResource,
+                    vault: VaultResource) -> dg.MaterializeResult:
+    """The catalog rebuilt from the bucket: package manifests, object metadata, the request ledger (requests and moves), the
+    vault ledger (vault copies) and S3's restore states.
 
     Run by hand (no schedule), like `glacier-pipelines catalog rebuild`; rows that exist are left as they are.
     """
-    counts = rebuild(catalog.get(), archive_store.client(), archive_store.bucket, archive_store.key_prefix)
+    counts = rebuild(catalog.get(), archive_store.client(), archive_store.bucket, archive_store.key_prefix, vault_prefix=vault.key_prefix)
     context.log.info(f"catalog rebuilt from s3://{archive_store.bucket}/{archive_store.key_prefix}: {counts}")
     return dg.MaterializeResult(metadata={**counts, "source": f"s3://{archive_store.bucket}/{archive_store.key_prefix}"})

@@ -23,6 +23,18 @@ class VaultInventoryConfig(dg.Config):
     refresh: bool = False  # take a new inventory even though one is loaded (known archives keep their status)
 
 
+def _setup(context, vault: VaultResource, catalog: CatalogResource, archive_store: ArchiveStoreResource) -> flow.VaultSetup:
+    """The vault setup of a step: an archive another Dagster run claimed is taken over once that run is over."""
+    setup = vault.setup(catalog, archive_store)
+
+    def run_over(run_id: str) -> bool:
+        run = context.instance.get_run_by_id(run_id)
+        return run is not None and run.is_finished  # an unknown run (another process's) is left to its claim's timeout
+
+    setup.run_finished = run_over
+    return setup
+
+
 def _pairs_table(pairs: list[tuple[str, str]], head: str, empty: str, limit: int = 100) -> dg.MetadataValue:
     if not pairs:
         return dg.MetadataValue.md(empty)
@@ -46,12 +58,13 @@ def vault_inventory(context: dg.AssetExecutionContext, config: VaultInventoryCon
     Does not wait for Glacier: while the job runs this records it and reports "waiting";
     vault_jobs_sensor requests the next run once the output is ready.
     """
-    setup = vault.setup(catalog, archive_store)
+    setup = _setup(context, vault, catalog, archive_store)
     name = context.partition_key
     result = flow.take_inventory(setup, name, refresh=config.refresh, run_id=_root_run_id(context))
     context.log.info(result.message)
+    ledgered = flow.ledger.record(setup, name)
     metadata: dict = {"vault": name, "status": result.state, "job_id": result.job_id or "", "message": result.message,
-                      "inventory_format": setup.inventory_format}
+                      "inventory_format": setup.inventory_format, "ledger_archives_written": ledgered}
     if result.state == "loaded":
         reasons = {r: int(result.reasons.get(r, 0)) for r in vault_names.REASONS}
         metadata.update({
@@ -88,9 +101,10 @@ def archive_retrievals(context: dg.AssetExecutionContext, vault: VaultResource, 
     Outputs about to expire before their archive was copied are requested again; archives S3
     cannot hold as one object (over 5 TiB) are SKIPPED with the reason.
     """
-    setup = vault.setup(catalog, archive_store)
+    setup = _setup(context, vault, catalog, archive_store)
     name = context.partition_key
     report = flow.request_retrievals(setup, name, run_id=_root_run_id(context))
+    ledgered = flow.ledger.record(setup, name)
     totals = setup.store.status_totals(name)
     pacing = "daily quota reached" if report.quota_limited else "job limit per run reached" if report.rate_limited else (
         report.stopped or "not limited")
@@ -110,6 +124,8 @@ def archive_retrievals(context: dg.AssetExecutionContext, vault: VaultResource, 
         "pacing": pacing,
         "skipped": len(report.skipped),
         "already_in_s3": len(report.already_present),
+        "left_to_other_runs": len(report.left_to_others),
+        "ledger_archives_written": ledgered,
         "empty_archives": len(report.empty),
         "failed": len(report.failed),
         "waiting_for_jobs": totals[flow.v.REQUESTED][0],
@@ -138,9 +154,10 @@ def archive_transfers(context: dg.AssetExecutionContext, vault: VaultResource, c
     interrupted by an S3 or network error keeps its upload for the next run, and this
     materialization fails so the retry policy resumes it.
     """
-    setup = vault.setup(catalog, archive_store)
+    setup = _setup(context, vault, catalog, archive_store)
     name = context.partition_key
     report = flow.transfer_archives(setup, name, run_id=_root_run_id(context))
+    ledgered = flow.ledger.record(setup, name)
     totals = setup.store.status_totals(name)
     v = flow.v
     staged = (totals[v.STAGED][0] + totals[v.TRANSFERRING][0], totals[v.STAGED][1] + totals[v.TRANSFERRING][1])
@@ -170,6 +187,9 @@ def archive_transfers(context: dg.AssetExecutionContext, vault: VaultResource, c
         **{f"{group}_archives": n for group, (n, _) in groups.items()},
         **{f"{group}_bytes": b for group, (_, b) in groups.items()},
         "parts_uploaded": report.parts_uploaded,
+        "copied_by_other_runs": len(report.by_other_runs),
+        "left_to_other_runs": len(report.left_to_others),
+        "ledger_archives_written": ledgered,
         "interrupted": len(report.interrupted),
         "requeued_expired_jobs": len(report.requeued),
         "seconds": round(report.seconds, 3),
@@ -199,9 +219,10 @@ def transfer_integrity(context: dg.AssetCheckExecutionContext, vault: VaultResou
                        archive_store: ArchiveStoreResource) -> dg.AssetCheckResult:
     """Each archive this run copied is what S3 holds: size, SHA-256 checksum (HEAD with ChecksumMode ENABLED) and tree hash
     match the inventory and the copy; a mismatching archive is FAILED in the catalog and named here."""
-    setup = vault.setup(catalog, archive_store)
+    setup = _setup(context, vault, catalog, archive_store)
     name = context.run.tags.get("dagster/partition") or ""
     faults = flow.verify_transfers(setup, name, run_id=_root_run_id(context))
+    flow.ledger.record(setup, name)  # archives found mismatching are FAILED in the ledger too
     return dg.AssetCheckResult(passed=not faults, metadata={
         "vault": name, "failed_archives": len(faults),
         "failures": _pairs_table([(f"{a} {k}", why) for a, k, why in faults], "| archive | fault |", "No mismatch."),
