@@ -279,19 +279,36 @@ class WorkerRequestStore:
             return dict(conn.execute(sa.select(t.object_checksums.c.algorithm, t.object_checksums.c.checksum)
                                      .where(t.object_checksums.c.object_id == object_id)).all())
 
+    def early_deletion_charges(self, tenant: str | None = None) -> list[tuple[str, str, int, int, float]]:
+        """(tenant, storage class, objects, bytes, USD) of bytes deleted before their class's minimum duration: by deletion
+        requests, the trash's purge and compaction (the old package); for the cost report."""
+        d = deletions
+        q = (sa.select(d.c.tenant, d.c.storage_class, sa.func.count(), sa.func.sum(d.c.size), sa.func.sum(d.c.early_deletion_charge_usd))
+             .where(d.c.what == "OBJECT", d.c.early_deletion_charge_usd > 0).group_by(d.c.tenant, d.c.storage_class)
+             .order_by(d.c.tenant, d.c.storage_class))
+        if tenant is not None:
+            q = q.where(d.c.tenant == tenant)
+        with self.engine.connect() as conn:
+            return [(n, c or "", int(k), int(b or 0), float(u or 0.0)) for n, c, k, b, u in conn.execute(q)]
+
     # ---- deletion: recording it ----------------------------------------------------------
-    def record_deletion(self, pk: int, *, tenant: str, deletion_request_id: str, targets: Sequence[dict[str, Any]],
-                        removed: Sequence[dict[str, Any]], response: tuple[str, list[str], dict[str, Any] | None]) -> bool:
+    def record_deletion(self, pk: int | None, *, tenant: str, deletion_request_id: str, targets: Sequence[dict[str, Any]],
+                        removed: Sequence[dict[str, Any]], response: tuple[str, list[str], dict[str, Any] | None] | None = None,
+                        trash_state: str = DELETED) -> bool:
         """In one transaction: the target storage requests become DELETED, removed objects leave the catalog, the answer is queued.
 
-        ``targets``: {pk, request_id, url}; ``removed``: {object (StoredObject), checksums, charge, urls}.
+        ``targets``: {pk, request_id, url}; ``removed``: {object (StoredObject), checksums, charge, urls}. ``pk`` None: a
+        deletion no worker request asked for (the trash's purge), answered to nobody. Trash rows of the targets close with
+        ``trash_state`` (DELETED, or PURGED when the grace period ran out).
         """
+        from glacier_pipelines.catalog.trash import TrashStore
+
         now = _now()
 
         def tx() -> bool:
             with self.engine.begin() as conn:
                 w = worker_requests
-                if conn.execute(sa.select(w.c.status).where(w.c.id == pk)).scalar() not in OPEN:
+                if pk is not None and conn.execute(sa.select(w.c.status).where(w.c.id == pk)).scalar() not in OPEN:
                     return False
                 for target in targets:
                     r = t.requests
@@ -308,6 +325,11 @@ class WorkerRequestStore:
                             storage_class=obj.storage_class, size=obj.size, sha256=obj.sha256, checksums=item["checksums"],
                             stored_at=item.get("stored_at"), deleted_at=now, early_deletion_charge_usd=item.get("charge")))
                     self._forget_object(conn, obj.id, deletion_request_id)
+                TrashStore(self.catalog).close(conn, [target["pk"] for target in targets], trash_state,
+                                               f"deleted by {deletion_request_id}")
+                if pk is None:
+                    return True
+                assert response is not None
                 return self._set_status(conn, pk, response[0], messages=response[1], response=response)
 
         return self.catalog._with_retry(tx)

@@ -34,10 +34,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator, model_validator
 
 from glacier_pipelines.core import keys
-from glacier_pipelines.core.restores import TIERS
+from glacier_pipelines.core.constants import TIERS
 
 ENV_VAR = "GLACIER_TENANTS_CONFIG"
-STORAGE_CLASSES = ("DEEP_ARCHIVE", "GLACIER", "GLACIER_IR", "STANDARD")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SECRET_LIKE = re.compile(r"secret|password|token|access_key|credential", re.IGNORECASE)
@@ -103,14 +102,55 @@ class TenantsConfig:
     defaults: TenantSettings
     tenants: dict[str, TenantSettings] = field(default_factory=dict)
     source: str | None = None  # the file, when there is one
+    # GLACIER_PACKAGE_TENANT_THRESHOLDS: used where the file sets no threshold for the tenant (nor in [defaults]).
+    env_thresholds: dict[str, int] = field(default_factory=dict)
+    # Which fields the file itself sets: "defaults" and each tenant name -> field names (for origin()).
+    set_in_file: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def for_tenant(self, tenant: str) -> TenantSettings:
         keys.validate_tenant(tenant)
-        return self.tenants.get(tenant, self.defaults)
+        settings = self.tenants.get(tenant, self.defaults)
+        in_file = any("small_file_threshold_bytes" in self.set_in_file.get(where, ()) for where in (tenant, "defaults"))
+        if tenant in self.env_thresholds and not in_file:
+            settings = settings.model_copy(update={"small_file_threshold_bytes": self.env_thresholds[tenant]})
+        return settings
+
+    def origin(self, tenant: str, name: str) -> str:
+        """Where a tenant's setting comes from, in the words an operator fixes it with: the file's table and field, or the variable."""
+        if name in self.set_in_file.get(tenant, ()):
+            return f"{ENV_VAR} {self.source} [tenants.{tenant}] {name}"
+        if name in self.set_in_file.get("defaults", ()):
+            return f"{ENV_VAR} {self.source} [defaults] {name}"
+        if name == "small_file_threshold_bytes" and tenant in self.env_thresholds:
+            return "GLACIER_PACKAGE_TENANT_THRESHOLDS"
+        return ENV_FALLBACK.get(name, f"the default {name}")
+
+    def placement(self, tenant: str) -> tuple[str, str, str]:
+        """(bucket, tenant prefix with its trailing slash, storage class): where the tenant's new bytes go, and the only
+        place deduplication may point its requests at."""
+        s = self.for_tenant(tenant)
+        return s.bucket, keys.tenant_prefix(s.key_prefix, tenant), s.storage_class
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(sorted(self.tenants))
+
+
+ENV_FALLBACK = {"bucket": "GLACIER_BUCKET", "key_prefix": "GLACIER_KEY_PREFIX", "storage_class": "GLACIER_STORAGE_CLASS", "sse": "GLACIER_SSE",
+                "sse_kms_key_id": "GLACIER_SSE_KMS_KEY_ID", "small_file_threshold_bytes": "GLACIER_PACKAGE_THRESHOLD_BYTES",
+                "compact_deleted_share": "GLACIER_COMPACT_DELETED_SHARE"}
+
+
+def env_thresholds(environ: Mapping[str, str] | None = None) -> dict[str, int]:
+    """GLACIER_PACKAGE_TENANT_THRESHOLDS (``lab=65536,museum=2097152``) as a dict; a malformed pair is refused."""
+    e = os.environ if environ is None else environ
+    out: dict[str, int] = {}
+    for item in filter(None, (x.strip() for x in e.get("GLACIER_PACKAGE_TENANT_THRESHOLDS", "").split(","))):
+        tenant, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise TenantsConfigError(f"GLACIER_PACKAGE_TENANT_THRESHOLDS: {item!r} is not tenant=bytes")
+        out[tenant.strip()] = int(value)
+    return out
 
 
 def defaults_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -121,11 +161,22 @@ def defaults_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any
                       ("GLACIER_SSE", "sse"), ("GLACIER_SSE_KMS_KEY_ID", "sse_kms_key_id")):
         if e.get(name, "").strip():
             out[key] = e[name].strip()
+    if "sse" in out:  # spelled as settings.py accepts it (aes256, AWS:KMS)
+        out["sse"] = {"aes256": "AES256", "aws:kms": "aws:kms"}.get(out["sse"].lower(), out["sse"])
+    if "storage_class" in out:
+        out["storage_class"] = out["storage_class"].upper()
+    if out.get("sse", "").lower() != "aws:kms":
+        out.pop("sse_kms_key_id", None)  # a key id without SSE-KMS is not used (as GLACIER_SSE_KMS_KEY_ID alone is ignored)
     if e.get("GLACIER_PACKAGE_THRESHOLD_BYTES", "").strip():
         try:
             out["small_file_threshold_bytes"] = int(e["GLACIER_PACKAGE_THRESHOLD_BYTES"])
         except ValueError:
             raise TenantsConfigError("GLACIER_PACKAGE_THRESHOLD_BYTES: must be a whole number of bytes") from None
+    if e.get("GLACIER_COMPACT_DELETED_SHARE", "").strip():
+        try:
+            out["compact_deleted_share"] = float(e["GLACIER_COMPACT_DELETED_SHARE"])
+        except ValueError:
+            raise TenantsConfigError("GLACIER_COMPACT_DELETED_SHARE: must be a number above 0 and at most 1") from None
     out.setdefault("bucket", "glacier-archive")
     return out
 
@@ -138,6 +189,16 @@ def _problems(exc: ValidationError, where: str) -> list[str]:
         if err.get("type") == "extra_forbidden":
             msg = "credentials do not belong in this file (use the AWS credential chain)" if _SECRET_LIKE.search(loc) else "unknown field"
         out.append(f"{where}{'.' + loc if loc else ''}: {msg}")
+    return out
+
+
+def _layered(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Later layers over earlier ones; a layer that sets ``sse`` without a key id does not inherit one (SSE-S3 has none)."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        if "sse" in layer and "sse_kms_key_id" not in layer:
+            out.pop("sse_kms_key_id", None)
+        out.update(layer)
     return out
 
 
@@ -157,7 +218,7 @@ def parse_tenants_config(data: Mapping[str, Any], *, environ: Mapping[str, str] 
         raw_tenants = {}
     defaults = None
     try:
-        defaults = TenantSettings.model_validate({**base, **raw_defaults})
+        defaults = TenantSettings.model_validate(_layered(base, raw_defaults))
     except ValidationError as exc:
         problems += _problems(exc, f"{source}: [defaults]")
     tenants: dict[str, TenantSettings] = {}
@@ -172,12 +233,14 @@ def parse_tenants_config(data: Mapping[str, Any], *, environ: Mapping[str, str] 
             problems.append(f"{where}: must be a table")
             continue
         try:
-            tenants[name] = TenantSettings.model_validate({**base, **dict(raw_defaults), **dict(table)})
+            tenants[name] = TenantSettings.model_validate(_layered(base, raw_defaults, table))
         except ValidationError as exc:
             problems += _problems(exc, where)
     if problems or defaults is None:
         raise TenantsConfigError("; ".join(problems) or f"{source}: invalid")
-    return TenantsConfig(defaults=defaults, tenants=tenants, source=source)
+    set_in_file = {"defaults": frozenset(raw_defaults)} | {name: frozenset(table) for name, table in raw_tenants.items()
+                                                          if isinstance(table, Mapping)}
+    return TenantsConfig(defaults=defaults, tenants=tenants, source=source, env_thresholds=env_thresholds(environ), set_in_file=set_in_file)
 
 
 def load_tenants_config(path: str | Path | None = None, *, environ: Mapping[str, str] | None = None) -> TenantsConfig:
@@ -185,7 +248,11 @@ def load_tenants_config(path: str | Path | None = None, *, environ: Mapping[str,
     e = os.environ if environ is None else environ
     path = path if path is not None else (e.get(ENV_VAR, "").strip() or None)
     if path is None:
-        return TenantsConfig(defaults=TenantSettings.model_validate(defaults_from_env(e)))
+        try:
+            defaults = TenantSettings.model_validate(defaults_from_env(e))
+        except ValidationError as exc:
+            raise TenantsConfigError("; ".join(_problems(exc, "the GLACIER_* variables"))) from None
+        return TenantsConfig(defaults=defaults, env_thresholds=env_thresholds(e))
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))

@@ -7,7 +7,7 @@ the others: it ends ``ERROR`` with a message, and its response is queued.
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import logging
 import threading
 import time
@@ -24,9 +24,20 @@ from botocore.exceptions import BotoCoreError, ClientError
 from glacier_pipelines.catalog import Catalog, RequestRow, StoredObject
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.packages import PackageStore
-from glacier_pipelines.core import checksums, faults, images, keys, ledger, packaging, responses, staging, transfer
+from glacier_pipelines.core import checksums, faults, images, keys, packaging, responses, staging, transfer
+from glacier_pipelines.core.tenants import TenantsConfig
 from glacier_pipelines.core.sources import SourceError, SourcePolicy, open_source
 from glacier_pipelines.flows import locations
+from glacier_pipelines.flows.checks import (  # noqa: F401  (the check steps and the ledger, here for their callers)
+    CheckReport,
+    check_batch,
+    check_objects,
+    check_waiting,
+    ledger_entry,
+    raise_if_unreachable,
+    write_ledger,
+)
+from glacier_pipelines.flows.placement import check_tenant_bucket, locate
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
@@ -50,11 +61,42 @@ class ArchiveSetup:
     stale_upload_age: timedelta = timedelta(hours=24)
     packaging: Any = None  # a PackagingPolicy; None packages nothing
     staging_url: str | None = None  # GLACIER_STAGING_URL: s3://bucket/prefix, so that any worker reads what another staged
+    # GLACIER_TENANTS_CONFIG: each tenant's bucket, prefix, class, SSE and small-file threshold (None: the fields above for all)
+    tenants: TenantsConfig | None = None
+    scoped_to: str | None = None  # the tenant whose settings upload, key_prefix and packaging hold (for_tenant)
 
     @property
     def staging_area(self) -> staging.StagingArea:
         """Where verified small files wait: the local staging_dir (embedded default) or GLACIER_STAGING_URL."""
         return staging.StagingArea.from_setting(self.staging_url, self.staging_dir)
+
+    def for_tenant(self, tenant: str) -> "ArchiveSetup":
+        """This setup with the tenant's own bucket, key prefix, storage class, SSE and small-file threshold.
+
+        Every step that writes a tenant's bytes (objects, packages, manifests, ledger lines) or looks
+        for content to deduplicate onto works on the scoped setup; readers of stored bytes use the
+        bucket the catalog recorded for each object instead.
+        """
+        if self.tenants is None or self.tenants.source is None or self.scoped_to == tenant:
+            return self  # no tenants file: this setup's own fields are every tenant's settings
+        s = self.tenants.for_tenant(tenant)
+        upload = dataclasses.replace(self.upload, bucket=s.bucket, storage_class=s.storage_class, sse=s.sse,
+                                     kms_key_id=s.sse_kms_key_id if s.sse == "aws:kms" else None)
+        policy = self.packaging
+        if policy is not None:
+            policy = dataclasses.replace(policy, tenant_thresholds=((tenant, s.small_file_threshold_bytes),))
+        return dataclasses.replace(self, upload=upload, key_prefix=s.key_prefix, packaging=policy, scoped_to=tenant)
+
+    def placement(self, tenant: str) -> tuple[str, str, str]:
+        """(bucket, tenant prefix, storage class) where the tenant stores now: the only place deduplication may point at."""
+        scoped = self.for_tenant(tenant)
+        return scoped.upload.bucket, keys.tenant_prefix(scoped.key_prefix, tenant), scoped.upload.storage_class
+
+    def setting(self, tenant: str, name: str) -> str:
+        """The setting an operator fixes for this tenant's ``name`` (bucket, storage_class...): the tenants file's field or the variable."""
+        if self.tenants is None:
+            return {"bucket": "GLACIER_BUCKET", "storage_class": "GLACIER_STORAGE_CLASS"}.get(name, name)
+        return self.tenants.origin(tenant, name)
 
 
 @dataclass
@@ -81,21 +123,13 @@ class StepReport:
             getattr(self, name).extend(getattr(other, name))
 
 
-@dataclass
-class CheckReport:
-    """What a blocking check read back and how it answered the requests waiting on it."""
-
-    checked: int = 0
-    mismatches: list[tuple[str, list[str]]] = field(default_factory=list)  # (object URL, problems)
-    answered: dict[str, int] = field(default_factory=lambda: {t.SUCCESS: 0, t.ERROR: 0})
-    requests: list[tuple[str, str, str]] = field(default_factory=list)  # (request id, object URL, answer)
-    unreachable: list[tuple[str, str]] = field(default_factory=list)  # (object URL, fault): not judged, still waiting
-
-
-def hold(report: StepReport, row: RequestRow, exc: BaseException) -> faults.ArchiveFault:
+def hold(report: StepReport, row: RequestRow, exc: BaseException, setup: ArchiveSetup | None = None) -> faults.ArchiveFault:
     """A transient or configuration fault: the request keeps its place, the step stops and fails loudly."""
     kind = faults.classify(exc)
     reason = faults.describe(exc)
+    if setup is not None and faults.error_code(exc) == "NoSuchBucket":
+        bucket = setup.for_tenant(row.tenant).upload.bucket
+        reason = f"tenant {row.tenant}: bucket {bucket!r} does not exist (set by {setup.setting(row.tenant, 'bucket')}): create it or fix the setting"
     log.warning("request %s (%s) kept for a later pass: S3 %s fault: %s", row.request_id, row.tenant, kind, reason)
     report.held.append((row.request_id, reason))
     fault = faults.ArchiveFault(f"S3 {kind} fault, the batch stopped and its requests keep their place: {reason}", kind)
@@ -192,7 +226,7 @@ def _fetch_and_stage(setup: ArchiveSetup, row: RequestRow, key: str, durable: bo
 
 def verify_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) -> StepReport:
     """Fetch each claimed request once, verify its checksum, measure it and stage the bytes."""
-    return _BatchVerifier(setup, batch_id, tenant, run_id).run()
+    return _BatchVerifier(setup.for_tenant(tenant), batch_id, tenant, run_id).run()
 
 
 class _BatchVerifier:
@@ -279,7 +313,7 @@ class _BatchVerifier:
         members = [p for p in self.pending if p["stage"].get("kind") == "member"]
         known = self.setup.catalog.known_sha256s(self.tenant, {p["stage"]["sha256"] for p in members}) if members else set()
         for entry in [p for p in members if p["stage"]["sha256"] in known]:
-            found = locations.locate(self.setup.catalog, self.setup.s3, self.tenant, sha256=entry["stage"]["sha256"])
+            found = locate(self.setup, self.tenant, sha256=entry["stage"]["sha256"])
             if found is None:
                 continue
             staging.delete(self.setup.s3, entry["stage"]["path"])
@@ -296,7 +330,7 @@ class _BatchVerifier:
         report.considered += 1
         try:
             req = row.request
-            found = locations.locate(setup.catalog, setup.s3, tenant, algorithm=req.algorithm, checksum=req.checksum) \
+            found = locate(setup, tenant, algorithm=req.algorithm, checksum=req.checksum) \
                 if (req.algorithm, req.checksum.lower()) in self.maybe_stored else None
             if found is not None:
                 _link(setup, row, found, run_id)
@@ -339,7 +373,7 @@ class _BatchVerifier:
             _fail(setup, report, row, f"source {exc.url}: {exc.reason}")
         except (ClientError, BotoCoreError, transfer.StoreError) as exc:
             if _is_held(exc):
-                raise hold(report, row, exc) from exc
+                raise hold(report, row, exc, setup) from exc
             _fail(setup, report, row, f"upload to S3 failed: {exc}")
         except keys.InvalidKey as exc:
             _fail(setup, report, row, f"object key: {exc}")
@@ -359,7 +393,8 @@ def _fail(setup: ArchiveSetup, report: StepReport, row: RequestRow, reason: str)
 
 
 def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str, tidy: bool = True) -> StepReport:
-    """Complete each verified upload (or put each staged file) and record the object."""
+    """Complete each verified upload (or put each staged file) and record the object, in the tenant's bucket and class."""
+    setup = setup.for_tenant(tenant)
     report = StepReport(batch_id=batch_id, tenant=tenant)
     rows = setup.catalog.batch_requests(batch_id, [t.VERIFIED])
     originals = [r for r in rows if r.stage and r.stage["kind"] in ("file", "multipart")]
@@ -371,7 +406,7 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str, ti
         if stage["kind"] == "file":  # a staged file goes to the bucket configured now (a wrong one may have been fixed since)
             stage = dict(stage, bucket=setup.upload.bucket)
         try:
-            found = locations.locate(setup.catalog, setup.s3, tenant, sha256=stage["sha256"])
+            found = locate(setup, tenant, sha256=stage["sha256"])
             if found is not None:
                 # Announced in another algorithm than the stored copy, but the same bytes: keep one copy.
                 transfer.discard_stage(setup.s3, stage)
@@ -394,7 +429,7 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str, ti
             report.objects.append({"request": row.request_id, "url": f"s3://{stage['bucket']}/{stage['key']}", "size": row.size})
         except (ClientError, BotoCoreError, transfer.StoreError, OSError) as exc:
             if _is_held(exc):  # the staged bytes or the open upload wait, VERIFIED, for the next pass
-                raise hold(report, row, exc) from exc
+                raise hold(report, row, exc, setup) from exc
             _fail(setup, report, row, f"storing in S3 failed: {exc}")
         except Exception as exc:
             log.exception("request %s failed unexpectedly while storing", row.request_id)
@@ -402,7 +437,7 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str, ti
     for row in duplicates:
         report.considered += 1
         req = row.request
-        found = locations.locate(setup.catalog, setup.s3, tenant, algorithm=req.algorithm, checksum=req.checksum)
+        found = locate(setup, tenant, algorithm=req.algorithm, checksum=req.checksum)
         if found is None:
             _fail(setup, report, row, "identical content earlier in this batch could not be stored; resubmit")
             continue
@@ -442,83 +477,10 @@ def sweep_staging(setup: ArchiveSetup, tenant: str, now: datetime | None = None)
     return removed
 
 
-def check_batch(setup: ArchiveSetup, batch_id: str) -> tuple[int, list[tuple[str, list[str]]]]:
-    """Read back every object the batch's requests point at, and answer those of them still waiting on the check."""
-    report = check_objects(setup, [(obj, []) for obj in setup.catalog.objects_for_batch(batch_id)])
-    return report.checked, report.mismatches
-
-
-def check_waiting(setup: ArchiveSetup, tenant: str | None) -> CheckReport:
-    """checksum_integrity's work: read back each object that STORED requests of ``tenant`` wait on, then answer them."""
-    return check_objects(setup, setup.catalog.awaiting_check(tenant))
-
-
-def check_objects(setup: ArchiveSetup, objects: list[tuple[StoredObject, list[RequestRow]]]) -> CheckReport:
-    """HEAD each object with checksum mode; its waiting requests are answered SUCCESS, or ERROR with the problems.
-
-    An object S3 could not be asked about (unreachable, throttled) gets no verdict: its requests
-    keep waiting and ArchiveFault is raised once the others are answered.
-    """
-    report = CheckReport()
-    verdicts: dict[int, list[str]] = {}
-    entries: list[dict[str, Any]] = []
-    for obj, rows in objects:
-        try:
-            problems = transfer.verify_stored(setup.s3, bucket=obj.bucket, key=obj.key, s3_checksum=obj.s3_checksum, size=obj.size,
-                                              storage_class=obj.storage_class)
-        except (ClientError, BotoCoreError) as exc:
-            report.unreachable.append((obj.url, faults.describe(exc)))
-            continue
-        report.checked += 1
-        verdicts[obj.id] = problems
-        if problems:
-            report.mismatches.append((obj.url, problems))
-        report.requests += [(row.request_id, obj.url, t.ERROR if problems else t.SUCCESS) for row in rows]
-        if not problems:
-            entries += [ledger_entry(row.tenant, row.request_id, (row.stage or {}).get("content"), row.deduplicated, obj.storage_class)
-                        for row in rows]
-    write_ledger(setup, entries)  # before the answers: nothing is told SUCCESS that the bucket does not record
-    if verdicts:
-        for status, n in setup.catalog.answer_checked(verdicts, "checksum_integrity").items():
-            report.answered[status] += n
-    raise_if_unreachable(report, "object(s)", "requests")
-    return report
-
-
-def ledger_entry(tenant: str, request_id: str, content: dict[str, Any] | None, deduplicated: bool, storage_class: str) -> dict[str, Any]:
-    """One request's ledger line, from the SUCCESS content it is about to be answered with."""
-    meta = (content or {}).get("storeFileMetadata", {})
-    return {"tenant": tenant, "requestId": request_id, "status": t.SUCCESS, "algorithm": meta.get("algorithm"), "checksum": meta.get("checksum"),
-            "storedFileUrl": meta.get("storedFileUrl"), "size": meta.get("fileSizeInBytes"), "width": meta.get("widthInPx"),
-            "height": meta.get("heightInPx"), "deduplicated": bool(deduplicated), "storageClass": storage_class,
-            "answeredAt": datetime.now(timezone.utc).isoformat()}
-
-
-def write_ledger(setup: ArchiveSetup, entries: list[dict[str, Any]]) -> None:
-    """Put one ledger object per tenant (see core/ledger.py); a failure stops the answers, which then wait for the next check."""
-    by_tenant: dict[str, list[dict[str, Any]]] = {}
-    for entry in entries:
-        if entry.get("storedFileUrl"):
-            by_tenant.setdefault(entry["tenant"], []).append(entry)
-    for tenant, group in by_tenant.items():
-        body = ledger.encode(group)
-        setup.s3.put_object(Bucket=setup.upload.bucket, Key=ledger.key_for(keys.tenant_prefix(setup.key_prefix, tenant)), Body=body,
-                            StorageClass="STANDARD", ContentType="application/x-ndjson", ChecksumAlgorithm="SHA256",
-                            ChecksumSHA256=checksums.b64(hashlib.sha256(body).digest()))
-
-
-def raise_if_unreachable(report: Any, things: str, waiting: str) -> None:
-    """After a check answered what it could judge: fail loudly if S3 could not be asked about some (they keep waiting)."""
-    if report.unreachable:
-        url, reason = report.unreachable[0]
-        fault = faults.ArchiveFault(f"{len(report.unreachable)} {things} could not be read back (first: {url}: {reason}); "
-                                    f"their {waiting} keep waiting for the next check")
-        fault.report = report  # type: ignore[attr-defined]
-        raise fault
-
-
 def verify_waiting(setup: ArchiveSetup, tenant: str, run_id: str, run_finished: Callable[[str], bool]) -> StepReport:
     """verified_files' work: every CLAIMED request of the tenant's batches that this run may take (its own, or a finished run's)."""
+    setup = setup.for_tenant(tenant)
+    check_tenant_bucket(setup, tenant)  # before any batch is taken: a missing bucket moves no request
     report = StepReport(batch_id="", tenant=tenant)
     for batch_id in setup.catalog.take_batches(tenant, run_id, [t.CLAIMED], run_finished):
         report.batches.append(batch_id)
@@ -531,6 +493,8 @@ def verify_waiting(setup: ArchiveSetup, tenant: str, run_id: str, run_finished: 
 
 def store_waiting(setup: ArchiveSetup, tenant: str, run_id: str, run_finished: Callable[[str], bool]) -> StepReport:
     """glacier_objects' work: every VERIFIED standalone file of the batches this run may take; cleans up after them."""
+    setup = setup.for_tenant(tenant)
+    check_tenant_bucket(setup, tenant)
     report = StepReport(batch_id="", tenant=tenant)
     batches = setup.catalog.take_batches(tenant, run_id, [t.VERIFIED], run_finished)
     for batch_id in batches:
@@ -544,6 +508,7 @@ def store_waiting(setup: ArchiveSetup, tenant: str, run_id: str, run_finished: C
 
 def clean_up(setup: ArchiveSetup, tenant: str) -> StepReport:
     """Abort the tenant's multipart uploads that nothing waits on, and sweep its stale staged files."""
+    setup = setup.for_tenant(tenant)
     report = StepReport(batch_id="", tenant=tenant)
     try:
         aborted = transfer.abort_stale_uploads(

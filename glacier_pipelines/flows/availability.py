@@ -13,6 +13,7 @@ from typing import Any
 
 from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.catalog.compaction import CompactionStore
 from glacier_pipelines.catalog.restores import RestoreStore
 from glacier_pipelines.catalog.worker_requests import WorkerRequestStore
 from glacier_pipelines.core import packaging
@@ -20,9 +21,17 @@ from glacier_pipelines.core.restores import FileSelector, needs_restore
 from glacier_pipelines.core.worker_requests import AvailabilityRequest, not_found
 
 
+def current(catalog: Catalog, tenant: str, selector: FileSelector) -> FileSelector:
+    """The selector to resolve: an old storedFileUrl of a compacted package's member names the member where it is now."""
+    if selector.url is None:
+        return selector
+    moved_to = CompactionStore(catalog).alias(tenant, selector.url)
+    return FileSelector(url=moved_to) if moved_to else selector
+
+
 def availability_of(restores: RestoreStore, tenant: str, selector: FileSelector, now: datetime) -> dict[str, Any]:
     try:
-        obj, _, member = restores.resolve(tenant, selector)
+        obj, _, member = restores.resolve(tenant, current(restores.catalog, tenant, selector))
     except ValueError:  # an s3:// URL without a bucket
         obj, member = None, None
     answer: dict[str, Any] = {"file": selector.describe(), "available": False, "expiresAt": None, "storedFileUrl": None,

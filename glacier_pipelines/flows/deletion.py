@@ -4,13 +4,15 @@
   reference of the tenant to that content goes.
 - Bytes leave S3 only with their last reference: deduplicated content stays while another
   request still refers to it, and a package (tar) is deleted once none of its members is live
-  (repacking the live members of a mostly-deleted package is not done yet).
+  (a mostly-deleted package is repacked by ``flows/compaction.py``).
 - Deleting before the storage class's minimum duration is allowed; the answer carries the
   early-deletion charge (``core/pricing.py``).
 - Deleting twice answers SUCCESS with "already deleted". Another tenant's file, an unknown
   one and a request that failed get the same ERROR words, so nothing says whether it exists.
 - A file whose storage request is still in flight, or whose content a pending storage
   request may deduplicate onto, waits (the deletion stays PENDING for the next pass).
+- ``remove`` is the one safe-deletion path: deletion requests and the trash's purge (after its
+  grace period, ``flows/trash.py``) both go through it.
 - Order of effects: the S3 deletes, then the ledger line (``status: DELETED``, so ``catalog
   rebuild`` never brings the request back), then one catalog transaction with the answer. A
   fault or crash in between leaves the deletion PENDING and doing it again is harmless (an
@@ -31,8 +33,10 @@ from botocore.exceptions import ClientError
 
 from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.catalog.compaction import CompactionStore
 from glacier_pipelines.catalog.worker_requests import DELETED, WorkerRequestStore
 from glacier_pipelines.core import checksums, faults, keys, ledger, packaging, pricing
+from glacier_pipelines.core.tenants import TenantsConfig
 from glacier_pipelines.core.worker_requests import DeletionRequest, not_found
 
 log = logging.getLogger(__name__)
@@ -43,10 +47,18 @@ WAITING = (t.PENDING, t.CLAIMED, t.VERIFIED, t.STORED, t.DELAYED)
 class DeletionSetup:
     catalog: Catalog
     s3: Any
-    bucket: str  # where the request ledger lives
+    bucket: str  # where the request ledger lives (unless the tenants file gives the tenant its own bucket)
     key_prefix: str
     pricing: pricing.Pricing | None = None
     compact_share: Callable[[str], float] = lambda tenant: 0.5  # per tenant: a package this much deleted is due for repacking
+    tenants: TenantsConfig | None = None  # GLACIER_TENANTS_CONFIG: the ledger goes next to each tenant's bytes
+
+    def ledger_place(self, tenant: str) -> tuple[str, str]:
+        """(bucket, tenant prefix) of the tenant's request ledger: where its archive path writes it."""
+        if self.tenants is None or self.tenants.source is None:
+            return self.bucket, keys.tenant_prefix(self.key_prefix, tenant)
+        s = self.tenants.for_tenant(tenant)
+        return s.bucket, keys.tenant_prefix(s.key_prefix, tenant)
 
 
 @dataclass
@@ -101,6 +113,9 @@ def _targets(store: WorkerRequestStore, tenant: str, request: DeletionRequest) -
         except ValueError:
             return [], False
         rows = store.requests_at(tenant, bucket, key, member)
+        moved_to = None if rows else CompactionStore(store.catalog).alias(tenant, selector.url or "")
+        if moved_to:  # a member of a compacted package, named by its old storedFileUrl
+            rows = store.requests_at(tenant, *packaging.parse_member_url(moved_to))
         if not rows and store.was_deleted(tenant, selector.url or ""):
             return [], True
     if any(r["status"] in WAITING for r in rows):
@@ -124,10 +139,46 @@ def _delete_one(setup: DeletionSetup, store: WorkerRequestStore, row: dict[str, 
             store.set_status(row["id"], t.ERROR, messages=[message], response=(t.ERROR, [message], None))
             report.count(t.ERROR)
         return
+    done = remove(setup, store, tenant, targets, now)
+    content = {"alreadyDeleted": False, "deletedRequests": [m["request_id"] for m in done.marked], "files": done.files,
+               "earlyDeletionChargeUsd": done.charge}
+    if store.record_deletion(row["id"], tenant=tenant, deletion_request_id=row["request_id"], targets=done.marked, removed=done.removed,
+                             response=(t.SUCCESS, done.messages, content)):
+        report.count(t.SUCCESS)
+        report.objects_deleted += len(done.removed)
+        report.bytes_deleted += sum(r["object"].size for r in done.removed)
+        report.early_deletion_usd += done.charge
+        log.info("deletion %s of %s: %d request(s) deleted, %d object(s) removed", row["request_id"], tenant, len(done.marked),
+                 len(done.removed))
+
+
+@dataclass
+class Removal:
+    """What one deletion did: per object its answer entry, the storage requests marked, the objects whose bytes left S3."""
+
+    files: list[dict[str, Any]] = field(default_factory=list)
+    marked: list[dict[str, Any]] = field(default_factory=list)  # {pk, request_id, url}
+    removed: list[dict[str, Any]] = field(default_factory=list)  # {object, checksums, stored_at, charge, urls}
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def charge(self) -> float:
+        return sum(f["earlyDeletionChargeUsd"] or 0.0 for f in self.files)
+
+
+def remove(setup: DeletionSetup, store: WorkerRequestStore, tenant: str, targets: list[dict[str, Any]], now: datetime,
+           withdrawn: dict[int, dict[str, str]] | None = None) -> Removal:
+    """The safe deletion of some live storage requests (``{id, request_id, object_id}``): the bytes of each object go only
+    with its last reference, a package member is only marked (its package goes with its last live member), the early-deletion
+    charge is computed; then the S3 deletes and the ledger's DELETED lines. Recording it is the caller's (one transaction).
+
+    Used by deletion requests and by the trash once its grace period is over; ``withdrawn``: object id -> digests the
+    trash took out of the content index (recorded with the deletion). Raises _Wait when the content is still being stored.
+    """
     by_object: dict[int, list[dict[str, Any]]] = {}
     for target in targets:
         by_object.setdefault(target["object_id"], []).append(target)
-    files, removed, marked, messages, deletes = [], [], [], [], []
+    done, deletes = Removal(), []
     for object_id, group in by_object.items():
         obj = store.object(object_id)
         if obj is None:
@@ -139,7 +190,7 @@ def _delete_one(setup: DeletionSetup, store: WorkerRequestStore, row: dict[str, 
         for target in group:
             member = store.member_of(target["id"]) if package else None
             urls.append(packaging.member_url(obj.bucket, obj.key, member["name"]) if member else obj.url)
-            marked.append({"pk": target["id"], "request_id": target["request_id"], "url": urls[-1]})
+            done.marked.append({"pk": target["id"], "request_id": target["request_id"], "url": urls[-1]})
         live = store.live_references(object_id, excluding=[g["id"] for g in group])
         entry: dict[str, Any] = {"storedFileUrl": urls[0] if len(set(urls)) == 1 else obj.url, "storageClass": obj.storage_class,
                                  "fileSizeInBytes": obj.size, "bytesDeleted": live == 0, "earlyDeletionChargeUsd": 0.0}
@@ -148,44 +199,40 @@ def _delete_one(setup: DeletionSetup, store: WorkerRequestStore, row: dict[str, 
         if live:
             entry["stillReferencedBy"] = live
             what = "package" if package else "object"
-            messages.append(f"{obj.url}: kept, the {what} is still referred to by {live} other request(s)")
+            done.messages.append(f"{obj.url}: kept, the {what} is still referred to by {live} other request(s)")
             if package:
                 pending_pks = {g["id"] for g in group}
                 share = store.package_share_deleted(package["id"], also_deleted=pending_pks)
                 entry["packageDeletedShare"] = round(share, 4)
                 if share >= setup.compact_share(tenant):
-                    messages.append(f"{obj.url}: {share:.0%} of its member bytes are deleted (threshold {setup.compact_share(tenant):.0%}): "
-                                    "due for repacking its live members, which is not done yet")
+                    done.messages.append(f"{obj.url}: {share:.0%} of its member bytes are deleted (threshold {setup.compact_share(tenant):.0%}): "
+                                         "due for repacking; package_compaction repacks its live members into a new package")
         else:
             stored_at = store.stored_at(object_id)
             days = max(0.0, (now - stored_at).total_seconds() / 86400) if stored_at else None
             charge, minimum = _early_charge(setup, obj.storage_class, obj.size, days)
             entry.update(daysStored=round(days, 3) if days is not None else None, earlyDeletionChargeUsd=charge)
             if charge:
-                messages.append(f"{obj.url}: deleted after {days:.1f} days, before the {minimum}-day minimum of {obj.storage_class}: "
-                                f"early-deletion charge about {charge:.3g} USD")
+                done.messages.append(f"{obj.url}: deleted after {days:.1f} days, before the {minimum}-day minimum of {obj.storage_class}: "
+                                     f"early-deletion charge about {charge:.3g} USD")
             object_keys = [obj.key] + ([package["manifest_key"]] if package and package.get("manifest_key") else [])
             deletes.extend((obj.bucket, k) for k in object_keys)
-            removed.append({"object": obj, "checksums": store.object_checksums(object_id), "stored_at": stored_at, "charge": charge,
-                            "urls": [obj.url]})
-        files.append(entry)
+            digests = {**(withdrawn or {}).get(object_id, {}), **store.object_checksums(object_id)}
+            done.removed.append({"object": obj, "checksums": digests, "stored_at": stored_at, "charge": charge, "urls": [obj.url]})
+        done.files.append(entry)
     for bucket, key in deletes:
-        try:
-            setup.s3.delete_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            if faults.client_error_code(exc) not in ("NoSuchKey", "404"):  # already gone: what we wanted
-                raise
-    _write_ledger(setup, tenant, marked, now)  # after the bytes went: the ledger never claims a deletion that did not happen
-    total = sum(f["earlyDeletionChargeUsd"] or 0.0 for f in files)
-    content = {"alreadyDeleted": False, "deletedRequests": [m["request_id"] for m in marked], "files": files,
-               "earlyDeletionChargeUsd": total}
-    if store.record_deletion(row["id"], tenant=tenant, deletion_request_id=row["request_id"], targets=marked, removed=removed,
-                             response=(t.SUCCESS, messages, content)):
-        report.count(t.SUCCESS)
-        report.objects_deleted += len(removed)
-        report.bytes_deleted += sum(r["object"].size for r in removed)
-        report.early_deletion_usd += total
-        log.info("deletion %s of %s: %d request(s) deleted, %d object(s) removed", row["request_id"], tenant, len(marked), len(removed))
+        delete_object(setup.s3, bucket, key)
+    _write_ledger(setup, tenant, done.marked, now)  # after the bytes went: the ledger never claims a deletion that did not happen
+    return done
+
+
+def delete_object(s3: Any, bucket: str, key: str) -> None:
+    """DeleteObject in the bucket the catalog recorded; an object already gone is what was wanted."""
+    try:
+        s3.delete_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if faults.client_error_code(exc) not in ("NoSuchKey", "404"):
+            raise
 
 
 def _early_charge(setup: DeletionSetup, storage_class: str, size: int, days: float | None) -> tuple[float | None, int | None]:
@@ -204,6 +251,7 @@ def _write_ledger(setup: DeletionSetup, tenant: str, marked: list[dict[str, Any]
         return
     body = ledger.encode({"tenant": tenant, "requestId": m["request_id"], "status": DELETED, "storedFileUrl": m["url"],
                           "answeredAt": now.isoformat()} for m in marked)
-    setup.s3.put_object(Bucket=setup.bucket, Key=ledger.key_for(keys.tenant_prefix(setup.key_prefix, tenant), now), Body=body,
+    bucket, prefix = setup.ledger_place(tenant)
+    setup.s3.put_object(Bucket=bucket, Key=ledger.key_for(prefix, now), Body=body,
                         StorageClass="STANDARD", ContentType="application/x-ndjson", ChecksumAlgorithm="SHA256",
                         ChecksumSHA256=checksums.b64(hashlib.sha256(body).digest()))

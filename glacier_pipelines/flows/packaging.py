@@ -22,6 +22,7 @@ from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.packages import PackageStore
 from glacier_pipelines.core import checksums, faults, keys, packaging, responses, staging, transfer
 from glacier_pipelines.flows.archive import ArchiveSetup, ledger_entry, raise_if_unreachable, write_ledger
+from glacier_pipelines.flows.placement import check_tenant_bucket
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
@@ -143,9 +144,13 @@ def due_packages(setup: ArchiveSetup, policy: PackagingPolicy, tenant: str | Non
 
 
 def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, report: PackagingReport) -> None:
-    """Build, verify, upload and record one package; a member whose staged bytes changed is failed, not packed."""
+    """Build, verify, upload and record one package; a member whose staged bytes changed is failed, not packed.
+
+    The package, its manifest and its members' URLs go to the tenant's bucket, prefix and class (GLACIER_TENANTS_CONFIG).
+    """
     store = PackageStore(setup.catalog)
     tenant, package_id = package["tenant"], package["id"]
+    setup = setup.for_tenant(tenant)
     while True:
         members = store.members(package_id)
         if not members:
@@ -166,7 +171,7 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
     if problems:  # never upload a package whose recorded offsets do not reproduce its members
         raise packaging.PackagingError("; ".join(problems))
     key = f"{keys.tenant_prefix(setup.key_prefix, tenant)}packages/{package_id}.tar"
-    s3_checksum = _upload_file(setup, tar_path, key, tar_sha256, tar_size)
+    s3_checksum = upload_package_file(setup, tar_path, key, tar_sha256, tar_size)
     manifest_key = key + packaging.MANIFEST_SUFFIX
     body = packaging.manifest(package_id, tenant, key, tar_sha256, packed)
     setup.s3.put_object(Bucket=setup.upload.bucket, Key=manifest_key, Body=body, StorageClass="STANDARD", ContentType="application/x-ndjson",
@@ -193,7 +198,7 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
     report.packages.append({"package": package_id, "url": f"s3://{setup.upload.bucket}/{key}", "members": len(members), "bytes": tar_size})
 
 
-def _upload_file(setup: ArchiveSetup, path: Path, key: str, sha256_hex: str, size: int) -> str:
+def upload_package_file(setup: ArchiveSetup, path: Path, key: str, sha256_hex: str, size: int) -> str:
     """Upload a local file already hashed: one PUT, or a verified multipart stream for a large package."""
     if size <= setup.upload.multipart_threshold:
         stage = {"kind": "file", "path": str(path), "bucket": setup.upload.bucket, "key": key,
@@ -209,7 +214,11 @@ def _upload_file(setup: ArchiveSetup, path: Path, key: str, sha256_hex: str, siz
 
 def close_due(setup: ArchiveSetup, policy: PackagingPolicy, tenant: str | None, run_id: str, *, close_all: bool = False) -> PackagingReport:
     report = PackagingReport(tenant or "*")
+    checked: set[str] = set()
     for package in due_packages(setup, policy, tenant, close_all=close_all):
+        if package["tenant"] not in checked:  # a missing bucket of the tenant: ArchiveFault, the packages stay OPEN
+            check_tenant_bucket(setup, package["tenant"])
+            checked.add(package["tenant"])
         try:
             close_package(setup, package, run_id, report)
         except (ClientError, BotoCoreError, transfer.StoreError, packaging.PackagingError, OSError) as exc:

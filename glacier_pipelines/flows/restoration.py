@@ -25,6 +25,7 @@ from glacier_pipelines.catalog.worker_requests import DELAYED, SUBMITTED, Worker
 from glacier_pipelines.core import faults, packaging
 from glacier_pipelines.core.restores import TERMINAL, RestoreRequest
 from glacier_pipelines.core.worker_requests import RestorationRequest
+from glacier_pipelines.flows import availability
 from glacier_pipelines.flows import restore as flow
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ def submit_pending(setup: flow.RestoreSetup, *, default_tier: str = "Bulk", defa
                 store.set_status(row["id"], t.ERROR, messages=[message], response=(t.ERROR, [message], None))
                 report.count(t.ERROR)
                 continue
-            request = RestoreRequest(tenant=row["tenant"], files=list(body.files), days=days, tier=body.tier or tier_default,
+            files = [availability.current(setup.catalog, row["tenant"], f) for f in body.files]  # old URLs of compacted members
+            request = RestoreRequest(tenant=row["tenant"], files=files, days=days, tier=body.tier or tier_default,
                                      requester=requester_for(row["owner"], row["tenant"]),
                                      note=f"restoration request {row['request_id']} (AMQP)")
             summary = flow.submit(setup, request)
@@ -78,13 +80,22 @@ def submit_pending(setup: flow.RestoreSetup, *, default_tier: str = "Bulk", defa
     return report
 
 
-def _file(setup: flow.RestoreSetup, row: dict[str, Any]) -> dict[str, Any]:
+def _asked(setup: flow.RestoreSetup, tenant: str, body: dict[str, Any]) -> dict[str, str]:
+    """How each file was named in the request, by how its restore row names it (they differ for an aliased old URL)."""
+    out = {}
+    for selector in RestorationRequest.model_validate(body).files:
+        out[availability.current(setup.catalog, tenant, selector).describe()] = selector.describe()
+    return out
+
+
+def _file(setup: flow.RestoreSetup, row: dict[str, Any], asked: dict[str, str] | None = None) -> dict[str, Any]:
     url = None
     if row["object_id"] is not None:
         obj = setup.store.get_object(row["object_id"])
         url = packaging.member_url(obj.bucket, obj.key, row["member"]["name"]) if row.get("member") else obj.url
     ready = row["status"] == "READY"
-    return {"file": row["selector"], "status": row["status"], "storedFileUrl": url, "tier": row["tier"], "days": row["days"],
+    return {"file": (asked or {}).get(row["selector"], row["selector"]), "status": row["status"], "storedFileUrl": url,
+            "tier": row["tier"], "days": row["days"],
             "downloadUrl": row["download_url"] if ready else None,
             "expiresAt": row["expires_at"].isoformat() if ready and row["expires_at"] else None,
             "estimatedCostUsd": row["estimated_cost_usd"]}
@@ -99,18 +110,21 @@ def sync(setup: flow.RestoreSetup, *, limit: int = 500, report: RestorationRepor
             continue
         statuses = [r["status"] for r in rows]
         if all(s == "READY" or s in TERMINAL for s in statuses):
-            files = [_file(setup, r) for r in rows]
+            asked = _asked(setup, row["tenant"], row["body"])
+            files = [_file(setup, r, asked) for r in rows]
             content = {"restoreId": row["restore_id"], "files": files}
             if all(s == "READY" for s in statuses):
                 store.set_status(row["id"], t.SUCCESS, messages=[], response=(t.SUCCESS, [], content))
                 report.count(t.SUCCESS)
             else:
-                messages = [f"{r['selector']}: {r['status']}: {'; '.join(r['messages'] or []) or 'no reason recorded'}"
+                messages = [f"{asked.get(r['selector'], r['selector'])}: {r['status']}: {'; '.join(r['messages'] or []) or 'no reason recorded'}"
                             for r in rows if r["status"] != "READY"]
                 store.set_status(row["id"], t.ERROR, messages=messages, response=(t.ERROR, messages, content))
                 report.count(t.ERROR)
         elif row["status"] == SUBMITTED and any(s in ("IN_PROGRESS", "READY") for s in statuses):
-            content = {"restoreId": row["restore_id"], "files": [{"file": r["selector"], "status": r["status"]} for r in rows]}
+            asked = _asked(setup, row["tenant"], row["body"])
+            content = {"restoreId": row["restore_id"], "files": [{"file": asked.get(r["selector"], r["selector"]), "status": r["status"]}
+                                                                 for r in rows]}
             message = f"restore {row['restore_id']} started: {sum(s != 'REFUSED' for s in statuses)} of {len(rows)} file(s)"
             store.set_status(row["id"], DELAYED, response=(t.DELAYED, [message], content))
             report.delayed += 1

@@ -20,6 +20,7 @@ from glacier_pipelines.core import pricing, transfer
 from glacier_pipelines.core.sources import SourcePolicy
 from glacier_pipelines.core.staging import StagingArea
 from glacier_pipelines.core.amqp import AmqpSettings, AmqpTransport
+from glacier_pipelines.core.tenants import TenantsConfig, TenantsConfigError, load_tenants_config
 from glacier_pipelines.core.transport import EmbeddedTransport, Transport
 from glacier_pipelines.flows.archive import ArchiveSetup
 from glacier_pipelines.flows.packaging import PackagingPolicy
@@ -85,6 +86,9 @@ class ArchiveStoreResource(S3ClientResource):
     package_target_bytes: int = 256 * 1024 * 1024
     package_max_age_hours: float = 24
     staging_url: str = ""  # GLACIER_STAGING_URL: s3://bucket/prefix for staged small files; empty: $GLACIER_HOME/staging
+    tenants_config: str = ""  # GLACIER_TENANTS_CONFIG: per-tenant bucket, prefix, class, SSE, threshold; what it leaves out: the fields above
+    compact_deleted_share: float = 0.5  # GLACIER_COMPACT_DELETED_SHARE: a package this much deleted (by bytes) is repacked
+    trash_grace_days: float = 30  # GLACIER_TRASH_GRACE_DAYS: how long a trashed file can be untrashed
 
     def pool_floor(self) -> int:
         return self.upload_concurrency * 2
@@ -96,6 +100,33 @@ class ArchiveStoreResource(S3ClientResource):
     def packaging_policy(self) -> PackagingPolicy:
         return PackagingPolicy.from_strings(str(self.package_threshold_bytes), str(self.package_target_bytes),
                                             str(self.package_max_age_hours), self.package_tenant_thresholds)
+
+    def tenants(self) -> TenantsConfig:
+        """Each tenant's storage settings: the tenants file over this resource's own fields (today's variables).
+
+        Raises TenantsConfigError (a ValueError naming the file, table and field) when the file cannot be used.
+        """
+        fallback = {"GLACIER_BUCKET": self.bucket, "GLACIER_KEY_PREFIX": self.key_prefix, "GLACIER_STORAGE_CLASS": self.storage_class.upper(),
+                    "GLACIER_SSE": self.sse or "", "GLACIER_SSE_KMS_KEY_ID": self.kms_key_id or "",
+                    "GLACIER_PACKAGE_THRESHOLD_BYTES": str(self.package_threshold_bytes),
+                    "GLACIER_PACKAGE_TENANT_THRESHOLDS": self.package_tenant_thresholds,
+                    "GLACIER_COMPACT_DELETED_SHARE": str(self.compact_deleted_share)}
+        return load_tenants_config(self.tenants_config or None, environ=fallback)
+
+    def deletion_setup(self, catalog: "CatalogResource", pricing: pricing.Pricing | None = None) -> Any:
+        """The safe-deletion path (flows/deletion.py) over this bucket, with each tenant's own ledger place and compaction share."""
+        from glacier_pipelines.flows.deletion import DeletionSetup
+
+        tenants = self.tenants()
+        return DeletionSetup(catalog=catalog.get(), s3=self.client(), bucket=self.bucket, key_prefix=self.key_prefix, pricing=pricing,
+                             compact_share=lambda name: tenants.for_tenant(name).compact_deleted_share, tenants=tenants)
+
+    def trash_setup(self, catalog: "CatalogResource", *, move: Any = None, pricing: pricing.Pricing | None = None) -> Any:
+        """The operators' trash (flows/trash.py): the grace period, the deletion path after it, and the move for readable objects."""
+        from glacier_pipelines.flows.trash import TrashSetup
+
+        return TrashSetup(catalog=catalog.get(), deletion=self.deletion_setup(catalog, pricing), grace=timedelta(days=self.trash_grace_days),
+                          move=move)
 
     def upload_settings(self) -> transfer.UploadSettings:
         return transfer.UploadSettings(
@@ -158,12 +189,48 @@ class RequestTransportResource(dg.ConfigurableResource):
 
 def archive_setup(catalog: CatalogResource, store: ArchiveStoreResource, sources: SourcesResource,
                   transport: RequestTransportResource) -> ArchiveSetup:
+    try:
+        tenants = store.tenants()
+    except TenantsConfigError as exc:  # a file broken since the code location loaded: no retry can help
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
     s3 = store.client()
     return ArchiveSetup(
         catalog=catalog.get(), s3=s3, upload=store.upload_settings(), sources=sources.policy(s3_client=s3),
         key_prefix=store.key_prefix, staging_dir=transport.staging_dir(),
         stale_upload_age=timedelta(hours=store.stale_upload_hours), packaging=store.packaging_policy(), staging_url=store.staging_url or None,
+        tenants=tenants,
     )
+
+
+class TenantBucketError(ValueError):
+    """A bucket the tenants file gives is missing or refused: a configuration fault (the CLI exits 2), no request touched."""
+
+
+class TenantBucketUnreachable(ConnectionError):
+    """S3 did not answer about a tenant's bucket: transient (the CLI exits 1), the requests stay pending."""
+
+
+def check_tenant_buckets(store: ArchiveStoreResource, tenants: list[str]) -> None:
+    """One HeadBucket per bucket of these tenants that GLACIER_TENANTS_CONFIG gives, before any run (``process``):
+    a missing bucket raises TenantBucketError naming the tenant and the setting."""
+    from glacier_pipelines.core import faults
+    from glacier_pipelines.flows.placement import check_tenant_bucket
+
+    config = store.tenants()
+    if config.source is None:
+        return  # every tenant uses GLACIER_BUCKET, which the CLI checks already
+    setup = ArchiveSetup(catalog=None, s3=store.client(), upload=store.upload_settings(), sources=None, key_prefix=store.key_prefix,  # type: ignore[arg-type]
+                         staging_dir=Path("."), tenants=config)
+    seen: set[str] = set()
+    for tenant in tenants:
+        bucket = config.for_tenant(tenant).bucket
+        if bucket in seen:
+            continue
+        seen.add(bucket)
+        try:
+            check_tenant_bucket(setup, tenant)
+        except faults.ArchiveFault as exc:
+            raise (TenantBucketUnreachable if exc.kind == "transient" else TenantBucketError)(str(exc)) from None
 
 
 def _checked_tenant_runs(text: str) -> str:
@@ -224,6 +291,7 @@ def resources_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
             package_threshold_bytes=m.package_threshold_bytes, package_tenant_thresholds=as_text(m.package_tenant_thresholds),
             package_target_bytes=m.package_target_bytes, package_max_age_hours=m.package_max_age_hours,
             staging_url=StagingArea.from_setting(m.staging_url, s.staging_dir).root if m.staging_url else "",
+            tenants_config=m.tenants_config, compact_deleted_share=m.compact_deleted_share, trash_grace_days=m.trash_grace_days,
         ),
         "sources": SourcesResource(roots=s.source_roots, allowed_networks=s.source_allowed_networks, read_timeout=s.source_timeout),
         "request_transport": RequestTransportResource(

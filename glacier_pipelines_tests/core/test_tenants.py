@@ -90,3 +90,24 @@ def test_unreadable_files_say_so(tmp_path, text, expected):
 def test_tenant_names_are_checked_on_lookup_too():
     with pytest.raises(keys.InvalidKey):
         load_tenants_config(environ=ENV).for_tenant("../etc")
+
+
+def test_per_tenant_thresholds_of_the_environment_apply_where_the_file_sets_none_and_origins_name_the_setting(tmp_path):
+    path = tmp_path / "tenants.toml"
+    path.write_text('[tenants.lab]\nsmall_file_threshold_bytes = 100\n\n[tenants.museum]\nbucket = "museum-archive"\n')
+    env = {**ENV, "GLACIER_PACKAGE_TENANT_THRESHOLDS": "lab=7,museum=9,other=11", "GLACIER_COMPACT_DELETED_SHARE": "0.25"}
+    config = load_tenants_config(path, environ=env)
+    assert [config.for_tenant(t).small_file_threshold_bytes for t in ("lab", "museum", "other", "anyone")] == [100, 9, 11, 4096]
+    assert config.for_tenant("museum").compact_deleted_share == 0.25
+    assert config.origin("museum", "bucket") == f"GLACIER_TENANTS_CONFIG {path} [tenants.museum] bucket"
+    assert config.origin("lab", "bucket") == "GLACIER_BUCKET"
+    assert config.origin("museum", "small_file_threshold_bytes") == "GLACIER_PACKAGE_TENANT_THRESHOLDS"
+    assert config.placement("museum") == ("museum-archive", "archive/museum/", "GLACIER")
+
+
+def test_a_table_choosing_sse_s3_does_not_inherit_the_environments_kms_key():
+    env = {**ENV, "GLACIER_SSE": "aws:kms", "GLACIER_SSE_KMS_KEY_ID": "arn:aws:kms:us-east-1:111122223333:key/env"}
+    config = parse_tenants_config({"tenants": {"lab": {"sse": "AES256"}, "museum": {}}}, environ=env)
+    assert (config.for_tenant("lab").sse, config.for_tenant("lab").sse_kms_key_id) == ("AES256", None)
+    assert config.for_tenant("museum").sse_kms_key_id.endswith("key/env")
+    assert load_tenants_config(environ={**ENV, "GLACIER_SSE_KMS_KEY_ID": "k"}).defaults.sse_kms_key_id is None  # ignored without aws:kms

@@ -184,7 +184,7 @@ def test_catalog_rebuilt_from_the_bucket_after_the_database_is_lost(packing, ins
         (packing.home / f"catalog.sqlite{suffix}").unlink(missing_ok=True)
     fresh = Catalog(url)
     counts = rebuild(fresh, s3_client(), BUCKET, "archive")
-    assert counts == {"manifests": 1, "members": 3, "objects": 1, "ledger_requests": 1, "unresolved": 0, "restores": 0}
+    assert counts == {"manifests": 1, "members": 3, "objects": 1, "ledger_requests": 1, "unresolved": 0, "restores": 0, "moves": 0}
     after = {r["requestId"]: r for r in fresh.report("lab")}
     for i in range(3):
         rid = f"r{i}"

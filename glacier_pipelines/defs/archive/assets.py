@@ -127,8 +127,8 @@ def glacier_objects(
     return dg.MaterializeResult(
         metadata={
             "batch_ids": ", ".join(report.batches) or "none",
-            "bucket": archive_store.bucket,
-            "storage_class": archive_store.storage_class,
+            "bucket": setup.for_tenant(context.partition_key).upload.bucket,  # the tenant's (GLACIER_TENANTS_CONFIG)
+            "storage_class": setup.for_tenant(context.partition_key).upload.storage_class,
             "stored": report.stored,
             "deduplicated": report.deduplicated,
             "failed": len(report.failed),

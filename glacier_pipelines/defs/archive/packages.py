@@ -40,7 +40,10 @@ def glacier_packages(context: dg.AssetExecutionContext, config: PackagesConfig, 
     setup = archive_setup(catalog, archive_store, sources, request_transport)
     tenant, run_id = context.partition_key, root_run_id(context)
     added = flow.add_waiting_members(setup, tenant, run_id, run_finished(context))
-    report = flow.close_due(setup, setup.packaging, tenant, run_id, close_all=config.close_all)
+    try:
+        report = flow.close_due(setup, setup.packaging, tenant, run_id, close_all=config.close_all)
+    except faults.ArchiveFault as exc:  # the tenant's bucket is missing or unreachable: the packages stay open, members staged
+        raise step_fault(context, exc) from None
     open_now = PackageStore(setup.catalog).open_packages(tenant)
     return dg.MaterializeResult(metadata={
         "members_added": added,

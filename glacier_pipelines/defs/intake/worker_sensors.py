@@ -31,7 +31,8 @@ def worker_requests_sensor(context: dg.SensorEvaluationContext, catalog: Catalog
     cat = catalog.get()
     removed = deletion.process(deletion.DeletionSetup(catalog=cat, s3=archive_store.client(), bucket=archive_store.bucket,
                                                       key_prefix=archive_store.key_prefix, pricing=pricing_or_none(restore.pricing_region),
-                                                      compact_share=lambda name: tenants.for_tenant(name).compact_deleted_share),
+                                                      compact_share=lambda name: tenants.for_tenant(name).compact_deleted_share,
+                                                      tenants=tenants),
                                limit=MAX_DELETIONS_PER_TICK)
     setup = restore.setup(catalog, archive_store)
     restored = restoration.submit_pending(setup, max_days=restore.max_days,
