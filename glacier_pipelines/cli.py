@@ -8,13 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from glacier_pipelines.core.transport import TransportConfigError, TransportError
+from glacier_pipelines.core.transport import TransportError
 from glacier_pipelines.settings import Settings, load as load_settings
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -64,39 +63,6 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-# Runs made in this process carry its host and pid, so a later `process` can tell a run whose process was killed.
-_PROCESS_TAGS = {"glacier/cli-host": socket.gethostname(), "glacier/cli-pid": str(os.getpid())}
-
-
-def _fail_runs_of_dead_processes(instance: Any, progress=_progress) -> int:
-    """Mark failed the runs that a killed ``process`` left STARTED on this host, so their batches are adopted.
-
-    ``execute_in_process`` runs have no run monitoring: after a SIGKILL their status stays
-    STARTED forever, and ``claim_batch`` adopts only the batches of finished runs, so the
-    requests of such a batch would never finish.
-    """
-    import dagster as dg
-
-    unfinished = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
-    failed = 0
-    this_host = {"glacier/cli-host": _PROCESS_TAGS["glacier/cli-host"]}
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=unfinished, tags=this_host)):
-        pid = int(run.tags.get("glacier/cli-pid", "0") or 0)
-        if pid and pid != os.getpid():
-            try:
-                os.kill(pid, 0)
-                continue  # that process is still running (its run may be in flight)
-            except ProcessLookupError:
-                pass
-            except PermissionError:
-                continue
-        instance.report_run_failed(run, message=f"the glacier-pipelines process ({pid}) running it is gone; "
-                                                "its batch is adopted by the next run")
-        progress(f"run {run.run_id[:8]} of a process that is gone marked failed")
-        failed += 1
-    return failed
-
-
 def check_tenant(tenant: str, allowed: tuple[str, ...] | list[str] = ()) -> str:
     """A tenant named on the command line, refused (ValueError) before it can become a Dagster partition."""
     from glacier_pipelines.core.keys import validate_tenant
@@ -137,84 +103,14 @@ def check_bucket(store: Any) -> None:
         raise TransientFault(f"S3 is unreachable ({type(exc).__name__}: {exc}); the requests stay pending for the next pass") from None
 
 
-def process(tenant: str | None = None, *, close_packages: bool = False, progress=_progress) -> dict[str, Any]:
-    """Drain the transport, run archive_job for every tenant with work (one batch per run), publish responses.
+def process(tenant: str | None = None, *, close_packages: bool = False, progress=_progress, **options: Any) -> dict[str, Any]:
+    """One pass through Dagster: drain the transport, run the planned archive runs, publish responses (cli_process.py).
 
-    Refused before anything runs: an invalid or not allowed ``tenant`` (ValueError), a broker refusing the login
-    (TransportConfigError), a bucket S3 refuses (ConfigFault). An unreachable broker does not stop the pass (the
-    catalog's pending work still runs; ``brokerUnreachable`` says why nothing new came in); an unreachable S3 does
-    (TransientFault), and the requests stay pending.
+    ``options``: ``mode`` ("auto", "submit", "in-process"), ``wait``, ``wait_minutes``.
     """
-    import dagster as dg
+    from glacier_pipelines.cli_process import process as one_pass
 
-    from glacier_pipelines.defs.intake.sensors import WORKER_ID
-    from glacier_pipelines.defs.partitions import tenants as tenants_partitions
-    from glacier_pipelines.flows import intake
-
-    settings = Settings.from_env()
-    defs = _current_defs()
-    resources = defs.resources
-    if tenant is not None:
-        check_tenant(tenant, resources["request_transport"].allowed_tenants() or tuple(settings.tenants))
-    ensure_dagster_home(settings)
-    catalog = resources["catalog"].get()
-    broker_fault: str | None = None
-    received = intake.IntakeResult()
-    with resources["request_transport"].transport() as transport:
-        try:
-            getattr(transport, "check", lambda: None)()  # a refused login (TransportConfigError) stops here: exit 2
-        except TransportConfigError:
-            raise
-        except TransportError as exc:
-            broker_fault = str(exc)
-        if broker_fault is None:
-            received = intake.drain_requests(transport, catalog, max_messages=10**9, max_seconds=3600.0,
-                                             allowed_tenants=resources["request_transport"].allowed_tenants())
-            broker_fault = received.transport_error
-    progress(f"intake: {received.new} new request(s), {received.duplicates} duplicate(s), {received.invalid} invalid"
-             + (f" (stopped: {broker_fault})" if broker_fault else ""))
-    check_bucket(resources["archive_store"])
-    job = defs.resolve_job_def("archive_job")
-    runs = []
-    with dg.DagsterInstance.get() as instance:
-        _fail_runs_of_dead_processes(instance, progress)
-        for name in catalog.tenants_with_work():
-            if not name or (tenant is not None and name != tenant):
-                continue
-            if not instance.has_dynamic_partition(tenants_partitions.name, name):
-                instance.add_dynamic_partitions(tenants_partitions.name, [name])
-            while True:  # one batch per run; a tenant with more pending than a batch gets several runs
-                progress(f"tenant {name}: archiving...")
-                result = job.execute_in_process(partition_key=name, instance=instance, raise_on_error=False,
-                                                run_config=QUIET_LOGS, tags={"glacier/tenant": name, **_PROCESS_TAGS})
-                counts = {m.asset_key.to_user_string(): {k: v.value for k, v in m.materialization.metadata.items()
-                                                         if k in ("requests", "verified", "stored", "deduplicated", "failed")}
-                          for m in result.get_asset_materialization_events()}
-                checks = result.get_asset_check_evaluations()
-                runs.append({"tenant": name, "runId": result.run_id, "success": result.success, "assets": counts,
-                             "checksPassed": bool(checks) and all(c.passed for c in checks)})
-                progress(f"tenant {name}: run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}: "
-                         + "; ".join(f"{k} {v}" for k, v in counts.items()))
-                claimed = counts.get("ingest_batch", {}).get("requests", 0)
-                if not result.success or not claimed or not catalog.status_counts(name).get("PENDING"):
-                    break
-    if close_packages:
-        runs += close_all_packages(tenant, progress=progress, defs=defs)
-    restores = advance_restores(tenant, progress=progress, defs=defs)
-    published = 0
-    if broker_fault is None:  # otherwise the responses wait in the catalog's outbox for the next pass
-        with resources["request_transport"].transport() as transport:
-            published = intake.publish_responses(transport, catalog, worker_id=WORKER_ID)
-    report = catalog.report(tenant)
-    return {
-        "intake": {"new": received.new, "duplicates": received.duplicates, "invalid": received.invalid},
-        "brokerUnreachable": broker_fault,
-        "runs": runs,
-        "responsesPublished": published,
-        "restoreRuns": restores,
-        "statuses": dict(Counter(r["status"] for r in report)),
-        "requests": report,
-    }
+    return one_pass(tenant, close_packages=close_packages, progress=progress, **options)
 
 
 def _run_restore_job(instance: Any, tenant: str, run_config: dict[str, Any] | None = None, *, defs: Any = None) -> Any:
@@ -450,15 +346,23 @@ def move(args: argparse.Namespace, *, progress=_progress) -> dict[str, Any]:
 
 
 def trash(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Soft-delete archived files by request id: marked in the catalog, moved under the tenant's trash prefix."""
-    from glacier_pipelines.core.moves import MoveError
-    from glacier_pipelines.flows import moves as move_flow
+    """Soft-delete archived files by request id (``trash``), or take them back before their deadline (``untrash``): flows/trash.py."""
+    from datetime import timedelta
 
-    setup, _ = _move_setup()
+    from glacier_pipelines.core.moves import MoveError
+    from glacier_pipelines.flows import trash as trash_flow
+
+    setup, r = _move_setup()
+    bin_setup = r["archive_store"].trash_setup(r["catalog"], move=setup, pricing=r["lifecycle"].pricing())
+    if getattr(args, "grace_days", None) is not None:
+        bin_setup.grace = timedelta(days=args.grace_days)
     out = []
     for request_id in args.request_ids:
         try:
-            out.append({"requestId": request_id, **move_flow.trash(setup, args.tenant, request_id, verification=args.verify).as_dict()})
+            if args.command == "untrash":
+                out.append(trash_flow.untrash(bin_setup, args.tenant, request_id))
+            else:
+                out.append(trash_flow.trash(bin_setup, args.tenant, request_id, verification=args.verify))
         except MoveError as exc:
             out.append({"requestId": request_id, "status": "FAILED", "refused": True, "messages": [str(exc)]})
     return out
@@ -528,7 +432,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
-    summary = process(args.tenant, close_packages=args.close_packages)
+    mode = "submit" if args.submit else "in-process" if args.in_process else "auto"
+    summary = process(args.tenant, close_packages=args.close_packages, mode=mode, wait=not args.no_wait, wait_minutes=args.wait_minutes)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
@@ -541,9 +446,34 @@ def _cmd_process(args: argparse.Namespace) -> int:
     return 0 if all(r["success"] for r in summary["runs"] + summary["restoreRuns"]) else 1
 
 
+def _vault_status(args: argparse.Namespace) -> int:
+    """``vault status``: the inventory, archives and bytes per status, and each archive with the run that copied it."""
+    from glacier_pipelines.flows import vault as vault_flow
+    from glacier_pipelines.resources import resources_from_env
+
+    r = resources_from_env()
+    setup = r["vault"].setup(r["catalog"], r["archive_store"])
+    vault_flow.check_vault_name(setup, args.vault)
+    status = {"state": vault_flow.migration_state(setup, args.vault), "archives": vault_flow.vault_report(setup, args.vault)}
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+        return 0
+    for row in status["archives"]:
+        print(f"{row['status']:<12} {row['sizeInBytes']:>14}  {row['destinationKey']}  {row['doneByRun'] or '-'}  "
+              f"{'; '.join(row['messages'][-1:])}")
+    state = status["state"]
+    by_run = Counter(row["doneByRun"] for row in status["archives"] if row["status"] == "DONE")
+    print(f"\nvault {args.vault}: inventory {state['inventory']}; {dict((k, n) for k, n in state['archives'].items() if n)}; "
+          + ", ".join(f"{n} copied by run {run}" for run, n in sorted(by_run.items(), key=lambda x: str(x[0])))
+          + ("; finished" if state["finished"] else f"; {state['pending']} pending"))
+    return 0
+
+
 def _cmd_vault(args: argparse.Namespace) -> int:
     from glacier_pipelines.flows.vault import RepeatedFault
 
+    if args.vault_command == "status":
+        return _vault_status(args)
     outcome: dict[str, Any] = {}
     try:
         report = vault_migrate(args, outcome=outcome)  # a missing vault is a VaultNotFound (ValueError): exit 2
@@ -556,7 +486,9 @@ def _cmd_vault(args: argparse.Namespace) -> int:
         for row in report:
             print(f"{row['status']:<12} {row['sizeInBytes']:>14}  {row['destinationKey'] or '-'}  {'; '.join(row['messages'])}")
         counts = Counter(r["status"] for r in report)
-        print(f"\n{len(report)} archive(s): {dict(counts)}")
+        by_run = Counter(r.get("doneByRun") for r in report if r["status"] == "DONE")
+        print(f"\n{len(report)} archive(s): {dict(counts)}"
+              + "".join(f"; {n} copied by run {run}" for run, n in sorted(by_run.items(), key=lambda x: str(x[0]))))
     if not outcome.get("runSuccess", True):
         print(f"glacier-pipelines vault migrate: run {outcome.get('runId')} failed: {outcome.get('fault')}", file=sys.stderr)
         return 1
@@ -574,11 +506,13 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
     from glacier_pipelines.resources import resources_from_env
 
     r = resources_from_env()
-    counts = rebuild(r["catalog"].get(), r["archive_store"].client(), r["archive_store"].bucket, r["archive_store"].key_prefix)
+    counts = rebuild(r["catalog"].get(), r["archive_store"].client(), r["archive_store"].bucket, r["archive_store"].key_prefix,
+                     vault_prefix=r["vault"].key_prefix)
     print(json.dumps(counts) if args.json else
           f"rebuilt: {counts['manifests']} package manifest(s), {counts['members']} member request(s), {counts['objects']} standalone object(s), "
           f"{counts['ledger_requests']} request(s) from the ledger ({counts['unresolved']} naming an object the bucket lacks), "
-          f"{counts['restores']} restore state(s)")
+          f"{counts['restores']} restore state(s), {counts['moves']} move(s), {counts.get('vault_archives', 0)} vault archive(s) "
+          f"of {counts.get('vaults', 0)} vault(s)")
     return 0
 
 
@@ -606,7 +540,27 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _move_list(args: argparse.Namespace) -> int:
+    """``move --list``: the moves the catalog records for the tenant, each with the run that copied it."""
+    from glacier_pipelines.flows.move_ledger import listing
+
+    setup, _ = _move_setup()
+    rows = listing(setup, args.tenant, args.url)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    for row in rows:
+        print(f"{row['kind']:<6} {row['status']:<8} {row['source']} -> {row['destination']}  {row['storageClass']}  "
+              f"copied by {row['copiedByRun'] or '-'}  {'; '.join(row['messages'][-1:])}")
+    print(f"\n{len(rows)} move(s)")
+    return 0
+
+
 def _cmd_move(args: argparse.Namespace) -> int:
+    if args.list:
+        return _move_list(args)
+    if not args.url:
+        raise ValueError("move: name the objects, s3://bucket/key or s3://bucket/prefix/ (or --list the moves recorded)")
     summary = move(args)  # a MoveError reaches main: exit 2 with its reason
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
@@ -614,7 +568,10 @@ def _cmd_move(args: argparse.Namespace) -> int:
         _print_moves(summary.get("objects", []))
         if summary.get("error"):
             print(summary["error"], file=sys.stderr)
-        print(f"\n{summary.get('moved', 0)} moved, {summary.get('skipped', 0)} skipped, {summary.get('failed', 0)} failed; "
+        others = {run: n for run, n in (summary.get("copiedByRun") or {}).items() if run != summary.get("runId")}
+        print(f"\n{summary.get('moved', 0)} moved by this run" + "".join(f", {n} by run {run}" for run, n in sorted(others.items()))
+              + (f", {summary['inOtherRuns']} being moved by other runs" if summary.get("inOtherRuns") else "")
+              + f", {summary.get('skipped', 0)} skipped, {summary.get('failed', 0)} failed; "
               f"{summary.get('bytesMoved', 0):,} bytes; estimated cost ${(summary.get('estimate') or {}).get('total', 0.0):.6f}")
     return 0 if summary["runSuccess"] else 1
 
@@ -661,6 +618,7 @@ _COMMANDS = {
     "audit": _cmd_audit,
     "move": _cmd_move,
     "trash": _cmd_trash,
+    "untrash": _cmd_trash,
     "responses": _cmd_responses,
     "demo": _cmd_demo,
 }
@@ -677,6 +635,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("process", help="one full pass through Dagster for all (or one) tenants")
     p.add_argument("--tenant")
     p.add_argument("--close-packages", action="store_true", help="also close and upload every open small-file package now")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--submit", action="store_true",
+                       help="put the archive runs on the instance's run queue (the default while a Dagster daemon dequeues it)")
+    where.add_argument("--in-process", action="store_true", help="execute the archive runs here even while a Dagster daemon runs")
+    p.add_argument("--no-wait", action="store_true", help="with a run queue: return once the runs are queued")
+    p.add_argument("--wait-minutes", type=float, default=60.0, help="with a run queue: how long to watch the queued runs (default 60)")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("vault", help="legacy S3 Glacier vaults")
     vault_sub = p.add_subparsers(dest="vault_command", required=True)
@@ -688,6 +652,9 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--wait", action="store_true", help="poll until every archive is transferred, failed or skipped")
     m.add_argument("--poll-seconds", type=float, default=300.0)
     m.add_argument("--timeout-hours", type=float, default=96.0)
+    m.add_argument("--json", action="store_true")
+    m = vault_sub.add_parser("status", help="where a vault copy stands, from the catalog (no run, nothing asked of Glacier)")
+    m.add_argument("--vault", required=True)
     m.add_argument("--json", action="store_true")
     p = sub.add_parser("catalog", help="catalog maintenance")
     p.add_argument("action", choices=["rebuild", "upgrade"],
@@ -715,8 +682,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tenant", help="the tenant the request belongs to (needed only when several tenants use the id)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p = sub.add_parser("move", help="move objects already in S3 into an archive class by server-side copies (no download)")
-    p.add_argument("url", help="s3://bucket/key (one object) or s3://bucket/prefix/ (every object under it)")
+    p.add_argument("url", nargs="?", help="s3://bucket/key (one object) or s3://bucket/prefix/ (every object under it)")
     p.add_argument("--tenant", required=True)
+    p.add_argument("--list", action="store_true",
+                   help="list the tenant's moves the catalog records (under URL if given), with the run that copied each; moves nothing")
     p.add_argument("--storage-class", help="target class (default: GLACIER_STORAGE_CLASS)")
     p.add_argument("--verify", choices=["trust-s3", "stream"], default="trust-s3",
                    help="trust-s3 (default): record S3's own checksum; stream: read each object once and compare")
@@ -726,10 +695,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-objects", type=int, default=100_000, help="objects copied in this run; the rest wait for the next")
     p.add_argument("--dry-run", action="store_true", help="list and print the estimated cost only")
     p.add_argument("--json", action="store_true")
-    p = sub.add_parser("trash", help="soft-delete archived files: mark them and move them under the tenant's trash prefix")
+    p = sub.add_parser("trash", help="soft-delete archived files until their grace period ends (GLACIER_TRASH_GRACE_DAYS), then delete them")
     p.add_argument("request_ids", nargs="+", metavar="REQUEST_ID")
     p.add_argument("--tenant", required=True)
     p.add_argument("--verify", choices=["trust-s3", "stream"], default="trust-s3")
+    p.add_argument("--grace-days", type=float, help="days before the file is deleted (default: GLACIER_TRASH_GRACE_DAYS)")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("untrash", help="take trashed files back before their grace period ends")
+    p.add_argument("request_ids", nargs="+", metavar="REQUEST_ID")
+    p.add_argument("--tenant", required=True)
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("responses", help="read (and consume) worker responses from the transport")
     p.add_argument("--max", type=int, default=1000)

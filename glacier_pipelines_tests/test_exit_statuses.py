@@ -113,6 +113,19 @@ def test_process_with_a_missing_bucket_on_s3_exits_2_and_leaves_requests_pending
     assert "lab" not in _tenant_partitions()
 
 
+def test_process_with_a_tenant_bucket_missing_exits_2_naming_the_tenant_and_leaves_requests_pending(env, monkeypatch, capsys, tmp_path):
+    data = b"must stay pending too"
+    env.submit(env.request("lab", env.file("a", data), data, requestId="a"))
+    config = tmp_path / "tenants.toml"
+    config.write_text('[tenants.lab]\nbucket = "lab-bucket-that-does-not-exist"\n')
+    monkeypatch.setenv("GLACIER_TENANTS_CONFIG", str(config))
+    assert cli.main(["process"]) == 2
+    line = _one_line(capsys)
+    assert "lab" in line and "lab-bucket-that-does-not-exist" in line and "does not exist" in line
+    monkeypatch.delenv("GLACIER_TENANTS_CONFIG")
+    assert _pending(env) == {"a": "PENDING"} and _responses(env) == []
+
+
 def test_process_with_s3_unreachable_exits_1_and_leaves_requests_pending(env, monkeypatch, capsys):
     from glacier_pipelines.resources.archive import ArchiveStoreResource
 

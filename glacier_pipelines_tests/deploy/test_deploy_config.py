@@ -39,6 +39,7 @@ def test_production_instance_loads_with_dagsters_schema_on_postgresql(tmp_path, 
         pools = instance.get_concurrency_config().pool_config
         assert (pools.default_pool_limit, pools.pool_granularity.value) == (2, "op")
         assert instance.run_monitoring_enabled and instance.run_monitoring_settings["start_timeout_seconds"] == 300
+        assert (instance.run_monitoring_poll_interval_seconds, instance.run_monitoring_max_resume_run_attempts) == (30, 0)
         assert (instance.run_retries_enabled, instance.run_retries_max_retries) == (True, 2)
         assert instance.run_retries_retry_on_asset_or_op_failure is False
         assert instance.get_tick_retention_settings(InstigatorType.SENSOR)[TickStatus.SKIPPED] == 7
@@ -192,7 +193,7 @@ def test_helm_values_use_the_charts_keys_and_say_what_deploy_dagster_yaml_says()
     assert _snake_keys(values["concurrency"]) == instance["concurrency"]
     retries = {_snake(k): v for k, v in values["dagsterDaemon"]["runRetries"].items()}
     assert retries == instance["run_retries"]
-    monitoring = {_snake(k): v for k, v in values["dagsterDaemon"]["runMonitoring"].items() if k != "maxResumeRunAttempts"}
+    monitoring = {_snake(k): v for k, v in values["dagsterDaemon"]["runMonitoring"].items()}
     assert monitoring == instance["run_monitoring"]
     assert {_snake(k): v for k, v in values["dagsterDaemon"]["sensors"].items()} == instance["sensors"]
     assert {_snake(k): v for k, v in values["dagsterDaemon"]["schedules"].items()} == instance["schedules"]

@@ -16,6 +16,7 @@ import json
 import os
 import random
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -131,30 +132,40 @@ def test_sigkill_at_random_points_then_rerun(tmp_path, moto_endpoint, reliabilit
                                        f"({tally.aborted_by_cleanup} left for the checker's)")
 
 
-def test_runs_of_processes_that_are_gone_are_marked_failed():
-    """The part of the fix the kill test relies on, alone: only runs of dead processes of this host are failed."""
+def test_runs_of_processes_that_are_gone_are_marked_failed(tmp_path):
+    """The part of the fix the kill test relies on, alone: only runs whose worker lease nobody holds on this host are failed.
+
+    (Was: runs tagged with the pid of a dead process. A pid can be reused; a lease held with flock cannot outlive its
+    process. See defs/intake/run_workers.py.)
+    """
     import dagster as dg
     from dagster._core.storage.dagster_run import DagsterRun
 
-    from glacier_pipelines import cli
+    from glacier_pipelines.defs.intake import run_workers
 
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    alive = subprocess.Popen(["sleep", "30"])
-    host = cli._PROCESS_TAGS["glacier/cli-host"]
+    hold = "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX); " \
+           "print('held', flush=True); time.sleep(60)"
+    leases = {name: tmp_path / f"{name}.lock" for name in ("gone", "alive")}
+    holders = {name: subprocess.Popen([sys.executable, "-c", hold, str(path)], stdout=subprocess.PIPE, text=True)
+               for name, path in leases.items()}
+    for proc in holders.values():
+        assert proc.stdout.readline().strip() == "held"
+    holders["gone"].kill()
+    holders["gone"].wait()
+    host = socket.gethostname()
     try:
         with dg.instance_for_test() as instance:
             runs = {}
-            for name, tags in {"gone": {"glacier/cli-host": host, "glacier/cli-pid": str(gone.pid)},
-                               "alive": {"glacier/cli-host": host, "glacier/cli-pid": str(alive.pid)},
-                               "elsewhere": {"glacier/cli-host": host + "-other", "glacier/cli-pid": str(gone.pid)},
+            for name, tags in {"gone": {run_workers.LEASE_TAG: str(leases["gone"]), run_workers.HOST_TAG: host},
+                               "alive": {run_workers.LEASE_TAG: str(leases["alive"]), run_workers.HOST_TAG: host},
+                               "elsewhere": {run_workers.LEASE_TAG: str(leases["gone"]), run_workers.HOST_TAG: host + "-other"},
                                "untagged": {}}.items():
                 runs[name] = instance.add_run(DagsterRun(job_name="archive_job", run_id=f"{name}-run", status=dg.DagsterRunStatus.STARTED,
                                                          tags=tags))
-            assert cli._fail_runs_of_dead_processes(instance, progress=lambda message: None) == 1
+            assert run_workers.fail_runs_of_gone_workers(instance) == ["gone-run"]
             status = {name: instance.get_run_by_id(run.run_id).status for name, run in runs.items()}
     finally:
-        alive.kill()
-        alive.wait()
+        holders["alive"].kill()
+        holders["alive"].wait()
     assert status == {"gone": dg.DagsterRunStatus.FAILURE, "alive": dg.DagsterRunStatus.STARTED,
                       "elsewhere": dg.DagsterRunStatus.STARTED, "untagged": dg.DagsterRunStatus.STARTED}

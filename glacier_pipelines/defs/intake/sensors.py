@@ -12,10 +12,11 @@ import dagster as dg
 
 from glacier_pipelines.core.transport import TransportError
 from glacier_pipelines.defs.archive.jobs import archive_job
+from glacier_pipelines.defs.intake.run_workers import fail_runs_of_gone_workers
+from glacier_pipelines.defs.intake.runs import planned_runs, run_requests
 from glacier_pipelines.defs.partitions import tenants
 from glacier_pipelines.defs.status import interval, sensor_status, transport_is, unset
 from glacier_pipelines.flows import intake
-from glacier_pipelines.flows.planning import plan_archive_runs
 from glacier_pipelines.flows.restore_intake import drain_restore_requests
 from glacier_pipelines.resources.archive import ArchiveStoreResource, CatalogResource, RequestTransportResource
 from glacier_pipelines.resources.restore import RestoreResource
@@ -25,23 +26,11 @@ MAX_MESSAGES_PER_TICK = 5000
 MAX_SECONDS_PER_TICK = 20.0
 
 
-def plan_runs(catalog, known_partitions: set[str], run_finished, *, batch_size: int = 500, concurrency: str = "1",
-              runs_in_progress=lambda tenant: 0) -> tuple[list[dg.RunRequest], list[str]]:
-    """Run requests from the one archive planner (flows/planning.py), and the tenants to add as partitions first."""
-    plans = plan_archive_runs(catalog, run_finished, batch_size=batch_size, concurrency=concurrency, runs_in_progress=runs_in_progress)
-    new_partitions = sorted({p.tenant for p in plans} - known_partitions)
-    requests = [dg.RunRequest(partition_key=p.tenant, run_key=p.run_key, tags={"glacier/tenant": p.tenant, "glacier/slot": str(p.slot)})
-                for p in plans]
-    return requests, new_partitions
-
-
-def _runs_in_progress(instance: dg.DagsterInstance):
-    """How many archive runs of a tenant are queued or running (a tenant's parallel runs are counted against its limit)."""
-    busy = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
-
-    def count(tenant: str) -> int:
-        return instance.get_runs_count(dg.RunsFilter(job_name=archive_job.name, statuses=busy, tags={"dagster/partition": tenant}))
-    return count
+def plan_runs(instance: dg.DagsterInstance, catalog, known_partitions: set[str], *, batch_size: int = 500,
+              concurrency: str = "1") -> tuple[list[dg.RunRequest], list[str]]:
+    """Run requests from the one archive planner (defs/intake/runs.py), and the tenants to add as partitions first."""
+    runs = planned_runs(instance, catalog, batch_size=batch_size, concurrency=concurrency)
+    return run_requests(runs), sorted({r.tenant for r in runs} - known_partitions)
 
 
 def intake_tick(context: dg.SensorEvaluationContext, catalog: CatalogResource, request_transport: RequestTransportResource,
@@ -66,19 +55,17 @@ def intake_tick(context: dg.SensorEvaluationContext, catalog: CatalogResource, r
     for problem in problems:
         context.log.warning(f"transport: {problem}")
 
-    def run_finished(owner: str) -> bool:
-        run = context.instance.get_run_by_id(owner)
-        return run is None or run.is_finished
-
+    for run_id in fail_runs_of_gone_workers(context.instance):  # runs a killed `glacier-pipelines process` left behind here
+        context.log.warning(f"run {run_id}: its glacier-pipelines process is gone; marked failed, its batch is taken over")
     known = set(context.instance.get_dynamic_partitions(tenants.name))
-    run_requests, new_partitions = plan_runs(cat, known, run_finished, batch_size=request_transport.batch_size,
-                                             concurrency=request_transport.tenant_runs, runs_in_progress=_runs_in_progress(context.instance))
+    requests, new_partitions = plan_runs(context.instance, cat, known, batch_size=request_transport.batch_size,
+                                         concurrency=request_transport.tenant_runs)
     cursor = json.loads(context.cursor) if context.cursor else {}
     cursor = {"received": cursor.get("received", 0) + result.received, "published": cursor.get("published", 0) + published}
     context.log.info(f"intake: {result.new} new, {result.duplicates} duplicate, {result.invalid} invalid; "
-                     f"{published} response(s) published; {len(run_requests)} run request(s)")
+                     f"{published} response(s) published; {len(requests)} run request(s)")
     return dg.SensorResult(
-        run_requests=run_requests,
+        run_requests=requests,
         dynamic_partitions_requests=[tenants.build_add_request(new_partitions)] if new_partitions else [],
         cursor=json.dumps(cursor),
     )
