@@ -30,9 +30,9 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
-MiB = 1024 * 1024
+from glacier_pipelines.core.constants import STORAGE_CLASSES, MiB
+
 PREFIX = "GLACIER_"
-STORAGE_CLASSES = ("DEEP_ARCHIVE", "GLACIER", "GLACIER_IR", "STANDARD")  # as core.transfer.STORAGE_CLASSES
 
 
 class SettingsError(ValueError):
@@ -135,6 +135,10 @@ class GlacierSettings(BaseSettings):
     vault_concurrency: int = _var(2, "Archives copied at once (memory: about chunk size x this).", ge=1, le=64)
     lifecycle_config: str = _var("", "TOML (or .json) file of per-tenant lifecycle rules, move sources and trash prefix; unset: lifecycle_rules changes nothing.",
                                  "a file path")
+    compact_deleted_share: float = _var(0.5, "A stored package whose deleted members reach this share of its bytes is repacked by package_compaction "
+                                        "(per tenant: compact_deleted_share in GLACIER_TENANTS_CONFIG).", gt=0, le=1)
+    trash_grace_days: float = _var(30, "Days a file put in the trash (glacier-pipelines trash) can still be untrashed; then trash_purge deletes it "
+                                   "through the safe-deletion path.", ge=0, le=36500)
     copy_threshold_mb: float = _var(5120, "Server-side moves copy objects above this size (MiB) by multipart UploadPartCopy; CopyObject takes at most 5 GiB.",
                                     gt=0, le=5120)
     copy_part_size_mb: float = _var(512, "Part size (MiB) of multipart server-side copies (grown so no object needs more than 10,000 parts).", ge=5, le=5120)

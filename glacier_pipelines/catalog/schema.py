@@ -16,7 +16,7 @@ from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.errors import CatalogConfigError, CatalogUnavailable, is_permanent_connect_error
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0002_worker_requests"  # the newest revision under migrations/versions (a test holds the two together)
+HEAD = "0004_tenant_storage"  # the newest revision under migrations/versions (a test holds the two together)
 UPGRADE_COMMAND = "glacier-pipelines catalog upgrade"
 # Alembic's version table under a name of our own: Dagster's PostgreSQL storage keeps its own ``alembic_version``,
 # and the two may share one database.

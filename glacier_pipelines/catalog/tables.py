@@ -161,6 +161,7 @@ object_restores = sa.Table(
     sa.Column("poll_attempts", sa.Integer, nullable=False, default=0),
     sa.Column("verified", sa.Boolean),  # restored bytes re-hashed and compared with the catalog
     sa.Column("verify_message", sa.String(2000)),
+    sa.Column("requested_by", sa.String(64)),  # the run that sent the RestoreObject
 )
 
 # Small-file packages: one tar object per package, members at fixed offsets.
@@ -229,6 +230,95 @@ moves = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     # SHA-256 of (kind, source, destination, request): a unique key short enough for any index.
     sa.Column("identity", sa.String(64), nullable=False),
+    # The run that made the copy (null when none was made: found in place); reports say "copied by run X" with it.
+    sa.Column("copied_by", sa.String(64)),
+    # The ledger object (core/ledger.py) holding the row as it is now; null until written, again after any change.
+    sa.Column("ledger_key", sa.String(1024)),
     sa.UniqueConstraint("identity", name="uq_moves_identity"),
     sa.Index("ix_moves_tenant_status", "tenant", "status"),
+)
+
+# One row per object some run works on (a move's source, a vault archive, an object's restore): the run holding it,
+# claimed by an atomic conditional insert or update (catalog/claims.py), so concurrent runs act on each object once.
+claims = sa.Table(
+    "claims",
+    metadata,
+    sa.Column("scope", sa.String(24), primary_key=True),  # move, vault-archive, vault-inventory, restore, restore-delivery
+    sa.Column("key", sa.String(64), primary_key=True),  # SHA-256 of what names the object
+    sa.Column("subject", sa.String(2000), nullable=False),  # the object, for a person reading the table
+    sa.Column("state", sa.String(16), nullable=False),  # HELD, DONE, RELEASED
+    sa.Column("claimed_by", sa.String(64), nullable=False),  # run id
+    sa.Column("claimant", sa.String(255), nullable=False),  # host:pid of the process holding it
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),  # also the heartbeat
+    sa.Column("version", sa.Integer, nullable=False),  # every change adds one: takeovers are compare-and-set
+    sa.Column("done_by", sa.String(64)),
+    sa.Column("done_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_claims_run_state", "claimed_by", "state"),
+)
+
+# ---- per-tenant storage, trash and compaction (migration 0004_tenant_storage) -------------------------------------
+
+# Files soft-deleted by an operator (`glacier-pipelines trash`), one row per storage request and trash. A file stays
+# answerable while TRASHED (restores by request id or URL work; its content leaves the dedupe lookups) until its
+# deadline; `untrash` before it gives back the previous state (RESTORED), after it the safe-deletion path removes it
+# (PURGED). DELETED: a deletion request removed it first.
+trash = sa.Table(
+    "trash",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("request_pk", sa.Integer, sa.ForeignKey("requests.id"), nullable=False),
+    sa.Column("request_id", sa.String(255), nullable=False),
+    sa.Column("object_id", sa.Integer, sa.ForeignKey("objects.id")),
+    sa.Column("member", sa.String(1024)),  # the member's name when the file is a package member
+    sa.Column("state", sa.String(16), nullable=False),  # TRASHED, RESTORED, PURGED, DELETED
+    sa.Column("how", sa.String(16), nullable=False),  # catalog (no S3 change) or moved (copied under the trash prefix)
+    sa.Column("withdrawn", sa.JSON),  # digests taken out of the content lookups, put back by untrash
+    sa.Column("original_key", sa.String(1024)),  # where a moved object was before the trash
+    sa.Column("trashed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("deadline", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("closed_at", sa.DateTime(timezone=True)),
+    sa.Column("messages", sa.JSON, nullable=False),
+    sa.Index("ix_trash_tenant_state", "tenant", "state"),
+    sa.Index("ix_trash_state_deadline", "state", "deadline"),
+    sa.Index("ix_trash_request", "request_pk"),
+)
+
+# An old storedFileUrl that still names a file whose bytes moved (a compacted package's members): restoration,
+# availability and deletion requests naming the old URL are answered from the new location.
+url_aliases = sa.Table(
+    "url_aliases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("old_url", sa.String(2100), nullable=False),
+    sa.Column("new_url", sa.String(2100), nullable=False),
+    sa.Column("request_pk", sa.Integer, sa.ForeignKey("requests.id")),
+    sa.Column("reason", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_url_aliases_tenant_old", "tenant", "old_url"),
+)
+
+# Packages repacked because most of their bytes were deleted: the old package, its restore (archive classes), the new one.
+compactions = sa.Table(
+    "compactions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("old_package_id", sa.String(36), nullable=False),
+    sa.Column("new_package_id", sa.String(36)),
+    sa.Column("state", sa.String(16), nullable=False),  # RESTORING, DONE, FAILED
+    sa.Column("old_url", sa.String(2100), nullable=False),
+    sa.Column("new_url", sa.String(2100)),
+    sa.Column("deleted_share", sa.Float, nullable=False),
+    sa.Column("live_members", sa.Integer),
+    sa.Column("bytes_before", sa.BigInteger),
+    sa.Column("bytes_after", sa.BigInteger),
+    sa.Column("early_deletion_charge_usd", sa.Float),
+    sa.Column("restore_requested_at", sa.DateTime(timezone=True)),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("messages", sa.JSON, nullable=False),
+    sa.UniqueConstraint("old_package_id", name="uq_compactions_old_package"),
+    sa.Index("ix_compactions_tenant_state", "tenant", "state"),
 )

@@ -74,8 +74,9 @@ def _migration(name: str):
 
 
 def _baseline_names() -> set[str]:
-    """Every table the revisions up to HEAD create: the baseline's, then 0002's."""
-    return set(_migration("0001_baseline").baseline().tables) | set(_migration("0002_worker_requests").tables().tables)
+    """Every table the revisions up to HEAD create: the baseline's, then 0002's, 0003's and 0004's."""
+    return (set(_migration("0001_baseline").baseline().tables) | set(_migration("0002_worker_requests").tables().tables)
+            | set(_migration("0003_claims").tables().tables) | set(_migration("0004_tenant_storage").tables().tables))
 
 
 def _rows(engine: sa.Engine) -> dict[str, list[dict]]:
@@ -156,7 +157,7 @@ def test_an_older_catalog_is_refused_then_upgraded_with_every_row(url, monkeypat
 
     assert main(["catalog", "upgrade", "--json"]) == 0  # again: nothing to do
     assert json.loads(capsys.readouterr().out) | {"url": None} == {"url": None, "before": schema.HEAD, "after": schema.HEAD,
-                                                                   "tables_before": 17}
+                                                                   "tables_before": 21}
 
 
 def test_an_older_or_unknown_revision_is_refused_by_name(url, monkeypatch):
@@ -172,8 +173,9 @@ def test_an_older_or_unknown_revision_is_refused_by_name(url, monkeypatch):
         with engine.begin() as conn:
             conn.execute(sa.text(f"UPDATE {schema.VERSION_TABLE} SET version_num = :v"), {"v": schema.HEAD})
         # This release one revision further on: the catalog at the current head must be upgraded first.
-        monkeypatch.setattr(schema, "HEAD", "0003_next")
-        with pytest.raises(schema.CatalogNeedsUpgrade, match="revision 0002_worker_requests, this release needs 0003_next.*catalog upgrade"):
+        current = schema.HEAD
+        monkeypatch.setattr(schema, "HEAD", "9998_next")
+        with pytest.raises(schema.CatalogNeedsUpgrade, match=f"revision {current}, this release needs 9998_next.*catalog upgrade"):
             Catalog(url)
     finally:
         engine.dispose()
