@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -56,8 +56,9 @@ def is_move(entry: dict[str, Any]) -> bool:
     return entry.get("entry") == MOVE
 
 
-def parse(data: bytes) -> list[dict[str, Any]]:
-    """The entries of one ledger object (requests and moves); a line that is not a complete entry is refused with its number."""
+def parse_lines(data: bytes, what: str, check: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON Lines ledger object; ``check`` raises ValueError for an incomplete entry, which is
+    refused with its line number (``what`` names the ledger in the message). Shared by the request and vault ledgers."""
     out = []
     for number, line in enumerate(data.decode("utf-8").splitlines(), 1):
         if not line.strip():
@@ -66,13 +67,22 @@ def parse(data: bytes) -> list[dict[str, Any]]:
             entry = json.loads(line)
             if not isinstance(entry, dict):
                 raise ValueError("not an object")
-            missing = [f for f in (MOVE_REQUIRED if is_move(entry) else REQUIRED) if not entry.get(f)]
-            if missing:
-                raise ValueError(f"missing {', '.join(missing)}")
+            check(entry)
         except ValueError as exc:
-            raise ValueError(f"ledger line {number}: {exc}") from None
+            raise ValueError(f"{what} line {number}: {exc}") from None
         out.append(entry)
     return out
+
+
+def _complete(entry: dict[str, Any]) -> None:
+    missing = [f for f in (MOVE_REQUIRED if is_move(entry) else REQUIRED) if not entry.get(f)]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+
+
+def parse(data: bytes) -> list[dict[str, Any]]:
+    """The entries of one ledger object (requests and moves); a line that is not a complete entry is refused with its number."""
+    return parse_lines(data, "ledger", _complete)
 
 
 def latest(entries: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:

@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
+from glacier_pipelines.core import ledger
+
 FOLDER = "~ledger"
 SUFFIX = ".jsonl"
 ARCHIVE, INVENTORY = "vault-archive", "vault-inventory"
@@ -64,23 +66,17 @@ def encode(entries: Iterable[dict[str, Any]]) -> bytes:
     return "".join(out).encode("utf-8")
 
 
+def _complete(entry: dict[str, Any]) -> None:
+    if entry.get("entry") not in REQUIRED:
+        raise ValueError("not a vault ledger entry")
+    missing = [f for f in REQUIRED[entry["entry"]] if entry.get(f) in (None, "")]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+
+
 def parse(data: bytes) -> list[dict[str, Any]]:
     """The entries of one ledger object; a line that is not a complete entry is refused with its number."""
-    out = []
-    for number, line in enumerate(data.decode("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-            if not isinstance(entry, dict) or entry.get("entry") not in REQUIRED:
-                raise ValueError("not a vault ledger entry")
-            missing = [f for f in REQUIRED[entry["entry"]] if entry.get(f) in (None, "")]
-            if missing:
-                raise ValueError(f"missing {', '.join(missing)}")
-        except ValueError as exc:
-            raise ValueError(f"vault ledger line {number}: {exc}") from None
-        out.append(entry)
-    return out
+    return ledger.parse_lines(data, "vault ledger", _complete)
 
 
 def latest(entries: Iterable[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
