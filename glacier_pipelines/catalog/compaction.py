@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.catalog.base import CatalogStore
 from glacier_pipelines.catalog.rows import StoredObject, _object
 from glacier_pipelines.catalog.store import Catalog
 from glacier_pipelines.catalog.worker_requests import NOT_LIVE, WorkerRequestStore, deletions
@@ -21,11 +22,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class CompactionStore:
-    def __init__(self, catalog: Catalog):
-        self.catalog = catalog
-        self.engine = catalog.engine
-
+class CompactionStore(CatalogStore):
     # ---- what is due -----------------------------------------------------------------------
     def candidates(self, tenant: str) -> list[dict[str, Any]]:
         """The tenant's stored packages with both deleted and live members, every member answered: id, object, manifest key,

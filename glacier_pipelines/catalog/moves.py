@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.catalog.base import CatalogStore
 from glacier_pipelines.catalog.store import Catalog, StoredObject, _object
 
 MOVE, TRASH = "MOVE", "TRASH"
@@ -31,11 +32,7 @@ def identity(kind: str, bucket: str, source_key: str, dest_bucket: str, dest_key
     return hashlib.sha256(json.dumps([kind, bucket, source_key, dest_bucket, dest_key, request_id]).encode("utf-8")).hexdigest()
 
 
-class MoveStore:
-    def __init__(self, catalog: Catalog):
-        self.catalog = catalog
-        self.engine = catalog.engine
-
+class MoveStore(CatalogStore):
     # ---- progress -------------------------------------------------------------------------
     def get(self, kind: str, bucket: str, source_key: str, dest_bucket: str, dest_key: str, request_id: str = "") -> dict[str, Any] | None:
         q = sa.select(t.moves).where(t.moves.c.identity == identity(kind, bucket, source_key, dest_bucket, dest_key, request_id))

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.catalog.base import CatalogStore
 from glacier_pipelines.catalog.restores import utc
 from glacier_pipelines.catalog.store import Catalog, RequestRow, _object, answer_stage
 
@@ -45,11 +46,7 @@ _STORE_MEMBER_REQUEST = t.requests.update().where(t.requests.c.id == sa.bindpara
     stage=sa.bindparam("b_stage", type_=t.requests.c.stage.type))
 
 
-class PackageStore:
-    def __init__(self, catalog: Catalog):
-        self.catalog = catalog
-        self.engine = catalog.engine
-
+class PackageStore(CatalogStore):
     def add_members(self, tenant: str, members: list[tuple[RequestRow, str, str, int, str]], run_id: str,
                     target_size: int | None = None) -> list[str]:
         """Put verified small files into the tenant's open package: requests become DELAYED.

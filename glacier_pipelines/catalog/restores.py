@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.catalog.base import CatalogStore
 from glacier_pipelines.catalog.store import Catalog, StoredObject, _object
 from glacier_pipelines.core import packaging
 from glacier_pipelines.core.restores import FileSelector
@@ -32,11 +33,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class RestoreStore:
-    def __init__(self, catalog: Catalog):
-        self.catalog = catalog
-        self.engine = catalog.engine
-
+class RestoreStore(CatalogStore):
     # ---- resolving files ------------------------------------------------------------------
     def resolve(self, tenant: str, selector: FileSelector) -> tuple[StoredObject | None, str | None, dict[str, Any] | None]:
         """The tenant's object named by ``selector``, the storage request id when known, and the package member if it is one.

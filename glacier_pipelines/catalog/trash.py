@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.catalog.base import CatalogStore
 from glacier_pipelines.catalog.rows import StoredObject, _object
 from glacier_pipelines.catalog.store import Catalog
 
@@ -39,11 +40,7 @@ def _row(row: Any) -> dict[str, Any]:
     return out
 
 
-class TrashStore:
-    def __init__(self, catalog: Catalog):
-        self.catalog = catalog
-        self.engine = catalog.engine
-
+class TrashStore(CatalogStore):
     # ---- what a request id names ----------------------------------------------------------
     def request(self, tenant: str, request_id: str) -> tuple[dict[str, Any] | None, StoredObject | None, dict[str, Any] | None]:
         """(storage request, its object, its membership {package_id, name} or None) for one of the tenant's requests."""

@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from glacier_pipelines.catalog.base import CatalogStore
 from glacier_pipelines.catalog.claims import insert_ignore
 from glacier_pipelines.catalog.store import Catalog
 from glacier_pipelines.catalog.vaults import DONE, FAILED, INVENTORY, NEW, SKIPPED, SUCCEEDED, VaultStore, vault_archives, vault_jobs
@@ -21,10 +22,9 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class VaultHistory:
+class VaultHistory(CatalogStore):
     def __init__(self, catalog: Catalog):
-        self.catalog = catalog
-        self.engine = catalog.engine
+        super().__init__(catalog)
         VaultStore(catalog)  # the vault tables exist
 
     def _tx(self, fn: Any) -> Any:
