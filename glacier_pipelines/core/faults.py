@@ -85,9 +85,12 @@ client_error_code = error_code  # the name earlier callers use
 
 
 def classify(exc: BaseException) -> Kind:
-    """What kind of fault an exception raised by boto3 (or our S3 helpers) is."""
+    """What kind of fault an exception raised by boto3 (or our S3 helpers, or an ObjectStore) is."""
     if isinstance(exc, ArchiveFault):
         return exc.kind
+    kind = getattr(exc, "kind", None)  # already classified by these rules (core/objectstore's StoreError)
+    if kind in ("transient", "configuration", "request"):
+        return kind
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return "configuration"
     if isinstance(exc, ClientError):

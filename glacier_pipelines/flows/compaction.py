@@ -37,8 +37,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from glacier_pipelines.catalog.compaction import FAILED, RESTORING, CompactionStore
 from glacier_pipelines.catalog.restores import RestoreStore
-from glacier_pipelines.core import checksums, events, faults, keys, packaging, responses, transfer
+from glacier_pipelines.core import checksums, faults, keys, packaging, responses, transfer
 from glacier_pipelines.core.constants import UNREADABLE_CLASSES
+from glacier_pipelines.core.objectstore import ObjectStore, S3Store, StoreError
 from glacier_pipelines.core.restores import next_poll_delay
 from glacier_pipelines.flows import deletion, locations
 from glacier_pipelines.flows.archive import ArchiveSetup, ledger_entry, write_ledger
@@ -90,7 +91,7 @@ def compact(setup: CompactionSetup, tenant: str, *, run_id: str | None = None, n
             if not _readable(setup, store, row, obj, tenant, report, now):
                 continue
             _repack(setup, store, row, package, tenant, report, run_id, now)
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, BotoCoreError, StoreError) as exc:  # StoreError from the port, boto3's from uploads and checks
             if faults.classify(exc) != "request":
                 raise faults.ArchiveFault(f"compaction of {obj.url} stopped, it resumes on the next pass: {faults.describe(exc)}",
                                           faults.classify(exc)) from exc
@@ -105,8 +106,13 @@ class _Corrupt(Exception):
     """The package's bytes are not the ones the catalog recorded."""
 
 
+def _store(s3: Any, bucket: str) -> ObjectStore:
+    """The port over a bucket of the archive's boto3 client (ArchiveSetup carries the client)."""
+    return S3Store(s3, bucket)
+
+
 def _restore_status(setup: CompactionSetup, obj: Any) -> Any:
-    return events.parse_restore_header(setup.archive.s3.head_object(Bucket=obj.bucket, Key=obj.key).get("Restore"))
+    return _store(setup.archive.s3, obj.bucket).head(obj.key).restore
 
 
 def _readable(setup: CompactionSetup, store: CompactionStore, row: dict[str, Any], obj: Any, tenant: str, report: CompactionReport,
@@ -120,12 +126,7 @@ def _readable(setup: CompactionSetup, store: CompactionStore, row: dict[str, Any
         tier = setup.archive.tenants.for_tenant(tenant).restore_tier if setup.archive.tenants else "Bulk"
         if obj.storage_class == "DEEP_ARCHIVE" and tier == "Expedited":
             tier = "Standard"
-        try:
-            setup.archive.s3.restore_object(Bucket=obj.bucket, Key=obj.key,
-                                            RestoreRequest={"Days": setup.restore_days, "GlacierJobParameters": {"Tier": tier}})
-        except ClientError as exc:
-            if faults.error_code(exc) != "RestoreAlreadyInProgress":
-                raise
+        _store(setup.archive.s3, obj.bucket).restore(obj.key, days=setup.restore_days, tier=tier)  # one in progress is not an error
         restores.set_object_state(obj.id, state="REQUESTED", tier=tier, days=setup.restore_days, requested_at=now, restored_at=None,
                                   expires_at=None, next_poll_at=now + next_poll_delay(0), poll_attempts=0, verified=None,
                                   verify_message=None)
@@ -143,9 +144,8 @@ def _download(setup: CompactionSetup, obj: Any, path: Path) -> None:
     """The whole package into ``path``, hashed on the way: it must be the SHA-256 the catalog recorded."""
     path.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    body = setup.archive.s3.get_object(Bucket=obj.bucket, Key=obj.key)["Body"]
-    with open(path, "wb") as f:
-        for chunk in iter(lambda: body.read(CHUNK), b""):
+    with _store(setup.archive.s3, obj.bucket).get(obj.key) as body, open(path, "wb") as f:
+        for chunk in body.iter_chunks(CHUNK):
             digest.update(chunk)
             f.write(chunk)
     if digest.hexdigest() != obj.sha256:
@@ -178,8 +178,8 @@ def _repack(setup: CompactionSetup, store: CompactionStore, row: dict[str, Any],
         s3_checksum = upload_package_file(scoped, new_path, key, sha, size)
         manifest_key = key + packaging.MANIFEST_SUFFIX
         body = packaging.manifest(new_id, tenant, key, sha, packed)
-        scoped.s3.put_object(Bucket=bucket, Key=manifest_key, Body=body, StorageClass="STANDARD", ContentType="application/x-ndjson",
-                             ChecksumAlgorithm="SHA256", ChecksumSHA256=checksums.b64(hashlib.sha256(body).digest()))
+        _store(scoped.s3, bucket).put(manifest_key, body, storage_class="STANDARD", content_type="application/x-ndjson",
+                                      checksum_algorithm="SHA256", checksum=checksums.b64(hashlib.sha256(body).digest()))
         problems = transfer.verify_stored(scoped.s3, bucket=bucket, key=key, s3_checksum=s3_checksum, size=size, storage_class=storage_class)
         if problems:  # nothing switches to a package S3 does not hold as built
             raise packaging.PackagingError(f"s3://{bucket}/{key} read back wrong: " + "; ".join(problems))
@@ -211,8 +211,9 @@ def _finish(setup: CompactionSetup, store: CompactionStore, row: dict[str, Any],
     old, manifest_key = store.old_package(row["old_package_id"])
     charge = None
     if old is not None:
+        old_store = _store(setup.archive.s3, old.bucket)
         for key in [old.key] + ([manifest_key] if manifest_key else []):
-            deletion.delete_object(setup.archive.s3, old.bucket, key)
+            deletion.delete_object(old_store, key)
         wstore = deletion.WorkerRequestStore(setup.archive.catalog)
         stored_at = wstore.stored_at(old.id)
         days = max(0.0, (now - stored_at).total_seconds() / 86400) if stored_at else None

@@ -29,13 +29,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.compaction import CompactionStore
 from glacier_pipelines.catalog.worker_requests import DELETED, WorkerRequestStore
 from glacier_pipelines.core import checksums, faults, keys, ledger, packaging, pricing
+from glacier_pipelines.core.objectstore import NotFound, ObjectStore, S3Store
 from glacier_pipelines.core.tenants import TenantsConfig
 from glacier_pipelines.core.worker_requests import DeletionRequest, not_found
 
@@ -46,12 +45,17 @@ WAITING = (t.PENDING, t.CLAIMED, t.VERIFIED, t.STORED, t.DELAYED)
 @dataclass
 class DeletionSetup:
     catalog: Catalog
-    s3: Any
+    s3: Any  # a boto3 S3 client: each bucket's S3Store is built on it (unless ``stores`` gives them)
     bucket: str  # where the request ledger lives (unless the tenants file gives the tenant its own bucket)
     key_prefix: str
     pricing: pricing.Pricing | None = None
     compact_share: Callable[[str], float] = lambda tenant: 0.5  # per tenant: a package this much deleted is due for repacking
     tenants: TenantsConfig | None = None  # GLACIER_TENANTS_CONFIG: the ledger goes next to each tenant's bytes
+    stores: Callable[[str], ObjectStore] | None = None  # bucket -> its ObjectStore, in place of S3Store(s3, bucket)
+
+    def store(self, bucket: str) -> ObjectStore:
+        """The ObjectStore of a bucket the catalog recorded (objects of one tenant may live in several)."""
+        return self.stores(bucket) if self.stores is not None else S3Store(self.s3, bucket)
 
     def ledger_place(self, tenant: str) -> tuple[str, str]:
         """(bucket, tenant prefix) of the tenant's request ledger: where its archive path writes it."""
@@ -221,18 +225,17 @@ def remove(setup: DeletionSetup, store: WorkerRequestStore, tenant: str, targets
             done.removed.append({"object": obj, "checksums": digests, "stored_at": stored_at, "charge": charge, "urls": [obj.url]})
         done.files.append(entry)
     for bucket, key in deletes:
-        delete_object(setup.s3, bucket, key)
+        delete_object(setup.store(bucket), key)
     _write_ledger(setup, tenant, done.marked, now)  # after the bytes went: the ledger never claims a deletion that did not happen
     return done
 
 
-def delete_object(s3: Any, bucket: str, key: str) -> None:
-    """DeleteObject in the bucket the catalog recorded; an object already gone is what was wanted."""
+def delete_object(store: ObjectStore, key: str) -> None:
+    """Delete in the bucket the catalog recorded; an object already gone is what was wanted."""
     try:
-        s3.delete_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if faults.client_error_code(exc) not in ("NoSuchKey", "404"):
-            raise
+        store.delete(key)
+    except NotFound:
+        pass
 
 
 def _early_charge(setup: DeletionSetup, storage_class: str, size: int, days: float | None) -> tuple[float | None, int | None]:
@@ -252,6 +255,5 @@ def _write_ledger(setup: DeletionSetup, tenant: str, marked: list[dict[str, Any]
     body = ledger.encode({"tenant": tenant, "requestId": m["request_id"], "status": DELETED, "storedFileUrl": m["url"],
                           "answeredAt": now.isoformat()} for m in marked)
     bucket, prefix = setup.ledger_place(tenant)
-    setup.s3.put_object(Bucket=bucket, Key=ledger.key_for(prefix, now), Body=body,
-                        StorageClass="STANDARD", ContentType="application/x-ndjson", ChecksumAlgorithm="SHA256",
-                        ChecksumSHA256=checksums.b64(hashlib.sha256(body).digest()))
+    setup.store(bucket).put(ledger.key_for(prefix, now), body, storage_class="STANDARD", content_type="application/x-ndjson",
+                            checksum_algorithm="SHA256", checksum=checksums.b64(hashlib.sha256(body).digest()))

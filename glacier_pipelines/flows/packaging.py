@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.packages import PackageStore
 from glacier_pipelines.core import checksums, faults, keys, packaging, responses, staging, transfer
+from glacier_pipelines.core.objectstore import NotFound, S3Store, StoreError
 from glacier_pipelines.flows.archive import ArchiveSetup, ledger_entry, raise_if_unreachable, write_ledger
 from glacier_pipelines.flows.placement import check_tenant_bucket
 
@@ -90,7 +91,7 @@ def check_packages(setup: ArchiveSetup, tenant: str | None) -> PackageCheckRepor
             problems += transfer.verify_stored(setup.s3, bucket=obj.bucket, key=obj.key, s3_checksum=obj.s3_checksum, size=obj.size,
                                                storage_class=obj.storage_class)
             problems += _manifest_problems(setup, obj, package)
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, BotoCoreError, StoreError) as exc:
             report.unreachable.append((obj.url, faults.describe(exc)))
             continue
         report.packages_checked += 1
@@ -111,11 +112,10 @@ def _manifest_problems(setup: ArchiveSetup, obj: Any, package: dict[str, Any]) -
     if not package["manifest_key"]:
         return ["no manifest was recorded"]
     try:
-        body = setup.s3.get_object(Bucket=obj.bucket, Key=package["manifest_key"])["Body"].read()
-    except ClientError as exc:
-        if faults.client_error_code(exc) in ("NoSuchKey", "404"):
-            return [f"manifest {package['manifest_key']} is missing"]
-        raise
+        with S3Store(setup.s3, obj.bucket).get(package["manifest_key"]) as manifest:
+            body = manifest.read()
+    except NotFound:
+        return [f"manifest {package['manifest_key']} is missing"]
     return packaging.manifest_problems(body, obj.key, obj.sha256, package["members"])
 
 
@@ -174,8 +174,8 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
     s3_checksum = upload_package_file(setup, tar_path, key, tar_sha256, tar_size)
     manifest_key = key + packaging.MANIFEST_SUFFIX
     body = packaging.manifest(package_id, tenant, key, tar_sha256, packed)
-    setup.s3.put_object(Bucket=setup.upload.bucket, Key=manifest_key, Body=body, StorageClass="STANDARD", ContentType="application/x-ndjson",
-                        ChecksumAlgorithm="SHA256", ChecksumSHA256=checksums.b64(hashlib.sha256(body).digest()))
+    S3Store(setup.s3, setup.upload.bucket).put(manifest_key, body, storage_class="STANDARD", content_type="application/x-ndjson",
+                                               checksum_algorithm="SHA256", checksum=checksums.b64(hashlib.sha256(body).digest()))
     by_sha = {p.sha256: p for p in packed}
     obj = {"tenant": tenant, "bucket": setup.upload.bucket, "key": key, "storage_class": setup.upload.storage_class, "size": tar_size,
            "sha256": tar_sha256, "s3_checksum": s3_checksum, "etag": None, "width": None, "height": None, "run_id": run_id, "batch_id": None}
@@ -221,7 +221,7 @@ def close_due(setup: ArchiveSetup, policy: PackagingPolicy, tenant: str | None, 
             checked.add(package["tenant"])
         try:
             close_package(setup, package, run_id, report)
-        except (ClientError, BotoCoreError, transfer.StoreError, packaging.PackagingError, OSError) as exc:
+        except (ClientError, BotoCoreError, StoreError, transfer.StoreError, packaging.PackagingError, OSError) as exc:
             # The package stays OPEN with its members staged: the next close retries it.
             log.warning("package %s could not be stored: %s", package["id"], exc)
             report.failed.append((package["id"], f"package not stored yet: {exc}"))

@@ -88,3 +88,24 @@ def test_a_file_still_being_stored_waits(archive):
     report = deletion.process(deletion.DeletionSetup(catalog=archive.catalog(), s3=None, bucket=BUCKET, key_prefix="archive"))
     assert report.answered == {} and "still in flight" in report.waiting[0]
     assert "del-p" not in responses_of(archive)
+
+
+def test_the_deletion_ledger_line_goes_through_the_store_with_its_checksum_and_type(archive):
+    import base64
+    import hashlib
+
+    data = b"ledger me" * 40
+    s3 = _store(archive, archive.request("lab", archive.file("g", data), data, requestId="g"))
+    _put(archive, "del-g", {"file": {"requestId": "g"}})
+    assert deletion.process(deletion.DeletionSetup(catalog=archive.catalog(), s3=s3, bucket=BUCKET, key_prefix="archive")).answered == {"SUCCESS": 1}
+    ledger_keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="archive/lab/").get("Contents", []) if o["Key"] not in archived_keys(s3)]
+    deleted = []
+    for key in ledger_keys:
+        head = s3.head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+        body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        if b'"DELETED"' in body:
+            deleted.append(key)
+            assert head["ContentType"] == "application/x-ndjson"
+            assert head["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(body).digest()).decode()
+            assert json.loads(body.splitlines()[0])["requestId"] == "g"
+    assert len(deleted) == 1

@@ -134,8 +134,9 @@ class LocalStore:
 
     def put(self, key: str, body: Body, *, storage_class: str = "STANDARD", metadata: Mapping[str, str] | None = None,
             sse: str | None = None, kms_key_id: str | None = None, checksum_algorithm: str | None = None,
-            checksum: str | None = None) -> PutResult:
+            checksum: str | None = None, content_type: str | None = None) -> PutResult:
         algorithm = base.check_object_args(storage_class, sse, checksum_algorithm, checksum)
+        del content_type  # a header S3 serves the object with: a file has none, and nothing here reads it back
         path = self.path(key, "PutObject", creating=True)
         digest = localfs.hasher(algorithm, "PutObject", key) if algorithm else None
         try:

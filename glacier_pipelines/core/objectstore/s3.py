@@ -105,9 +105,11 @@ class S3Store:
 
     def put(self, key: str, body: Body, *, storage_class: str = "STANDARD", metadata: Mapping[str, str] | None = None,
             sse: str | None = None, kms_key_id: str | None = None, checksum_algorithm: str | None = None,
-            checksum: str | None = None) -> PutResult:
+            checksum: str | None = None, content_type: str | None = None) -> PutResult:
         algorithm = base.check_object_args(storage_class, sse, checksum_algorithm, checksum)
         args = _object_args(storage_class, metadata, sse, kms_key_id)
+        if content_type:
+            args["ContentType"] = content_type
         if algorithm:
             args["ChecksumAlgorithm"] = algorithm
             if checksum is not None:
