@@ -7,8 +7,9 @@ accepts, one per line. ``load()`` builds it once per environment; the code locat
 
 The older views stay for their callers: ``env(name)`` (a variable's value as text),
 ``ENV_VARS`` (name -> (default, meaning)) and the ``Settings`` dataclass; all three are
-derived from the model. The README's configuration table is ``markdown_table()``'s output,
-and a test keeps the two identical (``python -m glacier_pipelines.settings`` prints it).
+derived from the model. The configuration table of ``docs/configuration.md`` (``DOC_TARGET``) is
+``markdown_table()``'s output, and a test keeps the two identical
+(``python -m glacier_pipelines.settings`` prints it; with a path, rewrites it there).
 """
 
 from __future__ import annotations
@@ -381,7 +382,7 @@ ENV_VARS: dict[str, tuple[str, str]] = _defaults()
 
 
 def markdown_table() -> str:
-    """The README's configuration table, one row per variable, from the model."""
+    """The configuration table of ``DOC_TARGET``, one row per variable, from the model."""
     rows = ["| variable | default | accepts | meaning |", "|---|---|---|---|"]
     for field, info in FIELDS.items():
         default = as_text(info.default)
@@ -442,19 +443,29 @@ class Settings:
         return self.home / "staging"
 
 
-def with_table(readme: str) -> str:
-    """``readme`` with its configuration table replaced by ``markdown_table()``."""
-    section = readme.index("\n## Configuration\n")
-    start = readme.index("| variable | default |", section)
-    end = readme.find("\n\n", start)
-    return readme[:start] + markdown_table() + (readme[end + 1:] if end != -1 else "")
+# The page that holds the generated table (relative to the repository root); the README links to it.
+DOC_TARGET = "docs/configuration.md"
+TABLE_HEADER = "| variable | default |"
 
 
-if __name__ == "__main__":  # python -m glacier_pipelines.settings [README.md]: print the table, or rewrite it in that file
+def with_table(doc: str) -> str:
+    """``doc`` with its configuration table replaced by ``markdown_table()``; a page without one is refused."""
+    start = doc.find("\n" + TABLE_HEADER)
+    if start == -1:
+        raise ValueError(f"no configuration table (a line starting {TABLE_HEADER!r}) to replace; it lives in {DOC_TARGET}")
+    start += 1
+    end = doc.find("\n\n", start)
+    return doc[:start] + markdown_table() + (doc[end + 1:] if end != -1 else "")
+
+
+if __name__ == "__main__":  # python -m glacier_pipelines.settings [docs/configuration.md]: print the table, or rewrite it there
     import sys
 
     if len(sys.argv) > 1:
-        readme_path = Path(sys.argv[1])
-        readme_path.write_text(with_table(readme_path.read_text()))
+        doc_path = Path(sys.argv[1])
+        try:
+            doc_path.write_text(with_table(doc_path.read_text()))
+        except (OSError, ValueError) as exc:
+            sys.exit(f"{doc_path}: {exc}")
     else:
         print(markdown_table(), end="")
