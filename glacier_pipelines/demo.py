@@ -4,11 +4,13 @@ Starts moto in server mode as the S3 Glacier emulator and a loopback HTTP server
 second kind of source, writes sample files (images included), submits requests for two
 tenants (with one bad checksum and one malformed request, to show how they end), processes
 them through Dagster and checks that every object sits in the chosen storage class.
+
+It calls the same functions as the console script (runs/: submit, one pass, restore), never the CLI itself,
+so the CLI's ``demo`` command can import this module without a cycle.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.server
 import io
@@ -73,9 +75,11 @@ def _requests(files: dict[str, bytes], src: Path, http_base: str) -> list[dict[s
 def run_demo(as_json: bool = False) -> int:
     import boto3
 
-    from glacier_pipelines import cli
     from glacier_pipelines.core import transfer
     from glacier_pipelines.emulator import moto_server
+    from glacier_pipelines.runs.common import print_table
+    from glacier_pipelines.runs.process import process
+    from glacier_pipelines.runs.requests import restore, submit
 
     base = Path(os.environ.get("GLACIER_HOME") or ".glacier").resolve()
     home = base / "demo"
@@ -101,12 +105,11 @@ def run_demo(as_json: bool = False) -> int:
         s3.create_bucket(Bucket="glacier-demo")
         requests_file = home / "requests.jsonl"
         requests_file.write_text("".join(json.dumps(r) + "\n" for r in _requests(files, src, http_base)))
-        sent, errors = cli.submit(str(requests_file))
+        sent, errors = submit(str(requests_file))
         say(f"demo: submitted {sent} requests from {requests_file}")
-        summary = cli.process(progress=say, mode="in-process")  # its settings live in this process only
+        summary = process(progress=say, mode="in-process")  # its settings live in this process only
         say("demo: asking for scan.png back (Bulk, 1 day) as a researcher would")
-        restored = cli.restore(argparse.Namespace(tenant="lab", request_id=["lab-004"], checksum=None, url=None, days=1, tier="Bulk",
-                                                  requester="researcher@example.org", note="demo"))
+        restored = restore("lab", request_ids=["lab-004"], days=1, tier="Bulk", requester="researcher@example.org", note="demo")
         classes = {}
         for r in summary["requests"]:
             if r["storedFileUrl"]:
@@ -124,7 +127,7 @@ def run_demo(as_json: bool = False) -> int:
                           "restore": {k: v for k, v in restored.items() if k != "files"} | {"statuses": [f["status"] for f in restored["files"]]}},
                          indent=2, default=str))
     else:
-        cli._print_table(summary["requests"])
+        print_table(summary["requests"])
         print()
         print(f"{len(classes)} objects, all in {storage_class}: {'yes' if all_in_class else 'NO'}; "
               f"checksum_integrity passed in every run: {'yes' if checks_ok else 'NO'}; "

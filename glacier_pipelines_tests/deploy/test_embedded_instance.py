@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_embedded_instance_loads_watches_runs_and_leaves_process_in_process_without_a_daemon(tmp_path, monkeypatch):
     import dagster as dg
 
-    from glacier_pipelines.cli_process import _submits, daemon_alive, has_run_queue
+    from glacier_pipelines.runs.process import _submits, daemon_alive, has_run_queue
 
     shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.chdir(tmp_path)  # its storage folder is relative to where Dagster starts

@@ -40,7 +40,7 @@ def test_process_queues_its_runs_for_the_daemon_and_a_killed_run_worker_is_retri
     import sqlalchemy as sa
 
     from glacier_pipelines.catalog import tables as t
-    from glacier_pipelines.cli_process import daemon_alive
+    from glacier_pipelines.runs.process import daemon_alive
     from glacier_pipelines.core.ledger import is_ledger_key
 
     home = tmp_path / "dagster_home"

@@ -1,4 +1,4 @@
-"""``glacier-pipelines process``: one pass through Dagster, planned like the sensors' runs, executed here or queued.
+"""One pass through Dagster (``glacier-pipelines process``, the demo), planned like the sensors' runs, executed here or queued.
 
 The archive runs come from the one planner (defs/intake/runs.py over flows/planning.py), with
 the run keys and tags the intake sensors give theirs. Then either:
@@ -26,19 +26,17 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from glacier_pipelines.cli import (
+from glacier_pipelines.core.transport import TransportConfigError, TransportError
+from glacier_pipelines.runs.common import (
     QUIET_LOGS,
     ConfigFault,
-    _current_defs,
-    _progress,
-    advance_restores,
     check_bucket,
     check_tenant,
-    close_all_packages,
+    current_defs,
     ensure_dagster_home,
+    run_restore_job,
+    to_stderr as _progress,
 )
-from glacier_pipelines.core.transport import TransportConfigError, TransportError
-from glacier_pipelines.resources.archive import check_tenant_buckets
 from glacier_pipelines.settings import Settings
 
 LOCATION_NAME = "glacier_pipelines"  # the code location's name in workspace.yaml and deploy/workspace.yaml: the daemon launches by it
@@ -64,13 +62,14 @@ def process(tenant: str | None = None, *, close_packages: bool = False, mode: st
     from glacier_pipelines.defs.intake.runs import planned_runs
     from glacier_pipelines.defs.intake.sensors import WORKER_ID
     from glacier_pipelines.flows import intake
+    from glacier_pipelines.resources.archive import check_tenant_buckets
 
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
     if not wait_minutes > 0:
         raise ValueError(f"--wait-minutes {wait_minutes}: give a number of minutes above 0")
     settings = Settings.from_env()
-    defs = _current_defs()
+    defs = current_defs()
     resources = defs.resources
     requests = resources["request_transport"]
     if tenant is not None:
@@ -125,6 +124,58 @@ def process(tenant: str | None = None, *, close_packages: bool = False, mode: st
         "statuses": dict(Counter(r["status"] for r in report)),
         "requests": report,
     }
+
+
+def close_all_packages(tenant: str | None = None, *, progress=_progress, defs: Any = None) -> list[dict[str, Any]]:
+    """Run package_job with close_all for every tenant that has an open package."""
+    import dagster as dg
+
+    from glacier_pipelines.catalog.packages import PackageStore
+
+    defs = current_defs(defs)
+    catalog = defs.resources["catalog"].get()
+    names = sorted({p["tenant"] for p in PackageStore(catalog).open_packages(tenant)})
+    runs = []
+    with dg.DagsterInstance.get() as instance:
+        for name in names:
+            result = defs.resolve_job_def("package_job").execute_in_process(
+                partition_key=name, instance=instance, raise_on_error=False, tags={"glacier/tenant": name},
+                run_config={**QUIET_LOGS, "ops": {"glacier_packages": {"config": {"close_all": True}}}})
+            stored = {m.asset_key.to_user_string(): m.materialization.metadata.get("packages_stored") for m in result.get_asset_materialization_events()}
+            checks = result.get_asset_check_evaluations()
+            runs.append({"tenant": name, "runId": result.run_id, "success": result.success, "job": "package_job",
+                         "checksPassed": bool(checks) and all(c.passed for c in checks)})
+            progress(f"tenant {name}: packages closed, run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'} "
+                     f"({stored.get('glacier_packages').value if stored.get('glacier_packages') else 0} stored)")
+    return runs
+
+
+def advance_restores(tenant: str | None = None, *, progress=_progress, defs: Any = None) -> list[dict[str, Any]]:
+    """Read restore events (or poll where no queue is configured), then run restore_job for tenants with restore work."""
+    import dagster as dg
+
+    from glacier_pipelines.flows import restore as restore_flow
+    from glacier_pipelines.flows.restore_events import drain_events
+
+    defs = current_defs(defs)
+    r = defs.resources
+    setup = r["restore"].setup(r["catalog"], r["archive_store"])
+    if r["restore"].events_queue_url:
+        seen = drain_events(setup, r["restore"].sqs(), r["restore"].events_queue_url)
+        progress(f"restore events: {seen.events} applied, {seen.unknown} for unknown objects")
+    else:
+        checked, completed = restore_flow.poll(setup)
+        if checked:
+            progress(f"restores polled: {checked} checked, {completed} restored")
+    runs = []
+    with dg.DagsterInstance.get() as instance:
+        for name in setup.store.tenants_with_work():
+            if tenant is not None and name != tenant:
+                continue
+            result = run_restore_job(instance, name, defs=defs)
+            runs.append({"tenant": name, "runId": result.run_id, "success": result.success})
+            progress(f"tenant {name}: restore run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}")
+    return runs
 
 
 def has_run_queue(instance: Any) -> bool:
