@@ -118,7 +118,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "large_file_staging"))
     args = parser.parse_args()
-    size = args.size_mib * MiB
     work = Path(tempfile.mkdtemp(prefix="bench-staging-", dir=os.environ.get("BENCH_DIR") or None))
     try:
         path = work / "big.bin"

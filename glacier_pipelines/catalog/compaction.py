@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.base import CatalogStore
 from glacier_pipelines.catalog.rows import StoredObject, _object
-from glacier_pipelines.catalog.store import Catalog
 from glacier_pipelines.catalog.worker_requests import NOT_LIVE, WorkerRequestStore, deletions
 
 RESTORING, SWITCHED, DONE, FAILED = "RESTORING", "SWITCHED", "DONE", "FAILED"

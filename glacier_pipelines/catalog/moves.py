@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.base import CatalogStore
-from glacier_pipelines.catalog.store import Catalog, StoredObject, _object
+from glacier_pipelines.catalog.store import StoredObject, _object
 
 MOVE, TRASH = "MOVE", "TRASH"
 COPYING, COPIED, DONE, SKIPPED, FAILED = "COPYING", "COPIED", "DONE", "SKIPPED", "FAILED"

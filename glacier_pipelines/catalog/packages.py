@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.base import CatalogStore
 from glacier_pipelines.catalog.restores import utc
-from glacier_pipelines.catalog.store import Catalog, RequestRow, _object, answer_stage
+from glacier_pipelines.catalog.store import RequestRow, _object, answer_stage
 
 
 def _now() -> datetime:

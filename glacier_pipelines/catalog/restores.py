@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.base import CatalogStore
-from glacier_pipelines.catalog.store import Catalog, StoredObject, _object
+from glacier_pipelines.catalog.store import StoredObject, _object
 from glacier_pipelines.core import packaging
 from glacier_pipelines.core.restores import FileSelector
 

@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.base import CatalogStore
 from glacier_pipelines.catalog.rows import StoredObject, _object
-from glacier_pipelines.catalog.store import Catalog
 
 TRASHED, RESTORED, PURGED, DELETED = "TRASHED", "RESTORED", "PURGED", "DELETED"
 CATALOG, MOVED = "catalog", "moved"

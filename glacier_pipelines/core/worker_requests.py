@@ -14,7 +14,6 @@ Parsing never raises for bad input: a :class:`ParsedWorkerRequest` with ``errors
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -19,7 +19,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from glacier_pipelines.core.pricing import (
-    GB,
     CostLine,
     Estimate,
     PricingError,

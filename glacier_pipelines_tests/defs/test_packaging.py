@@ -9,7 +9,6 @@ import tarfile
 from datetime import datetime, timezone
 
 import dagster as dg
-import pytest
 
 from glacier_pipelines.core.packaging import parse_manifest, parse_member_url
 from glacier_pipelines_tests.conftest import BUCKET, archived_keys, materializations, responses_of, s3_client
