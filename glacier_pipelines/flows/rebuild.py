@@ -13,19 +13,30 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-import sqlalchemy as sa
 from botocore.exceptions import ClientError
 
 from glacier_pipelines.catalog import Catalog
-from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.moves import FINISHED, MoveStore
+from glacier_pipelines.catalog.rebuild import HeadFacts, LedgerAnswer, ManifestMember, RebuildStore, RestoreFacts
 from glacier_pipelines.core import events, ledger, packaging, transfer
+from glacier_pipelines.core.tenants import TenantsConfig
 
 log = logging.getLogger(__name__)
 
 
-def rebuild(catalog: Catalog, s3: Any, bucket: str, prefix: str, *, vault_prefix: str | None = None,
-            vault_bucket: str | None = None) -> dict[str, int]:
+def scopes(bucket: str, prefix: str, tenants: TenantsConfig | None = None) -> list[tuple[str, str, str | None]]:
+    """(bucket, prefix, tenant) to scan: the global bucket and prefix (tenant read from each key), then every configured
+    tenant's own bucket and prefix that the global scan does not already cover (tenant known)."""
+    out: list[tuple[str, str, str | None]] = [(bucket, prefix, None)]
+    for tenant in tenants.names if tenants is not None else ():
+        t_bucket, t_prefix, _ = tenants.placement(tenant)
+        if not any(b == t_bucket and t_prefix.startswith(p) for b, p, _ in out):
+            out.append((t_bucket, t_prefix, tenant))
+    return out
+
+
+def rebuild(catalog: Catalog, s3: Any, bucket: str, prefix: str, *, tenants: TenantsConfig | None = None,
+            vault_prefix: str | None = None, vault_bucket: str | None = None) -> dict[str, int]:
     """Recreate objects, packages, members, requests, moves, vault copies and restore states from what ``bucket`` holds.
 
     Package members come back with their request ids from the manifests; standalone objects
@@ -35,64 +46,20 @@ def rebuild(catalog: Catalog, s3: Any, bucket: str, prefix: str, *, vault_prefix
     object or package member (where a move took it since); then, with ``vault_prefix``, the vault
     tables from the vault ledger in ``vault_bucket`` (default ``bucket``). Rows that already
     exist are left as they are (run it twice: nothing changes the second time).
+
+    With ``tenants`` (GLACIER_TENANTS_CONFIG), each configured tenant's own bucket and prefix is scanned too: its ledger,
+    manifests and objects live there. Moves and ledger requests are resolved after every scope's objects are back.
     """
     counts = {"manifests": 0, "members": 0, "objects": 0, "ledger_requests": 0, "unresolved": 0, "restores": 0, "moves": 0}
-    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix) for o in page.get("Contents", [])]
-    ledger_keys = sorted(k for k in keys if ledger.is_ledger_key(k))
-    keys = [k for k in keys if not ledger.is_ledger_key(k)]
-    manifest_keys = [k for k in keys if k.endswith(packaging.MANIFEST_SUFFIX)]
-    package_keys = {k[: -len(packaging.MANIFEST_SUFFIX)] for k in manifest_keys}
     now = datetime.now(timezone.utc)
-    for manifest_key in manifest_keys:
-        rows = packaging.parse_manifest(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
-        if not rows:
-            continue
-        head = transfer.head_checksum(s3, bucket, rows[0]["key"])
-        with catalog.engine.begin() as conn:
-            object_id = _object(conn, bucket, rows[0]["key"], rows[0]["tenant"], head, rows[0]["packageSha256"], now)
-            counts["restores"] += _restore_state(conn, object_id, head, now)
-            package_id = rows[0]["package"]
-            if conn.execute(sa.select(t.packages.c.id).where(t.packages.c.id == package_id)).first() is None:
-                conn.execute(t.packages.insert().values(id=package_id, tenant=rows[0]["tenant"], state="STORED", created_at=now, closed_at=now,
-                                                        member_bytes=sum(r["length"] for r in rows), object_id=object_id,
-                                                        manifest_key=manifest_key, verify_problems=[]))
-            for row in rows:
-                if conn.execute(sa.select(t.requests.c.id).where(t.requests.c.tenant == row["tenant"],
-                                                                 t.requests.c.request_id == row["request_id"])).first():
-                    continue
-                pk = conn.execute(t.requests.insert().values(
-                    tenant=row["tenant"], request_id=row["request_id"], body=None, received_at=now, updated_at=now, status=t.SUCCESS,
-                    messages=[f"rebuilt from {manifest_key}"], algorithm=row["algorithm"], checksum=row["checksum"],
-                    object_id=object_id, deduplicated=False, size=row["length"])).inserted_primary_key[0]
-                conn.execute(t.package_members.insert().values(request_pk=pk, package_id=package_id, tenant=row["tenant"], name=row["name"],
-                                                               size=row["length"], sha256=row["sha256"], offset=row["offset"],
-                                                               length=row["length"]))
-                counts["members"] += 1
-        counts["manifests"] += 1
-    for key in keys:
-        if key.endswith(packaging.MANIFEST_SUFFIX) or key in package_keys:
-            continue
-        try:
-            head = transfer.head_checksum(s3, bucket, key)
-        except ClientError as exc:
-            log.warning("rebuild: cannot read s3://%s/%s: %s", bucket, key, exc)
-            continue
-        meta = head.get("Metadata", {})
-        tenant = key[len(prefix):].lstrip("/").split("/", 1)[0]
-        with catalog.engine.begin() as conn:
-            object_id = _object(conn, bucket, key, tenant, head, meta.get("sha256", ""), now)
-            counts["restores"] += _restore_state(conn, object_id, head, now)
-            for algorithm, value in ((meta.get("source-algorithm"), meta.get("source-checksum")), ("SHA-256", meta.get("sha256"))):
-                if algorithm and value and conn.execute(sa.select(t.object_checksums.c.object_id).where(
-                        t.object_checksums.c.object_id == object_id, t.object_checksums.c.algorithm == algorithm)).first() is None:
-                    conn.execute(t.object_checksums.insert().values(object_id=object_id, algorithm=algorithm, checksum=value))
-        counts["objects"] += 1
-    written = [(k, e) for k in ledger_keys for e in ledger.parse(s3.get_object(Bucket=bucket, Key=k)["Body"].read())]
+    written: list[tuple[str, dict[str, Any]]] = []
+    for scope_bucket, scope_prefix, tenant in scopes(bucket, prefix, tenants):
+        written += _rebuild_scope(catalog, s3, scope_bucket, scope_prefix, tenant, now, counts)
     moved = _rebuild_moves(catalog, s3, written, now, counts)
     entries = ledger.latest(e for _, e in written)
+    store = RebuildStore(catalog)
     for entry in entries.values():
-        with catalog.engine.begin() as conn:
-            outcome = _ledger_request(conn, entry, now, moved)
+        outcome = _ledger_request(store, entry, now, moved)
         counts["ledger_requests" if outcome else "unresolved"] += outcome is not None
         if outcome is False:
             log.warning("rebuild: request %s of %s names %s, which the bucket does not hold", entry["requestId"], entry["tenant"],
@@ -104,11 +71,51 @@ def rebuild(catalog: Catalog, s3: Any, bucket: str, prefix: str, *, vault_prefix
     return counts
 
 
+def _rebuild_scope(catalog: Catalog, s3: Any, bucket: str, prefix: str, owner: str | None, now: datetime,
+                   counts: dict[str, int]) -> list[tuple[str, dict[str, Any]]]:
+    """Packages and objects under one bucket and prefix back in the catalog; returns its ledger lines (key, entry).
+    ``owner``: the tenant the prefix belongs to, or None when the tenant is the first key segment after ``prefix``."""
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix) for o in page.get("Contents", [])]
+    ledger_keys = sorted(k for k in keys if ledger.is_ledger_key(k))
+    keys = [k for k in keys if not ledger.is_ledger_key(k)]
+    manifest_keys = [k for k in keys if k.endswith(packaging.MANIFEST_SUFFIX)]
+    package_keys = {k[: -len(packaging.MANIFEST_SUFFIX)] for k in manifest_keys}
+    store = RebuildStore(catalog)
+    for manifest_key in manifest_keys:
+        rows = packaging.parse_manifest(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+        if not rows:
+            continue
+        head = transfer.head_checksum(s3, bucket, rows[0]["key"])
+        members = [ManifestMember(tenant=r["tenant"], request_id=r["request_id"], algorithm=r["algorithm"], checksum=r["checksum"],
+                                  name=r["name"], length=r["length"], sha256=r["sha256"], offset=r["offset"]) for r in rows]
+        restore = _restore(_url(bucket, rows[0]["key"]), head, now)
+        found, added = store.package(bucket, rows[0]["key"], _head(head), rows[0]["packageSha256"], restore, rows[0]["package"],
+                                     manifest_key, members, now)
+        counts["restores"] += found.restores
+        counts["members"] += added
+        counts["manifests"] += 1
+    for key in keys:
+        if key.endswith(packaging.MANIFEST_SUFFIX) or key in package_keys:
+            continue
+        try:
+            head = transfer.head_checksum(s3, bucket, key)
+        except ClientError as exc:
+            log.warning("rebuild: cannot read s3://%s/%s: %s", bucket, key, exc)
+            continue
+        meta = head.get("Metadata", {})
+        tenant = owner or key[len(prefix):].lstrip("/").split("/", 1)[0]
+        found = store.standalone(bucket, key, tenant, _head(head), meta.get("sha256", ""), _restore(_url(bucket, key), head, now),
+                                 ((meta.get("source-algorithm"), meta.get("source-checksum")), ("SHA-256", meta.get("sha256"))), now)
+        counts["restores"] += found.restores
+        counts["objects"] += 1
+    return [(k, e) for k in ledger_keys for e in ledger.parse(s3.get_object(Bucket=bucket, Key=k)["Body"].read())]
+
+
 def _rebuild_moves(catalog: Catalog, s3: Any, written: list[tuple[str, dict[str, Any]]], now: datetime,
                    counts: dict[str, int]) -> dict[tuple[str, str], tuple[str, str]]:
     """Recreate each move's row from its last ledger line, and the object it made when the bucket pass did not (a move in
     a source bucket); returns where finished moves took objects: (bucket, source key) -> (bucket, destination key)."""
-    store = MoveStore(catalog)
+    store, rebuilt = MoveStore(catalog), RebuildStore(catalog)
     keys = {}
     for key, entry in written:
         if ledger.is_move(entry):
@@ -121,9 +128,7 @@ def _rebuild_moves(catalog: Catalog, s3: Any, written: list[tuple[str, dict[str,
         if entry["status"] in FINISHED:
             if (entry["bucket"], entry["sourceKey"]) != dest:
                 moved[(entry["bucket"], entry["sourceKey"])] = dest
-            with catalog.engine.begin() as conn:
-                object_id = conn.execute(sa.select(t.objects.c.id)
-                                         .where(t.objects.c.bucket == dest[0], t.objects.c.key == dest[1])).scalar()
+            object_id = rebuilt.object_id(*dest)
             if object_id is None:
                 try:
                     head = transfer.head_checksum(s3, *dest)
@@ -132,89 +137,55 @@ def _rebuild_moves(catalog: Catalog, s3: Any, written: list[tuple[str, dict[str,
                                 *dest, exc)
                     head = None
                 if head is not None:
-                    with catalog.engine.begin() as conn:
-                        object_id = _object(conn, dest[0], dest[1], entry["tenant"], head, entry.get("sha256") or "", now)
-                        counts["restores"] += _restore_state(conn, object_id, head, now)
+                    found = rebuilt.moved_object(dest[0], dest[1], entry["tenant"], _head(head), entry.get("sha256") or "",
+                                                 _restore(_url(*dest), head, now), now)
+                    object_id = found.object_id
+                    counts["restores"] += found.restores
             if object_id is not None and entry["kind"] == "MOVE":
-                with catalog.engine.begin() as conn:
-                    _add_checksums(conn, object_id, entry.get("objectChecksums") or {})
+                rebuilt.add_checksums(object_id, entry.get("objectChecksums") or {})
         counts["moves"] += store.insert_from_ledger(entry, object_id, keys[identity])
     return moved
 
 
-def _add_checksums(conn: Any, object_id: int, digests: dict[str, str]) -> None:
-    c = t.object_checksums
-    known = {r[0] for r in conn.execute(sa.select(c.c.algorithm).where(c.c.object_id == object_id))}
-    for algorithm, value in digests.items():
-        if algorithm not in known and value:
-            conn.execute(c.insert().values(object_id=object_id, algorithm=algorithm, checksum=value.lower()))
-
-
-def _ledger_request(conn: Any, entry: dict[str, Any], now: datetime,
+def _ledger_request(store: RebuildStore, entry: dict[str, Any], now: datetime,
                     moved: dict[tuple[str, str], tuple[str, str]] | None = None) -> bool | None:
     """Recreate (or complete) one answered request from its ledger line: True when recorded, None when it already was,
     False when the object it names is not in the bucket (nor where a move took it)."""
     if entry.get("status") == "DELETED":  # deleted on request (flows/deletion.py): never recreated as answered
-        conn.execute(t.requests.update().where(t.requests.c.tenant == entry["tenant"], t.requests.c.request_id == entry["requestId"])
-                     .values(status="DELETED", updated_at=now))
+        store.mark_deleted(entry["tenant"], entry["requestId"], now)
         return None
     obj_bucket, obj_key, member = packaging.parse_member_url(entry["storedFileUrl"])
-    object_id = conn.execute(sa.select(t.objects.c.id).where(t.objects.c.bucket == obj_bucket, t.objects.c.key == obj_key)).scalar()
+    locations = [(obj_bucket, obj_key)]
     for _ in range(10):  # the file was moved since it was answered (trash, --to-archive): follow it, a move at a time
-        if object_id is not None or (obj_bucket, obj_key) not in (moved or {}):
+        if locations[-1] not in (moved or {}):
             break
-        obj_bucket, obj_key = moved[(obj_bucket, obj_key)]
-        object_id = conn.execute(sa.select(t.objects.c.id).where(t.objects.c.bucket == obj_bucket, t.objects.c.key == obj_key)).scalar()
-    if object_id is None:
-        return False
-    r = t.requests
-    values = {"status": t.SUCCESS, "algorithm": entry.get("algorithm"), "checksum": (entry.get("checksum") or "").lower() or None,
-              "object_id": object_id, "deduplicated": bool(entry.get("deduplicated")), "size": entry.get("size"),
-              "width": entry.get("width"), "height": entry.get("height"), "updated_at": now}
-    existing = conn.execute(sa.select(r.c.id, r.c.status).where(r.c.tenant == entry["tenant"], r.c.request_id == entry["requestId"])).first()
-    if existing is not None:
-        conn.execute(r.update().where(r.c.id == existing.id).values(**{k: v for k, v in values.items() if v is not None}))
-        pk, created = existing.id, False
-    else:
-        pk = conn.execute(r.insert().values(tenant=entry["tenant"], request_id=entry["requestId"], body=None, received_at=now,
-                                            messages=["rebuilt from the request ledger"], **values)).inserted_primary_key[0]
-        created = True
-    if member is not None and conn.execute(sa.select(t.package_members.c.request_pk).where(t.package_members.c.request_pk == pk)).first() is None:
-        pm, p = t.package_members, t.packages
-        placed = conn.execute(sa.select(pm).join(p, p.c.id == pm.c.package_id).where(p.c.object_id == object_id, pm.c.name == member)
-                              .limit(1)).first()
-        if placed is not None:
-            conn.execute(pm.insert().values(request_pk=pk, package_id=placed.package_id, tenant=entry["tenant"], name=member,
-                                            size=placed.size, sha256=placed.sha256, offset=placed.offset, length=placed.length))
-    return True if created else None
+        locations.append(moved[locations[-1]])
+    answer = LedgerAnswer(tenant=entry["tenant"], request_id=entry["requestId"], algorithm=entry.get("algorithm"),
+                          checksum=(entry.get("checksum") or "").lower() or None, deduplicated=bool(entry.get("deduplicated")),
+                          size=entry.get("size"), width=entry.get("width"), height=entry.get("height"), member=member)
+    return store.ledger_request(answer, locations, now)
 
 
-def _restore_state(conn: Any, object_id: int, head: dict[str, Any], now: datetime) -> int:
-    """An archived object's restore in progress (or its restored copy) as S3 reports it; 1 when recorded."""
+def _url(bucket: str, key: str) -> str:
+    """An object's s3:// URL (for log lines)."""
+    return f"s3://{bucket}/{key}"
+
+
+def _head(head: dict[str, Any]) -> HeadFacts:
+    return HeadFacts(storage_class=head.get("StorageClass") or "STANDARD", size=head["ContentLength"],
+                     s3_checksum=head.get("ChecksumSHA256") or "", etag=(head.get("ETag") or "").strip('"'))
+
+
+def _restore(url: str, head: dict[str, Any], now: datetime) -> RestoreFacts | None:
+    """An archived object's restore in progress (or its restored copy) as S3 reports it; None when there is none."""
     try:
         state = events.parse_restore_header(head.get("Restore"))
     except events.EventParseError as exc:
-        log.warning("rebuild: object %s has an unreadable restore state: %s", object_id, exc)
-        return 0
-    if state is None or conn.execute(sa.select(t.object_restores.c.object_id).where(t.object_restores.c.object_id == object_id)).first():
-        return 0
-    ongoing, expires = state.ongoing, state.expiry
-    # The tier and days asked for are not in S3's answer: S3's default tier, and the days left, are recorded.
+        log.warning("rebuild: object %s has an unreadable restore state: %s", url, exc)
+        return None
+    if state is None:
+        return None
+    expires = state.expiry
+    # The days asked for are not in S3's answer: the days left are recorded.
     days = max(1, -(-int((expires - now).total_seconds()) // 86400)) if expires else 1
-    conn.execute(t.object_restores.insert().values(object_id=object_id, state="REQUESTED" if ongoing else "RESTORED", tier="Standard",
-                                                   days=days, requested_at=now, restored_at=None if ongoing else now, expires_at=expires,
-                                                   next_poll_at=now, poll_attempts=0))
-    return 1
-
-
-def _object(conn: Any, bucket: str, key: str, tenant: str, head: dict[str, Any], sha256: str, now: datetime) -> int:
-    existing = conn.execute(sa.select(t.objects.c.id).where(t.objects.c.bucket == bucket, t.objects.c.key == key)).scalar()
-    if existing is not None:
-        return existing
-    object_id = conn.execute(t.objects.insert().values(
-        tenant=tenant, bucket=bucket, key=key, storage_class=head.get("StorageClass") or "STANDARD", size=head["ContentLength"],
-        sha256=sha256, s3_checksum=head.get("ChecksumSHA256") or "", etag=(head.get("ETag") or "").strip('"'), stored_at=now,
-    )).inserted_primary_key[0]
-    if sha256:
-        conn.execute(t.object_checksums.insert().values(object_id=object_id, algorithm="SHA-256", checksum=sha256))
-    return object_id
+    return RestoreFacts(ongoing=state.ongoing, expires_at=expires, days=days)

@@ -48,6 +48,7 @@ from glacier_pipelines.core.lifecycle.rules import (
     Transition,
     is_project_rule,
     restored_copies_rule,
+    restored_copies_rule_id,
     rule_id,
 )
 
@@ -55,5 +56,5 @@ __all__ = [
     "DEFAULT_TRASH_PREFIX", "MAX_RULES_PER_BUCKET", "MIN_DAYS_IN_CLASS", "RESTORED_COPIES_RULE_ID", "RESTORED_COPY_EXPIRY_DAYS",
     "RESTORED_COPY_TAG", "RESTORED_DIR", "RULE_ID_PREFIX", "WATERFALL", "LifecycleConfig", "LifecycleConfigError", "LifecycleFile",
     "LifecyclePlan", "Rule", "Source", "TenantLifecycle", "Transition", "canonical", "describe", "is_project_rule", "load_config",
-    "markdown", "merge", "parse_config", "parse_s3_url", "restored_copies_rule", "rule_id",
+    "markdown", "merge", "parse_config", "parse_s3_url", "restored_copies_rule", "restored_copies_rule_id", "rule_id",
 ]

@@ -213,14 +213,25 @@ def _overlap(a: Source, b: Source) -> bool:
     return a.bucket == b.bucket and (a.prefix.startswith(b.prefix) or b.prefix.startswith(a.prefix))
 
 
-def _tenant(name: str, table: TenantFile, bucket: str, key_prefix: str, problems: list[str]) -> TenantLifecycle:
-    """The tenant's declaration placed in the deployment: sources outside other tenants' keys, rules inside its own or its sources."""
+def _reaches_others(src: Source, name: str, archives: set[tuple[str, str]]) -> bool:
+    """Whether ``src`` overlaps an archive prefix (global or a tenant's) outside tenant ``name``'s own keys there."""
+    for bucket, key_prefix in archives:
+        own = keys.tenant_prefix(key_prefix, name)
+        if src.bucket == bucket and not src.prefix.startswith(own) and (
+                not key_prefix or src.prefix.startswith(key_prefix + "/") or (key_prefix + "/").startswith(src.prefix)):
+            return True
+    return False
+
+
+def _tenant(name: str, table: TenantFile, bucket: str, key_prefix: str, problems: list[str],
+            archives: set[tuple[str, str]] | None = None) -> TenantLifecycle:
+    """The tenant's declaration placed in the deployment (``bucket`` and ``key_prefix``: the tenant's archive): sources
+    outside other tenants' keys in any of ``archives``, rules inside its own prefix or its sources."""
     where, own = f"tenants.{name}", keys.tenant_prefix(key_prefix, name)
     sources = []
     for i, url in enumerate(table.sources):
         src = Source(*parse_s3_url(url))
-        if src.bucket == bucket and not src.prefix.startswith(own) and (
-                not key_prefix or src.prefix.startswith(key_prefix + "/") or (key_prefix + "/").startswith(src.prefix)):
+        if _reaches_others(src, name, (archives or set()) | {(bucket, key_prefix)}):
             problems.append(f"{where}.sources[{i}]: {url!r} reaches into the archive prefix of other tenants")
             continue
         sources.append(src)
@@ -242,9 +253,16 @@ def _tenant(name: str, table: TenantFile, bucket: str, key_prefix: str, problems
     return TenantLifecycle(tenant=name, own_prefix=own, rules=tuple(rules), sources=tuple(sources), trash_prefix=table.trash_prefix)
 
 
-def parse_config(raw: Any, *, bucket: str, key_prefix: str, source: str = "lifecycle config") -> LifecycleConfig:
-    """Validate a parsed declaration; :class:`LifecycleConfigError` lists every problem found."""
+def parse_config(raw: Any, *, bucket: str, key_prefix: str, source: str = "lifecycle config",
+                 placements: Mapping[str, tuple[str, str]] | None = None) -> LifecycleConfig:
+    """Validate a parsed declaration; :class:`LifecycleConfigError` lists every problem found.
+
+    ``placements`` (from GLACIER_TENANTS_CONFIG): tenant -> (bucket, key prefix) of its own archive; a tenant's relative
+    rules and its restored-copies backstop go there instead of the global ``bucket`` and ``key_prefix``.
+    """
     key_prefix = key_prefix.strip("/")
+    placed = {name: (b, p.strip("/")) for name, (b, p) in (placements or {}).items()}
+    archives = {(bucket, key_prefix)} | set(placed.values())
     if not isinstance(raw, Mapping):
         raise LifecycleConfigError(["the file must hold a table with a [tenants.<name>] section per tenant"], source)
     problems: list[str] = []
@@ -267,7 +285,7 @@ def parse_config(raw: Any, *, bucket: str, key_prefix: str, source: str = "lifec
         except ValidationError as exc:
             problems += _problems(exc, TenantFile, where)
             continue
-        tenants[name] = _tenant(name, parsed, bucket, key_prefix, problems)
+        tenants[name] = _tenant(name, parsed, *placed.get(name, (bucket, key_prefix)), problems, archives)
     claimed = [(name, src) for name, t in tenants.items() for src in t.sources]
     for i, (ta, a) in enumerate(claimed):
         for tb, b in claimed[i + 1:]:
@@ -282,13 +300,15 @@ def parse_config(raw: Any, *, bucket: str, key_prefix: str, source: str = "lifec
             problems.append(f"bucket {name}: {count} rules declared, S3 allows {MAX_RULES_PER_BUCKET} per bucket")
     if problems:
         raise LifecycleConfigError(problems, source)
-    return LifecycleConfig(bucket=bucket, key_prefix=key_prefix, tenants=tenants)
+    return LifecycleConfig(bucket=bucket, key_prefix=key_prefix, tenants=tenants, placements=placed)
 
 
-def load_config(path: str | Path | None, *, bucket: str, key_prefix: str) -> LifecycleConfig:
+def load_config(path: str | Path | None, *, bucket: str, key_prefix: str,
+                placements: Mapping[str, tuple[str, str]] | None = None) -> LifecycleConfig:
     """Read the declaration named by GLACIER_LIFECYCLE_CONFIG (TOML, or JSON for ``.json``); none: an undeclared config."""
     if not path:
-        return LifecycleConfig(bucket=bucket, key_prefix=key_prefix.strip("/"), declared=False)
+        return LifecycleConfig(bucket=bucket, key_prefix=key_prefix.strip("/"), declared=False,
+                               placements={name: (b, p.strip("/")) for name, (b, p) in (placements or {}).items()})
     p = Path(path).expanduser()
     try:
         text = p.read_text(encoding="utf-8")
@@ -298,4 +318,4 @@ def load_config(path: str | Path | None, *, bucket: str, key_prefix: str) -> Lif
         raw = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         raise LifecycleConfigError([f"not valid {'JSON' if p.suffix.lower() == '.json' else 'TOML'}: {exc}"], str(p)) from None
-    return parse_config(raw, bucket=bucket, key_prefix=key_prefix, source=str(p))
+    return parse_config(raw, bucket=bucket, key_prefix=key_prefix, source=str(p), placements=placements)

@@ -92,33 +92,52 @@ class LifecycleConfig:
     key_prefix: str
     tenants: Mapping[str, TenantLifecycle] = field(default_factory=dict)
     declared: bool = True  # False when no file is configured: then nothing is applied
+    # GLACIER_TENANTS_CONFIG: tenant -> (bucket, key prefix) where it archives, when not the global bucket and prefix above.
+    placements: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    def placement(self, tenant: str) -> tuple[str, str]:
+        """(bucket, key prefix) of the tenant's archive: its own from the tenants file, else the global ones."""
+        return self.placements.get(tenant, (self.bucket, self.key_prefix))
 
     def tenant(self, tenant: str) -> TenantLifecycle:
         if tenant in self.tenants:
             return self.tenants[tenant]
-        return TenantLifecycle(tenant=tenant, own_prefix=keys.tenant_prefix(self.key_prefix, tenant))
+        return TenantLifecycle(tenant=tenant, own_prefix=keys.tenant_prefix(self.placement(tenant)[1], tenant))
 
     def rules(self) -> list[Rule]:
         return [rule for t in self.tenants.values() for rule in t.rules]
 
+    def archives(self) -> set[tuple[str, str]]:
+        """Every (bucket, key prefix) an archive lives in: the global one and each tenant's own."""
+        return {(self.bucket, self.key_prefix)} | set(self.placements.values())
+
     def buckets(self) -> list[str]:
-        """Buckets whose project rules this declaration governs: the archive bucket, and every bucket a rule names."""
-        return sorted({self.bucket} | {rule.bucket for rule in self.rules()})
+        """Buckets whose project rules this declaration governs: every archive bucket, and every bucket a rule names."""
+        return sorted({b for b, _ in self.archives()} | {rule.bucket for rule in self.rules()})
 
     def desired(self, bucket: str) -> list[dict[str, Any]]:
         """The declared rules for ``bucket``, as S3 takes them."""
         return [rule.to_s3() for rule in sorted(self.rules(), key=lambda r: r.id) if rule.bucket == bucket]
 
     def project_rules(self, bucket: str) -> list[dict[str, Any]]:
-        """Every project rule ``bucket`` must hold: the declared ones, and on the archive bucket the restored-copies backstop."""
-        return self.desired(bucket) + ([restored_copies_rule(self.key_prefix)] if bucket == self.bucket else [])
+        """Every project rule ``bucket`` must hold: the declared ones, and on an archive bucket the restored-copies backstop of
+        each archive prefix it holds (the global prefix, or a bucket's only prefix, keeps the plain backstop id)."""
+        prefixes = sorted(p for b, p in self.archives() if b == bucket)
+        plain = self.key_prefix if bucket == self.bucket else (prefixes[0] if len(prefixes) == 1 else None)
+        backstops = [restored_copies_rule(p, None if p == plain else restored_copies_rule_id(p)) for p in prefixes]
+        return self.desired(bucket) + backstops
 
 
-def restored_copies_rule(key_prefix: str) -> dict[str, Any]:
+def restored_copies_rule_id(key_prefix: str) -> str:
+    """The backstop's id for a second archive prefix in one bucket (S3 refuses two rules with one id)."""
+    return f"{RESTORED_COPIES_RULE_ID}/{key_prefix.strip('/')}"
+
+
+def restored_copies_rule(key_prefix: str, rule_id: str | None = None) -> dict[str, Any]:
     """The backstop: tagged restored copies under the archive prefix expire after RESTORED_COPY_EXPIRY_DAYS."""
     tag = {"Key": RESTORED_COPY_TAG[0], "Value": RESTORED_COPY_TAG[1]}
     prefix = f"{key_prefix.strip('/')}/" if key_prefix.strip("/") else ""
-    return {"ID": RESTORED_COPIES_RULE_ID, "Filter": {"And": {"Prefix": prefix, "Tags": [tag]}} if prefix else {"Tag": tag},
+    return {"ID": rule_id or RESTORED_COPIES_RULE_ID, "Filter": {"And": {"Prefix": prefix, "Tags": [tag]}} if prefix else {"Tag": tag},
             "Status": "Enabled", "Expiration": {"Days": RESTORED_COPY_EXPIRY_DAYS}}
 
 

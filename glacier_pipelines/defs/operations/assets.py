@@ -12,6 +12,7 @@ from glacier_pipelines.defs.archive.packages import glacier_packages
 from glacier_pipelines.defs.operations.checks import catalog_objects_present, catalog_objects_present_spec
 from glacier_pipelines.defs.partitions import tenants
 from glacier_pipelines.defs.restore.assets import restore_requests, restored_files
+from glacier_pipelines.core.tenants import TenantsConfigError
 from glacier_pipelines.flows import costs
 from glacier_pipelines.flows import reconcile as reconcile_flow
 from glacier_pipelines.flows import restore as restore_flow
@@ -38,10 +39,13 @@ def _now(context: dg.AssetExecutionContext) -> datetime:
     check_specs=[catalog_objects_present_spec("bucket_reconciliation")],
 )
 def bucket_reconciliation(context: dg.AssetExecutionContext, catalog: CatalogResource, archive_store: ArchiveStoreResource) -> dg.MaterializeResult:
-    """The tenant's catalog compared with its prefix in the bucket: objects missing from S3 (the check fails), objects no catalog
+    """The tenant's catalog compared with its prefix in its bucket (GLACIER_TENANTS_CONFIG's placement, else the global one): objects missing from S3 (the check fails), objects no catalog
     row names (reported), and multipart uploads older than a day (aborted), so nothing is lost or paid for unseen."""
-    report = reconcile_flow.reconcile(catalog.get(), archive_store.client(), archive_store.bucket, archive_store.key_prefix,
-                                      context.partition_key, now=_now(context))
+    try:
+        tenants_config = archive_store.tenants()
+    except TenantsConfigError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    report = reconcile_flow.reconcile_placed(catalog.get(), archive_store.client(), tenants_config, context.partition_key, now=_now(context))
     if report.missing:
         context.log.error(f"{len(report.missing)} object(s) named by the catalog are missing from s3://{report.bucket}/{report.prefix}: "
                           + ", ".join(report.missing[:10]))
