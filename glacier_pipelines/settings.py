@@ -46,7 +46,7 @@ class SettingsError(ValueError):
 
 def _var(default: Any, description: str, expected: str | None = None, *, secret: bool = False, **constraints: Any) -> Any:
     """A field: its default, the README's meaning, what it accepts (derived from the constraints unless given)."""
-    extra = {k: v for k, v in {"expected": expected, "secret": secret or None}.items() if v}
+    extra: dict[str, Any] = {k: v for k, v in {"expected": expected, "secret": secret or None}.items() if v}
     return Field(default, description=description, json_schema_extra=extra or None, **constraints)
 
 
@@ -304,7 +304,8 @@ def expected(field: str) -> str:
     if extra.get("expected"):
         return str(extra["expected"])
     whole = info.annotation in (int, int | None)
-    bounds = {type(m).__name__: m for m in info.metadata if isinstance(m, (annotated_types.Ge, annotated_types.Gt, annotated_types.Le))}
+    bounds: dict[str, Any] = {type(m).__name__: m for m in info.metadata
+                              if isinstance(m, (annotated_types.Ge, annotated_types.Gt, annotated_types.Le))}
     low = (f">= {_number(bounds['Ge'].ge)}" if "Ge" in bounds else f"> {_number(bounds['Gt'].gt)}" if "Gt" in bounds else "")
     kind = "a whole number" if whole else "a number"
     if "Le" in bounds:
@@ -329,7 +330,8 @@ def as_text(value: Any) -> str:
 
 def _shown(field: str, raw: str | None) -> str:
     """The offending value for a message; secrets (URLs with passwords) show their scheme at most."""
-    extra = FIELDS[field].json_schema_extra if isinstance(FIELDS[field].json_schema_extra, dict) else {}
+    info = FIELDS[field]
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
     if raw is None:
         return "its default"
     if extra.get("secret"):
@@ -347,7 +349,7 @@ def _load(items: tuple[tuple[str, str], ...]) -> GlacierSettings:
     environ = dict(items)
     token = _ENVIRON.set(environ)
     try:
-        return GlacierSettings()
+        return GlacierSettings()  # type: ignore[call-arg]  # pydantic-settings reads the fields from the environment
     except ValidationError as exc:
         upper = {k.upper(): v for k, v in environ.items()}
         problems: dict[str, str] = {}

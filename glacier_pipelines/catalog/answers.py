@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -11,6 +12,19 @@ from glacier_pipelines.catalog.rows import RequestRow, StoredObject, _now, _obje
 
 class CheckAnswers:
     """Part of Catalog (see store.py): STORED requests answered once the check read their object back."""
+
+    if TYPE_CHECKING:  # provided by Catalog (store.py), which is built from these parts
+        engine: sa.engine.Engine
+
+        @staticmethod
+        def _flag(conn: Any, object_id: int, reason: str, member: str = "") -> None: ...
+
+        @staticmethod
+        def _enqueue_response(conn: Any, tenant: str, request_id: str, status: str, messages: list[str],
+                              content: dict[str, Any] | None) -> None: ...
+
+        @staticmethod
+        def _with_retry(fn: Any, attempts: int = 5) -> Any: ...
 
     def awaiting_check(self, tenant: str | None) -> list[tuple[StoredObject, list[RequestRow]]]:
         """STORED requests of ``tenant`` (None: every tenant) grouped by the object they point at: what checksum_integrity reads back."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -14,6 +14,12 @@ from glacier_pipelines.catalog.rows import RequestRow, _now, _request_row
 
 class BatchQueries:
     """Part of Catalog (see store.py): batches claimed, adopted and taken over."""
+
+    if TYPE_CHECKING:  # provided by Catalog (store.py), which is built from these parts
+        engine: sa.engine.Engine
+
+        @staticmethod
+        def _with_retry(fn: Any, attempts: int = 5) -> Any: ...
 
     def batch_runs_in_flight(self, tenant: str) -> dict[str, str]:
         """batch id -> run id for batches of ``tenant`` that still hold unfinished requests."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -15,6 +15,16 @@ from glacier_pipelines.core.requests import ParsedRequest
 
 class IntakeQueries:
     """Part of Catalog (see store.py): what intake records."""
+
+    if TYPE_CHECKING:  # provided by Catalog (store.py), which is built from these parts
+        engine: sa.engine.Engine
+
+        @staticmethod
+        def _enqueue_response(conn: Any, tenant: str, request_id: str, status: str, messages: list[str],
+                              content: dict[str, Any] | None) -> None: ...
+
+        @staticmethod
+        def _with_retry(fn: Any, attempts: int = 5) -> Any: ...
 
     def record_request(self, parsed: ParsedRequest, *, fallback_id: str) -> str:
         """Persist one received message idempotently; returns 'new', 'duplicate' or 'invalid'."""
@@ -30,7 +40,7 @@ class IntakeQueries:
         usable tenant or request id is filed under its ``fallback_id``.
         """
         now = _now()
-        rows = []
+        rows: list[dict[str, Any]] = []
         for parsed, fallback_id in items:
             tenant = parsed.envelope.tenant if parsed.envelope else (parsed.tenant or "")
             request_id = parsed.envelope.requestId if parsed.envelope else (parsed.request_id or fallback_id)
@@ -85,7 +95,7 @@ class IntakeQueries:
         if self.engine.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         elif self.engine.dialect.name == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]  # same API as the postgresql one
         else:
             raise NotImplementedError(f"catalog on {self.engine.dialect.name} is not supported; use SQLite or PostgreSQL")
         return insert(table).on_conflict_do_nothing(index_elements=keys)

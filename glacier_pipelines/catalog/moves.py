@@ -54,7 +54,7 @@ class MoveStore(CatalogStore):
                 if existing is not None:
                     conn.execute(m.update().where(m.c.id == existing).values(**values))
                     return existing
-                return conn.execute(m.insert().values(
+                return conn.execute(m.insert().values(  # type: ignore[index]  # an INSERT has its key
                     identity=key, kind=kind, bucket=bucket, source_key=source_key, dest_bucket=dest_bucket, dest_key=dest_key, request_id=request_id,
                     created_at=_now(), messages=fields.get("messages", []), **{k: v for k, v in values.items() if k != "messages"},
                 )).inserted_primary_key[0]
@@ -163,7 +163,7 @@ class MoveStore(CatalogStore):
                 if sha256:
                     values["sha256"] = sha256
                 if row is None:
-                    object_id = conn.execute(o.insert().values(
+                    object_id = conn.execute(o.insert().values(  # type: ignore[index]  # an INSERT has its key
                         tenant=tenant, stored_at=_now(), run_id=run_id, **{"sha256": "", **values})).inserted_primary_key[0]
                 else:
                     object_id = row._mapping["id"]

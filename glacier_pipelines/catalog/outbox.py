@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -33,6 +33,12 @@ def retire_answers(conn: Any, tenant: str, request_id: str) -> int:
 
 class Outbox:
     """Part of Catalog (see store.py): responses queued in the transaction of their status, published by intake."""
+
+    if TYPE_CHECKING:  # provided by Catalog (store.py), which is built from these parts
+        engine: sa.engine.Engine
+
+        @staticmethod
+        def _with_retry(fn: Any, attempts: int = 5) -> Any: ...
 
     @staticmethod
     def _enqueue_response(conn: Any, tenant: str, request_id: str, status: str, messages: list[str],

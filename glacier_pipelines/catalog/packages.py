@@ -132,7 +132,7 @@ class PackageStore(CatalogStore):
         def tx() -> int:
             with self.engine.begin() as conn:
                 existing = conn.execute(sa.select(t.objects.c.id).where(t.objects.c.bucket == obj["bucket"], t.objects.c.key == obj["key"])).scalar()
-                object_id = existing if existing is not None else conn.execute(
+                object_id = existing if existing is not None else conn.execute(  # type: ignore[index]  # an INSERT has its key
                     t.objects.insert().values(stored_at=_now(), **obj)).inserted_primary_key[0]
                 if existing is None:
                     conn.execute(t.object_checksums.insert().values(object_id=object_id, algorithm="SHA-256", checksum=obj["sha256"]))

@@ -14,7 +14,7 @@ from glacier_pipelines.catalog.rows import StoredObject, _object
 from glacier_pipelines.catalog.store import Catalog
 
 def _in_placement(o: sa.Table) -> sa.ColumnElement[bool]:
-    prefix = sa.bindparam("prefix")
+    prefix: sa.BindParameter[str] = sa.bindparam("prefix")
     return sa.and_(o.c.bucket == sa.bindparam("bucket"), o.c.storage_class == sa.bindparam("storage_class"),
                    sa.func.substr(o.c.key, 1, sa.func.length(prefix)) == prefix)
 

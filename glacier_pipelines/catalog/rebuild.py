@@ -98,7 +98,7 @@ class RebuildStore(CatalogStore):
                 pk = conn.execute(t.requests.insert().values(
                     tenant=m.tenant, request_id=m.request_id, body=None, received_at=now, updated_at=now, status=t.SUCCESS,
                     messages=[f"rebuilt from {manifest_key}"], algorithm=m.algorithm, checksum=m.checksum,
-                    object_id=found.object_id, deduplicated=False, size=m.length)).inserted_primary_key[0]
+                    object_id=found.object_id, deduplicated=False, size=m.length)).inserted_primary_key[0]  # type: ignore[index]  # an INSERT has its key
                 conn.execute(t.package_members.insert().values(request_pk=pk, package_id=package_id, tenant=m.tenant, name=m.name,
                                                                size=m.length, sha256=m.sha256, offset=m.offset, length=m.length))
                 added += 1
@@ -163,7 +163,7 @@ class RebuildStore(CatalogStore):
                 pk, created = existing.id, False
             else:
                 pk = conn.execute(r.insert().values(tenant=answer.tenant, request_id=answer.request_id, body=None, received_at=now,
-                                                    messages=["rebuilt from the request ledger"], **values)).inserted_primary_key[0]
+                                                    messages=["rebuilt from the request ledger"], **values)).inserted_primary_key[0]  # type: ignore[index]  # an INSERT has its key
                 created = True
             pm, p = t.package_members, t.packages
             if answer.member is not None and conn.execute(sa.select(pm.c.request_pk).where(pm.c.request_pk == pk)).first() is None:
@@ -188,7 +188,7 @@ def _object_with_restore(conn: Connection, bucket: str, key: str, tenant: str, h
     if object_id is None:
         object_id = conn.execute(t.objects.insert().values(
             tenant=tenant, bucket=bucket, key=key, storage_class=head.storage_class, size=head.size, sha256=sha256,
-            s3_checksum=head.s3_checksum, etag=head.etag, stored_at=now)).inserted_primary_key[0]
+            s3_checksum=head.s3_checksum, etag=head.etag, stored_at=now)).inserted_primary_key[0]  # type: ignore[index]  # an INSERT has its key
         if sha256:
             conn.execute(t.object_checksums.insert().values(object_id=object_id, algorithm="SHA-256", checksum=sha256))
     restores = 0

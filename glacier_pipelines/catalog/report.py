@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -12,6 +12,9 @@ from glacier_pipelines.core.packaging import member_url
 
 class Reports:
     """Part of Catalog (see store.py)."""
+
+    if TYPE_CHECKING:  # provided by Catalog (store.py), which is built from these parts
+        engine: sa.engine.Engine
 
     def report(self, tenant: str | None = None) -> list[dict[str, Any]]:
         """Per-request status and stored object, as ``glacier-pipelines report --json`` prints it."""

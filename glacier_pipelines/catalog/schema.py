@@ -69,7 +69,7 @@ def revision_of(conn: sa.Connection) -> tuple[str | None, set[str]]:
     return conn.execute(sa.select(_version.c.version_num)).scalar(), names
 
 
-def check(conn: sa.Connection, url: str) -> bool:
+def check(conn: sa.Connection, url: str | sa.URL) -> bool:
     """True when the database is empty (nothing of a catalog yet); raises unless the schema is at HEAD."""
     revision, names = revision_of(conn)
     if revision == HEAD:
@@ -137,7 +137,10 @@ def script_head() -> str:
     """The newest revision of the migration scripts."""
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(_config()).get_current_head()
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migration scripts under {MIGRATIONS}: the package is incomplete")
+    return head
 
 
 def _older_revisions() -> set[str]:

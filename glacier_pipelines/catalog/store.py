@@ -200,13 +200,13 @@ class Catalog(IntakeQueries, BatchQueries, CheckAnswers, Outbox, Reports):
             row = conn.execute(_FIND_OBJECT, {"tenant": tenant, "algorithm": algorithm, "checksum": checksum.lower()}).first()
         return _object(row) if row else None
 
-    def known_checksums(self, tenant: str, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    def known_checksums(self, tenant: str, pairs: Iterable[tuple[str | None, str]]) -> set[tuple[str | None, str]]:
         """Which (algorithm, checksum) pairs may already be stored for ``tenant`` (a superset; no false negatives).
 
         One query per 500 instead of two lookups per request: most requests of a batch are new content.
         """
         wanted = {(a, c.lower()) for a, c in pairs}
-        found: set[tuple[str, str]] = set()
+        found: set[tuple[str | None, str]] = set()
         values = sorted({c for _, c in wanted})
         with self.engine.connect() as conn:
             for start in range(0, len(values), 500):
@@ -279,7 +279,8 @@ class Catalog(IntakeQueries, BatchQueries, CheckAnswers, Outbox, Reports):
                     sa.select(t.objects.c.id).where(t.objects.c.bucket == obj["bucket"], t.objects.c.key == obj["key"])
                 ).scalar()
                 if existing is None:
-                    object_id = conn.execute(t.objects.insert().values(stored_at=_now(), **obj)).inserted_primary_key[0]
+                    inserted = conn.execute(t.objects.insert().values(stored_at=_now(), **obj))
+                    object_id = inserted.inserted_primary_key[0]  # type: ignore[index]  # an INSERT has its key
                 else:
                     object_id = existing
                     if rewritten:  # the bytes were uploaded again at the same key: the location is sound again

@@ -76,7 +76,7 @@ class TrashStore(CatalogStore):
         def tx() -> int:
             with self.engine.begin() as conn:
                 held = dict(withdrawn or {})
-                return conn.execute(t.trash.insert().values(
+                return conn.execute(t.trash.insert().values(  # type: ignore[index]  # an INSERT has its key
                     tenant=tenant, request_pk=request["id"], request_id=request["request_id"], object_id=obj.id if obj else None,
                     member=member, state=TRASHED, how=how, withdrawn=held or None, original_key=original_key, trashed_at=_now(),
                     deadline=deadline, messages=messages)).inserted_primary_key[0]

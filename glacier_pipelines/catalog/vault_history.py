@@ -57,7 +57,7 @@ class VaultHistory(CatalogStore):
     # ---- rebuild --------------------------------------------------------------------------
 
     def add_inventory(self, *, vault: str, job_id: str, fmt: str | None, initiated_at: datetime, completed_at: datetime | None,
-                      loaded_at: datetime, result: dict[str, Any] | None, run_id: str | None) -> bool:
+                      loaded_at: datetime | None, result: dict[str, Any] | None, run_id: str | None) -> bool:
         """The loaded inventory job a vault's archives came from; False when the catalog has it already."""
         return self._tx(lambda conn: insert_ignore(conn, vault_jobs, {
             "job_id": job_id, "vault": vault, "kind": INVENTORY, "format": fmt, "bytes": 0, "status": SUCCEEDED,

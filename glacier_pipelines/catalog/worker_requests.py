@@ -103,7 +103,7 @@ class WorkerRequestStore:
             with self.engine.begin() as conn:
                 for item in items:
                     errors = list(item.get("errors") or [])
-                    row = {k: item.get(k) for k in ("tenant", "request_id", "kind", "owner", "session")}
+                    row: dict[str, Any] = {k: item.get(k) for k in ("tenant", "request_id", "kind", "owner", "session")}
                     row.update(body=item["body"] if isinstance(item.get("body"), dict) else {}, received_at=now, updated_at=now,
                                status=t.INVALID_CONTENT if errors else PENDING, messages=errors)
                     if not errors and conn.execute(sa.select(t.requests.c.id).where(

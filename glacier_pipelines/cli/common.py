@@ -25,7 +25,7 @@ from glacier_pipelines.runs.common import (  # noqa: F401 - re-exported for the 
 from glacier_pipelines.settings import load as load_settings
 
 
-def one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException | str) -> str:
     """The message on one line: a SettingsError's lines (one per variable) joined with '; '."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     if not lines:

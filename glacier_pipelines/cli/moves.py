@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, cast
 
 from glacier_pipelines.cli.common import QUIET_LOGS, ensure_dagster_home, to_stderr as _progress
 from glacier_pipelines.settings import Settings
@@ -49,18 +49,19 @@ def move(args: argparse.Namespace, *, progress=_progress) -> dict[str, Any]:
     if args.dry_run:
         return {**planned.as_dict(), "dryRun": True, "runId": None, "runSuccess": True}
     with dg.DagsterInstance.get() as instance:
-        if not instance.has_dynamic_partition(tenants_partitions.name, args.tenant):
-            instance.add_dynamic_partitions(tenants_partitions.name, [args.tenant])
+        partitions = cast(str, tenants_partitions.name)  # the stubs say Optional; it is named where defined
+        if not instance.has_dynamic_partition(partitions, args.tenant):
+            instance.add_dynamic_partitions(partitions, [args.tenant])
         result = build_defs(r).resolve_job_def("move_job").execute_in_process(
             partition_key=args.tenant, instance=instance, raise_on_error=False, tags={"glacier/tenant": args.tenant},
             run_config={**QUIET_LOGS, "ops": {"server_side_archives": {"config": config}}})
     report: dict[str, Any] = {}
     for event in result.get_asset_materialization_events():
-        report = event.materialization.metadata["report"].value
+        report = cast(dict[str, Any], event.materialization.metadata["report"].value)  # a JSON metadata value
     for event in result.get_step_failure_events():
         data = event.step_failure_data.user_failure_data
         if data is not None and "report" in data.metadata:
-            report = data.metadata["report"].value
+            report = cast(dict[str, Any], data.metadata["report"].value)
         elif not report:
             report = {**planned.as_dict(), "objects": [], "error": event.step_failure_data.error.message.strip()
                       if event.step_failure_data.error else "the move failed"}

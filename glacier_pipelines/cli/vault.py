@@ -71,7 +71,8 @@ def vault_status(args: argparse.Namespace) -> int:
     r = resources_from_env()
     setup = r["vault"].setup(r["catalog"], r["archive_store"])
     vault_flow.check_vault_name(setup, args.vault)
-    status = {"state": vault_flow.migration_state(setup, args.vault), "archives": vault_flow.vault_report(setup, args.vault)}
+    status: dict[str, Any] = {"state": vault_flow.migration_state(setup, args.vault),
+                              "archives": vault_flow.vault_report(setup, args.vault)}
     if args.json:
         print(json.dumps(status, indent=2, default=str))
         return 0

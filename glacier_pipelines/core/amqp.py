@@ -112,6 +112,8 @@ class AmqpTransport:
         except pika.exceptions.ChannelClosedByBroker as exc:
             if exc.reply_code != 404:
                 raise
+            if self._connection is None:  # only _open calls this, once connected
+                raise TransportError("the AMQP connection closed while declaring queues")
             self._channel = self._connection.channel()
             self._channel.confirm_delivery()
             self._channel.basic_qos(prefetch_count=self.settings.prefetch)
@@ -219,7 +221,7 @@ class AmqpTransport:
 
     def read_queue(self, queue: str, max_messages: int) -> list[Message]:
         channel = self._open()
-        out = []
+        out: list[Message] = []
         try:
             while len(out) < max_messages:
                 method, properties, body = channel.basic_get(queue, auto_ack=True)

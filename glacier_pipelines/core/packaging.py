@@ -145,11 +145,11 @@ def manifest_problems(data: bytes, key: str, package_sha256: str, members: Itera
             break
     listed = {row["name"]: row for row in rows}
     for m in members:
-        row = listed.get(m["name"])
-        if row is None:
+        line = listed.get(m["name"])
+        if line is None:
             problems.append(f"{m['name']}: not in the manifest")
-        elif (row["offset"], row["length"], row["sha256"]) != (m["offset"], m["length"], m["sha256"]):
-            problems.append(f"{m['name']}: manifest says offset {row['offset']} (+{row['length']}) SHA-256 {row['sha256']}, "
+        elif (line["offset"], line["length"], line["sha256"]) != (m["offset"], m["length"], m["sha256"]):
+            problems.append(f"{m['name']}: manifest says offset {line['offset']} (+{line['length']}) SHA-256 {line['sha256']}, "
                             f"recorded {m['offset']} (+{m['length']}) {m['sha256']}")
     return problems
 

@@ -416,7 +416,12 @@ def _open_http(url: str, policy: SourcePolicy) -> SourceStream:
             if resp.status_code != 200:
                 resp.close()
                 raise _status_error(url, resp)
-            return SourceStream(url, _content_length(resp), resp.iter_content, lambda: (resp.close(), session.close()))
+
+            def close_both() -> None:
+                resp.close()
+                session.close()
+
+            return SourceStream(url, _content_length(resp), resp.iter_content, close_both)
         raise SourceRefused(url, f"too many redirects (more than {policy.max_redirects})")
     except BaseException:
         session.close()

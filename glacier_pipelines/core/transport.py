@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from glacier_pipelines.core.spool import Message, SpoolQueue
 
@@ -48,6 +48,8 @@ class Transport(Protocol):
     def publish_response(self, headers: dict[str, Any], body: bytes) -> None: ...
     def read_responses(self, max_messages: int) -> list[Message]: ...
     def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> None: ...
 
 
 class EmbeddedTransport:

@@ -444,8 +444,8 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str, ti
         _link(setup, row, found, run_id)
         report.deduplicated += 1
     if tidy:  # store_waiting tidies once for all its batches
-        done = clean_up(setup, tenant)
-        report.aborted_uploads, report.swept_staged_files = done.aborted_uploads, done.swept_staged_files
+        tidied = clean_up(setup, tenant)
+        report.aborted_uploads, report.swept_staged_files = tidied.aborted_uploads, tidied.swept_staged_files
     return report
 
 

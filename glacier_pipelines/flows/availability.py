@@ -64,6 +64,7 @@ def answer_pending(catalog: Catalog, *, limit: int = 500, now: datetime | None =
     store, restores, now = WorkerRequestStore(catalog), RestoreStore(catalog), now or datetime.now(timezone.utc)
     answered = 0
     for row in store.pending("AVAILABILITY", limit=limit):
+        response: tuple[str, list[str], dict[str, Any] | None]
         try:
             request = AvailabilityRequest.model_validate(row["body"])
             files = [availability_of(restores, row["tenant"], selector, now) for selector in request.files]

@@ -182,7 +182,8 @@ def remove(setup: DeletionSetup, store: WorkerRequestStore, tenant: str, targets
     by_object: dict[int, list[dict[str, Any]]] = {}
     for target in targets:
         by_object.setdefault(target["object_id"], []).append(target)
-    done, deletes = Removal(), []
+    done = Removal()
+    deletes: list[tuple[str, str]] = []
     for object_id, group in by_object.items():
         obj = store.object(object_id)
         if obj is None:

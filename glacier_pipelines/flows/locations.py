@@ -64,7 +64,11 @@ def locate(catalog: Catalog, s3: Any, tenant: str, *, algorithm: str | None = No
             member = None if obj else packages.find_member(tenant, algorithm=algorithm, checksum=checksum)
         if obj is None and member is None:
             return None
-        location = Location(obj) if obj is not None else Location(member["object"], member)
+        if obj is not None:
+            location = Location(obj)
+        else:
+            assert member is not None  # both None returned above
+            location = Location(member["object"], member)
         problems = problems_at(s3, location.object)
         if not problems:
             return location

@@ -91,7 +91,8 @@ def estimate(setup: MoveSetup, todo: list[dict[str, Any]], target: str, verifica
     groups: dict[str, list[dict[str, Any]]] = {}
     for item in todo:
         groups.setdefault(item["StorageClass"], []).append(item)
-    lines, total = [], 0.0
+    lines: list[dict[str, Any]] = []
+    total = 0.0
     for source_class, items in sorted(groups.items()):
         size = sum(i["Size"] for i in items)
         ages = [d for d in (_days_since(i.get("LastModified")) for i in items) if d is not None]

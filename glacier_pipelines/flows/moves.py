@@ -218,8 +218,9 @@ def move_object(setup: MoveSetup, *, tenant: str, bucket: str, key: str, dest_bu
     dest_h = h if in_place else moves.head(setup.s3, dest_bucket, dest_key)
     settings = CopySettings(storage_class=storage_class, multipart_threshold=setup.copy.multipart_threshold,
                             part_size=setup.copy.part_size, concurrency=setup.copy.concurrency)
-    base = {"tenant": tenant, "kind": kind, "bucket": bucket, "source_key": key, "dest_bucket": dest_bucket, "dest_key": dest_key,
-            "storage_class": storage_class, "verification": verification, "request_id": request_id, "run_id": run_id}
+    base: dict[str, Any] = {"tenant": tenant, "kind": kind, "bucket": bucket, "source_key": key, "dest_bucket": dest_bucket,
+                            "dest_key": dest_key, "storage_class": storage_class, "verification": verification,
+                            "request_id": request_id, "run_id": run_id}
 
     if h is None:
         if not in_place and row is not None and row["status"] in (mv.COPIED, *mv.FINISHED) and dest_h is not None:

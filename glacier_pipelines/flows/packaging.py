@@ -130,8 +130,8 @@ def add_verified_members(setup: ArchiveSetup, batch_id: str, tenant: str, run_id
     rows = [r for r in setup.catalog.batch_requests(batch_id, [t.VERIFIED]) if r.stage and r.stage["kind"] == "member"]
     if not rows:
         return 0
-    members = [(r, packaging.member_name(r.request.destinationDirectory, r.request.checksum), r.stage["path"], r.size or 0,
-                r.stage["sha256"]) for r in rows]
+    members = [(r, packaging.member_name(r.request.destinationDirectory, r.request.checksum), stage["path"], r.size or 0,
+                stage["sha256"]) for r in rows if (stage := r.stage) is not None]  # every row has one (filtered above)
     PackageStore(setup.catalog).add_members(tenant, members, run_id, setup.packaging.target_size if setup.packaging else None)
     return len(rows)
 

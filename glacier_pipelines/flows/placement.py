@@ -58,7 +58,11 @@ def locate(setup: ArchiveSetup, tenant: str, *, algorithm: str | None = None, ch
             member = None if obj else lookups.find_member(algorithm=algorithm, checksum=checksum)
         if obj is None and member is None:
             return None
-        location = locations.Location(obj) if obj is not None else locations.Location(member["object"], member)
+        if obj is not None:
+            location = locations.Location(obj)
+        else:
+            assert member is not None  # both None returned above
+            location = locations.Location(member["object"], member)
         problems = locations.problems_at(setup.s3, location.object)
         if not problems:
             return location

@@ -28,7 +28,9 @@ def scopes(bucket: str, prefix: str, tenants: TenantsConfig | None = None) -> li
     """(bucket, prefix, tenant) to scan: the global bucket and prefix (tenant read from each key), then every configured
     tenant's own bucket and prefix that the global scan does not already cover (tenant known)."""
     out: list[tuple[str, str, str | None]] = [(bucket, prefix, None)]
-    for tenant in tenants.names if tenants is not None else ():
+    if tenants is None:
+        return out
+    for tenant in tenants.names:
         t_bucket, t_prefix, _ = tenants.placement(tenant)
         if not any(b == t_bucket and t_prefix.startswith(p) for b, p, _ in out):
             out.append((t_bucket, t_prefix, tenant))
@@ -116,7 +118,7 @@ def _rebuild_moves(catalog: Catalog, s3: Any, written: list[tuple[str, dict[str,
     """Recreate each move's row from its last ledger line, and the object it made when the bucket pass did not (a move in
     a source bucket); returns where finished moves took objects: (bucket, source key) -> (bucket, destination key)."""
     store, rebuilt = MoveStore(catalog), RebuildStore(catalog)
-    keys = {}
+    keys: dict[tuple[str, ...], str] = {}
     for key, entry in written:
         if ledger.is_move(entry):
             keys[(entry["kind"], entry["bucket"], entry["sourceKey"], entry["destBucket"], entry["destKey"],
@@ -157,7 +159,7 @@ def _ledger_request(store: RebuildStore, entry: dict[str, Any], now: datetime,
     obj_bucket, obj_key, member = packaging.parse_member_url(entry["storedFileUrl"])
     locations = [(obj_bucket, obj_key)]
     for _ in range(10):  # the file was moved since it was answered (trash, --to-archive): follow it, a move at a time
-        if locations[-1] not in (moved or {}):
+        if moved is None or locations[-1] not in moved:
             break
         locations.append(moved[locations[-1]])
     answer = LedgerAnswer(tenant=entry["tenant"], request_id=entry["requestId"], algorithm=entry.get("algorithm"),

@@ -20,7 +20,8 @@ def is_worker_message(msg: tp.Message) -> bool:
 
 
 def parse(msg: tp.Message, allowed_tenants: tuple[str, ...] = ()) -> ParsedWorkerRequest:
-    parsed = parse_worker_request(msg.headers.get(tp.HEADER_CONTENT_TYPE), msg.body, tp.envelope_from_headers(msg.headers))
+    content_type = msg.headers.get(tp.HEADER_CONTENT_TYPE)  # None (no header) is reported as a bad content type
+    parsed = parse_worker_request(content_type, msg.body, tp.envelope_from_headers(msg.headers))  # type: ignore[arg-type]
     if parsed.envelope and allowed_tenants and parsed.envelope.tenant not in allowed_tenants:
         parsed.errors.append(f"tenant: {parsed.envelope.tenant!r} is not one of the tenants this worker serves")
         parsed.request = parsed.envelope = None

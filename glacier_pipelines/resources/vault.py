@@ -52,10 +52,11 @@ class VaultResource(AwsClientResource):
 
     def glacier(self) -> Any:
         """A boto3 Glacier client with botocore's standard retries (throttling and 5xx are retried)."""
+        # A loopback endpoint (the test double, a local proxy) never goes through HTTP(S)_PROXY.
+        proxies: dict[str, Any] = {"proxies": {}} if is_loopback(resolved(self.endpoint_url)) else {}
         return self.build_client(
             "glacier", session=shared_session(resolved(self.profile_name) or None), max_pool_connections=max(10, self.concurrency * 2),
-            # A loopback endpoint (the test double, a local proxy) never goes through HTTP(S)_PROXY.
-            **({"proxies": {}} if is_loopback(resolved(self.endpoint_url)) else {}),
+            **proxies,
         )
 
     def overrides(self) -> dict[str, str] | None:

@@ -146,7 +146,7 @@ def close_all_packages(tenant: str | None = None, *, progress=_progress, defs: A
             runs.append({"tenant": name, "runId": result.run_id, "success": result.success, "job": "package_job",
                          "checksPassed": bool(checks) and all(c.passed for c in checks)})
             progress(f"tenant {name}: packages closed, run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'} "
-                     f"({stored.get('glacier_packages').value if stored.get('glacier_packages') else 0} stored)")
+                     f"({count.value if (count := stored.get('glacier_packages')) else 0} stored)")
     return runs
 
 

@@ -7,6 +7,7 @@ reason otherwise, so the two never drain at once.
 
 import json
 import socket
+from typing import cast
 
 import dagster as dg
 
@@ -57,7 +58,7 @@ def intake_tick(context: dg.SensorEvaluationContext, catalog: CatalogResource, r
 
     for run_id in fail_runs_of_gone_workers(context.instance):  # runs a killed `glacier-pipelines process` left behind here
         context.log.warning(f"run {run_id}: its glacier-pipelines process is gone; marked failed, its batch is taken over")
-    known = set(context.instance.get_dynamic_partitions(tenants.name))
+    known = set(context.instance.get_dynamic_partitions(cast(str, tenants.name)))
     requests, new_partitions = plan_runs(context.instance, cat, known, batch_size=request_transport.batch_size,
                                          concurrency=request_transport.tenant_runs)
     cursor = json.loads(context.cursor) if context.cursor else {}

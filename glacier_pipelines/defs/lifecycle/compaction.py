@@ -1,6 +1,7 @@
 """package_compaction: the tenant's mostly-deleted packages repacked (restored first when archived), daily per tenant."""
 
 from datetime import datetime, timezone
+from typing import cast
 
 import dagster as dg
 
@@ -57,7 +58,7 @@ package_compaction_job = dg.define_asset_job("package_compaction_job", selection
              default_status=schedule_status("package_compaction_schedule"),
              description="Daily: one package_compaction run per tenant (a package waiting for its restore is read on a later day).")
 def package_compaction_schedule(context: dg.ScheduleEvaluationContext):
-    names = sorted(context.instance.get_dynamic_partitions(tenants.name))
+    names = sorted(context.instance.get_dynamic_partitions(cast(str, tenants.name)))
     if not names:
         return dg.SkipReason("no tenant yet")
     stamp = (context.scheduled_execution_time or datetime.now(timezone.utc)).strftime("%Y%m%d")

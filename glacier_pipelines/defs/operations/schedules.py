@@ -1,12 +1,16 @@
 """The operations schedules: daily reconciliation and cost report for every tenant, hourly restore expiry where due."""
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
+from typing import cast
 
 import dagster as dg
 
 from glacier_pipelines.catalog.restores import RestoreStore
 from glacier_pipelines.defs.operations.assets import AS_OF_TAG, bucket_reconciliation, cost_report, restore_expiry
 from glacier_pipelines.defs.partitions import tenants
+
+TENANTS = cast(str, tenants.name)  # a DynamicPartitionsDefinition built with a name always has one
 from glacier_pipelines.defs.status import schedule_status
 from glacier_pipelines.flows.restore import expiry_due
 from glacier_pipelines.resources.archive import CatalogResource
@@ -23,7 +27,7 @@ def _tick(context: dg.ScheduleEvaluationContext) -> datetime:
     return context.scheduled_execution_time or datetime.now(timezone.utc)
 
 
-def _per_tenant(context: dg.ScheduleEvaluationContext, kind: str, names: list[str]) -> list[dg.RunRequest] | dg.SkipReason:
+def _per_tenant(context: dg.ScheduleEvaluationContext, kind: str, names: Sequence[str]) -> list[dg.RunRequest] | dg.SkipReason:
     """One run per tenant, keyed by the tick so a tick is launched once and the next tick launches again."""
     if not names:
         return dg.SkipReason(f"{kind}: no tenant to run")
@@ -37,7 +41,7 @@ def _per_tenant(context: dg.ScheduleEvaluationContext, kind: str, names: list[st
              default_status=schedule_status("reconciliation_schedule"),
              description="Daily: one bucket_reconciliation run per tenant (missing objects fail catalog_objects_present).")
 def reconciliation_schedule(context: dg.ScheduleEvaluationContext):
-    return _per_tenant(context, "reconcile", context.instance.get_dynamic_partitions(tenants.name))
+    return _per_tenant(context, "reconcile", context.instance.get_dynamic_partitions(TENANTS))
 
 
 @dg.schedule(job=restore_expiry_job, cron_schedule="41 * * * *", execution_timezone="UTC",
@@ -45,7 +49,7 @@ def reconciliation_schedule(context: dg.ScheduleEvaluationContext):
              description="Hourly: one restore_expiry run per tenant that has a lapsed link or restored copy.")
 def restore_expiry_schedule(context: dg.ScheduleEvaluationContext, catalog: CatalogResource):
     store, now = RestoreStore(catalog.get()), _tick(context)
-    names = [t for t in context.instance.get_dynamic_partitions(tenants.name) if expiry_due(store, t, now)]
+    names = [t for t in context.instance.get_dynamic_partitions(TENANTS) if expiry_due(store, t, now)]
     return _per_tenant(context, "restore-expiry", names)
 
 
@@ -53,4 +57,4 @@ def restore_expiry_schedule(context: dg.ScheduleEvaluationContext, catalog: Cata
              default_status=schedule_status("cost_report_schedule"),
              description="Daily: one cost_report run per tenant.")
 def cost_report_schedule(context: dg.ScheduleEvaluationContext):
-    return _per_tenant(context, "cost-report", context.instance.get_dynamic_partitions(tenants.name))
+    return _per_tenant(context, "cost-report", context.instance.get_dynamic_partitions(TENANTS))

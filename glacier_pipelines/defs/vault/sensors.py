@@ -1,6 +1,7 @@
 """vault_jobs_sensor: polls pending Glacier jobs (DescribeJob, bounded per tick) and requests a vault_job run when work is ready."""
 
 import json
+from typing import cast
 
 import dagster as dg
 
@@ -31,7 +32,7 @@ def vault_jobs_sensor(context: dg.SensorEvaluationContext, vault: VaultResource,
     context.log.info(f"described {changes.checked} pending job(s): {len(changes.succeeded)} ready, "
                      f"{len(changes.failed)} failed, {len(changes.expired)} expired")
     plans = flow.plan_runs(setup)
-    missing = [name for name in plans if not context.instance.has_dynamic_partition(vaults.name, name)]
+    missing = [name for name in plans if not context.instance.has_dynamic_partition(cast(str, vaults.name), name)]
     run_requests = [
         dg.RunRequest(partition_key=name, run_key=f"vault:{name}:{key}", tags={"glacier/vault": name})
         for name, key in sorted(plans.items())

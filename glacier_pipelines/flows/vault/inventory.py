@@ -184,4 +184,7 @@ def _load_inventory(setup: VaultSetup, job: JobRow, run_id: str | None = None) -
     store.update_job(job.job_id, loaded_at=now, result=result)
     store.record_progress(vault, run_id=run_id, at=now, bytes_transferred=0)
     log.info("vault %s: %s", vault, result["message"])
-    return InventoryResult.from_job(store.job(job.job_id))
+    loaded = store.job(job.job_id)
+    if loaded is None:  # update_job just wrote it
+        raise RuntimeError(f"vault {vault}: inventory job {job.job_id} left the catalog while it was loaded")
+    return InventoryResult.from_job(loaded)

@@ -91,8 +91,11 @@ def rebuild_vaults(catalog: Catalog, s3: Any, bucket: str, prefix: str) -> dict[
     inventories, archives = vault_ledger.latest(entries)
     for vault, inv in inventories.items():
         loaded_at = parse_time(inv["loadedAt"])
+        initiated_at = parse_time(inv.get("initiatedAt")) or loaded_at
+        if initiated_at is None:  # the catalog requires it
+            raise ValueError(f"vault ledger: the inventory {inv['jobId']!r} of vault {vault!r} has neither initiatedAt nor loadedAt")
         counts["vaults"] += history.add_inventory(
-            vault=vault, job_id=inv["jobId"], fmt=inv.get("format"), initiated_at=parse_time(inv.get("initiatedAt")) or loaded_at,
+            vault=vault, job_id=inv["jobId"], fmt=inv.get("format"), initiated_at=initiated_at,
             completed_at=parse_time(inv.get("completedAt")), loaded_at=loaded_at, result=inv.get("result"), run_id=inv.get("runId"))
     for (vault, archive_id), e in archives.items():
         status, messages = e["status"], list(e.get("messages") or [])
@@ -127,6 +130,8 @@ def _copies_not_ledgered(history: VaultHistory, s3: Any, bucket: str, prefix: st
                 continue
             meta = head.get("Metadata") or {}
             row = VaultStore(history.catalog).archive_by_id(vault, archive_id)
+            if row is None:  # known_keys just listed it
+                raise RuntimeError(f"vault {vault!r}: archive {archive_id!r} left the catalog during the rebuild")
             if meta.get("glacier-archive-id") != archive_id or meta.get("glacier-tree-hash") != row.tree_hash or \
                     head.get("ContentLength") != row.size:
                 continue

@@ -166,6 +166,8 @@ class FaultRepeats:
     A successful run (``None``) or a different message starts the count again.
     """
 
+    last: str | None
+
     def __init__(self, limit: int = 3):
         self.limit, self.last, self.count = limit, None, 0
 
