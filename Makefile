@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export DAGSTER_HOME := $(CURDIR)
 
-.PHONY: demo test test-fast ui bench bench-quick clean
+.PHONY: demo test lint test-fast ui bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
@@ -17,12 +17,20 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/glacier-pipelines demo
 
-# The whole suite in two phases: the tests not marked slow on two workers (each test has its own
-# databases, queues and folders), then the slow ones (servers, subprocesses, the broker restart)
-# one at a time.
-test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -n 2
-	$(BIN)/python -m pytest -m slow
+# The whole suite in two phases. First every test not marked `alone`, slow ones included, on
+# TEST_WORKERS pytest-xdist workers (each test has its own databases, queues, ports and folders;
+# --dist loadgroup hands out one test at a time, longest first as conftest.py orders them, and at
+# most two tests running Dagster's daemon, webserver or Celery at once). Then the few marked
+# `alone` (the broker restart, sub-second timeouts) one at a time, with nothing else running.
+TEST_WORKERS ?= 3
+test: lint
+	$(BIN)/python -m pytest -m "not alone" -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -m alone
+
+# ruff (pyflakes and syntax errors) and mypy over the package; both configured in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -n 2

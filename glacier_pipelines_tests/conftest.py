@@ -7,6 +7,7 @@ import http.server
 import io
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,6 +17,8 @@ import boto3
 import dagster as dg
 import pytest
 from moto import mock_aws
+
+from glacier_pipelines_tests import static_data
 
 BUCKET = "archive-test"
 MiB = 1024 * 1024
@@ -37,6 +40,89 @@ def _bytes_for_moto(params: dict[str, Any], **_: Any) -> None:
 import botocore.handlers  # noqa: E402
 
 botocore.handlers.BUILTIN_HANDLERS.append(("before-call.s3.UploadPart", _bytes_for_moto))
+
+
+static_data.read_once()
+
+# `make` exports DAGSTER_HOME=<repository> for `make demo` and `make ui`. A test that names no instance of its own
+# must not write into the repository's .glacier/dagster, which every xdist worker (and the next run) would share:
+# without DAGSTER_HOME the CLI uses $GLACIER_HOME/dagster, which the fixtures put under each test's own tmp_path.
+os.environ.pop("DAGSTER_HOME", None)
+
+
+@pytest.fixture(autouse=True)
+def _code_location_per_test() -> Any:
+    """Each test imports ``glacier_pipelines.definitions`` afresh (0.03 s once its imports are loaded).
+
+    The module builds ``defs`` from the environment when it is imported, and the CLI's ``process`` loads its jobs
+    from the module: imported under one test's environment (an S3 endpoint, an AMQP transport), it would serve
+    the next test in the same worker with it, so results would depend on which test a worker ran first.
+    """
+    yield
+    sys.modules.pop("glacier_pipelines.definitions", None)
+
+
+DAGSTER_PROCESS_SLOTS = 2
+
+
+def _runs_dagster_processes(item: pytest.Item) -> bool:
+    """The slow integration tests that start Dagster's daemon, webserver or Celery workers (marked postgres or browser)."""
+    return all(item.get_closest_marker(m) for m in ("slow", "integration")) and any(
+        item.get_closest_marker(m) for m in ("postgres", "browser"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest first: the tests that run Dagster's processes, the other slow integration tests (the CLI as a
+    subprocess), the other slow ones, then the rest.
+
+    The xdist workers of ``make test`` take tests in this order, so a two-minute test starts at once and the
+    short ones fill in around it instead of one starting last.
+    """
+    def rank(item: pytest.Item) -> int:
+        if _runs_dagster_processes(item):
+            return 0
+        if item.get_closest_marker("slow") is None:
+            return 3
+        return 1 if item.get_closest_marker("integration") else 2
+
+    items.sort(key=rank)
+
+
+@pytest.fixture(autouse=True)
+def _dagster_process_slot(request: pytest.FixtureRequest) -> Any:
+    """Under xdist, at most DAGSTER_PROCESS_SLOTS tests that run Dagster's processes at once, across the workers.
+
+    Each keeps about one CPU busy (code server, daemon, run workers) and two bound their own duration, so a third
+    waits here, before its clock starts, while the 2 cores are taken anyway. (``xdist_group`` cannot do this:
+    pytest-xdist 3.8 ignores it under pytest 9.2, pytest-xdist#1386.) A lock file per slot, released by the
+    kernel if the worker dies.
+    """
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None or not _runs_dagster_processes(request.node):
+        yield
+        return
+    import fcntl
+    import tempfile
+
+    folder = Path(tempfile.gettempdir()) / f"glacier-test-slots-{run}"
+    folder.mkdir(exist_ok=True)
+    handles = [open(folder / f"slot-{n}", "a+") for n in range(DAGSTER_PROCESS_SLOTS)]  # noqa: SIM115
+    held = None
+    try:
+        while held is None:
+            for handle in handles:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                held = handle
+                break
+            else:
+                time.sleep(0.5)
+        yield
+    finally:
+        for handle in handles:
+            handle.close()  # closing releases the lock
 
 
 def require_services() -> bool:

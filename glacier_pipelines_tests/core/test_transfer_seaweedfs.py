@@ -12,15 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
 import os
 import random
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -42,7 +35,7 @@ from glacier_pipelines.core.transfer import (
     verify_stored,
 )
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("seaweedfs")]  # one worker, one `weed mini` (session fixture)
 
 MiB = 1024 * 1024
 PART = 5 * MiB

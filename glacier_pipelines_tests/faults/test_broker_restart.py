@@ -21,7 +21,7 @@ import pytest
 from glacier_pipelines_tests.conftest import require_services
 from glacier_pipelines_tests.faults.conftest import MiB
 
-pytestmark = [pytest.mark.faults, pytest.mark.amqp, pytest.mark.slow]
+pytestmark = [pytest.mark.faults, pytest.mark.amqp, pytest.mark.slow, pytest.mark.alone]  # stops the broker every amqp test uses
 AMQP_URL = os.environ.get("GLACIER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
 

@@ -117,6 +117,7 @@ def test_connection_reset_mid_part_is_retried(fault_env, proxy, reliability):
     reliability("S3 connection reset mid-body (UploadPart, PutObject)", proxy.injected, fault_env.check(), side="S3")
 
 
+@pytest.mark.alone  # a 0.5 s read timeout that only the injected delay may exceed
 def test_complete_multipart_upload_timing_out_once(fault_env, proxy, reliability):
     """S3 completes the upload but the answer comes after the client's read timeout; the client retries."""
     _mixed_batch(fault_env, small=1, large=[6 * MiB])
@@ -127,6 +128,7 @@ def test_complete_multipart_upload_timing_out_once(fault_env, proxy, reliability
                 side="S3")
 
 
+@pytest.mark.alone  # a 0.4 s read timeout that only the injected delays may exceed
 def test_commit_answered_late_every_time(fault_env, proxy, reliability):
     """Every CompleteMultipartUpload and PutObject answer comes late, retries included, though S3 did the work."""
     _mixed_batch(fault_env, small=1, large=[6 * MiB])

@@ -49,6 +49,7 @@ def test_source_broken_mid_download(fault_env, source, reliability, failure, rea
                 outcome="once: retried and archived; always: ERROR after 3 attempts")
 
 
+@pytest.mark.alone  # a 0.4 s source timeout that only the stalled file may exceed
 def test_source_slower_than_its_timeout(fault_env, source, reliability, monkeypatch):
     monkeypatch.setenv("GLACIER_SOURCE_TIMEOUT", "0.4")  # the source stalls 1.2 s
     _plan(fault_env, source, "stall")

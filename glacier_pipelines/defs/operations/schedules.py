@@ -9,11 +9,11 @@ import dagster as dg
 from glacier_pipelines.catalog.restores import RestoreStore
 from glacier_pipelines.defs.operations.assets import AS_OF_TAG, bucket_reconciliation, cost_report, restore_expiry
 from glacier_pipelines.defs.partitions import tenants
-
-TENANTS = cast(str, tenants.name)  # a DynamicPartitionsDefinition built with a name always has one
 from glacier_pipelines.defs.status import schedule_status
 from glacier_pipelines.flows.restore import expiry_due
 from glacier_pipelines.resources.archive import CatalogResource
+
+TENANTS = cast(str, tenants.name)  # a DynamicPartitionsDefinition built with a name always has one
 
 reconciliation_job = dg.define_asset_job("reconciliation_job", selection=dg.AssetSelection.assets(bucket_reconciliation),
                                          description="Compare one tenant's catalog with its bucket prefix; abort stale multipart uploads.")
