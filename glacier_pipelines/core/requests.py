@@ -170,6 +170,17 @@ def decode_body(body: Any, errors: list[str]) -> dict[str, Any] | None:
     return body
 
 
+def validate_body(model: Any, body: dict[str, Any], errors: list[str]) -> Any:
+    """``model`` validated from a decoded body, or None with the reasons appended to ``errors`` (every request type)."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        errors.extend(_format_errors(exc))
+    except RecursionError:
+        errors.append("body: nested too deeply")
+    return None
+
+
 def parse_request(body: Any, envelope: dict[str, Any]) -> ParsedRequest:
     """Validate a request body (dict, JSON text or bytes) and its envelope values."""
     result = ParsedRequest(
@@ -183,12 +194,7 @@ def parse_request(body: Any, envelope: dict[str, Any]) -> ParsedRequest:
     if body is None:
         return _invalid(result)
     result.body = body
-    try:
-        result.request = StorageRequest.model_validate(body)
-    except ValidationError as exc:
-        result.errors.extend(_format_errors(exc))
-    except RecursionError:
-        result.errors.append("body: nested too deeply")
+    result.request = validate_body(StorageRequest, body, result.errors)
     return _invalid(result) if result.errors else result
 
 

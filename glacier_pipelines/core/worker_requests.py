@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
-from glacier_pipelines.core.requests import (Envelope, ParsedRequest, _format_errors, _printable_or_none, decode_body,
+from glacier_pipelines.core.requests import (Envelope, ParsedRequest, _printable_or_none, decode_body, validate_body,
                                              validate_envelope)
 from glacier_pipelines.core.restores import TIERS, FileSelector
 
@@ -121,12 +121,7 @@ def parse_worker_request(content_type: str, body: Any, envelope: dict[str, Any])
     if body is None:
         return _invalid(result)
     result.body = body
-    try:
-        result.request = MODELS[content_type].model_validate(body)
-    except ValidationError as exc:
-        result.errors.extend(_format_errors(exc))
-    except RecursionError:
-        result.errors.append("body: nested too deeply")
+    result.request = validate_body(MODELS[content_type], body, result.errors)
     return _invalid(result) if result.errors else result
 
 
