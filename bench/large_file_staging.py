@@ -69,8 +69,15 @@ def source_chunks(path: Path, meter: Meter, key: str = "source_read"):
 
 
 def streamed(s3, settings, path, md5, meter, work, n):
-    result = transfer.stage_stream(source_chunks(path, meter), s3=s3, settings=settings, key=f"streamed/{n}", algorithm="MD5",
-                                   expected_checksum=md5, staging_path=work / "unused")
+    result = transfer.stage_stream(
+        source_chunks(path, meter),
+        s3=s3,
+        settings=settings,
+        key=f"streamed/{n}",
+        algorithm="MD5",
+        expected_checksum=md5,
+        staging_path=work / "unused",
+    )
     transfer.commit_stage(s3, settings, result.stage)
 
 
@@ -86,16 +93,30 @@ def staged_local(s3, settings, path, md5, meter, work, n):
         os.fsync(f.fileno())
     assert digest.hexdigest("MD5") == md5
     # step 2 (glacier_objects): the staged file into a multipart upload (hashed again for its part checksums)
-    result = transfer.stage_stream(source_chunks(staged, meter, "disk_read"), s3=s3, settings=settings, key=f"staged-local/{n}",
-                                   algorithm="MD5", expected_checksum=md5, staging_path=work / "unused")
+    result = transfer.stage_stream(
+        source_chunks(staged, meter, "disk_read"),
+        s3=s3,
+        settings=settings,
+        key=f"staged-local/{n}",
+        algorithm="MD5",
+        expected_checksum=md5,
+        staging_path=work / "unused",
+    )
     transfer.commit_stage(s3, settings, result.stage)
     staged.unlink()
 
 
 def staged_s3(s3, settings, path, md5, meter, work, n):
     staging_key = f"staging/{n}"
-    first = transfer.stage_stream(source_chunks(path, meter), s3=s3, settings=settings, key=staging_key, algorithm="MD5",
-                                  expected_checksum=md5, staging_path=work / "unused")  # step 1: into the staging prefix
+    first = transfer.stage_stream(
+        source_chunks(path, meter),
+        s3=s3,
+        settings=settings,
+        key=staging_key,
+        algorithm="MD5",
+        expected_checksum=md5,
+        staging_path=work / "unused",
+    )  # step 1: into the staging prefix
     transfer.commit_stage(s3, settings, first.stage)
 
     def read_back():  # step 2, maybe on another machine: the staged bytes come back down and go up again
@@ -103,8 +124,9 @@ def staged_s3(s3, settings, path, md5, meter, work, n):
         for block in iter(lambda: body.read(CHUNK), b""):
             yield block
 
-    result = transfer.stage_stream(read_back(), s3=s3, settings=settings, key=f"staged-s3/{n}", algorithm="MD5",
-                                   expected_checksum=md5, staging_path=work / "unused")
+    result = transfer.stage_stream(
+        read_back(), s3=s3, settings=settings, key=f"staged-s3/{n}", algorithm="MD5", expected_checksum=md5, staging_path=work / "unused"
+    )
     transfer.commit_stage(s3, settings, result.stage)
     s3.delete_object(Bucket=settings.bucket, Key=staging_key)
 
@@ -134,37 +156,71 @@ def main() -> None:
             rows: dict[str, list[dict]] = {name: [] for name in CONTENDERS}
             for round_no in range(args.rounds):
                 names = list(CONTENDERS)
-                for name in names[round_no % len(names):] + names[:round_no % len(names)]:
+                for name in names[round_no % len(names) :] + names[: round_no % len(names)]:
                     meter.reset()
                     wall, cpu = time.perf_counter(), time.process_time()
                     CONTENDERS[name](s3, settings, path, md5.hexdigest(), meter, work, round_no)
                     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-                    row = {"seconds": wall, "mib_per_s": args.size_mib / wall, "cpu_s": cpu, "bytes": dict(meter.bytes),
-                           "requests": dict(meter.requests), "request_count": sum(meter.requests.values())}
+                    row = {
+                        "seconds": wall,
+                        "mib_per_s": args.size_mib / wall,
+                        "cpu_s": cpu,
+                        "bytes": dict(meter.bytes),
+                        "requests": dict(meter.requests),
+                        "request_count": sum(meter.requests.values()),
+                    }
                     rows[name].append(row)
-                    print(f"round {round_no + 1}: {name:<13} {row['mib_per_s']:7.1f} MiB/s  {cpu:5.1f} CPU-s  "
-                          f"{row['request_count']} requests  {dict(meter.bytes)}", file=sys.stderr)
-        summary = {name: {"median_seconds": statistics.median(r["seconds"] for r in rs),
-                          "median_mib_per_s": statistics.median(r["mib_per_s"] for r in rs),
-                          "median_cpu_s": statistics.median(r["cpu_s"] for r in rs),
-                          "bytes": rs[-1]["bytes"], "requests": rs[-1]["requests"], "request_count": rs[-1]["request_count"],
-                          "rounds": rs} for name, rs in rows.items()}
-        report = {"scenario": "large_file_staging", "size_mib": args.size_mib, "rounds": args.rounds,
-                  "part_mib": settings.part_size // MiB, "concurrency": settings.max_concurrency,
-                  "command": " ".join([".venv/bin/python bench/large_file_staging.py", *sys.argv[1:]]), "results": summary}
+                    print(
+                        f"round {round_no + 1}: {name:<13} {row['mib_per_s']:7.1f} MiB/s  {cpu:5.1f} CPU-s  "
+                        f"{row['request_count']} requests  {dict(meter.bytes)}",
+                        file=sys.stderr,
+                    )
+        summary = {
+            name: {
+                "median_seconds": statistics.median(r["seconds"] for r in rs),
+                "median_mib_per_s": statistics.median(r["mib_per_s"] for r in rs),
+                "median_cpu_s": statistics.median(r["cpu_s"] for r in rs),
+                "bytes": rs[-1]["bytes"],
+                "requests": rs[-1]["requests"],
+                "request_count": rs[-1]["request_count"],
+                "rounds": rs,
+            }
+            for name, rs in rows.items()
+        }
+        report = {
+            "scenario": "large_file_staging",
+            "size_mib": args.size_mib,
+            "rounds": args.rounds,
+            "part_mib": settings.part_size // MiB,
+            "concurrency": settings.max_concurrency,
+            "command": " ".join([".venv/bin/python bench/large_file_staging.py", *sys.argv[1:]]),
+            "results": summary,
+        }
         base = summary["streamed"]
-        lines = [f"# Large file, streamed or staged: {args.size_mib} MiB, {args.rounds} rounds, SeaweedFS on 127.0.0.1", "",
-                 "| contender | median s | MiB/s | ÷ streamed time | CPU-s | source read MiB | disk written / read MiB | "
-                 "S3 up / down MiB | S3 requests |", "|---|---|---|---|---|---|---|---|---|"]
+        lines = [
+            f"# Large file, streamed or staged: {args.size_mib} MiB, {args.rounds} rounds, SeaweedFS on 127.0.0.1",
+            "",
+            "| contender | median s | MiB/s | ÷ streamed time | CPU-s | source read MiB | disk written / read MiB | "
+            "S3 up / down MiB | S3 requests |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for name, s in summary.items():
             b = Counter(s["bytes"])
             ratio = s["median_seconds"] / base["median_seconds"]
-            lines.append(f"| {name} | {s['median_seconds']:.1f} | {s['median_mib_per_s']:.0f} | {ratio:.2f} | "
-                         f"{s['median_cpu_s']:.1f} | {b['source_read'] / MiB:.0f} | "
-                         f"{b['disk_write'] / MiB:.0f} / {b['disk_read'] / MiB:.0f} | "
-                         f"{b['s3_up'] / MiB:.0f} / {b['s3_down'] / MiB:.0f} | {s['request_count']} |")
-        bench_report.write(args.out, report, lines, {n: summary[n]["median_seconds"] for n in summary},
-                           title=f"{args.size_mib} MiB: streamed or staged (lower is better)", ylabel="median seconds")
+            lines.append(
+                f"| {name} | {s['median_seconds']:.1f} | {s['median_mib_per_s']:.0f} | {ratio:.2f} | "
+                f"{s['median_cpu_s']:.1f} | {b['source_read'] / MiB:.0f} | "
+                f"{b['disk_write'] / MiB:.0f} / {b['disk_read'] / MiB:.0f} | "
+                f"{b['s3_up'] / MiB:.0f} / {b['s3_down'] / MiB:.0f} | {s['request_count']} |"
+            )
+        bench_report.write(
+            args.out,
+            report,
+            lines,
+            {n: summary[n]["median_seconds"] for n in summary},
+            title=f"{args.size_mib} MiB: streamed or staged (lower is better)",
+            ylabel="median seconds",
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

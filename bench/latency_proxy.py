@@ -115,8 +115,10 @@ async def handle(link: Link, upstream: tuple[str, int], idle: float, creader, cw
             await asyncio.sleep(link.connect_rtts * link.latency)
         ureader, uwriter = await asyncio.wait_for(asyncio.open_connection(*upstream), 10)
         turn = {"client": False}
-        tasks = [asyncio.create_task(pipe_up(link, creader, uwriter, turn, idle)),
-                 asyncio.create_task(pipe_down(link, ureader, cwriter, turn, idle))]
+        tasks = [
+            asyncio.create_task(pipe_up(link, creader, uwriter, turn, idle)),
+            asyncio.create_task(pipe_down(link, ureader, cwriter, turn, idle)),
+        ]
         # Either side closing ends the exchange once the other side has nothing left to say;
         # an error or the idle timeout on either ends both.
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -140,8 +142,9 @@ async def main_async(args) -> None:
     if not ipaddress.ip_address(host).is_loopback:
         raise SystemExit(f"upstream {host} is not a loopback address: refused")
     link = Link(args.latency_ms / 1000, args.bandwidth_mib * (1 << 20) if args.bandwidth_mib else None, args.connect_rtts)
-    server = await asyncio.start_server(lambda r, w: handle(link, (host, int(port)), args.idle_timeout, r, w),
-                                        "127.0.0.1", args.port, backlog=1024, limit=CHUNK)
+    server = await asyncio.start_server(
+        lambda r, w: handle(link, (host, int(port)), args.idle_timeout, r, w), "127.0.0.1", args.port, backlog=1024, limit=CHUNK
+    )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGUSR1, lambda: print(json.dumps(link.snapshot()), flush=True))
@@ -163,8 +166,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="port to listen on, 127.0.0.1 (0: any free one)")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="round trip paid once per request")
     parser.add_argument("--bandwidth-mib", type=float, default=0.0, help="MiB/s cap per direction, shared (0: none)")
-    parser.add_argument("--connect-rtts", type=float, default=0.0,
-                        help="round trips a new connection pays before its first request (TCP 1, TLS 1.3 +1; default 0: not modelled)")
+    parser.add_argument(
+        "--connect-rtts",
+        type=float,
+        default=0.0,
+        help="round trips a new connection pays before its first request (TCP 1, TLS 1.3 +1; default 0: not modelled)",
+    )
     parser.add_argument("--idle-timeout", type=float, default=120.0)
     parser.add_argument("--max-seconds", type=float, default=3600.0)
     args = parser.parse_args()

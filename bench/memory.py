@@ -51,28 +51,49 @@ def main() -> None:
                 md5 = make_file(src / name, size_mib * MiB)
                 home = work / f"home{size_mib}"
                 home.mkdir()
-                elapsed, cpu, out = timed([PY, str(ROOT / "bench" / "pipeline_once.py"), f"{http_base}/{name}", md5, endpoint, bucket,
-                                           str(home)], dict(os.environ))
+                elapsed, cpu, out = timed(
+                    [PY, str(ROOT / "bench" / "pipeline_once.py"), f"{http_base}/{name}", md5, endpoint, bucket, str(home)],
+                    dict(os.environ),
+                )
                 detail = json.loads(out.strip().splitlines()[-1])
                 if detail["stored"] != 1 or detail["failed"]:
                     raise RuntimeError(f"pipeline did not store the file: {detail}")
-                rows.append({"size_mib": size_mib, "max_rss_mib": detail["max_rss_mib"], "mib_per_s": size_mib / elapsed,
-                             "cpu_s_per_gib": cpu / (size_mib / 1024)})
+                rows.append(
+                    {
+                        "size_mib": size_mib,
+                        "max_rss_mib": detail["max_rss_mib"],
+                        "mib_per_s": size_mib / elapsed,
+                        "cpu_s_per_gib": cpu / (size_mib / 1024),
+                    }
+                )
                 print(f"{size_mib:6d} MiB: peak RSS {detail['max_rss_mib']:.0f} MiB, {size_mib / elapsed:.1f} MiB/s", file=sys.stderr)
                 (src / name).unlink()
         http_server.shutdown()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     peak = max(r["max_rss_mib"] for r in rows)
-    report = {"scenario": "memory", "limit_mib": LIMIT_MIB, "peak_rss_mib": peak, "within_limit": peak <= LIMIT_MIB,
-              "spread_mib": peak - min(r["max_rss_mib"] for r in rows), "rows": rows,
-              "command": " ".join(["bench/memory.py", *sys.argv[1:]])}
+    report = {
+        "scenario": "memory",
+        "limit_mib": LIMIT_MIB,
+        "peak_rss_mib": peak,
+        "within_limit": peak <= LIMIT_MIB,
+        "spread_mib": peak - min(r["max_rss_mib"] for r in rows),
+        "rows": rows,
+        "command": " ".join(["bench/memory.py", *sys.argv[1:]]),
+    }
     lines = ["| file size MiB | pipeline peak RSS MiB | MiB/s | CPU-s/GiB |", "|---|---|---|---|"]
     lines += [f"| {r['size_mib']} | {r['max_rss_mib']:.0f} | {r['mib_per_s']:.1f} | {r['cpu_s_per_gib']:.1f} |" for r in rows]
     lines += ["", f"Peak {peak:.0f} MiB (limit {LIMIT_MIB}); spread across sizes {report['spread_mib']:.0f} MiB."]
-    bench_report.write(args.out, report, lines, {f"{r['size_mib']} MiB": r["max_rss_mib"] for r in rows},
-                       title="Pipeline peak memory by file size (flat is the goal)", ylabel="peak RSS MiB",
-                       limit=(LIMIT_MIB, f"limit {LIMIT_MIB} MiB"))
+    bench_report.write(
+        args.out,
+        report,
+        lines,
+        {f"{r['size_mib']} MiB": r["max_rss_mib"] for r in rows},
+        title="Pipeline peak memory by file size (flat is the goal)",
+        ylabel="peak RSS MiB",
+        limit=(LIMIT_MIB, f"limit {LIMIT_MIB} MiB"),
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -44,8 +44,12 @@ from glacier_pipelines.emulator import SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, s
 PY = sys.executable
 STORAGE_CLASS = "DEEP_ARCHIVE"
 WRITE_METHODS = ("PUT", "POST")  # PutObject, UploadPart, Create/CompleteMultipartUpload: billed at the class's PUT rate
-LABELS = {"pipeline": "pipeline with packaging", "put8": "one PutObject per file (8 threads)",
-          "put64": "one PutObject per file (64 threads)", "s5cmd": "s5cmd cp (256 workers)"}
+LABELS = {
+    "pipeline": "pipeline with packaging",
+    "put8": "one PutObject per file (8 threads)",
+    "put64": "one PutObject per file (64 threads)",
+    "s5cmd": "s5cmd cp (256 workers)",
+}
 
 
 class Proxy:
@@ -53,10 +57,24 @@ class Proxy:
 
     def __init__(self, upstream: str, latency_ms: float, bandwidth_mib: float, connect_rtts: float = 0):
         host_port = upstream.split("//", 1)[1]
-        self.proc = subprocess.Popen([PY, str(ROOT / "bench" / "latency_proxy.py"), "--upstream", host_port,
-                                      "--latency-ms", str(latency_ms), "--bandwidth-mib", str(bandwidth_mib),
-                                      "--connect-rtts", str(connect_rtts)],
-                                     stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [
+                PY,
+                str(ROOT / "bench" / "latency_proxy.py"),
+                "--upstream",
+                host_port,
+                "--latency-ms",
+                str(latency_ms),
+                "--bandwidth-mib",
+                str(bandwidth_mib),
+                "--connect-rtts",
+                str(connect_rtts),
+            ],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
         line = self._line(15)
         if not line.startswith("LISTENING "):
             self.close()
@@ -87,10 +105,20 @@ def client(endpoint: str, pool: int):
     import boto3
     from botocore.config import Config
 
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=SEAWEED_ACCESS_KEY,
-                        aws_secret_access_key=SEAWEED_SECRET_KEY,
-                        config=Config(s3={"addressing_style": "path", "payload_signing_enabled": False}, max_pool_connections=pool,
-                                      connect_timeout=10, read_timeout=60, retries={"mode": "standard", "max_attempts": 3}))
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=SEAWEED_ACCESS_KEY,
+        aws_secret_access_key=SEAWEED_SECRET_KEY,
+        config=Config(
+            s3={"addressing_style": "path", "payload_signing_enabled": False},
+            max_pool_connections=pool,
+            connect_timeout=10,
+            read_timeout=60,
+            retries={"mode": "standard", "max_attempts": 3},
+        ),
+    )
 
 
 def put_each(files, s3, bucket: str, prefix: str, threads: int) -> dict:
@@ -107,19 +135,40 @@ def put_each(files, s3, bucket: str, prefix: str, threads: int) -> dict:
 
 def count_objects(s3, bucket: str, prefix: str, limit: int) -> int:
     count = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/",
-                                                              PaginationConfig={"MaxItems": limit + 1}):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/", PaginationConfig={"MaxItems": limit + 1}):
         count += page.get("KeyCount", 0)
     return count
 
 
 def s5cmd(src: Path, endpoint: str, bucket: str, prefix: str, direct, files: int) -> dict:
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=SEAWEED_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SEAWEED_SECRET_KEY,
-               AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1", PATH=f"{Path(PY).parent}:{os.environ['PATH']}")
+    env = dict(
+        os.environ,
+        AWS_ACCESS_KEY_ID=SEAWEED_ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=SEAWEED_SECRET_KEY,
+        AWS_REGION="us-east-1",
+        AWS_DEFAULT_REGION="us-east-1",
+        PATH=f"{Path(PY).parent}:{os.environ['PATH']}",
+    )
     start = time.perf_counter()
-    proc = subprocess.run(["s5cmd", "--endpoint-url", endpoint, "--retry-count", "3", "cp", "--storage-class", STORAGE_CLASS,
-                           "--flatten", f"{src}/*", f"s3://{bucket}/{prefix}/"],
-                          env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            "s5cmd",
+            "--endpoint-url",
+            endpoint,
+            "--retry-count",
+            "3",
+            "cp",
+            "--storage-class",
+            STORAGE_CLASS,
+            "--flatten",
+            f"{src}/*",
+            f"s3://{bucket}/{prefix}/",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"s5cmd failed: {proc.stderr[-2000:]}")
@@ -135,8 +184,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency-ms", type=float, default=20.0, help="round trip added to every S3 request")
     parser.add_argument("--bandwidth-mib", type=float, default=0.0, help="MiB/s cap per direction through the proxy (0: none)")
-    parser.add_argument("--connect-rtts", type=float, default=0.0,
-                        help="round trips each new connection pays (TCP and TLS handshakes; default 0: not modelled)")
+    parser.add_argument(
+        "--connect-rtts",
+        type=float,
+        default=0.0,
+        help="round trips each new connection pays (TCP and TLS handshakes; default 0: not modelled)",
+    )
     parser.add_argument("--peers", default="put8,put64,s5cmd")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "region"))
@@ -161,7 +214,7 @@ def main() -> None:
             via = {"pipeline": client(proxy.endpoint, 16), "put8": client(proxy.endpoint, 8), "put64": client(proxy.endpoint, 64)}
             rows: dict[str, list[dict]] = {c: [] for c in contenders}
             for n in range(args.rounds):
-                order = contenders[n % len(contenders):] + contenders[: n % len(contenders)]
+                order = contenders[n % len(contenders) :] + contenders[: n % len(contenders)]
                 for name in order:
                     before, wall = proxy.stats(), time.perf_counter()
                     if name == "pipeline":
@@ -176,44 +229,83 @@ def main() -> None:
                     after = proxy.stats()
                     requests = {m: after["requests"].get(m, 0) - before["requests"].get(m, 0) for m in after["requests"]}
                     writes = sum(requests.get(m, 0) for m in WRITE_METHODS)
-                    row.update(files_per_s=args.files / row["seconds"], requests={m: c for m, c in requests.items() if c},
-                               write_requests=writes, connections=after["connections"] - before["connections"],
-                               delays=after["delays"] - before["delays"], proxy_cpu_s=after["cpu_s"] - before["cpu_s"],
-                               proxy_cpu_share=(after["cpu_s"] - before["cpu_s"]) / wall,
-                               fees_per_million_files_usd=writes / args.files * 1e6 / 1000 * put_price)
+                    row.update(
+                        files_per_s=args.files / row["seconds"],
+                        requests={m: c for m, c in requests.items() if c},
+                        write_requests=writes,
+                        connections=after["connections"] - before["connections"],
+                        delays=after["delays"] - before["delays"],
+                        proxy_cpu_s=after["cpu_s"] - before["cpu_s"],
+                        proxy_cpu_share=(after["cpu_s"] - before["cpu_s"]) / wall,
+                        fees_per_million_files_usd=writes / args.files * 1e6 / 1000 * put_price,
+                    )
                     rows[name].append(row)
-                    print(f"round {n + 1}: {name:<8} {row['files_per_s']:7.0f} files/s, {row['objects']} objects, "
-                          f"{writes} PUT/POST, {row['connections']} connections, proxy {row['proxy_cpu_s']:.2f} CPU-s "
-                          f"({100 * row['proxy_cpu_share']:.0f}% of a core)", file=sys.stderr)
+                    print(
+                        f"round {n + 1}: {name:<8} {row['files_per_s']:7.0f} files/s, {row['objects']} objects, "
+                        f"{writes} PUT/POST, {row['connections']} connections, proxy {row['proxy_cpu_s']:.2f} CPU-s "
+                        f"({100 * row['proxy_cpu_share']:.0f}% of a core)",
+                        file=sys.stderr,
+                    )
             proxy.close()
         med = {k: statistics.median(r["files_per_s"] for r in v) for k, v in rows.items()}
-        summary = {k: {"median_files_per_s": med[k], "pipeline_ratio": med["pipeline"] / med[k], "objects": v[0]["objects"],
-                       "write_requests": v[0]["write_requests"], "requests": v[0]["requests"],
-                       "delays": v[0]["delays"], "connections": v[0]["connections"],
-                       "fees_per_million_files_usd": statistics.median(r["fees_per_million_files_usd"] for r in v),
-                       "median_proxy_cpu_s": statistics.median(r["proxy_cpu_s"] for r in v),
-                       "max_proxy_cpu_share": max(r["proxy_cpu_share"] for r in v), "rounds": v} for k, v in rows.items()}
+        summary = {
+            k: {
+                "median_files_per_s": med[k],
+                "pipeline_ratio": med["pipeline"] / med[k],
+                "objects": v[0]["objects"],
+                "write_requests": v[0]["write_requests"],
+                "requests": v[0]["requests"],
+                "delays": v[0]["delays"],
+                "connections": v[0]["connections"],
+                "fees_per_million_files_usd": statistics.median(r["fees_per_million_files_usd"] for r in v),
+                "median_proxy_cpu_s": statistics.median(r["proxy_cpu_s"] for r in v),
+                "max_proxy_cpu_share": max(r["proxy_cpu_share"] for r in v),
+                "rounds": v,
+            }
+            for k, v in rows.items()
+        }
         cap = f", bandwidth cap {args.bandwidth_mib:g} MiB/s" if args.bandwidth_mib else ", no bandwidth cap"
         cap += f", {args.connect_rtts:g} round trip(s) per new connection" if args.connect_rtts else ", connection set-up not charged"
-        report = {"scenario": "region", "files": args.files, "rounds": args.rounds, "latency_ms": args.latency_ms,
-                  "bandwidth_mib": args.bandwidth_mib or None, "connect_rtts": args.connect_rtts, "storage_class": STORAGE_CLASS,
-                  "put_per_1000_usd": put_price, "price_list": load_pricing("us-east-1").version, "left_out": left_out,
-                  "command": " ".join(["bench/region.py", *sys.argv[1:]]), "results": summary}
-        lines = [f"# Region-like: {args.files} files of 1-64 KiB, {args.rounds} round(s), {args.latency_ms:g} ms per request{cap}, "
-                 "SeaweedFS on 127.0.0.1 behind bench/latency_proxy.py", "",
-                 f"| contender | median files/s | pipeline ÷ contender | objects | PUT/POST requests | "
-                 f"request fees per million files ({STORAGE_CLASS}, ${put_price:g} per 1,000) | request round trips per file | connections | "
-                 "proxy CPU-s per run (max share of a core) |",
-                 "|---|---|---|---|---|---|---|---|---|"]
+        report = {
+            "scenario": "region",
+            "files": args.files,
+            "rounds": args.rounds,
+            "latency_ms": args.latency_ms,
+            "bandwidth_mib": args.bandwidth_mib or None,
+            "connect_rtts": args.connect_rtts,
+            "storage_class": STORAGE_CLASS,
+            "put_per_1000_usd": put_price,
+            "price_list": load_pricing("us-east-1").version,
+            "left_out": left_out,
+            "command": " ".join(["bench/region.py", *sys.argv[1:]]),
+            "results": summary,
+        }
+        lines = [
+            f"# Region-like: {args.files} files of 1-64 KiB, {args.rounds} round(s), {args.latency_ms:g} ms per request{cap}, "
+            "SeaweedFS on 127.0.0.1 behind bench/latency_proxy.py",
+            "",
+            f"| contender | median files/s | pipeline ÷ contender | objects | PUT/POST requests | "
+            f"request fees per million files ({STORAGE_CLASS}, ${put_price:g} per 1,000) | request round trips per file | connections | "
+            "proxy CPU-s per run (max share of a core) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for name, s in summary.items():
-            lines.append(f"| {LABELS[name]} | {s['median_files_per_s']:.0f} | {s['pipeline_ratio']:.2f} | {s['objects']} | "
-                         f"{s['write_requests']} | ${s['fees_per_million_files_usd']:,.2f} | {s['delays'] / args.files:.3g} | {s['connections']} | "
-                         f"{s['median_proxy_cpu_s']:.2f} ({100 * s['max_proxy_cpu_share']:.0f}%) |")
+            lines.append(
+                f"| {LABELS[name]} | {s['median_files_per_s']:.0f} | {s['pipeline_ratio']:.2f} | {s['objects']} | "
+                f"{s['write_requests']} | ${s['fees_per_million_files_usd']:,.2f} | {s['delays'] / args.files:.3g} | {s['connections']} | "
+                f"{s['median_proxy_cpu_s']:.2f} ({100 * s['max_proxy_cpu_share']:.0f}%) |"
+            )
         if left_out:
             lines += ["", f"Left out (not installed): {', '.join(left_out)}."]
         lines += ["", f"Command: `{report['command']}`"]
-        bench_report.write(args.out, report, lines, {LABELS[k].replace("one PutObject per file", "PutObject"): med[k] for k in med},
-                           title=f"{args.files} small files, {args.latency_ms:g} ms per request", ylabel="median files/s")
+        bench_report.write(
+            args.out,
+            report,
+            lines,
+            {LABELS[k].replace("one PutObject per file", "PutObject"): med[k] for k in med},
+            title=f"{args.files} small files, {args.latency_ms:g} ms per request",
+            ylabel="median files/s",
+        )
     finally:
         if proxy is not None:
             proxy.close()

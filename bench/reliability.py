@@ -31,8 +31,13 @@ def run_faults(extra: list[str]) -> tuple[int, list[dict], float, str]:
         rows_path = Path(tmp) / "rows.jsonl"
         env = dict(os.environ, GLACIER_RELIABILITY_REPORT=str(rows_path))
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "faults", "-q", "-p", "no:cacheprovider", *extra],
-                              cwd=ROOT, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-m", "faults", "-q", "-p", "no:cacheprovider", *extra],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         seconds = time.monotonic() - started
         rows = [json.loads(line) for line in rows_path.read_text().splitlines()] if rows_path.exists() else []
     summary = next((line for line in reversed(proc.stdout.splitlines()) if " in " in line and ("passed" in line or "failed" in line)), "")
@@ -59,12 +64,13 @@ def render(rows: list[dict], summary: str, seconds: float, returncode: int) -> s
         "",
         "Rows of side *concurrency* run two runs over the same objects at once (issue #21): *requests* counts the objects "
         "(or restore requests), *lost* an object no run copied, *duplicated* a second copy, retrieval job or RestoreObject, "
-        "*orphaned* a multipart upload left open, and *mismatched* a report that answers wrongly about an object (\"skipped\" "
+        '*orphaned* a multipart upload left open, and *mismatched* a report that answers wrongly about an object ("skipped" '
         "though another run copied it, or another run named than the one that did it).",
         "",
         f"Produced by `{COMMAND}` on {date.today().isoformat()} ({platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}): {summary or 'no pytest summary'} ({seconds:.0f} s in all"
-        + ("" if returncode == 0 else f"; pytest exit code {returncode}") + ").",
+        + ("" if returncode == 0 else f"; pytest exit code {returncode}")
+        + ").",
         "",
         "| side | fault | times injected | requests | lost | duplicated | orphaned | mismatched | outcome |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -72,10 +78,14 @@ def render(rows: list[dict], summary: str, seconds: float, returncode: int) -> s
     for r in rows:
         statuses = ", ".join(f"{n} {s}" for s, n in sorted(r["statuses"].items()))
         outcome = "; ".join(x for x in (statuses, r.get("outcome", "")) if x)
-        lines.append(f"| {r['side']} | {_cell(r['fault'])} | {r['injected']} | {r['requests']} | {r['lost']} | {r['duplicated']} | "
-                     f"{r['orphaned']} | {r['mismatched']} | {_cell(outcome)} |")
-    lines.append(f"| **all** | | **{totals['injected']}** | **{totals['requests']}** | **{totals['lost']}** | "
-                 f"**{totals['duplicated']}** | **{totals['orphaned']}** | **{totals['mismatched']}** | |")
+        lines.append(
+            f"| {r['side']} | {_cell(r['fault'])} | {r['injected']} | {r['requests']} | {r['lost']} | {r['duplicated']} | "
+            f"{r['orphaned']} | {r['mismatched']} | {_cell(outcome)} |"
+        )
+    lines.append(
+        f"| **all** | | **{totals['injected']}** | **{totals['requests']}** | **{totals['lost']}** | "
+        f"**{totals['duplicated']}** | **{totals['orphaned']}** | **{totals['mismatched']}** | |"
+    )
     lines += [
         "",
         "How each fault is injected:",

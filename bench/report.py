@@ -7,8 +7,16 @@ from pathlib import Path
 from typing import Any
 
 
-def write(out: str | Path, report: dict[str, Any], lines: list[str], bars: dict[str, float], *, title: str, ylabel: str,
-          limit: tuple[float, str] | None = None) -> None:
+def write(
+    out: str | Path,
+    report: dict[str, Any],
+    lines: list[str],
+    bars: dict[str, float],
+    *,
+    title: str,
+    ylabel: str,
+    limit: tuple[float, str] | None = None,
+) -> None:
     """Write ``out``.json, ``out``.md and ``out``.png; the first bar is the pipeline's (green)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -42,8 +50,14 @@ def seaweed_bucket(endpoint: str, prefix: str, **config: Any) -> tuple[Any, str]
     from glacier_pipelines.emulator import SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY
 
     s3_options = {"addressing_style": "path", **config.pop("s3", {})}
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=SEAWEED_ACCESS_KEY,
-                      aws_secret_access_key=SEAWEED_SECRET_KEY, config=Config(s3=s3_options, **config))
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=SEAWEED_ACCESS_KEY,
+        aws_secret_access_key=SEAWEED_SECRET_KEY,
+        config=Config(s3=s3_options, **config),
+    )
     bucket = f"{prefix}-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     return s3, bucket

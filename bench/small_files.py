@@ -56,14 +56,34 @@ def make_files(root: Path, count: int, seed: int = 7) -> list[tuple[Path, str]]:
 def pipeline(files, s3, bucket, home: Path, src: Path) -> dict:
     catalog = Catalog(f"sqlite:///{home}/catalog.sqlite")
     setup = archive_flow.ArchiveSetup(
-        catalog=catalog, s3=s3, upload=UploadSettings(bucket=bucket, storage_class="DEEP_ARCHIVE", max_concurrency=4),
-        sources=SourcePolicy.from_strings(str(src)), key_prefix="pipeline", staging_dir=home / "staging",
-        stale_upload_age=timedelta(hours=24), packaging=packaging.PackagingPolicy(),
+        catalog=catalog,
+        s3=s3,
+        upload=UploadSettings(bucket=bucket, storage_class="DEEP_ARCHIVE", max_concurrency=4),
+        sources=SourcePolicy.from_strings(str(src)),
+        key_prefix="pipeline",
+        staging_dir=home / "staging",
+        stale_upload_age=timedelta(hours=24),
+        packaging=packaging.PackagingPolicy(),
     )
     start = time.perf_counter()
-    catalog.record_requests([(parse_submission({"tenant": "bench", "requestId": f"r{i}", "checksum": md5, "algorithm": "MD5",
-                                                "url": path.as_uri(), "activateSmallFilePackaging": True}), f"m{i}")
-                             for i, (path, md5) in enumerate(files)])
+    catalog.record_requests(
+        [
+            (
+                parse_submission(
+                    {
+                        "tenant": "bench",
+                        "requestId": f"r{i}",
+                        "checksum": md5,
+                        "algorithm": "MD5",
+                        "url": path.as_uri(),
+                        "activateSmallFilePackaging": True,
+                    }
+                ),
+                f"m{i}",
+            )
+            for i, (path, md5) in enumerate(files)
+        ]
+    )
     batch, _ = archive_flow.claim_batch(catalog, "bench", "run", len(files), lambda run: True)
     verified = archive_flow.verify_batch(setup, batch, "bench", "run")
     archive_flow.store_batch(setup, batch, "bench", "run")
@@ -73,7 +93,9 @@ def pipeline(files, s3, bucket, home: Path, src: Path) -> dict:
     elapsed = time.perf_counter() - start
     counts = catalog.status_counts("bench")
     if counts.get("SUCCESS") != len(files) or verified.failed or packed.failed or checked.problems:
-        raise RuntimeError(f"pipeline did not store every file: {counts}, {verified.failed[:3]}, {packed.failed[:3]}, {checked.problems[:3]}")
+        raise RuntimeError(
+            f"pipeline did not store every file: {counts}, {verified.failed[:3]}, {packed.failed[:3]}, {checked.problems[:3]}"
+        )
     return {"seconds": elapsed, "objects": 2 * packed.closed}  # each package and its manifest
 
 
@@ -134,19 +156,37 @@ def main() -> None:
                     rows[name].append(row)
                     print(f"round {n + 1}: {name:<9} {row['files_per_s']:8.0f} files/s, {row['objects']} objects", file=sys.stderr)
         med = {k: statistics.median(r["files_per_s"] for r in v) for k, v in rows.items()}
-        report = {"scenario": "small_files", "files": args.files, "rounds": args.rounds, "median_files_per_s": med,
-                  "ratio": med["pipeline"] / med["put_each"], "ceiling_ratio": med["bytes_alone"] / med["put_each"], "objects": {k: v[0]["objects"] for k, v in rows.items()},
-                  "command": " ".join(["bench/small_files.py", *sys.argv[1:]]), "rounds_detail": rows}
-        lines = [f"# Small files: {args.files} files of 1-64 KiB, {args.rounds} round(s), SeaweedFS on 127.0.0.1", "",
-                 "| contender | median files/s | objects |", "|---|---|---|",
-                 f"| pipeline with packaging | {med['pipeline']:.0f} | {report['objects']['pipeline']} |",
-                 f"| one PutObject per file (8 threads) | {med['put_each']:.0f} | {report['objects']['put_each']} |",
-                 f"| ceiling: the same bytes as one upload, nothing else | {med['bytes_alone']:.0f} | 1 |", "",
-                 f"ratio {report['ratio']:.2f}x files/s; {report['objects']['put_each'] / max(1, report['objects']['pipeline']):.0f}x fewer objects; "
-                 f"ceiling {report['ceiling_ratio']:.2f}x"]
-        bench_report.write(args.out, report, lines, {"pipeline + packaging": med["pipeline"], "PutObject each": med["put_each"],
-                                                     "bytes alone (ceiling)": med["bytes_alone"]},
-                           title=f"{args.files} small files (higher is better)", ylabel="median files/s")
+        report = {
+            "scenario": "small_files",
+            "files": args.files,
+            "rounds": args.rounds,
+            "median_files_per_s": med,
+            "ratio": med["pipeline"] / med["put_each"],
+            "ceiling_ratio": med["bytes_alone"] / med["put_each"],
+            "objects": {k: v[0]["objects"] for k, v in rows.items()},
+            "command": " ".join(["bench/small_files.py", *sys.argv[1:]]),
+            "rounds_detail": rows,
+        }
+        lines = [
+            f"# Small files: {args.files} files of 1-64 KiB, {args.rounds} round(s), SeaweedFS on 127.0.0.1",
+            "",
+            "| contender | median files/s | objects |",
+            "|---|---|---|",
+            f"| pipeline with packaging | {med['pipeline']:.0f} | {report['objects']['pipeline']} |",
+            f"| one PutObject per file (8 threads) | {med['put_each']:.0f} | {report['objects']['put_each']} |",
+            f"| ceiling: the same bytes as one upload, nothing else | {med['bytes_alone']:.0f} | 1 |",
+            "",
+            f"ratio {report['ratio']:.2f}x files/s; {report['objects']['put_each'] / max(1, report['objects']['pipeline']):.0f}x fewer objects; "
+            f"ceiling {report['ceiling_ratio']:.2f}x",
+        ]
+        bench_report.write(
+            args.out,
+            report,
+            lines,
+            {"pipeline + packaging": med["pipeline"], "PutObject each": med["put_each"], "bytes alone (ceiling)": med["bytes_alone"]},
+            title=f"{args.files} small files (higher is better)",
+            ylabel="median files/s",
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -18,9 +18,17 @@ from glacier_pipelines.resources.lifecycle import with_lifecycle
 
 def build_defs(resources: dict[str, Any] | None = None) -> dg.Definitions:
     """All domains with the given resources (default: from the environment); tests override a few."""
-    return dg.Definitions.merge(archive.defs, intake.defs, lifecycle.defs, operations.defs, restore.defs, vault.defs,
-                                dg.Definitions(resources=with_lifecycle(resources if resources is not None else resources_from_env()),
-                                               executor=executor_from_env()))
+    return dg.Definitions.merge(
+        archive.defs,
+        intake.defs,
+        lifecycle.defs,
+        operations.defs,
+        restore.defs,
+        vault.defs,
+        dg.Definitions(
+            resources=with_lifecycle(resources if resources is not None else resources_from_env()), executor=executor_from_env()
+        ),
+    )
 
 
 limit_malloc_arenas()  # run workers load this module before their threads start: see its docstring

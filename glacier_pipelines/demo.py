@@ -29,8 +29,12 @@ def _sample_files(root: Path) -> dict[str, bytes]:
     from PIL import Image
 
     files: dict[str, bytes] = {}
-    for name, fmt, size, color in (("scan.png", "PNG", (640, 480), (30, 90, 160)), ("photo.jpg", "JPEG", (1024, 768), (200, 120, 40)),
-                                   ("icon.gif", "GIF", (37, 23), (0, 200, 0)), ("plate.tiff", "TIFF", (300, 200), (90, 90, 90))):
+    for name, fmt, size, color in (
+        ("scan.png", "PNG", (640, 480), (30, 90, 160)),
+        ("photo.jpg", "JPEG", (1024, 768), (200, 120, 40)),
+        ("icon.gif", "GIF", (37, 23), (0, 200, 0)),
+        ("plate.tiff", "TIFF", (300, 200), (90, 90, 90)),
+    ):
         buf = io.BytesIO()
         Image.new("RGB", size, color).save(buf, fmt)
         files[name] = buf.getvalue()
@@ -56,19 +60,70 @@ def _requests(files: dict[str, bytes], src: Path, http_base: str) -> list[dict[s
     out = []
     for i, (name, data) in enumerate(sorted(files.items())):
         image = name.endswith((".png", ".jpg", ".gif", ".tiff"))
-        out.append({"tenant": "lab", "requestId": f"lab-{i:03d}", "owner": "demo", "session": "demo-session",
-                    "checksum": md5(data), "algorithm": "MD5", "url": (src / name).as_uri(),
-                    "destinationDirectory": "images" if image else "data", "computeImageSize": image})
-    out.append({"tenant": "museum", "requestId": "museum-http-scan", "checksum": sha(files["scan.png"]), "algorithm": "SHA-256",
-                "url": f"{http_base}/scan.png", "destinationDirectory": "collections/2026", "computeImageSize": True})
-    out.append({"tenant": "museum", "requestId": "museum-notes", "checksum": md5(files["notes.txt"]), "algorithm": "MD5",
-                "url": f"{http_base}/notes.txt", "destinationDirectory": "collections/2026"})
-    out.append({"tenant": "museum", "requestId": "museum-notes-again", "checksum": md5(files["notes.txt"]), "algorithm": "MD5",
-                "url": (src / "notes.txt").as_uri(), "destinationDirectory": "copies"})
-    out.append({"tenant": "museum", "requestId": "museum-bad-checksum", "checksum": "0" * 32, "algorithm": "MD5",
-                "url": (src / "table.csv").as_uri(), "destinationDirectory": "collections"})
-    out.append({"tenant": "museum", "requestId": "museum-malformed", "checksum": "abc", "algorithm": "CRC-7",
-                "url": (src / "table.csv").as_uri(), "destinationDirectory": "../escape"})
+        out.append(
+            {
+                "tenant": "lab",
+                "requestId": f"lab-{i:03d}",
+                "owner": "demo",
+                "session": "demo-session",
+                "checksum": md5(data),
+                "algorithm": "MD5",
+                "url": (src / name).as_uri(),
+                "destinationDirectory": "images" if image else "data",
+                "computeImageSize": image,
+            }
+        )
+    out.append(
+        {
+            "tenant": "museum",
+            "requestId": "museum-http-scan",
+            "checksum": sha(files["scan.png"]),
+            "algorithm": "SHA-256",
+            "url": f"{http_base}/scan.png",
+            "destinationDirectory": "collections/2026",
+            "computeImageSize": True,
+        }
+    )
+    out.append(
+        {
+            "tenant": "museum",
+            "requestId": "museum-notes",
+            "checksum": md5(files["notes.txt"]),
+            "algorithm": "MD5",
+            "url": f"{http_base}/notes.txt",
+            "destinationDirectory": "collections/2026",
+        }
+    )
+    out.append(
+        {
+            "tenant": "museum",
+            "requestId": "museum-notes-again",
+            "checksum": md5(files["notes.txt"]),
+            "algorithm": "MD5",
+            "url": (src / "notes.txt").as_uri(),
+            "destinationDirectory": "copies",
+        }
+    )
+    out.append(
+        {
+            "tenant": "museum",
+            "requestId": "museum-bad-checksum",
+            "checksum": "0" * 32,
+            "algorithm": "MD5",
+            "url": (src / "table.csv").as_uri(),
+            "destinationDirectory": "collections",
+        }
+    )
+    out.append(
+        {
+            "tenant": "museum",
+            "requestId": "museum-malformed",
+            "checksum": "abc",
+            "algorithm": "CRC-7",
+            "url": (src / "table.csv").as_uri(),
+            "destinationDirectory": "../escape",
+        }
+    )
     return out
 
 
@@ -95,11 +150,17 @@ def run_demo(as_json: bool = False) -> int:
     with moto_server() as endpoint:
         server, http_base = _serve(src)
         say(f"demo: S3 Glacier emulator (moto) at {endpoint}; HTTP source at {http_base}")
-        os.environ.update({
-            "GLACIER_HOME": str(home), "GLACIER_S3_ENDPOINT_URL": endpoint, "GLACIER_BUCKET": "glacier-demo",
-            "GLACIER_STORAGE_CLASS": storage_class, "GLACIER_SOURCE_ROOTS": str(src),
-            "GLACIER_SOURCE_ALLOWED_NETWORKS": "127.0.0.0/8", "GLACIER_REQUEST_TRANSPORT": "embedded",
-        })
+        os.environ.update(
+            {
+                "GLACIER_HOME": str(home),
+                "GLACIER_S3_ENDPOINT_URL": endpoint,
+                "GLACIER_BUCKET": "glacier-demo",
+                "GLACIER_STORAGE_CLASS": storage_class,
+                "GLACIER_SOURCE_ROOTS": str(src),
+                "GLACIER_SOURCE_ALLOWED_NETWORKS": "127.0.0.0/8",
+                "GLACIER_REQUEST_TRANSPORT": "embedded",
+            }
+        )
         os.environ.pop("GLACIER_CATALOG_URL", None)
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         s3.create_bucket(Bucket="glacier-demo")
@@ -123,20 +184,35 @@ def run_demo(as_json: bool = False) -> int:
     as_expected = all(r["status"] == expected.get(r["requestId"], "SUCCESS") for r in summary["requests"])
     restore_ready = [f["status"] for f in restored["files"]] == ["READY"]
     if as_json:
-        print(json.dumps({**summary, "objectsInStorageClass": all_in_class, "checksPassed": checks_ok,
-                          "restore": {k: v for k, v in restored.items() if k != "files"} | {"statuses": [f["status"] for f in restored["files"]]}},
-                         indent=2, default=str))
+        print(
+            json.dumps(
+                {
+                    **summary,
+                    "objectsInStorageClass": all_in_class,
+                    "checksPassed": checks_ok,
+                    "restore": {k: v for k, v in restored.items() if k != "files"} | {"statuses": [f["status"] for f in restored["files"]]},
+                },
+                indent=2,
+                default=str,
+            )
+        )
     else:
         print_table(summary["requests"])
         print()
-        print(f"{len(classes)} objects, all in {storage_class}: {'yes' if all_in_class else 'NO'}; "
-              f"checksum_integrity passed in every run: {'yes' if checks_ok else 'NO'}; "
-              f"statuses as expected: {'yes' if as_expected else 'NO'} {summary['statuses']}")
+        print(
+            f"{len(classes)} objects, all in {storage_class}: {'yes' if all_in_class else 'NO'}; "
+            f"checksum_integrity passed in every run: {'yes' if checks_ok else 'NO'}; "
+            f"statuses as expected: {'yes' if as_expected else 'NO'} {summary['statuses']}"
+        )
         print("The bad checksum and the malformed request end ERROR and INVALID_CONTENT on purpose.")
         [file] = restored["files"]
-        print(f"Restore {restored['restoreId'][:8]} of {file['storedFileUrl']}: {file['status']}, estimated ${file['estimatedCostUsd']:.6f}, "
-              f"restored bytes re-verified; the download link is in `glacier-pipelines report --restores` "
-              "(the emulator stops with the demo, so the link dies with it).")
-        print(f"Lineage and run history: `make ui` (or DAGSTER_HOME={os.environ.get('DAGSTER_HOME')} dagster dev -w workspace.yaml), "
-              "then open http://127.0.0.1:3000/asset-groups")
+        print(
+            f"Restore {restored['restoreId'][:8]} of {file['storedFileUrl']}: {file['status']}, estimated ${file['estimatedCostUsd']:.6f}, "
+            f"restored bytes re-verified; the download link is in `glacier-pipelines report --restores` "
+            "(the emulator stops with the demo, so the link dies with it)."
+        )
+        print(
+            f"Lineage and run history: `make ui` (or DAGSTER_HOME={os.environ.get('DAGSTER_HOME')} dagster dev -w workspace.yaml), "
+            "then open http://127.0.0.1:3000/asset-groups"
+        )
     return 0 if all_in_class and checks_ok and as_expected and restore_ready else 1

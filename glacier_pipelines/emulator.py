@@ -30,11 +30,16 @@ def moto_server(port: int | None = None, timeout: float = 30.0) -> Iterator[str]
     """Start ``moto`` as a separate process on 127.0.0.1 and yield its endpoint URL; stop it after."""
     port = port or free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
-               AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"))
+    env = dict(
+        os.environ,
+        AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+    )
     proc = subprocess.Popen(
         [sys.executable, "-c", _SILENT_SERVER, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     try:
         deadline = time.monotonic() + timeout
@@ -124,16 +129,44 @@ def seaweedfs_server(root: "os.PathLike[str] | str", timeout: float = 60.0) -> I
     root = Path(root)
     (root / "data").mkdir(parents=True, exist_ok=True)
     identities = root / "identities.json"
-    identities.write_text(json.dumps({"identities": [{
-        "name": "admin", "credentials": [{"accessKey": SEAWEED_ACCESS_KEY, "secretKey": SEAWEED_SECRET_KEY}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+    identities.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "admin",
+                        "credentials": [{"accessKey": SEAWEED_ACCESS_KEY, "secretKey": SEAWEED_SECRET_KEY}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
     s3_port, master_port, volume_port, filer_port, admin_port, webdav_port = _free_port_block(6)
     # Unix sockets default to /tmp/seaweedfs-*-<port>.sock: keep them in our folder when the path fits.
-    sockets = [f"-filer.localSocket={root / 'filer.sock'}", f"-s3.localSocket={root / 's3.sock'}"] if len(str(root / "filer.sock")) < 100 else []
-    cmd = [weed, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={s3_port}",
-           f"-s3.config={identities}", f"-master.port={master_port}", f"-volume.port={volume_port}", f"-filer.port={filer_port}",
-           f"-admin.port={admin_port}", f"-webdav.port={webdav_port}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-           "-master.telemetry=false", "-admin.ui=false", "-webdav=false", *sockets]
+    sockets = (
+        [f"-filer.localSocket={root / 'filer.sock'}", f"-s3.localSocket={root / 's3.sock'}"] if len(str(root / "filer.sock")) < 100 else []
+    )
+    cmd = [
+        weed,
+        "mini",
+        f"-dir={root / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-s3.port={s3_port}",
+        f"-s3.config={identities}",
+        f"-master.port={master_port}",
+        f"-volume.port={volume_port}",
+        f"-filer.port={filer_port}",
+        f"-admin.port={admin_port}",
+        f"-webdav.port={webdav_port}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-master.telemetry=false",
+        "-admin.ui=false",
+        "-webdav=false",
+        *sockets,
+    ]
     log_path = root / "weed.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=root)

@@ -57,101 +57,210 @@ Thresholds = Annotated[tuple[tuple[str, int], ...], NoDecode]  # tenant=bytes,te
 class GlacierSettings(BaseSettings):
     """The configuration, typed. Field ``x`` is read from ``GLACIER_X`` (``dagster_home`` from ``DAGSTER_HOME``)."""
 
-    model_config = SettingsConfigDict(env_prefix=PREFIX, case_sensitive=False, env_ignore_empty=True, extra="ignore",
-                                      frozen=True)
+    model_config = SettingsConfigDict(env_prefix=PREFIX, case_sensitive=False, env_ignore_empty=True, extra="ignore", frozen=True)
 
     home: Path = _var(Path(".glacier"), "Working folder of the embedded default: catalog, request spool, staging area.", "a folder path")
-    dagster_home: Path | None = Field(None, validation_alias="DAGSTER_HOME", description=(
-        "Folder of the Dagster instance (dagster.yaml, run history); must be absolute. Unset: the CLI uses $GLACIER_HOME/dagster."),
-        json_schema_extra={"expected": "an absolute folder path"})
-    s3_endpoint_url: str | None = _var(None, "S3 endpoint; unset means AWS itself (credentials from the standard AWS chain).", "an http:// or https:// URL")
+    dagster_home: Path | None = Field(
+        None,
+        validation_alias="DAGSTER_HOME",
+        description=(
+            "Folder of the Dagster instance (dagster.yaml, run history); must be absolute. Unset: the CLI uses $GLACIER_HOME/dagster."
+        ),
+        json_schema_extra={"expected": "an absolute folder path"},
+    )
+    s3_endpoint_url: str | None = _var(
+        None, "S3 endpoint; unset means AWS itself (credentials from the standard AWS chain).", "an http:// or https:// URL"
+    )
     s3_region: str = _var("us-east-1", "Region of the bucket.", "an AWS region name such as eu-west-1", pattern=r"^[a-z0-9-]+$")
     bucket: str = _var("glacier-archive", "Bucket that receives archived objects.", "a bucket name", min_length=1)
     storage_class: Literal["DEEP_ARCHIVE", "GLACIER", "GLACIER_IR", "STANDARD"] = _var(
-        "DEEP_ARCHIVE", "DEEP_ARCHIVE, GLACIER, GLACIER_IR (STANDARD allowed for testing).", f"a storage class among {', '.join(STORAGE_CLASSES)}")
+        "DEEP_ARCHIVE",
+        "DEEP_ARCHIVE, GLACIER, GLACIER_IR (STANDARD allowed for testing).",
+        f"a storage class among {', '.join(STORAGE_CLASSES)}",
+    )
     key_prefix: str = _var("archive", "Key prefix before the tenant segment.", "a key prefix")
     sse: Literal["AES256", "aws:kms"] | None = _var(None, "Server-side encryption: unset, AES256, or aws:kms.", "unset, AES256 or aws:kms")
     sse_kms_key_id: str | None = _var(None, "KMS key id when GLACIER_SSE=aws:kms.", "a KMS key id or ARN")
     part_size_mb: float = _var(16, "Multipart part size in MiB (memory per in-flight part).", ge=5, le=5120)
-    multipart_threshold_mb: float = _var(16, "Files above this size (MiB) stream as multipart uploads; smaller ones are staged on disk.", gt=0)
+    multipart_threshold_mb: float = _var(
+        16, "Files above this size (MiB) stream as multipart uploads; smaller ones are staged on disk.", gt=0
+    )
     upload_concurrency: int = _var(4, "Parts in flight per file.", ge=1, le=64)
-    catalog_url: str | None = _var(None, "SQLAlchemy URL of the catalog; unset means SQLite at $GLACIER_HOME/catalog.sqlite.",
-                                   "a URL sqlite:///PATH or postgresql[+driver]://...", secret=True)
-    source_roots: Csv = _var((), "Allowed roots for file:// sources, separated by ',' or ':'; unset refuses file:// sources.", "folder paths separated by ',' or ':'")
-    source_allowed_networks: Csv = _var((), "CIDRs that http(s) sources may resolve to despite being private, loopback or link-local.",
-                                        "comma-separated networks such as 10.0.0.0/8,127.0.0.1")
+    catalog_url: str | None = _var(
+        None,
+        "SQLAlchemy URL of the catalog; unset means SQLite at $GLACIER_HOME/catalog.sqlite.",
+        "a URL sqlite:///PATH or postgresql[+driver]://...",
+        secret=True,
+    )
+    source_roots: Csv = _var(
+        (),
+        "Allowed roots for file:// sources, separated by ',' or ':'; unset refuses file:// sources.",
+        "folder paths separated by ',' or ':'",
+    )
+    source_allowed_networks: Csv = _var(
+        (),
+        "CIDRs that http(s) sources may resolve to despite being private, loopback or link-local.",
+        "comma-separated networks such as 10.0.0.0/8,127.0.0.1",
+    )
     source_timeout: float = _var(60, "Seconds a source may stay silent before the fetch fails (connect timeout is 10 s).", gt=0, le=3600)
     request_transport: Literal["embedded", "amqp"] = _var(
-        "embedded", "Where requests arrive: 'embedded' (durable spool folders under $GLACIER_HOME, no broker) or 'amqp'.", "one of embedded, amqp")
-    amqp_url: str | None = _var(None, "Broker URL when GLACIER_REQUEST_TRANSPORT=amqp, e.g. amqp://guest:guest@127.0.0.1:5672/%2F (never logged).",
-                                "an amqp:// or amqps:// URL", secret=True)
+        "embedded",
+        "Where requests arrive: 'embedded' (durable spool folders under $GLACIER_HOME, no broker) or 'amqp'.",
+        "one of embedded, amqp",
+    )
+    amqp_url: str | None = _var(
+        None,
+        "Broker URL when GLACIER_REQUEST_TRANSPORT=amqp, e.g. amqp://guest:guest@127.0.0.1:5672/%2F (never logged).",
+        "an amqp:// or amqps:// URL",
+        secret=True,
+    )
     request_queue: str = _var("glacier.storage.requests", "Queue the storage requests arrive on.", "a queue name", min_length=1)
     response_exchange: str = _var("", "Exchange responses are published to; empty means AMQP's default exchange.", "an exchange name")
-    response_routing_key: str = _var("glacier.storage.responses", "Routing key of responses; with the default exchange, a durable queue of that name.",
-                                     "a routing key", min_length=1)
-    dead_letter_queue: str = _var("glacier.storage.requests.dlq", "Where invalid requests go, with the reason in header x-dead-letter-reason.",
-                                  "a queue name", min_length=1)
-    tenants: Csv = _var((), "Comma-separated tenants allowed to submit; unset allows any valid tenant name.", "comma-separated tenant names")
-    tenants_config: str = _var("", "TOML file of per-tenant settings (bucket, key prefix, storage class, restore tier and days, SSE, small-file "
-                               "threshold); what it leaves out falls back to these variables. Unset: every tenant uses these variables.", "a file path")
+    response_routing_key: str = _var(
+        "glacier.storage.responses",
+        "Routing key of responses; with the default exchange, a durable queue of that name.",
+        "a routing key",
+        min_length=1,
+    )
+    dead_letter_queue: str = _var(
+        "glacier.storage.requests.dlq",
+        "Where invalid requests go, with the reason in header x-dead-letter-reason.",
+        "a queue name",
+        min_length=1,
+    )
+    tenants: Csv = _var(
+        (), "Comma-separated tenants allowed to submit; unset allows any valid tenant name.", "comma-separated tenant names"
+    )
+    tenants_config: str = _var(
+        "",
+        "TOML file of per-tenant settings (bucket, key prefix, storage class, restore tier and days, SSE, small-file "
+        "threshold); what it leaves out falls back to these variables. Unset: every tenant uses these variables.",
+        "a file path",
+    )
     batch_size: int = _var(500, "Most requests one run takes for one tenant.", ge=1)
-    tenant_runs: str = _var("1", "Archive runs of one tenant that may work at once, each on its own batch: N, or a default and per-tenant values "
-                            "(1,lab=4). Raise the run queue's limit on dagster/partition to match.",
-                            "N or N,tenant=N,... with each N a whole number >= 1")
-    staging_url: str = _var("", "Where verified small files wait for their upload or package: s3://bucket/prefix (STANDARD) so that steps can run on "
-                            "any machine (Celery, Kubernetes); empty: the local folder $GLACIER_HOME/staging.", "s3://bucket/prefix or a folder path")
-    package_threshold_bytes: int = _var(1048576, "Files at or under this size whose request sets activateSmallFilePackaging go into packages.", ge=0)
-    package_tenant_thresholds: Thresholds = _var((), "Per-tenant thresholds, e.g. lab=65536,museum=2097152 (bytes).",
-                                                 "comma-separated tenant=bytes pairs such as lab=65536")
+    tenant_runs: str = _var(
+        "1",
+        "Archive runs of one tenant that may work at once, each on its own batch: N, or a default and per-tenant values "
+        "(1,lab=4). Raise the run queue's limit on dagster/partition to match.",
+        "N or N,tenant=N,... with each N a whole number >= 1",
+    )
+    staging_url: str = _var(
+        "",
+        "Where verified small files wait for their upload or package: s3://bucket/prefix (STANDARD) so that steps can run on "
+        "any machine (Celery, Kubernetes); empty: the local folder $GLACIER_HOME/staging.",
+        "s3://bucket/prefix or a folder path",
+    )
+    package_threshold_bytes: int = _var(
+        1048576, "Files at or under this size whose request sets activateSmallFilePackaging go into packages.", ge=0
+    )
+    package_tenant_thresholds: Thresholds = _var(
+        (), "Per-tenant thresholds, e.g. lab=65536,museum=2097152 (bytes).", "comma-separated tenant=bytes pairs such as lab=65536"
+    )
     package_target_bytes: int = _var(268435456, "A package closes and is uploaded when its members reach this size.", ge=1)
     package_max_age_hours: float = _var(24, "... or when it is this old (package_close_schedule checks hourly).", ge=0)
-    restore_events_queue_url: str | None = _var(None, "SQS queue receiving S3 or EventBridge restore events; unset means polling x-amz-restore.",
-                                                "an http:// or https:// SQS queue URL")
+    restore_events_queue_url: str | None = _var(
+        None,
+        "SQS queue receiving S3 or EventBridge restore events; unset means polling x-amz-restore.",
+        "an http:// or https:// SQS queue URL",
+    )
     sqs_endpoint_url: str | None = _var(None, "SQS endpoint; unset means AWS itself.", "an http:// or https:// URL")
-    restore_request_queue: str = _var("", "AMQP queue of restore requests (JSON as for `glacier-pipelines restore --json`); unset: none read.", "a queue name")
+    restore_request_queue: str = _var(
+        "", "AMQP queue of restore requests (JSON as for `glacier-pipelines restore --json`); unset: none read.", "a queue name"
+    )
     restore_max_days: int = _var(365, "Most days a restored copy may be kept.", ge=1, le=36500)
-    download_link_max_seconds: int = _var(604800, "Longest life of a pre-signed download link (7 days is SigV4's limit; never past the restored copy's expiry).",
-                                          ge=1, le=604800)
-    pricing_region: str = _var("us-east-1", "Which pricing file under glacier_pipelines/data/pricing/ the cost estimates use.",
-                               "an AWS region name such as eu-west-1", pattern=r"^[a-z0-9-]+$")
-    smtp_host: str = _var("", "SMTP server that tells requesters their files are ready; unset means no email (links stay in the report).", "a host name")
+    download_link_max_seconds: int = _var(
+        604800,
+        "Longest life of a pre-signed download link (7 days is SigV4's limit; never past the restored copy's expiry).",
+        ge=1,
+        le=604800,
+    )
+    pricing_region: str = _var(
+        "us-east-1",
+        "Which pricing file under glacier_pipelines/data/pricing/ the cost estimates use.",
+        "an AWS region name such as eu-west-1",
+        pattern=r"^[a-z0-9-]+$",
+    )
+    smtp_host: str = _var(
+        "", "SMTP server that tells requesters their files are ready; unset means no email (links stay in the report).", "a host name"
+    )
     smtp_port: int = _var(25, "SMTP port.", ge=1, le=65535)
-    smtp_from: str = _var("glacier-pipelines@localhost", "Sender address of restore notifications.", "an email address", pattern=r"^[^@\s]+@[^@\s]+$")
+    smtp_from: str = _var(
+        "glacier-pipelines@localhost", "Sender address of restore notifications.", "an email address", pattern=r"^[^@\s]+@[^@\s]+$"
+    )
     smtp_user: str = _var("", "SMTP user, if the server wants a login.", "a user name")
     smtp_password: str = _var("", "SMTP password (never logged).", "a password", secret=True)
     smtp_starttls: bool = _var(False, "1 upgrades the SMTP connection with STARTTLS.", "0 or 1")
     vault_endpoint_url: str | None = _var(None, "Glacier (vault API) endpoint; unset means AWS itself.", "an http:// or https:// URL")
     vault_region: str = _var("us-east-1", "Region of the source vaults.", "an AWS region name such as eu-west-1", pattern=r"^[a-z0-9-]+$")
-    vault_account_id: str = _var("-", "Account id of the vaults; '-' means the credentials' own account.", "- or a 12-digit account id",
-                                 pattern=r"^(-|\d{12})$")
-    vault_tier: Literal["Bulk", "Standard", "Expedited"] = _var("Bulk", "Tier of archive-retrieval jobs: Bulk, Standard or Expedited.",
-                                                                 "one of Bulk, Standard, Expedited")
-    vault_chunk_size_mb: int = _var(64, "Range fetched and uploaded as one part (MiB, rounded down to a power of two, at least 8).", ge=1, le=4096)
+    vault_account_id: str = _var(
+        "-", "Account id of the vaults; '-' means the credentials' own account.", "- or a 12-digit account id", pattern=r"^(-|\d{12})$"
+    )
+    vault_tier: Literal["Bulk", "Standard", "Expedited"] = _var(
+        "Bulk", "Tier of archive-retrieval jobs: Bulk, Standard or Expedited.", "one of Bulk, Standard, Expedited"
+    )
+    vault_chunk_size_mb: int = _var(
+        64, "Range fetched and uploaded as one part (MiB, rounded down to a power of two, at least 8).", ge=1, le=4096
+    )
     vault_daily_bytes: int = _var(1099511627776, "Bytes of retrieval jobs started per 24 h over all vaults (0: no limit).", ge=0)
     vault_max_jobs_per_run: int = _var(1000, "Retrieval jobs started per run.", ge=1)
-    vault_expiry_margin_hours: float = _var(19, "A job output completed longer ago than this and not yet copied is requested again.", ge=0, le=24)
+    vault_expiry_margin_hours: float = _var(
+        19, "A job output completed longer ago than this and not yet copied is requested again.", ge=0, le=24
+    )
     vault_inventory_format: Literal["CSV", "JSON"] = _var("CSV", "Format of inventory-retrieval jobs: CSV or JSON.", "one of CSV, JSON")
     vault_names_csv: str = _var("", "CSV of 'archive id,name' overriding names derived from archive descriptions.", "a file path")
     vault_key_prefix: str = _var("vaults", "Key prefix of vault copies: <prefix>/<vault>/<name>.", "a key prefix")
     vault_concurrency: int = _var(2, "Archives copied at once (memory: about chunk size x this).", ge=1, le=64)
-    lifecycle_config: str = _var("", "TOML (or .json) file of per-tenant lifecycle rules, move sources and trash prefix; unset: lifecycle_rules changes nothing.",
-                                 "a file path")
-    compact_deleted_share: float = _var(0.5, "A stored package whose deleted members reach this share of its bytes is repacked by package_compaction "
-                                        "(per tenant: compact_deleted_share in GLACIER_TENANTS_CONFIG).", gt=0, le=1)
-    trash_grace_days: float = _var(30, "Days a file put in the trash (glacier-pipelines trash) can still be untrashed; then trash_purge deletes it "
-                                   "through the safe-deletion path.", ge=0, le=36500)
-    copy_threshold_mb: float = _var(5120, "Server-side moves copy objects above this size (MiB) by multipart UploadPartCopy; CopyObject takes at most 5 GiB.",
-                                    gt=0, le=5120)
-    copy_part_size_mb: float = _var(512, "Part size (MiB) of multipart server-side copies (grown so no object needs more than 10,000 parts).", ge=5, le=5120)
-    sensors_running: bool = _var(False, "1 starts sensors and schedules when the Dagster daemon loads the code location, each only if what it watches is "
-                                 "configured (else off, with a log line saying why).", "0 or 1")
-    sensor_interval_seconds: int | None = _var(None, "Minimum interval of every sensor in seconds; unset keeps each sensor's own (intake 30, restore 60, vault 300).",
-                                               ge=1, le=86400)
+    lifecycle_config: str = _var(
+        "",
+        "TOML (or .json) file of per-tenant lifecycle rules, move sources and trash prefix; unset: lifecycle_rules changes nothing.",
+        "a file path",
+    )
+    compact_deleted_share: float = _var(
+        0.5,
+        "A stored package whose deleted members reach this share of its bytes is repacked by package_compaction "
+        "(per tenant: compact_deleted_share in GLACIER_TENANTS_CONFIG).",
+        gt=0,
+        le=1,
+    )
+    trash_grace_days: float = _var(
+        30,
+        "Days a file put in the trash (glacier-pipelines trash) can still be untrashed; then trash_purge deletes it "
+        "through the safe-deletion path.",
+        ge=0,
+        le=36500,
+    )
+    copy_threshold_mb: float = _var(
+        5120,
+        "Server-side moves copy objects above this size (MiB) by multipart UploadPartCopy; CopyObject takes at most 5 GiB.",
+        gt=0,
+        le=5120,
+    )
+    copy_part_size_mb: float = _var(
+        512, "Part size (MiB) of multipart server-side copies (grown so no object needs more than 10,000 parts).", ge=5, le=5120
+    )
+    sensors_running: bool = _var(
+        False,
+        "1 starts sensors and schedules when the Dagster daemon loads the code location, each only if what it watches is "
+        "configured (else off, with a log line saying why).",
+        "0 or 1",
+    )
+    sensor_interval_seconds: int | None = _var(
+        None,
+        "Minimum interval of every sensor in seconds; unset keeps each sensor's own (intake 30, restore 60, vault 300).",
+        ge=1,
+        le=86400,
+    )
     executor: Literal["multiprocess", "in_process", "k8s", "celery"] = _var(
-        "multiprocess", "Executor of every job: multiprocess, in_process, k8s (dagster-k8s k8s_job_executor) or celery (dagster-celery); k8s and celery need "
-        "the 'deploy' extra.", "one of multiprocess, in_process, k8s, celery")
-    executor_config: str = _var("", "Run-config YAML whose execution.config configures that executor (deploy/executors/*.yaml); unset: the executor's defaults.",
-                                "a file path")
+        "multiprocess",
+        "Executor of every job: multiprocess, in_process, k8s (dagster-k8s k8s_job_executor) or celery (dagster-celery); k8s and celery need "
+        "the 'deploy' extra.",
+        "one of multiprocess, in_process, k8s, celery",
+    )
+    executor_config: str = _var(
+        "",
+        "Run-config YAML whose execution.config configures that executor (deploy/executors/*.yaml); unset: the executor's defaults.",
+        "a file path",
+    )
 
     # -- normalizing what people type ------------------------------------------------------------------
     @field_validator("storage_class", "vault_inventory_format", mode="before")
@@ -252,9 +361,14 @@ class GlacierSettings(BaseSettings):
 
     # -- sources: the given environment only (no .env file, no secrets folder) -----------------------------
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, _MappingEnvSource(settings_cls)
 
     # -- derived values ----------------------------------------------------------------------------------
@@ -279,7 +393,9 @@ class _MappingEnvSource(EnvSettingsSource):
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
         environ = _ENVIRON.get()
-        return parse_env_vars(os.environ if environ is None else environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+        return parse_env_vars(
+            os.environ if environ is None else environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
 
 
 FIELDS: dict[str, FieldInfo] = dict(GlacierSettings.model_fields)
@@ -304,9 +420,10 @@ def expected(field: str) -> str:
     if extra.get("expected"):
         return str(extra["expected"])
     whole = info.annotation in (int, int | None)
-    bounds: dict[str, Any] = {type(m).__name__: m for m in info.metadata
-                              if isinstance(m, (annotated_types.Ge, annotated_types.Gt, annotated_types.Le))}
-    low = (f">= {_number(bounds['Ge'].ge)}" if "Ge" in bounds else f"> {_number(bounds['Gt'].gt)}" if "Gt" in bounds else "")
+    bounds: dict[str, Any] = {
+        type(m).__name__: m for m in info.metadata if isinstance(m, (annotated_types.Ge, annotated_types.Gt, annotated_types.Le))
+    }
+    low = f">= {_number(bounds['Ge'].ge)}" if "Ge" in bounds else f"> {_number(bounds['Gt'].gt)}" if "Gt" in bounds else ""
     kind = "a whole number" if whole else "a number"
     if "Le" in bounds:
         if "Ge" in bounds:
@@ -423,13 +540,29 @@ class Settings:
     @classmethod
     def from_model(cls, m: GlacierSettings) -> "Settings":
         return cls(
-            home=m.home_dir, s3_endpoint_url=m.s3_endpoint_url, s3_region=m.s3_region, bucket=m.bucket, storage_class=m.storage_class,
-            key_prefix=m.key_prefix, sse=m.sse, kms_key_id=m.sse_kms_key_id, part_size=int(m.part_size_mb * MiB),
-            multipart_threshold=int(m.multipart_threshold_mb * MiB), upload_concurrency=m.upload_concurrency,
-            catalog_url=m.resolved_catalog_url, source_roots=as_text(m.source_roots), source_allowed_networks=as_text(m.source_allowed_networks),
-            source_timeout=m.source_timeout, request_transport=m.request_transport, amqp_url=m.amqp_url or "", request_queue=m.request_queue,
-            response_exchange=m.response_exchange, response_routing_key=m.response_routing_key, dead_letter_queue=m.dead_letter_queue,
-            tenants=m.tenants, batch_size=m.batch_size,
+            home=m.home_dir,
+            s3_endpoint_url=m.s3_endpoint_url,
+            s3_region=m.s3_region,
+            bucket=m.bucket,
+            storage_class=m.storage_class,
+            key_prefix=m.key_prefix,
+            sse=m.sse,
+            kms_key_id=m.sse_kms_key_id,
+            part_size=int(m.part_size_mb * MiB),
+            multipart_threshold=int(m.multipart_threshold_mb * MiB),
+            upload_concurrency=m.upload_concurrency,
+            catalog_url=m.resolved_catalog_url,
+            source_roots=as_text(m.source_roots),
+            source_allowed_networks=as_text(m.source_allowed_networks),
+            source_timeout=m.source_timeout,
+            request_transport=m.request_transport,
+            amqp_url=m.amqp_url or "",
+            request_queue=m.request_queue,
+            response_exchange=m.response_exchange,
+            response_routing_key=m.response_routing_key,
+            dead_letter_queue=m.dead_letter_queue,
+            tenants=m.tenants,
+            batch_size=m.batch_size,
         )
 
     @classmethod
@@ -457,7 +590,7 @@ def with_table(doc: str) -> str:
         raise ValueError(f"no configuration table (a line starting {TABLE_HEADER!r}) to replace; it lives in {DOC_TARGET}")
     start += 1
     end = doc.find("\n\n", start)
-    return doc[:start] + markdown_table() + (doc[end + 1:] if end != -1 else "")
+    return doc[:start] + markdown_table() + (doc[end + 1 :] if end != -1 else "")
 
 
 if __name__ == "__main__":  # python -m glacier_pipelines.settings [docs/configuration.md]: print the table, or rewrite it there

@@ -68,7 +68,8 @@ DAGSTER_PROCESS_SLOTS = 2
 def _runs_dagster_processes(item: pytest.Item) -> bool:
     """The slow integration tests that start Dagster's daemon, webserver or Celery workers (marked postgres or browser)."""
     return all(item.get_closest_marker(m) for m in ("slow", "integration")) and any(
-        item.get_closest_marker(m) for m in ("postgres", "browser"))
+        item.get_closest_marker(m) for m in ("postgres", "browser")
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -78,6 +79,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     The xdist workers of ``make test`` take tests in this order, so a two-minute test starts at once and the
     short ones fill in around it instead of one starting last.
     """
+
     def rank(item: pytest.Item) -> int:
         if _runs_dagster_processes(item):
             return 0
@@ -192,10 +194,16 @@ class Archive:
         self.sources.mkdir()
         self.storage_class = storage_class
         env = {
-            "GLACIER_HOME": str(self.home), "GLACIER_BUCKET": BUCKET, "GLACIER_STORAGE_CLASS": storage_class,
-            "GLACIER_KEY_PREFIX": "archive", "GLACIER_SOURCE_ROOTS": str(self.sources),
-            "GLACIER_SOURCE_ALLOWED_NETWORKS": "127.0.0.0/8", "GLACIER_SOURCE_TIMEOUT": "1",
-            "GLACIER_PART_SIZE_MB": "5", "GLACIER_MULTIPART_THRESHOLD_MB": "5", "GLACIER_UPLOAD_CONCURRENCY": "2",
+            "GLACIER_HOME": str(self.home),
+            "GLACIER_BUCKET": BUCKET,
+            "GLACIER_STORAGE_CLASS": storage_class,
+            "GLACIER_KEY_PREFIX": "archive",
+            "GLACIER_SOURCE_ROOTS": str(self.sources),
+            "GLACIER_SOURCE_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "GLACIER_SOURCE_TIMEOUT": "1",
+            "GLACIER_PART_SIZE_MB": "5",
+            "GLACIER_MULTIPART_THRESHOLD_MB": "5",
+            "GLACIER_UPLOAD_CONCURRENCY": "2",
             "GLACIER_REQUEST_TRANSPORT": "embedded",
         }
         for name in ("GLACIER_CATALOG_URL", "GLACIER_S3_ENDPOINT_URL", "GLACIER_SSE", "GLACIER_TENANTS", "GLACIER_BATCH_SIZE"):
@@ -214,9 +222,14 @@ class Archive:
     def request(self, tenant: str, url: str, data: bytes | None, algorithm: str = "MD5", **fields: Any) -> dict[str, Any]:
         self.counter += 1
         h = {"MD5": hashlib.md5, "SHA-1": hashlib.sha1, "SHA-256": hashlib.sha256, "SHA-512": hashlib.sha512}[algorithm]
-        req = {"tenant": tenant, "requestId": fields.pop("requestId", f"req-{self.counter:04d}"),
-               "checksum": h(data if data is not None else b"").hexdigest(), "algorithm": algorithm, "url": url,
-               "destinationDirectory": "dir"}
+        req = {
+            "tenant": tenant,
+            "requestId": fields.pop("requestId", f"req-{self.counter:04d}"),
+            "checksum": h(data if data is not None else b"").hexdigest(),
+            "algorithm": algorithm,
+            "url": url,
+            "destinationDirectory": "dir",
+        }
         req.update(fields)
         return req
 

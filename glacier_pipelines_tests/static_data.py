@@ -69,8 +69,13 @@ def _read_migration_scripts_once() -> None:
 
     def from_config(cls: type[ScriptDirectory], config: Any) -> ScriptDirectory:
         script = build.__func__(cls, config)  # type: ignore[attr-defined]
-        key = (cls, str(script.dir), tuple(str(p) for p in script._version_locations), script.recursive_version_locations,
-               script.sourceless)
+        key = (
+            cls,
+            str(script.dir),
+            tuple(str(p) for p in script._version_locations),
+            script.recursive_version_locations,
+            script.sourceless,
+        )
         graphs.setdefault(key, script.revision_map)
         script.revision_map = graphs[key]
         return script

@@ -53,6 +53,7 @@ def _tenant_partitions() -> list[str]:
 
 # ---- process ----------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_process_exits_0_when_everything_is_archived(env, capsys):
     data = b"archived by process"
@@ -77,14 +78,17 @@ def test_process_with_an_unreachable_broker_runs_the_catalog_work_and_exits_1(en
     assert len(env.catalog().unpublished_responses(10)) == 1
 
 
-@pytest.mark.parametrize("code, status, says", [
-    ("NoSuchBucket", 404, "fix GLACIER_BUCKET"),
-    ("404", 404, "fix GLACIER_BUCKET"),
-    ("InvalidAccessKeyId", 403, "fix the AWS credentials"),
-    ("SignatureDoesNotMatch", 403, "fix the AWS credentials"),
-    ("AccessDenied", 403, "fix the AWS credentials"),
-    ("403", 403, "fix the AWS credentials"),
-])
+@pytest.mark.parametrize(
+    "code, status, says",
+    [
+        ("NoSuchBucket", 404, "fix GLACIER_BUCKET"),
+        ("404", 404, "fix GLACIER_BUCKET"),
+        ("InvalidAccessKeyId", 403, "fix the AWS credentials"),
+        ("SignatureDoesNotMatch", 403, "fix the AWS credentials"),
+        ("AccessDenied", 403, "fix the AWS credentials"),
+        ("403", 403, "fix the AWS credentials"),
+    ],
+)
 def test_process_stops_at_once_with_exit_2_when_s3_refuses_the_bucket_or_credentials(env, monkeypatch, capsys, code, status, says):
     from glacier_pipelines.resources.archive import ArchiveStoreResource
 
@@ -133,8 +137,9 @@ def test_process_with_s3_unreachable_exits_1_and_leaves_requests_pending(env, mo
     env.submit(env.request("lab", env.file("a", data), data, requestId="a"))
 
     def unreachable(self):
-        return SimpleNamespace(head_bucket=lambda **_: (_ for _ in ()).throw(
-            bce.EndpointConnectionError(endpoint_url="http://127.0.0.1:1/")))
+        return SimpleNamespace(
+            head_bucket=lambda **_: (_ for _ in ()).throw(bce.EndpointConnectionError(endpoint_url="http://127.0.0.1:1/"))
+        )
 
     monkeypatch.setattr(ArchiveStoreResource, "client", unreachable)
     assert cli.main(["process"]) == 1
@@ -183,6 +188,7 @@ def test_process_with_a_broker_refusing_the_login_exits_2(env, monkeypatch, caps
 
 # ---- restore ----------------------------------------------------------------------------------------------------
 
+
 def _restore(*selectors: str) -> list[str]:
     args = ["restore", "--tenant", "lab", "--days", "1", "--requester", "ops@example.org", "--json"]
     for s in selectors:
@@ -212,6 +218,7 @@ def test_restore_exits_0_when_all_are_restored_and_1_when_some_are_refused(env, 
 
 
 # ---- submit, responses, trash -----------------------------------------------------------------------------------
+
 
 def test_submit_exits_2_for_a_missing_file_and_1_when_the_broker_is_unreachable(env, tmp_path, monkeypatch, capsys):
     assert cli.main(["submit", str(tmp_path / "missing.jsonl")]) == 2
@@ -259,6 +266,7 @@ def test_audit_of_an_unknown_request_exits_2(env, capsys):
 
 # ---- configuration faults ---------------------------------------------------------------------------------------
 
+
 def test_a_missing_dagster_home_exits_2_naming_it(env, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "not-there"))
     assert cli.main(["process"]) == 2
@@ -273,10 +281,13 @@ def test_a_relative_dagster_home_exits_2_naming_it(env, monkeypatch, capsys):
     assert "DAGSTER_HOME" in _one_line(capsys)
 
 
-@pytest.mark.parametrize("url, says", [
-    ("postgresql+nosuchdriver://u:pw-secret@h/db", "is not a usable catalog URL"),
-    ("not a url at all", "GLACIER_CATALOG_URL"),
-])
+@pytest.mark.parametrize(
+    "url, says",
+    [
+        ("postgresql+nosuchdriver://u:pw-secret@h/db", "is not a usable catalog URL"),
+        ("not a url at all", "GLACIER_CATALOG_URL"),
+    ],
+)
 def test_a_malformed_catalog_url_exits_2_naming_it(env, monkeypatch, capsys, url, says):
     monkeypatch.setenv("GLACIER_CATALOG_URL", url)
     assert cli.main(["report"]) == 2
@@ -331,16 +342,20 @@ def test_a_malformed_executor_config_file_exits_2_from_the_console_script(tmp_pa
 
 # ---- check_bucket alone ------------------------------------------------------------------------------------------
 
+
 def _store(raises: Exception):
     return SimpleNamespace(bucket="b", client=lambda: SimpleNamespace(head_bucket=lambda **_: (_ for _ in ()).throw(raises)))
 
 
-@pytest.mark.parametrize("exc, kind", [
-    (bce.NoCredentialsError(), cli.ConfigFault),
-    (bce.ClientError({"Error": {"Code": "ExpiredToken"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "HeadBucket"), cli.ConfigFault),
-    (bce.ClientError({"Error": {"Code": "503"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "HeadBucket"), cli.TransientFault),
-    (bce.ConnectTimeoutError(endpoint_url="http://s3"), cli.TransientFault),
-])
+@pytest.mark.parametrize(
+    "exc, kind",
+    [
+        (bce.NoCredentialsError(), cli.ConfigFault),
+        (bce.ClientError({"Error": {"Code": "ExpiredToken"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "HeadBucket"), cli.ConfigFault),
+        (bce.ClientError({"Error": {"Code": "503"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "HeadBucket"), cli.TransientFault),
+        (bce.ConnectTimeoutError(endpoint_url="http://s3"), cli.TransientFault),
+    ],
+)
 def test_check_bucket_tells_configuration_from_transient_faults(exc, kind):
     with pytest.raises(kind):
         cli.check_bucket(_store(exc))

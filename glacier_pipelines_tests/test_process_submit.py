@@ -12,8 +12,13 @@ import pytest
 from glacier_pipelines import cli
 
 QUEUE_CONFIG = "telemetry:\n  enabled: false\n"  # Dagster 1.13's default coordinator queues runs
-LIFECYCLE = (dg.DagsterEventType.RUN_ENQUEUED, dg.DagsterEventType.RUN_STARTING, dg.DagsterEventType.RUN_START,
-             dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE)
+LIFECYCLE = (
+    dg.DagsterEventType.RUN_ENQUEUED,
+    dg.DagsterEventType.RUN_STARTING,
+    dg.DagsterEventType.RUN_START,
+    dg.DagsterEventType.RUN_SUCCESS,
+    dg.DagsterEventType.RUN_FAILURE,
+)
 NO_QUEUE_CONFIG = QUEUE_CONFIG + ("run_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n")
 
 
@@ -28,8 +33,9 @@ def env(archive, tmp_path, monkeypatch):
 
 
 def _submit(archive, tenant: str, n: int) -> None:
-    archive.submit(*[archive.request(tenant, archive.file(f"{tenant}{i}", b"%d" % i), b"%d" % i, requestId=f"{tenant}-{i}")
-                     for i in range(n)])
+    archive.submit(
+        *[archive.request(tenant, archive.file(f"{tenant}{i}", b"%d" % i), b"%d" % i, requestId=f"{tenant}-{i}") for i in range(n)]
+    )
 
 
 def _queued(instance) -> list:
@@ -73,8 +79,9 @@ def test_by_default_process_queues_only_when_a_daemon_dequeues_and_runs_in_proce
 
     _submit(env, "lab", 1)
     with dg.DagsterInstance.get() as instance:
-        instance.add_daemon_heartbeat(DaemonHeartbeat(timestamp=time.time(), daemon_type="QUEUED_RUN_COORDINATOR", daemon_id="a-daemon",
-                                                      errors=[]))
+        instance.add_daemon_heartbeat(
+            DaemonHeartbeat(timestamp=time.time(), daemon_type="QUEUED_RUN_COORDINATOR", daemon_id="a-daemon", errors=[])
+        )
     assert cli.main(["process", "--no-wait", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["mode"] == "submit"
     with dg.DagsterInstance.get() as instance:

@@ -20,7 +20,9 @@ def _configuration_section() -> str:
 
 def test_readme_lists_every_env_var():
     """The table names exactly the model's variables, each with the model's default."""
-    table = {m.group(1): m.group(2) for m in re.finditer(r"^\| `((?:GLACIER|DAGSTER)_[A-Z0-9_]+)` \| ([^|]+) \|", _configuration_section(), re.M)}
+    table = {
+        m.group(1): m.group(2) for m in re.finditer(r"^\| `((?:GLACIER|DAGSTER)_[A-Z0-9_]+)` \| ([^|]+) \|", _configuration_section(), re.M)
+    }
     assert set(table) == set(VARIABLES) == set(ENV_VARS)
     for name, field in VARIABLES.items():
         default = as_text(GlacierSettings.model_fields[field].default)

@@ -20,28 +20,52 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.mark.parametrize("name, value, line", [
-    ("GLACIER_BATCH_SIZE", "0", "GLACIER_BATCH_SIZE: expected a whole number >= 1, got '0'"),
-    ("GLACIER_BATCH_SIZE", "abc", "GLACIER_BATCH_SIZE: expected a whole number >= 1, got 'abc'"),
-    ("GLACIER_BATCH_SIZE", "2.5", "GLACIER_BATCH_SIZE: expected a whole number >= 1, got '2.5'"),
-    ("GLACIER_PART_SIZE_MB", "-1", "GLACIER_PART_SIZE_MB: expected a number from 5 to 5120, got '-1'"),
-    ("GLACIER_PART_SIZE_MB", "big", "GLACIER_PART_SIZE_MB: expected a number from 5 to 5120, got 'big'"),
-    ("GLACIER_PACKAGE_TARGET_BYTES", "-4096", "GLACIER_PACKAGE_TARGET_BYTES: expected a whole number >= 1, got '-4096'"),
-    ("GLACIER_VAULT_CHUNK_SIZE_MB", "sixty", "GLACIER_VAULT_CHUNK_SIZE_MB: expected a whole number from 1 to 4096, got 'sixty'"),
-    ("GLACIER_STORAGE_CLASS", "REDUCED_REDUNDANCY",
-     "GLACIER_STORAGE_CLASS: expected a storage class among DEEP_ARCHIVE, GLACIER, GLACIER_IR, STANDARD, got 'REDUCED_REDUNDANCY'"),
-    ("GLACIER_CATALOG_URL", "mysql://archivist:s3cret@db/catalog",
-     "GLACIER_CATALOG_URL: expected a URL sqlite:///PATH or postgresql[+driver]://..., got a value starting mysql:// (rest not shown)"),
-    ("DAGSTER_HOME", "relative/dagster", "DAGSTER_HOME: expected an absolute folder path, got 'relative/dagster'"),
-    ("GLACIER_S3_ENDPOINT_URL", "s3.example.com:9000", "GLACIER_S3_ENDPOINT_URL: expected an http:// or https:// URL, got 's3.example.com:9000'"),
-    ("GLACIER_AMQP_URL", "http://guest:guest@broker/", "GLACIER_AMQP_URL: expected an amqp:// or amqps:// URL, got a value starting http:// (rest not shown)"),
-    ("GLACIER_SMTP_STARTTLS", "maybe", "GLACIER_SMTP_STARTTLS: expected 0 or 1, got 'maybe'"),
-    ("GLACIER_VAULT_TIER", "Fast", "GLACIER_VAULT_TIER: expected one of Bulk, Standard, Expedited, got 'Fast'"),
-    ("GLACIER_SOURCE_ALLOWED_NETWORKS", "10.0.0.0/8,10.1.0.0/33",
-     "GLACIER_SOURCE_ALLOWED_NETWORKS: expected comma-separated networks such as 10.0.0.0/8,127.0.0.1, got '10.0.0.0/8,10.1.0.0/33'"),
-    ("GLACIER_TENANT_RUNS", "1,lab=0", "GLACIER_TENANT_RUNS: expected N or N,tenant=N,... with each N a whole number >= 1, got '1,lab=0'"),
-    ("GLACIER_EXECUTOR", "threads", "GLACIER_EXECUTOR: expected one of multiprocess, in_process, k8s, celery, got 'threads'"),
-])
+@pytest.mark.parametrize(
+    "name, value, line",
+    [
+        ("GLACIER_BATCH_SIZE", "0", "GLACIER_BATCH_SIZE: expected a whole number >= 1, got '0'"),
+        ("GLACIER_BATCH_SIZE", "abc", "GLACIER_BATCH_SIZE: expected a whole number >= 1, got 'abc'"),
+        ("GLACIER_BATCH_SIZE", "2.5", "GLACIER_BATCH_SIZE: expected a whole number >= 1, got '2.5'"),
+        ("GLACIER_PART_SIZE_MB", "-1", "GLACIER_PART_SIZE_MB: expected a number from 5 to 5120, got '-1'"),
+        ("GLACIER_PART_SIZE_MB", "big", "GLACIER_PART_SIZE_MB: expected a number from 5 to 5120, got 'big'"),
+        ("GLACIER_PACKAGE_TARGET_BYTES", "-4096", "GLACIER_PACKAGE_TARGET_BYTES: expected a whole number >= 1, got '-4096'"),
+        ("GLACIER_VAULT_CHUNK_SIZE_MB", "sixty", "GLACIER_VAULT_CHUNK_SIZE_MB: expected a whole number from 1 to 4096, got 'sixty'"),
+        (
+            "GLACIER_STORAGE_CLASS",
+            "REDUCED_REDUNDANCY",
+            "GLACIER_STORAGE_CLASS: expected a storage class among DEEP_ARCHIVE, GLACIER, GLACIER_IR, STANDARD, got 'REDUCED_REDUNDANCY'",
+        ),
+        (
+            "GLACIER_CATALOG_URL",
+            "mysql://archivist:s3cret@db/catalog",
+            "GLACIER_CATALOG_URL: expected a URL sqlite:///PATH or postgresql[+driver]://..., got a value starting mysql:// (rest not shown)",
+        ),
+        ("DAGSTER_HOME", "relative/dagster", "DAGSTER_HOME: expected an absolute folder path, got 'relative/dagster'"),
+        (
+            "GLACIER_S3_ENDPOINT_URL",
+            "s3.example.com:9000",
+            "GLACIER_S3_ENDPOINT_URL: expected an http:// or https:// URL, got 's3.example.com:9000'",
+        ),
+        (
+            "GLACIER_AMQP_URL",
+            "http://guest:guest@broker/",
+            "GLACIER_AMQP_URL: expected an amqp:// or amqps:// URL, got a value starting http:// (rest not shown)",
+        ),
+        ("GLACIER_SMTP_STARTTLS", "maybe", "GLACIER_SMTP_STARTTLS: expected 0 or 1, got 'maybe'"),
+        ("GLACIER_VAULT_TIER", "Fast", "GLACIER_VAULT_TIER: expected one of Bulk, Standard, Expedited, got 'Fast'"),
+        (
+            "GLACIER_SOURCE_ALLOWED_NETWORKS",
+            "10.0.0.0/8,10.1.0.0/33",
+            "GLACIER_SOURCE_ALLOWED_NETWORKS: expected comma-separated networks such as 10.0.0.0/8,127.0.0.1, got '10.0.0.0/8,10.1.0.0/33'",
+        ),
+        (
+            "GLACIER_TENANT_RUNS",
+            "1,lab=0",
+            "GLACIER_TENANT_RUNS: expected N or N,tenant=N,... with each N a whole number >= 1, got '1,lab=0'",
+        ),
+        ("GLACIER_EXECUTOR", "threads", "GLACIER_EXECUTOR: expected one of multiprocess, in_process, k8s, celery, got 'threads'"),
+    ],
+)
 def test_each_refused_value_names_the_variable_and_what_it_accepts(clean_env, name, value, line):
     with pytest.raises(SettingsError) as refused:
         load({name: value})
@@ -60,11 +84,22 @@ def test_every_bad_variable_is_reported_at_once_one_per_line(clean_env):
 
 
 def test_values_are_typed_and_normalized():
-    m = load({"GLACIER_BATCH_SIZE": "25", "GLACIER_PART_SIZE_MB": "8.5", "GLACIER_TENANTS": "lab, museum,,",
-              "GLACIER_SOURCE_ROOTS": "/data/a:/data/b,/data/c", "GLACIER_STORAGE_CLASS": "glacier_ir", "GLACIER_SMTP_STARTTLS": "1",
-              "GLACIER_PACKAGE_TENANT_THRESHOLDS": "lab=65536,museum=2097152", "GLACIER_SENSOR_INTERVAL_SECONDS": "5",
-              "GLACIER_KEY_PREFIX": "/deep/archive/", "GLACIER_REQUEST_TRANSPORT": "AMQP", "GLACIER_VAULT_TIER": "expedited",
-              "DAGSTER_HOME": "/srv/dagster"})
+    m = load(
+        {
+            "GLACIER_BATCH_SIZE": "25",
+            "GLACIER_PART_SIZE_MB": "8.5",
+            "GLACIER_TENANTS": "lab, museum,,",
+            "GLACIER_SOURCE_ROOTS": "/data/a:/data/b,/data/c",
+            "GLACIER_STORAGE_CLASS": "glacier_ir",
+            "GLACIER_SMTP_STARTTLS": "1",
+            "GLACIER_PACKAGE_TENANT_THRESHOLDS": "lab=65536,museum=2097152",
+            "GLACIER_SENSOR_INTERVAL_SECONDS": "5",
+            "GLACIER_KEY_PREFIX": "/deep/archive/",
+            "GLACIER_REQUEST_TRANSPORT": "AMQP",
+            "GLACIER_VAULT_TIER": "expedited",
+            "DAGSTER_HOME": "/srv/dagster",
+        }
+    )
     assert (m.batch_size, m.part_size_mb, m.tenants, m.source_roots) == (25, 8.5, ("lab", "museum"), ("/data/a", "/data/b", "/data/c"))
     assert (m.storage_class, m.smtp_starttls, m.sensor_interval_seconds, m.key_prefix) == ("GLACIER_IR", True, 5, "deep/archive")
     assert m.package_tenant_thresholds == (("lab", 65536), ("museum", 2097152))
@@ -80,11 +115,20 @@ def test_unset_and_empty_variables_take_the_documented_defaults(clean_env):
 
 
 def test_the_old_views_read_the_model():
-    environ = {"GLACIER_BATCH_SIZE": "7", "GLACIER_PART_SIZE_MB": "6", "GLACIER_TENANTS": "a,b", "GLACIER_HOME": "/tmp/gh",
-               "GLACIER_SMTP_STARTTLS": "true"}
+    environ = {
+        "GLACIER_BATCH_SIZE": "7",
+        "GLACIER_PART_SIZE_MB": "6",
+        "GLACIER_TENANTS": "a,b",
+        "GLACIER_HOME": "/tmp/gh",
+        "GLACIER_SMTP_STARTTLS": "true",
+    }
     s = Settings.from_env(environ)
     assert (s.batch_size, s.part_size, s.tenants, s.catalog_url) == (7, 6 * settings.MiB, ("a", "b"), "sqlite:////tmp/gh/catalog.sqlite")
-    assert (env("GLACIER_BATCH_SIZE", environ), env("GLACIER_PART_SIZE_MB", environ), env("GLACIER_SMTP_STARTTLS", environ)) == ("7", "6", "1")
+    assert (env("GLACIER_BATCH_SIZE", environ), env("GLACIER_PART_SIZE_MB", environ), env("GLACIER_SMTP_STARTTLS", environ)) == (
+        "7",
+        "6",
+        "1",
+    )
     with pytest.raises(SettingsError, match="GLACIER_BATCH_SIZE"):
         Settings.from_env({"GLACIER_BATCH_SIZE": "0"})
     with pytest.raises(SettingsError, match="GLACIER_BATCH_SIZE"):
@@ -124,15 +168,18 @@ def test_the_cli_refuses_before_running_anything(clean_env, monkeypatch, tmp_pat
 def test_the_code_location_fails_to_load_with_the_message(tmp_path):
     environ = {k: v for k, v in os.environ.items() if not k.startswith("GLACIER_") and k != "DAGSTER_HOME"}
     environ.update(GLACIER_HOME=str(tmp_path), GLACIER_BATCH_SIZE="abc")
-    done = subprocess.run([sys.executable, "-c", "import glacier_pipelines.definitions"], env=environ, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", "import glacier_pipelines.definitions"], env=environ, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode != 0
     assert "SettingsError" in done.stderr
     assert "GLACIER_BATCH_SIZE: expected a whole number >= 1, got 'abc'" in done.stderr
 
 
 def test_with_table_rewrites_a_stale_readme_table():
-    stale = "# x\n\n## Configuration\n\nIntro.\n\n| variable | default | meaning |\n|---|---|---|\n| `GLACIER_OLD` | `1` | gone |\n\nAfter.\n"
+    stale = (
+        "# x\n\n## Configuration\n\nIntro.\n\n| variable | default | meaning |\n|---|---|---|\n| `GLACIER_OLD` | `1` | gone |\n\nAfter.\n"
+    )
     fresh = settings.with_table(stale)
     assert fresh.startswith("# x\n\n## Configuration\n\nIntro.\n\n| variable | default | accepts | meaning |")
     assert "GLACIER_OLD" not in fresh and fresh.endswith(settings.markdown_table() + "\nAfter.\n")

@@ -254,9 +254,7 @@ class VaultEmulator:
         server = _Server(("127.0.0.1", 0), _Handler)
         server.emulator = self
         self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="vault-double", daemon=True
-        )
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="vault-double", daemon=True)
         self._thread.start()
         self.endpoint_url = f"http://127.0.0.1:{server.server_address[1]}"
         return self.endpoint_url

@@ -20,8 +20,9 @@ class CheckAnswers:
         def _flag(conn: Any, object_id: int, reason: str, member: str = "") -> None: ...
 
         @staticmethod
-        def _enqueue_response(conn: Any, tenant: str, request_id: str, status: str, messages: list[str],
-                              content: dict[str, Any] | None) -> None: ...
+        def _enqueue_response(
+            conn: Any, tenant: str, request_id: str, status: str, messages: list[str], content: dict[str, Any] | None
+        ) -> None: ...
 
         @staticmethod
         def _with_retry(fn: Any, attempts: int = 5) -> Any: ...
@@ -34,7 +35,9 @@ class CheckAnswers:
         with self.engine.connect() as conn:
             rows = [_request_row(r) for r in conn.execute(q)]
             ids = sorted({r.object_id for r in rows if r.object_id is not None})
-            objects = {o.id: o for o in (_object(x) for x in conn.execute(sa.select(t.objects).where(t.objects.c.id.in_(ids))))} if ids else {}
+            objects = (
+                {o.id: o for o in (_object(x) for x in conn.execute(sa.select(t.objects).where(t.objects.c.id.in_(ids))))} if ids else {}
+            )
         grouped: dict[int, list[RequestRow]] = {}
         for row in rows:
             grouped.setdefault(row.object_id or 0, []).append(row)
@@ -47,20 +50,28 @@ class CheckAnswers:
         requests end ERROR with the check's reason, in the same transaction as their responses.
         Returns how many requests were answered each way.
         """
+
         def tx() -> dict[str, int]:
             counts = {t.SUCCESS: 0, t.ERROR: 0}
             with self.engine.begin() as conn:
                 for object_id, problems in verdicts.items():
-                    rows = [_request_row(r) for r in conn.execute(sa.select(t.requests).where(
-                        t.requests.c.object_id == object_id, t.requests.c.status == t.STORED))]
+                    rows = [
+                        _request_row(r)
+                        for r in conn.execute(
+                            sa.select(t.requests).where(t.requests.c.object_id == object_id, t.requests.c.status == t.STORED)
+                        )
+                    ]
                     if problems:
                         reason = f"{check} failed: " + "; ".join(problems)
                         self._flag(conn, object_id, reason)
                     for row in rows:
                         content = (row.stage or {}).get("content")
                         status, messages = (t.ERROR, row.messages + [reason]) if problems else (t.SUCCESS, row.messages)
-                        conn.execute(t.requests.update().where(t.requests.c.id == row.pk, t.requests.c.status == t.STORED).values(
-                            status=status, stage=None, messages=messages, updated_at=_now()))
+                        conn.execute(
+                            t.requests.update()
+                            .where(t.requests.c.id == row.pk, t.requests.c.status == t.STORED)
+                            .values(status=status, stage=None, messages=messages, updated_at=_now())
+                        )
                         self._enqueue_response(conn, row.tenant, row.request_id, status, messages, None if problems else content)
                         counts[status] += 1
             return counts

@@ -144,10 +144,14 @@ class AuditQueries(CatalogStore):
             batch = self._batch(conn, request.batch_id) if request.batch_id else None
             obj = self._object(conn, request.object_id) if request.object_id else None
             member = self._member(conn, request.pk)
-            responses = [ResponseRecord(x.status, utc(x.created_at), utc(x.published_at), list(x.body.get("messages", [])))
-                         for x in conn.execute(sa.select(t.responses).where(
-                             t.responses.c.tenant == request.tenant, t.responses.c.request_id == request.request_id)
-                             .order_by(t.responses.c.id))]
+            responses = [
+                ResponseRecord(x.status, utc(x.created_at), utc(x.published_at), list(x.body.get("messages", [])))
+                for x in conn.execute(
+                    sa.select(t.responses)
+                    .where(t.responses.c.tenant == request.tenant, t.responses.c.request_id == request.request_id)
+                    .order_by(t.responses.c.id)
+                )
+            ]
             restores = self._restores(conn, request, obj.id if obj is not None and member is None else None)
         return RequestHistory(request=request, batch=batch, object=obj, member=member, responses=responses, restores=restores)
 
@@ -163,22 +167,54 @@ class AuditQueries(CatalogStore):
             return None
         c = t.object_checksums.c
         digests = conn.execute(sa.select(c.algorithm, c.checksum).where(c.object_id == o.id).order_by(c.algorithm)).all()
-        return ObjectRecord(id=o.id, bucket=o.bucket, key=o.key, storage_class=o.storage_class, size=o.size, sha256=o.sha256,
-                            s3_checksum=o.s3_checksum, stored_at=utc(o.stored_at), run_id=o.run_id, batch_id=o.batch_id,
-                            checksums={a: v for a, v in digests})
+        return ObjectRecord(
+            id=o.id,
+            bucket=o.bucket,
+            key=o.key,
+            storage_class=o.storage_class,
+            size=o.size,
+            sha256=o.sha256,
+            s3_checksum=o.s3_checksum,
+            stored_at=utc(o.stored_at),
+            run_id=o.run_id,
+            batch_id=o.batch_id,
+            checksums={a: v for a, v in digests},
+        )
 
     @staticmethod
     def _member(conn: Any, request_pk: int) -> MemberRecord | None:
         pm, p = t.package_members, t.packages
-        q = (sa.select(pm.c.package_id, pm.c.name, pm.c.offset, pm.c.length, pm.c.sha256, p.c.state, p.c.closed_at, p.c.manifest_key,
-                       p.c.run_id, p.c.verify_problems)
-             .select_from(pm.outerjoin(p, p.c.id == pm.c.package_id)).where(pm.c.request_pk == request_pk))
+        q = (
+            sa.select(
+                pm.c.package_id,
+                pm.c.name,
+                pm.c.offset,
+                pm.c.length,
+                pm.c.sha256,
+                p.c.state,
+                p.c.closed_at,
+                p.c.manifest_key,
+                p.c.run_id,
+                p.c.verify_problems,
+            )
+            .select_from(pm.outerjoin(p, p.c.id == pm.c.package_id))
+            .where(pm.c.request_pk == request_pk)
+        )
         m = conn.execute(q).first()
         if m is None:
             return None
-        return MemberRecord(package_id=m.package_id, name=m.name, offset=m.offset, length=m.length, sha256=m.sha256, state=m.state,
-                            closed_at=utc(m.closed_at), manifest_key=m.manifest_key, run_id=m.run_id,
-                            problems=list(m.verify_problems or []))
+        return MemberRecord(
+            package_id=m.package_id,
+            name=m.name,
+            offset=m.offset,
+            length=m.length,
+            sha256=m.sha256,
+            state=m.state,
+            closed_at=utc(m.closed_at),
+            manifest_key=m.manifest_key,
+            run_id=m.run_id,
+            problems=list(m.verify_problems or []),
+        )
 
     @staticmethod
     def _restores(conn: Any, request: RequestRecord, whole_object: int | None) -> list[RestoreRecord]:
@@ -187,19 +223,61 @@ class AuditQueries(CatalogStore):
         mine = rs.c.request_id == request.request_id
         if whole_object is not None:  # any restore of a standalone object brings this file's bytes back
             mine = sa.or_(mine, rs.c.object_id == whole_object)
-        q = (sa.select(rs, s.c.state.label("copy_state"), s.c.restored_at, s.c.expires_at.label("copy_expires_at"), s.c.verified,
-                       s.c.verify_message)
-             .select_from(rs.outerjoin(s, s.c.object_id == rs.c.object_id)).where(rs.c.tenant == request.tenant, mine).order_by(rs.c.id))
-        return [RestoreRecord(
-            restore_id=x.restore_id, requester=x.requester, tier=x.tier, days=x.days, status=x.status, requested_at=utc(x.requested_at),
-            estimated_cost_usd=x.estimated_cost_usd, ready_at=utc(x.ready_at), download_url=x.download_url, expires_at=utc(x.expires_at),
-            notified_at=utc(x.notified_at), run_id=x.run_id, messages=list(x.messages or []),
-            copy=CopyRecord(x.copy_state, utc(x.restored_at), utc(x.copy_expires_at), x.verified, x.verify_message) if x.copy_state else None,
-        ) for x in conn.execute(q)]
+        q = (
+            sa.select(
+                rs,
+                s.c.state.label("copy_state"),
+                s.c.restored_at,
+                s.c.expires_at.label("copy_expires_at"),
+                s.c.verified,
+                s.c.verify_message,
+            )
+            .select_from(rs.outerjoin(s, s.c.object_id == rs.c.object_id))
+            .where(rs.c.tenant == request.tenant, mine)
+            .order_by(rs.c.id)
+        )
+        return [
+            RestoreRecord(
+                restore_id=x.restore_id,
+                requester=x.requester,
+                tier=x.tier,
+                days=x.days,
+                status=x.status,
+                requested_at=utc(x.requested_at),
+                estimated_cost_usd=x.estimated_cost_usd,
+                ready_at=utc(x.ready_at),
+                download_url=x.download_url,
+                expires_at=utc(x.expires_at),
+                notified_at=utc(x.notified_at),
+                run_id=x.run_id,
+                messages=list(x.messages or []),
+                copy=CopyRecord(x.copy_state, utc(x.restored_at), utc(x.copy_expires_at), x.verified, x.verify_message)
+                if x.copy_state
+                else None,
+            )
+            for x in conn.execute(q)
+        ]
 
 
 def _request(r: Any) -> RequestRecord:
-    return RequestRecord(pk=r.id, request_id=r.request_id, tenant=r.tenant, status=r.status, messages=list(r.messages or []),
-                         body=dict(r.body or {}), received_at=utc(r.received_at), updated_at=utc(r.updated_at), owner=r.owner,
-                         session=r.session, algorithm=r.algorithm, checksum=r.checksum, size=r.size, width=r.width, height=r.height,
-                         deduplicated=bool(r.deduplicated), run_id=r.run_id, batch_id=r.batch_id, object_id=r.object_id)
+    return RequestRecord(
+        pk=r.id,
+        request_id=r.request_id,
+        tenant=r.tenant,
+        status=r.status,
+        messages=list(r.messages or []),
+        body=dict(r.body or {}),
+        received_at=utc(r.received_at),
+        updated_at=utc(r.updated_at),
+        owner=r.owner,
+        session=r.session,
+        algorithm=r.algorithm,
+        checksum=r.checksum,
+        size=r.size,
+        width=r.width,
+        height=r.height,
+        deduplicated=bool(r.deduplicated),
+        run_id=r.run_id,
+        batch_id=r.batch_id,
+        object_id=r.object_id,
+    )

@@ -45,6 +45,7 @@ class CatalogStore:
 
     def transaction(self, work: Callable[[Connection], T]) -> T:
         """Run ``work(conn)`` in one transaction, retried as a whole when the database was briefly unavailable."""
+
         def tx() -> T:
             with self.engine.begin() as conn:
                 return work(conn)

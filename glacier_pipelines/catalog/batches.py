@@ -95,10 +95,13 @@ class BatchQueries:
         A batch is this run's when it claimed it, or once its owner's run is over: it is then
         taken over with a conditional update, so two runs never work on one batch.
         """
-        q = (sa.select(t.batches.c.id, t.batches.c.run_id, sa.func.min(t.batches.c.created_at))
-             .join(t.requests, t.requests.c.batch_id == t.batches.c.id)
-             .where(t.batches.c.tenant == tenant, t.requests.c.status.in_(list(statuses)))
-             .group_by(t.batches.c.id, t.batches.c.run_id).order_by(sa.func.min(t.batches.c.created_at)))
+        q = (
+            sa.select(t.batches.c.id, t.batches.c.run_id, sa.func.min(t.batches.c.created_at))
+            .join(t.requests, t.requests.c.batch_id == t.batches.c.id)
+            .where(t.batches.c.tenant == tenant, t.requests.c.status.in_(list(statuses)))
+            .group_by(t.batches.c.id, t.batches.c.run_id)
+            .order_by(sa.func.min(t.batches.c.created_at))
+        )
         with self.engine.connect() as conn:
             found = [(b, owner) for b, owner, _ in conn.execute(q)]
         mine = []
@@ -106,10 +109,13 @@ class BatchQueries:
             if owner == run_id:
                 mine.append(batch_id)
             elif run_finished(owner):
+
                 def tx(batch_id: str = batch_id, owner: str = owner) -> int:
                     with self.engine.begin() as conn:
-                        return conn.execute(t.batches.update().where(t.batches.c.id == batch_id, t.batches.c.run_id == owner)
-                                             .values(run_id=run_id)).rowcount
+                        return conn.execute(
+                            t.batches.update().where(t.batches.c.id == batch_id, t.batches.c.run_id == owner).values(run_id=run_id)
+                        ).rowcount
+
                 if self._with_retry(tx) == 1:
                     mine.append(batch_id)
         return mine

@@ -90,8 +90,14 @@ class Claim:
 class ClaimStore:
     """The claims of one catalog; ``run_finished(run_id)`` (optional) tells a run that is over."""
 
-    def __init__(self, catalog: Catalog, *, timeout: timedelta = CLAIM_TIMEOUT,
-                 run_finished: Callable[[str], bool] | None = None, who: str | None = None):
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        timeout: timedelta = CLAIM_TIMEOUT,
+        run_finished: Callable[[str], bool] | None = None,
+        who: str | None = None,
+    ):
         self.catalog = catalog
         self.engine = catalog.engine
         self.timeout = timeout
@@ -127,8 +133,9 @@ class ClaimStore:
             row = conn.execute(sa.select(c).where(c.c.scope == scope, c.c.key == key)).one()
             if row.state == HELD and row.claimed_by != run_id and not self.dead(row, now):
                 return Claim(scope, key, False, row.claimed_by, done_by=row.done_by)
-            taken = conn.execute(c.update().where(c.c.scope == scope, c.c.key == key, c.c.version == row.version)
-                                 .values(version=row.version + 1, **mine)).rowcount
+            taken = conn.execute(
+                c.update().where(c.c.scope == scope, c.c.key == key, c.c.version == row.version).values(version=row.version + 1, **mine)
+            ).rowcount
             if taken == 1:
                 dead_holder = row.claimed_by if row.state == HELD and row.claimed_by != run_id else None
                 return Claim(scope, key, True, run_id, taken_from=dead_holder, done_by=row.done_by)
@@ -147,9 +154,18 @@ class ClaimStore:
     def heartbeat(self, scope: str, key: str, run_id: str) -> bool:
         """Refresh a held claim (long work); False when it is no longer this run's."""
         c = t.claims
-        return self._tx(lambda conn: conn.execute(
-            c.update().where(c.c.scope == scope, c.c.key == key, c.c.claimed_by == run_id, c.c.state == HELD)
-            .values(claimed_at=_now(), version=c.c.version + 1)).rowcount) == 1
+        return (
+            self._tx(
+                lambda conn: (
+                    conn.execute(
+                        c.update()
+                        .where(c.c.scope == scope, c.c.key == key, c.c.claimed_by == run_id, c.c.state == HELD)
+                        .values(claimed_at=_now(), version=c.c.version + 1)
+                    ).rowcount
+                )
+            )
+            == 1
+        )
 
     def done(self, scope: str, key: str, run_id: str) -> None:
         """The work under the claim is finished by ``run_id``; any run may claim the object again for new work."""
@@ -164,8 +180,11 @@ class ClaimStore:
         values: dict[str, Any] = {"state": state, "version": c.c.version + 1}
         if state == DONE:
             values.update(done_by=run_id, done_at=_now())
-        self._tx(lambda conn: conn.execute(
-            c.update().where(c.c.scope == scope, c.c.key == key, c.c.claimed_by == run_id, c.c.state == HELD).values(**values)))
+        self._tx(
+            lambda conn: conn.execute(
+                c.update().where(c.c.scope == scope, c.c.key == key, c.c.claimed_by == run_id, c.c.state == HELD).values(**values)
+            )
+        )
 
     def release_all(self, run_id: str, scope: str | None = None) -> int:
         """Release every claim ``run_id`` still holds (a run ending by an exception); returns how many."""

@@ -52,14 +52,21 @@ class CostQueries(CatalogStore):
     def holdings(self, tenant: str | None = None) -> Holdings:
         """What the tenant (every tenant when None) holds and has restored, as the cost report prices it."""
         with self.reading() as conn:
-            return Holdings(archived=self._archived(conn, tenant), staged=self._staged(conn, tenant),
-                            restored_copies=_totals(live_member_copies(conn, tenant)), restores=self._restores(conn, tenant))
+            return Holdings(
+                archived=self._archived(conn, tenant),
+                staged=self._staged(conn, tenant),
+                restored_copies=_totals(live_member_copies(conn, tenant)),
+                restores=self._restores(conn, tenant),
+            )
 
     @staticmethod
     def _archived(conn: Any, tenant: str | None) -> list[Held]:
         o = t.objects
-        q = (sa.select(o.c.tenant, o.c.storage_class, sa.func.count(), sa.func.sum(o.c.size))
-             .group_by(o.c.tenant, o.c.storage_class).order_by(o.c.tenant, o.c.storage_class))
+        q = (
+            sa.select(o.c.tenant, o.c.storage_class, sa.func.count(), sa.func.sum(o.c.size))
+            .group_by(o.c.tenant, o.c.storage_class)
+            .order_by(o.c.tenant, o.c.storage_class)
+        )
         if tenant is not None:
             q = q.where(o.c.tenant == tenant)
         return [Held(name, storage_class, int(count), int(size or 0)) for name, storage_class, count, size in conn.execute(q)]
@@ -92,8 +99,10 @@ class CostQueries(CatalogStore):
         )
         if tenant is not None:
             q = q.where(r.c.tenant == tenant)
-        return [RestoreEstimate(name, storage_class, tier, int(count), int(size or 0), float(usd) if usd is not None else None)
-                for name, storage_class, tier, count, size, usd in conn.execute(q)]
+        return [
+            RestoreEstimate(name, storage_class, tier, int(count), int(size or 0), float(usd) if usd is not None else None)
+            for name, storage_class, tier, count, size, usd in conn.execute(q)
+        ]
 
 
 def _totals(sizes: dict[str, list[int]]) -> list[Held]:

@@ -15,8 +15,8 @@ SETTING = "GLACIER_CATALOG_URL"
 
 # Fragments of the server's or driver's message that no retry can change (psycopg2 and psycopg 3 wording).
 _PERMANENT = (
-    "does not exist",                 # FATAL: database "x" does not exist / role "x" does not exist
-    "authentication failed",          # password authentication failed for user "x"
+    "does not exist",  # FATAL: database "x" does not exist / role "x" does not exist
+    "authentication failed",  # password authentication failed for user "x"
     "no password supplied",
     "password is not set",
     "invalid dsn",
@@ -57,5 +57,4 @@ def first_line(exc: BaseException) -> str:
 
 
 def config_error(url: str, exc: BaseException) -> CatalogConfigError:
-    return CatalogConfigError(f"the catalog at {masked_url(url)} refuses the connection for good: {first_line(exc)} "
-                              f"(fix {SETTING})")
+    return CatalogConfigError(f"the catalog at {masked_url(url)} refuses the connection for good: {first_line(exc)} (fix {SETTING})")

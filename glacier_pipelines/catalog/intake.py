@@ -20,8 +20,9 @@ class IntakeQueries:
         engine: sa.engine.Engine
 
         @staticmethod
-        def _enqueue_response(conn: Any, tenant: str, request_id: str, status: str, messages: list[str],
-                              content: dict[str, Any] | None) -> None: ...
+        def _enqueue_response(
+            conn: Any, tenant: str, request_id: str, status: str, messages: list[str], content: dict[str, Any] | None
+        ) -> None: ...
 
         @staticmethod
         def _with_retry(fn: Any, attempts: int = 5) -> Any: ...
@@ -44,13 +45,22 @@ class IntakeQueries:
         for parsed, fallback_id in items:
             tenant = parsed.envelope.tenant if parsed.envelope else (parsed.tenant or "")
             request_id = parsed.envelope.requestId if parsed.envelope else (parsed.request_id or fallback_id)
-            rows.append({
-                "tenant": tenant[:64], "request_id": request_id[:255], "owner": parsed.owner, "session": parsed.session,
-                "body": parsed.request.model_dump() if parsed.request else parsed.body,
-                "received_at": now, "updated_at": now, "status": t.PENDING if parsed.valid else t.INVALID_CONTENT,
-                "messages": parsed.errors, "algorithm": parsed.request.algorithm if parsed.request else None,
-                "checksum": parsed.request.checksum if parsed.request else None, "deduplicated": False,
-            })
+            rows.append(
+                {
+                    "tenant": tenant[:64],
+                    "request_id": request_id[:255],
+                    "owner": parsed.owner,
+                    "session": parsed.session,
+                    "body": parsed.request.model_dump() if parsed.request else parsed.body,
+                    "received_at": now,
+                    "updated_at": now,
+                    "status": t.PENDING if parsed.valid else t.INVALID_CONTENT,
+                    "messages": parsed.errors,
+                    "algorithm": parsed.request.algorithm if parsed.request else None,
+                    "checksum": parsed.request.checksum if parsed.request else None,
+                    "deduplicated": False,
+                }
+            )
         insert = self._insert_ignoring_duplicates(t.requests, ["tenant", "request_id"])
 
         def tx() -> list[str]:
@@ -76,18 +86,36 @@ class IntakeQueries:
         status (``ERROR-1``...), so that exactly one current answer per status is kept.
         """
         r = t.requests
-        known = conn.execute(sa.select(r.c.id, r.c.status, r.c.messages).where(
-            r.c.tenant == row["tenant"], r.c.request_id == row["request_id"])).first()
+        known = conn.execute(
+            sa.select(r.c.id, r.c.status, r.c.messages).where(r.c.tenant == row["tenant"], r.c.request_id == row["request_id"])
+        ).first()
         if known is None or known.status not in (t.ERROR, t.INVALID_CONTENT):
             return False
         attempt = retire_answers(conn, row["tenant"], row["request_id"])
         conn.execute(t.package_members.delete().where(t.package_members.c.request_pk == known.id))  # a failed package's member row
         previous = "; ".join(known.messages or [])[:500]
-        conn.execute(r.update().where(r.c.id == known.id).values(
-            status=t.PENDING, body=row["body"], algorithm=row["algorithm"], checksum=row["checksum"], owner=row["owner"],
-            session=row["session"], updated_at=row["updated_at"], batch_id=None, object_id=None, stage=None, deduplicated=False,
-            size=None, width=None, height=None, run_id=None,
-            messages=[f"sent again after its answer {known.status} ({previous}): attempt {attempt + 1}"]))
+        conn.execute(
+            r.update()
+            .where(r.c.id == known.id)
+            .values(
+                status=t.PENDING,
+                body=row["body"],
+                algorithm=row["algorithm"],
+                checksum=row["checksum"],
+                owner=row["owner"],
+                session=row["session"],
+                updated_at=row["updated_at"],
+                batch_id=None,
+                object_id=None,
+                stage=None,
+                deduplicated=False,
+                size=None,
+                width=None,
+                height=None,
+                run_id=None,
+                messages=[f"sent again after its answer {known.status} ({previous}): attempt {attempt + 1}"],
+            )
+        )
         return True
 
     def _insert_ignoring_duplicates(self, table: sa.Table, keys: list[str]) -> Any:

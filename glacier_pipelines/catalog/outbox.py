@@ -13,9 +13,13 @@ from glacier_pipelines.core import responses
 
 # Built once (see store.py on why): is there already a response of this kind for the request?
 _RESPONSE_EXISTS = {
-    kind: sa.select(t.responses.c.id).where(t.responses.c.tenant == sa.bindparam("tenant"),
-                                            t.responses.c.request_id == sa.bindparam("request_id"),
-                                            t.responses.c.status.in_(statuses)).limit(1)
+    kind: sa.select(t.responses.c.id)
+    .where(
+        t.responses.c.tenant == sa.bindparam("tenant"),
+        t.responses.c.request_id == sa.bindparam("request_id"),
+        t.responses.c.status.in_(statuses),
+    )
+    .limit(1)
     for kind, statuses in (("delayed", (t.DELAYED,)), ("terminal", t.TERMINAL))
 }
 
@@ -41,14 +45,17 @@ class Outbox:
         def _with_retry(fn: Any, attempts: int = 5) -> Any: ...
 
     @staticmethod
-    def _enqueue_response(conn: Any, tenant: str, request_id: str, status: str, messages: list[str],
-                          content: dict[str, Any] | None) -> None:
+    def _enqueue_response(
+        conn: Any, tenant: str, request_id: str, status: str, messages: list[str], content: dict[str, Any] | None
+    ) -> None:
         body = responses.response_body(request_id, status, messages, content)
-        exists = conn.execute(_RESPONSE_EXISTS["delayed" if status == t.DELAYED else "terminal"],
-                              {"tenant": tenant, "request_id": request_id}).first()
+        exists = conn.execute(
+            _RESPONSE_EXISTS["delayed" if status == t.DELAYED else "terminal"], {"tenant": tenant, "request_id": request_id}
+        ).first()
         if exists is None:  # exactly one terminal response per request id (and at most one DELAYED before it)
-            conn.execute(t.responses.insert(), {"tenant": tenant, "request_id": request_id, "status": status, "body": body,
-                                                "created_at": _now()})
+            conn.execute(
+                t.responses.insert(), {"tenant": tenant, "request_id": request_id, "status": status, "body": body, "created_at": _now()}
+            )
 
     @staticmethod
     def _enqueue_responses(conn: Any, items: Sequence[tuple[str, str, str, list[str], dict[str, Any] | None]]) -> None:
@@ -61,15 +68,28 @@ class Outbox:
             same_kind = (status,) if status == t.DELAYED else t.TERMINAL
             answered: set[tuple[str, str]] = set()
             for start in range(0, len(group), 500):
-                ids = list({request_id for _, request_id, _, _ in group[start:start + 500]})
-                answered |= set(tuple(r) for r in conn.execute(sa.select(t.responses.c.tenant, t.responses.c.request_id).where(
-                    t.responses.c.request_id.in_(ids), t.responses.c.status.in_(same_kind))))
+                ids = list({request_id for _, request_id, _, _ in group[start : start + 500]})
+                answered |= set(
+                    tuple(r)
+                    for r in conn.execute(
+                        sa.select(t.responses.c.tenant, t.responses.c.request_id).where(
+                            t.responses.c.request_id.in_(ids), t.responses.c.status.in_(same_kind)
+                        )
+                    )
+                )
             rows = []
             for tenant, request_id, messages, content in group:
                 if (tenant, request_id) not in answered:
                     answered.add((tenant, request_id))
-                    rows.append({"tenant": tenant, "request_id": request_id, "status": status, "created_at": now,
-                                 "body": responses.response_body(request_id, status, messages, content)})
+                    rows.append(
+                        {
+                            "tenant": tenant,
+                            "request_id": request_id,
+                            "status": status,
+                            "created_at": now,
+                            "body": responses.response_body(request_id, status, messages, content),
+                        }
+                    )
             if rows:
                 conn.execute(t.responses.insert(), rows)
 
@@ -90,7 +110,8 @@ class Outbox:
 
     def response_for(self, tenant: str, request_id: str) -> dict[str, Any] | None:
         """The terminal response of a request, if any."""
-        q = sa.select(t.responses.c.body).where(t.responses.c.tenant == tenant, t.responses.c.request_id == request_id,
-                                                t.responses.c.status.in_(t.TERMINAL))
+        q = sa.select(t.responses.c.body).where(
+            t.responses.c.tenant == tenant, t.responses.c.request_id == request_id, t.responses.c.status.in_(t.TERMINAL)
+        )
         with self.engine.connect() as conn:
             return conn.execute(q).scalar()

@@ -13,18 +13,27 @@ from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.rows import StoredObject, _object
 from glacier_pipelines.catalog.store import Catalog
 
+
 def _in_placement(o: sa.Table) -> sa.ColumnElement[bool]:
     prefix: sa.BindParameter[str] = sa.bindparam("prefix")
-    return sa.and_(o.c.bucket == sa.bindparam("bucket"), o.c.storage_class == sa.bindparam("storage_class"),
-                   sa.func.substr(o.c.key, 1, sa.func.length(prefix)) == prefix)
+    return sa.and_(
+        o.c.bucket == sa.bindparam("bucket"),
+        o.c.storage_class == sa.bindparam("storage_class"),
+        sa.func.substr(o.c.key, 1, sa.func.length(prefix)) == prefix,
+    )
 
 
 _WHOLE_OBJECT_FLAGGED = sa.exists().where(t.bad_locations.c.object_id == t.objects.c.id, t.bad_locations.c.member == "")
 _FIND_OBJECT = (
     sa.select(t.objects)
     .join(t.object_checksums, t.object_checksums.c.object_id == t.objects.c.id)
-    .where(t.objects.c.tenant == sa.bindparam("tenant"), t.object_checksums.c.algorithm == sa.bindparam("algorithm"),
-           t.object_checksums.c.checksum == sa.bindparam("checksum"), ~_WHOLE_OBJECT_FLAGGED, _in_placement(t.objects))
+    .where(
+        t.objects.c.tenant == sa.bindparam("tenant"),
+        t.object_checksums.c.algorithm == sa.bindparam("algorithm"),
+        t.object_checksums.c.checksum == sa.bindparam("checksum"),
+        ~_WHOLE_OBJECT_FLAGGED,
+        _in_placement(t.objects),
+    )
     .order_by(t.objects.c.id)
     .limit(1)
 )
@@ -33,10 +42,19 @@ _FIND_OBJECT = (
 def _find_member(by_sha256: bool) -> sa.Select:
     pm, r, o, bad = t.package_members, t.requests, t.objects, t.bad_locations
     flagged = sa.exists().where(bad.c.object_id == o.c.id, sa.or_(bad.c.member == "", bad.c.member == pm.c.name))
-    q = (sa.select(pm.c.name.label("member_name"), pm.c.offset.label("member_offset"), pm.c.length.label("member_length"),
-                   pm.c.sha256.label("member_sha256"), pm.c.size.label("member_size"), o)
-         .join(r, r.c.id == pm.c.request_pk).join(o, o.c.id == r.c.object_id)
-         .where(pm.c.tenant == sa.bindparam("tenant"), r.c.status == t.SUCCESS, pm.c.offset.is_not(None), ~flagged, _in_placement(o)))
+    q = (
+        sa.select(
+            pm.c.name.label("member_name"),
+            pm.c.offset.label("member_offset"),
+            pm.c.length.label("member_length"),
+            pm.c.sha256.label("member_sha256"),
+            pm.c.size.label("member_size"),
+            o,
+        )
+        .join(r, r.c.id == pm.c.request_pk)
+        .join(o, o.c.id == r.c.object_id)
+        .where(pm.c.tenant == sa.bindparam("tenant"), r.c.status == t.SUCCESS, pm.c.offset.is_not(None), ~flagged, _in_placement(o))
+    )
     if by_sha256:
         q = q.where(pm.c.sha256 == sa.bindparam("sha256"))
     else:
@@ -65,5 +83,11 @@ class PlacementLookups:
             row = conn.execute(_FIND_MEMBER[sha256 is not None], params).first()
         if row is None:
             return None
-        return {"name": row.member_name, "offset": row.member_offset, "length": row.member_length, "sha256": row.member_sha256,
-                "size": row.member_size, "object": _object(row)}
+        return {
+            "name": row.member_name,
+            "offset": row.member_offset,
+            "length": row.member_length,
+            "sha256": row.member_sha256,
+            "size": row.member_size,
+            "object": _object(row),
+        }

@@ -23,8 +23,13 @@ class ReconcileQueries(CatalogStore):
         """Every key the tenant's rows name, in any bucket: objects first, then package manifests."""
         o, p = t.objects, t.packages
         objects = sa.select(o.c.bucket, o.c.key).where(o.c.tenant == tenant).order_by(o.c.id)
-        manifests = (sa.select(o.c.bucket, p.c.manifest_key).join(o, o.c.id == p.c.object_id)
-                     .where(p.c.tenant == tenant, p.c.manifest_key.is_not(None)).order_by(p.c.id))
+        manifests = (
+            sa.select(o.c.bucket, p.c.manifest_key)
+            .join(o, o.c.id == p.c.object_id)
+            .where(p.c.tenant == tenant, p.c.manifest_key.is_not(None))
+            .order_by(p.c.id)
+        )
         with self.reading() as conn:
-            return ([NamedKey(b, k, "object") for b, k in conn.execute(objects)]
-                    + [NamedKey(b, k, "manifest") for b, k in conn.execute(manifests)])
+            return [NamedKey(b, k, "object") for b, k in conn.execute(objects)] + [
+                NamedKey(b, k, "manifest") for b, k in conn.execute(manifests)
+            ]

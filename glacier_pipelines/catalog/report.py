@@ -19,9 +19,11 @@ class Reports:
     def report(self, tenant: str | None = None) -> list[dict[str, Any]]:
         """Per-request status and stored object, as ``glacier-pipelines report --json`` prints it."""
         r, o, pm = t.requests, t.objects, t.package_members
-        q = (sa.select(r, o.c.bucket, o.c.key, o.c.storage_class, pm.c.name.label("member"))
-             .select_from(r.outerjoin(o, r.c.object_id == o.c.id).outerjoin(pm, pm.c.request_pk == r.c.id))
-             .order_by(r.c.id))
+        q = (
+            sa.select(r, o.c.bucket, o.c.key, o.c.storage_class, pm.c.name.label("member"))
+            .select_from(r.outerjoin(o, r.c.object_id == o.c.id).outerjoin(pm, pm.c.request_pk == r.c.id))
+            .order_by(r.c.id)
+        )
         if tenant is not None:
             q = q.where(r.c.tenant == tenant)
         out = []
@@ -29,19 +31,26 @@ class Reports:
             for row in conn.execute(q):
                 m = row._mapping
                 stored = m["bucket"] is not None and m["status"] == t.SUCCESS
-                out.append({
-                    "requestId": m["request_id"], "tenant": m["tenant"], "status": m["status"],
-                    "messages": list(m["messages"] or []),
-                    "checksum": m["checksum"] if stored else None,
-                    "algorithm": m["algorithm"] if stored else None,
-                    "storedFileUrl": (member_url(m["bucket"], m["key"], m["member"]) if m["member"] else f"s3://{m['bucket']}/{m['key']}")
-                    if stored else None,
-                    "fileSizeInBytes": m["size"] if stored else None,
-                    "widthInPx": m["width"] if stored else None,
-                    "heightInPx": m["height"] if stored else None,
-                    "storageClass": m["storage_class"] if stored else None,
-                    "deduplicated": bool(m["deduplicated"]),
-                    "batchId": m["batch_id"],
-                    "runId": m["run_id"],
-                })
+                out.append(
+                    {
+                        "requestId": m["request_id"],
+                        "tenant": m["tenant"],
+                        "status": m["status"],
+                        "messages": list(m["messages"] or []),
+                        "checksum": m["checksum"] if stored else None,
+                        "algorithm": m["algorithm"] if stored else None,
+                        "storedFileUrl": (
+                            member_url(m["bucket"], m["key"], m["member"]) if m["member"] else f"s3://{m['bucket']}/{m['key']}"
+                        )
+                        if stored
+                        else None,
+                        "fileSizeInBytes": m["size"] if stored else None,
+                        "widthInPx": m["width"] if stored else None,
+                        "heightInPx": m["height"] if stored else None,
+                        "storageClass": m["storage_class"] if stored else None,
+                        "deduplicated": bool(m["deduplicated"]),
+                        "batchId": m["batch_id"],
+                        "runId": m["run_id"],
+                    }
+                )
         return out

@@ -41,33 +41,49 @@ class RestoreStore(CatalogStore):
         Only the tenant's own rows are searched, so another tenant's file is simply not found.
         """
         o, r, pm = t.objects, t.requests, t.package_members
-        member_cols = (pm.c.name.label("member_name"), pm.c.offset.label("member_offset"), pm.c.length.label("member_length"),
-                       pm.c.sha256.label("member_sha256"))  # labelled: objects has a sha256 column too
+        member_cols = (
+            pm.c.name.label("member_name"),
+            pm.c.offset.label("member_offset"),
+            pm.c.length.label("member_length"),
+            pm.c.sha256.label("member_sha256"),
+        )  # labelled: objects has a sha256 column too
         with self.engine.connect() as conn:
             if selector.requestId is not None:
                 row = conn.execute(
-                    sa.select(o, *member_cols).select_from(r.join(o, r.c.object_id == o.c.id).outerjoin(pm, pm.c.request_pk == r.c.id))
+                    sa.select(o, *member_cols)
+                    .select_from(r.join(o, r.c.object_id == o.c.id).outerjoin(pm, pm.c.request_pk == r.c.id))
                     .where(r.c.tenant == tenant, r.c.request_id == selector.requestId, r.c.status == t.SUCCESS)
                 ).first()
                 return (_object(row), selector.requestId, _member(row)) if row else (None, None, None)
             if selector.checksum is not None:
                 row = conn.execute(
-                    sa.select(o).join(t.object_checksums, t.object_checksums.c.object_id == o.c.id)
-                    .where(o.c.tenant == tenant, t.object_checksums.c.checksum == selector.checksum).order_by(o.c.id).limit(1)
+                    sa.select(o)
+                    .join(t.object_checksums, t.object_checksums.c.object_id == o.c.id)
+                    .where(o.c.tenant == tenant, t.object_checksums.c.checksum == selector.checksum)
+                    .order_by(o.c.id)
+                    .limit(1)
                 ).first()
                 if row is None:  # a package member, by its SHA-256 or the checksum its request announced
                     row = conn.execute(
-                        sa.select(o, *member_cols, r.c.request_id).select_from(pm.join(r, r.c.id == pm.c.request_pk).join(o, o.c.id == r.c.object_id))
-                        .where(pm.c.tenant == tenant, r.c.status == t.SUCCESS, pm.c.offset.is_not(None),
-                               sa.or_(pm.c.sha256 == selector.checksum, r.c.checksum == selector.checksum)).limit(1)
+                        sa.select(o, *member_cols, r.c.request_id)
+                        .select_from(pm.join(r, r.c.id == pm.c.request_pk).join(o, o.c.id == r.c.object_id))
+                        .where(
+                            pm.c.tenant == tenant,
+                            r.c.status == t.SUCCESS,
+                            pm.c.offset.is_not(None),
+                            sa.or_(pm.c.sha256 == selector.checksum, r.c.checksum == selector.checksum),
+                        )
+                        .limit(1)
                     ).first()
                     return (_object(row), row.request_id, _member(row)) if row else (None, None, None)
             else:
                 bucket, key, name = packaging.parse_member_url(selector.url or "")
                 if name is not None:
                     row = conn.execute(
-                        sa.select(o, *member_cols, r.c.request_id).select_from(pm.join(r, r.c.id == pm.c.request_pk).join(o, o.c.id == r.c.object_id))
-                        .where(o.c.tenant == tenant, o.c.bucket == bucket, o.c.key == key, pm.c.name == name, r.c.status == t.SUCCESS).limit(1)
+                        sa.select(o, *member_cols, r.c.request_id)
+                        .select_from(pm.join(r, r.c.id == pm.c.request_pk).join(o, o.c.id == r.c.object_id))
+                        .where(o.c.tenant == tenant, o.c.bucket == bucket, o.c.key == key, pm.c.name == name, r.c.status == t.SUCCESS)
+                        .limit(1)
                     ).first()
                     return (_object(row), row.request_id, _member(row)) if row else (None, None, None)
                 row = conn.execute(sa.select(o).where(o.c.tenant == tenant, o.c.bucket == bucket, o.c.key == key)).first()
@@ -113,8 +129,14 @@ class RestoreStore(CatalogStore):
 
         self.catalog._with_retry(tx)
 
-    def rows(self, *, tenant: str | None = None, statuses: Sequence[str] | None = None, object_id: int | None = None,
-             restore_id: str | None = None) -> list[dict[str, Any]]:
+    def rows(
+        self,
+        *,
+        tenant: str | None = None,
+        statuses: Sequence[str] | None = None,
+        object_id: int | None = None,
+        restore_id: str | None = None,
+    ) -> list[dict[str, Any]]:
         q = sa.select(t.restores).order_by(t.restores.c.id)
         if tenant is not None:
             q = q.where(t.restores.c.tenant == tenant)
@@ -137,7 +159,8 @@ class RestoreStore(CatalogStore):
         """Tenants with restore requests not yet started, or started and now restored."""
         r, s = t.restores, t.object_restores
         q = (
-            sa.select(r.c.tenant).select_from(r.outerjoin(s, s.c.object_id == r.c.object_id))
+            sa.select(r.c.tenant)
+            .select_from(r.outerjoin(s, s.c.object_id == r.c.object_id))
             .where(sa.or_(r.c.status == "PENDING", sa.and_(r.c.status == "IN_PROGRESS", s.c.state.in_(("RESTORED", "FAILED")))))
             .distinct()
         )
@@ -184,8 +207,10 @@ class RestoreStore(CatalogStore):
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return [(_object(row), {"requested_at": utc(row.requested_at), "poll_attempts": row.poll_attempts, "tier": row.tier})
-                    for row in conn.execute(q)]
+            return [
+                (_object(row), {"requested_at": utc(row.requested_at), "poll_attempts": row.poll_attempts, "tier": row.tier})
+                for row in conn.execute(q)
+            ]
 
 
 def live_member_copies(conn: Any, tenant: str | None = None) -> dict[str, list[int]]:

@@ -67,9 +67,21 @@ def answer_stage(content: dict[str, Any] | None) -> dict[str, Any]:
 def _request_row(row: Any) -> RequestRow:
     m = row._mapping
     return RequestRow(
-        pk=m["id"], tenant=m["tenant"], request_id=m["request_id"], status=m["status"], messages=list(m["messages"] or []),
-        body=m["body"], batch_id=m["batch_id"], object_id=m["object_id"], deduplicated=bool(m["deduplicated"]),
-        size=m["size"], width=m["width"], height=m["height"], stage=m["stage"], algorithm=m["algorithm"], checksum=m["checksum"],
+        pk=m["id"],
+        tenant=m["tenant"],
+        request_id=m["request_id"],
+        status=m["status"],
+        messages=list(m["messages"] or []),
+        body=m["body"],
+        batch_id=m["batch_id"],
+        object_id=m["object_id"],
+        deduplicated=bool(m["deduplicated"]),
+        size=m["size"],
+        width=m["width"],
+        height=m["height"],
+        stage=m["stage"],
+        algorithm=m["algorithm"],
+        checksum=m["checksum"],
     )
 
 

@@ -42,8 +42,13 @@ class UpgradeResult:
     def describe(self) -> str:
         if self.before == self.after:
             return f"catalog {self.url}: already at revision {self.after}, nothing to do"
-        start = (f"revision {self.before}" if self.before else
-                 f"no schema version ({self.tables_before} table(s) made before migrations)" if self.tables_before else "an empty database")
+        start = (
+            f"revision {self.before}"
+            if self.before
+            else f"no schema version ({self.tables_before} table(s) made before migrations)"
+            if self.tables_before
+            else "an empty database"
+        )
         return f"catalog {self.url}: upgraded from {start} to revision {self.after}"
 
 
@@ -78,12 +83,16 @@ def check(conn: sa.Connection, url: str | sa.URL) -> bool:
     if revision is not None:
         if revision in _older_revisions():
             raise CatalogNeedsUpgrade(f"the catalog at {safe_url(url)} has schema revision {revision}, this release needs {HEAD}: {how}")
-        raise CatalogTooNew(f"the catalog at {safe_url(url)} has schema revision {revision}, which this release does not know "
-                            f"(it needs {HEAD}): it was upgraded by a later release; run that release")
+        raise CatalogTooNew(
+            f"the catalog at {safe_url(url)} has schema revision {revision}, which this release does not know "
+            f"(it needs {HEAD}): it was upgraded by a later release; run that release"
+        )
     present = sorted(names & _catalog_table_names())
     if present or VERSION_TABLE in names:
-        raise CatalogNeedsUpgrade(f"the catalog at {safe_url(url)} was made by a release before schema migrations "
-                                  f"(tables {', '.join(present[:4])}{', ...' if len(present) > 4 else ''}; no {VERSION_TABLE}): {how}")
+        raise CatalogNeedsUpgrade(
+            f"the catalog at {safe_url(url)} was made by a release before schema migrations "
+            f"(tables {', '.join(present[:4])}{', ...' if len(present) > 4 else ''}; no {VERSION_TABLE}): {how}"
+        )
     return True
 
 
@@ -168,8 +177,10 @@ def upgrade(url: str) -> UpgradeResult:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7170172)"))
             before, names = revision_of(conn)
             if before is not None and before != HEAD and before not in _older_revisions():
-                raise CatalogTooNew(f"the catalog at {shown} has schema revision {before}, which this release does not know: "
-                                    "it was upgraded by a later release")
+                raise CatalogTooNew(
+                    f"the catalog at {shown} has schema revision {before}, which this release does not know: "
+                    "it was upgraded by a later release"
+                )
             command.upgrade(_config(conn), "head")
             after, _ = revision_of(conn)
     except sa.exc.OperationalError as exc:
@@ -179,5 +190,4 @@ def upgrade(url: str) -> UpgradeResult:
         raise CatalogUnavailable(f"catalog {shown}: cannot connect: {reason}; try again once it answers") from None  # exit 1
     finally:
         engine.dispose()
-    return UpgradeResult(url=shown, before=before, after=after or HEAD,
-                         tables_before=len(names & _catalog_table_names()))
+    return UpgradeResult(url=shown, before=before, after=after or HEAD, tables_before=len(names & _catalog_table_names()))

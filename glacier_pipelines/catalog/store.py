@@ -31,22 +31,37 @@ _WHOLE_OBJECT_FLAGGED = sa.exists().where(t.bad_locations.c.object_id == t.objec
 _FIND_OBJECT = (
     sa.select(t.objects)
     .join(t.object_checksums, t.object_checksums.c.object_id == t.objects.c.id)
-    .where(t.objects.c.tenant == sa.bindparam("tenant"), t.object_checksums.c.algorithm == sa.bindparam("algorithm"),
-           t.object_checksums.c.checksum == sa.bindparam("checksum"), ~_WHOLE_OBJECT_FLAGGED)
+    .where(
+        t.objects.c.tenant == sa.bindparam("tenant"),
+        t.object_checksums.c.algorithm == sa.bindparam("algorithm"),
+        t.object_checksums.c.checksum == sa.bindparam("checksum"),
+        ~_WHOLE_OBJECT_FLAGGED,
+    )
     .order_by(t.objects.c.id)
     .limit(1)
 )
-_MARK_VERIFIED = t.requests.update().where(t.requests.c.id == sa.bindparam("b_pk")).values(
-    status=t.VERIFIED, size=sa.bindparam("b_size"), width=sa.bindparam("b_width"), height=sa.bindparam("b_height"),
-    stage=sa.bindparam("b_stage", type_=t.requests.c.stage.type), messages=sa.bindparam("b_messages", type_=t.requests.c.messages.type),
-    updated_at=sa.bindparam("b_now"),
+_MARK_VERIFIED = (
+    t.requests.update()
+    .where(t.requests.c.id == sa.bindparam("b_pk"))
+    .values(
+        status=t.VERIFIED,
+        size=sa.bindparam("b_size"),
+        width=sa.bindparam("b_width"),
+        height=sa.bindparam("b_height"),
+        stage=sa.bindparam("b_stage", type_=t.requests.c.stage.type),
+        messages=sa.bindparam("b_messages", type_=t.requests.c.messages.type),
+        updated_at=sa.bindparam("b_now"),
+    )
 )
 
 
 # A stored package whose members still wait for package_integrity's verdict (answered DELAYED so far).
 _PACKAGE_AWAITS_CHECK = sa.exists().where(
-    t.package_members.c.package_id == t.packages.c.id, t.package_members.c.offset.is_not(None),
-    t.requests.c.id == t.package_members.c.request_pk, t.requests.c.status == t.DELAYED)
+    t.package_members.c.package_id == t.packages.c.id,
+    t.package_members.c.offset.is_not(None),
+    t.requests.c.id == t.package_members.c.request_pk,
+    t.requests.c.status == t.DELAYED,
+)
 
 
 class Catalog(IntakeQueries, BatchQueries, CheckAnswers, Outbox, Reports):
@@ -70,8 +85,10 @@ class Catalog(IntakeQueries, BatchQueries, CheckAnswers, Outbox, Reports):
         try:
             self.engine = sa.create_engine(url, **kwargs)
         except (sa.exc.ArgumentError, ValueError, ImportError) as exc:  # NoSuchModuleError (unknown dialect) is an ArgumentError
-            raise CatalogConfigError(f"GLACIER_CATALOG_URL={masked_url(url)} is not a usable catalog URL ({first_line(exc)}); "
-                                     "expected sqlite:///PATH or postgresql+psycopg2://USER@HOST:PORT/DATABASE") from None
+            raise CatalogConfigError(
+                f"GLACIER_CATALOG_URL={masked_url(url)} is not a usable catalog URL ({first_line(exc)}); "
+                "expected sqlite:///PATH or postgresql+psycopg2://USER@HOST:PORT/DATABASE"
+            ) from None
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", self._sqlite_pragmas)
         else:
@@ -82,8 +99,10 @@ class Catalog(IntakeQueries, BatchQueries, CheckAnswers, Outbox, Reports):
             except OperationalError as exc:
                 if exc.statement is not None:
                     raise
-                raise CatalogUnavailable(f"the catalog at {masked_url(url)} is unreachable ({first_line(exc.orig or exc)}); "
-                                         "nothing was changed, try again once it is back (GLACIER_CATALOG_URL)") from None
+                raise CatalogUnavailable(
+                    f"the catalog at {masked_url(url)} is unreachable ({first_line(exc.orig or exc)}); "
+                    "nothing was changed, try again once it is back (GLACIER_CATALOG_URL)"
+                ) from None
 
     def _create_schema(self) -> None:
         """Create every table of an empty database at the newest schema revision; refuse an older catalog
@@ -165,8 +184,9 @@ class Catalog(IntakeQueries, BatchQueries, CheckAnswers, Outbox, Reports):
 
     # ---- verification and storage --------------------------------------------------------
 
-    def mark_verified(self, pk: int, *, size: int | None, width: int | None, height: int | None,
-                      stage: dict[str, Any], messages: list[str]) -> None:
+    def mark_verified(
+        self, pk: int, *, size: int | None, width: int | None, height: int | None, stage: dict[str, Any], messages: list[str]
+    ) -> None:
         self.mark_verified_many([{"pk": pk, "size": size, "width": width, "height": height, "stage": stage, "messages": messages}])
 
     def mark_verified_many(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -184,6 +204,7 @@ class Catalog(IntakeQueries, BatchQueries, CheckAnswers, Outbox, Reports):
 
     def fail(self, pk: int, status: str, messages: list[str]) -> None:
         """Terminal failure of one request, with its response queued in the same transaction."""
+
         def tx() -> None:
             with self.engine.begin() as conn:
                 row = conn.execute(sa.select(t.requests.c.tenant, t.requests.c.request_id).where(t.requests.c.id == pk)).one()
@@ -210,14 +231,23 @@ class Catalog(IntakeQueries, BatchQueries, CheckAnswers, Outbox, Reports):
         values = sorted({c for _, c in wanted})
         with self.engine.connect() as conn:
             for start in range(0, len(values), 500):
-                chunk = values[start:start + 500]
-                found |= set(tuple(r) for r in conn.execute(
-                    sa.select(t.object_checksums.c.algorithm, t.object_checksums.c.checksum)
-                    .join(t.objects, t.objects.c.id == t.object_checksums.c.object_id)
-                    .where(t.objects.c.tenant == tenant, t.object_checksums.c.checksum.in_(chunk))))
-                found |= set(tuple(r) for r in conn.execute(
-                    sa.select(t.requests.c.algorithm, t.requests.c.checksum)
-                    .where(t.requests.c.tenant == tenant, t.requests.c.status == t.SUCCESS, t.requests.c.checksum.in_(chunk))))
+                chunk = values[start : start + 500]
+                found |= set(
+                    tuple(r)
+                    for r in conn.execute(
+                        sa.select(t.object_checksums.c.algorithm, t.object_checksums.c.checksum)
+                        .join(t.objects, t.objects.c.id == t.object_checksums.c.object_id)
+                        .where(t.objects.c.tenant == tenant, t.object_checksums.c.checksum.in_(chunk))
+                    )
+                )
+                found |= set(
+                    tuple(r)
+                    for r in conn.execute(
+                        sa.select(t.requests.c.algorithm, t.requests.c.checksum).where(
+                            t.requests.c.tenant == tenant, t.requests.c.status == t.SUCCESS, t.requests.c.checksum.in_(chunk)
+                        )
+                    )
+                )
         return wanted & {(a, (c or "").lower()) for a, c in found}
 
     def known_sha256s(self, tenant: str, sha256s: Iterable[str]) -> set[str]:
@@ -225,18 +255,30 @@ class Catalog(IntakeQueries, BatchQueries, CheckAnswers, Outbox, Reports):
         wanted, found = sorted(set(sha256s)), set()
         with self.engine.connect() as conn:
             for start in range(0, len(wanted), 500):
-                chunk = wanted[start:start + 500]
-                found |= set(conn.execute(
-                    sa.select(t.object_checksums.c.checksum).join(t.objects, t.objects.c.id == t.object_checksums.c.object_id)
-                    .where(t.objects.c.tenant == tenant, t.object_checksums.c.algorithm == "SHA-256",
-                           t.object_checksums.c.checksum.in_(chunk))).scalars())
-                found |= set(conn.execute(
-                    sa.select(t.package_members.c.sha256).where(t.package_members.c.tenant == tenant,
-                                                                t.package_members.c.sha256.in_(chunk))).scalars())
+                chunk = wanted[start : start + 500]
+                found |= set(
+                    conn.execute(
+                        sa.select(t.object_checksums.c.checksum)
+                        .join(t.objects, t.objects.c.id == t.object_checksums.c.object_id)
+                        .where(
+                            t.objects.c.tenant == tenant,
+                            t.object_checksums.c.algorithm == "SHA-256",
+                            t.object_checksums.c.checksum.in_(chunk),
+                        )
+                    ).scalars()
+                )
+                found |= set(
+                    conn.execute(
+                        sa.select(t.package_members.c.sha256).where(
+                            t.package_members.c.tenant == tenant, t.package_members.c.sha256.in_(chunk)
+                        )
+                    ).scalars()
+                )
         return found
 
     def flag_location(self, object_id: int, reason: str, member: str = "") -> None:
         """Remember that an object (or one member of a package) was missing or corrupt when read."""
+
         def tx() -> None:
             with self.engine.begin() as conn:
                 self._flag(conn, object_id, reason, member)
@@ -245,34 +287,46 @@ class Catalog(IntakeQueries, BatchQueries, CheckAnswers, Outbox, Reports):
 
     @staticmethod
     def _flag(conn: Any, object_id: int, reason: str, member: str = "") -> None:
-        known = conn.execute(sa.select(t.bad_locations.c.object_id).where(
-            t.bad_locations.c.object_id == object_id, t.bad_locations.c.member == member)).first()
+        known = conn.execute(
+            sa.select(t.bad_locations.c.object_id).where(t.bad_locations.c.object_id == object_id, t.bad_locations.c.member == member)
+        ).first()
         if known is None:
             conn.execute(t.bad_locations.insert().values(object_id=object_id, member=member, reason=reason[:2000], flagged_at=_now()))
 
     def location_flagged(self, object_id: int, member: str = "") -> bool:
         """Whether the object, or this member of it, was flagged missing or corrupt."""
-        q = sa.select(t.bad_locations.c.object_id).where(t.bad_locations.c.object_id == object_id,
-                                                         t.bad_locations.c.member.in_(["", member]))
+        q = sa.select(t.bad_locations.c.object_id).where(
+            t.bad_locations.c.object_id == object_id, t.bad_locations.c.member.in_(["", member])
+        )
         with self.engine.connect() as conn:
             return conn.execute(q).first() is not None
 
     def flagged_locations(self, tenant: str | None = None) -> list[dict[str, Any]]:
         """Every flagged location (for reports and audits)."""
-        q = (sa.select(t.bad_locations, t.objects.c.tenant, t.objects.c.bucket, t.objects.c.key)
-             .join(t.objects, t.objects.c.id == t.bad_locations.c.object_id).order_by(t.bad_locations.c.flagged_at))
+        q = (
+            sa.select(t.bad_locations, t.objects.c.tenant, t.objects.c.bucket, t.objects.c.key)
+            .join(t.objects, t.objects.c.id == t.bad_locations.c.object_id)
+            .order_by(t.bad_locations.c.flagged_at)
+        )
         if tenant is not None:
             q = q.where(t.objects.c.tenant == tenant)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
-    def store(self, obj: dict[str, Any], checksums: dict[str, str], succeeded: list[tuple[RequestRow, bool, dict[str, Any]]],
-              run_id: str, rewritten: bool = False) -> int:
+    def store(
+        self,
+        obj: dict[str, Any],
+        checksums: dict[str, str],
+        succeeded: list[tuple[RequestRow, bool, dict[str, Any]]],
+        run_id: str,
+        rewritten: bool = False,
+    ) -> int:
         """Record a stored object and its requests (``(row, deduplicated, response content)``) in one transaction.
 
         The requests become STORED: their SUCCESS (kept with them) is queued only when the blocking
         check that reads the object back passes (``answer_checked``).
         """
+
         def tx() -> int:
             with self.engine.begin() as conn:
                 existing = conn.execute(
@@ -284,8 +338,11 @@ class Catalog(IntakeQueries, BatchQueries, CheckAnswers, Outbox, Reports):
                 else:
                     object_id = existing
                     if rewritten:  # the bytes were uploaded again at the same key: the location is sound again
-                        conn.execute(t.objects.update().where(t.objects.c.id == object_id).values(
-                            s3_checksum=obj["s3_checksum"], etag=obj["etag"], stored_at=_now()))
+                        conn.execute(
+                            t.objects.update()
+                            .where(t.objects.c.id == object_id)
+                            .values(s3_checksum=obj["s3_checksum"], etag=obj["etag"], stored_at=_now())
+                        )
                         conn.execute(t.bad_locations.delete().where(t.bad_locations.c.object_id == object_id))
                 known = {
                     r[0] for r in conn.execute(sa.select(t.object_checksums.c.algorithm).where(t.object_checksums.c.object_id == object_id))
@@ -295,9 +352,18 @@ class Catalog(IntakeQueries, BatchQueries, CheckAnswers, Outbox, Reports):
                         conn.execute(t.object_checksums.insert().values(object_id=object_id, algorithm=algorithm, checksum=value.lower()))
                 for row, deduplicated, content in succeeded:
                     conn.execute(
-                        t.requests.update().where(t.requests.c.id == row.pk).values(
-                            status=t.STORED, object_id=object_id, deduplicated=deduplicated, stage=answer_stage(content),
-                            size=obj["size"], width=row.width, height=row.height, updated_at=_now(), run_id=run_id,
+                        t.requests.update()
+                        .where(t.requests.c.id == row.pk)
+                        .values(
+                            status=t.STORED,
+                            object_id=object_id,
+                            deduplicated=deduplicated,
+                            stage=answer_stage(content),
+                            size=obj["size"],
+                            width=row.width,
+                            height=row.height,
+                            updated_at=_now(),
+                            run_id=run_id,
                             messages=row.messages,
                         )
                     )
@@ -328,11 +394,14 @@ class Catalog(IntakeQueries, BatchQueries, CheckAnswers, Outbox, Reports):
         A staged file is live while a request in flight (claimed, verified, or delayed in an
         open package) points at it; a package's tar while the package is still open.
         """
-        in_flight = sa.select(t.requests.c.stage).where(t.requests.c.tenant == tenant,
-                                                        t.requests.c.status.in_([t.CLAIMED, t.VERIFIED, t.DELAYED]))
-        members = (sa.select(t.package_members.c.staged_path)
-                   .join(t.packages, t.packages.c.id == t.package_members.c.package_id)
-                   .where(t.packages.c.tenant == tenant, t.packages.c.state == "OPEN"))
+        in_flight = sa.select(t.requests.c.stage).where(
+            t.requests.c.tenant == tenant, t.requests.c.status.in_([t.CLAIMED, t.VERIFIED, t.DELAYED])
+        )
+        members = (
+            sa.select(t.package_members.c.staged_path)
+            .join(t.packages, t.packages.c.id == t.package_members.c.package_id)
+            .where(t.packages.c.tenant == tenant, t.packages.c.state == "OPEN")
+        )
         packages = sa.select(t.packages.c.id).where(t.packages.c.tenant == tenant, t.packages.c.state == "OPEN")
         with self.engine.connect() as conn:
             paths = {s["path"] for (s,) in conn.execute(in_flight) if s and s.get("path")}

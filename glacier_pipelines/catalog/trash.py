@@ -70,16 +70,40 @@ class TrashStore(CatalogStore):
             return [x[0] for x in conn.execute(q.order_by(r.c.id))]
 
     # ---- trash and untrash -----------------------------------------------------------------
-    def trash(self, *, tenant: str, request: dict[str, Any], obj: StoredObject | None, member: str | None, deadline: datetime,
-              how: str, messages: list[str], original_key: str | None = None, withdrawn: dict[str, str] | None = None) -> int:
+    def trash(
+        self,
+        *,
+        tenant: str,
+        request: dict[str, Any],
+        obj: StoredObject | None,
+        member: str | None,
+        deadline: datetime,
+        how: str,
+        messages: list[str],
+        original_key: str | None = None,
+        withdrawn: dict[str, str] | None = None,
+    ) -> int:
         """Record one file in the trash (``withdrawn``: the digests a move under the trash prefix took out of the content index)."""
+
         def tx() -> int:
             with self.engine.begin() as conn:
                 held = dict(withdrawn or {})
-                return conn.execute(t.trash.insert().values(  # type: ignore[index]  # an INSERT has its key
-                    tenant=tenant, request_pk=request["id"], request_id=request["request_id"], object_id=obj.id if obj else None,
-                    member=member, state=TRASHED, how=how, withdrawn=held or None, original_key=original_key, trashed_at=_now(),
-                    deadline=deadline, messages=messages)).inserted_primary_key[0]
+                return conn.execute(
+                    t.trash.insert().values(  # type: ignore[index]  # an INSERT has its key
+                        tenant=tenant,
+                        request_pk=request["id"],
+                        request_id=request["request_id"],
+                        object_id=obj.id if obj else None,
+                        member=member,
+                        state=TRASHED,
+                        how=how,
+                        withdrawn=held or None,
+                        original_key=original_key,
+                        trashed_at=_now(),
+                        deadline=deadline,
+                        messages=messages,
+                    )
+                ).inserted_primary_key[0]
 
         return self.catalog._with_retry(tx)
 
@@ -91,24 +115,32 @@ class TrashStore(CatalogStore):
 
     def moved_back(self, row_id: int, tenant: str, request_id: str) -> None:
         """A moved trash was copied back: the row becomes a mark (its file stays trashed) and its ``moves`` TRASH row is undone."""
+
         def tx() -> None:
             with self.engine.begin() as conn:
                 conn.execute(t.trash.update().where(t.trash.c.id == row_id).values(how=CATALOG, original_key=None))
                 m = t.moves
-                conn.execute(m.update().where(m.c.tenant == tenant, m.c.kind == "TRASH", m.c.request_id == request_id)
-                             .values(status=UNDONE, updated_at=_now()))
+                conn.execute(
+                    m.update()
+                    .where(m.c.tenant == tenant, m.c.kind == "TRASH", m.c.request_id == request_id)
+                    .values(status=UNDONE, updated_at=_now())
+                )
 
         self.catalog._with_retry(tx)
 
     def untrash(self, row_id: int, message: str) -> None:
         """The file leaves the trash: every digest withdrawn from its object (by this row or another of the object) comes back."""
+
         def tx() -> None:
             with self.engine.begin() as conn:
                 tr, c = t.trash, t.object_checksums
                 row = conn.execute(sa.select(tr).where(tr.c.id == row_id)).one()
                 if row.object_id is not None:
-                    holders = conn.execute(sa.select(tr.c.id, tr.c.withdrawn).where(
-                        tr.c.object_id == row.object_id, tr.c.state == TRASHED, tr.c.withdrawn.is_not(None))).all()
+                    holders = conn.execute(
+                        sa.select(tr.c.id, tr.c.withdrawn).where(
+                            tr.c.object_id == row.object_id, tr.c.state == TRASHED, tr.c.withdrawn.is_not(None)
+                        )
+                    ).all()
                     known = {a for (a,) in conn.execute(sa.select(c.c.algorithm).where(c.c.object_id == row.object_id))}
                     for holder in holders:
                         for algorithm, value in (holder.withdrawn or {}).items():
@@ -116,8 +148,11 @@ class TrashStore(CatalogStore):
                                 conn.execute(c.insert().values(object_id=row.object_id, algorithm=algorithm, checksum=value))
                                 known.add(algorithm)
                         conn.execute(tr.update().where(tr.c.id == holder.id).values(withdrawn=None))
-                conn.execute(tr.update().where(tr.c.id == row_id, tr.c.state == TRASHED).values(
-                    state=RESTORED, closed_at=_now(), messages=list(row.messages or []) + [message]))
+                conn.execute(
+                    tr.update()
+                    .where(tr.c.id == row_id, tr.c.state == TRASHED)
+                    .values(state=RESTORED, closed_at=_now(), messages=list(row.messages or []) + [message])
+                )
 
         self.catalog._with_retry(tx)
 
@@ -134,7 +169,9 @@ class TrashStore(CatalogStore):
         """Inside a deletion's transaction: the open trash rows of these requests end (PURGED or DELETED)."""
         tr = t.trash
         for row in conn.execute(sa.select(tr.c.id, tr.c.messages).where(tr.c.request_pk.in_(list(request_pks)), tr.c.state == TRASHED)):
-            conn.execute(tr.update().where(tr.c.id == row.id).values(state=state, closed_at=_now(), messages=list(row.messages or []) + [message]))
+            conn.execute(
+                tr.update().where(tr.c.id == row.id).values(state=state, closed_at=_now(), messages=list(row.messages or []) + [message])
+            )
 
     def close_now(self, request_pks: Sequence[int], state: str, message: str) -> None:
         def tx() -> None:

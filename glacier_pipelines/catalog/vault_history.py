@@ -37,9 +37,15 @@ class VaultHistory(CatalogStore):
     def unledgered(self, vault: str, limit: int) -> list[dict[str, Any]]:
         """Archives of ``vault`` the ledger does not hold yet, or holds with another settled status than they have now."""
         a = vault_archives
-        q = (sa.select(a).where(a.c.vault == vault, sa.or_(a.c.ledgered_status.is_(None),
-                                                             sa.and_(a.c.status.in_(SETTLED), a.c.status != a.c.ledgered_status)))
-             .order_by(a.c.id).limit(limit))
+        q = (
+            sa.select(a)
+            .where(
+                a.c.vault == vault,
+                sa.or_(a.c.ledgered_status.is_(None), sa.and_(a.c.status.in_(SETTLED), a.c.status != a.c.ledgered_status)),
+            )
+            .order_by(a.c.id)
+            .limit(limit)
+        )
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
@@ -49,20 +55,50 @@ class VaultHistory(CatalogStore):
 
         def tx(conn: Any) -> None:
             for row in rows:
-                conn.execute(a.update().where(a.c.id == row["id"], a.c.updated_at == row["updated_at"])
-                             .values(ledgered_status=row["status"]))
+                conn.execute(
+                    a.update().where(a.c.id == row["id"], a.c.updated_at == row["updated_at"]).values(ledgered_status=row["status"])
+                )
 
         self._tx(tx)
 
     # ---- rebuild --------------------------------------------------------------------------
 
-    def add_inventory(self, *, vault: str, job_id: str, fmt: str | None, initiated_at: datetime, completed_at: datetime | None,
-                      loaded_at: datetime | None, result: dict[str, Any] | None, run_id: str | None) -> bool:
+    def add_inventory(
+        self,
+        *,
+        vault: str,
+        job_id: str,
+        fmt: str | None,
+        initiated_at: datetime,
+        completed_at: datetime | None,
+        loaded_at: datetime | None,
+        result: dict[str, Any] | None,
+        run_id: str | None,
+    ) -> bool:
         """The loaded inventory job a vault's archives came from; False when the catalog has it already."""
-        return self._tx(lambda conn: insert_ignore(conn, vault_jobs, {
-            "job_id": job_id, "vault": vault, "kind": INVENTORY, "format": fmt, "bytes": 0, "status": SUCCEEDED,
-            "initiated_at": initiated_at, "completed_at": completed_at, "checked_at": loaded_at, "loaded_at": loaded_at,
-            "result": result, "run_id": run_id})) == 1
+        return (
+            self._tx(
+                lambda conn: insert_ignore(
+                    conn,
+                    vault_jobs,
+                    {
+                        "job_id": job_id,
+                        "vault": vault,
+                        "kind": INVENTORY,
+                        "format": fmt,
+                        "bytes": 0,
+                        "status": SUCCEEDED,
+                        "initiated_at": initiated_at,
+                        "completed_at": completed_at,
+                        "checked_at": loaded_at,
+                        "loaded_at": loaded_at,
+                        "result": result,
+                        "run_id": run_id,
+                    },
+                )
+            )
+            == 1
+        )
 
     def add_archive(self, row: dict[str, Any]) -> bool:
         """One archive's row as the ledger (or its copy's metadata) gives it; False when the catalog has it already."""
@@ -74,18 +110,30 @@ class VaultHistory(CatalogStore):
         """destination key -> (archive id, status) of the vault's archives."""
         a = vault_archives
         with self.engine.connect() as conn:
-            return {k: (i, s) for k, i, s in conn.execute(sa.select(a.c.destination_key, a.c.archive_id, a.c.status)
-                                                           .where(a.c.vault == vault))}
+            return {
+                k: (i, s) for k, i, s in conn.execute(sa.select(a.c.destination_key, a.c.archive_id, a.c.status).where(a.c.vault == vault))
+            }
 
-    def mark_done_from_copy(self, vault: str, archive_id: str, *, bucket: str, etag: str | None, s3_checksum: str | None,
-                            message: str) -> None:
+    def mark_done_from_copy(
+        self, vault: str, archive_id: str, *, bucket: str, etag: str | None, s3_checksum: str | None, message: str
+    ) -> None:
         """An archive whose copy S3 holds (its metadata names it) though the ledger did not say DONE yet."""
         a = vault_archives
 
         def tx(conn: Any) -> None:
             row = conn.execute(sa.select(a.c.id, a.c.messages).where(a.c.vault == vault, a.c.archive_id == archive_id)).one()
-            conn.execute(a.update().where(a.c.id == row.id).values(
-                status=DONE, bucket=bucket, etag=etag, s3_checksum=s3_checksum, done_at=_now(), updated_at=_now(),
-                messages=list(row.messages or []) + [message]))
+            conn.execute(
+                a.update()
+                .where(a.c.id == row.id)
+                .values(
+                    status=DONE,
+                    bucket=bucket,
+                    etag=etag,
+                    s3_checksum=s3_checksum,
+                    done_at=_now(),
+                    updated_at=_now(),
+                    messages=list(row.messages or []) + [message],
+                )
+            )
 
         self._tx(tx)

@@ -66,7 +66,6 @@ deletions = sa.Table(
 )
 
 
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -104,10 +103,22 @@ class WorkerRequestStore:
                 for item in items:
                     errors = list(item.get("errors") or [])
                     row: dict[str, Any] = {k: item.get(k) for k in ("tenant", "request_id", "kind", "owner", "session")}
-                    row.update(body=item["body"] if isinstance(item.get("body"), dict) else {}, received_at=now, updated_at=now,
-                               status=t.INVALID_CONTENT if errors else PENDING, messages=errors)
-                    if not errors and conn.execute(sa.select(t.requests.c.id).where(
-                            t.requests.c.tenant == row["tenant"], t.requests.c.request_id == row["request_id"])).first() is not None:
+                    row.update(
+                        body=item["body"] if isinstance(item.get("body"), dict) else {},
+                        received_at=now,
+                        updated_at=now,
+                        status=t.INVALID_CONTENT if errors else PENDING,
+                        messages=errors,
+                    )
+                    if (
+                        not errors
+                        and conn.execute(
+                            sa.select(t.requests.c.id).where(
+                                t.requests.c.tenant == row["tenant"], t.requests.c.request_id == row["request_id"]
+                            )
+                        ).first()
+                        is not None
+                    ):
                         out.append("conflict")
                     elif conn.execute(insert, row).rowcount:
                         if errors:
@@ -122,15 +133,27 @@ class WorkerRequestStore:
     @staticmethod
     def _attempt_again(conn: Any, row: dict[str, Any]) -> bool:
         w = worker_requests
-        known = conn.execute(sa.select(w.c.id, w.c.status, w.c.messages).where(
-            w.c.tenant == row["tenant"], w.c.request_id == row["request_id"])).first()
+        known = conn.execute(
+            sa.select(w.c.id, w.c.status, w.c.messages).where(w.c.tenant == row["tenant"], w.c.request_id == row["request_id"])
+        ).first()
         if known is None or known.status not in (t.ERROR, t.INVALID_CONTENT):
             return False
         attempt = retire_answers(conn, row["tenant"], row["request_id"])
         previous = "; ".join(known.messages or [])[:500]
-        conn.execute(w.update().where(w.c.id == known.id).values(
-            status=PENDING, kind=row["kind"], body=row["body"], owner=row["owner"], session=row["session"], restore_id=None,
-            updated_at=row["updated_at"], messages=[f"sent again after its answer {known.status} ({previous}): attempt {attempt + 1}"]))
+        conn.execute(
+            w.update()
+            .where(w.c.id == known.id)
+            .values(
+                status=PENDING,
+                kind=row["kind"],
+                body=row["body"],
+                owner=row["owner"],
+                session=row["session"],
+                restore_id=None,
+                updated_at=row["updated_at"],
+                messages=[f"sent again after its answer {known.status} ({previous}): attempt {attempt + 1}"],
+            )
+        )
         return True
 
     def taken_ids(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -138,14 +161,21 @@ class WorkerRequestStore:
         w, out, pairs = worker_requests, {}, sorted(keys)
         with self.engine.connect() as conn:
             for start in range(0, len(pairs), 500):  # (tenant, request_id): the unique index answers it
-                for tenant, request_id, kind in conn.execute(sa.select(w.c.tenant, w.c.request_id, w.c.kind).where(
-                        sa.tuple_(w.c.tenant, w.c.request_id).in_(pairs[start:start + 500]))):
+                for tenant, request_id, kind in conn.execute(
+                    sa.select(w.c.tenant, w.c.request_id, w.c.kind).where(
+                        sa.tuple_(w.c.tenant, w.c.request_id).in_(pairs[start : start + 500])
+                    )
+                ):
                     out[(tenant, request_id)] = kind
         return out
 
     def pending(self, kind: str, statuses: Sequence[str] = (PENDING,), limit: int = 500) -> list[dict[str, Any]]:
-        q = (sa.select(worker_requests).where(worker_requests.c.kind == kind, worker_requests.c.status.in_(list(statuses)))
-             .order_by(worker_requests.c.id).limit(limit))
+        q = (
+            sa.select(worker_requests)
+            .where(worker_requests.c.kind == kind, worker_requests.c.status.in_(list(statuses)))
+            .order_by(worker_requests.c.id)
+            .limit(limit)
+        )
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
@@ -155,17 +185,33 @@ class WorkerRequestStore:
             row = conn.execute(q).first()
         return dict(row._mapping) if row else None
 
-    def set_status(self, pk: int, status: str, *, messages: list[str] | None = None, restore_id: str | None = None,
-                   response: tuple[str, list[str], dict[str, Any] | None] | None = None) -> bool:
+    def set_status(
+        self,
+        pk: int,
+        status: str,
+        *,
+        messages: list[str] | None = None,
+        restore_id: str | None = None,
+        response: tuple[str, list[str], dict[str, Any] | None] | None = None,
+    ) -> bool:
         """Move one request on (only from an open status); queue ``response`` (status, messages, content) in the same transaction."""
+
         def tx() -> bool:
             with self.engine.begin() as conn:
                 return self._set_status(conn, pk, status, messages=messages, restore_id=restore_id, response=response)
 
         return self.catalog._with_retry(tx)
 
-    def _set_status(self, conn: Any, pk: int, status: str, *, messages: list[str] | None = None, restore_id: str | None = None,
-                    response: tuple[str, list[str], dict[str, Any] | None] | None = None) -> bool:
+    def _set_status(
+        self,
+        conn: Any,
+        pk: int,
+        status: str,
+        *,
+        messages: list[str] | None = None,
+        restore_id: str | None = None,
+        response: tuple[str, list[str], dict[str, Any] | None] | None = None,
+    ) -> bool:
         w = worker_requests
         row = conn.execute(sa.select(w.c.tenant, w.c.request_id, w.c.status).where(w.c.id == pk)).first()
         if row is None or row.status not in OPEN:
@@ -184,8 +230,11 @@ class WorkerRequestStore:
     def storage_request(self, tenant: str, request_id: str) -> dict[str, Any] | None:
         r = t.requests
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(r.c.id, r.c.request_id, r.c.status, r.c.object_id, r.c.checksum, r.c.algorithm)
-                               .where(r.c.tenant == tenant, r.c.request_id == request_id)).first()
+            row = conn.execute(
+                sa.select(r.c.id, r.c.request_id, r.c.status, r.c.object_id, r.c.checksum, r.c.algorithm).where(
+                    r.c.tenant == tenant, r.c.request_id == request_id
+                )
+            ).first()
         return dict(row._mapping) if row else None
 
     def requests_by_checksum(self, tenant: str, checksum: str) -> list[dict[str, Any]]:
@@ -194,18 +243,25 @@ class WorkerRequestStore:
         by_object = sa.select(oc.c.object_id).join(o, o.c.id == oc.c.object_id).where(o.c.tenant == tenant, oc.c.checksum == checksum)
         by_member = sa.select(pm.c.request_pk).where(pm.c.tenant == tenant, pm.c.sha256 == checksum)
         standalone = ~sa.exists().where(pm.c.request_pk == r.c.id)
-        q = (sa.select(r.c.id, r.c.request_id, r.c.status, r.c.object_id).where(
-            r.c.tenant == tenant,
-            sa.or_(r.c.checksum == checksum, sa.and_(r.c.object_id.in_(by_object), standalone), r.c.id.in_(by_member)))
-            .order_by(r.c.id))
+        q = (
+            sa.select(r.c.id, r.c.request_id, r.c.status, r.c.object_id)
+            .where(
+                r.c.tenant == tenant,
+                sa.or_(r.c.checksum == checksum, sa.and_(r.c.object_id.in_(by_object), standalone), r.c.id.in_(by_member)),
+            )
+            .order_by(r.c.id)
+        )
         with self.engine.connect() as conn:
             return [dict(x._mapping) for x in conn.execute(q)]
 
     def requests_at(self, tenant: str, bucket: str, key: str, member: str | None) -> list[dict[str, Any]]:
         """The tenant's storage requests whose file is the object at bucket/key (or that member of the package there)."""
         r, o, pm = t.requests, t.objects, t.package_members
-        q = (sa.select(r.c.id, r.c.request_id, r.c.status, r.c.object_id).join(o, o.c.id == r.c.object_id)
-             .where(r.c.tenant == tenant, o.c.tenant == tenant, o.c.bucket == bucket, o.c.key == key))
+        q = (
+            sa.select(r.c.id, r.c.request_id, r.c.status, r.c.object_id)
+            .join(o, o.c.id == r.c.object_id)
+            .where(r.c.tenant == tenant, o.c.tenant == tenant, o.c.bucket == bucket, o.c.key == key)
+        )
         if member is not None:
             q = q.where(sa.exists().where(pm.c.request_pk == r.c.id, pm.c.name == member))
         else:
@@ -227,8 +283,11 @@ class WorkerRequestStore:
         """The package membership of a storage request: package id, member name, manifest key."""
         pm, p = t.package_members, t.packages
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(pm.c.package_id, pm.c.name, p.c.manifest_key).join(p, p.c.id == pm.c.package_id)
-                               .where(pm.c.request_pk == request_pk)).first()
+            row = conn.execute(
+                sa.select(pm.c.package_id, pm.c.name, p.c.manifest_key)
+                .join(p, p.c.id == pm.c.package_id)
+                .where(pm.c.request_pk == request_pk)
+            ).first()
         return dict(row._mapping) if row else None
 
     def live_references(self, object_id: int, excluding: Sequence[int]) -> int:
@@ -244,8 +303,11 @@ class WorkerRequestStore:
         """Whether a storage request of the tenant not yet stored announces this object's content (it may deduplicate onto it)."""
         r, oc = t.requests, t.object_checksums
         digests = sa.select(oc.c.checksum).where(oc.c.object_id == object_id)
-        q = sa.select(r.c.id).where(r.c.tenant == tenant, r.c.status.in_([t.PENDING, t.CLAIMED, t.VERIFIED]),
-                                    r.c.checksum.in_(digests)).limit(1)
+        q = (
+            sa.select(r.c.id)
+            .where(r.c.tenant == tenant, r.c.status.in_([t.PENDING, t.CLAIMED, t.VERIFIED]), r.c.checksum.in_(digests))
+            .limit(1)
+        )
         with self.engine.connect() as conn:
             return conn.execute(q).first() is not None
 
@@ -266,8 +328,11 @@ class WorkerRequestStore:
     def package_share_deleted(self, package_id: str, also_deleted: Collection[int] = ()) -> float:
         """Share of the package's member bytes whose requests are no longer live (``also_deleted``: request pks about to be)."""
         pm, r = t.package_members, t.requests
-        q = (sa.select(pm.c.request_pk, pm.c.size, r.c.status).join(r, r.c.id == pm.c.request_pk)
-             .where(pm.c.package_id == package_id, pm.c.offset.is_not(None)))
+        q = (
+            sa.select(pm.c.request_pk, pm.c.size, r.c.status)
+            .join(r, r.c.id == pm.c.request_pk)
+            .where(pm.c.package_id == package_id, pm.c.offset.is_not(None))
+        )
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
         total = sum(size for _, size, _ in rows)
@@ -276,25 +341,41 @@ class WorkerRequestStore:
 
     def object_checksums(self, object_id: int) -> dict[str, str]:
         with self.engine.connect() as conn:
-            return dict(conn.execute(sa.select(t.object_checksums.c.algorithm, t.object_checksums.c.checksum)
-                                     .where(t.object_checksums.c.object_id == object_id)).all())
+            return dict(
+                conn.execute(
+                    sa.select(t.object_checksums.c.algorithm, t.object_checksums.c.checksum).where(
+                        t.object_checksums.c.object_id == object_id
+                    )
+                ).all()
+            )
 
     def early_deletion_charges(self, tenant: str | None = None) -> list[tuple[str, str, int, int, float]]:
         """(tenant, storage class, objects, bytes, USD) of bytes deleted before their class's minimum duration: by deletion
         requests, the trash's purge and compaction (the old package); for the cost report."""
         d = deletions
-        q = (sa.select(d.c.tenant, d.c.storage_class, sa.func.count(), sa.func.sum(d.c.size), sa.func.sum(d.c.early_deletion_charge_usd))
-             .where(d.c.what == "OBJECT", d.c.early_deletion_charge_usd > 0).group_by(d.c.tenant, d.c.storage_class)
-             .order_by(d.c.tenant, d.c.storage_class))
+        q = (
+            sa.select(d.c.tenant, d.c.storage_class, sa.func.count(), sa.func.sum(d.c.size), sa.func.sum(d.c.early_deletion_charge_usd))
+            .where(d.c.what == "OBJECT", d.c.early_deletion_charge_usd > 0)
+            .group_by(d.c.tenant, d.c.storage_class)
+            .order_by(d.c.tenant, d.c.storage_class)
+        )
         if tenant is not None:
             q = q.where(d.c.tenant == tenant)
         with self.engine.connect() as conn:
             return [(n, c or "", int(k), int(b or 0), float(u or 0.0)) for n, c, k, b, u in conn.execute(q)]
 
     # ---- deletion: recording it ----------------------------------------------------------
-    def record_deletion(self, pk: int | None, *, tenant: str, deletion_request_id: str, targets: Sequence[dict[str, Any]],
-                        removed: Sequence[dict[str, Any]], response: tuple[str, list[str], dict[str, Any] | None] | None = None,
-                        trash_state: str = DELETED) -> bool:
+    def record_deletion(
+        self,
+        pk: int | None,
+        *,
+        tenant: str,
+        deletion_request_id: str,
+        targets: Sequence[dict[str, Any]],
+        removed: Sequence[dict[str, Any]],
+        response: tuple[str, list[str], dict[str, Any] | None] | None = None,
+        trash_state: str = DELETED,
+    ) -> bool:
         """In one transaction: the target storage requests become DELETED, removed objects leave the catalog, the answer is queued.
 
         ``targets``: {pk, request_id, url}; ``removed``: {object (StoredObject), checksums, charge, urls}. ``pk`` None: a
@@ -313,20 +394,41 @@ class WorkerRequestStore:
                 for target in targets:
                     r = t.requests
                     messages = conn.execute(sa.select(r.c.messages).where(r.c.id == target["pk"])).scalar() or []
-                    conn.execute(r.update().where(r.c.id == target["pk"], r.c.status == t.SUCCESS).values(
-                        status=DELETED, updated_at=now, messages=list(messages) + [f"deleted by request {deletion_request_id}"]))
-                    conn.execute(deletions.insert().values(tenant=tenant, deletion_request_id=deletion_request_id, what="REQUEST",
-                                                           storage_request_id=target["request_id"], url=target["url"], deleted_at=now))
+                    conn.execute(
+                        r.update()
+                        .where(r.c.id == target["pk"], r.c.status == t.SUCCESS)
+                        .values(status=DELETED, updated_at=now, messages=list(messages) + [f"deleted by request {deletion_request_id}"])
+                    )
+                    conn.execute(
+                        deletions.insert().values(
+                            tenant=tenant,
+                            deletion_request_id=deletion_request_id,
+                            what="REQUEST",
+                            storage_request_id=target["request_id"],
+                            url=target["url"],
+                            deleted_at=now,
+                        )
+                    )
                 for item in removed:
                     obj: StoredObject = item["object"]
                     for url in item["urls"]:
-                        conn.execute(deletions.insert().values(
-                            tenant=tenant, deletion_request_id=deletion_request_id, what="OBJECT", url=url,
-                            storage_class=obj.storage_class, size=obj.size, sha256=obj.sha256, checksums=item["checksums"],
-                            stored_at=item.get("stored_at"), deleted_at=now, early_deletion_charge_usd=item.get("charge")))
+                        conn.execute(
+                            deletions.insert().values(
+                                tenant=tenant,
+                                deletion_request_id=deletion_request_id,
+                                what="OBJECT",
+                                url=url,
+                                storage_class=obj.storage_class,
+                                size=obj.size,
+                                sha256=obj.sha256,
+                                checksums=item["checksums"],
+                                stored_at=item.get("stored_at"),
+                                deleted_at=now,
+                                early_deletion_charge_usd=item.get("charge"),
+                            )
+                        )
                     self._forget_object(conn, obj.id, deletion_request_id)
-                TrashStore(self.catalog).close(conn, [target["pk"] for target in targets], trash_state,
-                                               f"deleted by {deletion_request_id}")
+                TrashStore(self.catalog).close(conn, [target["pk"] for target in targets], trash_state, f"deleted by {deletion_request_id}")
                 if pk is None:
                     return True
                 assert response is not None
@@ -339,11 +441,21 @@ class WorkerRequestStore:
         """Remove an object whose bytes were deleted, and every reference to it (tables added later included)."""
         rs = t.restores
         gone = f"the file was deleted (request {deletion_request_id})"
-        for row in conn.execute(sa.select(rs.c.id, rs.c.messages, rs.c.status).where(
-                rs.c.object_id == object_id, rs.c.status.in_(["PENDING", "IN_PROGRESS", "READY"]))):
-            conn.execute(rs.update().where(rs.c.id == row.id).values(
-                status="FAILED" if row.status != "READY" else "EXPIRED", download_url=None, updated_at=_now(),
-                messages=list(row.messages or []) + [gone]))
+        for row in conn.execute(
+            sa.select(rs.c.id, rs.c.messages, rs.c.status).where(
+                rs.c.object_id == object_id, rs.c.status.in_(["PENDING", "IN_PROGRESS", "READY"])
+            )
+        ):
+            conn.execute(
+                rs.update()
+                .where(rs.c.id == row.id)
+                .values(
+                    status="FAILED" if row.status != "READY" else "EXPIRED",
+                    download_url=None,
+                    updated_at=_now(),
+                    messages=list(row.messages or []) + [gone],
+                )
+            )
         conn.execute(t.packages.update().where(t.packages.c.object_id == object_id).values(state=DELETED))
         for table in reversed(t.metadata.sorted_tables):
             for fk in table.foreign_keys:

@@ -30,8 +30,21 @@ from glacier_pipelines.cli.vault import cmd_vault, vault_migrate
 from glacier_pipelines.runs.requests import submit
 from glacier_pipelines.settings import load as load_settings
 
-__all__ = ["QUIET_LOGS", "ConfigFault", "TransientFault", "audit", "check_bucket", "check_tenant", "ensure_dagster_home",
-           "log_path", "main", "move", "submit", "trash", "vault_migrate"]
+__all__ = [
+    "QUIET_LOGS",
+    "ConfigFault",
+    "TransientFault",
+    "audit",
+    "check_bucket",
+    "check_tenant",
+    "ensure_dagster_home",
+    "log_path",
+    "main",
+    "move",
+    "submit",
+    "trash",
+    "vault_migrate",
+]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -69,8 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant")
     p.add_argument("--close-packages", action="store_true", help="also close and upload every open small-file package now")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--submit", action="store_true",
-                       help="put the archive runs on the instance's run queue (the default while a Dagster daemon dequeues it)")
+    where.add_argument(
+        "--submit",
+        action="store_true",
+        help="put the archive runs on the instance's run queue (the default while a Dagster daemon dequeues it)",
+    )
     where.add_argument("--in-process", action="store_true", help="execute the archive runs here even while a Dagster daemon runs")
     p.add_argument("--no-wait", action="store_true", help="with a run queue: return once the runs are queued")
     p.add_argument("--wait-minutes", type=float, default=60.0, help="with a run queue: how long to watch the queued runs (default 60)")
@@ -90,9 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--vault", required=True)
     m.add_argument("--json", action="store_true")
     p = sub.add_parser("catalog", help="catalog maintenance")
-    p.add_argument("action", choices=["rebuild", "upgrade"],
-                   help="rebuild: recreate the catalog from the bucket's objects and package manifests; "
-                        "upgrade: bring the catalog's schema (GLACIER_CATALOG_URL) to this release's (Alembic)")
+    p.add_argument(
+        "action",
+        choices=["rebuild", "upgrade"],
+        help="rebuild: recreate the catalog from the bucket's objects and package manifests; "
+        "upgrade: bring the catalog's schema (GLACIER_CATALOG_URL) to this release's (Alembic)",
+    )
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("report", help="per-request status and stored object from the catalog")
     p.add_argument("--tenant")
@@ -117,18 +136,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("move", help="move objects already in S3 into an archive class by server-side copies (no download)")
     p.add_argument("url", nargs="?", help="s3://bucket/key (one object) or s3://bucket/prefix/ (every object under it)")
     p.add_argument("--tenant", required=True)
-    p.add_argument("--list", action="store_true",
-                   help="list the tenant's moves the catalog records (under URL if given), with the run that copied each; moves nothing")
+    p.add_argument(
+        "--list",
+        action="store_true",
+        help="list the tenant's moves the catalog records (under URL if given), with the run that copied each; moves nothing",
+    )
     p.add_argument("--storage-class", help="target class (default: GLACIER_STORAGE_CLASS)")
-    p.add_argument("--verify", choices=["trust-s3", "stream"], default="trust-s3",
-                   help="trust-s3 (default): record S3's own checksum; stream: read each object once and compare")
+    p.add_argument(
+        "--verify",
+        choices=["trust-s3", "stream"],
+        default="trust-s3",
+        help="trust-s3 (default): record S3's own checksum; stream: read each object once and compare",
+    )
     p.add_argument("--checksum", help="ALGORITHM:HEX the object must have (one object only), e.g. MD5:9e10...")
-    p.add_argument("--to-archive", action="store_true",
-                   help="copy onto the tenant's archive key and delete the source (default: in place)")
+    p.add_argument("--to-archive", action="store_true", help="copy onto the tenant's archive key and delete the source (default: in place)")
     p.add_argument("--max-objects", type=int, default=100_000, help="objects copied in this run; the rest wait for the next")
     p.add_argument("--dry-run", action="store_true", help="list and print the estimated cost only")
     p.add_argument("--json", action="store_true")
-    p = sub.add_parser("trash", help="soft-delete archived files until their grace period ends (GLACIER_TRASH_GRACE_DAYS), then delete them")
+    p = sub.add_parser(
+        "trash", help="soft-delete archived files until their grace period ends (GLACIER_TRASH_GRACE_DAYS), then delete them"
+    )
     p.add_argument("request_ids", nargs="+", metavar="REQUEST_ID")
     p.add_argument("--tenant", required=True)
     p.add_argument("--verify", choices=["trust-s3", "stream"], default="trust-s3")
@@ -158,8 +185,6 @@ def main(argv: list[str] | None = None) -> int:
         status, message = _classify(exc)
         if status is None:
             where = _log_unexpected(args.command, exc)
-            status, message = 1, (f"unexpected error {type(exc).__name__}: {_one_line(exc)} "
-                                  f"(full traceback in {where})")
+            status, message = 1, (f"unexpected error {type(exc).__name__}: {_one_line(exc)} (full traceback in {where})")
         print(f"glacier-pipelines {args.command}: {message}", file=sys.stderr)
         return status
-

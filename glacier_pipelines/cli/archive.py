@@ -25,7 +25,6 @@ def audit(request_id: str, tenant: str | None = None) -> dict[str, Any]:
         return audit_story(resources_from_env()["catalog"].get(), instance, request_id, tenant)
 
 
-
 def trash(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Soft-delete archived files by request id (``trash``), or take them back before their deadline (``untrash``): flows/trash.py."""
     from datetime import timedelta
@@ -49,7 +48,6 @@ def trash(args: argparse.Namespace) -> list[dict[str, Any]]:
     return out
 
 
-
 def cmd_report(args: argparse.Namespace) -> int:
     from glacier_pipelines.resources import resources_from_env
 
@@ -62,8 +60,10 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(json.dumps(rows, indent=2, default=str))
         else:
             for row in rows:
-                print(f"{row['restoreId'][:8]}  {row['tenant']:<12} {row['status']:<11} {row['tier']:<9} {row['storedFileUrl'] or '-'}  "
-                      f"{'; '.join(row['messages'])}")
+                print(
+                    f"{row['restoreId'][:8]}  {row['tenant']:<12} {row['status']:<11} {row['tier']:<9} {row['storedFileUrl'] or '-'}  "
+                    f"{'; '.join(row['messages'])}"
+                )
         return 0
     if args.costs:
         from glacier_pipelines.flows import costs
@@ -82,7 +82,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def cmd_submit(args: argparse.Namespace) -> int:
     sent, errors = submit(args.requests)
     for e in errors:
@@ -93,14 +92,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
-
 def cmd_audit(args: argparse.Namespace) -> int:
     from glacier_pipelines.flows.audit import render
 
     story = audit(args.request_id, args.tenant)
     print(json.dumps(story, indent=2, default=str) if args.json else render(story))
     return 0
-
 
 
 def cmd_trash(args: argparse.Namespace) -> int:
@@ -124,4 +121,3 @@ def cmd_responses(args: argparse.Namespace) -> int:
         for m in out:
             print(f"{m['body']['requestId']}: {m['body']['status']}")
     return 0
-

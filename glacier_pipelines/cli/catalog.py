@@ -19,11 +19,20 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     from glacier_pipelines.resources import resources_from_env
 
     r = resources_from_env()
-    counts = rebuild(r["catalog"].get(), r["archive_store"].client(), r["archive_store"].bucket, r["archive_store"].key_prefix,
-                     vault_prefix=r["vault"].key_prefix, tenants=r["archive_store"].tenants())  # every tenant's own bucket too
-    print(json.dumps(counts) if args.json else
-          f"rebuilt: {counts['manifests']} package manifest(s), {counts['members']} member request(s), {counts['objects']} standalone object(s), "
-          f"{counts['ledger_requests']} request(s) from the ledger ({counts['unresolved']} naming an object the bucket lacks), "
-          f"{counts['restores']} restore state(s), {counts['moves']} move(s), {counts.get('vault_archives', 0)} vault archive(s) "
-          f"of {counts.get('vaults', 0)} vault(s)")
+    counts = rebuild(
+        r["catalog"].get(),
+        r["archive_store"].client(),
+        r["archive_store"].bucket,
+        r["archive_store"].key_prefix,
+        vault_prefix=r["vault"].key_prefix,
+        tenants=r["archive_store"].tenants(),
+    )  # every tenant's own bucket too
+    print(
+        json.dumps(counts)
+        if args.json
+        else f"rebuilt: {counts['manifests']} package manifest(s), {counts['members']} member request(s), {counts['objects']} standalone object(s), "
+        f"{counts['ledger_requests']} request(s) from the ledger ({counts['unresolved']} naming an object the bucket lacks), "
+        f"{counts['restores']} restore state(s), {counts['moves']} move(s), {counts.get('vault_archives', 0)} vault archive(s) "
+        f"of {counts.get('vaults', 0)} vault(s)"
+    )
     return 0

@@ -83,8 +83,11 @@ def log_unexpected(command: str, exc: BaseException) -> str:
     import tempfile
     import traceback
 
-    text = (f"{datetime.datetime.now(datetime.timezone.utc).isoformat()} glacier-pipelines {command} (pid {os.getpid()}):\n"
-            + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)) + "\n")
+    text = (
+        f"{datetime.datetime.now(datetime.timezone.utc).isoformat()} glacier-pipelines {command} (pid {os.getpid()}):\n"
+        + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        + "\n"
+    )
     for path in (log_path(), Path(tempfile.gettempdir()) / "glacier-pipelines.log"):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,4 +97,3 @@ def log_unexpected(command: str, exc: BaseException) -> str:
         except OSError:
             continue
     return "nowhere: the log file could not be written"
-

@@ -37,12 +37,24 @@ def move(args: argparse.Namespace, *, progress=_progress) -> dict[str, Any]:
     settings = Settings.from_env()
     ensure_dagster_home(settings)
     setup, r = move_setup()
-    config = {"source": args.url, "storage_class": (args.storage_class or "").upper(), "verification": args.verify,
-              "destination": "archive" if args.to_archive else "in-place", "checksum": args.checksum or "",
-              "max_objects": args.max_objects}
-    request = move_flow.MoveRequest(tenant=args.tenant, url=args.url, storage_class=config["storage_class"] or None,
-                                    verification=args.verify, destination=config["destination"], checksum=args.checksum,
-                                    max_objects=args.max_objects, dry_run=True)
+    config = {
+        "source": args.url,
+        "storage_class": (args.storage_class or "").upper(),
+        "verification": args.verify,
+        "destination": "archive" if args.to_archive else "in-place",
+        "checksum": args.checksum or "",
+        "max_objects": args.max_objects,
+    }
+    request = move_flow.MoveRequest(
+        tenant=args.tenant,
+        url=args.url,
+        storage_class=config["storage_class"] or None,
+        verification=args.verify,
+        destination=config["destination"],
+        checksum=args.checksum,
+        max_objects=args.max_objects,
+        dry_run=True,
+    )
     planned = move_flow.move(setup, request, progress=progress)  # refusals surface here, before any run
     for line in (planned.estimate or {}).get("lines", []):
         progress(f"  ${line['usd']:.6f}  {line['item']}" if line["usd"] is not None else f"  {line['item']}")
@@ -52,9 +64,17 @@ def move(args: argparse.Namespace, *, progress=_progress) -> dict[str, Any]:
         partitions = cast(str, tenants_partitions.name)  # the stubs say Optional; it is named where defined
         if not instance.has_dynamic_partition(partitions, args.tenant):
             instance.add_dynamic_partitions(partitions, [args.tenant])
-        result = build_defs(r).resolve_job_def("move_job").execute_in_process(
-            partition_key=args.tenant, instance=instance, raise_on_error=False, tags={"glacier/tenant": args.tenant},
-            run_config={**QUIET_LOGS, "ops": {"server_side_archives": {"config": config}}})
+        result = (
+            build_defs(r)
+            .resolve_job_def("move_job")
+            .execute_in_process(
+                partition_key=args.tenant,
+                instance=instance,
+                raise_on_error=False,
+                tags={"glacier/tenant": args.tenant},
+                run_config={**QUIET_LOGS, "ops": {"server_side_archives": {"config": config}}},
+            )
+        )
     report: dict[str, Any] = {}
     for event in result.get_asset_materialization_events():
         report = cast(dict[str, Any], event.materialization.metadata["report"].value)  # a JSON metadata value
@@ -63,17 +83,18 @@ def move(args: argparse.Namespace, *, progress=_progress) -> dict[str, Any]:
         if data is not None and "report" in data.metadata:
             report = cast(dict[str, Any], data.metadata["report"].value)
         elif not report:
-            report = {**planned.as_dict(), "objects": [], "error": event.step_failure_data.error.message.strip()
-                      if event.step_failure_data.error else "the move failed"}
+            report = {
+                **planned.as_dict(),
+                "objects": [],
+                "error": event.step_failure_data.error.message.strip() if event.step_failure_data.error else "the move failed",
+            }
     return {**report, "dryRun": False, "runId": result.run_id, "runSuccess": result.success}
-
 
 
 def print_moves(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         where = row.get("destination") or "-"
         print(f"{row['status']:<8} {row.get('source') or row.get('requestId', '')} -> {where}  {'; '.join(row.get('messages', []))}")
-
 
 
 def move_list(args: argparse.Namespace) -> int:
@@ -86,8 +107,10 @@ def move_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2, default=str))
         return 0
     for row in rows:
-        print(f"{row['kind']:<6} {row['status']:<8} {row['source']} -> {row['destination']}  {row['storageClass']}  "
-              f"copied by {row['copiedByRun'] or '-'}  {'; '.join(row['messages'][-1:])}")
+        print(
+            f"{row['kind']:<6} {row['status']:<8} {row['source']} -> {row['destination']}  {row['storageClass']}  "
+            f"copied by {row['copiedByRun'] or '-'}  {'; '.join(row['messages'][-1:])}"
+        )
     print(f"\n{len(rows)} move(s)")
     return 0
 
@@ -105,9 +128,11 @@ def cmd_move(args: argparse.Namespace) -> int:
         if summary.get("error"):
             print(summary["error"], file=sys.stderr)
         others = {run: n for run, n in (summary.get("copiedByRun") or {}).items() if run != summary.get("runId")}
-        print(f"\n{summary.get('moved', 0)} moved by this run" + "".join(f", {n} by run {run}" for run, n in sorted(others.items()))
-              + (f", {summary['inOtherRuns']} being moved by other runs" if summary.get("inOtherRuns") else "")
-              + f", {summary.get('skipped', 0)} skipped, {summary.get('failed', 0)} failed; "
-              f"{summary.get('bytesMoved', 0):,} bytes; estimated cost ${(summary.get('estimate') or {}).get('total', 0.0):.6f}")
+        print(
+            f"\n{summary.get('moved', 0)} moved by this run"
+            + "".join(f", {n} by run {run}" for run, n in sorted(others.items()))
+            + (f", {summary['inOtherRuns']} being moved by other runs" if summary.get("inOtherRuns") else "")
+            + f", {summary.get('skipped', 0)} skipped, {summary.get('failed', 0)} failed; "
+            f"{summary.get('bytesMoved', 0):,} bytes; estimated cost ${(summary.get('estimate') or {}).get('total', 0.0):.6f}"
+        )
     return 0 if summary["runSuccess"] else 1
-

@@ -20,7 +20,6 @@ def cmd_process(args: argparse.Namespace) -> int:
         print_table(summary["requests"])
         print(f"\n{len(summary['runs'])} run(s); statuses: {summary['statuses']}; responses published: {summary['responsesPublished']}")
     if summary.get("brokerUnreachable"):
-        print(f"glacier-pipelines process: {summary['brokerUnreachable']}; the requests stay queued for the next pass",
-              file=sys.stderr)
+        print(f"glacier-pipelines process: {summary['brokerUnreachable']}; the requests stay queued for the next pass", file=sys.stderr)
         return 1
     return 0 if all(r["success"] for r in summary["runs"] + summary["restoreRuns"]) else 1

@@ -11,8 +11,16 @@ from glacier_pipelines.runs.requests import restore
 
 def cmd_restore(args: argparse.Namespace) -> int:
     """0 all asked for; 2 every file refused (refused input, like move); 1 some refused or failed, or the run failed."""
-    summary = restore(args.tenant, days=args.days, requester=args.requester, tier=args.tier, request_ids=args.request_id or (),
-                      checksums=args.checksum or (), urls=args.url or (), note=args.note)  # a RestoreRequestError: exit 2
+    summary = restore(
+        args.tenant,
+        days=args.days,
+        requester=args.requester,
+        tier=args.tier,
+        request_ids=args.request_id or (),
+        checksums=args.checksum or (),
+        urls=args.url or (),
+        note=args.note,
+    )  # a RestoreRequestError: exit 2
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:

@@ -45,22 +45,26 @@ def vault_migrate(args: argparse.Namespace, *, progress=_progress, outcome: dict
         if not instance.has_dynamic_partition("vaults", args.vault):
             instance.add_dynamic_partitions("vaults", [args.vault])
         while True:
-            result = job.execute_in_process(partition_key=args.vault, instance=instance, raise_on_error=False,
-                                            run_config=QUIET_LOGS, tags={"glacier/vault": args.vault})
-            faults = [f"{e.step_key}: {one_line(e.step_failure_data.error.message)}" if e.step_failure_data.error else str(e.step_key)
-                      for e in result.get_step_failure_events()]
+            result = job.execute_in_process(
+                partition_key=args.vault, instance=instance, raise_on_error=False, run_config=QUIET_LOGS, tags={"glacier/vault": args.vault}
+            )
+            faults = [
+                f"{e.step_key}: {one_line(e.step_failure_data.error.message)}" if e.step_failure_data.error else str(e.step_key)
+                for e in result.get_step_failure_events()
+            ]
             fault = "; ".join(faults) or (None if result.success else f"run {result.run_id} failed")
             outcome.update(runSuccess=result.success, fault=fault, runId=result.run_id)
             state = vault_flow.migration_state(setup, args.vault)
-            progress(f"vault {args.vault}: run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED: ' + str(fault)}; "
-                     f"{json.dumps({k: v for k, v in state.items() if k != 'finished'}, default=str)}")
+            progress(
+                f"vault {args.vault}: run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED: ' + str(fault)}; "
+                f"{json.dumps({k: v for k, v in state.items() if k != 'finished'}, default=str)}"
+            )
             if args.wait and not state["finished"]:
                 repeats.observe(fault)  # the same fault 3 runs in a row: RepeatedFault, exit 1
             if state["finished"] or not args.wait or time.monotonic() > deadline:
                 break
             time.sleep(args.poll_seconds)
     return vault_flow.vault_report(setup, args.vault)
-
 
 
 def vault_status(args: argparse.Namespace) -> int:
@@ -71,19 +75,25 @@ def vault_status(args: argparse.Namespace) -> int:
     r = resources_from_env()
     setup = r["vault"].setup(r["catalog"], r["archive_store"])
     vault_flow.check_vault_name(setup, args.vault)
-    status: dict[str, Any] = {"state": vault_flow.migration_state(setup, args.vault),
-                              "archives": vault_flow.vault_report(setup, args.vault)}
+    status: dict[str, Any] = {
+        "state": vault_flow.migration_state(setup, args.vault),
+        "archives": vault_flow.vault_report(setup, args.vault),
+    }
     if args.json:
         print(json.dumps(status, indent=2, default=str))
         return 0
     for row in status["archives"]:
-        print(f"{row['status']:<12} {row['sizeInBytes']:>14}  {row['destinationKey']}  {row['doneByRun'] or '-'}  "
-              f"{'; '.join(row['messages'][-1:])}")
+        print(
+            f"{row['status']:<12} {row['sizeInBytes']:>14}  {row['destinationKey']}  {row['doneByRun'] or '-'}  "
+            f"{'; '.join(row['messages'][-1:])}"
+        )
     state = status["state"]
     by_run = Counter(row["doneByRun"] for row in status["archives"] if row["status"] == "DONE")
-    print(f"\nvault {args.vault}: inventory {state['inventory']}; {dict((k, n) for k, n in state['archives'].items() if n)}; "
-          + ", ".join(f"{n} copied by run {run}" for run, n in sorted(by_run.items(), key=lambda x: str(x[0])))
-          + ("; finished" if state["finished"] else f"; {state['pending']} pending"))
+    print(
+        f"\nvault {args.vault}: inventory {state['inventory']}; {dict((k, n) for k, n in state['archives'].items() if n)}; "
+        + ", ".join(f"{n} copied by run {run}" for run, n in sorted(by_run.items(), key=lambda x: str(x[0])))
+        + ("; finished" if state["finished"] else f"; {state['pending']} pending")
+    )
     return 0
 
 
@@ -105,10 +115,11 @@ def cmd_vault(args: argparse.Namespace) -> int:
             print(f"{row['status']:<12} {row['sizeInBytes']:>14}  {row['destinationKey'] or '-'}  {'; '.join(row['messages'])}")
         counts = Counter(r["status"] for r in report)
         by_run = Counter(r.get("doneByRun") for r in report if r["status"] == "DONE")
-        print(f"\n{len(report)} archive(s): {dict(counts)}"
-              + "".join(f"; {n} copied by run {run}" for run, n in sorted(by_run.items(), key=lambda x: str(x[0]))))
+        print(
+            f"\n{len(report)} archive(s): {dict(counts)}"
+            + "".join(f"; {n} copied by run {run}" for run, n in sorted(by_run.items(), key=lambda x: str(x[0])))
+        )
     if not outcome.get("runSuccess", True):
         print(f"glacier-pipelines vault migrate: run {outcome.get('runId')} failed: {outcome.get('fault')}", file=sys.stderr)
         return 1
     return 1 if any(r["status"] == "FAILED" for r in report) else 0
-

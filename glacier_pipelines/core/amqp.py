@@ -92,11 +92,15 @@ class AmqpTransport:
             if not self.settings.response_exchange:
                 self._ensure_queue(self.settings.response_routing_key)
         except (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError) as exc:
-            raise TransportConfigError(f"the AMQP broker at {redact_amqp_url(self.settings.url)} refused the login "
-                                       f"(fix the user or password in GLACIER_AMQP_URL): {_first_line(exc)}") from None
+            raise TransportConfigError(
+                f"the AMQP broker at {redact_amqp_url(self.settings.url)} refused the login "
+                f"(fix the user or password in GLACIER_AMQP_URL): {_first_line(exc)}"
+            ) from None
         except pika.exceptions.ProbableAccessDeniedError as exc:
-            raise TransportConfigError(f"the AMQP broker at {redact_amqp_url(self.settings.url)} refused the virtual host "
-                                       f"(fix GLACIER_AMQP_URL): {_first_line(exc)}") from None
+            raise TransportConfigError(
+                f"the AMQP broker at {redact_amqp_url(self.settings.url)} refused the virtual host "
+                f"(fix GLACIER_AMQP_URL): {_first_line(exc)}"
+            ) from None
         except _CONNECTION_ERRORS as exc:
             raise TransportError(f"the AMQP broker at {redact_amqp_url(self.settings.url)} is unreachable: {_first_line(exc)}") from None
         return self._channel
@@ -227,15 +231,18 @@ class AmqpTransport:
                 method, properties, body = channel.basic_get(queue, auto_ack=True)
                 if method is None:
                     break
-                out.append(Message(id=str(method.delivery_tag), headers={k: _text(v) for k, v in (properties.headers or {}).items()}, body=body))
+                out.append(
+                    Message(id=str(method.delivery_tag), headers={k: _text(v) for k, v in (properties.headers or {}).items()}, body=body)
+                )
         except _CONNECTION_ERRORS as exc:
             raise TransportError(f"AMQP read of {queue} failed: {exc!r}") from None
         return out
 
     def _publish(self, exchange: str, routing_key: str, headers: dict[str, Any], body: bytes) -> None:
         channel = self._open()
-        props = pika.BasicProperties(headers=headers, delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json",
-                                     timestamp=int(time.time()))
+        props = pika.BasicProperties(
+            headers=headers, delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json", timestamp=int(time.time())
+        )
         try:
             channel.basic_publish(exchange=exchange, routing_key=routing_key, body=body, properties=props, mandatory=True)
         except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:

@@ -32,8 +32,20 @@ CONFIGURATION_CODES = {
     "KMS.DisabledException": "the KMS key of GLACIER_SSE_KMS_KEY_ID is disabled",
 }
 TRANSIENT_CODES = {
-    "RequestTimeout", "RequestTimeTooSkewed", "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
-    "InternalError", "ServiceUnavailable", "503", "500", "502", "504", "OperationAborted", "TooManyRequests",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalError",
+    "ServiceUnavailable",
+    "503",
+    "500",
+    "502",
+    "504",
+    "OperationAborted",
+    "TooManyRequests",
 }
 
 

@@ -41,6 +41,7 @@ class ImageHeaderIncomplete(ImageProbeError):
 
 class _LeadingBytes(io.BytesIO):
     """BytesIO that notes when a reader asked for more bytes than there are."""
+
     ran_out = False
 
     def read(self, size: int | None = -1) -> bytes:
@@ -80,14 +81,17 @@ def _identify(fp: IO[bytes], filename: str, complete: bool) -> Image.Image:
             if not isinstance(exc, _NOT_THIS_FORMAT):
                 break  # Image.open gives up here too: the claiming plugin found the file broken
     if truncated_format and not complete:
-        raise ImageHeaderIncomplete(f"looks like {truncated_format}, but its header does not fit "
-                                    f"in the first {fp.seek(0, io.SEEK_END)} bytes given")
-    raise NotAnImage(f"not a readable image: {'; '.join(problems)}"[:300] if problems
-                     else "not an image: no format Pillow knows matches its first bytes")
+        raise ImageHeaderIncomplete(
+            f"looks like {truncated_format}, but its header does not fit in the first {fp.seek(0, io.SEEK_END)} bytes given"
+        )
+    raise NotAnImage(
+        f"not a readable image: {'; '.join(problems)}"[:300] if problems else "not an image: no format Pillow knows matches its first bytes"
+    )
 
 
-def probe_image(source: bytes | bytearray | memoryview | str | os.PathLike[str], *, complete: bool,
-                max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageSize:
+def probe_image(
+    source: bytes | bytearray | memoryview | str | os.PathLike[str], *, complete: bool, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> ImageSize:
     """Width, height and format from the header only (never decodes pixels; first frame of many).
     ``source`` is the leading bytes of a file (``complete=False``: more follow that we do not
     have) or all of them, or a path to a complete file (``complete`` must be True).
@@ -110,6 +114,8 @@ def probe_image(source: bytes | bytearray | memoryview | str | os.PathLike[str],
     if width <= 0 or height <= 0:
         raise ImageRefused(f"{fmt} header claims impossible dimensions {width}x{height}")
     if width * height > max_pixels:
-        raise ImageRefused(f"{fmt} header claims {width}x{height} = {width * height:,} pixels, over "
-                           f"the limit of {max_pixels:,} pixels (possible decompression bomb)")
+        raise ImageRefused(
+            f"{fmt} header claims {width}x{height} = {width * height:,} pixels, over "
+            f"the limit of {max_pixels:,} pixels (possible decompression bomb)"
+        )
     return ImageSize(width=width, height=height, format=fmt)

@@ -28,9 +28,7 @@ class InvalidKey(ValueError):
 def validate_tenant(tenant: str) -> str:
     """Tenants name partitions and key prefixes, so they are kept to a small, safe alphabet."""
     if not isinstance(tenant, str) or not _TENANT_RE.fullmatch(tenant):
-        raise InvalidKey(
-            f"tenant {tenant!r} is not valid: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit"
-        )
+        raise InvalidKey(f"tenant {tenant!r} is not valid: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit")
     return tenant
 
 

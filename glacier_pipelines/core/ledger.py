@@ -23,13 +23,49 @@ from typing import Any
 
 LEDGER_FOLDER = "ledger/"
 SUFFIX = ".jsonl"
-FIELDS = ("tenant", "requestId", "status", "algorithm", "checksum", "storedFileUrl", "size", "width", "height", "deduplicated",
-          "storageClass", "answeredAt")
+FIELDS = (
+    "tenant",
+    "requestId",
+    "status",
+    "algorithm",
+    "checksum",
+    "storedFileUrl",
+    "size",
+    "width",
+    "height",
+    "deduplicated",
+    "storageClass",
+    "answeredAt",
+)
 REQUIRED = ("tenant", "requestId", "status", "storedFileUrl")
 MOVE = "move"
-MOVE_FIELDS = ("entry", "tenant", "kind", "bucket", "sourceKey", "destBucket", "destKey", "requestId", "storageClass", "status",
-               "verification", "sourceEtag", "sourceClass", "size", "sha256", "s3Checksum", "checksumAlgorithm", "verifiedAgainst",
-               "checksums", "objectChecksums", "parts", "messages", "runId", "copiedBy", "recordedAt")
+MOVE_FIELDS = (
+    "entry",
+    "tenant",
+    "kind",
+    "bucket",
+    "sourceKey",
+    "destBucket",
+    "destKey",
+    "requestId",
+    "storageClass",
+    "status",
+    "verification",
+    "sourceEtag",
+    "sourceClass",
+    "size",
+    "sha256",
+    "s3Checksum",
+    "checksumAlgorithm",
+    "verifiedAgainst",
+    "checksums",
+    "objectChecksums",
+    "parts",
+    "messages",
+    "runId",
+    "copiedBy",
+    "recordedAt",
+)
 MOVE_REQUIRED = ("tenant", "kind", "bucket", "sourceKey", "destBucket", "destKey", "status")
 
 
@@ -48,8 +84,9 @@ def encode(entries: Iterable[dict[str, Any]]) -> bytes:
 
 
 def encode_moves(entries: Iterable[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps({f: e.get(f) for f in MOVE_FIELDS} | {"entry": MOVE}, sort_keys=True, default=str) + "\n"
-                   for e in entries).encode("utf-8")
+    return "".join(
+        json.dumps({f: e.get(f) for f in MOVE_FIELDS} | {"entry": MOVE}, sort_keys=True, default=str) + "\n" for e in entries
+    ).encode("utf-8")
 
 
 def is_move(entry: dict[str, Any]) -> bool:
@@ -99,6 +136,7 @@ def latest_moves(entries: Iterable[dict[str, Any]]) -> dict[tuple[str, ...], dic
     found: dict[tuple[str, ...], dict[str, Any]] = {}
     for entry in entries:
         if is_move(entry):
-            found[(entry["kind"], entry["bucket"], entry["sourceKey"], entry["destBucket"], entry["destKey"],
-                   entry.get("requestId") or "")] = entry
+            found[
+                (entry["kind"], entry["bucket"], entry["sourceKey"], entry["destBucket"], entry["destKey"], entry.get("requestId") or "")
+            ] = entry
     return found

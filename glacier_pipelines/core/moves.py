@@ -46,8 +46,15 @@ MAX_PART = 5 * GiB
 MAX_PARTS = 10_000
 CHUNK = 1024 * 1024
 VERIFICATIONS = ("trust-s3", "stream")
-_SYSTEM_HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl", "Expires",
-                   "WebsiteRedirectLocation")
+_SYSTEM_HEADERS = (
+    "ContentType",
+    "ContentEncoding",
+    "ContentDisposition",
+    "ContentLanguage",
+    "CacheControl",
+    "Expires",
+    "WebsiteRedirectLocation",
+)
 _ETAG_MD5 = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -139,8 +146,6 @@ def b64_to_hex(value: str | None) -> str | None:
         return None
 
 
-
-
 def head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
     """HEAD with checksums; None when the object does not exist."""
     try:
@@ -197,8 +202,13 @@ def metadata_references(h: dict[str, Any]) -> list[Reference]:
     return out
 
 
-_LABELS = {"announced": "the announced checksum", "catalog": "the catalog", "metadata": "the object's metadata",
-           "s3": "S3's own checksum", "s3-etag": "S3's ETag (the MD5 of a single-part object)"}
+_LABELS = {
+    "announced": "the announced checksum",
+    "catalog": "the catalog",
+    "metadata": "the object's metadata",
+    "s3": "S3's own checksum",
+    "s3-etag": "S3's ETag (the MD5 of a single-part object)",
+}
 
 
 def label(ref: Reference) -> str:
@@ -243,8 +253,10 @@ def part_ranges(size: int, part_size: int) -> list[tuple[int, int]]:
 def sse_args(h: dict[str, Any]) -> dict[str, Any]:
     """The source's encryption settings, to pass on (a copy without them gets the bucket's default)."""
     if h.get("SSECustomerAlgorithm"):
-        raise MoveError("the object is encrypted with a customer-provided key (SSE-C): a server-side copy needs that key, "
-                        "which this project does not hold")
+        raise MoveError(
+            "the object is encrypted with a customer-provided key (SSE-C): a server-side copy needs that key, "
+            "which this project does not hold"
+        )
     args: dict[str, Any] = {}
     if h.get("ServerSideEncryption"):
         args["ServerSideEncryption"] = h["ServerSideEncryption"]
@@ -260,9 +272,18 @@ def tagging_header(tags: list[dict[str, str]]) -> str:
     return urlencode([(t["Key"], t["Value"]) for t in tags])
 
 
-def server_side_copy(s3: Any, *, bucket: str, key: str, dest_bucket: str, dest_key: str, source_head: dict[str, Any],
-                     settings: CopySettings, tags: list[dict[str, str]] | None = None,
-                     on_part: Callable[[], Any] | None = None) -> CopyResult:
+def server_side_copy(
+    s3: Any,
+    *,
+    bucket: str,
+    key: str,
+    dest_bucket: str,
+    dest_key: str,
+    source_head: dict[str, Any],
+    settings: CopySettings,
+    tags: list[dict[str, str]] | None = None,
+    on_part: Callable[[], Any] | None = None,
+) -> CopyResult:
     """Copy ``bucket/key`` (as ``source_head`` saw it) onto ``dest_bucket/dest_key`` in ``settings.storage_class``.
 
     ``tags`` is only needed for a multipart copy (read them with GetObjectTagging); CopyObject
@@ -275,16 +296,24 @@ def server_side_copy(s3: Any, *, bucket: str, key: str, dest_bucket: str, dest_k
     source = {"Bucket": bucket, "Key": key}
     common = {"StorageClass": settings.storage_class, "ChecksumAlgorithm": "SHA256", **sse_args(source_head)}
     if size <= settings.multipart_threshold:
-        resp = s3.copy_object(Bucket=dest_bucket, Key=dest_key, CopySource=source, CopySourceIfMatch=etag,
-                              MetadataDirective="COPY", TaggingDirective="COPY", **common)
+        resp = s3.copy_object(
+            Bucket=dest_bucket,
+            Key=dest_key,
+            CopySource=source,
+            CopySourceIfMatch=etag,
+            MetadataDirective="COPY",
+            TaggingDirective="COPY",
+            **common,
+        )
         result = resp.get("CopyObjectResult", {})
         reported = result.get("ChecksumSHA256")
         if reported is None:
             reported = (head(s3, dest_bucket, dest_key) or {}).get("ChecksumSHA256")
         if not reported:
             raise MoveError(f"S3 reported no SHA-256 for the copy s3://{dest_bucket}/{dest_key}, though one was requested")
-        return CopyResult(etag=(result.get("ETag") or "").strip('"'), s3_checksum=reported, checksum_type="FULL_OBJECT",
-                          parts=0, requests=1)
+        return CopyResult(
+            etag=(result.get("ETag") or "").strip('"'), s3_checksum=reported, checksum_type="FULL_OBJECT", parts=0, requests=1
+        )
     ranges = part_ranges(size, settings.part_size)
     extra = {h: source_head[h] for h in _SYSTEM_HEADERS if source_head.get(h)}
     if tags:
@@ -299,8 +328,15 @@ def server_side_copy(s3: Any, *, bucket: str, key: str, dest_bucket: str, dest_k
             if failed:
                 raise RuntimeError("an earlier part failed")
         try:
-            resp = s3.upload_part_copy(Bucket=dest_bucket, Key=dest_key, UploadId=upload_id, PartNumber=number, CopySource=source,
-                                       CopySourceRange=f"bytes={start}-{end}", CopySourceIfMatch=etag)
+            resp = s3.upload_part_copy(
+                Bucket=dest_bucket,
+                Key=dest_key,
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource=source,
+                CopySourceRange=f"bytes={start}-{end}",
+                CopySourceIfMatch=etag,
+            )
         except BaseException as exc:
             with lock:
                 failed.append(exc)
@@ -326,8 +362,14 @@ def server_side_copy(s3: Any, *, bucket: str, key: str, dest_bucket: str, dest_k
         raise MoveError(f"S3 reported no SHA-256 for the multipart copy s3://{dest_bucket}/{dest_key}, though one was requested")
     if "-" not in reported:
         reported = f"{reported}-{len(parts)}"  # moto leaves the part count out; AWS reports "<base64>-<parts>"
-    return CopyResult(etag=(done.get("ETag") or "").strip('"'), s3_checksum=reported, checksum_type="COMPOSITE",
-                      parts=len(parts), requests=len(parts) + 2, ranges=ranges)
+    return CopyResult(
+        etag=(done.get("ETag") or "").strip('"'),
+        s3_checksum=reported,
+        checksum_type="COMPOSITE",
+        parts=len(parts),
+        requests=len(parts) + 2,
+        ranges=ranges,
+    )
 
 
 def copy_ranges(size: int, settings: CopySettings) -> list[tuple[int, int]]:

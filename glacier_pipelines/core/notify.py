@@ -37,8 +37,11 @@ def ready_message(*, sender: str, to: str, restore_id: str, tenant: str, files: 
             f"  link valid until: {f['expires_at']:%Y-%m-%d %H:%M UTC}",
             f"  estimated cost: ${f.get('estimated_cost_usd') or 0.0:.4f}",
         ]
-    lines += ["", f"Estimated cost of this restore: ${total:.4f} (retrieval, requests, temporary copy, transfer out).",
-              "Checksums of the restored bytes were verified against the archive catalog before this message was sent."]
+    lines += [
+        "",
+        f"Estimated cost of this restore: ${total:.4f} (retrieval, requests, temporary copy, transfer out).",
+        "Checksums of the restored bytes were verified against the archive catalog before this message was sent.",
+    ]
     if note:
         lines += ["", f"Your note: {note}"]
     msg = EmailMessage()

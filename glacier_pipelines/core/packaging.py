@@ -104,13 +104,16 @@ def file_range_reader(path: Path):
         with open(path, "rb") as f:
             f.seek(offset)
             return f.read(length)
+
     return read
 
 
 def manifest(package_id: str, tenant: str, key: str, tar_sha256: str, packed: Iterable[PackedMember]) -> bytes:
     """JSON Lines, one member per line, with the package on each line so a line stands alone."""
-    lines = [json.dumps({"package": package_id, "tenant": tenant, "key": key, "packageSha256": tar_sha256, **asdict(m)}, sort_keys=True)
-             for m in packed]
+    lines = [
+        json.dumps({"package": package_id, "tenant": tenant, "key": key, "packageSha256": tar_sha256, **asdict(m)}, sort_keys=True)
+        for m in packed
+    ]
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
@@ -140,8 +143,10 @@ def manifest_problems(data: bytes, key: str, package_sha256: str, members: Itera
     problems = []
     for row in rows:
         if row["key"] != key or row.get("packageSha256") != package_sha256:
-            problems.append(f"manifest line for {row['name']} names package {row['key']} with SHA-256 {row.get('packageSha256')}, "
-                            f"recorded {key} with {package_sha256}")
+            problems.append(
+                f"manifest line for {row['name']} names package {row['key']} with SHA-256 {row.get('packageSha256')}, "
+                f"recorded {key} with {package_sha256}"
+            )
             break
     listed = {row["name"]: row for row in rows}
     for m in members:
@@ -149,8 +154,10 @@ def manifest_problems(data: bytes, key: str, package_sha256: str, members: Itera
         if line is None:
             problems.append(f"{m['name']}: not in the manifest")
         elif (line["offset"], line["length"], line["sha256"]) != (m["offset"], m["length"], m["sha256"]):
-            problems.append(f"{m['name']}: manifest says offset {line['offset']} (+{line['length']}) SHA-256 {line['sha256']}, "
-                            f"recorded {m['offset']} (+{m['length']}) {m['sha256']}")
+            problems.append(
+                f"{m['name']}: manifest says offset {line['offset']} (+{line['length']}) SHA-256 {line['sha256']}, "
+                f"recorded {m['offset']} (+{m['length']}) {m['sha256']}"
+            )
     return problems
 
 

@@ -91,10 +91,12 @@ def parse_restore_request(data: Any, *, max_days: int = DEFAULT_MAX_DAYS) -> Res
     try:
         request = RestoreRequest.model_validate(data)
     except ValidationError as exc:
-        raise RestoreRequestError("; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}" if e["loc"] else e["msg"]
-            for e in exc.errors()
-        )) from None
+        raise RestoreRequestError(
+            "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}" if e["loc"] else e["msg"]
+                for e in exc.errors()
+            )
+        ) from None
     if request.days > max_days:
         raise RestoreRequestError(f"days: at most {max_days}, got {request.days}")
     return request

@@ -62,9 +62,7 @@ class SourcePolicy:
         roots: Iterable[Any] = self.file_roots
         nets: Iterable[Any] = self.allowed_networks
         object.__setattr__(self, "file_roots", tuple(Path(r) for r in roots))
-        object.__setattr__(
-            self, "allowed_networks", tuple(_parse_network(n) if isinstance(n, str) else n for n in nets)
-        )
+        object.__setattr__(self, "allowed_networks", tuple(_parse_network(n) if isinstance(n, str) else n for n in nets))
         if self.connect_timeout <= 0 or self.read_timeout <= 0 or self.max_redirects < 0:
             raise ValueError("timeouts must be positive and max_redirects non-negative")
 
@@ -272,17 +270,24 @@ def _check_host(url: str, policy: SourcePolicy) -> None:
         if problem and not any(a in net for a in {addr, ip} for net in policy.allowed_networks):
             raise SourceRefused(
                 url,
-                _show(f"host {host!r} resolves to {ip} ({problem} address), refused to prevent SSRF; to allow "
-                      f"it add its network to SourcePolicy.allowed_networks (env {ALLOWED_NETWORKS_ENV}, "
-                      f"e.g. '{ip}/{ip.max_prefixlen}')", 600),
+                _show(
+                    f"host {host!r} resolves to {ip} ({problem} address), refused to prevent SSRF; to allow "
+                    f"it add its network to SourcePolicy.allowed_networks (env {ALLOWED_NETWORKS_ENV}, "
+                    f"e.g. '{ip}/{ip.max_prefixlen}')",
+                    600,
+                ),
             )
 
 
 def _non_public(ip: IPAddress) -> str | None:
     """Name why ``ip`` is not publicly routable (most specific first), or None if it is."""
     checks = (
-        ("loopback", ip.is_loopback), ("link-local", ip.is_link_local), ("unspecified", ip.is_unspecified),
-        ("multicast", ip.is_multicast), ("private", ip.is_private), ("reserved", ip.is_reserved),
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("unspecified", ip.is_unspecified),
+        ("multicast", ip.is_multicast),
+        ("private", ip.is_private),
+        ("reserved", ip.is_reserved),
         ("non-global", not ip.is_global),
     )
     return next((label for label, flagged in checks if flagged), None)
@@ -291,9 +296,7 @@ def _non_public(ip: IPAddress) -> str | None:
 class SourceStream:
     """A source opened for exactly one pass; the byte count is checked against ``size``."""
 
-    def __init__(
-        self, url: str, size: int | None, read: Callable[[int], Iterable[bytes]], close: Callable[[], None]
-    ) -> None:
+    def __init__(self, url: str, size: int | None, read: Callable[[int], Iterable[bytes]], close: Callable[[], None]) -> None:
         self.url = redact_url(url)
         self.size = size
         self._read = read
@@ -318,8 +321,9 @@ class SourceStream:
                     piece = chunk[start : start + chunk_size]
                     got += len(piece)
                     if self.size is not None and got > self.size:
-                        raise SourceUnavailable(self.url, f"body longer than the expected {self.size} bytes "
-                                                          "(source changed while reading?)")
+                        raise SourceUnavailable(
+                            self.url, f"body longer than the expected {self.size} bytes (source changed while reading?)"
+                        )
                     yield piece
         except SourceError:
             raise
@@ -404,8 +408,9 @@ def _open_http(url: str, policy: SourcePolicy) -> SourceStream:
     current = url
     try:
         for _ in range(policy.max_redirects + 1):
-            resp = session.get(current, stream=True, allow_redirects=False, headers=headers,
-                               timeout=(policy.connect_timeout, policy.read_timeout))
+            resp = session.get(
+                current, stream=True, allow_redirects=False, headers=headers, timeout=(policy.connect_timeout, policy.read_timeout)
+            )
             if resp.status_code in _REDIRECTS:
                 location = resp.headers.get("Location")
                 resp.close()
@@ -509,8 +514,7 @@ def _s3_error(url: str, exc: ClientError) -> SourceError:
         return SourceNotFound(url, detail)
     if code == "InvalidObjectState":
         where = f" in {error['StorageClass']}" if error.get("StorageClass") else ""
-        return SourceUnavailable(url, f"object is archived{where} and must be restored "
-                                      f"(S3 RestoreObject) before it can be read ({detail})")
+        return SourceUnavailable(url, f"object is archived{where} and must be restored (S3 RestoreObject) before it can be read ({detail})")
     if code in ("AccessDenied", "AllAccessDisabled", "403") or status == 403:
         return SourceRefused(url, detail)
     return SourceUnavailable(url, detail)

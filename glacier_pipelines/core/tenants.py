@@ -40,8 +40,17 @@ ENV_VAR = "GLACIER_TENANTS_CONFIG"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SECRET_LIKE = re.compile(r"secret|password|token|access_key|credential", re.IGNORECASE)
-FIELDS = ("bucket", "key_prefix", "storage_class", "restore_tier", "restore_days", "sse", "sse_kms_key_id", "small_file_threshold_bytes",
-          "compact_deleted_share")
+FIELDS = (
+    "bucket",
+    "key_prefix",
+    "storage_class",
+    "restore_tier",
+    "restore_days",
+    "sse",
+    "sse_kms_key_id",
+    "small_file_threshold_bytes",
+    "compact_deleted_share",
+)
 
 
 class TenantsConfigError(ValueError):
@@ -136,9 +145,15 @@ class TenantsConfig:
         return tuple(sorted(self.tenants))
 
 
-ENV_FALLBACK = {"bucket": "GLACIER_BUCKET", "key_prefix": "GLACIER_KEY_PREFIX", "storage_class": "GLACIER_STORAGE_CLASS", "sse": "GLACIER_SSE",
-                "sse_kms_key_id": "GLACIER_SSE_KMS_KEY_ID", "small_file_threshold_bytes": "GLACIER_PACKAGE_THRESHOLD_BYTES",
-                "compact_deleted_share": "GLACIER_COMPACT_DELETED_SHARE"}
+ENV_FALLBACK = {
+    "bucket": "GLACIER_BUCKET",
+    "key_prefix": "GLACIER_KEY_PREFIX",
+    "storage_class": "GLACIER_STORAGE_CLASS",
+    "sse": "GLACIER_SSE",
+    "sse_kms_key_id": "GLACIER_SSE_KMS_KEY_ID",
+    "small_file_threshold_bytes": "GLACIER_PACKAGE_THRESHOLD_BYTES",
+    "compact_deleted_share": "GLACIER_COMPACT_DELETED_SHARE",
+}
 
 
 def env_thresholds(environ: Mapping[str, str] | None = None) -> dict[str, int]:
@@ -157,8 +172,13 @@ def defaults_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any
     """Today's variables as tenant settings (only those that are set)."""
     e = os.environ if environ is None else environ
     out: dict[str, Any] = {}
-    for name, key in (("GLACIER_BUCKET", "bucket"), ("GLACIER_KEY_PREFIX", "key_prefix"), ("GLACIER_STORAGE_CLASS", "storage_class"),
-                      ("GLACIER_SSE", "sse"), ("GLACIER_SSE_KMS_KEY_ID", "sse_kms_key_id")):
+    for name, key in (
+        ("GLACIER_BUCKET", "bucket"),
+        ("GLACIER_KEY_PREFIX", "key_prefix"),
+        ("GLACIER_STORAGE_CLASS", "storage_class"),
+        ("GLACIER_SSE", "sse"),
+        ("GLACIER_SSE_KMS_KEY_ID", "sse_kms_key_id"),
+    ):
         if e.get(name, "").strip():
             out[key] = e[name].strip()
     if "sse" in out:  # spelled as settings.py accepts it (aes256, AWS:KMS)
@@ -202,7 +222,9 @@ def _layered(*layers: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parse_tenants_config(data: Mapping[str, Any], *, environ: Mapping[str, str] | None = None, source: str = "tenants config") -> TenantsConfig:
+def parse_tenants_config(
+    data: Mapping[str, Any], *, environ: Mapping[str, str] | None = None, source: str = "tenants config"
+) -> TenantsConfig:
     """Validate a parsed TOML document; every problem is reported at once."""
     problems: list[str] = []
     unknown = sorted(set(data) - {"defaults", "tenants"})
@@ -238,8 +260,9 @@ def parse_tenants_config(data: Mapping[str, Any], *, environ: Mapping[str, str] 
             problems += _problems(exc, where)
     if problems or defaults is None:
         raise TenantsConfigError("; ".join(problems) or f"{source}: invalid")
-    set_in_file = {"defaults": frozenset(raw_defaults)} | {name: frozenset(table) for name, table in raw_tenants.items()
-                                                          if isinstance(table, Mapping)}
+    set_in_file = {"defaults": frozenset(raw_defaults)} | {
+        name: frozenset(table) for name, table in raw_tenants.items() if isinstance(table, Mapping)
+    }
     return TenantsConfig(defaults=defaults, tenants=tenants, source=source, env_thresholds=env_thresholds(environ), set_in_file=set_in_file)
 
 

@@ -22,11 +22,31 @@ from glacier_pipelines.core import ledger
 FOLDER = "~ledger"
 SUFFIX = ".jsonl"
 ARCHIVE, INVENTORY = "vault-archive", "vault-inventory"
-ARCHIVE_FIELDS = ("entry", "vault", "archiveId", "description", "size", "creationDate", "treeHash", "name", "namingReason",
-                  "destinationKey", "status", "messages", "bucket", "etag", "s3Checksum", "doneAt", "runId", "recordedAt")
+ARCHIVE_FIELDS = (
+    "entry",
+    "vault",
+    "archiveId",
+    "description",
+    "size",
+    "creationDate",
+    "treeHash",
+    "name",
+    "namingReason",
+    "destinationKey",
+    "status",
+    "messages",
+    "bucket",
+    "etag",
+    "s3Checksum",
+    "doneAt",
+    "runId",
+    "recordedAt",
+)
 INVENTORY_FIELDS = ("entry", "vault", "jobId", "format", "initiatedAt", "completedAt", "loadedAt", "result", "runId")
-REQUIRED = {ARCHIVE: ("vault", "archiveId", "size", "creationDate", "treeHash", "destinationKey", "status"),
-            INVENTORY: ("vault", "jobId", "loadedAt")}
+REQUIRED = {
+    ARCHIVE: ("vault", "archiveId", "size", "creationDate", "treeHash", "destinationKey", "status"),
+    INVENTORY: ("vault", "jobId", "loadedAt"),
+}
 LINES_PER_OBJECT = 10_000
 
 

@@ -19,8 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
-from glacier_pipelines.core.requests import (Envelope, ParsedRequest, _printable_or_none, decode_body, validate_body,
-                                             validate_envelope)
+from glacier_pipelines.core.requests import Envelope, ParsedRequest, _printable_or_none, decode_body, validate_body, validate_envelope
 from glacier_pipelines.core.restores import TIERS, FileSelector
 
 STORAGE = "s3-glacier-storage-worker"
@@ -100,8 +99,14 @@ class ParsedWorkerRequest:
 
     def as_invalid_storage_request(self) -> ParsedRequest:
         """The same failure in the shape the catalog records INVALID_CONTENT answers for (``Catalog.record_requests``)."""
-        return ParsedRequest(tenant=self.tenant, request_id=self.request_id, owner=self.owner, session=self.session,
-                             body=self.body if isinstance(self.body, dict) else None, errors=list(self.errors))
+        return ParsedRequest(
+            tenant=self.tenant,
+            request_id=self.request_id,
+            owner=self.owner,
+            session=self.session,
+            body=self.body if isinstance(self.body, dict) else None,
+            errors=list(self.errors),
+        )
 
 
 def is_worker_content_type(content_type: Any) -> bool:
@@ -110,9 +115,13 @@ def is_worker_content_type(content_type: Any) -> bool:
 
 def parse_worker_request(content_type: str, body: Any, envelope: dict[str, Any]) -> ParsedWorkerRequest:
     """Validate a body (bytes, text or dict) of ``content_type`` and its envelope; never raises for bad input."""
-    result = ParsedWorkerRequest(content_type=content_type, tenant=_printable_or_none(envelope.get("tenant")),
-                                 request_id=_printable_or_none(envelope.get("requestId")),
-                                 owner=_printable_or_none(envelope.get("owner")), session=_printable_or_none(envelope.get("session")))
+    result = ParsedWorkerRequest(
+        content_type=content_type,
+        tenant=_printable_or_none(envelope.get("tenant")),
+        request_id=_printable_or_none(envelope.get("requestId")),
+        owner=_printable_or_none(envelope.get("owner")),
+        session=_printable_or_none(envelope.get("session")),
+    )
     if content_type not in MODELS:
         result.errors.append(f"content type {content_type!r} is not one of {', '.join(MODELS)}")
         return result

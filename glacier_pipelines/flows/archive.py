@@ -80,8 +80,13 @@ class ArchiveSetup:
         if self.tenants is None or self.tenants.source is None or self.scoped_to == tenant:
             return self  # no tenants file: this setup's own fields are every tenant's settings
         s = self.tenants.for_tenant(tenant)
-        upload = dataclasses.replace(self.upload, bucket=s.bucket, storage_class=s.storage_class, sse=s.sse,
-                                     kms_key_id=s.sse_kms_key_id if s.sse == "aws:kms" else None)
+        upload = dataclasses.replace(
+            self.upload,
+            bucket=s.bucket,
+            storage_class=s.storage_class,
+            sse=s.sse,
+            kms_key_id=s.sse_kms_key_id if s.sse == "aws:kms" else None,
+        )
         policy = self.packaging
         if policy is not None:
             policy = dataclasses.replace(policy, tenant_thresholds=((tenant, s.small_file_threshold_bytes),))
@@ -153,8 +158,14 @@ def claim_batch(catalog: Catalog, tenant: str, run_id: str, limit: int, run_fini
 def _content(setup: ArchiveSetup, row: RequestRow, bucket: str, key: str, size: int) -> dict[str, Any]:
     req = row.request
     return responses.success_content(
-        bucket=bucket, key=key, checksum=req.checksum, algorithm=req.algorithm, size=size,
-        width=row.width, height=row.height, source_url=req.url,
+        bucket=bucket,
+        key=key,
+        checksum=req.checksum,
+        algorithm=req.algorithm,
+        size=size,
+        width=row.width,
+        height=row.height,
+        source_url=req.url,
     )
 
 
@@ -165,7 +176,9 @@ def _link_existing(setup: ArchiveSetup, row: RequestRow, obj: StoredObject, run_
     if req.computeImageSize and obj.width is None:
         row.messages = row.messages + ["image size unknown: identical content was archived earlier without measuring it"]
     row.messages = row.messages + [f"deduplicated: identical content already stored at {obj.url}"]
-    record = {f: getattr(obj, f) for f in ("tenant", "bucket", "key", "storage_class", "size", "sha256", "s3_checksum", "etag", "width", "height")}
+    record = {
+        f: getattr(obj, f) for f in ("tenant", "bucket", "key", "storage_class", "size", "sha256", "s3_checksum", "etag", "width", "height")
+    }
     setup.catalog.store(record, {req.algorithm: req.checksum}, [(row, True, _content(setup, row, obj.bucket, obj.key, obj.size))], run_id)
 
 
@@ -173,8 +186,17 @@ def _link_member(setup: ArchiveSetup, row: RequestRow, member: dict[str, Any], r
     """Answer a request with content already stored as a package member."""
     req, obj = row.request, member["object"]
     row.messages = row.messages + [f"deduplicated: identical content already stored as member {member['name']} of {obj.url}"]
-    content = responses.success_content(bucket=obj.bucket, key=obj.key, checksum=req.checksum, algorithm=req.algorithm,
-                                        size=member["size"], width=None, height=None, source_url=req.url, small_file_managed=True)
+    content = responses.success_content(
+        bucket=obj.bucket,
+        key=obj.key,
+        checksum=req.checksum,
+        algorithm=req.algorithm,
+        size=member["size"],
+        width=None,
+        height=None,
+        source_url=req.url,
+        small_file_managed=True,
+    )
     content["storeFileMetadata"]["storedFileUrl"] = packaging.member_url(obj.bucket, obj.key, member["name"])
     PackageStore(setup.catalog).link_member(row, member, content, run_id)
 
@@ -200,8 +222,9 @@ def _measure_image(result: transfer.StageResult, messages: list[str]) -> tuple[i
         return None, None
 
 
-def _fetch_and_stage(setup: ArchiveSetup, row: RequestRow, key: str, durable: bool = True,
-                     multipart_gate: Any = None) -> transfer.StageResult:
+def _fetch_and_stage(
+    setup: ArchiveSetup, row: RequestRow, key: str, durable: bool = True, multipart_gate: Any = None
+) -> transfer.StageResult:
     req = row.request
     staging_path = setup.staging_area.locator(row.tenant, row.pk, req.checksum)
     metadata = {"source-algorithm": req.algorithm, "source-checksum": req.checksum}
@@ -212,8 +235,15 @@ def _fetch_and_stage(setup: ArchiveSetup, row: RequestRow, key: str, durable: bo
                 if src.size is None or src.size > READ_AHEAD_FROM:
                     chunks = transfer.read_ahead(chunks)  # the next reads overlap this chunk's hashing and upload
                 return transfer.stage_stream(
-                    chunks, s3=setup.s3, settings=setup.upload, key=key, algorithm=req.algorithm,
-                    expected_checksum=req.checksum, staging_path=staging_path, metadata=metadata, durable=durable,
+                    chunks,
+                    s3=setup.s3,
+                    settings=setup.upload,
+                    key=key,
+                    algorithm=req.algorithm,
+                    expected_checksum=req.checksum,
+                    staging_path=staging_path,
+                    metadata=metadata,
+                    durable=durable,
                     multipart_gate=multipart_gate,
                 )
         except SourceError as exc:
@@ -247,7 +277,8 @@ class _BatchVerifier:
         self.staged: list[str] = []  # their staged files, not yet synced
         self.verified_keys = {  # content -> (first request pk, its stage, size), for twins in the batch
             (r.algorithm, r.checksum): (r.pk, r.stage, r.size)
-            for r in setup.catalog.batch_requests(batch_id, [t.VERIFIED]) if r.stage and r.stage["kind"] != "duplicate"
+            for r in setup.catalog.batch_requests(batch_id, [t.VERIFIED])
+            if r.stage and r.stage["kind"] != "duplicate"
         }
         self.claimed = setup.catalog.batch_requests(batch_id, [t.CLAIMED])
         self.maybe_stored = setup.catalog.known_checksums(tenant, [(r.algorithm, r.checksum) for r in self.claimed if r.checksum])
@@ -330,8 +361,11 @@ class _BatchVerifier:
         report.considered += 1
         try:
             req = row.request
-            found = locate(setup, tenant, algorithm=req.algorithm, checksum=req.checksum) \
-                if (req.algorithm, req.checksum.lower()) in self.maybe_stored else None
+            found = (
+                locate(setup, tenant, algorithm=req.algorithm, checksum=req.checksum)
+                if (req.algorithm, req.checksum.lower()) in self.maybe_stored
+                else None
+            )
             if found is not None:
                 _link(setup, row, found, run_id)
                 report.deduplicated += 1
@@ -343,8 +377,18 @@ class _BatchVerifier:
                     stage = first_stage  # joins the same package; the bytes are packed once
                 else:
                     stage = {"kind": "duplicate", "of": first}
-                self.pending.append({"pk": row.pk, "size": first_size, "width": None, "height": None, "stage": stage,
-                                     "messages": row.messages, "row": row, "bytes": 0})
+                self.pending.append(
+                    {
+                        "pk": row.pk,
+                        "size": first_size,
+                        "width": None,
+                        "height": None,
+                        "stage": stage,
+                        "messages": row.messages,
+                        "row": row,
+                        "bytes": 0,
+                    }
+                )
                 report.verified += 1
                 return
             key = keys.object_key(setup.key_prefix, tenant, req.destinationDirectory, req.checksum)
@@ -355,11 +399,25 @@ class _BatchVerifier:
             if req.computeImageSize:
                 width, height = _measure_image(result, messages)
             stage = dict(result.stage, sha256=result.digests[checksums.S3_ALGORITHM])
-            if setup.packaging is not None and setup.packaging.threshold_for(tenant) >= result.size and req.activateSmallFilePackaging \
-                    and stage["kind"] == "file":
+            if (
+                setup.packaging is not None
+                and setup.packaging.threshold_for(tenant) >= result.size
+                and req.activateSmallFilePackaging
+                and stage["kind"] == "file"
+            ):
                 stage["kind"] = "member"  # waits for its package instead of going up alone (unless stored: see _link_packed_elsewhere)
-            self.pending.append({"pk": row.pk, "size": result.size, "width": width, "height": height, "stage": stage, "messages": messages,
-                                 "row": row, "bytes": result.size})
+            self.pending.append(
+                {
+                    "pk": row.pk,
+                    "size": result.size,
+                    "width": width,
+                    "height": height,
+                    "stage": stage,
+                    "messages": messages,
+                    "row": row,
+                    "bytes": result.size,
+                }
+            )
             if stage["kind"] in ("file", "member"):
                 self.staged.append(stage["path"])
             self.verified_keys[(req.algorithm, req.checksum)] = (row.pk, stage, result.size)
@@ -418,12 +476,27 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str, ti
             if stage["kind"] == "file":  # S3 holds it now; a crash before the catalog records it is healed by commit_stage
                 staging.delete(setup.s3, stage["path"])
             record = {
-                "tenant": tenant, "bucket": stage["bucket"], "key": stage["key"], "storage_class": setup.upload.storage_class,
-                "size": row.size, "sha256": stage["sha256"], "s3_checksum": done["s3_checksum"], "etag": done["etag"],
-                "width": row.width, "height": row.height, "run_id": run_id, "batch_id": batch_id,
+                "tenant": tenant,
+                "bucket": stage["bucket"],
+                "key": stage["key"],
+                "storage_class": setup.upload.storage_class,
+                "size": row.size,
+                "sha256": stage["sha256"],
+                "s3_checksum": done["s3_checksum"],
+                "etag": done["etag"],
+                "width": row.width,
+                "height": row.height,
+                "run_id": run_id,
+                "batch_id": batch_id,
             }
             content = _content(setup, row, stage["bucket"], stage["key"], row.size or 0)
-            setup.catalog.store(record, {req.algorithm: req.checksum, checksums.S3_ALGORITHM: stage["sha256"]}, [(row, False, content)], run_id, rewritten=True)
+            setup.catalog.store(
+                record,
+                {req.algorithm: req.checksum, checksums.S3_ALGORITHM: stage["sha256"]},
+                [(row, False, content)],
+                run_id,
+                rewritten=True,
+            )
             report.stored += 1
             report.bytes += row.size or 0
             report.objects.append({"request": row.request_id, "url": f"s3://{stage['bucket']}/{stage['key']}", "size": row.size})
@@ -512,7 +585,11 @@ def clean_up(setup: ArchiveSetup, tenant: str) -> StepReport:
     report = StepReport(batch_id="", tenant=tenant)
     try:
         aborted = transfer.abort_stale_uploads(
-            setup.s3, setup.upload.bucket, keys.tenant_prefix(setup.key_prefix, tenant), setup.catalog.open_upload_ids(), setup.stale_upload_age
+            setup.s3,
+            setup.upload.bucket,
+            keys.tenant_prefix(setup.key_prefix, tenant),
+            setup.catalog.open_upload_ids(),
+            setup.stale_upload_age,
         )
         report.aborted_uploads = len(aborted)
     except (ClientError, BotoCoreError) as exc:

@@ -34,8 +34,14 @@ def availability_of(restores: RestoreStore, tenant: str, selector: FileSelector,
         obj, _, member = restores.resolve(tenant, current(restores.catalog, tenant, selector))
     except ValueError:  # an s3:// URL without a bucket
         obj, member = None, None
-    answer: dict[str, Any] = {"file": selector.describe(), "available": False, "expiresAt": None, "storedFileUrl": None,
-                              "restoreInProgress": False, "messages": []}
+    answer: dict[str, Any] = {
+        "file": selector.describe(),
+        "available": False,
+        "expiresAt": None,
+        "storedFileUrl": None,
+        "restoreInProgress": False,
+        "messages": [],
+    }
     if obj is None:
         answer["messages"].append(not_found(tenant, selector))
         return answer
@@ -48,11 +54,19 @@ def availability_of(restores: RestoreStore, tenant: str, selector: FileSelector,
     state = restores.object_state(obj.id)
     answer["restoreInProgress"] = bool(state and state["state"] == "REQUESTED")
     if member is not None:
-        ready = [r["expires_at"] for r in restores.rows(tenant=tenant, statuses=["READY"], object_id=obj.id)
-                 if (r.get("member") or {}).get("name") == member["name"] and r["expires_at"] and r["expires_at"] > now]
+        ready = [
+            r["expires_at"]
+            for r in restores.rows(tenant=tenant, statuses=["READY"], object_id=obj.id)
+            if (r.get("member") or {}).get("name") == member["name"] and r["expires_at"] and r["expires_at"] > now
+        ]
         if ready:
             answer.update(available=True, expiresAt=max(ready).isoformat())
-    elif state and state["state"] == "RESTORED" and state["verified"] is not False and (state["expires_at"] is None or state["expires_at"] > now):
+    elif (
+        state
+        and state["state"] == "RESTORED"
+        and state["verified"] is not False
+        and (state["expires_at"] is None or state["expires_at"] > now)
+    ):
         answer.update(available=True, expiresAt=state["expires_at"].isoformat() if state["expires_at"] else None)
     if not answer["available"]:
         answer["messages"].append("a restore is under way" if answer["restoreInProgress"] else "not restored: send a restoration request")

@@ -54,8 +54,9 @@ def check_objects(setup: ArchiveSetup, objects: list[tuple[StoredObject, list[Re
     entries: list[dict[str, Any]] = []
     for obj, rows in objects:
         try:
-            problems = transfer.verify_stored(setup.s3, bucket=obj.bucket, key=obj.key, s3_checksum=obj.s3_checksum, size=obj.size,
-                                              storage_class=obj.storage_class)
+            problems = transfer.verify_stored(
+                setup.s3, bucket=obj.bucket, key=obj.key, s3_checksum=obj.s3_checksum, size=obj.size, storage_class=obj.storage_class
+            )
         except (ClientError, BotoCoreError) as exc:
             report.unreachable.append((obj.url, faults.describe(exc)))
             continue
@@ -65,8 +66,10 @@ def check_objects(setup: ArchiveSetup, objects: list[tuple[StoredObject, list[Re
             report.mismatches.append((obj.url, problems))
         report.requests += [(row.request_id, obj.url, t.ERROR if problems else t.SUCCESS) for row in rows]
         if not problems:
-            entries += [ledger_entry(row.tenant, row.request_id, (row.stage or {}).get("content"), row.deduplicated, obj.storage_class)
-                        for row in rows]
+            entries += [
+                ledger_entry(row.tenant, row.request_id, (row.stage or {}).get("content"), row.deduplicated, obj.storage_class)
+                for row in rows
+            ]
     write_ledger(setup, entries)  # before the answers: nothing is told SUCCESS that the bucket does not record
     if verdicts:
         for status, n in setup.catalog.answer_checked(verdicts, "checksum_integrity").items():
@@ -78,10 +81,20 @@ def check_objects(setup: ArchiveSetup, objects: list[tuple[StoredObject, list[Re
 def ledger_entry(tenant: str, request_id: str, content: dict[str, Any] | None, deduplicated: bool, storage_class: str) -> dict[str, Any]:
     """One request's ledger line, from the SUCCESS content it is about to be answered with."""
     meta = (content or {}).get("storeFileMetadata", {})
-    return {"tenant": tenant, "requestId": request_id, "status": t.SUCCESS, "algorithm": meta.get("algorithm"), "checksum": meta.get("checksum"),
-            "storedFileUrl": meta.get("storedFileUrl"), "size": meta.get("fileSizeInBytes"), "width": meta.get("widthInPx"),
-            "height": meta.get("heightInPx"), "deduplicated": bool(deduplicated), "storageClass": storage_class,
-            "answeredAt": datetime.now(timezone.utc).isoformat()}
+    return {
+        "tenant": tenant,
+        "requestId": request_id,
+        "status": t.SUCCESS,
+        "algorithm": meta.get("algorithm"),
+        "checksum": meta.get("checksum"),
+        "storedFileUrl": meta.get("storedFileUrl"),
+        "size": meta.get("fileSizeInBytes"),
+        "width": meta.get("widthInPx"),
+        "height": meta.get("heightInPx"),
+        "deduplicated": bool(deduplicated),
+        "storageClass": storage_class,
+        "answeredAt": datetime.now(timezone.utc).isoformat(),
+    }
 
 
 def write_ledger(setup: ArchiveSetup, entries: list[dict[str, Any]]) -> None:
@@ -93,16 +106,24 @@ def write_ledger(setup: ArchiveSetup, entries: list[dict[str, Any]]) -> None:
     for tenant, group in by_tenant.items():
         body = ledger.encode(group)
         scoped = setup.for_tenant(tenant)  # next to the tenant's bytes: its bucket and prefix
-        scoped.s3.put_object(Bucket=scoped.upload.bucket, Key=ledger.key_for(keys.tenant_prefix(scoped.key_prefix, tenant)), Body=body,
-                            StorageClass="STANDARD", ContentType="application/x-ndjson", ChecksumAlgorithm="SHA256",
-                            ChecksumSHA256=checksums.b64(hashlib.sha256(body).digest()))
+        scoped.s3.put_object(
+            Bucket=scoped.upload.bucket,
+            Key=ledger.key_for(keys.tenant_prefix(scoped.key_prefix, tenant)),
+            Body=body,
+            StorageClass="STANDARD",
+            ContentType="application/x-ndjson",
+            ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=checksums.b64(hashlib.sha256(body).digest()),
+        )
 
 
 def raise_if_unreachable(report: Any, things: str, waiting: str) -> None:
     """After a check answered what it could judge: fail loudly if S3 could not be asked about some (they keep waiting)."""
     if report.unreachable:
         url, reason = report.unreachable[0]
-        fault = faults.ArchiveFault(f"{len(report.unreachable)} {things} could not be read back (first: {url}: {reason}); "
-                                    f"their {waiting} keep waiting for the next check")
+        fault = faults.ArchiveFault(
+            f"{len(report.unreachable)} {things} could not be read back (first: {url}: {reason}); "
+            f"their {waiting} keep waiting for the next check"
+        )
         fault.report = report  # type: ignore[attr-defined]
         raise fault

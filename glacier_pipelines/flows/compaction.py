@@ -83,8 +83,13 @@ def compact(setup: CompactionSetup, tenant: str, *, run_id: str | None = None, n
             continue
         obj = package["object"]
         report.due += 1
-        row = store.start(tenant=tenant, package_id=package["id"], old_url=obj.url, share=package["share"],
-                          messages=[f"{package['share']:.0%} of the member bytes deleted (threshold {threshold:.0%})"])
+        row = store.start(
+            tenant=tenant,
+            package_id=package["id"],
+            old_url=obj.url,
+            share=package["share"],
+            messages=[f"{package['share']:.0%} of the member bytes deleted (threshold {threshold:.0%})"],
+        )
         if row["state"] not in (RESTORING,):
             continue
         try:
@@ -93,8 +98,9 @@ def compact(setup: CompactionSetup, tenant: str, *, run_id: str | None = None, n
             _repack(setup, store, row, package, tenant, report, run_id, now)
         except (ClientError, BotoCoreError, StoreError) as exc:  # StoreError from the port, boto3's from uploads and checks
             if faults.classify(exc) != "request":
-                raise faults.ArchiveFault(f"compaction of {obj.url} stopped, it resumes on the next pass: {faults.describe(exc)}",
-                                          faults.classify(exc)) from exc
+                raise faults.ArchiveFault(
+                    f"compaction of {obj.url} stopped, it resumes on the next pass: {faults.describe(exc)}", faults.classify(exc)
+                ) from exc
             report.waiting.append(f"{obj.url}: {faults.describe(exc)}")  # e.g. the restored copy expired: restored again next pass
         except (packaging.PackagingError, _Corrupt) as exc:
             store.update(row["id"], state=FAILED, finished_at=now, add_message=str(exc))
@@ -115,8 +121,9 @@ def _restore_status(setup: CompactionSetup, obj: Any) -> Any:
     return _store(setup.archive.s3, obj.bucket).head(obj.key).restore
 
 
-def _readable(setup: CompactionSetup, store: CompactionStore, row: dict[str, Any], obj: Any, tenant: str, report: CompactionReport,
-              now: datetime) -> bool:
+def _readable(
+    setup: CompactionSetup, store: CompactionStore, row: dict[str, Any], obj: Any, tenant: str, report: CompactionReport, now: datetime
+) -> bool:
     """Whether S3 serves the package's bytes now; requests its restore (once) when it does not."""
     if obj.storage_class not in UNREADABLE_CLASSES:
         return True
@@ -127,16 +134,26 @@ def _readable(setup: CompactionSetup, store: CompactionStore, row: dict[str, Any
         if obj.storage_class == "DEEP_ARCHIVE" and tier == "Expedited":
             tier = "Standard"
         _store(setup.archive.s3, obj.bucket).restore(obj.key, days=setup.restore_days, tier=tier)  # one in progress is not an error
-        restores.set_object_state(obj.id, state="REQUESTED", tier=tier, days=setup.restore_days, requested_at=now, restored_at=None,
-                                  expires_at=None, next_poll_at=now + next_poll_delay(0), poll_attempts=0, verified=None,
-                                  verify_message=None)
+        restores.set_object_state(
+            obj.id,
+            state="REQUESTED",
+            tier=tier,
+            days=setup.restore_days,
+            requested_at=now,
+            restored_at=None,
+            expires_at=None,
+            next_poll_at=now + next_poll_delay(0),
+            poll_attempts=0,
+            verified=None,
+            verify_message=None,
+        )
         store.update(row["id"], restore_requested_at=now, add_message=f"restore requested ({tier}, {setup.restore_days} day(s))")
         report.restores_requested.append(obj.url)
         status = _restore_status(setup, obj)  # an instant restore is read in this pass
     if status is not None and not status.ongoing:
         restores.set_object_state(obj.id, state="RESTORED", restored_at=now, expires_at=status.expiry)
         return True
-    report.waiting.append(f"{obj.url}: restore under way (x-amz-restore ongoing-request=\"true\")")
+    report.waiting.append(f'{obj.url}: restore under way (x-amz-restore ongoing-request="true")')
     return False
 
 
@@ -154,8 +171,16 @@ def _download(setup: CompactionSetup, obj: Any, path: Path) -> None:
         raise _Corrupt(f"{obj.url}: {reason}; the package is flagged and left as it is")
 
 
-def _repack(setup: CompactionSetup, store: CompactionStore, row: dict[str, Any], package: dict[str, Any], tenant: str,
-            report: CompactionReport, run_id: str | None, now: datetime) -> None:
+def _repack(
+    setup: CompactionSetup,
+    store: CompactionStore,
+    row: dict[str, Any],
+    package: dict[str, Any],
+    tenant: str,
+    report: CompactionReport,
+    run_id: str | None,
+    now: datetime,
+) -> None:
     old = package["object"]
     scoped = setup.archive.for_tenant(tenant)
     work = scoped.staging_dir / tenant / "compaction"
@@ -167,7 +192,9 @@ def _repack(setup: CompactionSetup, store: CompactionStore, row: dict[str, Any],
         ranges = {m["sha256"]: (m["offset"], m["length"]) for m in package["live"]}
         unique: dict[str, packaging.Member] = {}
         for m in package["live"]:
-            unique.setdefault(m["sha256"], packaging.Member(m["name"], str(old_path), m["sha256"], m["request_id"], m["algorithm"], m["checksum"]))
+            unique.setdefault(
+                m["sha256"], packaging.Member(m["name"], str(old_path), m["sha256"], m["request_id"], m["algorithm"], m["checksum"])
+            )
         read_old = packaging.file_range_reader(old_path)
         packed, sha, size = packaging.build_tar(unique.values(), new_path, lambda m: read_old(*ranges[m.sha256]))
         problems = packaging.verify_members(packaging.file_range_reader(new_path), packed)
@@ -178,9 +205,17 @@ def _repack(setup: CompactionSetup, store: CompactionStore, row: dict[str, Any],
         s3_checksum = upload_package_file(scoped, new_path, key, sha, size)
         manifest_key = key + packaging.MANIFEST_SUFFIX
         body = packaging.manifest(new_id, tenant, key, sha, packed)
-        _store(scoped.s3, bucket).put(manifest_key, body, storage_class="STANDARD", content_type="application/x-ndjson",
-                                      checksum_algorithm="SHA256", checksum=checksums.b64(hashlib.sha256(body).digest()))
-        problems = transfer.verify_stored(scoped.s3, bucket=bucket, key=key, s3_checksum=s3_checksum, size=size, storage_class=storage_class)
+        _store(scoped.s3, bucket).put(
+            manifest_key,
+            body,
+            storage_class="STANDARD",
+            content_type="application/x-ndjson",
+            checksum_algorithm="SHA256",
+            checksum=checksums.b64(hashlib.sha256(body).digest()),
+        )
+        problems = transfer.verify_stored(
+            scoped.s3, bucket=bucket, key=key, s3_checksum=s3_checksum, size=size, storage_class=storage_class
+        )
         if problems:  # nothing switches to a package S3 does not hold as built
             raise packaging.PackagingError(f"s3://{bucket}/{key} read back wrong: " + "; ".join(problems))
     finally:
@@ -193,15 +228,45 @@ def _repack(setup: CompactionSetup, store: CompactionStore, row: dict[str, Any],
         placed[m["request_pk"]] = (p.name, p.offset, p.length)
         new_url = packaging.member_url(bucket, key, p.name)
         aliases.append((m["request_pk"], packaging.member_url(old.bucket, old.key, m["name"]), new_url))
-        content = responses.success_content(bucket=bucket, key=key, checksum=m["checksum"], algorithm=m["algorithm"], size=m["size"],
-                                            width=None, height=None, source_url=(m["body"] or {}).get("url", ""), small_file_managed=True)
+        content = responses.success_content(
+            bucket=bucket,
+            key=key,
+            checksum=m["checksum"],
+            algorithm=m["algorithm"],
+            size=m["size"],
+            width=None,
+            height=None,
+            source_url=(m["body"] or {}).get("url", ""),
+            small_file_managed=True,
+        )
         content["storeFileMetadata"]["storedFileUrl"] = new_url
         entries.append(ledger_entry(tenant, m["request_id"], content, m["deduplicated"], storage_class))
     write_ledger(scoped, entries)  # before the switch: the bucket records where the members are
-    obj = {"tenant": tenant, "bucket": bucket, "key": key, "storage_class": storage_class, "size": size, "sha256": sha, "s3_checksum": s3_checksum,
-           "etag": None, "width": None, "height": None, "run_id": run_id, "batch_id": None}
-    store.switch(compaction_id=row["id"], tenant=tenant, old=package, new_package_id=new_id, obj=obj, manifest_key=manifest_key,
-                 placed=placed, aliases=aliases, run_id=run_id)
+    obj = {
+        "tenant": tenant,
+        "bucket": bucket,
+        "key": key,
+        "storage_class": storage_class,
+        "size": size,
+        "sha256": sha,
+        "s3_checksum": s3_checksum,
+        "etag": None,
+        "width": None,
+        "height": None,
+        "run_id": run_id,
+        "batch_id": None,
+    }
+    store.switch(
+        compaction_id=row["id"],
+        tenant=tenant,
+        old=package,
+        new_package_id=new_id,
+        obj=obj,
+        manifest_key=manifest_key,
+        placed=placed,
+        aliases=aliases,
+        run_id=run_id,
+    )
     log.info("package %s of %s: %d live member(s) repacked into s3://%s/%s", package["id"], tenant, len(placed), bucket, key)
     _finish(setup, store, {**row, "new_url": f"s3://{bucket}/{key}", "live_members": len(placed), "bytes_after": size}, report, now)
 
@@ -221,11 +286,27 @@ def _finish(setup: CompactionSetup, store: CompactionStore, row: dict[str, Any],
         message = f"old package {old.url} deleted after {days:.1f} days" if days is not None else f"old package {old.url} deleted"
         if charge:
             message += f", before the {minimum}-day minimum of {old.storage_class}: early-deletion charge about {charge:.3g} USD"
-        store.finish(row["id"], tenant=row["tenant"], old_object=old, checksums=wstore.object_checksums(old.id), stored_at=stored_at,
-                     charge=charge, message=message)
+        store.finish(
+            row["id"],
+            tenant=row["tenant"],
+            old_object=old,
+            checksums=wstore.object_checksums(old.id),
+            stored_at=stored_at,
+            charge=charge,
+            message=message,
+        )
     else:
-        store.finish(row["id"], tenant=row["tenant"], old_object=None, checksums={}, stored_at=None, charge=None,
-                     message="old package already gone")
-    report.compacted.append({"package": row["old_package_id"], "oldUrl": row["old_url"], "newUrl": row.get("new_url"),
-                             "liveMembers": row.get("live_members"), "bytesBefore": old.size if old else None,
-                             "bytesAfter": row.get("bytes_after"), "earlyDeletionChargeUsd": charge})
+        store.finish(
+            row["id"], tenant=row["tenant"], old_object=None, checksums={}, stored_at=None, charge=None, message="old package already gone"
+        )
+    report.compacted.append(
+        {
+            "package": row["old_package_id"],
+            "oldUrl": row["old_url"],
+            "newUrl": row.get("new_url"),
+            "liveMembers": row.get("live_members"),
+            "bytesBefore": old.size if old else None,
+            "bytesAfter": row.get("bytes_after"),
+            "earlyDeletionChargeUsd": charge,
+        }
+    )

@@ -25,10 +25,22 @@ def cost_table(catalog: Catalog, prices: pricing.Pricing | None, tenant: str | N
     rows = [_held_row(h, "archive (per month)", prices) for h in held.archived]
     rows += [_held_row(h, "staging (per month)", prices) for h in held.staged]
     rows += [_held_row(h, "restored copies (per month)", prices) for h in held.restored_copies]
-    rows += [{"tenant": r.tenant, "kind": "restore (estimated)", "storage_class": r.storage_class, "tier": r.tier,
-              "objects": r.objects, "bytes": r.size, "usd": r.estimated_usd} for r in held.restores]
-    rows += [{"tenant": n, "kind": "early deletion (charged)", "storage_class": c, "tier": "", "objects": k, "bytes": b, "usd": u}
-             for n, c, k, b, u in WorkerRequestStore(catalog).early_deletion_charges(tenant)]  # deletions, trash purges, compactions
+    rows += [
+        {
+            "tenant": r.tenant,
+            "kind": "restore (estimated)",
+            "storage_class": r.storage_class,
+            "tier": r.tier,
+            "objects": r.objects,
+            "bytes": r.size,
+            "usd": r.estimated_usd,
+        }
+        for r in held.restores
+    ]
+    rows += [
+        {"tenant": n, "kind": "early deletion (charged)", "storage_class": c, "tier": "", "objects": k, "bytes": b, "usd": u}
+        for n, c, k, b, u in WorkerRequestStore(catalog).early_deletion_charges(tenant)
+    ]  # deletions, trash purges, compactions
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -36,10 +48,18 @@ def _held_row(held: Held, kind: str, prices: pricing.Pricing | None) -> dict[str
     """A month of keeping ``held`` in its class, priced when there is a price list."""
     usd = None
     if prices is not None:
-        usd = pricing.estimate_archive(prices, storage_class=held.storage_class, size_bytes=held.size, objects=held.objects,
-                                       months=1.0).total
-    return {"tenant": held.tenant, "kind": kind, "storage_class": held.storage_class, "tier": "", "objects": held.objects,
-            "bytes": held.size, "usd": usd}
+        usd = pricing.estimate_archive(
+            prices, storage_class=held.storage_class, size_bytes=held.size, objects=held.objects, months=1.0
+        ).total
+    return {
+        "tenant": held.tenant,
+        "kind": kind,
+        "storage_class": held.storage_class,
+        "tier": "",
+        "objects": held.objects,
+        "bytes": held.size,
+        "usd": usd,
+    }
 
 
 def markdown(df: pd.DataFrame) -> str:

@@ -134,9 +134,16 @@ def _delete_one(setup: DeletionSetup, store: WorkerRequestStore, row: dict[str, 
     if not targets:
         if already:
             message = f"{request.file.describe()}: already deleted"
-            store.set_status(row["id"], t.SUCCESS, messages=[message],
-                             response=(t.SUCCESS, [message], {"alreadyDeleted": True, "deletedRequests": [], "files": [],
-                                                              "earlyDeletionChargeUsd": 0.0}))
+            store.set_status(
+                row["id"],
+                t.SUCCESS,
+                messages=[message],
+                response=(
+                    t.SUCCESS,
+                    [message],
+                    {"alreadyDeleted": True, "deletedRequests": [], "files": [], "earlyDeletionChargeUsd": 0.0},
+                ),
+            )
             report.count(t.SUCCESS)
         else:
             message = not_found(tenant, request.file)
@@ -144,16 +151,27 @@ def _delete_one(setup: DeletionSetup, store: WorkerRequestStore, row: dict[str, 
             report.count(t.ERROR)
         return
     done = remove(setup, store, tenant, targets, now)
-    content = {"alreadyDeleted": False, "deletedRequests": [m["request_id"] for m in done.marked], "files": done.files,
-               "earlyDeletionChargeUsd": done.charge}
-    if store.record_deletion(row["id"], tenant=tenant, deletion_request_id=row["request_id"], targets=done.marked, removed=done.removed,
-                             response=(t.SUCCESS, done.messages, content)):
+    content = {
+        "alreadyDeleted": False,
+        "deletedRequests": [m["request_id"] for m in done.marked],
+        "files": done.files,
+        "earlyDeletionChargeUsd": done.charge,
+    }
+    if store.record_deletion(
+        row["id"],
+        tenant=tenant,
+        deletion_request_id=row["request_id"],
+        targets=done.marked,
+        removed=done.removed,
+        response=(t.SUCCESS, done.messages, content),
+    ):
         report.count(t.SUCCESS)
         report.objects_deleted += len(done.removed)
         report.bytes_deleted += sum(r["object"].size for r in done.removed)
         report.early_deletion_usd += done.charge
-        log.info("deletion %s of %s: %d request(s) deleted, %d object(s) removed", row["request_id"], tenant, len(done.marked),
-                 len(done.removed))
+        log.info(
+            "deletion %s of %s: %d request(s) deleted, %d object(s) removed", row["request_id"], tenant, len(done.marked), len(done.removed)
+        )
 
 
 @dataclass
@@ -170,8 +188,14 @@ class Removal:
         return sum(f["earlyDeletionChargeUsd"] or 0.0 for f in self.files)
 
 
-def remove(setup: DeletionSetup, store: WorkerRequestStore, tenant: str, targets: list[dict[str, Any]], now: datetime,
-           withdrawn: dict[int, dict[str, str]] | None = None) -> Removal:
+def remove(
+    setup: DeletionSetup,
+    store: WorkerRequestStore,
+    tenant: str,
+    targets: list[dict[str, Any]],
+    now: datetime,
+    withdrawn: dict[int, dict[str, str]] | None = None,
+) -> Removal:
     """The safe deletion of some live storage requests (``{id, request_id, object_id}``): the bytes of each object go only
     with its last reference, a package member is only marked (its package goes with its last live member), the early-deletion
     charge is computed; then the S3 deletes and the ledger's DELETED lines. Recording it is the caller's (one transaction).
@@ -197,8 +221,13 @@ def remove(setup: DeletionSetup, store: WorkerRequestStore, tenant: str, targets
             urls.append(packaging.member_url(obj.bucket, obj.key, member["name"]) if member else obj.url)
             done.marked.append({"pk": target["id"], "request_id": target["request_id"], "url": urls[-1]})
         live = store.live_references(object_id, excluding=[g["id"] for g in group])
-        entry: dict[str, Any] = {"storedFileUrl": urls[0] if len(set(urls)) == 1 else obj.url, "storageClass": obj.storage_class,
-                                 "fileSizeInBytes": obj.size, "bytesDeleted": live == 0, "earlyDeletionChargeUsd": 0.0}
+        entry: dict[str, Any] = {
+            "storedFileUrl": urls[0] if len(set(urls)) == 1 else obj.url,
+            "storageClass": obj.storage_class,
+            "fileSizeInBytes": obj.size,
+            "bytesDeleted": live == 0,
+            "earlyDeletionChargeUsd": 0.0,
+        }
         if package:
             entry["packageUrl"] = obj.url  # bytesDeleted, fileSizeInBytes and the charge are the package's
         if live:
@@ -210,16 +239,20 @@ def remove(setup: DeletionSetup, store: WorkerRequestStore, tenant: str, targets
                 share = store.package_share_deleted(package["id"], also_deleted=pending_pks)
                 entry["packageDeletedShare"] = round(share, 4)
                 if share >= setup.compact_share(tenant):
-                    done.messages.append(f"{obj.url}: {share:.0%} of its member bytes are deleted (threshold {setup.compact_share(tenant):.0%}): "
-                                         "due for repacking; package_compaction repacks its live members into a new package")
+                    done.messages.append(
+                        f"{obj.url}: {share:.0%} of its member bytes are deleted (threshold {setup.compact_share(tenant):.0%}): "
+                        "due for repacking; package_compaction repacks its live members into a new package"
+                    )
         else:
             stored_at = store.stored_at(object_id)
             days = max(0.0, (now - stored_at).total_seconds() / 86400) if stored_at else None
             charge, minimum = _early_charge(setup, obj.storage_class, obj.size, days)
             entry.update(daysStored=round(days, 3) if days is not None else None, earlyDeletionChargeUsd=charge)
             if charge:
-                done.messages.append(f"{obj.url}: deleted after {days:.1f} days, before the {minimum}-day minimum of {obj.storage_class}: "
-                                     f"early-deletion charge about {charge:.3g} USD")
+                done.messages.append(
+                    f"{obj.url}: deleted after {days:.1f} days, before the {minimum}-day minimum of {obj.storage_class}: "
+                    f"early-deletion charge about {charge:.3g} USD"
+                )
             object_keys = [obj.key] + ([package["manifest_key"]] if package and package.get("manifest_key") else [])
             deletes.extend((obj.bucket, k) for k in object_keys)
             digests = {**(withdrawn or {}).get(object_id, {}), **store.object_checksums(object_id)}
@@ -244,7 +277,9 @@ def _early_charge(setup: DeletionSetup, storage_class: str, size: int, days: flo
         return None, None
     try:
         cls = setup.pricing.storage_class(storage_class)
-        return pricing.early_deletion_charge(setup.pricing, storage_class=storage_class, size_bytes=size, days_stored=days), cls.min_storage_days
+        return pricing.early_deletion_charge(
+            setup.pricing, storage_class=storage_class, size_bytes=size, days_stored=days
+        ), cls.min_storage_days
     except pricing.PricingError:
         return None, None
 
@@ -253,8 +288,16 @@ def _write_ledger(setup: DeletionSetup, tenant: str, marked: list[dict[str, Any]
     """One ledger object with a ``DELETED`` line per deleted storage request, so a catalog rebuild does not bring them back."""
     if not marked:
         return
-    body = ledger.encode({"tenant": tenant, "requestId": m["request_id"], "status": DELETED, "storedFileUrl": m["url"],
-                          "answeredAt": now.isoformat()} for m in marked)
+    body = ledger.encode(
+        {"tenant": tenant, "requestId": m["request_id"], "status": DELETED, "storedFileUrl": m["url"], "answeredAt": now.isoformat()}
+        for m in marked
+    )
     bucket, prefix = setup.ledger_place(tenant)
-    setup.store(bucket).put(ledger.key_for(prefix, now), body, storage_class="STANDARD", content_type="application/x-ndjson",
-                            checksum_algorithm="SHA256", checksum=checksums.b64(hashlib.sha256(body).digest()))
+    setup.store(bucket).put(
+        ledger.key_for(prefix, now),
+        body,
+        storage_class="STANDARD",
+        content_type="application/x-ndjson",
+        checksum_algorithm="SHA256",
+        checksum=checksums.b64(hashlib.sha256(body).digest()),
+    )

@@ -77,8 +77,9 @@ def _parse(msg: tp.Message, allowed_tenants: tuple[str, ...]) -> ParsedRequest:
     return parsed
 
 
-def _take(transport: tp.Transport, catalog: Catalog, messages: list[tp.Message], result: IntakeResult,
-          allowed_tenants: tuple[str, ...]) -> None:
+def _take(
+    transport: tp.Transport, catalog: Catalog, messages: list[tp.Message], result: IntakeResult, allowed_tenants: tuple[str, ...]
+) -> None:
     """Persist a chunk of messages in one transaction, then settle each: acknowledge, or dead-letter if invalid."""
     others = [m for m in messages if worker_intake.is_worker_message(m)]  # deletion, restoration, availability
     if others:
@@ -87,10 +88,13 @@ def _take(transport: tp.Transport, catalog: Catalog, messages: list[tp.Message],
     messages = worker_intake.set_aside_reused_ids(transport, catalog, messages, result)
     parsed = [_parse(msg, allowed_tenants) for msg in messages]
     settling.persist_then_settle(
-        transport, messages, [p.request_id or str(m.id) for p, m in zip(parsed, messages)],
+        transport,
+        messages,
+        [p.request_id or str(m.id) for p, m in zip(parsed, messages)],
         record=lambda: catalog.record_requests([(p, f"message:{m.id}") for p, m in zip(parsed, messages)]),
         refusal=lambda i, outcome: "; ".join(parsed[i].errors) if outcome == "invalid" else None,
-        result=result)
+        result=result,
+    )
 
 
 def publish_responses(transport: tp.Transport, catalog: Catalog, *, worker_id: str, limit: int = 1000) -> int:

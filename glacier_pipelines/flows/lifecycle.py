@@ -41,8 +41,11 @@ def current_rules(s3: Any, bucket: str) -> tuple[list[dict[str, Any]], dict[str,
         if code == "NoSuchBucket":
             raise MoveError(f"bucket {bucket} does not exist") from None
         raise
-    extra = {"TransitionDefaultMinimumObjectSize": resp["TransitionDefaultMinimumObjectSize"]} \
-        if resp.get("TransitionDefaultMinimumObjectSize") else {}
+    extra = (
+        {"TransitionDefaultMinimumObjectSize": resp["TransitionDefaultMinimumObjectSize"]}
+        if resp.get("TransitionDefaultMinimumObjectSize")
+        else {}
+    )
     return list(resp.get("Rules", [])), extra
 
 

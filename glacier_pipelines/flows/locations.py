@@ -42,16 +42,18 @@ def problems_at(s3: Any, obj: StoredObject) -> list[str]:
     classes), and a transient S3 error is not evidence against the object.
     """
     try:
-        found = transfer.verify_stored(s3, bucket=obj.bucket, key=obj.key, s3_checksum=obj.s3_checksum, size=obj.size,
-                                       storage_class=obj.storage_class)
+        found = transfer.verify_stored(
+            s3, bucket=obj.bucket, key=obj.key, s3_checksum=obj.s3_checksum, size=obj.size, storage_class=obj.storage_class
+        )
     except (ClientError, BotoCoreError) as exc:
         log.warning("could not check %s (%s); trusting the catalog this time", obj.url, exc)
         return []
     return [p for p in found if not p.startswith("storage class:") and not p.startswith("HEAD failed")]
 
 
-def locate(catalog: Catalog, s3: Any, tenant: str, *, algorithm: str | None = None, checksum: str | None = None,
-           sha256: str | None = None) -> Location | None:
+def locate(
+    catalog: Catalog, s3: Any, tenant: str, *, algorithm: str | None = None, checksum: str | None = None, sha256: str | None = None
+) -> Location | None:
     """The first sound location of this content for ``tenant`` (by SHA-256, or by an announced checksum)."""
     packages = PackageStore(catalog)
     for _ in range(MAX_LOCATIONS_TRIED):

@@ -31,14 +31,32 @@ def _iso(value: datetime | None) -> str | None:
 
 def entry(row: dict[str, Any]) -> dict[str, Any]:
     """One move's ledger line, from its catalog row (with ``object_checksums``, the digests its object has)."""
-    return {"tenant": row["tenant"], "kind": row["kind"], "bucket": row["bucket"], "sourceKey": row["source_key"],
-            "destBucket": row["dest_bucket"], "destKey": row["dest_key"], "requestId": row["request_id"] or "",
-            "storageClass": row["storage_class"], "status": row["status"], "verification": row["verification"],
-            "sourceEtag": row["source_etag"], "sourceClass": row["source_class"], "size": row["size"], "sha256": row["sha256"],
-            "s3Checksum": row["s3_checksum"], "checksumAlgorithm": row["checksum_algorithm"], "verifiedAgainst": row["verified_against"],
-            "checksums": row["checksums"], "objectChecksums": row.get("object_checksums") or {}, "parts": row["parts"],
-            "messages": list(row["messages"] or []), "runId": row["run_id"], "copiedBy": row["copied_by"],
-            "recordedAt": _iso(row["updated_at"])}
+    return {
+        "tenant": row["tenant"],
+        "kind": row["kind"],
+        "bucket": row["bucket"],
+        "sourceKey": row["source_key"],
+        "destBucket": row["dest_bucket"],
+        "destKey": row["dest_key"],
+        "requestId": row["request_id"] or "",
+        "storageClass": row["storage_class"],
+        "status": row["status"],
+        "verification": row["verification"],
+        "sourceEtag": row["source_etag"],
+        "sourceClass": row["source_class"],
+        "size": row["size"],
+        "sha256": row["sha256"],
+        "s3Checksum": row["s3_checksum"],
+        "checksumAlgorithm": row["checksum_algorithm"],
+        "verifiedAgainst": row["verified_against"],
+        "checksums": row["checksums"],
+        "objectChecksums": row.get("object_checksums") or {},
+        "parts": row["parts"],
+        "messages": list(row["messages"] or []),
+        "runId": row["run_id"],
+        "copiedBy": row["copied_by"],
+        "recordedAt": _iso(row["updated_at"]),
+    }
 
 
 def write_ledger(setup: MoveSetup, tenant: str) -> str | None:
@@ -49,8 +67,15 @@ def write_ledger(setup: MoveSetup, tenant: str) -> str | None:
         return None
     body = ledger.encode_moves(entry(r) for r in rows)
     key = ledger.key_for(keys.tenant_prefix(setup.key_prefix, tenant), kind="moves")
-    setup.s3.put_object(Bucket=setup.bucket, Key=key, Body=body, StorageClass="STANDARD", ContentType="application/x-ndjson",
-                        ChecksumAlgorithm="SHA256", ChecksumSHA256=checksums.b64(hashlib.sha256(body).digest()))
+    setup.s3.put_object(
+        Bucket=setup.bucket,
+        Key=key,
+        Body=body,
+        StorageClass="STANDARD",
+        ContentType="application/x-ndjson",
+        ChecksumAlgorithm="SHA256",
+        ChecksumSHA256=checksums.b64(hashlib.sha256(body).digest()),
+    )
     store.mark_ledgered(rows, key)
     return key
 
@@ -63,15 +88,27 @@ def listing(setup: MoveSetup, tenant: str, url: str | None = None) -> list[dict[
     for row in setup.store.rows(tenant):
         if bucket is not None and not (row["bucket"] == bucket and row["source_key"].startswith(prefix)):
             continue
-        out.append({
-            "kind": row["kind"], "source": f"s3://{row['bucket']}/{row['source_key']}",
-            "destination": f"s3://{row['dest_bucket']}/{row['dest_key']}", "requestId": row["request_id"] or None,
-            "status": row["status"], "storageClass": row["storage_class"], "sourceClass": row["source_class"],
-            "verification": row["verification"], "sizeInBytes": row["size"], "sha256": row["sha256"], "s3Checksum": row["s3_checksum"],
-            "checksumAlgorithm": row["checksum_algorithm"], "verifiedAgainst": row["verified_against"] or [], "parts": row["parts"],
-            "doneByRun": row["run_id"] if row["status"] in ("DONE", "SKIPPED") else None, "copiedByRun": row["copied_by"],
-            "messages": list(row["messages"] or []),
-        })
+        out.append(
+            {
+                "kind": row["kind"],
+                "source": f"s3://{row['bucket']}/{row['source_key']}",
+                "destination": f"s3://{row['dest_bucket']}/{row['dest_key']}",
+                "requestId": row["request_id"] or None,
+                "status": row["status"],
+                "storageClass": row["storage_class"],
+                "sourceClass": row["source_class"],
+                "verification": row["verification"],
+                "sizeInBytes": row["size"],
+                "sha256": row["sha256"],
+                "s3Checksum": row["s3_checksum"],
+                "checksumAlgorithm": row["checksum_algorithm"],
+                "verifiedAgainst": row["verified_against"] or [],
+                "parts": row["parts"],
+                "doneByRun": row["run_id"] if row["status"] in ("DONE", "SKIPPED") else None,
+                "copiedByRun": row["copied_by"],
+                "messages": list(row["messages"] or []),
+            }
+        )
     return sorted(out, key=lambda r: (r["source"], r["destination"], r["kind"], r["requestId"] or ""))
 
 

@@ -74,12 +74,21 @@ def plan(setup: MoveSetup, request: MoveRequest) -> tuple[list[dict[str, Any]], 
         if key.endswith("/") and not item.get("Size"):
             continue  # a "folder" marker, not a file
         if bucket == setup.bucket and key.startswith(own) and (key.endswith(MANIFEST_SUFFIX) or is_ledger_key(key)):
-            passed.append(Outcome(source=_url(bucket, key), destination=_url(bucket, key), status=SKIPPED, size=int(item.get("Size", 0)),
-                                  source_class=cls, storage_class=cls,
-                                  messages=["package manifests and request ledgers stay in STANDARD: restores and catalog rebuilds read them"]))
+            passed.append(
+                Outcome(
+                    source=_url(bucket, key),
+                    destination=_url(bucket, key),
+                    status=SKIPPED,
+                    size=int(item.get("Size", 0)),
+                    source_class=cls,
+                    storage_class=cls,
+                    messages=["package manifests and request ledgers stay in STANDARD: restores and catalog rebuilds read them"],
+                )
+            )
             continue
-        todo.append({"Key": key, "Size": int(item.get("Size", 0)), "StorageClass": cls, "LastModified": item.get("LastModified"),
-                     "target": target})
+        todo.append(
+            {"Key": key, "Size": int(item.get("Size", 0)), "StorageClass": cls, "LastModified": item.get("LastModified"), "target": target}
+        )
     return todo, passed, scope
 
 
@@ -98,27 +107,41 @@ def estimate(setup: MoveSetup, todo: list[dict[str, Any]], target: str, verifica
         ages = [d for d in (_days_since(i.get("LastModified")) for i in items) if d is not None]
         try:
             est = pricing.estimate_move(
-                setup.pricing, storage_class=target, size_bytes=size, objects=len(items),
+                setup.pricing,
+                storage_class=target,
+                size_bytes=size,
+                objects=len(items),
                 copy_requests=sum(moves.copy_requests(i["Size"], settings) for i in items),
-                streamed_bytes=size if verification == "stream" else 0, source_class=source_class,
-                source_days_stored=min(ages) if ages and len(ages) == len(items) else None)
+                streamed_bytes=size if verification == "stream" else 0,
+                source_class=source_class,
+                source_days_stored=min(ages) if ages and len(ages) == len(items) else None,
+            )
         except pricing.PricingError as exc:
             lines.append({"item": f"{source_class}: no estimate ({exc})", "usd": None})
             continue
         total += est.total
         lines += [{"item": f"from {source_class}: {line.item}", "usd": line.usd} for line in est.lines]
-    return {"total": round(total, 6), "lines": lines, "pricing_version": setup.pricing.version,
-            "storage_per_month": _monthly(setup.pricing, groups, target)}
+    return {
+        "total": round(total, 6),
+        "lines": lines,
+        "pricing_version": setup.pricing.version,
+        "storage_per_month": _monthly(setup.pricing, groups, target),
+    }
 
 
 def _monthly(prices: pricing.Pricing, groups: dict[str, list[dict[str, Any]]], target: str) -> dict[str, float] | None:
     """Storage per month of the objects before and after the move (the saving the move buys)."""
     try:
-        before = sum(pricing.estimate_archive(prices, storage_class=cls, size_bytes=sum(i["Size"] for i in items), objects=len(items),
-                                              months=1.0).lines[0].usd for cls, items in groups.items())
+        before = sum(
+            pricing.estimate_archive(prices, storage_class=cls, size_bytes=sum(i["Size"] for i in items), objects=len(items), months=1.0)
+            .lines[0]
+            .usd
+            for cls, items in groups.items()
+        )
         items = [i for group in groups.values() for i in group]
-        after_est = pricing.estimate_archive(prices, storage_class=target, size_bytes=sum(i["Size"] for i in items), objects=len(items),
-                                             months=1.0)
+        after_est = pricing.estimate_archive(
+            prices, storage_class=target, size_bytes=sum(i["Size"] for i in items), objects=len(items), months=1.0
+        )
         after = sum(line.usd for line in after_est.lines if "storage at" in line.item or "overhead" in line.item)
     except pricing.PricingError:
         return None
@@ -163,8 +186,10 @@ def move(setup: MoveSetup, request: MoveRequest, *, run_id: str | None = None, p
     report.estimate = estimate(setup, to_copy, target, request.verification)
     if progress:
         cost = f"${report.estimate['total']:.6f}" if report.estimate else ("nothing" if not to_copy else "unknown (no price list)")
-        progress(f"move {request.url} -> {target}: {len(to_copy)} object(s), {sum(i['Size'] for i in to_copy):,} bytes to copy; "
-                 f"estimated cost {cost}")
+        progress(
+            f"move {request.url} -> {target}: {len(to_copy)} object(s), {sum(i['Size'] for i in to_copy):,} bytes to copy; "
+            f"estimated cost {cost}"
+        )
     if request.dry_run:
         return report
     claims = setup.claims
@@ -198,17 +223,27 @@ def move(setup: MoveSetup, request: MoveRequest, *, run_id: str | None = None, p
                 break
             time.sleep(0.5)
         for item, (dest_bucket, dest_key), holder in held_elsewhere:
-            report.outcomes.append(Outcome(source=_url(scope[0], item["Key"]), destination=_url(dest_bucket, dest_key), status=IN_OTHER_RUN,
-                                           size=item["Size"], source_class=item["StorageClass"], storage_class=target, done_by=holder,
-                                           messages=[f"being moved by run {holder} (it holds the object's claim): left to it"]))
+            report.outcomes.append(
+                Outcome(
+                    source=_url(scope[0], item["Key"]),
+                    destination=_url(dest_bucket, dest_key),
+                    status=IN_OTHER_RUN,
+                    size=item["Size"],
+                    source_class=item["StorageClass"],
+                    storage_class=target,
+                    done_by=holder,
+                    messages=[f"being moved by run {holder} (it holds the object's claim): left to it"],
+                )
+            )
     finally:
         claims.release_all(run, cl.MOVE)  # a run ending by an exception lets the next one take its objects at once
         record_ledger(setup, request.tenant)
     return report
 
 
-def _done_before(setup: MoveSetup, bucket: str, item: dict[str, Any], dest: tuple[str, str], target: str, run: str,
-                 started: datetime) -> Outcome:
+def _done_before(
+    setup: MoveSetup, bucket: str, item: dict[str, Any], dest: tuple[str, str], target: str, run: str, started: datetime
+) -> Outcome:
     """An object found in the target class and the catalog: copied by another run while this one ran, or skipped."""
     source = _url(bucket, item["Key"])
     by_other = _copied_by_other_run(setup, bucket, item["Key"], dest, target, run, started)
@@ -216,13 +251,21 @@ def _done_before(setup: MoveSetup, bucket: str, item: dict[str, Any], dest: tupl
         return by_other
     row = setup.store.get(mv.MOVE, bucket, item["Key"], *dest)
     copied_by = (row or {}).get("copied_by")
-    return Outcome(source=source, destination=_url(*dest), status=SKIPPED, size=item["Size"], source_class=target, storage_class=target,
-                   done_by=copied_by, messages=[f"already in {target} and in the catalog"]
-                   + ([f"copied by run {copied_by}"] if copied_by else []))
+    return Outcome(
+        source=source,
+        destination=_url(*dest),
+        status=SKIPPED,
+        size=item["Size"],
+        source_class=target,
+        storage_class=target,
+        done_by=copied_by,
+        messages=[f"already in {target} and in the catalog"] + ([f"copied by run {copied_by}"] if copied_by else []),
+    )
 
 
-def _copied_by_other_run(setup: MoveSetup, bucket: str, key: str, dest: tuple[str, str], target: str, run: str,
-                         started: datetime) -> Outcome | None:
+def _copied_by_other_run(
+    setup: MoveSetup, bucket: str, key: str, dest: tuple[str, str], target: str, run: str, started: datetime
+) -> Outcome | None:
     """The outcome "copied by run X" when another run finished this move after this run started; None otherwise."""
     row = setup.store.get(mv.MOVE, bucket, key, *dest)
     if row is None or row["status"] != mv.DONE or row["storage_class"] != target or row["copied_by"] in (None, run):
@@ -230,14 +273,35 @@ def _copied_by_other_run(setup: MoveSetup, bucket: str, key: str, dest: tuple[st
     updated = row["updated_at"] if row["updated_at"].tzinfo else row["updated_at"].replace(tzinfo=timezone.utc)
     if updated < started:
         return None  # done before this run began: a rerun passes over it (SKIPPED)
-    return Outcome(source=_url(bucket, key), destination=_url(*dest), status=BY_OTHER_RUN, size=int(row["size"] or 0),
-                   source_class=row["source_class"] or "", storage_class=target, s3_checksum=row["s3_checksum"],
-                   checksum_algorithm=row["checksum_algorithm"], sha256=row["sha256"], verified_against=list(row["verified_against"] or []),
-                   parts=int(row["parts"] or 0), done_by=row["copied_by"], messages=[f"copied by run {row['copied_by']}"])
+    return Outcome(
+        source=_url(bucket, key),
+        destination=_url(*dest),
+        status=BY_OTHER_RUN,
+        size=int(row["size"] or 0),
+        source_class=row["source_class"] or "",
+        storage_class=target,
+        s3_checksum=row["s3_checksum"],
+        checksum_algorithm=row["checksum_algorithm"],
+        sha256=row["sha256"],
+        verified_against=list(row["verified_against"] or []),
+        parts=int(row["parts"] or 0),
+        done_by=row["copied_by"],
+        messages=[f"copied by run {row['copied_by']}"],
+    )
 
 
-def _move_claimed(setup: MoveSetup, claims: ClaimStore, request: MoveRequest, bucket: str, item: dict[str, Any], dest: tuple[str, str],
-                  target: str, announced: tuple[str, str] | None, run: str, started: datetime) -> tuple[Outcome | None, str | None]:
+def _move_claimed(
+    setup: MoveSetup,
+    claims: ClaimStore,
+    request: MoveRequest,
+    bucket: str,
+    item: dict[str, Any],
+    dest: tuple[str, str],
+    target: str,
+    announced: tuple[str, str] | None,
+    run: str,
+    started: datetime,
+) -> tuple[Outcome | None, str | None]:
     """Claim one object and move it: (its outcome, None), or (None, the run holding it) when another live run does."""
     source = _url(bucket, item["Key"])
     dest_bucket, dest_key = dest
@@ -250,21 +314,44 @@ def _move_claimed(setup: MoveSetup, claims: ClaimStore, request: MoveRequest, bu
     finished = False
     try:
         outcome = _copied_by_other_run(setup, bucket, item["Key"], dest, target, run, started) or move_object(
-            setup, tenant=request.tenant, bucket=bucket, key=item["Key"], dest_bucket=dest_bucket, dest_key=dest_key, storage_class=target,
-            verification=request.verification, announced=announced, run_id=run,
-            heartbeat=lambda: claims.heartbeat(cl.MOVE, key, run))
+            setup,
+            tenant=request.tenant,
+            bucket=bucket,
+            key=item["Key"],
+            dest_bucket=dest_bucket,
+            dest_key=dest_key,
+            storage_class=target,
+            verification=request.verification,
+            announced=announced,
+            run_id=run,
+            heartbeat=lambda: claims.heartbeat(cl.MOVE, key, run),
+        )
         finished = True
     except MoveError as exc:
-        outcome = Outcome(source=source, destination=_url(dest_bucket, dest_key), status=FAILED, size=item["Size"],
-                          source_class=item["StorageClass"], storage_class=target, messages=[str(exc)])
+        outcome = Outcome(
+            source=source,
+            destination=_url(dest_bucket, dest_key),
+            status=FAILED,
+            size=item["Size"],
+            source_class=item["StorageClass"],
+            storage_class=target,
+            messages=[str(exc)],
+        )
     except ClientError as exc:
         code = faults.error_code(exc)
         if code in ("PreconditionFailed", "412"):
             reason = f"{source} changed while it was being moved (its ETag no longer matches): run the move again"
         else:
             reason = f"S3 refused: {code}: {exc.response.get('Error', {}).get('Message', exc)}"
-        outcome = Outcome(source=source, destination=_url(dest_bucket, dest_key), status=FAILED, size=item["Size"],
-                          source_class=item["StorageClass"], storage_class=target, messages=[reason])
+        outcome = Outcome(
+            source=source,
+            destination=_url(dest_bucket, dest_key),
+            status=FAILED,
+            size=item["Size"],
+            source_class=item["StorageClass"],
+            storage_class=target,
+            messages=[reason],
+        )
     finally:
         (claims.done if finished else claims.release)(cl.MOVE, key, run)
     if outcome.status == FAILED:

@@ -93,10 +93,22 @@ class Outcome:
     done_by: str | None = None  # the run that copied the object (this run when MOVED), when one did
 
     def as_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "destination": self.destination, "status": self.status, "sizeInBytes": self.size,
-                "sourceClass": self.source_class, "storageClass": self.storage_class, "s3Checksum": self.s3_checksum,
-                "checksumAlgorithm": self.checksum_algorithm, "sha256": self.sha256, "verifiedAgainst": self.verified_against,
-                "parts": self.parts, "copyRequests": self.copy_requests, "messages": self.messages, "doneByRun": self.done_by}
+        return {
+            "source": self.source,
+            "destination": self.destination,
+            "status": self.status,
+            "sizeInBytes": self.size,
+            "sourceClass": self.source_class,
+            "storageClass": self.storage_class,
+            "s3Checksum": self.s3_checksum,
+            "checksumAlgorithm": self.checksum_algorithm,
+            "sha256": self.sha256,
+            "verifiedAgainst": self.verified_against,
+            "parts": self.parts,
+            "copyRequests": self.copy_requests,
+            "messages": self.messages,
+            "doneByRun": self.done_by,
+        }
 
 
 @dataclass
@@ -129,12 +141,25 @@ class MoveReport:
         return {run: n for run, n in counts.items() if run}
 
     def as_dict(self) -> dict[str, Any]:
-        return {"tenant": self.tenant, "url": self.url, "storageClass": self.storage_class, "verification": self.verification,
-                "runId": self.run_id, "planned": self.planned, "plannedBytes": self.planned_bytes, "moved": self.count(MOVED),
-                "movedByOtherRuns": self.count(BY_OTHER_RUN), "inOtherRuns": self.count(IN_OTHER_RUN),
-                "copiedByRun": self.copied_by_run(), "skipped": self.count(SKIPPED), "failed": self.count(FAILED),
-                "bytesMoved": self.bytes_moved, "leftForNextRun": self.left_for_next_run,
-                "estimate": self.estimate, "objects": [o.as_dict() for o in self.outcomes]}
+        return {
+            "tenant": self.tenant,
+            "url": self.url,
+            "storageClass": self.storage_class,
+            "verification": self.verification,
+            "runId": self.run_id,
+            "planned": self.planned,
+            "plannedBytes": self.planned_bytes,
+            "moved": self.count(MOVED),
+            "movedByOtherRuns": self.count(BY_OTHER_RUN),
+            "inOtherRuns": self.count(IN_OTHER_RUN),
+            "copiedByRun": self.copied_by_run(),
+            "skipped": self.count(SKIPPED),
+            "failed": self.count(FAILED),
+            "bytesMoved": self.bytes_moved,
+            "leftForNextRun": self.left_for_next_run,
+            "estimate": self.estimate,
+            "objects": [o.as_dict() for o in self.outcomes],
+        }
 
 
 def _url(bucket: str, key: str) -> str:
@@ -163,8 +188,10 @@ def allowed_scope(setup: MoveSetup, tenant: str, bucket: str, prefix: str) -> tu
         if bucket == scope_bucket and (prefix.startswith(scope_prefix) or prefix + "/" == scope_prefix):
             return scope_bucket, scope_prefix
     allowed = ", ".join(_url(b, p) for b, p in scopes)
-    raise MoveError(f"tenant {tenant} may not move {_url(bucket, prefix)}: only objects under {allowed} "
-                    "(sources are granted in the lifecycle configuration)")
+    raise MoveError(
+        f"tenant {tenant} may not move {_url(bucket, prefix)}: only objects under {allowed} "
+        "(sources are granted in the lifecycle configuration)"
+    )
 
 
 def destination_for(setup: MoveSetup, tenant: str, bucket: str, key: str, scope: tuple[str, str], destination: str) -> tuple[str, str]:
@@ -173,7 +200,7 @@ def destination_for(setup: MoveSetup, tenant: str, bucket: str, key: str, scope:
     own = setup.lifecycle.tenant(tenant).own_prefix
     if (bucket, scope[1]) == (setup.bucket, own):
         return bucket, key  # already under the tenant's archive prefix
-    rel = key[len(scope[1]):].lstrip("/")
+    rel = key[len(scope[1]) :].lstrip("/")
     try:
         clean = keys.sanitize_directory(rel)
     except keys.InvalidKey as exc:
@@ -186,8 +213,9 @@ def destination_for(setup: MoveSetup, tenant: str, bucket: str, key: str, scope:
 # -- one object -----------------------------------------------------------------------------------
 
 
-def _references(setup: MoveSetup, bucket: str, key: str, h: dict[str, Any],
-                announced: tuple[str, str] | None) -> tuple[list[Reference], Any]:
+def _references(
+    setup: MoveSetup, bucket: str, key: str, h: dict[str, Any], announced: tuple[str, str] | None
+) -> tuple[list[Reference], Any]:
     refs = []
     if announced:
         refs.append(Reference("announced", *announced))
@@ -200,9 +228,23 @@ def _references(setup: MoveSetup, bucket: str, key: str, h: dict[str, Any],
     return refs, obj
 
 
-def move_object(setup: MoveSetup, *, tenant: str, bucket: str, key: str, dest_bucket: str, dest_key: str, storage_class: str,
-                verification: str, announced: tuple[str, str] | None = None, kind: str = mv.MOVE, request_id: str = "",
-                run_id: str | None = None, keep_source: bool = False, heartbeat: Callable[[], Any] | None = None) -> Outcome:
+def move_object(
+    setup: MoveSetup,
+    *,
+    tenant: str,
+    bucket: str,
+    key: str,
+    dest_bucket: str,
+    dest_key: str,
+    storage_class: str,
+    verification: str,
+    announced: tuple[str, str] | None = None,
+    kind: str = mv.MOVE,
+    request_id: str = "",
+    run_id: str | None = None,
+    keep_source: bool = False,
+    heartbeat: Callable[[], Any] | None = None,
+) -> Outcome:
     """Move one object by a server-side copy, verify it as asked and record it; raises MoveError (and ClientError) on refusal.
 
     The caller holds the object's claim (``heartbeat`` refreshes it during a multipart copy).
@@ -216,11 +258,24 @@ def move_object(setup: MoveSetup, *, tenant: str, bucket: str, key: str, dest_bu
     row = store.get(kind, bucket, key, dest_bucket, dest_key, request_id)
     h = moves.head(setup.s3, bucket, key)
     dest_h = h if in_place else moves.head(setup.s3, dest_bucket, dest_key)
-    settings = CopySettings(storage_class=storage_class, multipart_threshold=setup.copy.multipart_threshold,
-                            part_size=setup.copy.part_size, concurrency=setup.copy.concurrency)
-    base: dict[str, Any] = {"tenant": tenant, "kind": kind, "bucket": bucket, "source_key": key, "dest_bucket": dest_bucket,
-                            "dest_key": dest_key, "storage_class": storage_class, "verification": verification,
-                            "request_id": request_id, "run_id": run_id}
+    settings = CopySettings(
+        storage_class=storage_class,
+        multipart_threshold=setup.copy.multipart_threshold,
+        part_size=setup.copy.part_size,
+        concurrency=setup.copy.concurrency,
+    )
+    base: dict[str, Any] = {
+        "tenant": tenant,
+        "kind": kind,
+        "bucket": bucket,
+        "source_key": key,
+        "dest_bucket": dest_bucket,
+        "dest_key": dest_key,
+        "storage_class": storage_class,
+        "verification": verification,
+        "request_id": request_id,
+        "run_id": run_id,
+    }
 
     if h is None:
         if not in_place and row is not None and row["status"] in (mv.COPIED, *mv.FINISHED) and dest_h is not None:
@@ -240,7 +295,8 @@ def move_object(setup: MoveSetup, *, tenant: str, bucket: str, key: str, dest_bu
         else:
             same = int(dest_h["ContentLength"]) == out.size and (
                 (row is not None and row["status"] in (mv.COPYING, mv.COPIED) and row["source_etag"] == h["ETag"])
-                or (dest_h.get("ChecksumSHA256") and dest_h.get("ChecksumSHA256") == h.get("ChecksumSHA256")))
+                or (dest_h.get("ChecksumSHA256") and dest_h.get("ChecksumSHA256") == h.get("ChecksumSHA256"))
+            )
             if not same:
                 raise MoveError(f"{dest_url} already exists and does not hold a copy of {source_url}: not overwritten")
             adopted = True
@@ -251,8 +307,9 @@ def move_object(setup: MoveSetup, *, tenant: str, bucket: str, key: str, dest_bu
     what = f"{source_url}"
     if adopted and row is not None and row["status"] == mv.FAILED and row["source_etag"] == h["ETag"]:
         # Copied, then found wrong: never recorded as archived, however often the move is run again.
-        raise ChecksumMismatch(f"{what}: an earlier move of this object failed its verification and is not recorded: "
-                               + "; ".join(row["messages"] or []))
+        raise ChecksumMismatch(
+            f"{what}: an earlier move of this object failed its verification and is not recorded: " + "; ".join(row["messages"] or [])
+        )
     if adopted:
         # Verified (or trusted) when it was copied, if this project copied it: the row remembers how.
         held = dest_h or h
@@ -270,18 +327,33 @@ def move_object(setup: MoveSetup, *, tenant: str, bucket: str, key: str, dest_bu
         out.s3_checksum, out.sha256 = s3_sum, sha
         out.checksum_algorithm = (row or {}).get("checksum_algorithm") or f"SHA256 ({'COMPOSITE' if composite else 'FULL_OBJECT'})"
         out.verified_against = list((row or {}).get("verified_against") or [])
-        move_id = (row or {}).get("id") or store.begin(**base, status=mv.COPYING, source_etag=h["ETag"], source_class=out.source_class,
-                                                        size=out.size, messages=[])
-        _record(setup, move_id, out, tenant=tenant, bucket=bucket, key=key, dest_bucket=dest_bucket, dest_key=dest_key,
-                storage_class=storage_class, etag=(held.get("ETag") or "").strip('"'), run_id=run_id, kind=kind,
-                extra_checksums={r.algorithm: r.hex for r in references if r.source == "catalog"},
-                status=mv.COPIED if not in_place else mv.DONE)
+        move_id = (row or {}).get("id") or store.begin(
+            **base, status=mv.COPYING, source_etag=h["ETag"], source_class=out.source_class, size=out.size, messages=[]
+        )
+        _record(
+            setup,
+            move_id,
+            out,
+            tenant=tenant,
+            bucket=bucket,
+            key=key,
+            dest_bucket=dest_bucket,
+            dest_key=dest_key,
+            storage_class=storage_class,
+            etag=(held.get("ETag") or "").strip('"'),
+            run_id=run_id,
+            kind=kind,
+            extra_checksums={r.algorithm: r.hex for r in references if r.source == "catalog"},
+            status=mv.COPIED if not in_place else mv.DONE,
+        )
         _finish_source(setup, out, bucket, key, in_place, keep_source, move_id)
         return out
 
     if not moves.readable(h):
-        raise MoveError(f"{source_url} is in {out.source_class}: S3 copies such objects only from a restored copy "
-                        f"(glacier-pipelines restore first); a lifecycle rule can move GLACIER objects on to DEEP_ARCHIVE")
+        raise MoveError(
+            f"{source_url} is in {out.source_class}: S3 copies such objects only from a restored copy "
+            f"(glacier-pipelines restore first); a lifecycle rule can move GLACIER objects on to DEEP_ARCHIVE"
+        )
     moves.sse_args(h)  # refuses SSE-C before anything is read or copied
 
     ranges = moves.copy_ranges(out.size, settings)
@@ -290,29 +362,49 @@ def move_object(setup: MoveSetup, *, tenant: str, bucket: str, key: str, dest_bu
     streamed = None
     try:
         if verification == "stream":
-            streamed = moves.stream(setup.s3, bucket=bucket, key=key, etag=h["ETag"], algorithms={r.algorithm for r in references},
-                                    ranges=ranges)
+            streamed = moves.stream(
+                setup.s3, bucket=bucket, key=key, etag=h["ETag"], algorithms={r.algorithm for r in references}, ranges=ranges
+            )
             if streamed.size != out.size:
                 raise ChecksumMismatch(f"{what}: {streamed.size} bytes read, S3 reports {out.size}")
             verified = moves.compare(references + known_by_s3, streamed.digests, what)
             if not any(r.source in ("announced", "catalog", "metadata") for r in verified):
-                out.messages.append("no checksum was announced or known for this object: the streamed SHA-256 is checked against "
-                                    "S3's checksum of the copy only")
+                out.messages.append(
+                    "no checksum was announced or known for this object: the streamed SHA-256 is checked against "
+                    "S3's checksum of the copy only"
+                )
         else:
             verified = moves.check_references_agree(references + known_by_s3, what)
             verified = [r for r in verified if r.source not in ("s3", "s3-etag")] or verified
     except ChecksumMismatch as exc:
-        move_id = store.begin(**base, status=mv.FAILED, source_etag=h["ETag"], source_class=out.source_class, size=out.size,
-                              messages=[str(exc)])
+        move_id = store.begin(
+            **base, status=mv.FAILED, source_etag=h["ETag"], source_class=out.source_class, size=out.size, messages=[str(exc)]
+        )
         raise
 
-    move_id = store.begin(**base, status=mv.COPYING, source_etag=h["ETag"], source_class=out.source_class, size=out.size,
-                          sha256=streamed.digests[checksums.S3_ALGORITHM] if streamed else None,
-                          verified_against=[r.as_dict() for r in verified], messages=list(out.messages))
+    move_id = store.begin(
+        **base,
+        status=mv.COPYING,
+        source_etag=h["ETag"],
+        source_class=out.source_class,
+        size=out.size,
+        sha256=streamed.digests[checksums.S3_ALGORITHM] if streamed else None,
+        verified_against=[r.as_dict() for r in verified],
+        messages=list(out.messages),
+    )
     # CopyObject copies tags itself; CreateMultipartUpload must be given them.
     tags = setup.s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"] if ranges else None
-    copy = moves.server_side_copy(setup.s3, bucket=bucket, key=key, dest_bucket=dest_bucket, dest_key=dest_key, source_head=h,
-                                  settings=settings, tags=tags, on_part=heartbeat)
+    copy = moves.server_side_copy(
+        setup.s3,
+        bucket=bucket,
+        key=key,
+        dest_bucket=dest_bucket,
+        dest_key=dest_key,
+        source_head=h,
+        settings=settings,
+        tags=tags,
+        on_part=heartbeat,
+    )
     store.update(move_id, copied_by=run_id)  # S3 made the copy: whatever follows, this run made it
     out.parts, out.copy_requests, out.done_by = copy.parts, copy.requests, run_id
     out.s3_checksum, out.checksum_algorithm = copy.s3_checksum, copy.algorithm
@@ -330,37 +422,87 @@ def move_object(setup: MoveSetup, *, tenant: str, bucket: str, key: str, dest_bu
             settled = {r.algorithm for r in known_by_s3} | set(copy_digests)
             for ref in references:
                 if ref.algorithm not in settled:
-                    out.messages.append(f"{moves.label(ref)} ({ref.algorithm}) was not verified: "
-                                        f"S3 holds no {ref.algorithm} of this object "
-                                        "(move with verification 'stream' to read it once and check)")
+                    out.messages.append(
+                        f"{moves.label(ref)} ({ref.algorithm}) was not verified: "
+                        f"S3 holds no {ref.algorithm} of this object "
+                        "(move with verification 'stream' to read it once and check)"
+                    )
     except ChecksumMismatch as exc:
         store.update(move_id, status=mv.FAILED, messages=out.messages + [str(exc)])
         raise
     if copy.checksum_type == "COMPOSITE" and not sha:
-        out.messages.append("no SHA-256 of the whole object is known (S3 reports a composite of parts above the copy threshold): "
-                            "restores of it cannot be verified; move with verification 'stream' to record one")
+        out.messages.append(
+            "no SHA-256 of the whole object is known (S3 reports a composite of parts above the copy threshold): "
+            "restores of it cannot be verified; move with verification 'stream' to record one"
+        )
     out.sha256 = sha
     out.verified_against = [r.as_dict() for r in verified]
     digests = {r.algorithm: r.hex for r in verified if r.source != "s3-etag"}
     if streamed:
         digests.update({a: v for a, v in streamed.digests.items() if a in {r.algorithm for r in verified} or a == checksums.S3_ALGORITHM})
-    _record(setup, move_id, out, tenant=tenant, bucket=bucket, key=key, dest_bucket=dest_bucket, dest_key=dest_key,
-            storage_class=storage_class, etag=copy.etag, run_id=run_id, kind=kind, extra_checksums=digests,
-            status=mv.COPIED if not in_place else mv.DONE)
+    _record(
+        setup,
+        move_id,
+        out,
+        tenant=tenant,
+        bucket=bucket,
+        key=key,
+        dest_bucket=dest_bucket,
+        dest_key=dest_key,
+        storage_class=storage_class,
+        etag=copy.etag,
+        run_id=run_id,
+        kind=kind,
+        extra_checksums=digests,
+        status=mv.COPIED if not in_place else mv.DONE,
+    )
     _finish_source(setup, out, bucket, key, in_place, keep_source, move_id)
     return out
 
 
-def _record(setup: MoveSetup, move_id: int, out: Outcome, *, tenant: str, bucket: str, key: str, dest_bucket: str, dest_key: str,
-            storage_class: str, etag: str, run_id: str | None, kind: str, extra_checksums: dict[str, str], status: str) -> None:
+def _record(
+    setup: MoveSetup,
+    move_id: int,
+    out: Outcome,
+    *,
+    tenant: str,
+    bucket: str,
+    key: str,
+    dest_bucket: str,
+    dest_key: str,
+    storage_class: str,
+    etag: str,
+    run_id: str | None,
+    kind: str,
+    extra_checksums: dict[str, str],
+    status: str,
+) -> None:
     digests = dict(extra_checksums)
     if out.sha256:
         digests[checksums.S3_ALGORITHM] = out.sha256
     setup.store.record(
-        move_id, tenant=tenant, bucket=bucket, source_key=key, dest_bucket=dest_bucket, dest_key=dest_key, storage_class=storage_class,
-        size=out.size, sha256=out.sha256, s3_checksum=out.s3_checksum or "", etag=etag, checksums=digests, status=status, run_id=run_id,
-        move_fields={"sha256": out.sha256, "s3_checksum": out.s3_checksum, "checksum_algorithm": out.checksum_algorithm,
-                     "verified_against": out.verified_against, "parts": out.parts, "messages": out.messages},
+        move_id,
+        tenant=tenant,
+        bucket=bucket,
+        source_key=key,
+        dest_bucket=dest_bucket,
+        dest_key=dest_key,
+        storage_class=storage_class,
+        size=out.size,
+        sha256=out.sha256,
+        s3_checksum=out.s3_checksum or "",
+        etag=etag,
+        checksums=digests,
+        status=status,
+        run_id=run_id,
+        move_fields={
+            "sha256": out.sha256,
+            "s3_checksum": out.s3_checksum,
+            "checksum_algorithm": out.checksum_algorithm,
+            "verified_against": out.verified_against,
+            "parts": out.parts,
+            "messages": out.messages,
+        },
         withdraw=kind == mv.TRASH,
     )
 
@@ -395,35 +537,74 @@ def trash(setup: MoveSetup, tenant: str, request_id: str, *, verification: str =
     t = setup.lifecycle.tenant(tenant)
     url = _url(obj.bucket, obj.key)
     if request_id in store.trashed_requests(tenant):
-        return Outcome(source=url, destination=url, status=SKIPPED, size=obj.size, storage_class=obj.storage_class,
-                       messages=[f"request {request_id} is already in the trash"])
+        return Outcome(
+            source=url,
+            destination=url,
+            status=SKIPPED,
+            size=obj.size,
+            storage_class=obj.storage_class,
+            messages=[f"request {request_id} is already in the trash"],
+        )
     others = [r for r in store.requests_using(tenant, obj.id) if r != request_id and r not in store.trashed_requests(tenant)]
     if obj.key.startswith(t.trash_key_prefix) or others:
-        message = (f"object kept at {url}: still used by request(s) {', '.join(others[:10])}" if others
-                   else f"{url} is already under the trash prefix")
-        move_id = store.begin(tenant=tenant, kind=mv.TRASH, bucket=obj.bucket, source_key=obj.key, dest_bucket=obj.bucket, dest_key=obj.key,
-                              storage_class=obj.storage_class, verification=verification, status=mv.DONE, request_id=request_id,
-                              run_id=run_id, object_id=obj.id, size=obj.size, messages=[message])
+        message = (
+            f"object kept at {url}: still used by request(s) {', '.join(others[:10])}"
+            if others
+            else f"{url} is already under the trash prefix"
+        )
+        move_id = store.begin(
+            tenant=tenant,
+            kind=mv.TRASH,
+            bucket=obj.bucket,
+            source_key=obj.key,
+            dest_bucket=obj.bucket,
+            dest_key=obj.key,
+            storage_class=obj.storage_class,
+            verification=verification,
+            status=mv.DONE,
+            request_id=request_id,
+            run_id=run_id,
+            object_id=obj.id,
+            size=obj.size,
+            messages=[message],
+        )
         log.info("trash %s (move %s): %s", request_id, move_id, message)
         record_ledger(setup, tenant)
         return Outcome(source=url, destination=url, status=SKIPPED, size=obj.size, storage_class=obj.storage_class, messages=[message])
     if obj.bucket != setup.bucket or not obj.key.startswith(t.own_prefix):
         raise MoveError(f"{url} is not under tenant {tenant}'s prefix {_url(setup.bucket, t.own_prefix)}: it has no trash there")
-    dest_key = t.trash_key_prefix + obj.key[len(t.own_prefix):]
+    dest_key = t.trash_key_prefix + obj.key[len(t.own_prefix) :]
     run = run_id or cl.local_run_id()
     claims, key = setup.claims, cl.claim_key(obj.bucket, obj.key)
     claim = claims.claim(cl.MOVE, key, run, subject=url)
     if not claim.won:
-        return Outcome(source=url, destination=_url(obj.bucket, dest_key), status=IN_OTHER_RUN, size=obj.size,
-                       storage_class=obj.storage_class, done_by=claim.holder,
-                       messages=[f"being moved by run {claim.holder} (it holds the object's claim): trash it again once it is done"])
+        return Outcome(
+            source=url,
+            destination=_url(obj.bucket, dest_key),
+            status=IN_OTHER_RUN,
+            size=obj.size,
+            storage_class=obj.storage_class,
+            done_by=claim.holder,
+            messages=[f"being moved by run {claim.holder} (it holds the object's claim): trash it again once it is done"],
+        )
     finished = False
     try:
         h = moves.head(setup.s3, obj.bucket, obj.key)
         storage_class = moves.storage_class_of(h) if h is not None else obj.storage_class
-        outcome = move_object(setup, tenant=tenant, bucket=obj.bucket, key=obj.key, dest_bucket=obj.bucket, dest_key=dest_key,
-                              storage_class=storage_class, verification=verification, kind=mv.TRASH, request_id=request_id, run_id=run,
-                              heartbeat=lambda: claims.heartbeat(cl.MOVE, key, run))
+        outcome = move_object(
+            setup,
+            tenant=tenant,
+            bucket=obj.bucket,
+            key=obj.key,
+            dest_bucket=obj.bucket,
+            dest_key=dest_key,
+            storage_class=storage_class,
+            verification=verification,
+            kind=mv.TRASH,
+            request_id=request_id,
+            run_id=run,
+            heartbeat=lambda: claims.heartbeat(cl.MOVE, key, run),
+        )
         finished = True
         return outcome
     finally:

@@ -46,8 +46,9 @@ class PackagingPolicy:
         for item in filter(None, (x.strip() for x in tenant_thresholds.split(","))):
             tenant, _, value = item.partition("=")
             pairs.append((keys.validate_tenant(tenant.strip()), int(value)))
-        return cls(threshold=int(threshold), target_size=int(target), max_age=timedelta(hours=float(max_age_hours)),
-                   tenant_thresholds=tuple(pairs))
+        return cls(
+            threshold=int(threshold), target_size=int(target), max_age=timedelta(hours=float(max_age_hours)), tenant_thresholds=tuple(pairs)
+        )
 
 
 @dataclass
@@ -88,8 +89,9 @@ def check_packages(setup: ArchiveSetup, tenant: str | None) -> PackageCheckRepor
         obj = package["object"]
         try:
             problems = list(package["build_problems"])
-            problems += transfer.verify_stored(setup.s3, bucket=obj.bucket, key=obj.key, s3_checksum=obj.s3_checksum, size=obj.size,
-                                               storage_class=obj.storage_class)
+            problems += transfer.verify_stored(
+                setup.s3, bucket=obj.bucket, key=obj.key, s3_checksum=obj.s3_checksum, size=obj.size, storage_class=obj.storage_class
+            )
             problems += _manifest_problems(setup, obj, package)
         except (ClientError, BotoCoreError, StoreError) as exc:
             report.unreachable.append((obj.url, faults.describe(exc)))
@@ -99,8 +101,13 @@ def check_packages(setup: ArchiveSetup, tenant: str | None) -> PackageCheckRepor
         if problems:
             report.problems.append((obj.url, problems))
         else:
-            write_ledger(setup, [ledger_entry(package["tenant"], m["request_id"], m["content"], m["deduplicated"], obj.storage_class)
-                                 for m in package["members"]])
+            write_ledger(
+                setup,
+                [
+                    ledger_entry(package["tenant"], m["request_id"], m["content"], m["deduplicated"], obj.storage_class)
+                    for m in package["members"]
+                ],
+            )
         for status, n in store.answer_package(package["id"], problems).items():
             report.answered[status] += n
         report.requests += [(m["request_id"], obj.url, t.ERROR if problems else t.SUCCESS) for m in package["members"]]
@@ -121,8 +128,10 @@ def _manifest_problems(setup: ArchiveSetup, obj: Any, package: dict[str, Any]) -
 
 def add_waiting_members(setup: ArchiveSetup, tenant: str, run_id: str, run_finished: Callable[[str], bool]) -> int:
     """glacier_packages' intake: the verified small files of every batch this run may take go into the open package."""
-    return sum(add_verified_members(setup, batch_id, tenant, run_id)
-               for batch_id in setup.catalog.take_batches(tenant, run_id, [t.VERIFIED], run_finished))
+    return sum(
+        add_verified_members(setup, batch_id, tenant, run_id)
+        for batch_id in setup.catalog.take_batches(tenant, run_id, [t.VERIFIED], run_finished)
+    )
 
 
 def add_verified_members(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) -> int:
@@ -130,17 +139,24 @@ def add_verified_members(setup: ArchiveSetup, batch_id: str, tenant: str, run_id
     rows = [r for r in setup.catalog.batch_requests(batch_id, [t.VERIFIED]) if r.stage and r.stage["kind"] == "member"]
     if not rows:
         return 0
-    members = [(r, packaging.member_name(r.request.destinationDirectory, r.request.checksum), stage["path"], r.size or 0,
-                stage["sha256"]) for r in rows if (stage := r.stage) is not None]  # every row has one (filtered above)
+    members = [
+        (r, packaging.member_name(r.request.destinationDirectory, r.request.checksum), stage["path"], r.size or 0, stage["sha256"])
+        for r in rows
+        if (stage := r.stage) is not None
+    ]  # every row has one (filtered above)
     PackageStore(setup.catalog).add_members(tenant, members, run_id, setup.packaging.target_size if setup.packaging else None)
     return len(rows)
 
 
-def due_packages(setup: ArchiveSetup, policy: PackagingPolicy, tenant: str | None, *, close_all: bool,
-                 now: datetime | None = None) -> list[dict[str, Any]]:
+def due_packages(
+    setup: ArchiveSetup, policy: PackagingPolicy, tenant: str | None, *, close_all: bool, now: datetime | None = None
+) -> list[dict[str, Any]]:
     now = now or datetime.now(timezone.utc)
-    return [p for p in PackageStore(setup.catalog).open_packages(tenant)
-            if close_all or p["member_bytes"] >= policy.target_size or now - p["created_at"] >= policy.max_age]
+    return [
+        p
+        for p in PackageStore(setup.catalog).open_packages(tenant)
+        if close_all or p["member_bytes"] >= policy.target_size or now - p["created_at"] >= policy.max_age
+    ]
 
 
 def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, report: PackagingReport) -> None:
@@ -157,11 +173,14 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
             return
         unique: dict[str, packaging.Member] = {}
         for m in members:  # identical content is packed once; its other requests point at the same bytes
-            unique.setdefault(m["sha256"], packaging.Member(m["name"], m["staged_path"], m["sha256"], m["request_id"],
-                                                            m["algorithm"], m["checksum"]))
+            unique.setdefault(
+                m["sha256"], packaging.Member(m["name"], m["staged_path"], m["sha256"], m["request_id"], m["algorithm"], m["checksum"])
+            )
         tar_path = setup.staging_area.package_file(tenant, package_id)
         try:
-            packed, tar_sha256, tar_size = packaging.build_tar(unique.values(), tar_path, lambda m: staging.read_bytes(setup.s3, str(m.path)))
+            packed, tar_sha256, tar_size = packaging.build_tar(
+                unique.values(), tar_path, lambda m: staging.read_bytes(setup.s3, str(m.path))
+            )
             break
         except packaging.PackagingError as exc:
             bad = next(m for m in members if m["request_id"] == str(exc).split(":", 1)[0])
@@ -174,18 +193,45 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
     s3_checksum = upload_package_file(setup, tar_path, key, tar_sha256, tar_size)
     manifest_key = key + packaging.MANIFEST_SUFFIX
     body = packaging.manifest(package_id, tenant, key, tar_sha256, packed)
-    S3Store(setup.s3, setup.upload.bucket).put(manifest_key, body, storage_class="STANDARD", content_type="application/x-ndjson",
-                                               checksum_algorithm="SHA256", checksum=checksums.b64(hashlib.sha256(body).digest()))
+    S3Store(setup.s3, setup.upload.bucket).put(
+        manifest_key,
+        body,
+        storage_class="STANDARD",
+        content_type="application/x-ndjson",
+        checksum_algorithm="SHA256",
+        checksum=checksums.b64(hashlib.sha256(body).digest()),
+    )
     by_sha = {p.sha256: p for p in packed}
-    obj = {"tenant": tenant, "bucket": setup.upload.bucket, "key": key, "storage_class": setup.upload.storage_class, "size": tar_size,
-           "sha256": tar_sha256, "s3_checksum": s3_checksum, "etag": None, "width": None, "height": None, "run_id": run_id, "batch_id": None}
+    obj = {
+        "tenant": tenant,
+        "bucket": setup.upload.bucket,
+        "key": key,
+        "storage_class": setup.upload.storage_class,
+        "size": tar_size,
+        "sha256": tar_sha256,
+        "s3_checksum": s3_checksum,
+        "etag": None,
+        "width": None,
+        "height": None,
+        "run_id": run_id,
+        "batch_id": None,
+    }
     placed, contents = {}, {}
     for m in members:
         p = by_sha[m["sha256"]]
         placed[m["request_pk"]] = (p.name, p.offset, p.length)
         req = m["body"]
-        content = responses.success_content(bucket=setup.upload.bucket, key=key, checksum=m["checksum"], algorithm=m["algorithm"],
-                                            size=m["size"], width=None, height=None, source_url=req["url"], small_file_managed=True)
+        content = responses.success_content(
+            bucket=setup.upload.bucket,
+            key=key,
+            checksum=m["checksum"],
+            algorithm=m["algorithm"],
+            size=m["size"],
+            width=None,
+            height=None,
+            source_url=req["url"],
+            small_file_managed=True,
+        )
         content["storeFileMetadata"]["storedFileUrl"] = packaging.member_url(setup.upload.bucket, key, p.name)
         contents[m["request_pk"]] = content
     store.mark_stored(package_id, obj, placed, contents, manifest_key, problems, run_id)
@@ -201,14 +247,28 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
 def upload_package_file(setup: ArchiveSetup, path: Path, key: str, sha256_hex: str, size: int) -> str:
     """Upload a local file already hashed: one PUT, or a verified multipart stream for a large package."""
     if size <= setup.upload.multipart_threshold:
-        stage = {"kind": "file", "path": str(path), "bucket": setup.upload.bucket, "key": key,
-                 "s3_checksum": checksums.b64(bytes.fromhex(sha256_hex))}
+        stage = {
+            "kind": "file",
+            "path": str(path),
+            "bucket": setup.upload.bucket,
+            "key": key,
+            "s3_checksum": checksums.b64(bytes.fromhex(sha256_hex)),
+        }
     else:
+
         def chunks():
             with open(path, "rb") as f:
                 yield from iter(lambda: f.read(MiB), b"")
-        stage = transfer.stage_stream(chunks(), s3=setup.s3, settings=setup.upload, key=key, algorithm="SHA-256",
-                                      expected_checksum=sha256_hex, staging_path=path.with_suffix(".unused")).stage
+
+        stage = transfer.stage_stream(
+            chunks(),
+            s3=setup.s3,
+            settings=setup.upload,
+            key=key,
+            algorithm="SHA-256",
+            expected_checksum=sha256_hex,
+            staging_path=path.with_suffix(".unused"),
+        ).stage
     return transfer.commit_stage(setup.s3, setup.upload, stage)["s3_checksum"]
 
 

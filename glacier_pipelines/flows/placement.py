@@ -39,12 +39,15 @@ def check_tenant_bucket(setup: ArchiveSetup, tenant: str) -> None:
             problem = f"S3 refused bucket {bucket!r} ({faults.describe(exc)})"
         else:
             problem = f"bucket {bucket!r} could not be reached ({faults.describe(exc)})"
-        raise faults.ArchiveFault(f"tenant {tenant}: {problem} (set by {where}); fix the setting or create the bucket: "
-                                  "the tenant's requests keep their place", "configuration" if kind == "request" else kind) from None
+        raise faults.ArchiveFault(
+            f"tenant {tenant}: {problem} (set by {where}); fix the setting or create the bucket: the tenant's requests keep their place",
+            "configuration" if kind == "request" else kind,
+        ) from None
 
 
-def locate(setup: ArchiveSetup, tenant: str, *, algorithm: str | None = None, checksum: str | None = None,
-           sha256: str | None = None) -> locations.Location | None:
+def locate(
+    setup: ArchiveSetup, tenant: str, *, algorithm: str | None = None, checksum: str | None = None, sha256: str | None = None
+) -> locations.Location | None:
     """The first sound location of this content in the tenant's current placement (bucket, prefix, class), as
     ``locations.locate`` does for the whole tenant: content elsewhere (another bucket, prefix or class) is stored again."""
     lookups = PlacementLookups(setup.catalog, tenant, *setup.placement(tenant))

@@ -45,8 +45,14 @@ def parse_concurrency(text: str) -> tuple[int, dict[str, int]]:
     return default, per_tenant
 
 
-def plan_archive_runs(catalog: Catalog, run_finished: Callable[[str], bool], *, batch_size: int, concurrency: str = "1",
-                      runs_in_progress: Callable[[str], int] = lambda tenant: 0) -> list[PlannedRun]:
+def plan_archive_runs(
+    catalog: Catalog,
+    run_finished: Callable[[str], bool],
+    *,
+    batch_size: int,
+    concurrency: str = "1",
+    runs_in_progress: Callable[[str], int] = lambda tenant: 0,
+) -> list[PlannedRun]:
     """The archive runs to start now, per tenant (see the module docstring)."""
     default, per_tenant = parse_concurrency(concurrency)
     plans = []

@@ -37,8 +37,16 @@ def scopes(bucket: str, prefix: str, tenants: TenantsConfig | None = None) -> li
     return out
 
 
-def rebuild(catalog: Catalog, s3: Any, bucket: str, prefix: str, *, tenants: TenantsConfig | None = None,
-            vault_prefix: str | None = None, vault_bucket: str | None = None) -> dict[str, int]:
+def rebuild(
+    catalog: Catalog,
+    s3: Any,
+    bucket: str,
+    prefix: str,
+    *,
+    tenants: TenantsConfig | None = None,
+    vault_prefix: str | None = None,
+    vault_bucket: str | None = None,
+) -> dict[str, int]:
     """Recreate objects, packages, members, requests, moves, vault copies and restore states from what ``bucket`` holds.
 
     Package members come back with their request ids from the manifests; standalone objects
@@ -64,8 +72,12 @@ def rebuild(catalog: Catalog, s3: Any, bucket: str, prefix: str, *, tenants: Ten
         outcome = _ledger_request(store, entry, now, moved)
         counts["ledger_requests" if outcome else "unresolved"] += outcome is not None
         if outcome is False:
-            log.warning("rebuild: request %s of %s names %s, which the bucket does not hold", entry["requestId"], entry["tenant"],
-                        entry["storedFileUrl"])
+            log.warning(
+                "rebuild: request %s of %s names %s, which the bucket does not hold",
+                entry["requestId"],
+                entry["tenant"],
+                entry["storedFileUrl"],
+            )
     if vault_prefix is not None:
         from glacier_pipelines.flows.vault.ledger import rebuild_vaults
 
@@ -73,11 +85,14 @@ def rebuild(catalog: Catalog, s3: Any, bucket: str, prefix: str, *, tenants: Ten
     return counts
 
 
-def _rebuild_scope(catalog: Catalog, s3: Any, bucket: str, prefix: str, owner: str | None, now: datetime,
-                   counts: dict[str, int]) -> list[tuple[str, dict[str, Any]]]:
+def _rebuild_scope(
+    catalog: Catalog, s3: Any, bucket: str, prefix: str, owner: str | None, now: datetime, counts: dict[str, int]
+) -> list[tuple[str, dict[str, Any]]]:
     """Packages and objects under one bucket and prefix back in the catalog; returns its ledger lines (key, entry).
     ``owner``: the tenant the prefix belongs to, or None when the tenant is the first key segment after ``prefix``."""
-    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix) for o in page.get("Contents", [])]
+    keys = [
+        o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix) for o in page.get("Contents", [])
+    ]
     ledger_keys = sorted(k for k in keys if ledger.is_ledger_key(k))
     keys = [k for k in keys if not ledger.is_ledger_key(k)]
     manifest_keys = [k for k in keys if k.endswith(packaging.MANIFEST_SUFFIX)]
@@ -88,11 +103,23 @@ def _rebuild_scope(catalog: Catalog, s3: Any, bucket: str, prefix: str, owner: s
         if not rows:
             continue
         head = transfer.head_checksum(s3, bucket, rows[0]["key"])
-        members = [ManifestMember(tenant=r["tenant"], request_id=r["request_id"], algorithm=r["algorithm"], checksum=r["checksum"],
-                                  name=r["name"], length=r["length"], sha256=r["sha256"], offset=r["offset"]) for r in rows]
+        members = [
+            ManifestMember(
+                tenant=r["tenant"],
+                request_id=r["request_id"],
+                algorithm=r["algorithm"],
+                checksum=r["checksum"],
+                name=r["name"],
+                length=r["length"],
+                sha256=r["sha256"],
+                offset=r["offset"],
+            )
+            for r in rows
+        ]
         restore = _restore(_url(bucket, rows[0]["key"]), head, now)
-        found, added = store.package(bucket, rows[0]["key"], _head(head), rows[0]["packageSha256"], restore, rows[0]["package"],
-                                     manifest_key, members, now)
+        found, added = store.package(
+            bucket, rows[0]["key"], _head(head), rows[0]["packageSha256"], restore, rows[0]["package"], manifest_key, members, now
+        )
         counts["restores"] += found.restores
         counts["members"] += added
         counts["manifests"] += 1
@@ -105,24 +132,34 @@ def _rebuild_scope(catalog: Catalog, s3: Any, bucket: str, prefix: str, owner: s
             log.warning("rebuild: cannot read s3://%s/%s: %s", bucket, key, exc)
             continue
         meta = head.get("Metadata", {})
-        tenant = owner or key[len(prefix):].lstrip("/").split("/", 1)[0]
-        found = store.standalone(bucket, key, tenant, _head(head), meta.get("sha256", ""), _restore(_url(bucket, key), head, now),
-                                 ((meta.get("source-algorithm"), meta.get("source-checksum")), ("SHA-256", meta.get("sha256"))), now)
+        tenant = owner or key[len(prefix) :].lstrip("/").split("/", 1)[0]
+        found = store.standalone(
+            bucket,
+            key,
+            tenant,
+            _head(head),
+            meta.get("sha256", ""),
+            _restore(_url(bucket, key), head, now),
+            ((meta.get("source-algorithm"), meta.get("source-checksum")), ("SHA-256", meta.get("sha256"))),
+            now,
+        )
         counts["restores"] += found.restores
         counts["objects"] += 1
     return [(k, e) for k in ledger_keys for e in ledger.parse(s3.get_object(Bucket=bucket, Key=k)["Body"].read())]
 
 
-def _rebuild_moves(catalog: Catalog, s3: Any, written: list[tuple[str, dict[str, Any]]], now: datetime,
-                   counts: dict[str, int]) -> dict[tuple[str, str], tuple[str, str]]:
+def _rebuild_moves(
+    catalog: Catalog, s3: Any, written: list[tuple[str, dict[str, Any]]], now: datetime, counts: dict[str, int]
+) -> dict[tuple[str, str], tuple[str, str]]:
     """Recreate each move's row from its last ledger line, and the object it made when the bucket pass did not (a move in
     a source bucket); returns where finished moves took objects: (bucket, source key) -> (bucket, destination key)."""
     store, rebuilt = MoveStore(catalog), RebuildStore(catalog)
     keys: dict[tuple[str, ...], str] = {}
     for key, entry in written:
         if ledger.is_move(entry):
-            keys[(entry["kind"], entry["bucket"], entry["sourceKey"], entry["destBucket"], entry["destKey"],
-                  entry.get("requestId") or "")] = key
+            keys[
+                (entry["kind"], entry["bucket"], entry["sourceKey"], entry["destBucket"], entry["destKey"], entry.get("requestId") or "")
+            ] = key
     moved: dict[tuple[str, str], tuple[str, str]] = {}
     for identity, entry in ledger.latest_moves(e for _, e in written).items():
         dest = (entry["destBucket"], entry["destKey"])
@@ -135,12 +172,14 @@ def _rebuild_moves(catalog: Catalog, s3: Any, written: list[tuple[str, dict[str,
                 try:
                     head = transfer.head_checksum(s3, *dest)
                 except ClientError as exc:
-                    log.warning("rebuild: move of s3://%s/%s: s3://%s/%s cannot be read: %s", entry["bucket"], entry["sourceKey"],
-                                *dest, exc)
+                    log.warning(
+                        "rebuild: move of s3://%s/%s: s3://%s/%s cannot be read: %s", entry["bucket"], entry["sourceKey"], *dest, exc
+                    )
                     head = None
                 if head is not None:
-                    found = rebuilt.moved_object(dest[0], dest[1], entry["tenant"], _head(head), entry.get("sha256") or "",
-                                                 _restore(_url(*dest), head, now), now)
+                    found = rebuilt.moved_object(
+                        dest[0], dest[1], entry["tenant"], _head(head), entry.get("sha256") or "", _restore(_url(*dest), head, now), now
+                    )
                     object_id = found.object_id
                     counts["restores"] += found.restores
             if object_id is not None and entry["kind"] == "MOVE":
@@ -149,8 +188,9 @@ def _rebuild_moves(catalog: Catalog, s3: Any, written: list[tuple[str, dict[str,
     return moved
 
 
-def _ledger_request(store: RebuildStore, entry: dict[str, Any], now: datetime,
-                    moved: dict[tuple[str, str], tuple[str, str]] | None = None) -> bool | None:
+def _ledger_request(
+    store: RebuildStore, entry: dict[str, Any], now: datetime, moved: dict[tuple[str, str], tuple[str, str]] | None = None
+) -> bool | None:
     """Recreate (or complete) one answered request from its ledger line: True when recorded, None when it already was,
     False when the object it names is not in the bucket (nor where a move took it)."""
     if entry.get("status") == "DELETED":  # deleted on request (flows/deletion.py): never recreated as answered
@@ -162,9 +202,17 @@ def _ledger_request(store: RebuildStore, entry: dict[str, Any], now: datetime,
         if moved is None or locations[-1] not in moved:
             break
         locations.append(moved[locations[-1]])
-    answer = LedgerAnswer(tenant=entry["tenant"], request_id=entry["requestId"], algorithm=entry.get("algorithm"),
-                          checksum=(entry.get("checksum") or "").lower() or None, deduplicated=bool(entry.get("deduplicated")),
-                          size=entry.get("size"), width=entry.get("width"), height=entry.get("height"), member=member)
+    answer = LedgerAnswer(
+        tenant=entry["tenant"],
+        request_id=entry["requestId"],
+        algorithm=entry.get("algorithm"),
+        checksum=(entry.get("checksum") or "").lower() or None,
+        deduplicated=bool(entry.get("deduplicated")),
+        size=entry.get("size"),
+        width=entry.get("width"),
+        height=entry.get("height"),
+        member=member,
+    )
     return store.ledger_request(answer, locations, now)
 
 
@@ -174,8 +222,12 @@ def _url(bucket: str, key: str) -> str:
 
 
 def _head(head: dict[str, Any]) -> HeadFacts:
-    return HeadFacts(storage_class=head.get("StorageClass") or "STANDARD", size=head["ContentLength"],
-                     s3_checksum=head.get("ChecksumSHA256") or "", etag=(head.get("ETag") or "").strip('"'))
+    return HeadFacts(
+        storage_class=head.get("StorageClass") or "STANDARD",
+        size=head["ContentLength"],
+        s3_checksum=head.get("ChecksumSHA256") or "",
+        etag=(head.get("ETag") or "").strip('"'),
+    )
 
 
 def _restore(url: str, head: dict[str, Any], now: datetime) -> RestoreFacts | None:

@@ -52,21 +52,37 @@ def list_keys(s3: Any, bucket: str, prefix: str) -> dict[str, int]:
     return out
 
 
-def reconcile_placed(catalog: Catalog, s3: Any, tenants: TenantsConfig, tenant: str, *, now: datetime | None = None,
-                     stale_after: timedelta = STALE_UPLOAD_AGE) -> ReconcileReport:
+def reconcile_placed(
+    catalog: Catalog,
+    s3: Any,
+    tenants: TenantsConfig,
+    tenant: str,
+    *,
+    now: datetime | None = None,
+    stale_after: timedelta = STALE_UPLOAD_AGE,
+) -> ReconcileReport:
     """:func:`reconcile` against where the tenant stores (GLACIER_TENANTS_CONFIG's bucket and prefix, else the global ones)."""
     bucket, prefix, _ = tenants.placement(tenant)
     return _reconcile(catalog, s3, bucket, prefix, tenant, now=now, stale_after=stale_after)
 
 
-def reconcile(catalog: Catalog, s3: Any, bucket: str, key_prefix: str, tenant: str, *, now: datetime | None = None,
-              stale_after: timedelta = STALE_UPLOAD_AGE) -> ReconcileReport:
+def reconcile(
+    catalog: Catalog,
+    s3: Any,
+    bucket: str,
+    key_prefix: str,
+    tenant: str,
+    *,
+    now: datetime | None = None,
+    stale_after: timedelta = STALE_UPLOAD_AGE,
+) -> ReconcileReport:
     """Compare the tenant's catalog rows with its prefix in the bucket, and abort its multipart uploads older than ``stale_after``."""
     return _reconcile(catalog, s3, bucket, keys.tenant_prefix(key_prefix, tenant), tenant, now=now, stale_after=stale_after)
 
 
-def _reconcile(catalog: Catalog, s3: Any, bucket: str, prefix: str, tenant: str, *, now: datetime | None,
-               stale_after: timedelta) -> ReconcileReport:
+def _reconcile(
+    catalog: Catalog, s3: Any, bucket: str, prefix: str, tenant: str, *, now: datetime | None, stale_after: timedelta
+) -> ReconcileReport:
     report = ReconcileReport(tenant=tenant, bucket=bucket, prefix=prefix)
     named, report.elsewhere = catalog_keys(catalog, tenant, bucket, prefix)
     keep = catalog.open_upload_ids()  # read with the catalog, before S3: uploads that verified requests wait on

@@ -48,9 +48,16 @@ def requester_for(owner: str | None, tenant: str) -> str:
     return owner.strip() if owner and _EMAIL.match(owner.strip()) else f"{tenant}@{NO_MAIL_DOMAIN}"
 
 
-def submit_pending(setup: flow.RestoreSetup, *, default_tier: str = "Bulk", default_days: int = 7, max_days: int = 365,
-                   limit: int = 200, report: RestorationReport | None = None,
-                   tenant_defaults: Callable[[str], tuple[str, int]] | None = None) -> RestorationReport:
+def submit_pending(
+    setup: flow.RestoreSetup,
+    *,
+    default_tier: str = "Bulk",
+    default_days: int = 7,
+    max_days: int = 365,
+    limit: int = 200,
+    report: RestorationReport | None = None,
+    tenant_defaults: Callable[[str], tuple[str, int]] | None = None,
+) -> RestorationReport:
     """Record the restore of each pending restoration; ``tenant_defaults(tenant)`` gives (tier, days) when the request has none."""
     store, report = WorkerRequestStore(setup.catalog), report or RestorationReport()
     for row in store.pending("RESTORATION", limit=limit):
@@ -64,9 +71,14 @@ def submit_pending(setup: flow.RestoreSetup, *, default_tier: str = "Bulk", defa
                 report.count(t.ERROR)
                 continue
             files = [availability.current(setup.catalog, row["tenant"], f) for f in body.files]  # old URLs of compacted members
-            request = RestoreRequest(tenant=row["tenant"], files=files, days=days, tier=body.tier or tier_default,
-                                     requester=requester_for(row["owner"], row["tenant"]),
-                                     note=f"restoration request {row['request_id']} (AMQP)")
+            request = RestoreRequest(
+                tenant=row["tenant"],
+                files=files,
+                days=days,
+                tier=body.tier or tier_default,
+                requester=requester_for(row["owner"], row["tenant"]),
+                note=f"restoration request {row['request_id']} (AMQP)",
+            )
             summary = flow.submit(setup, request)
             store.set_status(row["id"], SUBMITTED, restore_id=summary["restoreId"])
             report.submitted += 1
@@ -94,11 +106,16 @@ def _file(setup: flow.RestoreSetup, row: dict[str, Any], asked: dict[str, str] |
         obj = setup.store.get_object(row["object_id"])
         url = packaging.member_url(obj.bucket, obj.key, row["member"]["name"]) if row.get("member") else obj.url
     ready = row["status"] == "READY"
-    return {"file": (asked or {}).get(row["selector"], row["selector"]), "status": row["status"], "storedFileUrl": url,
-            "tier": row["tier"], "days": row["days"],
-            "downloadUrl": row["download_url"] if ready else None,
-            "expiresAt": row["expires_at"].isoformat() if ready and row["expires_at"] else None,
-            "estimatedCostUsd": row["estimated_cost_usd"]}
+    return {
+        "file": (asked or {}).get(row["selector"], row["selector"]),
+        "status": row["status"],
+        "storedFileUrl": url,
+        "tier": row["tier"],
+        "days": row["days"],
+        "downloadUrl": row["download_url"] if ready else None,
+        "expiresAt": row["expires_at"].isoformat() if ready and row["expires_at"] else None,
+        "estimatedCostUsd": row["estimated_cost_usd"],
+    }
 
 
 def sync(setup: flow.RestoreSetup, *, limit: int = 500, report: RestorationReport | None = None) -> RestorationReport:
@@ -117,14 +134,19 @@ def sync(setup: flow.RestoreSetup, *, limit: int = 500, report: RestorationRepor
                 store.set_status(row["id"], t.SUCCESS, messages=[], response=(t.SUCCESS, [], content))
                 report.count(t.SUCCESS)
             else:
-                messages = [f"{asked.get(r['selector'], r['selector'])}: {r['status']}: {'; '.join(r['messages'] or []) or 'no reason recorded'}"
-                            for r in rows if r["status"] != "READY"]
+                messages = [
+                    f"{asked.get(r['selector'], r['selector'])}: {r['status']}: {'; '.join(r['messages'] or []) or 'no reason recorded'}"
+                    for r in rows
+                    if r["status"] != "READY"
+                ]
                 store.set_status(row["id"], t.ERROR, messages=messages, response=(t.ERROR, messages, content))
                 report.count(t.ERROR)
         elif row["status"] == SUBMITTED and any(s in ("IN_PROGRESS", "READY") for s in statuses):
             asked = _asked(setup, row["tenant"], row["body"])
-            content = {"restoreId": row["restore_id"], "files": [{"file": asked.get(r["selector"], r["selector"]), "status": r["status"]}
-                                                                 for r in rows]}
+            content = {
+                "restoreId": row["restore_id"],
+                "files": [{"file": asked.get(r["selector"], r["selector"]), "status": r["status"]} for r in rows],
+            }
             message = f"restore {row['restore_id']} started: {sum(s != 'REFUSED' for s in statuses)} of {len(rows)} file(s)"
             store.set_status(row["id"], DELAYED, response=(t.DELAYED, [message], content))
             report.delayed += 1

@@ -98,8 +98,10 @@ def submit(setup: RestoreSetup, request: RestoreRequest) -> dict[str, Any]:
         if obj is not None and setup.catalog.location_flagged(obj.id, member["name"] if member else ""):
             alt = _sound_copy(setup, request.tenant, obj, member)
             if alt is not None:
-                messages.append(f"the copy at {_stored_url(obj, member)} was found missing or corrupt; "
-                                f"the same content at {alt.url} is restored instead")
+                messages.append(
+                    f"the copy at {_stored_url(obj, member)} was found missing or corrupt; "
+                    f"the same content at {alt.url} is restored instead"
+                )
                 obj, member = alt.object, _restore_member(alt)
         cost = None
         if obj is None:
@@ -119,14 +121,33 @@ def submit(setup: RestoreSetup, request: RestoreRequest) -> dict[str, Any]:
                 messages.append(f"member {member['name']} of package {obj.url}: the package is restored, then the member extracted")
             if not needs_restore(obj.storage_class):
                 messages.append(f"{obj.storage_class} objects are readable without a restore: served directly")
-        rows.append({
-            "restore_id": restore_id, "tenant": request.tenant, "selector": selector.describe(), "object_id": obj.id if obj else None,
-            "request_id": request_id, "member": member, "tier": request.tier, "days": request.days, "requester": request.requester,
-            "note": request.note, "status": status, "messages": messages, "cost": cost,
-            "estimated_cost_usd": (cost or {}).get("total"),
-        })
-        files.append({"selector": selector.describe(), "status": status, "messages": messages,
-                      "storedFileUrl": _stored_url(obj, member), "estimatedCostUsd": (cost or {}).get("total")})
+        rows.append(
+            {
+                "restore_id": restore_id,
+                "tenant": request.tenant,
+                "selector": selector.describe(),
+                "object_id": obj.id if obj else None,
+                "request_id": request_id,
+                "member": member,
+                "tier": request.tier,
+                "days": request.days,
+                "requester": request.requester,
+                "note": request.note,
+                "status": status,
+                "messages": messages,
+                "cost": cost,
+                "estimated_cost_usd": (cost or {}).get("total"),
+            }
+        )
+        files.append(
+            {
+                "selector": selector.describe(),
+                "status": status,
+                "messages": messages,
+                "storedFileUrl": _stored_url(obj, member),
+                "estimatedCostUsd": (cost or {}).get("total"),
+            }
+        )
     store.add(rows)
     return {"restoreId": restore_id, "tenant": request.tenant, "tier": request.tier, "days": request.days, "files": files}
 
@@ -141,7 +162,9 @@ def _sound_copy(setup: RestoreSetup, tenant: str, obj: Any, member: dict[str, An
     return locations.locate(setup.catalog, setup.s3, tenant, sha256=member["sha256"] if member else obj.sha256)
 
 
-def _fall_back(setup: RestoreSetup, rows: list[dict[str, Any]], obj: Any, reason: str, run_id: str, member: str = "") -> list[dict[str, Any]]:
+def _fall_back(
+    setup: RestoreSetup, rows: list[dict[str, Any]], obj: Any, reason: str, run_id: str, member: str = ""
+) -> list[dict[str, Any]]:
     """Flag a location whose restored bytes were bad and point its rows at another copy; returns the rows left without one."""
     locations.flag(setup.catalog, obj, reason, member)
     left = []
@@ -150,8 +173,14 @@ def _fall_back(setup: RestoreSetup, rows: list[dict[str, Any]], obj: Any, reason
         if alt is None:
             left.append(row)
             continue
-        setup.store.update([row["id"]], status="PENDING", run_id=run_id, object_id=alt.object.id, member=_restore_member(alt),
-                           add_message=f"{reason}; the same content at {alt.url} is restored instead")
+        setup.store.update(
+            [row["id"]],
+            status="PENDING",
+            run_id=run_id,
+            object_id=alt.object.id,
+            member=_restore_member(alt),
+            add_message=f"{reason}; the same content at {alt.url} is restored instead",
+        )
     return left
 
 
@@ -195,10 +224,16 @@ def _start_object(setup: RestoreSetup, tenant: str, object_id: int, run_id: str,
     days = max(r["days"] for r in rows)
     tier = min((r["tier"] for r in rows), key=TIER_SPEED.__getitem__)
     state = store.object_state(object_id)
-    if (state and state["state"] in ("REQUESTED", "RESTORED") and state.get("requested_by") not in (None, run_id)
-            and state["requested_at"] >= started and state["days"] >= days):
-        store.update(ids, status="IN_PROGRESS", run_id=run_id,
-                     add_message=f"joined the restore run {state['requested_by']} started for this object")
+    if (
+        state
+        and state["state"] in ("REQUESTED", "RESTORED")
+        and state.get("requested_by") not in (None, run_id)
+        and state["requested_at"] >= started
+        and state["days"] >= days
+    ):
+        store.update(
+            ids, status="IN_PROGRESS", run_id=run_id, add_message=f"joined the restore run {state['requested_by']} started for this object"
+        )
         report.joined.append((obj.url, state["requested_by"]))
         report.already += 1
         return
@@ -218,15 +253,24 @@ def _start_object(setup: RestoreSetup, tenant: str, object_id: int, run_id: str,
     try:
         head_status = events.parse_restore_header(setup.s3.head_object(Bucket=obj.bucket, Key=obj.key).get("Restore"))
         if head_status is not None and not head_status.ongoing and head_status.expiry and head_status.expiry >= now + timedelta(days=days):
-            store.set_object_state(object_id, state="RESTORED", tier=tier, days=days, requested_at=now, restored_at=now,
-                                   expires_at=head_status.expiry, verified=None)
+            store.set_object_state(
+                object_id,
+                state="RESTORED",
+                tier=tier,
+                days=days,
+                requested_at=now,
+                restored_at=now,
+                expires_at=head_status.expiry,
+                verified=None,
+            )
             store.update(ids, status="IN_PROGRESS", run_id=run_id, add_message="already restored in S3 with enough days left")
             report.already += 1
             return
         if head_status is None or not head_status.ongoing:
             try:
-                setup.s3.restore_object(Bucket=obj.bucket, Key=obj.key,
-                                        RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": tier}})
+                setup.s3.restore_object(
+                    Bucket=obj.bucket, Key=obj.key, RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": tier}}
+                )
                 report.started += 1
                 report.tiers[tier] = report.tiers.get(tier, 0) + 1
             except ClientError as exc:
@@ -240,9 +284,20 @@ def _start_object(setup: RestoreSetup, tenant: str, object_id: int, run_id: str,
         store.update(ids, status="FAILED", run_id=run_id, add_message=reason)
         report.failed.extend((r["selector"], reason) for r in rows)
         return
-    store.set_object_state(object_id, state="REQUESTED", tier=tier, days=days, requested_at=now, restored_at=None,
-                           expires_at=None, next_poll_at=now + next_poll_delay(0), poll_attempts=0, verified=None, verify_message=None,
-                           requested_by=run_id)
+    store.set_object_state(
+        object_id,
+        state="REQUESTED",
+        tier=tier,
+        days=days,
+        requested_at=now,
+        restored_at=None,
+        expires_at=None,
+        next_poll_at=now + next_poll_delay(0),
+        poll_attempts=0,
+        verified=None,
+        verify_message=None,
+        requested_by=run_id,
+    )
     store.update(ids, status="IN_PROGRESS", run_id=run_id)
     _check_once(setup, obj, now)
 
@@ -264,8 +319,15 @@ def record_event(setup: RestoreSetup, event: events.RestoreEvent) -> bool:
     if obj is None:
         return False
     if event.kind == "completed":
-        store.set_object_state(obj.id, state="RESTORED", restored_at=utcnow(), expires_at=event.expiry, verified=None, verify_message=None,
-                               **({} if store.object_state(obj.id) else {"tier": "Standard", "days": 1, "requested_at": utcnow()}))
+        store.set_object_state(
+            obj.id,
+            state="RESTORED",
+            restored_at=utcnow(),
+            expires_at=event.expiry,
+            verified=None,
+            verify_message=None,
+            **({} if store.object_state(obj.id) else {"tier": "Standard", "days": 1, "requested_at": utcnow()}),
+        )
     elif event.kind == "expired" and store.object_state(obj.id):
         store.set_object_state(obj.id, state="EXPIRED")
     return True
@@ -293,7 +355,9 @@ def poll(setup: RestoreSetup, *, limit: int = 100, now: datetime | None = None) 
         attempts = info["poll_attempts"] + 1
         limit_hours = 2 * (pricing.max_restore_hours(setup.pricing, obj.storage_class, info["tier"]) if setup.pricing else 48.0)
         if now - info["requested_at"] > timedelta(hours=limit_hours):
-            store.set_object_state(obj.id, state="FAILED", verify_message=f"not restored after {limit_hours:.0f} h (twice the documented maximum)")
+            store.set_object_state(
+                obj.id, state="FAILED", verify_message=f"not restored after {limit_hours:.0f} h (twice the documented maximum)"
+            )
             continue
         store.set_object_state(obj.id, poll_attempts=attempts, next_poll_at=now + next_poll_delay(attempts))
     return checked, completed
@@ -310,13 +374,24 @@ def report_rows(setup: RestoreSetup, tenant: str | None = None) -> list[dict[str
         if obj is not None and obj.id not in states:
             states[obj.id] = store.object_state(obj.id)
         state = states.get(obj.id) if obj is not None else None
-        out.append({
-            "restoreId": r["restore_id"], "tenant": r["tenant"], "requestId": r["request_id"],
-            "storedFileUrl": _stored_url(obj, r.get("member")), "tier": r["tier"], "days": r["days"], "requester": r["requester"],
-            "status": r["status"], "messages": r["messages"], "downloadUrl": r["download_url"] if r["status"] == "READY" else None,
-            "expiresAt": r["expires_at"].isoformat() if r["expires_at"] else None, "estimatedCostUsd": r["estimated_cost_usd"],
-            "restoreRequestedByRun": (state or {}).get("requested_by"), "doneByRun": r["run_id"],
-        })
+        out.append(
+            {
+                "restoreId": r["restore_id"],
+                "tenant": r["tenant"],
+                "requestId": r["request_id"],
+                "storedFileUrl": _stored_url(obj, r.get("member")),
+                "tier": r["tier"],
+                "days": r["days"],
+                "requester": r["requester"],
+                "status": r["status"],
+                "messages": r["messages"],
+                "downloadUrl": r["download_url"] if r["status"] == "READY" else None,
+                "expiresAt": r["expires_at"].isoformat() if r["expires_at"] else None,
+                "estimatedCostUsd": r["estimated_cost_usd"],
+                "restoreRequestedByRun": (state or {}).get("requested_by"),
+                "doneByRun": r["run_id"],
+            }
+        )
     return out
 
 

@@ -36,7 +36,10 @@ def _verify_restored(setup: RestoreSetup, obj: Any) -> tuple[bool, str]:
     except (ClientError, BotoCoreError) as exc:
         return False, f"restored object could not be read: {exc}"
     if digest.hexdigest() != obj.sha256 or size != obj.size:
-        return False, f"restored bytes differ from the catalog: sha256 {digest.hexdigest()} ({size} bytes), archived {obj.sha256} ({obj.size} bytes)"
+        return (
+            False,
+            f"restored bytes differ from the catalog: sha256 {digest.hexdigest()} ({size} bytes), archived {obj.sha256} ({obj.size} bytes)",
+        )
     return True, "restored bytes match the catalog (sha256)"
 
 
@@ -66,8 +69,15 @@ def deliver(setup: RestoreSetup, tenant: str, run_id: str) -> RestoreReport:
     return report
 
 
-def _deliver_object(setup: RestoreSetup, tenant: str, object_id: int, run_id: str, now: datetime, report: RestoreReport,
-                    ready_rows: list[tuple[dict[str, Any], Any]]) -> None:
+def _deliver_object(
+    setup: RestoreSetup,
+    tenant: str,
+    object_id: int,
+    run_id: str,
+    now: datetime,
+    report: RestoreReport,
+    ready_rows: list[tuple[dict[str, Any], Any]],
+) -> None:
     """Deliver the tenant's files of one claimed object still IN_PROGRESS (read again: another run may have delivered them)."""
     store = setup.store
     rows = store.rows(tenant=tenant, statuses=["IN_PROGRESS"], object_id=object_id)
@@ -137,8 +147,9 @@ def _expire_links(setup: RestoreSetup, tenant: str, now: datetime) -> tuple[int,
             try:
                 setup.s3.delete_object(Bucket=obj.bucket, Key=key)
             except (ClientError, BotoCoreError) as exc:
-                log.warning("restore %s: restored copy s3://%s/%s not deleted, tried again next run: %s",
-                            row["restore_id"], obj.bucket, key, exc)
+                log.warning(
+                    "restore %s: restored copy s3://%s/%s not deleted, tried again next run: %s", row["restore_id"], obj.bucket, key, exc
+                )
                 failed += 1
                 continue
             deleted += 1
@@ -150,8 +161,9 @@ def _expire_links(setup: RestoreSetup, tenant: str, now: datetime) -> tuple[int,
 
 def expiry_due(store: RestoreStore, tenant: str, now: datetime) -> bool:
     """Whether the tenant has a link or a restored copy past its expiry (restore_expiry_schedule runs only those)."""
-    return (any(r["expires_at"] and r["expires_at"] <= now for r in store.rows(tenant=tenant, statuses=["READY"]))
-            or any(e is not None and e <= now for _, e in store.restored_copies(tenant)))
+    return any(r["expires_at"] and r["expires_at"] <= now for r in store.rows(tenant=tenant, statuses=["READY"])) or any(
+        e is not None and e <= now for _, e in store.restored_copies(tenant)
+    )
 
 
 def expire(setup: RestoreSetup, tenant: str, now: datetime | None = None) -> dict[str, int]:
@@ -163,12 +175,25 @@ def expire(setup: RestoreSetup, tenant: str, now: datetime | None = None) -> dic
     copies = [oid for oid, expires_at in store.restored_copies(tenant) if expires_at is not None and expires_at <= now]
     for object_id in copies:
         store.set_object_state(object_id, state="EXPIRED")
-    return {"links_expired": links, "copies_expired": len(copies), "member_copies_deleted": deleted,
-            "member_copies_not_deleted": failed, "still_ready": len(store.rows(tenant=tenant, statuses=["READY"]))}
+    return {
+        "links_expired": links,
+        "copies_expired": len(copies),
+        "member_copies_deleted": deleted,
+        "member_copies_not_deleted": failed,
+        "still_ready": len(store.rows(tenant=tenant, statuses=["READY"])),
+    }
 
 
-def _deliver_members(setup: RestoreSetup, obj: Any, state: dict[str, Any], rows: list[dict[str, Any]], run_id: str, now: datetime,
-                     report: RestoreReport, ready_rows: list[tuple[dict[str, Any], Any]]) -> None:
+def _deliver_members(
+    setup: RestoreSetup,
+    obj: Any,
+    state: dict[str, Any],
+    rows: list[dict[str, Any]],
+    run_id: str,
+    now: datetime,
+    report: RestoreReport,
+    ready_rows: list[tuple[dict[str, Any], Any]],
+) -> None:
     """Extract asked members of a restored package with ranged GETs, verify each, and hand out a link to a copy of it.
 
     A pre-signed URL cannot carry a Range, so each verified member is copied (STANDARD) under
@@ -180,10 +205,15 @@ def _deliver_members(setup: RestoreSetup, obj: Any, state: dict[str, Any], rows:
         member = row["member"]
         end = member["offset"] + member["length"] - 1
         try:
-            data = setup.s3.get_object(Bucket=obj.bucket, Key=obj.key, Range=f"bytes={member['offset']}-{end}")["Body"].read() \
-                if member["length"] else b""
+            data = (
+                setup.s3.get_object(Bucket=obj.bucket, Key=obj.key, Range=f"bytes={member['offset']}-{end}")["Body"].read()
+                if member["length"]
+                else b""
+            )
         except (ClientError, BotoCoreError) as exc:
-            store.update([row["id"]], status="FAILED", run_id=run_id, add_message=f"member could not be read from the restored package: {exc}")
+            store.update(
+                [row["id"]], status="FAILED", run_id=run_id, add_message=f"member could not be read from the restored package: {exc}"
+            )
             report.failed.append((row["selector"], str(exc)))
             continue
         actual = hashlib.sha256(data).hexdigest()
@@ -200,8 +230,15 @@ def _deliver_members(setup: RestoreSetup, obj: Any, state: dict[str, Any], rows:
             store.update([row["id"]], status="EXPIRED", run_id=run_id, add_message="the restored copy expired before it could be delivered")
             continue
         key = copy_key(obj.key, row["restore_id"], member["name"])
-        setup.s3.put_object(Bucket=obj.bucket, Key=key, Body=data, StorageClass="STANDARD", ChecksumAlgorithm="SHA256",
-                            ChecksumSHA256=checksums.b64(bytes.fromhex(actual)), Tagging=RESTORED_COPY_TAGGING)
+        setup.s3.put_object(
+            Bucket=obj.bucket,
+            Key=key,
+            Body=data,
+            StorageClass="STANDARD",
+            ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=checksums.b64(bytes.fromhex(actual)),
+            Tagging=RESTORED_COPY_TAGGING,
+        )
         url = setup.s3.generate_presigned_url("get_object", Params={"Bucket": obj.bucket, "Key": key}, ExpiresIn=seconds)
         expires_at = now + timedelta(seconds=seconds)
         store.update([row["id"]], status="READY", run_id=run_id, ready_at=now, expires_at=expires_at, download_url=url)
@@ -220,10 +257,13 @@ def _notify(setup: RestoreSetup, ready_rows: list[tuple[dict[str, Any], Any]]) -
             continue
         if requester.endswith(".invalid"):  # RFC 2606: never deliverable (restoration requests over AMQP are answered there)
             continue
-        files = [{"name": obj.url, "url": row["download_url"], "expires_at": row["expires_at"],
-                  "estimated_cost_usd": row["estimated_cost_usd"]} for row, obj in items]
-        message = notify.ready_message(sender=setup.sender, to=requester, restore_id=restore_id, tenant=items[0][0]["tenant"],
-                                       files=files, note=items[0][0]["note"])
+        files = [
+            {"name": obj.url, "url": row["download_url"], "expires_at": row["expires_at"], "estimated_cost_usd": row["estimated_cost_usd"]}
+            for row, obj in items
+        ]
+        message = notify.ready_message(
+            sender=setup.sender, to=requester, restore_id=restore_id, tenant=items[0][0]["tenant"], files=files, note=items[0][0]["note"]
+        )
         try:
             setup.send_email(message)
         except OSError as exc:  # smtplib errors are OSErrors; the link stays in the catalog, retried next time

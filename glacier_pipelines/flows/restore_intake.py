@@ -20,7 +20,9 @@ class RestoreIntake:
     invalid: list[str] = field(default_factory=list)
 
 
-def drain_restore_requests(transport: Any, queue: str, setup: flow.RestoreSetup, *, max_days: int, max_messages: int = 200) -> RestoreIntake:
+def drain_restore_requests(
+    transport: Any, queue: str, setup: flow.RestoreSetup, *, max_days: int, max_messages: int = 200
+) -> RestoreIntake:
     """Each message: a JSON restore request (tenant from the body or the ``regards.tenant`` header).
 
     Valid ones are recorded (their restores start on the next restore_job run) and then

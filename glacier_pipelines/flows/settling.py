@@ -11,8 +11,14 @@ from typing import Any, Callable, Sequence
 from glacier_pipelines.core import transport as tp
 
 
-def persist_then_settle(transport: tp.Transport, messages: Sequence[tp.Message], labels: Sequence[str],
-                        record: Callable[[], list[str]], refusal: Callable[[int, str], str | None], result: Any) -> None:
+def persist_then_settle(
+    transport: tp.Transport,
+    messages: Sequence[tp.Message],
+    labels: Sequence[str],
+    record: Callable[[], list[str]],
+    refusal: Callable[[int, str], str | None],
+    result: Any,
+) -> None:
     """``record()`` persists the chunk in one transaction and returns one outcome per message ("new", "duplicate",
     or a refusal); ``refusal(i, outcome)`` gives the dead-letter reason of message ``i``, or None to acknowledge it.
     ``labels`` name the messages in ``result.invalid_reasons``; ``result`` is intake's ``IntakeResult``."""
@@ -38,4 +44,3 @@ def persist_then_settle(transport: tp.Transport, messages: Sequence[tp.Message],
         else:
             result.new += 1
         transport.ack(msg.id)
-

@@ -62,8 +62,16 @@ def _refused(tenant: str, request_id: str) -> MoveError:
 
 
 def _row(request_id: str, url: str, status: str, messages: list[str], obj: Any, **extra: Any) -> dict[str, Any]:
-    return {"requestId": request_id, "source": url, "destination": url, "status": status, "storageClass": obj.storage_class,
-            "sizeInBytes": obj.size, "messages": messages, **extra}
+    return {
+        "requestId": request_id,
+        "source": url,
+        "destination": url,
+        "status": status,
+        "storageClass": obj.storage_class,
+        "sizeInBytes": obj.size,
+        "messages": messages,
+        **extra,
+    }
 
 
 def _movable(setup: TrashSetup, tenant: str, obj: Any) -> bool:
@@ -73,7 +81,9 @@ def _movable(setup: TrashSetup, tenant: str, obj: Any) -> bool:
     return obj.bucket == setup.move.bucket and obj.key.startswith(setup.move.lifecycle.tenant(tenant).own_prefix)
 
 
-def trash(setup: TrashSetup, tenant: str, request_id: str, *, verification: str = "trust-s3", now: datetime | None = None) -> dict[str, Any]:
+def trash(
+    setup: TrashSetup, tenant: str, request_id: str, *, verification: str = "trust-s3", now: datetime | None = None
+) -> dict[str, Any]:
     """Put one archived file in the trash until ``now + grace``; raises MoveError for an unknown (or another tenant's) file."""
     keys.validate_tenant(tenant)
     now = now or datetime.now(timezone.utc)
@@ -97,8 +107,10 @@ def trash(setup: TrashSetup, tenant: str, request_id: str, *, verification: str 
         if others:
             message = f"object kept at {url}: still used by request(s) {', '.join(others[:10])}; this file is in the trash {after}"
         elif obj.storage_class in UNREADABLE_CLASSES:
-            message = (f"{obj.storage_class}: marked in the trash {after}; S3 copies such objects only from a restored copy, "
-                       "so the object stays where it is")
+            message = (
+                f"{obj.storage_class}: marked in the trash {after}; S3 copies such objects only from a restored copy, "
+                "so the object stays where it is"
+            )
         else:
             message = f"marked in the trash {after}; the object stays where it is (outside the trash prefix's bucket)"
         store.trash(tenant=tenant, request=req, obj=obj, member=None, deadline=deadline, how=CATALOG, messages=[message])
@@ -107,11 +119,26 @@ def trash(setup: TrashSetup, tenant: str, request_id: str, *, verification: str 
 
     # Readable: today's soft delete, which moves the object once its last request is trashed (and marks the others).
     out = move_flow.trash(setup.move, tenant, request_id, verification=verification)
-    withdrawn = next((r["checksums"] for r in reversed(MoveStore(setup.catalog).rows(tenant, mv.TRASH))
-                      if r["request_id"] == request_id and r["checksums"]), None)
+    withdrawn = next(
+        (
+            r["checksums"]
+            for r in reversed(MoveStore(setup.catalog).rows(tenant, mv.TRASH))
+            if r["request_id"] == request_id and r["checksums"]
+        ),
+        None,
+    )
     message = f"in the trash {after}"
-    store.trash(tenant=tenant, request=req, obj=obj, member=None, deadline=deadline, how=MOVED if out.status == move_flow.MOVED else CATALOG,
-                withdrawn=withdrawn, original_key=obj.key, messages=out.messages + [message])
+    store.trash(
+        tenant=tenant,
+        request=req,
+        obj=obj,
+        member=None,
+        deadline=deadline,
+        how=MOVED if out.status == move_flow.MOVED else CATALOG,
+        withdrawn=withdrawn,
+        original_key=obj.key,
+        messages=out.messages + [message],
+    )
     return {"requestId": request_id, **out.as_dict(), "messages": out.messages + [message], "deadline": deadline.isoformat()}
 
 
@@ -125,17 +152,28 @@ def untrash(setup: TrashSetup, tenant: str, request_id: str, *, now: datetime | 
     if row is None or obj is None:
         raise MoveError(f"tenant {tenant} has no file in the trash with request id {request_id!r}")
     if now >= row["deadline"]:
-        raise MoveError(f"request {request_id}: its grace period ended at {row['deadline'].isoformat()}; "
-                        "it is deleted by the next trash_purge and can no longer be untrashed")
+        raise MoveError(
+            f"request {request_id}: its grace period ended at {row['deadline'].isoformat()}; "
+            "it is deleted by the next trash_purge and can no longer be untrashed"
+        )
     messages = []
     for moved in store.moved_rows(obj.id):  # the object lies under the trash prefix: copied back to its key first
         if setup.move is None:
             raise MoveError(f"{obj.url} was moved under the trash prefix: untrash needs the move settings (GLACIER_LIFECYCLE_CONFIG)")
         from glacier_pipelines.flows import moves as move_flow
 
-        out = move_flow.move_object(setup.move, tenant=tenant, bucket=obj.bucket, key=obj.key, dest_bucket=obj.bucket,
-                                    dest_key=moved["original_key"], storage_class=obj.storage_class, verification="trust-s3",
-                                    kind=mv.MOVE, request_id=moved["request_id"])
+        out = move_flow.move_object(
+            setup.move,
+            tenant=tenant,
+            bucket=obj.bucket,
+            key=obj.key,
+            dest_bucket=obj.bucket,
+            dest_key=moved["original_key"],
+            storage_class=obj.storage_class,
+            verification="trust-s3",
+            kind=mv.MOVE,
+            request_id=moved["request_id"],
+        )
         store.moved_back(moved["id"], tenant, moved["request_id"])
         messages += out.messages + [f"moved back to s3://{obj.bucket}/{moved['original_key']}"]
         obj = store.request(tenant, request_id)[1] or obj
@@ -151,11 +189,20 @@ def purge_due(setup: TrashSetup, *, now: datetime | None = None, limit: int = 20
     trash_store, store, report = TrashStore(setup.catalog), WorkerRequestStore(setup.catalog), PurgeReport()
     for row in trash_store.due(now, limit, tenant):
         req = store.storage_request(row["tenant"], row["request_id"])
-        targets = [{"id": req["id"], "request_id": req["request_id"], "object_id": req["object_id"]}] \
-            if req and req["status"] == t.SUCCESS and req["object_id"] is not None else []
+        targets = (
+            [{"id": req["id"], "request_id": req["request_id"], "object_id": req["object_id"]}]
+            if req and req["status"] == t.SUCCESS and req["object_id"] is not None
+            else []
+        )
         try:
-            done = deletion.remove(setup.deletion, store, row["tenant"], targets, now,
-                                   withdrawn={row["object_id"]: row["withdrawn"]} if row["withdrawn"] and row["object_id"] else None)
+            done = deletion.remove(
+                setup.deletion,
+                store,
+                row["tenant"],
+                targets,
+                now,
+                withdrawn={row["object_id"]: row["withdrawn"]} if row["withdrawn"] and row["object_id"] else None,
+            )
         except deletion._Wait as exc:
             report.waiting.append(f"{row['request_id']}: {exc}")
             continue
@@ -165,8 +212,14 @@ def purge_due(setup: TrashSetup, *, now: datetime | None = None, limit: int = 20
             if faults.classify(exc) == "configuration":
                 break
             continue
-        store.record_deletion(None, tenant=row["tenant"], deletion_request_id=f"trash:{row['id']}", targets=done.marked,
-                              removed=done.removed, trash_state=PURGED)
+        store.record_deletion(
+            None,
+            tenant=row["tenant"],
+            deletion_request_id=f"trash:{row['id']}",
+            targets=done.marked,
+            removed=done.removed,
+            trash_state=PURGED,
+        )
         if not targets:  # deleted meanwhile by a deletion request: the row only closes
             trash_store.close_now([row["request_pk"]], PURGED, "nothing left to delete")
         report.purged.append(row["request_id"])

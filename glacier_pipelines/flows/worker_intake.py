@@ -35,8 +35,17 @@ def take(transport: tp.Transport, catalog: Catalog, messages: list[tp.Message], 
     for msg, p in zip(messages, parsed):
         tenant = p.envelope.tenant if p.envelope else (p.tenant or "")
         request_id = p.envelope.requestId if p.envelope else (p.request_id or f"message:{msg.id}")
-        items.append({"tenant": tenant[:64], "request_id": request_id[:255], "kind": p.kind, "owner": p.owner, "session": p.session,
-                      "body": p.request.model_dump(exclude_none=True) if p.request is not None else p.body, "errors": p.errors})
+        items.append(
+            {
+                "tenant": tenant[:64],
+                "request_id": request_id[:255],
+                "kind": p.kind,
+                "owner": p.owner,
+                "session": p.session,
+                "body": p.request.model_dump(exclude_none=True) if p.request is not None else p.body,
+                "errors": p.errors,
+            }
+        )
 
     def refusal(i: int, outcome: str) -> str | None:
         if outcome == "invalid":
@@ -45,8 +54,14 @@ def take(transport: tp.Transport, catalog: Catalog, messages: list[tp.Message], 
             return f"{tp.HEADER_REQUEST_ID}: {parsed[i].request_id!r} is already the id of a storage request of this tenant"
         return None
 
-    settling.persist_then_settle(transport, messages, [p.request_id or str(m.id) for p, m in zip(parsed, messages)],
-                                 record=lambda: WorkerRequestStore(catalog).record(items), refusal=refusal, result=result)
+    settling.persist_then_settle(
+        transport,
+        messages,
+        [p.request_id or str(m.id) for p, m in zip(parsed, messages)],
+        record=lambda: WorkerRequestStore(catalog).record(items),
+        refusal=refusal,
+        result=result,
+    )
 
 
 def set_aside_reused_ids(transport: tp.Transport, catalog: Catalog, messages: list[tp.Message], result: Any) -> list[tp.Message]:

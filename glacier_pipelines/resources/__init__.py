@@ -4,8 +4,21 @@ AWS clients come from dagster-aws resources (``resources.aws``): ``ArchiveStoreR
 ``S3Resource``; the SQS and Glacier clients use dagster-aws' boto3 configuration.
 """
 
-from glacier_pipelines.resources.archive import ArchiveStoreResource, CatalogResource, RequestTransportResource, SourcesResource, resources_from_env
+from glacier_pipelines.resources.archive import (
+    ArchiveStoreResource,
+    CatalogResource,
+    RequestTransportResource,
+    SourcesResource,
+    resources_from_env,
+)
 from glacier_pipelines.resources.aws import AwsClientResource, S3ClientResource
 
-__all__ = ["ArchiveStoreResource", "AwsClientResource", "CatalogResource", "RequestTransportResource", "S3ClientResource", "SourcesResource",
-           "resources_from_env"]
+__all__ = [
+    "ArchiveStoreResource",
+    "AwsClientResource",
+    "CatalogResource",
+    "RequestTransportResource",
+    "S3ClientResource",
+    "SourcesResource",
+    "resources_from_env",
+]

@@ -6,7 +6,6 @@ profile) are passed as ``dg.EnvVar`` when set, so the UI shows the variable, not
 rest are plain, validated values with documented defaults.
 """
 
-
 import os
 import threading
 from datetime import timedelta
@@ -86,7 +85,9 @@ class ArchiveStoreResource(S3ClientResource):
     package_target_bytes: int = 256 * 1024 * 1024
     package_max_age_hours: float = 24
     staging_url: str = ""  # GLACIER_STAGING_URL: s3://bucket/prefix for staged small files; empty: $GLACIER_HOME/staging
-    tenants_config: str = ""  # GLACIER_TENANTS_CONFIG: per-tenant bucket, prefix, class, SSE, threshold; what it leaves out: the fields above
+    tenants_config: str = (
+        ""  # GLACIER_TENANTS_CONFIG: per-tenant bucket, prefix, class, SSE, threshold; what it leaves out: the fields above
+    )
     compact_deleted_share: float = 0.5  # GLACIER_COMPACT_DELETED_SHARE: a package this much deleted (by bytes) is repacked
     trash_grace_days: float = 30  # GLACIER_TRASH_GRACE_DAYS: how long a trashed file can be untrashed
 
@@ -98,19 +99,28 @@ class ArchiveStoreResource(S3ClientResource):
         return self.get_client()
 
     def packaging_policy(self) -> PackagingPolicy:
-        return PackagingPolicy.from_strings(str(self.package_threshold_bytes), str(self.package_target_bytes),
-                                            str(self.package_max_age_hours), self.package_tenant_thresholds)
+        return PackagingPolicy.from_strings(
+            str(self.package_threshold_bytes),
+            str(self.package_target_bytes),
+            str(self.package_max_age_hours),
+            self.package_tenant_thresholds,
+        )
 
     def tenants(self) -> TenantsConfig:
         """Each tenant's storage settings: the tenants file over this resource's own fields (today's variables).
 
         Raises TenantsConfigError (a ValueError naming the file, table and field) when the file cannot be used.
         """
-        fallback = {"GLACIER_BUCKET": self.bucket, "GLACIER_KEY_PREFIX": self.key_prefix, "GLACIER_STORAGE_CLASS": self.storage_class.upper(),
-                    "GLACIER_SSE": self.sse or "", "GLACIER_SSE_KMS_KEY_ID": self.kms_key_id or "",
-                    "GLACIER_PACKAGE_THRESHOLD_BYTES": str(self.package_threshold_bytes),
-                    "GLACIER_PACKAGE_TENANT_THRESHOLDS": self.package_tenant_thresholds,
-                    "GLACIER_COMPACT_DELETED_SHARE": str(self.compact_deleted_share)}
+        fallback = {
+            "GLACIER_BUCKET": self.bucket,
+            "GLACIER_KEY_PREFIX": self.key_prefix,
+            "GLACIER_STORAGE_CLASS": self.storage_class.upper(),
+            "GLACIER_SSE": self.sse or "",
+            "GLACIER_SSE_KMS_KEY_ID": self.kms_key_id or "",
+            "GLACIER_PACKAGE_THRESHOLD_BYTES": str(self.package_threshold_bytes),
+            "GLACIER_PACKAGE_TENANT_THRESHOLDS": self.package_tenant_thresholds,
+            "GLACIER_COMPACT_DELETED_SHARE": str(self.compact_deleted_share),
+        }
         return load_tenants_config(self.tenants_config or None, environ=fallback)
 
     def deletion_setup(self, catalog: "CatalogResource", pricing: pricing.Pricing | None = None) -> Any:
@@ -118,15 +128,23 @@ class ArchiveStoreResource(S3ClientResource):
         from glacier_pipelines.flows.deletion import DeletionSetup
 
         tenants = self.tenants()
-        return DeletionSetup(catalog=catalog.get(), s3=self.client(), bucket=self.bucket, key_prefix=self.key_prefix, pricing=pricing,
-                             compact_share=lambda name: tenants.for_tenant(name).compact_deleted_share, tenants=tenants)
+        return DeletionSetup(
+            catalog=catalog.get(),
+            s3=self.client(),
+            bucket=self.bucket,
+            key_prefix=self.key_prefix,
+            pricing=pricing,
+            compact_share=lambda name: tenants.for_tenant(name).compact_deleted_share,
+            tenants=tenants,
+        )
 
     def trash_setup(self, catalog: "CatalogResource", *, move: Any = None, pricing: pricing.Pricing | None = None) -> Any:
         """The operators' trash (flows/trash.py): the grace period, the deletion path after it, and the move for readable objects."""
         from glacier_pipelines.flows.trash import TrashSetup
 
-        return TrashSetup(catalog=catalog.get(), deletion=self.deletion_setup(catalog, pricing), grace=timedelta(days=self.trash_grace_days),
-                          move=move)
+        return TrashSetup(
+            catalog=catalog.get(), deletion=self.deletion_setup(catalog, pricing), grace=timedelta(days=self.trash_grace_days), move=move
+        )
 
     def upload_settings(self) -> transfer.UploadSettings:
         return transfer.UploadSettings(
@@ -174,10 +192,15 @@ class RequestTransportResource(dg.ConfigurableResource):
             url = self.amqp_url.get_value() if isinstance(self.amqp_url, dg.EnvVar) else self.amqp_url
             if not url:
                 raise dg.Failure("GLACIER_REQUEST_TRANSPORT=amqp needs GLACIER_AMQP_URL")
-            return AmqpTransport(AmqpSettings(
-                url=url, request_queue=self.request_queue, response_exchange=self.response_exchange,
-                response_routing_key=self.response_routing_key, dead_letter_queue=self.dead_letter_queue,
-            ))
+            return AmqpTransport(
+                AmqpSettings(
+                    url=url,
+                    request_queue=self.request_queue,
+                    response_exchange=self.response_exchange,
+                    response_routing_key=self.response_routing_key,
+                    dead_letter_queue=self.dead_letter_queue,
+                )
+            )
         raise dg.Failure(f"GLACIER_REQUEST_TRANSPORT={self.kind!r} is not one of 'embedded', 'amqp'")
 
     def allowed_tenants(self) -> tuple[str, ...]:
@@ -187,17 +210,24 @@ class RequestTransportResource(dg.ConfigurableResource):
         return Path(self.home) / "staging"
 
 
-def archive_setup(catalog: CatalogResource, store: ArchiveStoreResource, sources: SourcesResource,
-                  transport: RequestTransportResource) -> ArchiveSetup:
+def archive_setup(
+    catalog: CatalogResource, store: ArchiveStoreResource, sources: SourcesResource, transport: RequestTransportResource
+) -> ArchiveSetup:
     try:
         tenants = store.tenants()
     except TenantsConfigError as exc:  # a file broken since the code location loaded: no retry can help
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     s3 = store.client()
     return ArchiveSetup(
-        catalog=catalog.get(), s3=s3, upload=store.upload_settings(), sources=sources.policy(s3_client=s3),
-        key_prefix=store.key_prefix, staging_dir=transport.staging_dir(),
-        stale_upload_age=timedelta(hours=store.stale_upload_hours), packaging=store.packaging_policy(), staging_url=store.staging_url or None,
+        catalog=catalog.get(),
+        s3=s3,
+        upload=store.upload_settings(),
+        sources=sources.policy(s3_client=s3),
+        key_prefix=store.key_prefix,
+        staging_dir=transport.staging_dir(),
+        stale_upload_age=timedelta(hours=store.stale_upload_hours),
+        packaging=store.packaging_policy(),
+        staging_url=store.staging_url or None,
         tenants=tenants,
     )
 
@@ -219,8 +249,15 @@ def check_tenant_buckets(store: ArchiveStoreResource, tenants: list[str]) -> Non
     config = store.tenants()
     if config.source is None:
         return  # every tenant uses GLACIER_BUCKET, which the CLI checks already
-    setup = ArchiveSetup(catalog=None, s3=store.client(), upload=store.upload_settings(), sources=None, key_prefix=store.key_prefix,  # type: ignore[arg-type]
-                         staging_dir=Path("."), tenants=config)
+    setup = ArchiveSetup(  # only placement is read: no catalog or sources are needed to check a bucket
+        catalog=None,  # type: ignore[arg-type]
+        s3=store.client(),
+        upload=store.upload_settings(),
+        sources=None,  # type: ignore[arg-type]
+        key_prefix=store.key_prefix,
+        staging_dir=Path("."),
+        tenants=config,
+    )
     seen: set[str] = set()
     for tenant in tenants:
         bucket = config.for_tenant(tenant).bucket
@@ -248,8 +285,11 @@ def _from_env(name: str, value: Any) -> Any:
 
 def aws_connection(endpoint_var: str, endpoint: str | None, region_var: str, region: str) -> dict[str, Any]:
     """The dagster-aws connection fields, as Dagster users configure them: region, endpoint URL, profile (AWS_PROFILE)."""
-    return {"endpoint_url": _from_env(endpoint_var, endpoint), "region_name": _from_env(region_var, region),
-            "profile_name": _from_env("AWS_PROFILE", os.environ.get("AWS_PROFILE") or None)}
+    return {
+        "endpoint_url": _from_env(endpoint_var, endpoint),
+        "region_name": _from_env(region_var, region),
+        "profile_name": _from_env("AWS_PROFILE", os.environ.get("AWS_PROFILE") or None),
+    }
 
 
 def resources_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -262,44 +302,77 @@ def resources_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
     m = load(environ)
     s = Settings.from_model(m)
     # Checks across variables, still at load time.
-    transfer.UploadSettings(bucket=s.bucket, storage_class=s.storage_class, part_size=s.part_size,
-                            multipart_threshold=s.multipart_threshold, max_concurrency=s.upload_concurrency, sse=s.sse)
+    transfer.UploadSettings(
+        bucket=s.bucket,
+        storage_class=s.storage_class,
+        part_size=s.part_size,
+        multipart_threshold=s.multipart_threshold,
+        max_concurrency=s.upload_concurrency,
+        sse=s.sse,
+    )
     from glacier_pipelines.resources.restore import RestoreResource
     from glacier_pipelines.resources.vault import VaultResource
 
     return {
         "restore": RestoreResource(
             **aws_connection("GLACIER_SQS_ENDPOINT_URL", m.sqs_endpoint_url, "GLACIER_S3_REGION", m.s3_region),
-            events_queue_url=m.restore_events_queue_url or "", pricing_region=m.pricing_region, max_days=m.restore_max_days,
-            max_link_seconds=m.download_link_max_seconds, smtp_host=m.smtp_host,
-            smtp_port=m.smtp_port, smtp_sender=m.smtp_from, smtp_user=m.smtp_user,
+            events_queue_url=m.restore_events_queue_url or "",
+            pricing_region=m.pricing_region,
+            max_days=m.restore_max_days,
+            max_link_seconds=m.download_link_max_seconds,
+            smtp_host=m.smtp_host,
+            smtp_port=m.smtp_port,
+            smtp_sender=m.smtp_from,
+            smtp_user=m.smtp_user,
             smtp_password=_from_env("GLACIER_SMTP_PASSWORD", m.smtp_password) if m.smtp_password else "",
             smtp_starttls=m.smtp_starttls,
         ),
         "vault": VaultResource(
             **aws_connection("GLACIER_VAULT_ENDPOINT_URL", m.vault_endpoint_url, "GLACIER_VAULT_REGION", m.vault_region),
-            account_id=m.vault_account_id, tier=m.vault_tier, chunk_size_mb=m.vault_chunk_size_mb, daily_bytes=m.vault_daily_bytes,
-            max_jobs_per_run=m.vault_max_jobs_per_run, expiry_margin_hours=m.vault_expiry_margin_hours,
-            inventory_format=m.vault_inventory_format, names_csv_path=m.vault_names_csv,
-            key_prefix=m.vault_key_prefix, concurrency=m.vault_concurrency, home=str(s.home)),
+            account_id=m.vault_account_id,
+            tier=m.vault_tier,
+            chunk_size_mb=m.vault_chunk_size_mb,
+            daily_bytes=m.vault_daily_bytes,
+            max_jobs_per_run=m.vault_max_jobs_per_run,
+            expiry_margin_hours=m.vault_expiry_margin_hours,
+            inventory_format=m.vault_inventory_format,
+            names_csv_path=m.vault_names_csv,
+            key_prefix=m.vault_key_prefix,
+            concurrency=m.vault_concurrency,
+            home=str(s.home),
+        ),
         "catalog": CatalogResource(url=_from_env("GLACIER_CATALOG_URL", m.catalog_url) if m.catalog_url else s.catalog_url),
         "archive_store": ArchiveStoreResource(
             **aws_connection("GLACIER_S3_ENDPOINT_URL", m.s3_endpoint_url, "GLACIER_S3_REGION", m.s3_region),
-            bucket=s.bucket, storage_class=s.storage_class,
-            key_prefix=s.key_prefix, sse=s.sse, kms_key_id=s.kms_key_id, part_size_mb=m.part_size_mb,
-            multipart_threshold_mb=m.multipart_threshold_mb, upload_concurrency=s.upload_concurrency,
-            package_threshold_bytes=m.package_threshold_bytes, package_tenant_thresholds=as_text(m.package_tenant_thresholds),
-            package_target_bytes=m.package_target_bytes, package_max_age_hours=m.package_max_age_hours,
+            bucket=s.bucket,
+            storage_class=s.storage_class,
+            key_prefix=s.key_prefix,
+            sse=s.sse,
+            kms_key_id=s.kms_key_id,
+            part_size_mb=m.part_size_mb,
+            multipart_threshold_mb=m.multipart_threshold_mb,
+            upload_concurrency=s.upload_concurrency,
+            package_threshold_bytes=m.package_threshold_bytes,
+            package_tenant_thresholds=as_text(m.package_tenant_thresholds),
+            package_target_bytes=m.package_target_bytes,
+            package_max_age_hours=m.package_max_age_hours,
             staging_url=StagingArea.from_setting(m.staging_url, s.staging_dir).root if m.staging_url else "",
-            tenants_config=m.tenants_config, compact_deleted_share=m.compact_deleted_share, trash_grace_days=m.trash_grace_days,
+            tenants_config=m.tenants_config,
+            compact_deleted_share=m.compact_deleted_share,
+            trash_grace_days=m.trash_grace_days,
         ),
         "sources": SourcesResource(roots=s.source_roots, allowed_networks=s.source_allowed_networks, read_timeout=s.source_timeout),
         "request_transport": RequestTransportResource(
-            kind=s.request_transport, home=str(s.home), batch_size=s.batch_size, tenants=",".join(s.tenants),
+            kind=s.request_transport,
+            home=str(s.home),
+            batch_size=s.batch_size,
+            tenants=",".join(s.tenants),
             tenant_runs=_checked_tenant_runs(m.tenant_runs),
             amqp_url=_from_env("GLACIER_AMQP_URL", m.amqp_url) if m.amqp_url else "",
-            request_queue=s.request_queue, response_exchange=s.response_exchange,
-            response_routing_key=s.response_routing_key, dead_letter_queue=s.dead_letter_queue,
+            request_queue=s.request_queue,
+            response_exchange=s.response_exchange,
+            response_routing_key=s.response_routing_key,
+            dead_letter_queue=s.dead_letter_queue,
             restore_request_queue=m.restore_request_queue,
         ),
     }

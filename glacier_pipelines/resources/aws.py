@@ -71,8 +71,9 @@ class _Tuned:
         options.update(overrides)
         return construct_boto_client_retry_config(self.max_attempts).merge(Config(**options))  # type: ignore[attr-defined]
 
-    def build_client(self, service: str, *, session: boto3.session.Session | None = None, sign_payload: bool | None | str = "field",
-                     **config: Any) -> Any:
+    def build_client(
+        self, service: str, *, session: boto3.session.Session | None = None, sign_payload: bool | None | str = "field", **config: Any
+    ) -> Any:
         profile = resolved(self.profile_name) or None  # type: ignore[attr-defined]
         session = session or boto3.session.Session(profile_name=profile)
         client = session.client(

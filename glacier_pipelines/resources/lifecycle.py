@@ -27,11 +27,15 @@ class LifecycleResource(dg.ConfigurableResource):
         bucket and prefix (GLACIER_TENANTS_CONFIG), as lifecycle_rules applies them."""
         placements = self._placements(archive_store) if per_tenant else None
         try:
-            return lifecycle.load_config(self.config_path or None, bucket=archive_store.bucket, key_prefix=archive_store.key_prefix,
-                                         placements=placements)
+            return lifecycle.load_config(
+                self.config_path or None, bucket=archive_store.bucket, key_prefix=archive_store.key_prefix, placements=placements
+            )
         except lifecycle.LifecycleConfigError as exc:
-            raise dg.Failure(description=str(exc), metadata={"problems": dg.MetadataValue.md(
-                "\n".join(f"- {p}" for p in exc.problems))}, allow_retries=False) from None
+            raise dg.Failure(
+                description=str(exc),
+                metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in exc.problems))},
+                allow_retries=False,
+            ) from None
 
     @staticmethod
     def _placements(archive_store: ArchiveStoreResource) -> dict[str, tuple[str, str]]:
@@ -46,19 +50,34 @@ class LifecycleResource(dg.ConfigurableResource):
 
     def setup(self, catalog: CatalogResource, archive_store: ArchiveStoreResource) -> MoveSetup:
         try:
-            copy = CopySettings(storage_class=archive_store.storage_class.upper(), multipart_threshold=int(self.copy_threshold_mb * MiB),
-                                part_size=int(self.copy_part_size_mb * MiB), concurrency=archive_store.upload_concurrency)
+            copy = CopySettings(
+                storage_class=archive_store.storage_class.upper(),
+                multipart_threshold=int(self.copy_threshold_mb * MiB),
+                part_size=int(self.copy_part_size_mb * MiB),
+                concurrency=archive_store.upload_concurrency,
+            )
         except ValueError as exc:
             raise dg.Failure(f"server-side copy settings: {exc}", allow_retries=False) from None
         # Moves still work on the global bucket (MoveSetup.bucket), so their tenants' prefixes stay the global ones.
-        return MoveSetup(catalog=catalog.get(), s3=archive_store.client(), bucket=archive_store.bucket,
-                         key_prefix=archive_store.key_prefix, lifecycle=self.config(archive_store, per_tenant=False), copy=copy, pricing=self.pricing())
+        return MoveSetup(
+            catalog=catalog.get(),
+            s3=archive_store.client(),
+            bucket=archive_store.bucket,
+            key_prefix=archive_store.key_prefix,
+            lifecycle=self.config(archive_store, per_tenant=False),
+            copy=copy,
+            pricing=self.pricing(),
+        )
 
 
 def lifecycle_resource_from_env(environ: dict[str, str] | None = None) -> LifecycleResource:
     m = load(environ)  # validated: a bad GLACIER_COPY_* value is refused here, at load
-    return LifecycleResource(config_path=m.lifecycle_config, copy_threshold_mb=m.copy_threshold_mb,
-                             copy_part_size_mb=m.copy_part_size_mb, pricing_region=m.pricing_region)
+    return LifecycleResource(
+        config_path=m.lifecycle_config,
+        copy_threshold_mb=m.copy_threshold_mb,
+        copy_part_size_mb=m.copy_part_size_mb,
+        pricing_region=m.pricing_region,
+    )
 
 
 def with_lifecycle(resources: dict[str, Any]) -> dict[str, Any]:

@@ -44,13 +44,22 @@ class RestoreResource(AwsClientResource):
     def smtp(self) -> notify.SmtpSettings | None:
         if not self.smtp_host:
             return None
-        return notify.SmtpSettings(host=self.smtp_host, port=self.smtp_port, sender=self.smtp_sender, user=self.smtp_user or None,
-                                   password=_value(self.smtp_password) or None, starttls=self.smtp_starttls)
+        return notify.SmtpSettings(
+            host=self.smtp_host,
+            port=self.smtp_port,
+            sender=self.smtp_sender,
+            user=self.smtp_user or None,
+            password=_value(self.smtp_password) or None,
+            starttls=self.smtp_starttls,
+        )
 
     def setup(self, catalog: CatalogResource, store: ArchiveStoreResource) -> RestoreSetup:
         smtp = self.smtp()
         return RestoreSetup(
-            catalog=catalog.get(), s3=store.client(), pricing=self.pricing(),
+            catalog=catalog.get(),
+            s3=store.client(),
+            pricing=self.pricing(),
             send_email=(lambda message: notify.send(smtp, message)) if smtp else None,
-            sender=self.smtp_sender, max_link_seconds=self.max_link_seconds,
+            sender=self.smtp_sender,
+            max_link_seconds=self.max_link_seconds,
         )

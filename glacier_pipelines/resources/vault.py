@@ -21,8 +21,11 @@ from glacier_pipelines.resources.aws import AwsClientResource, is_loopback, reso
 def s3_client(store: ArchiveStoreResource, concurrency: int) -> Any:
     """The destination S3 client: ``store``'s dagster-aws S3 resource (endpoint, region, profile, retries, timeouts),
     its pool also as large as the archives copied at once, from the process-wide session (see ``shared_session``)."""
-    return store.get_client(session=shared_session(resolved(store.profile_name) or None), sign_payload=None,
-                            max_pool_connections=max(10, store.upload_concurrency * 2, concurrency * 2))
+    return store.get_client(
+        session=shared_session(resolved(store.profile_name) or None),
+        sign_payload=None,
+        max_pool_connections=max(10, store.upload_concurrency * 2, concurrency * 2),
+    )
 
 
 class VaultResource(AwsClientResource):
@@ -55,7 +58,9 @@ class VaultResource(AwsClientResource):
         # A loopback endpoint (the test double, a local proxy) never goes through HTTP(S)_PROXY.
         proxies: dict[str, Any] = {"proxies": {}} if is_loopback(resolved(self.endpoint_url)) else {}
         return self.build_client(
-            "glacier", session=shared_session(resolved(self.profile_name) or None), max_pool_connections=max(10, self.concurrency * 2),
+            "glacier",
+            session=shared_session(resolved(self.profile_name) or None),
+            max_pool_connections=max(10, self.concurrency * 2),
             **proxies,
         )
 
@@ -76,12 +81,25 @@ class VaultResource(AwsClientResource):
         upload = archive_store.upload_settings()
         try:
             return VaultSetup(
-                catalog=catalog.get(), glacier=self.glacier(), s3=s3_client(archive_store, self.concurrency), upload=upload, bucket=upload.bucket,
-                prefix=self.key_prefix, tier=self.tier, chunk_size=int(self.chunk_size_mb * MiB), daily_bytes=self.daily_bytes,
-                max_jobs=self.max_jobs_per_run, expiry_margin=timedelta(hours=self.expiry_margin_hours), account_id=self.account_id,
-                inventory_format=self.inventory_format, overrides=self.overrides(),
-                overrides_source=self.names_csv_path or None, home=Path(self.home).expanduser(), concurrency=self.concurrency,
-                max_archives_per_run=self.max_archives_per_run, min_part_size=int(self.min_part_size_mb * MiB),
+                catalog=catalog.get(),
+                glacier=self.glacier(),
+                s3=s3_client(archive_store, self.concurrency),
+                upload=upload,
+                bucket=upload.bucket,
+                prefix=self.key_prefix,
+                tier=self.tier,
+                chunk_size=int(self.chunk_size_mb * MiB),
+                daily_bytes=self.daily_bytes,
+                max_jobs=self.max_jobs_per_run,
+                expiry_margin=timedelta(hours=self.expiry_margin_hours),
+                account_id=self.account_id,
+                inventory_format=self.inventory_format,
+                overrides=self.overrides(),
+                overrides_source=self.names_csv_path or None,
+                home=Path(self.home).expanduser(),
+                concurrency=self.concurrency,
+                max_archives_per_run=self.max_archives_per_run,
+                min_part_size=int(self.min_part_size_mb * MiB),
             )
         except ValueError as exc:
             raise dg.Failure(f"vault copy configuration: {exc}") from exc

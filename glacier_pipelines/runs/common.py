@@ -32,11 +32,14 @@ def ensure_dagster_home(settings: Settings) -> Path:
     if os.environ.get("DAGSTER_HOME"):
         given = Path(os.environ["DAGSTER_HOME"]).expanduser()
         if not given.is_absolute():
-            raise ValueError(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']!r} is relative: give an absolute path, "
-                             "or unset DAGSTER_HOME to use $GLACIER_HOME/dagster")
+            raise ValueError(
+                f"DAGSTER_HOME={os.environ['DAGSTER_HOME']!r} is relative: give an absolute path, "
+                "or unset DAGSTER_HOME to use $GLACIER_HOME/dagster"
+            )
         if not given.is_dir():
-            raise ValueError(f"DAGSTER_HOME={str(given)!r} is not an existing folder: create it, "
-                             "or unset DAGSTER_HOME to use $GLACIER_HOME/dagster")
+            raise ValueError(
+                f"DAGSTER_HOME={str(given)!r} is not an existing folder: create it, or unset DAGSTER_HOME to use $GLACIER_HOME/dagster"
+            )
         return given
     home = settings.home / "dagster"
     home.mkdir(parents=True, exist_ok=True)
@@ -79,27 +82,42 @@ def check_bucket(store: Any) -> None:
     try:
         store.client().head_bucket(Bucket=bucket)
     except bce.NoCredentialsError:
-        raise ConfigFault(f"no AWS credentials found for bucket {bucket!r}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
-                          "or AWS_PROFILE; no request was touched") from None
+        raise ConfigFault(
+            f"no AWS credentials found for bucket {bucket!r}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+            "or AWS_PROFILE; no request was touched"
+        ) from None
     except bce.ClientError as exc:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code in ("NoSuchBucket", "404", "NotFound") or status == 404:
-            raise ConfigFault(f"bucket {bucket!r} does not exist: fix GLACIER_BUCKET (or create the bucket); "
-                              "no request was touched") from None
-        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "Forbidden",
-                    "InvalidClientTokenId", "ExpiredToken", "InvalidToken") or status in (401, 403):
-            raise ConfigFault(f"S3 refused the AWS credentials for bucket {bucket!r} ({code or status}): fix the AWS credentials "
-                              "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE) or GLACIER_BUCKET; no request was touched") from None
+            raise ConfigFault(
+                f"bucket {bucket!r} does not exist: fix GLACIER_BUCKET (or create the bucket); no request was touched"
+            ) from None
+        if code in (
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "AccessDenied",
+            "403",
+            "Forbidden",
+            "InvalidClientTokenId",
+            "ExpiredToken",
+            "InvalidToken",
+        ) or status in (401, 403):
+            raise ConfigFault(
+                f"S3 refused the AWS credentials for bucket {bucket!r} ({code or status}): fix the AWS credentials "
+                "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE) or GLACIER_BUCKET; no request was touched"
+            ) from None
         if status is not None and status >= 500 or code in ("SlowDown", "ServiceUnavailable", "InternalError"):
-            raise TransientFault(f"S3 answered {code or status} for bucket {bucket!r}; the requests stay pending "
-                                 "for the next pass") from None
-        raise ConfigFault(f"S3 refused bucket {bucket!r} ({code or status}: {error.get('Message', '')}): "
-                          "check GLACIER_BUCKET and the AWS credentials; no request was touched") from None
+            raise TransientFault(
+                f"S3 answered {code or status} for bucket {bucket!r}; the requests stay pending for the next pass"
+            ) from None
+        raise ConfigFault(
+            f"S3 refused bucket {bucket!r} ({code or status}: {error.get('Message', '')}): "
+            "check GLACIER_BUCKET and the AWS credentials; no request was touched"
+        ) from None
     except (bce.EndpointConnectionError, bce.ConnectTimeoutError, bce.ReadTimeoutError, bce.ConnectionClosedError) as exc:
         raise TransientFault(f"S3 is unreachable ({type(exc).__name__}: {exc}); the requests stay pending for the next pass") from None
-
 
 
 def run_restore_job(instance: Any, tenant: str, run_config: dict[str, Any] | None = None, *, defs: Any = None) -> Any:
@@ -111,8 +129,9 @@ def run_restore_job(instance: Any, tenant: str, run_config: dict[str, Any] | Non
     if not instance.has_dynamic_partition(tenants_partitions.name, tenant):
         instance.add_dynamic_partitions(tenants_partitions.name, [tenant])
     config = {**QUIET_LOGS, **(run_config or {})}
-    return defs.resolve_job_def("restore_job").execute_in_process(partition_key=tenant, instance=instance, raise_on_error=False,
-                                                                   run_config=config, tags={"glacier/tenant": tenant})
+    return defs.resolve_job_def("restore_job").execute_in_process(
+        partition_key=tenant, instance=instance, raise_on_error=False, run_config=config, tags={"glacier/tenant": tenant}
+    )
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:

@@ -46,8 +46,15 @@ DAEMON_TOLERANCE_SECONDS = 120  # its heartbeat comes every 30 s
 COUNTED = ("requests", "verified", "stored", "deduplicated", "failed")
 
 
-def process(tenant: str | None = None, *, close_packages: bool = False, mode: str = "auto", wait: bool = True,
-            wait_minutes: float = 60.0, progress: Callable[[str], None] = _progress) -> dict[str, Any]:
+def process(
+    tenant: str | None = None,
+    *,
+    close_packages: bool = False,
+    mode: str = "auto",
+    wait: bool = True,
+    wait_minutes: float = 60.0,
+    progress: Callable[[str], None] = _progress,
+) -> dict[str, Any]:
     """Drain the transport, run the planned archive runs (in process, or through the run queue), publish responses.
 
     Refused before anything runs: an invalid or not allowed ``tenant`` (ValueError), ``mode="submit"`` on an
@@ -88,19 +95,23 @@ def process(tenant: str | None = None, *, close_packages: bool = False, mode: st
         except TransportError as exc:
             broker_fault = str(exc)
         if broker_fault is None:
-            received = intake.drain_requests(transport, catalog, max_messages=10**9, max_seconds=3600.0,
-                                             allowed_tenants=requests.allowed_tenants())
+            received = intake.drain_requests(
+                transport, catalog, max_messages=10**9, max_seconds=3600.0, allowed_tenants=requests.allowed_tenants()
+            )
             broker_fault = received.transport_error
-    progress(f"intake: {received.new} new request(s), {received.duplicates} duplicate(s), {received.invalid} invalid"
-             + (f" (stopped: {broker_fault})" if broker_fault else ""))
+    progress(
+        f"intake: {received.new} new request(s), {received.duplicates} duplicate(s), {received.invalid} invalid"
+        + (f" (stopped: {broker_fault})" if broker_fault else "")
+    )
     check_bucket(resources["archive_store"])
     check_tenant_buckets(resources["archive_store"], catalog.tenants_with_work())  # GLACIER_TENANTS_CONFIG's own buckets
     with dg.DagsterInstance.get() as instance:
         fail_runs_of_gone_workers(instance, progress)
 
         def plan():
-            return planned_runs(instance, catalog, batch_size=requests.batch_size, concurrency=requests.tenant_runs, tenant=tenant,
-                                max_attempts=None)  # asked again by someone: no limit on attempts, each plan once per pass
+            return planned_runs(
+                instance, catalog, batch_size=requests.batch_size, concurrency=requests.tenant_runs, tenant=tenant, max_attempts=None
+            )  # asked again by someone: no limit on attempts, each plan once per pass
 
         if submit:
             runs = submit_planned(instance, plan, wait=wait, wait_seconds=wait_minutes * 60, progress=progress)
@@ -139,14 +150,30 @@ def close_all_packages(tenant: str | None = None, *, progress=_progress, defs: A
     with dg.DagsterInstance.get() as instance:
         for name in names:
             result = defs.resolve_job_def("package_job").execute_in_process(
-                partition_key=name, instance=instance, raise_on_error=False, tags={"glacier/tenant": name},
-                run_config={**QUIET_LOGS, "ops": {"glacier_packages": {"config": {"close_all": True}}}})
-            stored = {m.asset_key.to_user_string(): m.materialization.metadata.get("packages_stored") for m in result.get_asset_materialization_events()}
+                partition_key=name,
+                instance=instance,
+                raise_on_error=False,
+                tags={"glacier/tenant": name},
+                run_config={**QUIET_LOGS, "ops": {"glacier_packages": {"config": {"close_all": True}}}},
+            )
+            stored = {
+                m.asset_key.to_user_string(): m.materialization.metadata.get("packages_stored")
+                for m in result.get_asset_materialization_events()
+            }
             checks = result.get_asset_check_evaluations()
-            runs.append({"tenant": name, "runId": result.run_id, "success": result.success, "job": "package_job",
-                         "checksPassed": bool(checks) and all(c.passed for c in checks)})
-            progress(f"tenant {name}: packages closed, run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'} "
-                     f"({count.value if (count := stored.get('glacier_packages')) else 0} stored)")
+            runs.append(
+                {
+                    "tenant": name,
+                    "runId": result.run_id,
+                    "success": result.success,
+                    "job": "package_job",
+                    "checksPassed": bool(checks) and all(c.passed for c in checks),
+                }
+            )
+            progress(
+                f"tenant {name}: packages closed, run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'} "
+                f"({count.value if (count := stored.get('glacier_packages')) else 0} stored)"
+            )
     return runs
 
 
@@ -200,12 +227,16 @@ def _submits(instance: Any, mode: str, progress: Callable[[str], None]) -> bool:
     if mode == "auto":
         return has_run_queue(instance) and daemon_alive(instance)
     if not has_run_queue(instance):
-        raise ConfigFault(f"--submit needs a Dagster instance that queues runs (run_coordinator: QueuedRunCoordinator, Dagster's "
-                          f"default); the instance at DAGSTER_HOME={os.environ.get('DAGSTER_HOME')} launches them at once instead. "
-                          "Without --submit, process executes the runs itself; no request was touched")
+        raise ConfigFault(
+            f"--submit needs a Dagster instance that queues runs (run_coordinator: QueuedRunCoordinator, Dagster's "
+            f"default); the instance at DAGSTER_HOME={os.environ.get('DAGSTER_HOME')} launches them at once instead. "
+            "Without --submit, process executes the runs itself; no request was touched"
+        )
     if not daemon_alive(instance):
-        progress("no Dagster daemon has dequeued runs of this instance lately: the queued runs wait until one runs "
-                 "(dagster-daemon run, or dagster dev)")
+        progress(
+            "no Dagster daemon has dequeued runs of this instance lately: the queued runs wait until one runs "
+            "(dagster-daemon run, or dagster dev)"
+        )
     return True
 
 
@@ -223,8 +254,9 @@ def _next_runs(plan: Callable[[], list], stopped: set[str], seen: set[str]) -> l
     return todo
 
 
-def execute_planned(instance: Any, defs: Any, plan: Callable[[], list], *, lease_folder: Any,
-                    progress: Callable[[str], None] = _progress) -> list[dict[str, Any]]:
+def execute_planned(
+    instance: Any, defs: Any, plan: Callable[[], list], *, lease_folder: Any, progress: Callable[[str], None] = _progress
+) -> list[dict[str, Any]]:
     """Execute the planned runs here, one after another, re-planning once they ended, under a worker lease."""
     from glacier_pipelines.defs.intake.run_workers import WorkerLease
 
@@ -237,22 +269,38 @@ def execute_planned(instance: Any, defs: Any, plan: Callable[[], list], *, lease
             for run in todo:
                 _add_partition(instance, run.tenant)
                 progress(f"tenant {run.tenant}: archiving...")
-                result = job.execute_in_process(partition_key=run.tenant, instance=instance, raise_on_error=False, run_config=QUIET_LOGS,
-                                                tags={**run.tags, "dagster/run_key": run.run_key, **lease.tags})
-                counts = {m.asset_key.to_user_string(): {k: v.value for k, v in m.materialization.metadata.items() if k in COUNTED}
-                          for m in result.get_asset_materialization_events()}
+                result = job.execute_in_process(
+                    partition_key=run.tenant,
+                    instance=instance,
+                    raise_on_error=False,
+                    run_config=QUIET_LOGS,
+                    tags={**run.tags, "dagster/run_key": run.run_key, **lease.tags},
+                )
+                counts = {
+                    m.asset_key.to_user_string(): {k: v.value for k, v in m.materialization.metadata.items() if k in COUNTED}
+                    for m in result.get_asset_materialization_events()
+                }
                 checks = [c.passed for c in result.get_asset_check_evaluations()]
                 runs.append(_summary(run, result.run_id, result.success, counts, checks))
-                progress(f"tenant {run.tenant}: run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}: "
-                         + "; ".join(f"{k} {v}" for k, v in counts.items()))
+                progress(
+                    f"tenant {run.tenant}: run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}: "
+                    + "; ".join(f"{k} {v}" for k, v in counts.items())
+                )
                 if not result.success:
                     stopped.add(run.tenant)
     return runs
 
 
 def _summary(run: Any, run_id: str, success: bool, counts: dict, checks: list[bool], **extra: Any) -> dict[str, Any]:
-    return {"tenant": run.tenant, "runId": run_id, "runKey": run.run_key, "success": success, "assets": counts,
-            "checksPassed": bool(checks) and all(checks), **extra}
+    return {
+        "tenant": run.tenant,
+        "runId": run_id,
+        "runKey": run.run_key,
+        "success": success,
+        "assets": counts,
+        "checksPassed": bool(checks) and all(checks),
+        **extra,
+    }
 
 
 @contextmanager
@@ -264,8 +312,10 @@ def _archive_job_origin(instance: Any) -> Iterator[tuple[Any, Any, Any, Any]]:
     from dagster._core.workspace.context import WorkspaceProcessContext
     from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 
-    origin = InProcessCodeLocationOrigin(LoadableTargetOrigin(executable_path=sys.executable, module_name="glacier_pipelines.definitions",
-                                                              working_directory=os.getcwd()), location_name=LOCATION_NAME)
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(executable_path=sys.executable, module_name="glacier_pipelines.definitions", working_directory=os.getcwd()),
+        location_name=LOCATION_NAME,
+    )
     with WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget([origin]), version=__version__) as context:
         workspace = context.create_request_context()
         location = workspace.get_code_location(LOCATION_NAME)
@@ -273,8 +323,15 @@ def _archive_job_origin(instance: Any) -> Iterator[tuple[Any, Any, Any, Any]]:
         yield workspace, location, repository, repository.get_full_job("archive_job")
 
 
-def submit_planned(instance: Any, plan: Callable[[], list], *, wait: bool = True, wait_seconds: float = 3600.0,
-                   poll_seconds: float = 1.0, progress: Callable[[str], None] = _progress) -> list[dict[str, Any]]:
+def submit_planned(
+    instance: Any,
+    plan: Callable[[], list],
+    *,
+    wait: bool = True,
+    wait_seconds: float = 3600.0,
+    poll_seconds: float = 1.0,
+    progress: Callable[[str], None] = _progress,
+) -> list[dict[str, Any]]:
     """Put the planned runs on the instance's run queue; unless ``wait`` is False, watch them end and plan again."""
     from dagster._cli.job import _create_run
 
@@ -287,8 +344,16 @@ def submit_planned(instance: Any, plan: Callable[[], list], *, wait: bool = True
             queued = []
             for run in todo:
                 _add_partition(instance, run.tenant)
-                created = _create_run(instance=instance, code_location=location, remote_repo=repository, remote_job=job, run_config={},
-                                      tags=run.all_tags(), op_selection=None, run_id=None)
+                created = _create_run(
+                    instance=instance,
+                    code_location=location,
+                    remote_repo=repository,
+                    remote_job=job,
+                    run_config={},
+                    tags=run.all_tags(),
+                    op_selection=None,
+                    run_id=None,
+                )
                 instance.submit_run(created.run_id, workspace)
                 progress(f"tenant {run.tenant}: run {created.run_id[:8]} queued ({run.run_key})")
                 queued.append((run, created.run_id))
@@ -327,12 +392,23 @@ def _watch(instance: Any, run: Any, run_id: str, deadline: float, poll_seconds: 
     for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records:
         materialization = record.event_log_entry.dagster_event.event_specific_data.materialization
         counts[materialization.asset_key.to_user_string()] = {k: v.value for k, v in materialization.metadata.items() if k in COUNTED}
-    checks = [record.event_log_entry.dagster_event.event_specific_data.passed
-              for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records]
+    checks = [
+        record.event_log_entry.dagster_event.event_specific_data.passed
+        for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    ]
     if current.is_finished:
         progress(f"tenant {run.tenant}: run {run_id[:8]} {'succeeded' if current.status == dg.DagsterRunStatus.SUCCESS else status}")
     else:
-        progress(f"tenant {run.tenant}: run {run_id[:8]} still {status} when the wait ended: is the daemon running? "
-                 "It stays on the queue, and its work in the catalog")
-    return _summary(run, run_id, current.status == dg.DagsterRunStatus.SUCCESS, counts, checks, status=status,
-                    **({"retryOf": first} if run_id != first else {}))
+        progress(
+            f"tenant {run.tenant}: run {run_id[:8]} still {status} when the wait ended: is the daemon running? "
+            "It stays on the queue, and its work in the catalog"
+        )
+    return _summary(
+        run,
+        run_id,
+        current.status == dg.DagsterRunStatus.SUCCESS,
+        counts,
+        checks,
+        status=status,
+        **({"retryOf": first} if run_id != first else {}),
+    )

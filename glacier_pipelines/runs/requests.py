@@ -35,8 +35,17 @@ def submit(path: str) -> tuple[int, list[str]]:
     return sent, errors
 
 
-def restore(tenant: str, *, days: int, requester: str, tier: str = "Bulk", request_ids: Iterable[str] = (),
-            checksums: Iterable[str] = (), urls: Iterable[str] = (), note: str | None = None) -> dict[str, Any]:
+def restore(
+    tenant: str,
+    *,
+    days: int,
+    requester: str,
+    tier: str = "Bulk",
+    request_ids: Iterable[str] = (),
+    checksums: Iterable[str] = (),
+    urls: Iterable[str] = (),
+    note: str | None = None,
+) -> dict[str, Any]:
     """Record a restore request, then run restore_job for its tenant (start restores, deliver what is back).
 
     A request the parser refuses is a RestoreRequestError (a ValueError) before anything is recorded.
@@ -49,10 +58,8 @@ def restore(tenant: str, *, days: int, requester: str, tier: str = "Bulk", reque
     settings = Settings.from_env()
     ensure_dagster_home(settings)
     defs = current_defs()
-    files = ([{"requestId": x} for x in request_ids or []] + [{"checksum": x} for x in checksums or []]
-             + [{"url": x} for x in urls or []])
-    data = {"tenant": tenant, "files": files, "days": days, "tier": tier, "requester": requester,
-            **({"note": note} if note else {})}
+    files = [{"requestId": x} for x in request_ids or []] + [{"checksum": x} for x in checksums or []] + [{"url": x} for x in urls or []]
+    data = {"tenant": tenant, "files": files, "days": days, "tier": tier, "requester": requester, **({"note": note} if note else {})}
     r = defs.resources
     request = parse_restore_request(data, max_days=r["restore"].max_days)
     setup = r["restore"].setup(r["catalog"], r["archive_store"])
@@ -61,5 +68,11 @@ def restore(tenant: str, *, days: int, requester: str, tier: str = "Bulk", reque
     with dg.DagsterInstance.get() as instance:
         result = run_restore_job(instance, request.tenant, defs=defs)
     rows = [row for row in restore_flow.report_rows(setup, request.tenant) if row["restoreId"] == summary["restoreId"]]
-    return {**summary, "runId": result.run_id, "runSuccess": result.success, "files": rows,
-            "requested": len(summary["files"]), "refused": refused}
+    return {
+        **summary,
+        "runId": result.run_id,
+        "runSuccess": result.success,
+        "files": rows,
+        "requested": len(summary["files"]),
+        "refused": refused,
+    }

@@ -74,8 +74,9 @@ def test_an_unreachable_server_is_retried_once_boundedly_then_exit_1(archive, mo
     assert len(err) == 1 and "is unreachable" in err[0] and "try again" in err[0]
 
 
-@pytest.mark.parametrize("url", ["postgresql+nosuchdriver://u:pw-secret@h/db", "nosuchdialect://u:pw-secret@h/db",
-                                 "postgresql://u:pw-secret@h:notaport/db"])
+@pytest.mark.parametrize(
+    "url", ["postgresql+nosuchdriver://u:pw-secret@h/db", "nosuchdialect://u:pw-secret@h/db", "postgresql://u:pw-secret@h:notaport/db"]
+)
 def test_a_malformed_url_or_unknown_dialect_is_a_config_error_at_once(url):
     started = time.monotonic()
     with pytest.raises(CatalogConfigError, match="GLACIER_CATALOG_URL") as info:
@@ -86,7 +87,7 @@ def test_a_malformed_url_or_unknown_dialect_is_a_config_error_at_once(url):
 def test_permanent_and_transient_messages_are_told_apart():
     assert is_permanent_connect_error(Exception('FATAL:  password authentication failed for user "x"'))
     assert is_permanent_connect_error(Exception('FATAL:  database "x" does not exist'))
-    assert not is_permanent_connect_error(Exception("connection to server at \"h\", port 5432 failed: Connection refused"))
+    assert not is_permanent_connect_error(Exception('connection to server at "h", port 5432 failed: Connection refused'))
     assert not is_permanent_connect_error(Exception("server closed the connection unexpectedly"))
     assert not is_permanent_connect_error(Exception("timeout expired"))
     assert masked_url("postgresql://u:secret@h/db") == "postgresql://u:***@h/db"

@@ -26,9 +26,11 @@ def url(request, tmp_path):
 def _shape(engine: sa.Engine) -> dict[str, tuple]:
     """Tables, their columns (name, nullable) and index names: what two ways of making a catalog must agree on."""
     insp = sa.inspect(engine)
-    return {name: (sorted((c["name"], c["nullable"]) for c in insp.get_columns(name)),
-                   sorted(ix["name"] for ix in insp.get_indexes(name)))
-            for name in insp.get_table_names() if name != schema.VERSION_TABLE}
+    return {
+        name: (sorted((c["name"], c["nullable"]) for c in insp.get_columns(name)), sorted(ix["name"] for ix in insp.get_indexes(name)))
+        for name in insp.get_table_names()
+        if name != schema.VERSION_TABLE
+    }
 
 
 def _revision(engine: sa.Engine) -> str | None:
@@ -46,21 +48,37 @@ def _previous_release(url: str) -> sa.Engine:
     with engine.begin() as conn:
         conn.execute(sa.text("DROP INDEX ix_requests_content"))
         conn.execute(sa.text("ALTER TABLE restores DROP COLUMN cost"))
-        conn.execute(sa.text("INSERT INTO objects (tenant, bucket, key, storage_class, size, sha256, s3_checksum, stored_at) "
-                             "VALUES ('lab', 'b', 'archive/lab/a', 'DEEP_ARCHIVE', 5, :sha, 'x', :now)"), {"sha": "ab" * 32, "now": NOW})
-        conn.execute(sa.text("INSERT INTO object_checksums (object_id, algorithm, checksum) VALUES (1, 'SHA-256', :sha)"),
-                     {"sha": "ab" * 32})
+        conn.execute(
+            sa.text(
+                "INSERT INTO objects (tenant, bucket, key, storage_class, size, sha256, s3_checksum, stored_at) "
+                "VALUES ('lab', 'b', 'archive/lab/a', 'DEEP_ARCHIVE', 5, :sha, 'x', :now)"
+            ),
+            {"sha": "ab" * 32, "now": NOW},
+        )
+        conn.execute(
+            sa.text("INSERT INTO object_checksums (object_id, algorithm, checksum) VALUES (1, 'SHA-256', :sha)"), {"sha": "ab" * 32}
+        )
         for i, status in enumerate(["SUCCESS", "PENDING", "ERROR"]):
-            conn.execute(sa.text("INSERT INTO requests (tenant, request_id, body, received_at, updated_at, status, messages, "
-                                 "deduplicated, object_id, algorithm, checksum) "
-                                 "VALUES ('lab', :rid, '{}', :now, :now, :status, '[]', false, :oid, 'SHA-256', :c)"),
-                         {"rid": f"r{i}", "now": NOW, "status": status, "oid": 1 if status == "SUCCESS" else None, "c": f"{i:064x}"})
-        conn.execute(sa.text("INSERT INTO responses (tenant, request_id, status, body, created_at) "
-                             "VALUES ('lab', 'r0', 'SUCCESS', '{}', :now)"), {"now": NOW})
-        conn.execute(sa.text("INSERT INTO restores (restore_id, tenant, selector, object_id, tier, days, requester, status, messages, "
-                             "requested_at, updated_at) "
-                             "VALUES ('x1', 'lab', 'requestId r0', 1, 'Bulk', 3, 'a@example.org', 'PENDING', '[]', :now, :now)"),
-                     {"now": NOW})
+            conn.execute(
+                sa.text(
+                    "INSERT INTO requests (tenant, request_id, body, received_at, updated_at, status, messages, "
+                    "deduplicated, object_id, algorithm, checksum) "
+                    "VALUES ('lab', :rid, '{}', :now, :now, :status, '[]', false, :oid, 'SHA-256', :c)"
+                ),
+                {"rid": f"r{i}", "now": NOW, "status": status, "oid": 1 if status == "SUCCESS" else None, "c": f"{i:064x}"},
+            )
+        conn.execute(
+            sa.text("INSERT INTO responses (tenant, request_id, status, body, created_at) VALUES ('lab', 'r0', 'SUCCESS', '{}', :now)"),
+            {"now": NOW},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO restores (restore_id, tenant, selector, object_id, tier, days, requester, status, messages, "
+                "requested_at, updated_at) "
+                "VALUES ('x1', 'lab', 'requestId r0', 1, 'Bulk', 3, 'a@example.org', 'PENDING', '[]', :now, :now)"
+            ),
+            {"now": NOW},
+        )
     return engine
 
 
@@ -75,16 +93,23 @@ def _migration(name: str):
 
 def _baseline_names() -> set[str]:
     """Every table the revisions up to HEAD create: the baseline's, then 0002's, 0003's and 0004's."""
-    return (set(_migration("0001_baseline").baseline().tables) | set(_migration("0002_worker_requests").tables().tables)
-            | set(_migration("0003_claims").tables().tables) | set(_migration("0004_tenant_storage").tables().tables))
+    return (
+        set(_migration("0001_baseline").baseline().tables)
+        | set(_migration("0002_worker_requests").tables().tables)
+        | set(_migration("0003_claims").tables().tables)
+        | set(_migration("0004_tenant_storage").tables().tables)
+    )
 
 
 def _rows(engine: sa.Engine) -> dict[str, list[dict]]:
     meta = sa.MetaData()
     meta.reflect(engine)
     with engine.connect() as conn:
-        return {name: sorted((dict(r._mapping) for r in conn.execute(sa.select(table))), key=repr)
-                for name, table in meta.tables.items() if name != schema.VERSION_TABLE}
+        return {
+            name: sorted((dict(r._mapping) for r in conn.execute(sa.select(table))), key=repr)
+            for name, table in meta.tables.items()
+            if name != schema.VERSION_TABLE
+        }
 
 
 def test_head_is_the_newest_migration_and_the_baseline_covers_every_table():
@@ -156,8 +181,12 @@ def test_an_older_catalog_is_refused_then_upgraded_with_every_row(url, monkeypat
         catalog.dispose()
 
     assert main(["catalog", "upgrade", "--json"]) == 0  # again: nothing to do
-    assert json.loads(capsys.readouterr().out) | {"url": None} == {"url": None, "before": schema.HEAD, "after": schema.HEAD,
-                                                                   "tables_before": 21}
+    assert json.loads(capsys.readouterr().out) | {"url": None} == {
+        "url": None,
+        "before": schema.HEAD,
+        "after": schema.HEAD,
+        "tables_before": 21,
+    }
 
 
 def test_an_older_or_unknown_revision_is_refused_by_name(url, monkeypatch):
@@ -181,10 +210,13 @@ def test_an_older_or_unknown_revision_is_refused_by_name(url, monkeypatch):
         engine.dispose()
 
 
-@pytest.mark.parametrize("bad, says", [
-    ("postgresql+nosuchdriver://u@h/db", "GLACIER_CATALOG_URL postgresql+nosuchdriver://u@h/db: not a usable database URL"),
-    ("postgresql://u@h:notaport/db", "GLACIER_CATALOG_URL (not a database URL): not a usable database URL"),
-])
+@pytest.mark.parametrize(
+    "bad, says",
+    [
+        ("postgresql+nosuchdriver://u@h/db", "GLACIER_CATALOG_URL postgresql+nosuchdriver://u@h/db: not a usable database URL"),
+        ("postgresql://u@h:notaport/db", "GLACIER_CATALOG_URL (not a database URL): not a usable database URL"),
+    ],
+)
 def test_upgrade_with_a_bad_url_exits_2_with_one_line(bad, says, monkeypatch, capsys):
     from glacier_pipelines.cli import main
 
@@ -242,7 +274,8 @@ def test_processes_opening_a_new_catalog_at_once_all_find_it_at_head(url, monkey
         assert all(pool.map(open_it, range(6)))
     engine = sa.create_engine(url)
     try:
-        assert _revision(engine) == schema.HEAD and set(_shape(engine)) >= _baseline_names() - {n for n in _baseline_names()
-                                                                                                 if n.startswith("vault_")}
+        assert _revision(engine) == schema.HEAD and set(_shape(engine)) >= _baseline_names() - {
+            n for n in _baseline_names() if n.startswith("vault_")
+        }
     finally:
         engine.dispose()

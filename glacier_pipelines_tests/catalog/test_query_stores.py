@@ -33,23 +33,67 @@ def catalog(request, tmp_path):
 
 
 def _object(conn, tenant, key, *, storage_class="DEEP_ARCHIVE", size=100, bucket="archive", run_id="run-1") -> int:
-    return conn.execute(t.objects.insert().values(
-        tenant=tenant, bucket=bucket, key=key, storage_class=storage_class, size=size, sha256="ab" * 32, s3_checksum="c2hh",
-        stored_at=T0, run_id=run_id, batch_id=None)).inserted_primary_key[0]
+    return conn.execute(
+        t.objects.insert().values(
+            tenant=tenant,
+            bucket=bucket,
+            key=key,
+            storage_class=storage_class,
+            size=size,
+            sha256="ab" * 32,
+            s3_checksum="c2hh",
+            stored_at=T0,
+            run_id=run_id,
+            batch_id=None,
+        )
+    ).inserted_primary_key[0]
 
 
 def _request(conn, tenant, request_id, *, status=t.SUCCESS, object_id=None, size=None, stage=None, batch_id=None) -> int:
-    return conn.execute(t.requests.insert().values(
-        tenant=tenant, request_id=request_id, owner="alice", session="s1", body={"url": "https://example.org/f?X-Amz-Signature=secret"},
-        received_at=T0, updated_at=T0 + timedelta(minutes=1), status=status, messages=["note"], algorithm="MD5", checksum="aa" * 16,
-        batch_id=batch_id, object_id=object_id, deduplicated=False, size=size, stage=stage, run_id="run-1")).inserted_primary_key[0]
+    return conn.execute(
+        t.requests.insert().values(
+            tenant=tenant,
+            request_id=request_id,
+            owner="alice",
+            session="s1",
+            body={"url": "https://example.org/f?X-Amz-Signature=secret"},
+            received_at=T0,
+            updated_at=T0 + timedelta(minutes=1),
+            status=status,
+            messages=["note"],
+            algorithm="MD5",
+            checksum="aa" * 16,
+            batch_id=batch_id,
+            object_id=object_id,
+            deduplicated=False,
+            size=size,
+            stage=stage,
+            run_id="run-1",
+        )
+    ).inserted_primary_key[0]
 
 
 def _restore(conn, tenant, object_id, *, tier="Bulk", status="READY", usd=0.5, run_id="run-r", request_id=None, member=None) -> None:
-    conn.execute(t.restores.insert().values(
-        restore_id=f"r-{object_id}-{status}-{request_id}", tenant=tenant, selector="s", object_id=object_id, request_id=request_id,
-        member=member, tier=tier, days=3, requester="a@example.org", status=status, messages=[], requested_at=T0, updated_at=T0,
-        estimated_cost_usd=usd, run_id=run_id, download_url="https://example.org/x?X-Amz-Signature=secret"))
+    conn.execute(
+        t.restores.insert().values(
+            restore_id=f"r-{object_id}-{status}-{request_id}",
+            tenant=tenant,
+            selector="s",
+            object_id=object_id,
+            request_id=request_id,
+            member=member,
+            tier=tier,
+            days=3,
+            requester="a@example.org",
+            status=status,
+            messages=[],
+            requested_at=T0,
+            updated_at=T0,
+            estimated_cost_usd=usd,
+            run_id=run_id,
+            download_url="https://example.org/x?X-Amz-Signature=secret",
+        )
+    )
 
 
 def test_every_store_shares_the_base(catalog):
@@ -77,8 +121,10 @@ def test_cost_holdings_count_bytes_per_tenant_class_and_tier(catalog):
     assert held.archived == [Held("lab", "DEEP_ARCHIVE", 2, 150), Held("lab", "GLACIER", 1, 7), Held("museum", "DEEP_ARCHIVE", 1, 1000)]
     assert held.staged == [Held("lab", "STANDARD", 1, 30)]
     assert held.restored_copies == [Held("lab", "STANDARD", 1, 11)]
-    assert held.restores == [RestoreEstimate("lab", "DEEP_ARCHIVE", "Bulk", 2, 200, 0.75),
-                             RestoreEstimate("museum", "DEEP_ARCHIVE", "Standard", 1, 1000, None)]
+    assert held.restores == [
+        RestoreEstimate("lab", "DEEP_ARCHIVE", "Bulk", 2, 200, 0.75),
+        RestoreEstimate("museum", "DEEP_ARCHIVE", "Standard", 1, 1000, None),
+    ]
     museum = CostQueries(catalog).holdings("museum")
     assert museum.archived == [Held("museum", "DEEP_ARCHIVE", 1, 1000)] and not museum.staged and not museum.restored_copies
     assert [r.tenant for r in museum.restores] == ["museum"]
@@ -90,11 +136,24 @@ def test_named_keys_are_the_tenants_objects_and_manifests(catalog):
         package = _object(conn, "lab", "archive/lab/packages/p.tar")
         _object(conn, "lab", "old/lab/a", bucket="elsewhere")
         _object(conn, "museum", "archive/museum/a")
-        conn.execute(t.packages.insert().values(id="p1", tenant="lab", state="STORED", created_at=T0, member_bytes=1, object_id=package,
-                                                manifest_key="archive/lab/packages/p.json"))
+        conn.execute(
+            t.packages.insert().values(
+                id="p1",
+                tenant="lab",
+                state="STORED",
+                created_at=T0,
+                member_bytes=1,
+                object_id=package,
+                manifest_key="archive/lab/packages/p.json",
+            )
+        )
     keys = ReconcileQueries(catalog).named_keys("lab")
-    assert keys == [NamedKey("archive", "archive/lab/a", "object"), NamedKey("archive", "archive/lab/packages/p.tar", "object"),
-                    NamedKey("elsewhere", "old/lab/a", "object"), NamedKey("archive", "archive/lab/packages/p.json", "manifest")]
+    assert keys == [
+        NamedKey("archive", "archive/lab/a", "object"),
+        NamedKey("archive", "archive/lab/packages/p.tar", "object"),
+        NamedKey("elsewhere", "old/lab/a", "object"),
+        NamedKey("archive", "archive/lab/packages/p.json", "manifest"),
+    ]
     assert ReconcileQueries(catalog).named_keys("nobody") == []
 
 
@@ -105,11 +164,23 @@ def test_restored_verifications_of_one_run(catalog):
         _restore(conn, "lab", bad, run_id="run-r")
         _restore(conn, "lab", other, run_id="run-other")
         for oid, verified, message in ((good, True, None), (bad, False, "SHA-256 differs"), (other, False, "x")):
-            conn.execute(t.object_restores.insert().values(object_id=oid, state="RESTORED", tier="Bulk", days=1, requested_at=T0,
-                                                           poll_attempts=0, verified=verified, verify_message=message))
+            conn.execute(
+                t.object_restores.insert().values(
+                    object_id=oid,
+                    state="RESTORED",
+                    tier="Bulk",
+                    days=1,
+                    requested_at=T0,
+                    poll_attempts=0,
+                    verified=verified,
+                    verify_message=message,
+                )
+            )
     rows = VerificationQueries(catalog).restored_by_run("run-r")
-    assert rows == [RestoredVerification("archive", "archive/lab/good", True, None),
-                    RestoredVerification("archive", "archive/lab/bad", False, "SHA-256 differs")]
+    assert rows == [
+        RestoredVerification("archive", "archive/lab/good", True, None),
+        RestoredVerification("archive", "archive/lab/bad", False, "SHA-256 differs"),
+    ]
     assert rows[1].url == "s3://archive/archive/lab/bad"
     assert VerificationQueries(catalog).restored_by_run("run-none") == []
 
@@ -122,12 +193,18 @@ def test_a_request_history_is_typed_and_stays_within_the_tenant(catalog):
         conn.execute(t.object_checksums.insert().values(object_id=oid, algorithm="MD5", checksum="aa" * 16))
         _request(conn, "lab", "shared-id", object_id=oid, size=100, batch_id="b1")
         _request(conn, "museum", "shared-id", status=t.ERROR)
-        conn.execute(t.responses.insert().values(tenant="lab", request_id="shared-id", status="SUCCESS", body={"messages": ["ok"]},
-                                                 created_at=T0, published_at=None))
+        conn.execute(
+            t.responses.insert().values(
+                tenant="lab", request_id="shared-id", status="SUCCESS", body={"messages": ["ok"]}, created_at=T0, published_at=None
+            )
+        )
         _restore(conn, "lab", oid, request_id=None)  # a restore of the whole object names this file's bytes too
         _restore(conn, "museum", oid, request_id="shared-id")  # another tenant's restore is not this request's
-        conn.execute(t.object_restores.insert().values(object_id=oid, state="RESTORED", tier="Bulk", days=1, requested_at=T0,
-                                                       restored_at=T0, poll_attempts=0, verified=True))
+        conn.execute(
+            t.object_restores.insert().values(
+                object_id=oid, state="RESTORED", tier="Bulk", days=1, requested_at=T0, restored_at=T0, poll_attempts=0, verified=True
+            )
+        )
     store = AuditQueries(catalog)
     assert {r.tenant for r in store.requests_named("shared-id")} == {"lab", "museum"}
     [lab] = store.requests_named("shared-id", "lab")

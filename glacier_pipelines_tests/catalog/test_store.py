@@ -17,8 +17,10 @@ def catalog(archive, catalog_backend):
 
 
 def _requests(archive, tenant, n, start=0):
-    return [archive.request(tenant, archive.file(f"{tenant}{i}", b"%d" % i), b"%d" % i, requestId=f"{tenant}-{i}")
-            for i in range(start, start + n)]
+    return [
+        archive.request(tenant, archive.file(f"{tenant}{i}", b"%d" % i), b"%d" % i, requestId=f"{tenant}-{i}")
+        for i in range(start, start + n)
+    ]
 
 
 def test_a_request_is_recorded_once_whatever_the_redeliveries(archive, catalog):

@@ -464,8 +464,9 @@ json_leaves = (
 )
 json_values = st.recursive(
     json_leaves,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(INTERESTING_KEYS) | st.text(max_size=8), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(INTERESTING_KEYS) | st.text(max_size=8), children, max_size=5)
+    ),
     max_leaves=30,
 )
 
@@ -534,9 +535,7 @@ shaped_eventbridge = st.fixed_dictionaries(
     },
 )
 shaped_messages = (
-    st.builds(lambda records: {"Records": records}, st.lists(shaped_records, max_size=3) | json_values)
-    | shaped_eventbridge
-    | json_values
+    st.builds(lambda records: {"Records": records}, st.lists(shaped_records, max_size=3) | json_values) | shaped_eventbridge | json_values
 )
 sns_wrapped = shaped_messages.map(lambda m: {"Type": "Notification", "Message": json.dumps(m)})
 

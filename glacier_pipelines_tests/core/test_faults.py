@@ -15,14 +15,17 @@ def client_error(code: str | None, status: int | None, message: str = "") -> Cli
     return ClientError(response, "HeadObject")
 
 
-@pytest.mark.parametrize(("exc", "code", "status"), [
-    (client_error("NoSuchKey", 404, "The specified key does not exist."), "NoSuchKey", 404),
-    (client_error(None, 404), "404", 404),  # HEAD: no body, so no code, only the status
-    (client_error("SlowDown", 503), "SlowDown", 503),
-    (client_error(None, None), "", None),
-    (ValueError("not S3"), "", None),
-    (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), "", None),
-])
+@pytest.mark.parametrize(
+    ("exc", "code", "status"),
+    [
+        (client_error("NoSuchKey", 404, "The specified key does not exist."), "NoSuchKey", 404),
+        (client_error(None, 404), "404", 404),  # HEAD: no body, so no code, only the status
+        (client_error("SlowDown", 503), "SlowDown", 503),
+        (client_error(None, None), "", None),
+        (ValueError("not S3"), "", None),
+        (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), "", None),
+    ],
+)
 def test_error_code_and_status_are_read_one_way(exc, code, status):
     assert faults.error_code(exc) == code
     assert faults.http_status(exc) == status
@@ -34,22 +37,27 @@ def test_not_found_and_message():
     assert faults.is_not_found(client_error(None, 404))
     assert not faults.is_not_found(client_error("AccessDenied", 403))
     assert not faults.is_not_found(KeyError("NoSuchKey"))
-    assert faults.error_message(client_error("InvalidDigest", 400, "The Content-MD5 you specified was invalid.")).startswith("The Content-MD5")
+    assert faults.error_message(client_error("InvalidDigest", 400, "The Content-MD5 you specified was invalid.")).startswith(
+        "The Content-MD5"
+    )
     assert faults.error_message(RuntimeError("x")) == ""
 
 
-@pytest.mark.parametrize(("exc", "kind"), [
-    (client_error("NoSuchBucket", 404), "configuration"),
-    (client_error(None, 403), "configuration"),
-    (client_error("SlowDown", 503), "transient"),
-    (client_error(None, 500), "transient"),
-    (client_error(None, 429), "transient"),
-    (client_error("NoSuchKey", 404), "request"),
-    (NoCredentialsError(), "configuration"),
-    (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), "transient"),
-    (faults.ArchiveFault("bucket gone", "configuration"), "configuration"),
-    (ValueError("bad body"), "request"),
-])
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (client_error("NoSuchBucket", 404), "configuration"),
+        (client_error(None, 403), "configuration"),
+        (client_error("SlowDown", 503), "transient"),
+        (client_error(None, 500), "transient"),
+        (client_error(None, 429), "transient"),
+        (client_error("NoSuchKey", 404), "request"),
+        (NoCredentialsError(), "configuration"),
+        (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), "transient"),
+        (faults.ArchiveFault("bucket gone", "configuration"), "configuration"),
+        (ValueError("bad body"), "request"),
+    ],
+)
 def test_classification_uses_the_same_reading(exc, kind):
     assert faults.classify(exc) == kind
 

@@ -32,14 +32,17 @@ def test_an_unknown_kind_attribute_falls_back_to_the_usual_rules():
     assert faults.classify(odd) == "transient"
 
 
-@pytest.mark.parametrize(("cause", "kind", "subclass"), [
-    (EndpointConnectionError(endpoint_url="http://s3"), "transient", StoreError),
-    (_client_error("SlowDown", 503), "transient", StoreError),
-    (_client_error("AccessDenied", 403), "configuration", StoreError),
-    (_client_error("NoSuchBucket", 404), "configuration", StoreError),
-    (_client_error("NoSuchKey", 404), "request", NotFound),
-    (_client_error("InvalidObjectState", 400), "request", NotRestored),
-])
+@pytest.mark.parametrize(
+    ("cause", "kind", "subclass"),
+    [
+        (EndpointConnectionError(endpoint_url="http://s3"), "transient", StoreError),
+        (_client_error("SlowDown", 503), "transient", StoreError),
+        (_client_error("AccessDenied", 403), "configuration", StoreError),
+        (_client_error("NoSuchBucket", 404), "configuration", StoreError),
+        (_client_error("NoSuchKey", 404), "request", NotFound),
+        (_client_error("InvalidObjectState", 400), "request", NotRestored),
+    ],
+)
 def test_wrapped_boto3_errors_keep_the_classification_of_the_original(cause, kind, subclass):
     wrapped = StoreError.wrap(cause, "DeleteObject", "k")
     assert type(wrapped) is subclass

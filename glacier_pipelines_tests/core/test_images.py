@@ -239,9 +239,7 @@ def test_arbitrary_bytes_only_raise_probe_errors(data: bytes, complete: bool) ->
     cut=st.integers(0, 10_000),
     complete=st.booleans(),
 )
-def test_damaged_images_only_raise_probe_errors(
-    seed: bytes, edits: list[tuple[int, int]], cut: int, complete: bool
-) -> None:
+def test_damaged_images_only_raise_probe_errors(seed: bytes, edits: list[tuple[int, int]], cut: int, complete: bool) -> None:
     """Random bytes rarely pass a magic check; corrupted real images reach the format parsers."""
     data = bytearray(seed)
     for index, value in edits:

@@ -74,7 +74,7 @@ def test_validate_tenant_refuses_trailing_newline(tenant):
         ("a///b", "a/b"),
         (" a / b ", "a/b"),
         ("2024/06/raw data", "2024/06/raw data"),
-        ("a*b?c<d>e|f\"g", "a_b_c_d_e_f_g"),
+        ('a*b?c<d>e|f"g', "a_b_c_d_e_f_g"),
         ("x:y", "x_y"),
         ("a#b%c&d", "a_b_c_d"),
         ("données/été", "données/été"),

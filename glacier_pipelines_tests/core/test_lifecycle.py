@@ -14,9 +14,12 @@ import pytest
 from glacier_pipelines.core import lifecycle as lc
 
 BUCKET = "archive-test"
-TRASH_RULE = {"name": "trash", "prefix": "trash/",
-              "transitions": [{"days": 30, "storage_class": "GLACIER"}, {"days": 180, "storage_class": "DEEP_ARCHIVE"}],
-              "expiration_days": 3650}
+TRASH_RULE = {
+    "name": "trash",
+    "prefix": "trash/",
+    "transitions": [{"days": 30, "storage_class": "GLACIER"}, {"days": 180, "storage_class": "DEEP_ARCHIVE"}],
+    "expiration_days": 3650,
+}
 
 
 def parse(tenants: dict, **kw) -> lc.LifecycleConfig:
@@ -33,11 +36,19 @@ def problems(tenants: dict, **kw) -> list[str]:
 def test_the_issue_example_renders_as_s3_rules_scoped_to_the_tenant():
     config = parse({"lab": {"rules": [TRASH_RULE, {"name": "uploads", "abort_incomplete_multipart_days": 7}]}})
     assert config.desired(BUCKET) == [
-        {"ID": "glacier-pipelines:lab:trash", "Filter": {"Prefix": "archive/lab/trash/"}, "Status": "Enabled",
-         "Transitions": [{"Days": 30, "StorageClass": "GLACIER"}, {"Days": 180, "StorageClass": "DEEP_ARCHIVE"}],
-         "Expiration": {"Days": 3650}},
-        {"ID": "glacier-pipelines:lab:uploads", "Filter": {"Prefix": "archive/lab/"}, "Status": "Enabled",
-         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}},
+        {
+            "ID": "glacier-pipelines:lab:trash",
+            "Filter": {"Prefix": "archive/lab/trash/"},
+            "Status": "Enabled",
+            "Transitions": [{"Days": 30, "StorageClass": "GLACIER"}, {"Days": 180, "StorageClass": "DEEP_ARCHIVE"}],
+            "Expiration": {"Days": 3650},
+        },
+        {
+            "ID": "glacier-pipelines:lab:uploads",
+            "Filter": {"Prefix": "archive/lab/"},
+            "Status": "Enabled",
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+        },
     ]
     tenant = config.tenant("lab")
     assert tenant.trash_key_prefix == "archive/lab/trash/"
@@ -64,20 +75,44 @@ prefix = "s3://uploads/lab/old/"
 transitions = [{days = 0, storage_class = "GLACIER_IR"}]
 """)
     js = tmp_path / "lifecycle.json"
-    js.write_text(json.dumps({"tenants": {"lab": {
-        "sources": ["s3://uploads/lab/"], "trash_prefix": "bin",
-        "rules": [{"name": "trash", "prefix": "bin/", "transitions": [{"days": 30, "storage_class": "GLACIER"},
-                                                                         {"days": 180, "storage_class": "DEEP_ARCHIVE"}],
-                   "abort_incomplete_multipart_days": 7},
-                  {"name": "app-uploads", "prefix": "s3://uploads/lab/old/",
-                   "transitions": [{"days": 0, "storage_class": "GLACIER_IR"}]}]}}}))
+    js.write_text(
+        json.dumps(
+            {
+                "tenants": {
+                    "lab": {
+                        "sources": ["s3://uploads/lab/"],
+                        "trash_prefix": "bin",
+                        "rules": [
+                            {
+                                "name": "trash",
+                                "prefix": "bin/",
+                                "transitions": [{"days": 30, "storage_class": "GLACIER"}, {"days": 180, "storage_class": "DEEP_ARCHIVE"}],
+                                "abort_incomplete_multipart_days": 7,
+                            },
+                            {
+                                "name": "app-uploads",
+                                "prefix": "s3://uploads/lab/old/",
+                                "transitions": [{"days": 0, "storage_class": "GLACIER_IR"}],
+                            },
+                        ],
+                    }
+                }
+            }
+        )
+    )
     a = lc.load_config(toml, bucket=BUCKET, key_prefix="archive")
     b = lc.load_config(js, bucket=BUCKET, key_prefix="archive")
     assert a == b
     assert a.tenant("lab").trash_prefix == "bin/"
     assert a.buckets() == [BUCKET, "uploads"]
-    assert a.desired("uploads") == [{"ID": "glacier-pipelines:lab:app-uploads", "Filter": {"Prefix": "lab/old/"}, "Status": "Enabled",
-                                     "Transitions": [{"Days": 0, "StorageClass": "GLACIER_IR"}]}]
+    assert a.desired("uploads") == [
+        {
+            "ID": "glacier-pipelines:lab:app-uploads",
+            "Filter": {"Prefix": "lab/old/"},
+            "Status": "Enabled",
+            "Transitions": [{"Days": 0, "StorageClass": "GLACIER_IR"}],
+        }
+    ]
     assert a.tenant("lab").sources == (lc.Source("uploads", "lab/"),)
 
 
@@ -86,31 +121,61 @@ def test_no_file_means_nothing_is_declared():
     assert not config.declared and config.rules() == []
 
 
-@pytest.mark.parametrize("tenants, expected", [
-    ({"Lab": {}}, "tenants.Lab: tenant 'Lab' is not valid"),
-    ({"lab": {"rules": [{"name": "x", "prefix": "/abs", "expiration_days": 5}]}}, "must be relative to the tenant's prefix"),
-    ({"lab": {"rules": [{"name": "x", "prefix": "a/../b", "expiration_days": 5}]}}, "must not contain '..' segments"),
-    ({"lab": {"rules": [{"name": "x", "prefix": "a*b", "expiration_days": 5}]}}, "characters that are not used in keys"),
-    ({"lab": {"rules": [{"name": "bad name", "expiration_days": 5}]}}, "rules[0].name: 'bad name' must be"),
-    ({"lab": {"rules": [{"name": "x"}]}}, "a rule needs at least one of"),
-    ({"lab": {"rules": [{"name": "x", "expiration_days": 0}]}}, "expiration_days: must be at least 1"),
-    ({"lab": {"rules": [{"name": "x", "expiration_days": "30"}]}}, "must be a whole number of days"),
-    ({"lab": {"rules": [{"name": "x", "transitions": [{"days": 10, "storage_class": "STANDARD_IA"}]}]}}, "is not one of GLACIER_IR"),
-    ({"lab": {"rules": [{"name": "x", "transitions": [{"days": 30, "storage_class": "DEEP_ARCHIVE"},
-                                                       {"days": 200, "storage_class": "GLACIER"}]}]}}, "S3 only moves objects down"),
-    ({"lab": {"rules": [{"name": "x", "transitions": [{"days": 30, "storage_class": "GLACIER"},
-                                                       {"days": 60, "storage_class": "DEEP_ARCHIVE"}]}]}}, "must stay 90 days in GLACIER"),
-    ({"lab": {"rules": [{"name": "x", "transitions": [{"days": 30, "storage_class": "GLACIER"}], "expiration_days": 30}]}},
-     "must be more than the last transition's 30 days"),
-    ({"lab": {"rules": [{"name": "x", "expiration_days": 5}, {"name": "x", "expiration_days": 6}]}}, "'x' is used twice"),
-    ({"lab": {"rules": [{"name": "x", "expiration_days": 5, "expire": 3}]}}, "unknown field 'expire'"),
-    ({"lab": {"sources": ["https://example.org/x"]}}, "is not an s3://bucket/prefix URL"),
-    ({"lab": {"sources": ["s3://archive-test/archive/"]}}, "reaches into the archive prefix of other tenants"),
-    ({"lab": {"sources": ["s3://uploads/"]}, "museum": {"sources": ["s3://uploads/museum/"]}}, "overlap"),
-    ({"lab": {"rules": [{"name": "x", "prefix": "s3://uploads/lab/", "expiration_days": 5}]}}, "is outside tenant lab's prefix"),
-    ({"lab": {"rules": [{"name": "x", "prefix": "s3://archive-test/archive/museum/", "expiration_days": 5}]}}, "is outside tenant lab's"),
-    ({"lab": {"trash_prefix": ""}}, "trash_prefix: must not be empty"),
-])
+@pytest.mark.parametrize(
+    "tenants, expected",
+    [
+        ({"Lab": {}}, "tenants.Lab: tenant 'Lab' is not valid"),
+        ({"lab": {"rules": [{"name": "x", "prefix": "/abs", "expiration_days": 5}]}}, "must be relative to the tenant's prefix"),
+        ({"lab": {"rules": [{"name": "x", "prefix": "a/../b", "expiration_days": 5}]}}, "must not contain '..' segments"),
+        ({"lab": {"rules": [{"name": "x", "prefix": "a*b", "expiration_days": 5}]}}, "characters that are not used in keys"),
+        ({"lab": {"rules": [{"name": "bad name", "expiration_days": 5}]}}, "rules[0].name: 'bad name' must be"),
+        ({"lab": {"rules": [{"name": "x"}]}}, "a rule needs at least one of"),
+        ({"lab": {"rules": [{"name": "x", "expiration_days": 0}]}}, "expiration_days: must be at least 1"),
+        ({"lab": {"rules": [{"name": "x", "expiration_days": "30"}]}}, "must be a whole number of days"),
+        ({"lab": {"rules": [{"name": "x", "transitions": [{"days": 10, "storage_class": "STANDARD_IA"}]}]}}, "is not one of GLACIER_IR"),
+        (
+            {
+                "lab": {
+                    "rules": [
+                        {
+                            "name": "x",
+                            "transitions": [{"days": 30, "storage_class": "DEEP_ARCHIVE"}, {"days": 200, "storage_class": "GLACIER"}],
+                        }
+                    ]
+                }
+            },
+            "S3 only moves objects down",
+        ),
+        (
+            {
+                "lab": {
+                    "rules": [
+                        {
+                            "name": "x",
+                            "transitions": [{"days": 30, "storage_class": "GLACIER"}, {"days": 60, "storage_class": "DEEP_ARCHIVE"}],
+                        }
+                    ]
+                }
+            },
+            "must stay 90 days in GLACIER",
+        ),
+        (
+            {"lab": {"rules": [{"name": "x", "transitions": [{"days": 30, "storage_class": "GLACIER"}], "expiration_days": 30}]}},
+            "must be more than the last transition's 30 days",
+        ),
+        ({"lab": {"rules": [{"name": "x", "expiration_days": 5}, {"name": "x", "expiration_days": 6}]}}, "'x' is used twice"),
+        ({"lab": {"rules": [{"name": "x", "expiration_days": 5, "expire": 3}]}}, "unknown field 'expire'"),
+        ({"lab": {"sources": ["https://example.org/x"]}}, "is not an s3://bucket/prefix URL"),
+        ({"lab": {"sources": ["s3://archive-test/archive/"]}}, "reaches into the archive prefix of other tenants"),
+        ({"lab": {"sources": ["s3://uploads/"]}, "museum": {"sources": ["s3://uploads/museum/"]}}, "overlap"),
+        ({"lab": {"rules": [{"name": "x", "prefix": "s3://uploads/lab/", "expiration_days": 5}]}}, "is outside tenant lab's prefix"),
+        (
+            {"lab": {"rules": [{"name": "x", "prefix": "s3://archive-test/archive/museum/", "expiration_days": 5}]}},
+            "is outside tenant lab's",
+        ),
+        ({"lab": {"trash_prefix": ""}}, "trash_prefix: must not be empty"),
+    ],
+)
 def test_refusals_are_clear_messages_not_tracebacks(tenants, expected):
     found = problems(tenants)
     assert any(expected in p for p in found), found
@@ -172,8 +237,14 @@ def test_merge_changes_and_removes_only_project_rules():
 
 def test_canonical_form_ignores_what_s3_reshuffles():
     ours = parse({"lab": {"rules": [TRASH_RULE]}}).desired(BUCKET)[0]
-    as_returned = {"Expiration": {"Days": 3650}, "ID": ours["ID"], "Prefix": "archive/lab/trash/", "Status": "Enabled",
-                   "Transitions": list(reversed(ours["Transitions"])), "NoncurrentVersionTransitions": []}
+    as_returned = {
+        "Expiration": {"Days": 3650},
+        "ID": ours["ID"],
+        "Prefix": "archive/lab/trash/",
+        "Status": "Enabled",
+        "Transitions": list(reversed(ours["Transitions"])),
+        "NoncurrentVersionTransitions": [],
+    }
     assert lc.canonical(as_returned) == lc.canonical(ours)
     assert lc.describe(ours) == "archive/lab/trash/: GLACIER after 30 d; DEEP_ARCHIVE after 180 d; expire after 3650 d"
 

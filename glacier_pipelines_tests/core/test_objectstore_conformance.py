@@ -70,8 +70,13 @@ def _answer_gone_uploads(client: Any, bucket: str) -> None:
 
     def gone(params: dict[str, Any], **_: Any) -> None:
         if params.get("UploadId") not in s3_backends[DEFAULT_ACCOUNT_ID]["global"].buckets[bucket].multiparts:
-            raise ClientError({"Error": {"Code": "NoSuchUpload", "Message": "The specified upload does not exist."},
-                               "ResponseMetadata": {"HTTPStatusCode": 404}}, "UploadPart")
+            raise ClientError(
+                {
+                    "Error": {"Code": "NoSuchUpload", "Message": "The specified upload does not exist."},
+                    "ResponseMetadata": {"HTTPStatusCode": 404},
+                },
+                "UploadPart",
+            )
 
     for operation in ("UploadPart", "CompleteMultipartUpload"):
         client.meta.events.register(f"before-parameter-build.s3.{operation}", gone)
@@ -88,10 +93,14 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, aws_credentials: Non
     elif request.param == "seaweedfs":
         from glacier_pipelines.emulator import SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY
 
-        client = boto3.client("s3", endpoint_url=request.getfixturevalue("seaweedfs"), region_name="us-east-1",
-                              aws_access_key_id=SEAWEED_ACCESS_KEY, aws_secret_access_key=SEAWEED_SECRET_KEY,
-                              config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1, "mode": "standard"},
-                                            max_pool_connections=16))
+        client = boto3.client(
+            "s3",
+            endpoint_url=request.getfixturevalue("seaweedfs"),
+            region_name="us-east-1",
+            aws_access_key_id=SEAWEED_ACCESS_KEY,
+            aws_secret_access_key=SEAWEED_SECRET_KEY,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=16),
+        )
         bucket = f"c-{uuid.uuid4().hex[:16]}"
         client.create_bucket(Bucket=bucket)
         yield Backend("seaweedfs", S3Store(client, bucket, capabilities=SEAWEEDFS), presign_reachable=True)
@@ -203,8 +212,11 @@ def test_a_wrong_checksum_is_refused_where_the_store_validates(backend: Backend)
     if store.capabilities.validates_checksums:
         with pytest.raises(ChecksumRejected) as info:
             store.put("t/bad", data, checksum=wrong)
-        assert info.value.status == 400 and not info.value.transient and info.value.code in ("BadDigest", "InvalidDigest",
-                                                                                            "XAmzContentChecksumMismatch")
+        assert (
+            info.value.status == 400
+            and not info.value.transient
+            and info.value.code in ("BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch")
+        )
         with pytest.raises(NotFound):
             store.head("t/bad")
     else:  # declared: the store keeps whatever checksum it was told

@@ -30,10 +30,26 @@ def files_under(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
-@pytest.mark.parametrize("key", [
-    "../outside", "/absolute", "a/../../outside", "a\\b", "~/home", "a//b", "a/./b", " a", "a/", "", "x:y", "bad\x00key",
-    ".objectstore-uploads/x", "a/.objectstore-1.json", "a/.objectstore-0.part",
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "../outside",
+        "/absolute",
+        "a/../../outside",
+        "a\\b",
+        "~/home",
+        "a//b",
+        "a/./b",
+        " a",
+        "a/",
+        "",
+        "x:y",
+        "bad\x00key",
+        ".objectstore-uploads/x",
+        "a/.objectstore-1.json",
+        "a/.objectstore-0.part",
+    ],
+)
 def test_keys_that_would_escape_or_be_rewritten_are_refused(tmp_path: Path, key: str) -> None:
     store = LocalStore(tmp_path / "store")
     with pytest.raises(StoreError) as info:
@@ -167,18 +183,21 @@ def _answer(code: str, status: int) -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject")
 
 
-@pytest.mark.parametrize(("code", "status", "kind", "cls"), [
-    ("SlowDown", 503, "transient", StoreError),
-    ("InternalError", 500, "transient", StoreError),
-    ("AccessDenied", 403, "configuration", StoreError),
-    ("NoSuchBucket", 404, "configuration", StoreError),
-    ("NoSuchKey", 404, "request", NotFound),
-    ("404", 404, "request", NotFound),
-    ("NoSuchUpload", 404, "request", NotFound),
-    ("BadDigest", 400, "request", ChecksumRejected),
-    # faults.py takes every 403 but its listed codes for a setting to fix; callers of NotRestored branch on the type.
-    ("InvalidObjectState", 403, "configuration", NotRestored),
-])
+@pytest.mark.parametrize(
+    ("code", "status", "kind", "cls"),
+    [
+        ("SlowDown", 503, "transient", StoreError),
+        ("InternalError", 500, "transient", StoreError),
+        ("AccessDenied", 403, "configuration", StoreError),
+        ("NoSuchBucket", 404, "configuration", StoreError),
+        ("NoSuchKey", 404, "request", NotFound),
+        ("404", 404, "request", NotFound),
+        ("NoSuchUpload", 404, "request", NotFound),
+        ("BadDigest", 400, "request", ChecksumRejected),
+        # faults.py takes every 403 but its listed codes for a setting to fix; callers of NotRestored branch on the type.
+        ("InvalidObjectState", 403, "configuration", NotRestored),
+    ],
+)
 def test_store_errors_are_classified_by_the_fault_rules(code: str, status: int, kind: str, cls: type) -> None:
     from glacier_pipelines.core import faults
 
@@ -190,8 +209,14 @@ def test_store_errors_are_classified_by_the_fault_rules(code: str, status: int, 
 
 
 def test_an_unreachable_endpoint_is_a_transient_store_error() -> None:
-    client = boto3.client("s3", endpoint_url="http://127.0.0.1:9", region_name="us-east-1", aws_access_key_id="x",
-                          aws_secret_access_key="y", config=Config(retries={"max_attempts": 1}, connect_timeout=2))
+    client = boto3.client(
+        "s3",
+        endpoint_url="http://127.0.0.1:9",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="y",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=2),
+    )
     with pytest.raises(StoreError) as info:
         S3Store(client, "bucket").head("k")
     assert info.value.transient and isinstance(info.value.__cause__, EndpointConnectionError)

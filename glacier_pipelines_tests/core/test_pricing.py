@@ -259,9 +259,7 @@ def test_glacier_expedited_restore_of_1_gib_for_1_day_without_transfer(pricing):
     # restored copy  1 GB x $0.023 x 1/30                 = 0.000766666...
     # transfer out   left out (transfer_out_bytes=0)
     # total                                               = 0.040766666... -> 0.040767
-    estimate = estimate_restore(
-        pricing, storage_class="GLACIER", tier="Expedited", size_bytes=GiB, days=1, transfer_out_bytes=0
-    )
+    estimate = estimate_restore(pricing, storage_class="GLACIER", tier="Expedited", size_bytes=GiB, days=1, transfer_out_bytes=0)
     expected = [1 * 0.03, 1 / 1000 * 10.00, 1 * 0.023 * 1 / 30]
     assert usd(estimate) == pytest.approx(expected, abs=1e-12)
     assert len(estimate.lines) == 3
@@ -277,9 +275,7 @@ def test_glacier_standard_restore_of_10000_objects_of_1_mib_for_3_days(pricing):
     # transfer out   9.765625 x $0.09                     = 0.87890625
     # total                                               = 1.4990234375 -> 1.499023
     gb = 10_000 / 1024
-    estimate = estimate_restore(
-        pricing, storage_class="GLACIER", tier="Standard", size_bytes=10_000 * MiB, days=3, objects=10_000
-    )
+    estimate = estimate_restore(pricing, storage_class="GLACIER", tier="Standard", size_bytes=10_000 * MiB, days=3, objects=10_000)
     expected = [gb * 0.01, 10_000 / 1000 * 0.05, gb * 0.023 * 3 / 30, gb * 0.09]
     assert usd(estimate) == pytest.approx(expected, abs=1e-12)
     assert estimate.total == round(sum(expected), 6) == 1.499023
@@ -289,9 +285,7 @@ def test_glacier_standard_restore_of_10000_objects_of_1_mib_for_3_days(pricing):
 
 def test_glacier_bulk_retrieval_is_free_but_the_restored_copy_is_not(pricing):
     # retrieval 50 x $0 = 0; requests 5 / 1,000 x $0 = 0; copy 50 x $0.023 x 2/30 = 0.076666... -> 0.076667
-    estimate = estimate_restore(
-        pricing, storage_class="GLACIER", tier="Bulk", size_bytes=50 * GiB, days=2, objects=5, transfer_out_bytes=0
-    )
+    estimate = estimate_restore(pricing, storage_class="GLACIER", tier="Bulk", size_bytes=50 * GiB, days=2, objects=5, transfer_out_bytes=0)
     assert usd(estimate) == pytest.approx([0.0, 0.0, 50 * 0.023 * 2 / 30], abs=1e-12)
     assert estimate.total == 0.076667
 
@@ -494,9 +488,7 @@ def test_restore_totals_are_non_negative_and_monotonic(class_tier, size, extra, 
     storage_class, tier = class_tier
 
     def total(size_bytes, d):
-        estimate = estimate_restore(
-            pricing, storage_class=storage_class, tier=tier, size_bytes=size_bytes, days=d, objects=objects
-        )
+        estimate = estimate_restore(pricing, storage_class=storage_class, tier=tier, size_bytes=size_bytes, days=d, objects=objects)
         assert all(line.usd >= 0 for line in estimate.lines)
         return estimate.total
 

@@ -49,6 +49,7 @@ def read_all(url: str, policy: SourcePolicy, chunk_size: int = 1 << 16) -> tuple
 
 # --------------------------------------------------------------------------- HTTP server
 
+
 class _Handler(BaseHTTPRequestHandler):
     release: threading.Event  # set at teardown so stalled handlers end promptly
     hits: list[str]
@@ -250,6 +251,7 @@ def test_stream_can_be_iterated_only_once(base: str, web: SourcePolicy) -> None:
 
 # --------------------------------------------------------------------------- address policy
 
+
 @pytest.mark.parametrize(
     ("url", "label"),
     [
@@ -349,6 +351,7 @@ def test_source_error_pickles() -> None:
 
 # --------------------------------------------------------------------------- file://
 
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     (tmp_path / "root" / "sub").mkdir(parents=True)
@@ -416,8 +419,15 @@ def test_kernel_resolution_agrees_with_realpath(root: Path) -> None:
     (root / "sub" / "link").symlink_to(root / "a file.txt")
     (root.parent / "alias").symlink_to(root)
     (root / "sub" / "dangling").symlink_to(root / "nowhere")
-    for path in (root / "a file.txt", root / "sub" / "link", root.parent / "alias" / "sub" / "link", root / "sub" / ".." / "a file.txt",
-                 root / "sub", root / "missing.txt", root / "sub" / "dangling"):
+    for path in (
+        root / "a file.txt",
+        root / "sub" / "link",
+        root.parent / "alias" / "sub" / "link",
+        root / "sub" / ".." / "a file.txt",
+        root / "sub",
+        root / "missing.txt",
+        root / "sub" / "dangling",
+    ):
         assert _real_path(str(path)) == os.path.realpath(path), path
 
 
@@ -473,6 +483,7 @@ def test_file_growing_while_read_is_detected(root: Path) -> None:
 
 
 # --------------------------------------------------------------------------- s3://
+
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
@@ -531,8 +542,7 @@ class _FakeS3:
     ],
 )
 def test_s3_client_errors_are_categorised(code: str, status: int, error: type[SourceError]) -> None:
-    exc = ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-                      "GetObject")
+    exc = ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject")
     with pytest.raises(error) as info:
         read_all("s3://src/key", SourcePolicy(s3_client=_FakeS3(exc)))
     assert type(info.value) is error
@@ -547,10 +557,9 @@ def test_s3_short_body_is_truncated() -> None:
 
 # --------------------------------------------------------------------------- policy parsing
 
+
 def test_from_strings_parses_roots_and_networks() -> None:
-    policy = SourcePolicy.from_strings(
-        roots=f"/data/a{os.pathsep}/data/b, /data/c", networks="127.0.0.0/8, ::1/128", read_timeout=5
-    )
+    policy = SourcePolicy.from_strings(roots=f"/data/a{os.pathsep}/data/b, /data/c", networks="127.0.0.0/8, ::1/128", read_timeout=5)
     assert policy.file_roots == (Path("/data/a"), Path("/data/b"), Path("/data/c"))
     assert policy.allowed_networks == (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
     assert policy.read_timeout == 5
@@ -564,6 +573,7 @@ def test_from_strings_rejects_bad_cidr(bad: str) -> None:
 
 
 # --------------------------------------------------------------------------- property
+
 
 @pytest.fixture(scope="module")
 def fuzz_root(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -212,7 +212,9 @@ def _drop_spool_file(q: SpoolQueue, name: str, content: bytes) -> None:
     (q.root / "new" / name).write_bytes(content)
 
 
-@pytest.mark.parametrize("content", [b"\xff\xfe not json", b"{truncated", b"", b'{"body_base64": "@@@not base64"}', b"5", b'{"headers": "ab", "body": ""}'])
+@pytest.mark.parametrize(
+    "content", [b"\xff\xfe not json", b"{truncated", b"", b'{"body_base64": "@@@not base64"}', b"5", b'{"headers": "ab", "body": ""}']
+)
 def test_unreadable_spool_file_goes_to_dead(queue: SpoolQueue, content: bytes):
     ids = publish_n(queue, 1)
     _drop_spool_file(queue, "00000000000000000000-broken.json", content)  # sorts first

@@ -7,8 +7,12 @@ import pytest
 from glacier_pipelines.core import keys
 from glacier_pipelines.core.tenants import TenantsConfigError, load_tenants_config, parse_tenants_config
 
-ENV = {"GLACIER_BUCKET": "env-bucket", "GLACIER_KEY_PREFIX": "archive", "GLACIER_STORAGE_CLASS": "GLACIER",
-       "GLACIER_PACKAGE_THRESHOLD_BYTES": "4096"}
+ENV = {
+    "GLACIER_BUCKET": "env-bucket",
+    "GLACIER_KEY_PREFIX": "archive",
+    "GLACIER_STORAGE_CLASS": "GLACIER",
+    "GLACIER_PACKAGE_THRESHOLD_BYTES": "4096",
+}
 
 GOOD = """
 [defaults]
@@ -36,7 +40,12 @@ def test_a_tenant_table_overrides_defaults_which_override_the_environment(tmp_pa
     assert config.names == ("lab", "museum") and config.source == str(path)
     assert (lab.bucket, lab.key_prefix, lab.storage_class, lab.restore_tier) == ("lab-archive", "labs", "DEEP_ARCHIVE", "Standard")
     assert (lab.sse, lab.small_file_threshold_bytes, lab.restore_days, lab.compact_deleted_share) == ("aws:kms", 65536, 10, 0.5)
-    assert (museum.bucket, museum.storage_class, museum.restore_days, museum.small_file_threshold_bytes) == ("env-bucket", "GLACIER", 30, 4096)
+    assert (museum.bucket, museum.storage_class, museum.restore_days, museum.small_file_threshold_bytes) == (
+        "env-bucket",
+        "GLACIER",
+        30,
+        4096,
+    )
     assert other == config.defaults and other.restore_days == 10 and other.bucket == "env-bucket"
 
 
@@ -54,20 +63,32 @@ def test_the_environment_variable_names_the_file(tmp_path):
 
 
 def test_every_problem_is_named_with_its_table_and_field():
-    data = {"tenants": {"lab": {"bucket": "Bad_Bucket", "storage_class": "ONEZONE", "restore_days": 0, "colour": "red"},
-                        "Bad Name": {"bucket": "fine-bucket"},
-                        "deep": {"storage_class": "DEEP_ARCHIVE", "restore_tier": "Expedited"},
-                        "kms": {"sse_kms_key_id": "k"},
-                        "sneaky": {"key_prefix": "a/../b"},
-                        "share": {"compact_deleted_share": 1.5}},
-            "extras": {}}
+    data = {
+        "tenants": {
+            "lab": {"bucket": "Bad_Bucket", "storage_class": "ONEZONE", "restore_days": 0, "colour": "red"},
+            "Bad Name": {"bucket": "fine-bucket"},
+            "deep": {"storage_class": "DEEP_ARCHIVE", "restore_tier": "Expedited"},
+            "kms": {"sse_kms_key_id": "k"},
+            "sneaky": {"key_prefix": "a/../b"},
+            "share": {"compact_deleted_share": 1.5},
+        },
+        "extras": {},
+    }
     with pytest.raises(TenantsConfigError) as err:
         parse_tenants_config(data, environ=ENV, source="t.toml")
     message = str(err.value)
-    for expected in ("t.toml: [extras]: unknown table", "[tenants.lab].bucket: must be an S3 bucket name", "[tenants.lab].storage_class",
-                     "[tenants.lab].restore_days", "[tenants.lab].colour: unknown field", "[tenants.Bad Name]: not a valid tenant name",
-                     "Expedited is not available for DEEP_ARCHIVE", "sse_kms_key_id is set but sse is not aws:kms",
-                     "[tenants.sneaky].key_prefix", "[tenants.share].compact_deleted_share"):
+    for expected in (
+        "t.toml: [extras]: unknown table",
+        "[tenants.lab].bucket: must be an S3 bucket name",
+        "[tenants.lab].storage_class",
+        "[tenants.lab].restore_days",
+        "[tenants.lab].colour: unknown field",
+        "[tenants.Bad Name]: not a valid tenant name",
+        "Expedited is not available for DEEP_ARCHIVE",
+        "sse_kms_key_id is set but sse is not aws:kms",
+        "[tenants.sneaky].key_prefix",
+        "[tenants.share].compact_deleted_share",
+    ):
         assert expected in message, (expected, message)
 
 

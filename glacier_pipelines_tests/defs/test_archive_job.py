@@ -65,8 +65,14 @@ def test_batch_of_mixed_files_is_archived_verified_and_answered(archive, instanc
     body = responses[reqs[0]["requestId"]]
     assert body["status"] == "SUCCESS" and body["headers"]["regards.tenant"] == "lab"
     meta_file = body["content"]["storeFileMetadata"]
-    assert meta_file == {"checksum": reqs[0]["checksum"], "algorithm": "MD5", "storedFileUrl": a["storedFileUrl"],
-                         "fileSizeInBytes": len(png), "heightInPx": 23, "widthInPx": 37}
+    assert meta_file == {
+        "checksum": reqs[0]["checksum"],
+        "algorithm": "MD5",
+        "storedFileUrl": a["storedFileUrl"],
+        "fileSizeInBytes": len(png),
+        "heightInPx": 23,
+        "widthInPx": 37,
+    }
     assert "widthInPx" not in responses[reqs[3]["requestId"]]["content"]["storeFileMetadata"]
     assert body["content"]["fileProcessingMetadata"]["filename"] == "a.png"
     assert responses_of(archive) == {}  # published once, never again
@@ -103,8 +109,13 @@ def test_one_bad_request_never_blocks_the_others(archive, instance, http_source,
     assert report["good-file"]["storedFileUrl"] == report["good-http"]["storedFileUrl"]
     assert report["good-file"]["deduplicated"]
     expected_words = {
-        "mismatch": "checksum mismatch", "corrupted": "checksum mismatch", "http-404": "404",
-        "http-timeout": "time", "http-truncated": "truncated", "outside-roots": "allowed", "metadata-endpoint": "link-local",
+        "mismatch": "checksum mismatch",
+        "corrupted": "checksum mismatch",
+        "http-404": "404",
+        "http-timeout": "time",
+        "http-truncated": "truncated",
+        "outside-roots": "allowed",
+        "metadata-endpoint": "link-local",
     }
     for request_id, word in expected_words.items():
         row = report[request_id]
@@ -145,8 +156,10 @@ def test_already_stored_content_is_not_uploaded_again(archive, instance):
 
 def test_other_tenants_content_is_never_shared(archive, instance):
     data = b"same bytes for two tenants"
-    archive.submit(archive.request("lab", archive.file("x", data), data, requestId="lab-x"),
-                   archive.request("museum", archive.file("y", data), data, requestId="museum-x"))
+    archive.submit(
+        archive.request("lab", archive.file("x", data), data, requestId="lab-x"),
+        archive.request("museum", archive.file("y", data), data, requestId="museum-x"),
+    )
     assert archive.run("lab", instance).success
     assert archive.run("museum", instance).success
     lab, museum = archive.report("lab")["lab-x"], archive.report("museum")["museum-x"]
@@ -167,8 +180,13 @@ def test_checksum_integrity_fails_when_s3_holds_other_bytes(archive, instance):
 
             def put_then_rot(**params):
                 response = real_put(**params)
-                s3_client().put_object(Bucket=params["Bucket"], Key=params["Key"], Body=b"rotten bytes",
-                                       StorageClass="DEEP_ARCHIVE", ChecksumAlgorithm="SHA256")
+                s3_client().put_object(
+                    Bucket=params["Bucket"],
+                    Key=params["Key"],
+                    Body=b"rotten bytes",
+                    StorageClass="DEEP_ARCHIVE",
+                    ChecksumAlgorithm="SHA256",
+                )
                 return response
 
             client.put_object = put_then_rot
@@ -196,6 +214,7 @@ def test_checksum_integrity_fails_when_s3_holds_other_bytes(archive, instance):
     assert [r.status for r in archive.catalog().unpublished_responses()] == []
     import sqlalchemy as sa
     from glacier_pipelines.catalog import tables as t
+
     with archive.catalog().engine.connect() as conn:
         said = conn.execute(sa.select(t.responses.c.status).where(t.responses.c.request_id == "tampered")).scalars().all()
     assert said == ["ERROR"]
@@ -207,8 +226,10 @@ def test_unfinished_batch_of_a_dead_run_is_adopted_and_stored_once(archive, inst
     """A run that stopped after verified_files leaves an open multipart upload; the next run completes it."""
     big = os.urandom(6 * MiB)
     small = b"small file"
-    archive.submit(archive.request("lab", archive.file("big", big), big, requestId="big"),
-                   archive.request("lab", archive.file("small", small), small, requestId="small"))
+    archive.submit(
+        archive.request("lab", archive.file("big", big), big, requestId="big"),
+        archive.request("lab", archive.file("small", small), small, requestId="small"),
+    )
     defs = archive.defs()
     instance.add_dynamic_partitions("tenants", ["lab"])
     partial = defs.resolve_job_def("archive_job").execute_in_process(
@@ -308,7 +329,11 @@ def test_a_request_resent_after_an_error_is_attempted_again_and_answered(archive
     assert archive.report("lab")["again"]["status"] == "SUCCESS"
     assert responses_of(archive)["again"]["status"] == "SUCCESS"
     with archive.catalog().engine.connect() as conn:
-        kept = conn.execute(sa.select(t.responses.c.status).where(t.responses.c.request_id == "again").order_by(t.responses.c.id)).scalars().all()
+        kept = (
+            conn.execute(sa.select(t.responses.c.status).where(t.responses.c.request_id == "again").order_by(t.responses.c.id))
+            .scalars()
+            .all()
+        )
     assert kept == ["ERROR-1", "SUCCESS"]  # the history stays; one current answer
 
     archive.submit(archive.request("lab", archive.file("r", data), data, requestId="again"))  # resent after SUCCESS: a duplicate

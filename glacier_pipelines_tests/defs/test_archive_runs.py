@@ -29,8 +29,13 @@ def test_a_plan_in_flight_is_not_planned_again_and_a_finished_one_gets_a_new_key
     catalog = archive.catalog()
     [run] = planned_runs(instance, catalog, batch_size=10)
     assert run.tenant == "lab" and run.run_key == run.plan_key
-    assert run.all_tags() == {"glacier/tenant": "lab", "glacier/slot": "0", PLAN_KEY_TAG: run.plan_key,
-                              "dagster/partition": "lab", "dagster/run_key": run.plan_key}
+    assert run.all_tags() == {
+        "glacier/tenant": "lab",
+        "glacier/slot": "0",
+        PLAN_KEY_TAG: run.plan_key,
+        "dagster/partition": "lab",
+        "dagster/run_key": run.plan_key,
+    }
 
     _add(instance, "started-1", dg.DagsterRunStatus.STARTED, run.all_tags())
     assert planned_runs(instance, catalog, batch_size=10) == [], "a running run of the same plan is not planned twice"
@@ -59,8 +64,12 @@ def test_the_sensor_plans_nothing_for_a_batch_the_cli_queued_and_the_cli_nothing
     # `process` is executing lab's run (the tags it gives: test_process_submit.py checks a queued one), the sensor daemon
     # launched museum's (a RunRequest's tags and its own).
     _add(instance, "cli-lab", dg.DagsterRunStatus.STARTED, by_tenant["lab"].all_tags())
-    _add(instance, "sensor-museum", dg.DagsterRunStatus.STARTED,
-         {**by_tenant["museum"].all_tags(), "dagster/sensor_name": "request_intake_sensor"})
+    _add(
+        instance,
+        "sensor-museum",
+        dg.DagsterRunStatus.STARTED,
+        {**by_tenant["museum"].all_tags(), "dagster/sensor_name": "request_intake_sensor"},
+    )
 
     tick = _sensor_tick(archive, instance)
     assert tick.run_requests == []

@@ -50,9 +50,12 @@ def test_integrity_checks_are_blocking_and_guard_the_right_assets():
 
     specs = {s.name: s for a in defs.resolve_asset_graph().assets_defs for s in a.check_specs}
     assert {name: s.asset_key.to_user_string() for name, s in specs.items()} == {
-        "checksum_integrity": "glacier_objects", "restored_checksum_integrity": "restored_files",
-        "package_integrity": "glacier_packages", "catalog_objects_present": "bucket_reconciliation",
-        "transfer_integrity": "archive_transfers"}
+        "checksum_integrity": "glacier_objects",
+        "restored_checksum_integrity": "restored_files",
+        "package_integrity": "glacier_packages",
+        "catalog_objects_present": "bucket_reconciliation",
+        "transfer_integrity": "archive_transfers",
+    }
     # The reconciliation's check alerts without failing its run: nothing downstream waits on it.
     assert all(s.blocking == (name != "catalog_objects_present") for name, s in specs.items())
 
@@ -62,8 +65,14 @@ def test_dagster_definitions_validate_passes(tmp_path):
     env = dict(os.environ, DAGSTER_HOME=str(tmp_path), GLACIER_HOME=str(tmp_path / "home"))
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     dagster = Path(sys.executable).with_name("dagster")
-    proc = subprocess.run([str(dagster), "definitions", "validate", "-m", "glacier_pipelines.definitions"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(
+        [str(dagster), "definitions", "validate", "-m", "glacier_pipelines.definitions"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "success" in (proc.stdout + proc.stderr).lower()
 

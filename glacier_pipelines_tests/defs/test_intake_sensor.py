@@ -53,7 +53,9 @@ def test_sensor_records_invalid_content_dead_letters_it_and_publishes_the_respon
 
     transport = archive.transport()
     transport.publish_request({HEADER_TENANT: "lab", HEADER_REQUEST_ID: "broken-json"}, b"{not json")
-    transport.publish_request({HEADER_REQUEST_ID: "no-tenant"}, json.dumps({"checksum": "0" * 32, "algorithm": "MD5", "url": "file:///x"}).encode())
+    transport.publish_request(
+        {HEADER_REQUEST_ID: "no-tenant"}, json.dumps({"checksum": "0" * 32, "algorithm": "MD5", "url": "file:///x"}).encode()
+    )
 
     result = _evaluate(archive, instance)
 

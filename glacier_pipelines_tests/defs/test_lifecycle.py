@@ -46,17 +46,26 @@ def bucket_rules() -> dict[str, dict]:
 
 
 def apply_rules(archive, instance, **config) -> dg.ExecuteInProcessResult:
-    result = archive.defs().resolve_job_def("lifecycle_job").execute_in_process(
-        instance=instance, raise_on_error=False, run_config={"ops": {"lifecycle_rules": {"config": config}}} if config else None)
+    result = (
+        archive.defs()
+        .resolve_job_def("lifecycle_job")
+        .execute_in_process(
+            instance=instance, raise_on_error=False, run_config={"ops": {"lifecycle_rules": {"config": config}}} if config else None
+        )
+    )
     return result
 
 
 def run_move(archive, instance, tenant="lab", **config) -> dg.ExecuteInProcessResult:
     if not instance.has_dynamic_partition("tenants", tenant):
         instance.add_dynamic_partitions("tenants", [tenant])
-    return archive.defs().resolve_job_def("move_job").execute_in_process(
-        partition_key=tenant, instance=instance, raise_on_error=False,
-        run_config={"ops": {"server_side_archives": {"config": config}}})
+    return (
+        archive.defs()
+        .resolve_job_def("move_job")
+        .execute_in_process(
+            partition_key=tenant, instance=instance, raise_on_error=False, run_config={"ops": {"server_side_archives": {"config": config}}}
+        )
+    )
 
 
 def test_lifecycle_assets_are_in_the_code_location():
@@ -77,21 +86,31 @@ def test_rules_applied_reapplied_merged_and_removed(archive, instance, declared)
     assert first.success
     m = materializations(first)["lifecycle_rules"]
     assert (m["added"], m["changed"], m["removed"], m["foreign_kept"], m["written"]) == (3, 0, 0, 1, True)  # + the restored-copies backstop
-    assert "| archive-test | `glacier-pipelines:lab:trash` | added | archive/lab/trash/: GLACIER after 30 d; DEEP_ARCHIVE after 180 d;" \
-           " expire after 3650 d |" in m["diff"]
+    assert (
+        "| archive-test | `glacier-pipelines:lab:trash` | added | archive/lab/trash/: GLACIER after 30 d; DEEP_ARCHIVE after 180 d;"
+        " expire after 3650 d |" in m["diff"]
+    )
     rules = bucket_rules()
     assert set(rules) == {"logs-expiry", "glacier-pipelines:lab:trash", "glacier-pipelines:lab:uploads", BACKSTOP}
     assert rules["logs-expiry"] == FOREIGN  # another tool's rule, kept as it was
-    assert rules["glacier-pipelines:lab:trash"]["Transitions"] == [{"Days": 30, "StorageClass": "GLACIER"},
-                                                                  {"Days": 180, "StorageClass": "DEEP_ARCHIVE"}]
+    assert rules["glacier-pipelines:lab:trash"]["Transitions"] == [
+        {"Days": 30, "StorageClass": "GLACIER"},
+        {"Days": 180, "StorageClass": "DEEP_ARCHIVE"},
+    ]
     assert rules["glacier-pipelines:lab:uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
     assert rules["glacier-pipelines:lab:uploads"]["Filter"] == {"Prefix": "archive/lab/"}
 
     again = materializations(apply_rules(archive, instance))["lifecycle_rules"]  # re-applied: nothing to do, nothing written
     assert (again["added"], again["changed"], again["removed"], again["unchanged"], again["written"], again["status"]) == (
-        0, 0, 0, 3, False, "unchanged")
+        0,
+        0,
+        0,
+        3,
+        False,
+        "unchanged",
+    )
 
-    declared.write_text(RULES.split("[[tenants.lab.rules]]\nname = \"uploads\"")[0].replace("3650", "4000"))
+    declared.write_text(RULES.split('[[tenants.lab.rules]]\nname = "uploads"')[0].replace("3650", "4000"))
     third = materializations(apply_rules(archive, instance))["lifecycle_rules"]
     assert (third["changed"], third["removed"], third["foreign_kept"]) == (1, 1, 1)
     rules = bucket_rules()
@@ -174,14 +193,30 @@ def test_move_cli_estimates_then_moves_in_place(archive, declared, tmp_path, mon
     assert planned["dryRun"] and planned["planned"] == 1 and planned["estimate"]["total"] > 0
     assert s3_client().head_object(Bucket=BUCKET, Key="archive/lab/cli/one.txt").get("StorageClass") is None
 
-    code = cli.main(["move", "--tenant", "lab", url, "--storage-class", "glacier", "--verify", "stream",
-                     "--checksum", f"MD5:{hashlib.md5(body).hexdigest()}", "--json"])
+    code = cli.main(
+        [
+            "move",
+            "--tenant",
+            "lab",
+            url,
+            "--storage-class",
+            "glacier",
+            "--verify",
+            "stream",
+            "--checksum",
+            f"MD5:{hashlib.md5(body).hexdigest()}",
+            "--json",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     summary = json.loads(captured.out)
     assert (summary["moved"], summary["runSuccess"], summary["storageClass"]) == (1, True, "GLACIER")
     assert summary["objects"][0]["verifiedAgainst"][0] == {
-        "reference": "announced", "algorithm": "MD5", "checksum": hashlib.md5(body).hexdigest()}
+        "reference": "announced",
+        "algorithm": "MD5",
+        "checksum": hashlib.md5(body).hexdigest(),
+    }
     assert "estimated cost" in captured.err and "copy requests into GLACIER" in captured.err
     assert s3_client().head_object(Bucket=BUCKET, Key="archive/lab/cli/one.txt")["StorageClass"] == "GLACIER"
 
@@ -198,8 +233,11 @@ def test_trash_cli_and_a_bad_declaration_give_messages_not_tracebacks(archive, d
     assert cli.main(["trash", "--tenant", "lab", "gone", "unknown", "--json"]) == 1
     rows = {r["requestId"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["gone"]["status"] == "MOVED" and "/archive/lab/trash/dir/" in rows["gone"]["destination"]
-    assert rows["unknown"] == {"requestId": "unknown", "status": "FAILED",
-                               "messages": ["tenant lab has no archived file with request id 'unknown'"]}
+    assert rows["unknown"] == {
+        "requestId": "unknown",
+        "status": "FAILED",
+        "messages": ["tenant lab has no archived file with request id 'unknown'"],
+    }
     declared.write_text("[tenants.lab]\ntrash_prefix = '../x'\n")
     assert cli.main(["move", "--tenant", "lab", f"s3://{BUCKET}/archive/lab/"]) == 2
     err = capsys.readouterr().err

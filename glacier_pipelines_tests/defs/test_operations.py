@@ -19,8 +19,11 @@ def _run(archive, instance, job_name, tenant="lab", as_of=None):
     if not instance.has_dynamic_partition("tenants", tenant):
         instance.add_dynamic_partitions("tenants", [tenant])
     tags = {AS_OF_TAG: as_of.isoformat()} if as_of else None
-    return archive.defs().resolve_job_def(job_name).execute_in_process(partition_key=tenant, instance=instance, tags=tags,
-                                                                       raise_on_error=False)
+    return (
+        archive.defs()
+        .resolve_job_def(job_name)
+        .execute_in_process(partition_key=tenant, instance=instance, tags=tags, raise_on_error=False)
+    )
 
 
 def _check(result):
@@ -34,12 +37,21 @@ def stored(archive, instance, monkeypatch):
     """lab: two standalone objects and a closed package (with its manifest); museum: one object. Returns lab's report."""
     monkeypatch.setenv("GLACIER_PACKAGE_THRESHOLD_BYTES", "100")
     files = {"a": b"alpha" * 100, "b": b"bravo" * 100, "small": b"tiny file"}
-    archive.submit(*[archive.request("lab", archive.file(n, d), d, requestId=f"lab-{n}", activateSmallFilePackaging=(n == "small"))
-                     for n, d in files.items()])
+    archive.submit(
+        *[
+            archive.request("lab", archive.file(n, d), d, requestId=f"lab-{n}", activateSmallFilePackaging=(n == "small"))
+            for n, d in files.items()
+        ]
+    )
     archive.submit(archive.request("museum", archive.file("m", b"museum piece"), b"museum piece", requestId="museum-m"))
     assert archive.run("lab", instance).success and archive.run("museum", instance).success
-    close = archive.defs().resolve_job_def("package_job").execute_in_process(
-        partition_key="lab", instance=instance, run_config={"ops": {"glacier_packages": {"config": {"close_all": True}}}})
+    close = (
+        archive.defs()
+        .resolve_job_def("package_job")
+        .execute_in_process(
+            partition_key="lab", instance=instance, run_config={"ops": {"glacier_packages": {"config": {"close_all": True}}}}
+        )
+    )
     assert close.success
     report = archive.report("lab")
     assert {r["status"] for r in report.values()} == {"SUCCESS"} and "?member=" in report["lab-small"]["storedFileUrl"]
@@ -86,8 +98,9 @@ def test_schedules_request_one_run_per_tenant_with_keys_unique_per_tick(archive,
     from glacier_pipelines.defs.operations.schedules import cost_report_schedule, reconciliation_schedule
 
     resources = archive.defs().resources
-    with dg.build_schedule_context(instance=instance, resources=resources,
-                                   scheduled_execution_time=datetime(2026, 1, 2, 2, 23, tzinfo=timezone.utc)) as context:
+    with dg.build_schedule_context(
+        instance=instance, resources=resources, scheduled_execution_time=datetime(2026, 1, 2, 2, 23, tzinfo=timezone.utc)
+    ) as context:
         assert isinstance(reconciliation_schedule(context), dg.SkipReason)  # no tenant yet
     instance.add_dynamic_partitions("tenants", ["museum", "lab"])
     keys = []
@@ -110,9 +123,15 @@ def test_restore_expiry_marks_lapsed_restores_and_retires_their_links(archive, i
     data = b"keep me" * 50
     archive.submit(archive.request("lab", archive.file("k", data), data, requestId="lab-k"))
     assert archive.run("lab", instance).success
-    restore = archive.defs().resolve_job_def("restore_job").execute_in_process(
-        partition_key="lab", instance=instance,
-        run_config={"ops": {"restore_requests": {"config": {"request_ids": ["lab-k"], "days": 1, "requester": "ana@example.org"}}}})
+    restore = (
+        archive.defs()
+        .resolve_job_def("restore_job")
+        .execute_in_process(
+            partition_key="lab",
+            instance=instance,
+            run_config={"ops": {"restore_requests": {"config": {"request_ids": ["lab-k"], "days": 1, "requester": "ana@example.org"}}}},
+        )
+    )
     assert restore.success
     r = archive.defs().resources
     setup = r["restore"].setup(r["catalog"], r["archive_store"])

@@ -22,8 +22,12 @@ def _small(archive, name, size, **fields):
 
 def _close_all(archive, instance, tenant="lab"):
     job = archive.defs().resolve_job_def("package_job")
-    return job.execute_in_process(partition_key=tenant, instance=instance, raise_on_error=False,
-                                  run_config={"ops": {"glacier_packages": {"config": {"close_all": True}}}})
+    return job.execute_in_process(
+        partition_key=tenant,
+        instance=instance,
+        raise_on_error=False,
+        run_config={"ops": {"glacier_packages": {"config": {"close_all": True}}}},
+    )
 
 
 def _objects():
@@ -62,9 +66,11 @@ def test_package_closes_by_size_and_members_are_addressable(packing, instance):
     tar_bytes = s3_client().get_object(Bucket=BUCKET, Key=tar_key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:  # a standard tar anyone can open
         assert len(tar.getmembers()) == 4
-    manifest = {row["request_id"]: row for row in parse_manifest(
-        s3_client().get_object(Bucket=BUCKET, Key=f"{tar_key}.manifest.jsonl")["Body"].read())}
-    for (req, data) in reqs:
+    manifest = {
+        row["request_id"]: row
+        for row in parse_manifest(s3_client().get_object(Bucket=BUCKET, Key=f"{tar_key}.manifest.jsonl")["Body"].read())
+    }
+    for req, data in reqs:
         row = report[req["requestId"]]
         assert row["status"] == "SUCCESS" and row["fileSizeInBytes"] == len(data)
         bucket, key, member = parse_member_url(row["storedFileUrl"])
@@ -147,7 +153,9 @@ def test_a_staged_member_damaged_before_packing_fails_alone(packing, instance):
 def test_same_content_is_packed_once_within_and_across_batches(packing, instance):
     data = b"same little file" * 10
     first = packing.request("lab", packing.file("a", data), data, requestId="a", activateSmallFilePackaging=True)
-    twin = packing.request("lab", packing.file("b", data), data, requestId="b", activateSmallFilePackaging=True, destinationDirectory="other")
+    twin = packing.request(
+        "lab", packing.file("b", data), data, requestId="b", activateSmallFilePackaging=True, destinationDirectory="other"
+    )
     packing.submit(first, twin)
     assert packing.run("lab", instance).success
     assert _close_all(packing, instance).success
@@ -189,7 +197,10 @@ def test_catalog_rebuilt_from_the_bucket_after_the_database_is_lost(packing, ins
         rid = f"r{i}"
         assert after[rid]["status"] == "SUCCESS"
         assert (after[rid]["storedFileUrl"], after[rid]["checksum"], after[rid]["fileSizeInBytes"]) == (
-            before[rid]["storedFileUrl"], before[rid]["checksum"], before[rid]["fileSizeInBytes"])
+            before[rid]["storedFileUrl"],
+            before[rid]["checksum"],
+            before[rid]["fileSizeInBytes"],
+        )
     standalone = fresh.find_object("lab", "MD5", big["checksum"])
     assert standalone is not None and standalone.url == before["standalone"]["storedFileUrl"]
     assert (after["standalone"]["status"], after["standalone"]["storedFileUrl"]) == ("SUCCESS", before["standalone"]["storedFileUrl"])
@@ -209,9 +220,18 @@ def test_three_members_restore_their_package_once_and_come_back_verified(archive
     resources = archive.defs().resources
     setup = resources["restore"].setup(resources["catalog"], resources["archive_store"])
     member_url = archive.report("lab")["p2"]["storedFileUrl"]
-    summary = flow.submit(setup, parse_restore_request({
-        "tenant": "lab", "days": 1, "tier": "Bulk", "requester": "r@example.org",
-        "files": [{"requestId": "p0"}, {"checksum": reqs[1][0]["checksum"]}, {"url": member_url}]}))
+    summary = flow.submit(
+        setup,
+        parse_restore_request(
+            {
+                "tenant": "lab",
+                "days": 1,
+                "tier": "Bulk",
+                "requester": "r@example.org",
+                "files": [{"requestId": "p0"}, {"checksum": reqs[1][0]["checksum"]}, {"url": member_url}],
+            }
+        ),
+    )
     assert [f["status"] for f in summary["files"]] == ["PENDING"] * 3
     costs = [f["estimatedCostUsd"] for f in summary["files"]]
     assert costs[0] > 0 and costs[1:] == [0.0, 0.0]  # the package is retrieved (and paid) once
@@ -238,14 +258,21 @@ def test_a_corrupted_member_in_a_restored_package_is_caught(archive, instance, m
     [tar_key] = [k for k in _objects() if k.endswith(".tar")]
     s3_client().restore_object(Bucket=BUCKET, Key=tar_key, RestoreRequest={"Days": 1, "GlacierJobParameters": {"Tier": "Bulk"}})
     body = bytearray(s3_client().get_object(Bucket=BUCKET, Key=tar_key)["Body"].read())
-    offset = next(m for m in parse_manifest(s3_client().get_object(Bucket=BUCKET, Key=f"{tar_key}.manifest.jsonl")["Body"].read())
-                  if m["request_id"] == "q1")["offset"]
+    offset = next(
+        m
+        for m in parse_manifest(s3_client().get_object(Bucket=BUCKET, Key=f"{tar_key}.manifest.jsonl")["Body"].read())
+        if m["request_id"] == "q1"
+    )["offset"]
     body[offset] ^= 0xFF  # one flipped byte inside member q1
     s3_client().put_object(Bucket=BUCKET, Key=tar_key, Body=bytes(body), StorageClass="DEEP_ARCHIVE")  # rotted in the archive
     resources = archive.defs().resources
     setup = resources["restore"].setup(resources["catalog"], resources["archive_store"])
-    flow.submit(setup, parse_restore_request({"tenant": "lab", "days": 1, "tier": "Bulk", "requester": "r@example.org",
-                                              "files": [{"requestId": "q0"}, {"requestId": "q1"}]}))
+    flow.submit(
+        setup,
+        parse_restore_request(
+            {"tenant": "lab", "days": 1, "tier": "Bulk", "requester": "r@example.org", "files": [{"requestId": "q0"}, {"requestId": "q1"}]}
+        ),
+    )
     result = archive.defs().resolve_job_def("restore_job").execute_in_process(partition_key="lab", instance=instance, raise_on_error=False)
     assert not result.success
     [check] = result.get_asset_check_evaluations()

@@ -32,9 +32,13 @@ def local_files(archive) -> list:
 def _submit(archive):
     alone = b"a small file that goes up alone" * 50  # over the 1,000-byte package threshold
     members = [hashlib.sha256(bytes([i])).digest() * 20 for i in range(3)]
-    archive.submit(archive.request("lab", archive.file("alone", alone), alone, requestId="alone"),
-                   *[archive.request("lab", archive.file(f"m{i}", m), m, requestId=f"m{i}", activateSmallFilePackaging=True)
-                     for i, m in enumerate(members)])
+    archive.submit(
+        archive.request("lab", archive.file("alone", alone), alone, requestId="alone"),
+        *[
+            archive.request("lab", archive.file(f"m{i}", m), m, requestId=f"m{i}", activateSmallFilePackaging=True)
+            for i, m in enumerate(members)
+        ],
+    )
 
 
 def test_steps_in_separate_runs_share_nothing_local(remote, instance):

@@ -76,7 +76,9 @@ def _submit(archive, **request):
 
 @pytest.mark.parametrize("tier", ["Bulk", "Standard"])
 def test_restore_sends_the_tier_and_days_asked_and_delivers_a_verified_link(archive, instance, archived, tier):
-    result = _run_restore(archive, instance, config={"request_ids": ["lab-a", "lab-b"], "days": 3, "tier": tier, "requester": "ana@example.org"})
+    result = _run_restore(
+        archive, instance, config={"request_ids": ["lab-a", "lab-b"], "days": 3, "tier": tier, "requester": "ana@example.org"}
+    )
     assert result.success
     assert sorted(p["Key"] for p in SENT) == sorted(archived[r]["storedFileUrl"].split("/", 3)[3] for r in ("lab-a", "lab-b"))
     assert all(p["RestoreRequest"] == {"Days": 3, "GlacierJobParameters": {"Tier": tier}} for p in SENT)
@@ -90,6 +92,7 @@ def test_restore_sends_the_tier_and_days_asked_and_delivers_a_verified_link(arch
     url = rows[0]["downloadUrl"]
     assert url.startswith("http") and "Signature" in url or "X-Amz-Signature" in url
     import requests
+
     assert requests.get(url, timeout=10).status_code in (200, 403)  # moto in-process serves no HTTP; the URL is well formed
     assert rows[0]["estimatedCostUsd"] > 0
     assert datetime.fromisoformat(rows[0]["expiresAt"]) <= datetime.now(timezone.utc) + timedelta(days=3)
@@ -108,8 +111,14 @@ def test_expedited_is_refused_for_deep_archive_and_other_tenants_files_are_not_r
     museum_url = archived["museum-m"]["storedFileUrl"]
     summary, _ = _submit(archive, tenant="lab", files=[{"requestId": "lab-a"}], days=1, tier="Expedited", requester="x@example.org")
     assert summary["files"][0]["status"] == "REFUSED" and "Expedited" in summary["files"][0]["messages"][0]
-    summary, _ = _submit(archive, tenant="lab", days=1, tier="Bulk", requester="x@example.org",
-                         files=[{"url": museum_url}, {"url": f"s3://{BUCKET}/archive/lab/dir/ffff"}, {"requestId": "museum-m"}])
+    summary, _ = _submit(
+        archive,
+        tenant="lab",
+        days=1,
+        tier="Bulk",
+        requester="x@example.org",
+        files=[{"url": museum_url}, {"url": f"s3://{BUCKET}/archive/lab/dir/ffff"}, {"requestId": "museum-m"}],
+    )
     messages = [f["messages"][0] for f in summary["files"]]
     assert [f["status"] for f in summary["files"]] == ["REFUSED"] * 3
     assert messages[0].replace(museum_url, "X") == messages[1].replace(f"s3://{BUCKET}/archive/lab/dir/ffff", "X")  # same words
@@ -120,8 +129,14 @@ def test_expedited_is_refused_for_deep_archive_and_other_tenants_files_are_not_r
 
 def test_one_restore_per_object_however_many_ask(archive, instance, archived):
     for person in ("a@example.org", "b@example.org", "c@example.org"):
-        _submit(archive, tenant="lab", files=[{"requestId": "lab-a"}, {"checksum": archived["lab-a"]["checksum"]}], days=2,
-                tier="Bulk", requester=person)
+        _submit(
+            archive,
+            tenant="lab",
+            files=[{"requestId": "lab-a"}, {"checksum": archived["lab-a"]["checksum"]}],
+            days=2,
+            tier="Bulk",
+            requester=person,
+        )
     result = _run_restore(archive, instance)
     assert result.success and len(SENT) == 1
     assert {r["status"] for r in _report(archive)} == {"READY"} and len(_report(archive)) == 6
@@ -204,7 +219,9 @@ def test_polling_backs_off_and_gives_up_only_after_twice_the_documented_delay(ar
     from glacier_pipelines.flows import restore as flow
 
     _, setup = _submit(archive, tenant="lab", files=[{"requestId": "lab-a"}], days=1, tier="Bulk", requester="a@example.org")
-    obj, _, _ = RestoreStore(setup.catalog).resolve("lab", __import__("glacier_pipelines.core.restores", fromlist=["FileSelector"]).FileSelector(requestId="lab-a"))
+    obj, _, _ = RestoreStore(setup.catalog).resolve(
+        "lab", __import__("glacier_pipelines.core.restores", fromlist=["FileSelector"]).FileSelector(requestId="lab-a")
+    )
     start = datetime.now(timezone.utc)
     setup.store.set_object_state(obj.id, state="REQUESTED", tier="Bulk", days=1, requested_at=start, next_poll_at=start, poll_attempts=0)
     setup.s3 = _NeverRestored(setup.s3)
@@ -239,22 +256,54 @@ def _sqs_queue():
 
 
 def _s3_event(key: str, when: str = "2026-11-22T10:00:00.000Z") -> str:
-    return json.dumps({"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1", "eventTime": when,
-        "eventName": "ObjectRestore:Completed",
-        "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": BUCKET, "arn": f"arn:aws:s3:::{BUCKET}"},
-               "object": {"key": quote_plus(key, safe=""), "size": 500, "sequencer": "0055AED6DCD90281E5"}},
-        "glacierEventData": {"restoreEventData": {"lifecycleRestorationExpiryTime": "2030-01-01T00:00:00.000Z",
-                                                  "lifecycleRestoreStorageClass": "DEEP_ARCHIVE"}}}]})
+    return json.dumps(
+        {
+            "Records": [
+                {
+                    "eventVersion": "2.1",
+                    "eventSource": "aws:s3",
+                    "awsRegion": "us-east-1",
+                    "eventTime": when,
+                    "eventName": "ObjectRestore:Completed",
+                    "s3": {
+                        "s3SchemaVersion": "1.0",
+                        "bucket": {"name": BUCKET, "arn": f"arn:aws:s3:::{BUCKET}"},
+                        "object": {"key": quote_plus(key, safe=""), "size": 500, "sequencer": "0055AED6DCD90281E5"},
+                    },
+                    "glacierEventData": {
+                        "restoreEventData": {
+                            "lifecycleRestorationExpiryTime": "2030-01-01T00:00:00.000Z",
+                            "lifecycleRestoreStorageClass": "DEEP_ARCHIVE",
+                        }
+                    },
+                }
+            ]
+        }
+    )
 
 
 def _eventbridge_event(key: str) -> str:
-    return json.dumps({"version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103", "detail-type": "Object Restore Completed",
-                       "source": "aws.s3", "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": "us-east-1",
-                       "resources": [f"arn:aws:s3:::{BUCKET}"],
-                       "detail": {"version": "0", "bucket": {"name": BUCKET}, "object": {"key": key, "size": 500},
-                                  "request-id": "189F19CB7FB1B6A4", "requester": "s3.amazonaws.com",
-                                  "restore-expiry-time": "2030-01-01T00:00:00Z", "source-storage-class": "DEEP_ARCHIVE"}})
+    return json.dumps(
+        {
+            "version": "0",
+            "id": "17793124-05d4-b198-2fde-7ededc63b103",
+            "detail-type": "Object Restore Completed",
+            "source": "aws.s3",
+            "account": "123456789012",
+            "time": "2026-11-22T10:00:00Z",
+            "region": "us-east-1",
+            "resources": [f"arn:aws:s3:::{BUCKET}"],
+            "detail": {
+                "version": "0",
+                "bucket": {"name": BUCKET},
+                "object": {"key": key, "size": 500},
+                "request-id": "189F19CB7FB1B6A4",
+                "requester": "s3.amazonaws.com",
+                "restore-expiry-time": "2030-01-01T00:00:00Z",
+                "source-storage-class": "DEEP_ARCHIVE",
+            },
+        }
+    )
 
 
 def test_restore_events_from_sqs_in_both_formats_with_duplicates_and_strangers(archive, instance, archived, monkeypatch):
@@ -263,8 +312,9 @@ def test_restore_events_from_sqs_in_both_formats_with_duplicates_and_strangers(a
 
     sqs, queue_url = _sqs_queue()
     monkeypatch.setenv("GLACIER_RESTORE_EVENTS_QUEUE_URL", queue_url)
-    _, setup = _submit(archive, tenant="lab", files=[{"requestId": "lab-a"}, {"requestId": "lab-b"}], days=1, tier="Bulk",
-                       requester="a@example.org")
+    _, setup = _submit(
+        archive, tenant="lab", files=[{"requestId": "lab-a"}, {"requestId": "lab-b"}], days=1, tier="Bulk", requester="a@example.org"
+    )
     store = RestoreStore(setup.catalog)
     for rid in ("lab-a", "lab-b"):  # restores started earlier, finished in S3, not yet noticed by us
         obj = store.object_at(BUCKET, archived[rid]["storedFileUrl"].split("/", 3)[3])
@@ -273,8 +323,14 @@ def test_restore_events_from_sqs_in_both_formats_with_duplicates_and_strangers(a
     store.update([r["id"] for r in store.rows(tenant="lab")], status="IN_PROGRESS")
     key_a = archived["lab-a"]["storedFileUrl"].split("/", 3)[3]
     key_b = archived["lab-b"]["storedFileUrl"].split("/", 3)[3]
-    for body in (json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": BUCKET}), _s3_event(key_a), _s3_event(key_a),
-                 _eventbridge_event(key_b), _s3_event("archive/lab/dir/not ours"), "not json at all"):
+    for body in (
+        json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": BUCKET}),
+        _s3_event(key_a),
+        _s3_event(key_a),
+        _eventbridge_event(key_b),
+        _s3_event("archive/lab/dir/not ours"),
+        "not json at all",
+    ):
         sqs.send_message(QueueUrl=queue_url, MessageBody=body)
 
     resources = archive.defs().resources
@@ -293,8 +349,7 @@ def test_restore_events_from_sqs_in_both_formats_with_duplicates_and_strangers(a
 def test_restored_bytes_that_differ_fail_the_check_and_send_no_link(archive, instance, archived, smtp_server):
     key = archived["lab-a"]["storedFileUrl"].split("/", 3)[3]
     s3_client().put_object(Bucket=BUCKET, Key=key, Body=b"bit rot", StorageClass="DEEP_ARCHIVE")  # the archive rotted
-    _submit(archive, tenant="lab", files=[{"requestId": "lab-a"}, {"requestId": "lab-b"}], days=1, tier="Bulk",
-            requester="a@example.org")
+    _submit(archive, tenant="lab", files=[{"requestId": "lab-a"}, {"requestId": "lab-b"}], days=1, tier="Bulk", requester="a@example.org")
     result = _run_restore(archive, instance)
     assert not result.success
     [check] = result.get_asset_check_evaluations()
@@ -309,8 +364,15 @@ def test_restored_bytes_that_differ_fail_the_check_and_send_no_link(archive, ins
 
 
 def test_requester_email_has_links_expiry_and_cost(archive, instance, archived, smtp_server):
-    _submit(archive, tenant="lab", files=[{"requestId": "lab-a"}, {"requestId": "lab-c"}], days=5, tier="Standard",
-            requester="reader@example.org", note="for the exhibition")
+    _submit(
+        archive,
+        tenant="lab",
+        files=[{"requestId": "lab-a"}, {"requestId": "lab-c"}],
+        days=5,
+        tier="Standard",
+        requester="reader@example.org",
+        note="for the exhibition",
+    )
     assert _run_restore(archive, instance).success
     [raw] = smtp_server.messages
     mail = email.message_from_string(raw, policy=email.policy.default)
@@ -340,8 +402,9 @@ def test_expedited_is_sent_for_glacier_flexible_retrieval(archive, instance, mon
     monkeypatch.setenv("GLACIER_STORAGE_CLASS", "GLACIER")
     archive.submit(archive.request("lab", archive.file("g", b"flexible"), b"flexible", requestId="flex"))
     assert archive.run("lab", instance).success
-    result = _run_restore(archive, instance, config={"request_ids": ["flex"], "days": 1, "tier": "Expedited",
-                                                     "requester": "urgent@example.org"})
+    result = _run_restore(
+        archive, instance, config={"request_ids": ["flex"], "days": 1, "tier": "Expedited", "requester": "urgent@example.org"}
+    )
     assert result.success
     assert [p["RestoreRequest"] for p in SENT] == [{"Days": 1, "GlacierJobParameters": {"Tier": "Expedited"}}]
     [row] = _report(archive)

@@ -18,8 +18,11 @@ def _run(archive, instance, job_name, tenant="lab", as_of=None, run_config=None)
     if not instance.has_dynamic_partition("tenants", tenant):
         instance.add_dynamic_partitions("tenants", [tenant])
     tags = {AS_OF_TAG: as_of.isoformat()} if as_of else None
-    return archive.defs().resolve_job_def(job_name).execute_in_process(partition_key=tenant, instance=instance, tags=tags,
-                                                                       run_config=run_config, raise_on_error=False)
+    return (
+        archive.defs()
+        .resolve_job_def(job_name)
+        .execute_in_process(partition_key=tenant, instance=instance, tags=tags, run_config=run_config, raise_on_error=False)
+    )
 
 
 @pytest.fixture
@@ -32,8 +35,12 @@ def served(archive, instance, monkeypatch):
     archive.submit(archive.request("lab", archive.file("small", data), data, requestId="lab-small", activateSmallFilePackaging=True))
     assert archive.run("lab", instance).success
     assert _run(archive, instance, "package_job", run_config={"ops": {"glacier_packages": {"config": {"close_all": True}}}}).success
-    restore = _run(archive, instance, "restore_job", run_config={"ops": {"restore_requests": {"config": {
-        "request_ids": ["lab-small"], "days": 1, "requester": "ana@example.org"}}}})
+    restore = _run(
+        archive,
+        instance,
+        "restore_job",
+        run_config={"ops": {"restore_requests": {"config": {"request_ids": ["lab-small"], "days": 1, "requester": "ana@example.org"}}}},
+    )
     assert restore.success
     r = archive.defs().resources
     setup = r["restore"].setup(r["catalog"], r["archive_store"])

@@ -12,8 +12,10 @@ from dagster._core.storage.dagster_run import DagsterRun
 from glacier_pipelines.defs.intake import run_workers
 from glacier_pipelines.defs.intake.run_workers import WorkerLease, fail_runs_of_gone_workers
 
-HOLD = ("import sys; sys.path[:0] = sys.argv[2:]; from glacier_pipelines.defs.intake.run_workers import WorkerLease; "
-        "import pathlib, time; lease = WorkerLease(pathlib.Path(sys.argv[1])).__enter__(); print(lease.path, flush=True); time.sleep(60)")
+HOLD = (
+    "import sys; sys.path[:0] = sys.argv[2:]; from glacier_pipelines.defs.intake.run_workers import WorkerLease; "
+    "import pathlib, time; lease = WorkerLease(pathlib.Path(sys.argv[1])).__enter__(); print(lease.path, flush=True); time.sleep(60)"
+)
 
 
 def _run(instance, run_id: str, tags: dict[str, str], status=dg.DagsterRunStatus.STARTED) -> None:
@@ -51,8 +53,11 @@ def test_a_sigkilled_worker_is_found_by_its_lease_and_its_runs_are_failed_with_t
         if worker.poll() is None:
             worker.kill()
             worker.wait()
-    assert [_status(instance, r) for r in ("killed", "queued-before", "done")] == \
-        [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.SUCCESS]
+    assert [_status(instance, r) for r in ("killed", "queued-before", "done")] == [
+        dg.DagsterRunStatus.FAILURE,
+        dg.DagsterRunStatus.FAILURE,
+        dg.DagsterRunStatus.SUCCESS,
+    ]
     failure = [e for e in instance.all_logs("killed") if e.dagster_event_type == dg.DagsterEventType.RUN_FAILURE]
     assert "process ended without finishing the run" in failure[0].message
     assert len(messages) == 2 and all("its worker is gone" in m for m in messages)

@@ -22,20 +22,28 @@ def materialize(archive, instance, selection: dg.AssetSelection, tenant: str | N
         instance.add_dynamic_partitions("tenants", [tenant])
     defs = archive.defs()
     job = dg.define_asset_job("alone", selection=selection).resolve(asset_graph=defs.resolve_asset_graph())
-    return job.execute_in_process(partition_key=tenant, instance=instance, resources=defs.resources, raise_on_error=False,
-                                  run_config=run_config)
+    return job.execute_in_process(
+        partition_key=tenant, instance=instance, resources=defs.resources, raise_on_error=False, run_config=run_config
+    )
 
 
 def said(archive, request_id: str) -> list[str]:
     """Every response the outbox ever queued for a request, in order."""
     with archive.catalog().engine.connect() as conn:
-        return conn.execute(sa.select(t.responses.c.status).where(t.responses.c.request_id == request_id)
-                            .order_by(t.responses.c.id)).scalars().all()
+        return (
+            conn.execute(sa.select(t.responses.c.status).where(t.responses.c.request_id == request_id).order_by(t.responses.c.id))
+            .scalars()
+            .all()
+        )
 
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
-    return {k: v.value for ev in result.get_asset_materialization_events() if ev.asset_key.to_user_string() == asset
-            for k, v in ev.materialization.metadata.items()}
+    return {
+        k: v.value
+        for ev in result.get_asset_materialization_events()
+        if ev.asset_key.to_user_string() == asset
+        for k, v in ev.materialization.metadata.items()
+    }
 
 
 def check_result(result: dg.ExecuteInProcessResult, name: str):
@@ -44,8 +52,9 @@ def check_result(result: dg.ExecuteInProcessResult, name: str):
 
 def _submit_two(archive):
     a, b = b"first file", b"second file, a little longer"
-    archive.submit(archive.request("lab", archive.file("a", a), a, requestId="a"),
-                   archive.request("lab", archive.file("b", b), b, requestId="b"))
+    archive.submit(
+        archive.request("lab", archive.file("a", a), a, requestId="a"), archive.request("lab", archive.file("b", b), b, requestId="b")
+    )
 
 
 def test_each_step_materialized_alone_in_its_own_run(archive, instance):

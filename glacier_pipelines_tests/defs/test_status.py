@@ -13,8 +13,13 @@ from glacier_pipelines.defs import status
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for name in ("GLACIER_SENSORS_RUNNING", "GLACIER_REQUEST_TRANSPORT", "GLACIER_AMQP_URL", "GLACIER_BUCKET",
-                 "GLACIER_SENSOR_INTERVAL_SECONDS"):
+    for name in (
+        "GLACIER_SENSORS_RUNNING",
+        "GLACIER_REQUEST_TRANSPORT",
+        "GLACIER_AMQP_URL",
+        "GLACIER_BUCKET",
+        "GLACIER_SENSOR_INTERVAL_SECONDS",
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -69,7 +74,10 @@ def test_default_status_of_the_real_sensors_follows_the_environment(clean_env, c
         assert intake.amqp_bridge_sensor.default_status == dg.DefaultSensorStatus.RUNNING
         assert intake.amqp_bridge_sensor.minimum_interval_seconds == 5
         assert intake.request_intake_sensor.default_status == dg.DefaultSensorStatus.STOPPED
-        assert "request_intake_sensor stays off although GLACIER_SENSORS_RUNNING=1: GLACIER_REQUEST_TRANSPORT is 'amqp', not 'embedded'" in caplog.text
+        assert (
+            "request_intake_sensor stays off although GLACIER_SENSORS_RUNNING=1: GLACIER_REQUEST_TRANSPORT is 'amqp', not 'embedded'"
+            in caplog.text
+        )
         assert restore.restore_completed_sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
         clean_env.delenv("GLACIER_AMQP_URL")

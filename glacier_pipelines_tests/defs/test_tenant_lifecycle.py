@@ -47,9 +47,12 @@ def test_each_tenants_rules_and_backstop_go_to_its_own_bucket_and_prefix(two_ten
 
 
 def test_two_archive_prefixes_in_one_bucket_get_a_backstop_each():
-    config = lc.parse_config({"tenants": {"lab": {"rules": [{"name": "t", "prefix": "trash/", "expiration_days": 30}]}}},
-                             bucket="global-archive", key_prefix="archive",
-                             placements={"lab": ("shared-archive", "labs/"), "museum": ("shared-archive", "collections")})
+    config = lc.parse_config(
+        {"tenants": {"lab": {"rules": [{"name": "t", "prefix": "trash/", "expiration_days": 30}]}}},
+        bucket="global-archive",
+        key_prefix="archive",
+        placements={"lab": ("shared-archive", "labs/"), "museum": ("shared-archive", "collections")},
+    )
     assert config.buckets() == ["global-archive", "shared-archive"]
     shared = {r["ID"]: r for r in config.project_rules("shared-archive")}
     assert shared["glacier-pipelines:lab:t"]["Filter"] == {"Prefix": "labs/lab/trash/"}
@@ -63,5 +66,9 @@ def test_a_source_inside_another_tenants_own_archive_is_refused():
     import pytest
 
     with pytest.raises(lc.LifecycleConfigError, match="reaches into the archive prefix of other tenants"):
-        lc.parse_config({"tenants": {"lab": {"sources": ["s3://museum-archive/collections/"]}}}, bucket="global-archive",
-                        key_prefix="archive", placements={"lab": ("lab-archive", "labs"), "museum": ("museum-archive", "collections")})
+        lc.parse_config(
+            {"tenants": {"lab": {"sources": ["s3://museum-archive/collections/"]}}},
+            bucket="global-archive",
+            key_prefix="archive",
+            placements={"lab": ("lab-archive", "labs"), "museum": ("museum-archive", "collections")},
+        )

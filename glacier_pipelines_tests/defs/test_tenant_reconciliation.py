@@ -15,7 +15,11 @@ def test_each_tenant_is_reconciled_against_its_own_bucket_and_prefix(two_tenants
     meta = materializations(lab)["bucket_reconciliation"]
     assert lab.success and _check(lab).passed
     assert (meta["bucket"], meta["prefix"]) == (LAB, "labs/lab/")
-    assert meta["catalog_keys"] == meta["bucket_keys"] == 1 and (meta["missing"], meta["unnamed"], meta["catalog_rows_elsewhere"]) == (0, 0, 0)
+    assert meta["catalog_keys"] == meta["bucket_keys"] == 1 and (meta["missing"], meta["unnamed"], meta["catalog_rows_elsewhere"]) == (
+        0,
+        0,
+        0,
+    )
     assert meta["ledger_objects"] >= 1
 
     gone = stored["museum-b"]["storedFileUrl"].removeprefix(f"s3://{MUSEUM}/")

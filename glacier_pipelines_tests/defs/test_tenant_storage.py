@@ -87,8 +87,9 @@ def _archive_both(archive, instance):
 
 
 def _put(archive, tenant, content_type, request_id, body):
-    archive.transport().publish_request({tp.HEADER_CONTENT_TYPE: content_type, tp.HEADER_TENANT: tenant, tp.HEADER_REQUEST_ID: request_id},
-                                        json.dumps(body).encode())
+    archive.transport().publish_request(
+        {tp.HEADER_CONTENT_TYPE: content_type, tp.HEADER_TENANT: tenant, tp.HEADER_REQUEST_ID: request_id}, json.dumps(body).encode()
+    )
 
 
 def test_two_tenants_land_in_their_own_bucket_prefix_class_and_encryption(two_tenants, instance):
@@ -96,7 +97,9 @@ def test_two_tenants_land_in_their_own_bucket_prefix_class_and_encryption(two_te
     shared, big = _archive_both(archive, instance)
     md5 = hashlib.md5(shared).hexdigest()
     answers = responses_of(archive)
-    assert {r: answers[r]["status"] for r in ("lab-a", "museum-a", "museum-b")} == dict.fromkeys(("lab-a", "museum-a", "museum-b"), "SUCCESS")
+    assert {r: answers[r]["status"] for r in ("lab-a", "museum-a", "museum-b")} == dict.fromkeys(
+        ("lab-a", "museum-a", "museum-b"), "SUCCESS"
+    )
     url = {r: answers[r]["content"]["storeFileMetadata"]["storedFileUrl"] for r in ("lab-a", "museum-a", "museum-b")}
     # lab: 2,000 bytes is over its 100-byte threshold, so the file is stored alone, in lab's bucket, prefix and class
     assert url["lab-a"] == f"s3://{LAB}/labs/lab/dir/{md5}"
@@ -105,8 +108,11 @@ def test_two_tenants_land_in_their_own_bucket_prefix_class_and_encryption(two_te
     assert url["museum-b"] == f"s3://{MUSEUM}/collections/museum/dir/{hashlib.md5(big).hexdigest()}"
     report = archive.report()
     assert not report["museum-a"]["deduplicated"] and not report["lab-a"]["deduplicated"]
-    assert (report["lab-a"]["storageClass"], report["museum-a"]["storageClass"], report["museum-b"]["storageClass"]) == \
-        ("DEEP_ARCHIVE", "GLACIER_IR", "GLACIER_IR")
+    assert (report["lab-a"]["storageClass"], report["museum-a"]["storageClass"], report["museum-b"]["storageClass"]) == (
+        "DEEP_ARCHIVE",
+        "GLACIER_IR",
+        "GLACIER_IR",
+    )
     s3 = s3_client()
     lab_head = s3.head_object(Bucket=LAB, Key=f"labs/lab/dir/{md5}")
     assert lab_head["StorageClass"] == "DEEP_ARCHIVE" and "SSEKMSKeyId" not in lab_head
@@ -140,7 +146,11 @@ def test_deduplication_stays_within_the_tenants_current_bucket_prefix_and_class(
     archive.submit(archive.request("lab", archive.file("four", data), data, requestId="after"))
     assert archive.run("lab", instance).success
     after = archive.report()["after"]
-    assert after["deduplicated"] is True and after["storageClass"] == "GLACIER" and after["storedFileUrl"] == report["new-class"]["storedFileUrl"]
+    assert (
+        after["deduplicated"] is True
+        and after["storageClass"] == "GLACIER"
+        and after["storedFileUrl"] == report["new-class"]["storedFileUrl"]
+    )
 
 
 def test_another_tenants_files_are_refused_alike_and_its_bucket_is_never_called(two_tenants, instance, s3_calls):
@@ -154,8 +164,13 @@ def test_another_tenants_files_are_refused_alike_and_its_bucket_is_never_called(
     unknown_url = f"s3://{MUSEUM}/collections/museum/dir/{'0' * 32}"
     big_md5 = hashlib.md5(big).hexdigest()
     del s3_calls[:]
-    for name, selector in {"url": {"url": museum_url}, "member": {"url": member_url}, "checksum": {"checksum": big_md5},
-                           "unknown": {"url": unknown_url}, "request": {"requestId": "museum-b"}}.items():
+    for name, selector in {
+        "url": {"url": museum_url},
+        "member": {"url": member_url},
+        "checksum": {"checksum": big_md5},
+        "unknown": {"url": unknown_url},
+        "request": {"requestId": "museum-b"},
+    }.items():
         _put(archive, "lab", wr.DELETION, f"del-{name}", {"file": selector})
         _put(archive, "lab", wr.RESTORATION, f"rest-{name}", {"files": [selector], "days": 1})
         _put(archive, "lab", wr.AVAILABILITY, f"avail-{name}", {"files": [selector]})
@@ -163,8 +178,13 @@ def test_another_tenants_files_are_refused_alike_and_its_bucket_is_never_called(
     intake.drain_requests(archive.transport(), archive.catalog())
     worker_requests_sensor(dg.build_sensor_context(instance=instance, resources=archive.defs().resources))
     answers = responses_of(archive)
-    for name, described in {"url": f"url {museum_url}", "member": f"url {member_url}", "checksum": f"checksum {big_md5}",
-                            "unknown": f"url {unknown_url}", "request": "requestId museum-b"}.items():
+    for name, described in {
+        "url": f"url {museum_url}",
+        "member": f"url {member_url}",
+        "checksum": f"checksum {big_md5}",
+        "unknown": f"url {unknown_url}",
+        "request": "requestId museum-b",
+    }.items():
         words = f"{described}: no archived file of tenant lab has that name"
         assert answers[f"del-{name}"]["status"] == "ERROR" and answers[f"del-{name}"]["messages"] == [words]
         assert answers[f"rest-{name}"]["status"] == "ERROR" and answers[f"rest-{name}"]["messages"] == [f"{described}: REFUSED: {words}"]
@@ -194,7 +214,9 @@ def test_a_tenant_whose_bucket_is_missing_stops_with_a_configuration_fault_and_l
     assert archive.run("ghost", instance).success
     answer = responses_of(archive)["g1"]
     assert answer["status"] == "SUCCESS"
-    assert answer["content"]["storeFileMetadata"]["storedFileUrl"] == f"s3://ghost-archive/archive/ghost/dir/{hashlib.md5(data).hexdigest()}"
+    assert (
+        answer["content"]["storeFileMetadata"]["storedFileUrl"] == f"s3://ghost-archive/archive/ghost/dir/{hashlib.md5(data).hexdigest()}"
+    )
 
 
 def test_the_cli_can_refuse_a_missing_tenant_bucket_before_any_run(two_tenants, tmp_path):

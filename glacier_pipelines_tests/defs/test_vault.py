@@ -36,9 +36,16 @@ def vault_defs(archive, emulator, **fields) -> dg.Definitions:
     from glacier_pipelines.resources import resources_from_env
 
     resources = resources_from_env()
-    return dg.Definitions.merge(vault.defs, dg.Definitions(resources={
-        "catalog": resources["catalog"], "archive_store": resources["archive_store"],
-        "vault": vault_resource(archive, emulator, **fields)}))
+    return dg.Definitions.merge(
+        vault.defs,
+        dg.Definitions(
+            resources={
+                "catalog": resources["catalog"],
+                "archive_store": resources["archive_store"],
+                "vault": vault_resource(archive, emulator, **fields),
+            }
+        ),
+    )
 
 
 def run_vault_job(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
@@ -58,8 +65,10 @@ def test_vault_definitions_are_part_of_the_code_location():
 
     assert isinstance(merged.resources["vault"], VaultResource)
     graph = merged.resolve_asset_graph()
-    parents = {name: sorted(p.to_user_string() for p in graph.get(dg.AssetKey(name)).parent_keys)
-               for name in ("vault_inventory", "archive_retrievals", "archive_transfers")}
+    parents = {
+        name: sorted(p.to_user_string() for p in graph.get(dg.AssetKey(name)).parent_keys)
+        for name in ("vault_inventory", "archive_retrievals", "archive_transfers")
+    }
     assert parents == {"vault_inventory": [], "archive_retrievals": ["vault_inventory"], "archive_transfers": ["archive_retrievals"]}
     assert {graph.get(dg.AssetKey(n)).partitions_def.name for n in parents} == {"vaults"}
     assert {graph.get(dg.AssetKey(n)).group_name for n in parents} == {"vault"}
@@ -67,20 +76,35 @@ def test_vault_definitions_are_part_of_the_code_location():
     assert "vault_jobs_sensor" in {s.name for s in merged.sensors}
     r = VaultResource()
     assert (r.endpoint_url, r.tier, r.chunk_size_mb, r.daily_bytes, r.expiry_margin_hours, r.inventory_format, r.account_id) == (
-        None, "Bulk", 64, 1024**4, 19.0, "CSV", "-")  # endpoint unset: AWS itself
+        None,
+        "Bulk",
+        64,
+        1024**4,
+        19.0,
+        "CSV",
+        "-",
+    )  # endpoint unset: AWS itself
 
 
 def test_vault_job_copies_the_partition_with_auditable_metadata(vault_env, emulator, instance):
     data = {"empty": b"", "small": payload(300_000, 1), "multi": payload(2 * MiB + 5, 2)}
-    ids = {label: emulator.add_archive(VAULT, d, f"dir/{label}.bin", f"2020-01-0{n + 1}T00:00:00.000Z")
-           for n, (label, d) in enumerate(data.items())}
+    ids = {
+        label: emulator.add_archive(VAULT, d, f"dir/{label}.bin", f"2020-01-0{n + 1}T00:00:00.000Z")
+        for n, (label, d) in enumerate(data.items())
+    }
     defs = vault_defs(vault_env, emulator)
     result = run_vault_job(defs, instance)
     assert result.success
     m = materializations(result)
 
     inv = m["vault_inventory"]
-    assert (inv["status"], inv["archives"], inv["total_bytes"], inv["names_raw"], inv["names_error"]) == ("loaded", 3, 2 * MiB + 300_005, 3, 0)
+    assert (inv["status"], inv["archives"], inv["total_bytes"], inv["names_raw"], inv["names_error"]) == (
+        "loaded",
+        3,
+        2 * MiB + 300_005,
+        3,
+        0,
+    )
     assert inv["oldest"].startswith("2020-01-01") and inv["newest"].startswith("2020-01-03")
     assert inv["naming_reasons"] == {"fastglacier": 0, "json": 0, "raw": 3, "override": 0, "error": 0, "undefined": 0}
     frame = pd.read_csv(inv["inventory_path"], keep_default_na=False)
@@ -91,8 +115,18 @@ def test_vault_job_copies_the_partition_with_auditable_metadata(vault_env, emula
 
     tr = m["archive_transfers"]
     assert (tr["done_archives"], tr["done_bytes"], tr["downloaded_archives"], tr["failed_archives"], tr["skipped_archives"]) == (
-        3, 2 * MiB + 300_005, 3, 0, 0)
-    assert (tr["requested_archives"], tr["staged_archives"], tr["bytes_remaining"], tr["estimated_time_remaining"]) == (0, 0, 0, "0 min 0 s")
+        3,
+        2 * MiB + 300_005,
+        3,
+        0,
+        0,
+    )
+    assert (tr["requested_archives"], tr["staged_archives"], tr["bytes_remaining"], tr["estimated_time_remaining"]) == (
+        0,
+        0,
+        0,
+        "0 min 0 s",
+    )
     assert tr["progress_plot"].startswith("![bytes copied vs total](data:image/png;base64,iVBOR")
     for label in data:
         assert f"vaults/{VAULT}/dir/{label}.bin" in tr["report"]
@@ -105,7 +139,10 @@ def test_vault_job_copies_the_partition_with_auditable_metadata(vault_env, emula
     assert again.success
     m2 = materializations(again)
     assert (m2["vault_inventory"]["status"], m2["archive_retrievals"]["jobs_started"], m2["archive_transfers"]["downloaded_archives"]) == (
-        "loaded", 0, 0)
+        "loaded",
+        0,
+        0,
+    )
     assert len([j for j in emulator.jobs.values() if j["Action"] == "InventoryRetrieval"]) == 1
 
 

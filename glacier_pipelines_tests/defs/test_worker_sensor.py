@@ -14,8 +14,9 @@ from glacier_pipelines_tests.conftest import archived_keys, responses_of
 
 
 def _put(archive, content_type, request_id, body):
-    archive.transport().publish_request({tp.HEADER_CONTENT_TYPE: content_type, tp.HEADER_TENANT: "lab", tp.HEADER_REQUEST_ID: request_id},
-                                        json.dumps(body).encode())
+    archive.transport().publish_request(
+        {tp.HEADER_CONTENT_TYPE: content_type, tp.HEADER_TENANT: "lab", tp.HEADER_REQUEST_ID: request_id}, json.dumps(body).encode()
+    )
 
 
 def test_the_sensor_answers_each_type_once(archive, instance):

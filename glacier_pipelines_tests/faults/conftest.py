@@ -35,8 +35,14 @@ def moto_endpoint():
 
 def direct_client(endpoint: str) -> Any:
     """A plain client straight to the emulator, for setting up and for reading back (no faults)."""
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                        aws_secret_access_key="testing", config=Config(retries={"mode": "standard", "max_attempts": 3}))
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"mode": "standard", "max_attempts": 3}),
+    )
 
 
 class FaultEnv:
@@ -55,15 +61,28 @@ class FaultEnv:
         self.key_prefix = "archive"
         self.rng = random.Random(7)
         env = {
-            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-            "GLACIER_HOME": str(self.home), "GLACIER_BUCKET": self.bucket, "GLACIER_STORAGE_CLASS": "STANDARD",
-            "GLACIER_KEY_PREFIX": self.key_prefix, "GLACIER_SOURCE_ROOTS": str(self.sources),
-            "GLACIER_SOURCE_ALLOWED_NETWORKS": "127.0.0.0/8", "GLACIER_SOURCE_TIMEOUT": "5",
-            "GLACIER_PART_SIZE_MB": "5", "GLACIER_MULTIPART_THRESHOLD_MB": "5", "GLACIER_UPLOAD_CONCURRENCY": "2",
-            "GLACIER_REQUEST_TRANSPORT": "embedded", "GLACIER_S3_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "GLACIER_HOME": str(self.home),
+            "GLACIER_BUCKET": self.bucket,
+            "GLACIER_STORAGE_CLASS": "STANDARD",
+            "GLACIER_KEY_PREFIX": self.key_prefix,
+            "GLACIER_SOURCE_ROOTS": str(self.sources),
+            "GLACIER_SOURCE_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "GLACIER_SOURCE_TIMEOUT": "5",
+            "GLACIER_PART_SIZE_MB": "5",
+            "GLACIER_MULTIPART_THRESHOLD_MB": "5",
+            "GLACIER_UPLOAD_CONCURRENCY": "2",
+            "GLACIER_REQUEST_TRANSPORT": "embedded",
+            "GLACIER_S3_ENDPOINT_URL": endpoint,
         }
-        for name in [n for n in os.environ if n.startswith(("GLACIER_", "DAGSTER_"))] + ["AWS_PROFILE", "AWS_SESSION_TOKEN",
-                                                                                           "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]:
+        for name in [n for n in os.environ if n.startswith(("GLACIER_", "DAGSTER_"))] + [
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_S3",
+        ]:
             if name != REPORT_ENV:
                 monkeypatch.delenv(name, raising=False)
         for name, value in env.items():
@@ -82,13 +101,27 @@ class FaultEnv:
         path.write_bytes(data)
         return path.as_uri()
 
-    def request(self, request_id: str, url: str, data: bytes, *, announce: bytes | None = None, expect: str | None = "SUCCESS",
-                tenant: str | None = None) -> dict[str, Any]:
+    def request(
+        self,
+        request_id: str,
+        url: str,
+        data: bytes,
+        *,
+        announce: bytes | None = None,
+        expect: str | None = "SUCCESS",
+        tenant: str | None = None,
+    ) -> dict[str, Any]:
         """A request for ``url`` whose source holds ``data``; ``announce`` is what its checksum is computed from."""
         tenant = tenant or self.tenant
         self.submitted.append(invariants.Submitted(tenant, request_id, data, expect))
-        return {"tenant": tenant, "requestId": request_id, "algorithm": "MD5", "url": url, "destinationDirectory": "dir",
-                "checksum": hashlib.md5(data if announce is None else announce).hexdigest()}
+        return {
+            "tenant": tenant,
+            "requestId": request_id,
+            "algorithm": "MD5",
+            "url": url,
+            "destinationDirectory": "dir",
+            "checksum": hashlib.md5(data if announce is None else announce).hexdigest(),
+        }
 
     def transport(self):
         from glacier_pipelines.resources import resources_from_env
@@ -122,8 +155,9 @@ class FaultEnv:
         if endpoint is None and not client_config:
             return setup
         retries = client_config.pop("max_attempts", None)
-        config = setup.s3.meta.config.merge(Config(**client_config, **({"retries": {"mode": "standard", "max_attempts": retries}}
-                                                                        if retries else {})))
+        config = setup.s3.meta.config.merge(
+            Config(**client_config, **({"retries": {"mode": "standard", "max_attempts": retries}} if retries else {}))
+        )
         s3 = boto3.session.Session().client("s3", endpoint_url=endpoint or self.endpoint, region_name="us-east-1", config=config)
         return dataclasses.replace(setup, s3=s3, sources=dataclasses.replace(setup.sources, s3_client=s3))
 
@@ -167,9 +201,20 @@ def reliability(request):
     """``reliability(fault, injected, tally)``: asserts the invariant and records a row for the report."""
 
     def record(fault: str, injected: int, tally: invariants.Tally, *, side: str, outcome: str = "") -> None:
-        row = {"side": side, "fault": fault, "injected": injected, "requests": tally.requests, "lost": tally.lost,
-               "duplicated": tally.duplicated, "orphaned": tally.orphaned, "mismatched": tally.mismatched,
-               "unexpected": tally.unexpected, "statuses": dict(tally.statuses), "outcome": outcome, "test": request.node.nodeid}
+        row = {
+            "side": side,
+            "fault": fault,
+            "injected": injected,
+            "requests": tally.requests,
+            "lost": tally.lost,
+            "duplicated": tally.duplicated,
+            "orphaned": tally.orphaned,
+            "mismatched": tally.mismatched,
+            "unexpected": tally.unexpected,
+            "statuses": dict(tally.statuses),
+            "outcome": outcome,
+            "test": request.node.nodeid,
+        }
         path = os.environ.get(REPORT_ENV)
         if path:
             with open(path, "a", encoding="utf-8") as f:

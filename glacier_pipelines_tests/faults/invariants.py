@@ -62,9 +62,11 @@ class Tally:
         return not (self.lost or self.duplicated or self.orphaned or self.mismatched or self.unexpected)
 
     def summary(self) -> str:
-        return (f"{self.requests} requests {dict(self.statuses)}: lost {self.lost}, duplicated {self.duplicated}, "
-                f"orphaned {self.orphaned}, mismatched {self.mismatched}, unexpected {self.unexpected}"
-                + ("\n  " + "\n  ".join(self.problems) if self.problems else ""))
+        return (
+            f"{self.requests} requests {dict(self.statuses)}: lost {self.lost}, duplicated {self.duplicated}, "
+            f"orphaned {self.orphaned}, mismatched {self.mismatched}, unexpected {self.unexpected}"
+            + ("\n  " + "\n  ".join(self.problems) if self.problems else "")
+        )
 
 
 def _terminal_responses(catalog: Catalog) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -94,9 +96,12 @@ def _read(s3: Any, bucket: str, key: str, byte_range: tuple[int, int] | None = N
 def abandoned_uploads(catalog: Catalog, s3: Any, bucket: str, key_prefix: str, tenant: str) -> list[tuple[str, str]]:
     """Multipart uploads open under the tenant's prefix that no verified request waits on: (key, upload id)."""
     waiting = catalog.open_upload_ids()
-    return [(u["Key"], u["UploadId"])
-            for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=keys.tenant_prefix(key_prefix, tenant))
-            for u in page.get("Uploads", []) if u["UploadId"] not in waiting]
+    return [
+        (u["Key"], u["UploadId"])
+        for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=keys.tenant_prefix(key_prefix, tenant))
+        for u in page.get("Uploads", [])
+        if u["UploadId"] not in waiting
+    ]
 
 
 def check(
@@ -197,8 +202,12 @@ def check(
                 tally.problems.append(f"{tenant}: content {sha[:12]}… stored as {n} objects")
         named = {(o.bucket, o.key) for o in objects}
         with catalog.engine.connect() as conn:
-            named |= {(bucket, k) for (k,) in conn.execute(
-                sa.select(t.packages.c.manifest_key).where(t.packages.c.tenant == tenant, t.packages.c.manifest_key.is_not(None)))}
+            named |= {
+                (bucket, k)
+                for (k,) in conn.execute(
+                    sa.select(t.packages.c.manifest_key).where(t.packages.c.tenant == tenant, t.packages.c.manifest_key.is_not(None))
+                )
+            }
         prefix = keys.tenant_prefix(key_prefix, tenant)
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
@@ -212,12 +221,14 @@ def check(
         for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
             for upload in page.get("Uploads", []):
                 tally.orphaned += 1
-                tally.problems.append(f"multipart upload {upload['UploadId']} of {upload['Key']} left open"
-                                      + (" after the clean-up" if cleanup else ""))
+                tally.problems.append(
+                    f"multipart upload {upload['UploadId']} of {upload['Key']} left open" + (" after the clean-up" if cleanup else "")
+                )
     if staging_dir is not None and staging_dir.exists() and cleanup:
         # As if the sweep's grace period had passed: a killed process's half-written file (``*.part``) is the
         # sweep's to remove; anything else it had to remove was left behind by the normal path, and counts.
         from glacier_pipelines.flows.archive import ArchiveSetup, sweep_staging
+
         setup = ArchiveSetup(catalog=catalog, s3=s3, upload=None, sources=None, key_prefix=key_prefix, staging_dir=staging_dir)
         for tenant in tenants:
             for locator in sweep_staging(setup, tenant, now=datetime.now(timezone.utc) + timedelta(days=30)):

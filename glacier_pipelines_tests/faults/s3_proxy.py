@@ -139,8 +139,10 @@ class FaultProxy:
 
 
 def _error_xml(code: str, message: str) -> bytes:
-    return (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>{message}</Message>'
-            f"<RequestId>fault-proxy</RequestId></Error>").encode()
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>{message}</Message>'
+        f"<RequestId>fault-proxy</RequestId></Error>"
+    ).encode()
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -227,12 +229,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         body = self._read_body()
         if fault is not None and fault.action == "slowdown":
-            self._answer(503, "Slow Down", [("Content-Type", "application/xml")],
-                         _error_xml("SlowDown", "Please reduce your request rate."))
+            self._answer(
+                503, "Slow Down", [("Content-Type", "application/xml")], _error_xml("SlowDown", "Please reduce your request rate.")
+            )
             return
         if fault is not None and fault.action == "error500":
-            self._answer(500, "Internal Server Error", [("Content-Type", "application/xml")],
-                         _error_xml("InternalError", "We encountered an internal error. Please try again."))
+            self._answer(
+                500,
+                "Internal Server Error",
+                [("Content-Type", "application/xml")],
+                _error_xml("InternalError", "We encountered an internal error. Please try again."),
+            )
             return
         status, reason, headers, data = self._forward(body)
         if fault is not None and fault.action == "delay":

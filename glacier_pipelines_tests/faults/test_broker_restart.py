@@ -48,8 +48,11 @@ def broker(fault_env, monkeypatch):
     if shutil.which("rabbitmqctl") is None:
         pytest.skip("rabbitmqctl not found: the broker cannot be restarted from here")
     suffix = uuid.uuid4().hex[:10]
-    names = {"GLACIER_REQUEST_QUEUE": f"faults.{suffix}.requests", "GLACIER_RESPONSE_ROUTING_KEY": f"faults.{suffix}.responses",
-             "GLACIER_DEAD_LETTER_QUEUE": f"faults.{suffix}.dlq"}
+    names = {
+        "GLACIER_REQUEST_QUEUE": f"faults.{suffix}.requests",
+        "GLACIER_RESPONSE_ROUTING_KEY": f"faults.{suffix}.responses",
+        "GLACIER_DEAD_LETTER_QUEUE": f"faults.{suffix}.dlq",
+    }
     for k, v in {**names, "GLACIER_REQUEST_TRANSPORT": "amqp", "GLACIER_AMQP_URL": AMQP_URL}.items():
         monkeypatch.setenv(k, v)
     yield names
@@ -134,10 +137,15 @@ def test_broker_restarted_mid_batch(fault_env, broker, reliability):
     assert ticks["while_down"] >= 1, ticks
 
     with fault_env.transport() as transport:
-        published = [(m.headers.get("regards.tenant"), json.loads(m.body)["requestId"], json.loads(m.body)["status"])
-                     for m in transport.read_responses(10_000)]
+        published = [
+            (m.headers.get("regards.tenant"), json.loads(m.body)["requestId"], json.loads(m.body)["status"])
+            for m in transport.read_responses(10_000)
+        ]
     tally = fault_env.check(published=published)
-    reliability("broker stopped mid-batch (rabbitmqctl stop_app), started again", 1, tally, side="broker",
-                outcome=f"{len(published)} responses published after it returned; "
-                        f"{ticks['while_down']} sensor tick(s) ran while it was away")
-
+    reliability(
+        "broker stopped mid-batch (rabbitmqctl stop_app), started again",
+        1,
+        tally,
+        side="broker",
+        outcome=f"{len(published)} responses published after it returned; {ticks['while_down']} sensor tick(s) ran while it was away",
+    )

@@ -67,9 +67,13 @@ def test_sqlite_catalog_locked_for_a_moment_mid_batch(fault_env, reliability):
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
         (updated,) = conn.execute("SELECT max(updated_at) FROM requests").fetchone()
     assert datetime.fromisoformat(updated).replace(tzinfo=timezone.utc) >= released["at"]  # written after the release
-    reliability(f"catalog SQLite locked (BEGIN EXCLUSIVE from another connection) {HOLD_SECONDS} s mid-batch", 1, fault_env.check(),
-                side="catalog",
-                outcome="the batch waited and finished; PRAGMA integrity_check ok")
+    reliability(
+        f"catalog SQLite locked (BEGIN EXCLUSIVE from another connection) {HOLD_SECONDS} s mid-batch",
+        1,
+        fault_env.check(),
+        side="catalog",
+        outcome="the batch waited and finished; PRAGMA integrity_check ok",
+    )
 
 
 @pytest.mark.postgres
@@ -89,8 +93,9 @@ def test_postgres_catalog_unavailable_for_a_moment_mid_batch(fault_env, reliabil
     def outage() -> int:
         with admin.connect() as conn:
             conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
-            return len(conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                                    {"n": name}).fetchall())
+            return len(
+                conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}).fetchall()
+            )
 
     def back() -> None:
         time.sleep(HOLD_SECONDS)
@@ -105,5 +110,10 @@ def test_postgres_catalog_unavailable_for_a_moment_mid_batch(fault_env, reliabil
     admin.dispose()
     assert killed >= 1  # the catalog's pooled connections were there to be killed
     assert verified.failed == [] and stored.failed == [] and stored.stored == len(reqs)
-    reliability(f"catalog PostgreSQL unavailable {HOLD_SECONDS} s mid-batch (connections killed, new ones refused)", 1,
-                fault_env.check(), side="catalog", outcome=f"{killed} pooled connection(s) killed; the batch waited and finished")
+    reliability(
+        f"catalog PostgreSQL unavailable {HOLD_SECONDS} s mid-batch (connections killed, new ones refused)",
+        1,
+        fault_env.check(),
+        side="catalog",
+        outcome=f"{killed} pooled connection(s) killed; the batch waited and finished",
+    )

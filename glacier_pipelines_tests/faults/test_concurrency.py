@@ -47,8 +47,12 @@ def together(*calls):
         return [f.result() for f in [pool.submit(start, call) for call in calls]]
 
 
-def test_two_concurrent_moves_of_one_prefix_copy_each_object_once_and_say_which_run_did_what(archive, moves, reliability,  # noqa: F811
-                                                                                             catalog_backend):
+def test_two_concurrent_moves_of_one_prefix_copy_each_object_once_and_say_which_run_did_what(
+    archive,
+    moves,
+    reliability,  # noqa: F811
+    catalog_backend,
+):
     keys = [f"archive/lab/scans/{i:03d}.tif" for i in range(50)]
     for i, key in enumerate(keys):
         put(key, f"scan {i} ".encode() * 40)
@@ -61,8 +65,9 @@ def test_two_concurrent_moves_of_one_prefix_copy_each_object_once_and_say_which_
     copies = counters["run-a"].copies + counters["run-b"].copies
     copied_by = {key: run for run, counter in counters.items() for key in counter.copies}
     tally = invariants.Tally(requests=len(keys))
-    tally.lost = sum(1 for k in keys
-                     if copies[k] == 0 or s3_client().head_object(Bucket=BUCKET, Key=k).get("StorageClass") != "DEEP_ARCHIVE")
+    tally.lost = sum(
+        1 for k in keys if copies[k] == 0 or s3_client().head_object(Bucket=BUCKET, Key=k).get("StorageClass") != "DEEP_ARCHIVE"
+    )
     tally.duplicated = sum(n - 1 for n in copies.values() if n > 1)
     tally.orphaned = len(s3_client().list_multipart_uploads(Bucket=BUCKET).get("Uploads", []))
     tally.statuses = Counter()
@@ -73,7 +78,8 @@ def test_two_concurrent_moves_of_one_prefix_copy_each_object_once_and_say_which_
             out = by_key[key]
             tally.statuses[out.status] += 1
             right = (out.status == flow.MOVED and copied_by.get(key) == run and out.done_by == run) or (
-                out.status in (flow.BY_OTHER_RUN, flow.IN_OTHER_RUN) and copied_by.get(key) == out.done_by != run)
+                out.status in (flow.BY_OTHER_RUN, flow.IN_OTHER_RUN) and copied_by.get(key) == out.done_by != run
+            )
             if not right:
                 tally.mismatched += 1
                 tally.problems.append(f"{run} reports {key} as {out.status} by {out.done_by}; {copied_by.get(key)} copied it")
@@ -87,11 +93,15 @@ def test_two_concurrent_moves_of_one_prefix_copy_each_object_once_and_say_which_
     rows = setups["run-a"].store.rows("lab")
     assert len(rows) == len(keys) and {r["source_key"]: r["copied_by"] for r in rows} == copied_by
     assert {r["status"] for r in rows} == {"DONE"}
-    reliability(f"two `move` runs of one prefix at once (threads started at a barrier; catalog on {NAMES[catalog_backend]})", 2, tally,
-                side="concurrency",
-                outcome=f"{len(keys)} objects, each copied once: "
-                        + ", ".join(f"{counters[run].copies.total()} by {run}" for run in setups)
-                        + "; both reports name the run that copied each object, none says skipped")
+    reliability(
+        f"two `move` runs of one prefix at once (threads started at a barrier; catalog on {NAMES[catalog_backend]})",
+        2,
+        tally,
+        side="concurrency",
+        outcome=f"{len(keys)} objects, each copied once: "
+        + ", ".join(f"{counters[run].copies.total()} by {run}" for run in setups)
+        + "; both reports name the run that copied each object, none says skipped",
+    )
 
 
 def test_a_claim_of_a_run_that_is_over_is_taken_over_and_a_live_one_is_left_alone(archive, moves):  # noqa: F811
@@ -179,9 +189,13 @@ def test_two_concurrent_restores_of_one_object_send_one_restore_object_and_deliv
         for op in ("RestoreObject", "GetObject", "PutObject"):
             # after-call: calls sent to S3 (a pre-signed URL is none)
             setup.s3.meta.events.register(f"after-call.s3.{op}", lambda op=op, run=run, **_: calls[run].update([op]))
-    restore_ids = [restore_flow.submit(setups["run-a"], parse_restore_request(
-        {"tenant": "lab", "files": [{"requestId": "scan"}], "days": 3, "tier": "Bulk", "requester": who}))["restoreId"]
-        for who in ("ana@example.org", "ben@example.org")]
+    restore_ids = [
+        restore_flow.submit(
+            setups["run-a"],
+            parse_restore_request({"tenant": "lab", "files": [{"requestId": "scan"}], "days": 3, "tier": "Bulk", "requester": who}),
+        )["restoreId"]
+        for who in ("ana@example.org", "ben@example.org")
+    ]
 
     started = dict(zip(setups, together(*[lambda run=run: restore_flow.start(setups[run], "lab", run) for run in setups])))
     delivered = dict(zip(setups, together(*[lambda run=run: restore_flow.deliver(setups[run], "lab", run) for run in setups])))
@@ -196,17 +210,24 @@ def test_two_concurrent_restores_of_one_object_send_one_restore_object_and_deliv
     assert sorted(row["restoreId"] for row in rows) == sorted(restore_ids)
     assert sum(rep.started for rep in started.values()) == 1 and sum(rep.ready for rep in delivered.values()) == 2
     assert {row["doneByRun"] for row in rows} <= set(setups)
-    reliability(f"two restores of one object at once (two restore requests, two runs at a barrier; catalog on {NAMES[catalog_backend]})",
-                2, tally, side="concurrency",
-                outcome=f"1 RestoreObject (by {requester_run}), 1 verifying read; both requests READY, "
-                        "both name the run that asked S3")
+    reliability(
+        f"two restores of one object at once (two restore requests, two runs at a barrier; catalog on {NAMES[catalog_backend]})",
+        2,
+        tally,
+        side="concurrency",
+        outcome=f"1 RestoreObject (by {requester_run}), 1 verifying read; both requests READY, both name the run that asked S3",
+    )
 
 
 # ---- vault migrations -------------------------------------------------------------------------
 
 
-def test_two_concurrent_migrations_of_one_vault_retrieve_and_copy_each_archive_once(vault_env, emulator, reliability,  # noqa: F811
-                                                                                    catalog_backend):
+def test_two_concurrent_migrations_of_one_vault_retrieve_and_copy_each_archive_once(
+    vault_env,
+    emulator,
+    reliability,  # noqa: F811
+    catalog_backend,
+):
     from glacier_pipelines.flows import vault as vault_flow
     from glacier_pipelines_tests.flows.test_vault_flow import VAULT, S3Calls, initiated, make_setup, payload, stored
     from glacier_pipelines_tests.vault_double import MiB
@@ -216,9 +237,19 @@ def test_two_concurrent_migrations_of_one_vault_retrieve_and_copy_each_archive_o
     setups = {run: make_setup(vault_env, emulator) for run in ("run-a", "run-b")}
     calls = {run: S3Calls(setup.s3) for run, setup in setups.items()}
 
-    reports = dict(zip(setups, together(*[
-        lambda run=run: vault_flow.migrate(setups[run], VAULT, wait=True, poll_seconds=0.05, timeout_seconds=60, progress=lambda _: None,
-                                           run_id=run) for run in setups])))
+    reports = dict(
+        zip(
+            setups,
+            together(
+                *[
+                    lambda run=run: vault_flow.migrate(
+                        setups[run], VAULT, wait=True, poll_seconds=0.05, timeout_seconds=60, progress=lambda _: None, run_id=run
+                    )
+                    for run in setups
+                ]
+            ),
+        )
+    )
 
     keys = {r["archiveId"]: r["destinationKey"] for r in reports["run-a"]}
     writes: Counter = Counter()  # (key, part number) -> uploads; an empty archive is one PutObject (part 0)
@@ -229,8 +260,11 @@ def test_two_concurrent_migrations_of_one_vault_retrieve_and_copy_each_archive_o
             writer.setdefault(p["Key"], set()).add(run)
     jobs = Counter(j["ArchiveId"] for j in initiated(emulator))
     tally = invariants.Tally(requests=len(ids))
-    tally.duplicated = sum(n - 1 for n in writes.values() if n > 1) + sum(n - 1 for n in jobs.values() if n > 1) \
+    tally.duplicated = (
+        sum(n - 1 for n in writes.values() if n > 1)
+        + sum(n - 1 for n in jobs.values() if n > 1)
         + max(len(initiated(emulator, "InventoryRetrieval")) - 1, 0)
+    )
     tally.lost = sum(1 for n, a in enumerate(ids) if stored(keys[a]) != data[n])
     tally.orphaned = len(s3_client().list_multipart_uploads(Bucket=BUCKET).get("Uploads", []))
     for run, report in reports.items():
@@ -238,13 +272,19 @@ def test_two_concurrent_migrations_of_one_vault_retrieve_and_copy_each_archive_o
             tally.statuses[row["status"]] += 1
             if row["status"] != "DONE" or writer.get(row["destinationKey"]) != {row["doneByRun"]}:
                 tally.mismatched += 1
-                tally.problems.append(f"{run}'s report: {row['archiveId'][:12]} {row['status']} by {row['doneByRun']}, "
-                                      f"written by {writer.get(row['destinationKey'])}")
+                tally.problems.append(
+                    f"{run}'s report: {row['archiveId'][:12]} {row['status']} by {row['doneByRun']}, "
+                    f"written by {writer.get(row['destinationKey'])}"
+                )
     assert reports["run-a"] == reports["run-b"]  # one state of the vault, whichever run reads it
     assert sorted(jobs) == sorted(ids[1:]) and ids[0] not in jobs  # one retrieval job per archive; none for 0 bytes
     by_run = Counter(row["doneByRun"] for row in reports["run-a"])
-    reliability(f"two `vault migrate` runs of one vault at once (threads started at a barrier; catalog on {NAMES[catalog_backend]})", 2,
-                tally, side="concurrency",
-                outcome=f"{len(ids)} archives: one inventory job, one retrieval job and one upload per part each; "
-                        + ", ".join(f"{n} copied by {run}" for run, n in sorted(by_run.items()))
-                        + "; the report names the run that copied each")
+    reliability(
+        f"two `vault migrate` runs of one vault at once (threads started at a barrier; catalog on {NAMES[catalog_backend]})",
+        2,
+        tally,
+        side="concurrency",
+        outcome=f"{len(ids)} archives: one inventory job, one retrieval job and one upload per part each; "
+        + ", ".join(f"{n} copied by {run}" for run, n in sorted(by_run.items()))
+        + "; the report names the run that copied each",
+    )

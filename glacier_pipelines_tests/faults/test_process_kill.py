@@ -46,8 +46,7 @@ def _state(db: Path) -> tuple[int, int]:
     return batches, sum(weight.get(status, 0) * n for status, n in rows)
 
 
-def _run(env: dict[str, str], db: Path, kill_after: float | None, log: Path, timeout: float = 120,
-         armed=lambda: True) -> tuple[bool, str]:
+def _run(env: dict[str, str], db: Path, kill_after: float | None, log: Path, timeout: float = 120, armed=lambda: True) -> tuple[bool, str]:
     """Start ``process``; SIGKILL it ``kill_after`` seconds after its run claimed its batch and ``armed()`` became true.
 
     Returns (killed, where it was killed)."""
@@ -84,12 +83,22 @@ def test_sigkill_at_random_points_then_rerun(tmp_path, moto_endpoint, reliabilit
     home, src, bucket = tmp_path / "home", tmp_path / "src", f"kill-{os.getpid()}-{rng.randrange(10**6)}"
     src.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GLACIER_", "AWS_", "DAGSTER_"))}
-    env.update({
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-        "GLACIER_HOME": str(home), "GLACIER_S3_ENDPOINT_URL": moto_endpoint, "GLACIER_BUCKET": bucket,
-        "GLACIER_STORAGE_CLASS": "STANDARD", "GLACIER_SOURCE_ROOTS": str(src), "GLACIER_PART_SIZE_MB": "5",
-        "GLACIER_MULTIPART_THRESHOLD_MB": "5", "GLACIER_UPLOAD_CONCURRENCY": "2", "GLACIER_REQUEST_TRANSPORT": "embedded",
-    })
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "GLACIER_HOME": str(home),
+            "GLACIER_S3_ENDPOINT_URL": moto_endpoint,
+            "GLACIER_BUCKET": bucket,
+            "GLACIER_STORAGE_CLASS": "STANDARD",
+            "GLACIER_SOURCE_ROOTS": str(src),
+            "GLACIER_PART_SIZE_MB": "5",
+            "GLACIER_MULTIPART_THRESHOLD_MB": "5",
+            "GLACIER_UPLOAD_CONCURRENCY": "2",
+            "GLACIER_REQUEST_TRANSPORT": "embedded",
+        }
+    )
     s3 = direct_client(moto_endpoint)
     s3.create_bucket(Bucket=bucket)
 
@@ -103,9 +112,18 @@ def test_sigkill_at_random_points_then_rerun(tmp_path, moto_endpoint, reliabilit
             data = rng.randbytes(size)
             (src / f"f{i}").write_bytes(data)
             submitted.append(invariants.Submitted("lab", f"f{i}", data))
-            transport.publish_request(*submission_to_message({
-                "tenant": "lab", "requestId": f"f{i}", "checksum": hashlib.md5(data).hexdigest(), "algorithm": "MD5",
-                "url": (src / f"f{i}").as_uri(), "destinationDirectory": "d"}))
+            transport.publish_request(
+                *submission_to_message(
+                    {
+                        "tenant": "lab",
+                        "requestId": f"f{i}",
+                        "checksum": hashlib.md5(data).hexdigest(),
+                        "algorithm": "MD5",
+                        "url": (src / f"f{i}").as_uri(),
+                        "destinationDirectory": "d",
+                    }
+                )
+            )
         assert intake.drain_requests(transport, catalog).new == len(sizes)
 
     db, log, kills, points, abandoned = home / "catalog.sqlite", tmp_path / "process.log", 0, [], set()
@@ -122,14 +140,20 @@ def test_sigkill_at_random_points_then_rerun(tmp_path, moto_endpoint, reliabilit
     assert _run(env, db, None, log) == (False, "finished (exit 0)"), log.read_text()[-3000:]
 
     with EmbeddedTransport(home / "spool") as transport:
-        published = [(m.headers.get("regards.tenant"), json.loads(m.body)["requestId"], json.loads(m.body)["status"])
-                     for m in transport.read_responses(10_000)]
+        published = [
+            (m.headers.get("regards.tenant"), json.loads(m.body)["requestId"], json.loads(m.body)["status"])
+            for m in transport.read_responses(10_000)
+        ]
     tally = invariants.check(catalog, s3, bucket, "archive", submitted, published=published, cleanup=True, staging_dir=home / "staging")
     catalog.dispose()
-    reliability(f"process SIGKILLed at random points of a batch, then rerun (seed {SEED}; killed at progress {', '.join(points)})",
-                kills, tally,
-                side="process", outcome=f"{len(abandoned)} multipart upload(s) abandoned by the kills, aborted by the next run's clean-up "
-                                       f"({tally.aborted_by_cleanup} left for the checker's)")
+    reliability(
+        f"process SIGKILLed at random points of a batch, then rerun (seed {SEED}; killed at progress {', '.join(points)})",
+        kills,
+        tally,
+        side="process",
+        outcome=f"{len(abandoned)} multipart upload(s) abandoned by the kills, aborted by the next run's clean-up "
+        f"({tally.aborted_by_cleanup} left for the checker's)",
+    )
 
 
 def test_runs_of_processes_that_are_gone_are_marked_failed(tmp_path):
@@ -143,11 +167,14 @@ def test_runs_of_processes_that_are_gone_are_marked_failed(tmp_path):
 
     from glacier_pipelines.defs.intake import run_workers
 
-    hold = "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX); " \
-           "print('held', flush=True); time.sleep(60)"
+    hold = (
+        "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX); "
+        "print('held', flush=True); time.sleep(60)"
+    )
     leases = {name: tmp_path / f"{name}.lock" for name in ("gone", "alive")}
-    holders = {name: subprocess.Popen([sys.executable, "-c", hold, str(path)], stdout=subprocess.PIPE, text=True)
-               for name, path in leases.items()}
+    holders = {
+        name: subprocess.Popen([sys.executable, "-c", hold, str(path)], stdout=subprocess.PIPE, text=True) for name, path in leases.items()
+    }
     for proc in holders.values():
         assert proc.stdout.readline().strip() == "held"
     holders["gone"].kill()
@@ -156,16 +183,23 @@ def test_runs_of_processes_that_are_gone_are_marked_failed(tmp_path):
     try:
         with dg.instance_for_test() as instance:
             runs = {}
-            for name, tags in {"gone": {run_workers.LEASE_TAG: str(leases["gone"]), run_workers.HOST_TAG: host},
-                               "alive": {run_workers.LEASE_TAG: str(leases["alive"]), run_workers.HOST_TAG: host},
-                               "elsewhere": {run_workers.LEASE_TAG: str(leases["gone"]), run_workers.HOST_TAG: host + "-other"},
-                               "untagged": {}}.items():
-                runs[name] = instance.add_run(DagsterRun(job_name="archive_job", run_id=f"{name}-run", status=dg.DagsterRunStatus.STARTED,
-                                                         tags=tags))
+            for name, tags in {
+                "gone": {run_workers.LEASE_TAG: str(leases["gone"]), run_workers.HOST_TAG: host},
+                "alive": {run_workers.LEASE_TAG: str(leases["alive"]), run_workers.HOST_TAG: host},
+                "elsewhere": {run_workers.LEASE_TAG: str(leases["gone"]), run_workers.HOST_TAG: host + "-other"},
+                "untagged": {},
+            }.items():
+                runs[name] = instance.add_run(
+                    DagsterRun(job_name="archive_job", run_id=f"{name}-run", status=dg.DagsterRunStatus.STARTED, tags=tags)
+                )
             assert run_workers.fail_runs_of_gone_workers(instance) == ["gone-run"]
             status = {name: instance.get_run_by_id(run.run_id).status for name, run in runs.items()}
     finally:
         holders["alive"].kill()
         holders["alive"].wait()
-    assert status == {"gone": dg.DagsterRunStatus.FAILURE, "alive": dg.DagsterRunStatus.STARTED,
-                      "elsewhere": dg.DagsterRunStatus.STARTED, "untagged": dg.DagsterRunStatus.STARTED}
+    assert status == {
+        "gone": dg.DagsterRunStatus.FAILURE,
+        "alive": dg.DagsterRunStatus.STARTED,
+        "elsewhere": dg.DagsterRunStatus.STARTED,
+        "untagged": dg.DagsterRunStatus.STARTED,
+    }

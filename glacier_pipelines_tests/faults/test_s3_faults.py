@@ -58,8 +58,13 @@ def test_500_on_every_part_keeps_the_request_for_the_next_pass_and_aborts_its_up
     assert row.status == "CLAIMED" and fault_env.catalog().unpublished_responses() == []  # nobody was told ERROR
     proxy.clear()
     fault_env.run_batch(fault_env.setup(proxy.url), run_id="run-2")
-    reliability("S3 500 on every UploadPart (retries exhausted), then S3 well again", always.injected, fault_env.check(), side="S3",
-                outcome="the request keeps its place (CLAIMED, upload aborted, run failed); the next pass stores it: SUCCESS")
+    reliability(
+        "S3 500 on every UploadPart (retries exhausted), then S3 well again",
+        always.injected,
+        fault_env.check(),
+        side="S3",
+        outcome="the request keeps its place (CLAIMED, upload aborted, run failed); the next pass stores it: SUCCESS",
+    )
 
 
 def test_s3_unreachable_for_a_pass_then_back_loses_and_fails_nothing(fault_env, reliability):
@@ -74,8 +79,13 @@ def test_s3_unreachable_for_a_pass_then_back_loses_and_fails_nothing(fault_env, 
     fault_env.run_batch(fault_env.setup(), run_id="run-2")
     tally = fault_env.check()
     assert tally.statuses == {"SUCCESS": 5}
-    reliability("S3 unreachable (connection refused) for a whole pass, then back", 1, tally, side="S3",
-                outcome="the pass fails loudly with every request kept in place; the next pass archives all: SUCCESS, no ERROR sent")
+    reliability(
+        "S3 unreachable (connection refused) for a whole pass, then back",
+        1,
+        tally,
+        side="S3",
+        outcome="the pass fails loudly with every request kept in place; the next pass archives all: SUCCESS, no ERROR sent",
+    )
 
 
 @pytest.mark.parametrize("fault, bucket", [("missing bucket", "no-such-bucket-here"), ("refused credentials", None)])
@@ -90,13 +100,20 @@ def test_configuration_faults_stop_the_batch_and_keep_every_request(fault_env, r
     if bucket:
         setup = dataclasses.replace(setup, upload=dataclasses.replace(setup.upload, bucket=bucket))
     else:  # moto server refuses an access key it does not know only when told to; the error S3 answers is what matters
-        s3 = boto3.session.Session().client("s3", endpoint_url=fault_env.endpoint, region_name="us-east-1",
-                                            aws_access_key_id="AKIAWRONG", aws_secret_access_key="wrong")
+        s3 = boto3.session.Session().client(
+            "s3", endpoint_url=fault_env.endpoint, region_name="us-east-1", aws_access_key_id="AKIAWRONG", aws_secret_access_key="wrong"
+        )
         from botocore.exceptions import ClientError
 
         def refuse(**_):
-            raise ClientError({"Error": {"Code": "InvalidAccessKeyId", "Message": "The AWS Access Key Id you provided does not exist"},
-                               "ResponseMetadata": {"HTTPStatusCode": 403}}, "CreateMultipartUpload")
+            raise ClientError(
+                {
+                    "Error": {"Code": "InvalidAccessKeyId", "Message": "The AWS Access Key Id you provided does not exist"},
+                    "ResponseMetadata": {"HTTPStatusCode": 403},
+                },
+                "CreateMultipartUpload",
+            )
+
         s3.create_multipart_upload = refuse
         setup = dataclasses.replace(setup, s3=s3)
     with pytest.raises(ArchiveFault) as stopped:
@@ -105,8 +122,13 @@ def test_configuration_faults_stop_the_batch_and_keep_every_request(fault_env, r
     assert ("GLACIER_BUCKET" if bucket else "AWS_ACCESS_KEY_ID") in str(stopped.value)
     assert "ERROR" not in fault_env.catalog().status_counts(fault_env.tenant)
     fault_env.run_batch(fault_env.setup(), run_id="run-2")  # the operator fixed the setting
-    reliability(f"S3 configuration fault ({fault}) for a pass, then fixed", 1, fault_env.check(), side="S3",
-                outcome="the step stops at once naming the setting; every request kept; SUCCESS once fixed")
+    reliability(
+        f"S3 configuration fault ({fault}) for a pass, then fixed",
+        1,
+        fault_env.check(),
+        side="S3",
+        outcome="the step stops at once naming the setting; every request kept; SUCCESS once fixed",
+    )
 
 
 def test_connection_reset_mid_part_is_retried(fault_env, proxy, reliability):
@@ -124,20 +146,26 @@ def test_complete_multipart_upload_timing_out_once(fault_env, proxy, reliability
     late = proxy.inject("CompleteMultipartUpload", "delay", delay=1.5, times=1)
     fault_env.run_batch(fault_env.setup(proxy.url, read_timeout=0.5))
     assert late.injected == 1
-    reliability("S3 CompleteMultipartUpload answered after the client's read timeout (once)", late.injected, fault_env.check(),
-                side="S3")
+    reliability("S3 CompleteMultipartUpload answered after the client's read timeout (once)", late.injected, fault_env.check(), side="S3")
 
 
 @pytest.mark.alone  # a 0.4 s read timeout that only the injected delays may exceed
 def test_commit_answered_late_every_time(fault_env, proxy, reliability):
     """Every CompleteMultipartUpload and PutObject answer comes late, retries included, though S3 did the work."""
     _mixed_batch(fault_env, small=1, large=[6 * MiB])
-    late = [proxy.inject("CompleteMultipartUpload", "delay", delay=0.8, times=None),
-            proxy.inject("PutObject", "delay", delay=0.8, times=None)]
+    late = [
+        proxy.inject("CompleteMultipartUpload", "delay", delay=0.8, times=None),
+        proxy.inject("PutObject", "delay", delay=0.8, times=None),
+    ]
     fault_env.run_batch(fault_env.setup(proxy.url, read_timeout=0.4, max_attempts=2))
     assert all(f.injected >= 2 for f in late), [(f.op, f.injected) for f in late]
-    reliability("S3 CompleteMultipartUpload and PutObject answered late on every attempt", proxy.injected, fault_env.check(), side="S3",
-                outcome="S3 stored both; the client gave up; the object is found by its checksum")
+    reliability(
+        "S3 CompleteMultipartUpload and PutObject answered late on every attempt",
+        proxy.injected,
+        fault_env.check(),
+        side="S3",
+        outcome="S3 stored both; the client gave up; the object is found by its checksum",
+    )
 
 
 def test_checksum_reported_differently_is_caught_by_the_blocking_check(fault_env, proxy, monkeypatch, reliability):
@@ -165,5 +193,10 @@ def test_checksum_reported_differently_is_caught_by_the_blocking_check(fault_env
         sub.expect = "ERROR"
         assert "checksum_integrity failed" in fault_env.message(sub.request_id)
     assert {r["status"] for r in fault_env.catalog().unpublished_responses()} == {"ERROR"}
-    reliability("S3 reports another checksum for a stored object (HEAD)", lie.injected, fault_env.check(), side="S3",
-                outcome="the blocking checksum_integrity check failed the run, naming all 3 objects; their requests answered ERROR")
+    reliability(
+        "S3 reports another checksum for a stored object (HEAD)",
+        lie.injected,
+        fault_env.check(),
+        side="S3",
+        outcome="the blocking checksum_integrity check failed the run, naming all 3 objects; their requests answered ERROR",
+    )

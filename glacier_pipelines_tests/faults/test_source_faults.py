@@ -24,9 +24,11 @@ def source():
 def _plan(env, source, failure: str) -> None:
     """Small and large files failing once (the large one after its first part went up), and a small one failing always."""
     reqs = []
-    for name, size, plan in (("small-once", 3000, dict(failures=[failure])),
-                             ("large-once", 12 * MiB, dict(failures=[failure])),
-                             ("small-always", 2000, dict(forever=failure))):
+    for name, size, plan in (
+        ("small-once", 3000, dict(failures=[failure])),
+        ("large-once", 12 * MiB, dict(failures=[failure])),
+        ("small-always", 2000, dict(forever=failure)),
+    ):
         data = env.data(size)
         reqs.append(env.request(name, source.add(name, data, **plan), data, expect="ERROR" if name.endswith("always") else "SUCCESS"))
     env.submit(*reqs)
@@ -45,8 +47,13 @@ def test_source_broken_mid_download(fault_env, source, reliability, failure, rea
     assert verified.verified == 2 and len(verified.failed) == 1
     _assert_failed_with_reason(fault_env, source, reason)
     what = {"reset": "connection reset mid-download", "truncate": "truncated body under a full Content-Length"}[failure]
-    reliability(f"source {what}", source.total_injected, fault_env.check(), side="source",
-                outcome="once: retried and archived; always: ERROR after 3 attempts")
+    reliability(
+        f"source {what}",
+        source.total_injected,
+        fault_env.check(),
+        side="source",
+        outcome="once: retried and archived; always: ERROR after 3 attempts",
+    )
 
 
 @pytest.mark.alone  # a 0.4 s source timeout that only the stalled file may exceed
@@ -58,8 +65,13 @@ def test_source_slower_than_its_timeout(fault_env, source, reliability, monkeypa
     _, verified, _, _ = fault_env.run_batch(setup)
     assert verified.verified == 2
     _assert_failed_with_reason(fault_env, source, "timed out")
-    reliability("source silent beyond GLACIER_SOURCE_TIMEOUT", source.total_injected, fault_env.check(), side="source",
-                outcome="once: retried and archived; always: ERROR after 3 attempts")
+    reliability(
+        "source silent beyond GLACIER_SOURCE_TIMEOUT",
+        source.total_injected,
+        fault_env.check(),
+        side="source",
+        outcome="once: retried and archived; always: ERROR after 3 attempts",
+    )
 
 
 def test_source_with_another_checksum_than_announced(fault_env, source, reliability):
@@ -74,5 +86,10 @@ def test_source_with_another_checksum_than_announced(fault_env, source, reliabil
     for name in ("small", "large"):
         assert fault_env.message(name).startswith("checksum mismatch: MD5 of the source is"), fault_env.message(name)
     assert source.served["/large"] == 1  # a mismatch is not retried: the bytes were read whole
-    reliability("source bytes differ from the announced checksum", 2, fault_env.check(), side="source",
-                outcome="ERROR (checksum mismatch); the multipart upload aborted")
+    reliability(
+        "source bytes differ from the announced checksum",
+        2,
+        fault_env.check(),
+        side="source",
+        outcome="ERROR (checksum mismatch); the multipart upload aborted",
+    )

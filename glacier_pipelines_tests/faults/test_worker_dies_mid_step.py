@@ -35,14 +35,25 @@ ROOT = Path(__file__).resolve().parents[2]
 def _env(tmp_path: Path, endpoint: str, bucket: str, src: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GLACIER_", "AWS_", "DAGSTER_"))}
     hooks = pause_hook.sitecustomize_dir(tmp_path / "hooks")
-    env.update({
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-        "GLACIER_HOME": str(tmp_path / "home"), "GLACIER_S3_ENDPOINT_URL": endpoint, "GLACIER_BUCKET": bucket,
-        "GLACIER_STORAGE_CLASS": "STANDARD", "GLACIER_SOURCE_ROOTS": str(src), "GLACIER_PART_SIZE_MB": "5",
-        "GLACIER_MULTIPART_THRESHOLD_MB": "5", "GLACIER_UPLOAD_CONCURRENCY": "2", "GLACIER_REQUEST_TRANSPORT": "embedded",
-        "PYTHONPATH": os.pathsep.join([str(hooks), str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        pause_hook.PAUSE_FILE: str(tmp_path / "paused.pid"), pause_hook.AFTER: "1",
-    })
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "GLACIER_HOME": str(tmp_path / "home"),
+            "GLACIER_S3_ENDPOINT_URL": endpoint,
+            "GLACIER_BUCKET": bucket,
+            "GLACIER_STORAGE_CLASS": "STANDARD",
+            "GLACIER_SOURCE_ROOTS": str(src),
+            "GLACIER_PART_SIZE_MB": "5",
+            "GLACIER_MULTIPART_THRESHOLD_MB": "5",
+            "GLACIER_UPLOAD_CONCURRENCY": "2",
+            "GLACIER_REQUEST_TRANSPORT": "embedded",
+            "PYTHONPATH": os.pathsep.join([str(hooks), str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+            pause_hook.PAUSE_FILE: str(tmp_path / "paused.pid"),
+            pause_hook.AFTER: "1",
+        }
+    )
     return env
 
 
@@ -68,9 +79,18 @@ def test_a_worker_killed_in_the_middle_of_glacier_objects_loses_nothing_and_answ
             data = os.urandom(size)
             (src / f"f{i}").write_bytes(data)
             submitted.append(invariants.Submitted("lab", f"f{i}", data))
-            transport.publish_request(*submission_to_message({
-                "tenant": "lab", "requestId": f"f{i}", "checksum": hashlib.md5(data).hexdigest(), "algorithm": "MD5",
-                "url": (src / f"f{i}").as_uri(), "destinationDirectory": "d"}))
+            transport.publish_request(
+                *submission_to_message(
+                    {
+                        "tenant": "lab",
+                        "requestId": f"f{i}",
+                        "checksum": hashlib.md5(data).hexdigest(),
+                        "algorithm": "MD5",
+                        "url": (src / f"f{i}").as_uri(),
+                        "destinationDirectory": "d",
+                    }
+                )
+            )
 
     log = open(tmp_path / "first.log", "wb")
     first = subprocess.Popen([SCRIPT, "process", "--json"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -112,8 +132,11 @@ def test_a_worker_killed_in_the_middle_of_glacier_objects_loses_nothing_and_answ
         [taker] = [run for run in runs.values() if run.run_id != killed.run_id]
         assert taker.status == dg.DagsterRunStatus.SUCCESS
         assert taker.tags["glacier/plan-key"] != killed.tags["glacier/plan-key"], "planned for the abandoned batch, not the first state"
-        checks = [e.dagster_event.event_specific_data.passed for e in instance.all_logs(taker.run_id)
-                  if e.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
+        checks = [
+            e.dagster_event.event_specific_data.passed
+            for e in instance.all_logs(taker.run_id)
+            if e.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ]
         assert checks and all(checks)
 
     # Every request answered exactly once: in the outbox, and on the transport.
@@ -121,8 +144,10 @@ def test_a_worker_killed_in_the_middle_of_glacier_objects_loses_nothing_and_answ
         outbox = Counter(conn.execute(sa.select(t.responses.c.request_id).where(t.responses.c.status.in_(t.TERMINAL))).scalars())
     assert outbox == {s.request_id: 1 for s in submitted}
     with EmbeddedTransport(home / "spool") as transport:
-        published = [(m.headers.get("regards.tenant"), json.loads(m.body)["requestId"], json.loads(m.body)["status"])
-                     for m in transport.read_responses(100)]
+        published = [
+            (m.headers.get("regards.tenant"), json.loads(m.body)["requestId"], json.loads(m.body)["status"])
+            for m in transport.read_responses(100)
+        ]
     assert Counter(rid for _, rid, _ in published) == {s.request_id: 1 for s in submitted}
     # No object without a catalog row anywhere in the bucket (the request ledger is named by none, by design).
     named = {o.key for o in catalog.objects("lab")}
@@ -130,6 +155,10 @@ def test_a_worker_killed_in_the_middle_of_glacier_objects_loses_nothing_and_answ
     assert {k for k in everything - named if not is_ledger_key(k)} == set()
     tally = invariants.check(catalog, s3, bucket, "archive", submitted, published=published, staging_dir=home / "staging")
     catalog.dispose()
-    reliability("process SIGKILLed inside glacier_objects (second object in S3, not yet recorded), then process again",
-                1, tally, side="process", outcome="the killed run marked failed through the instance (its worker lease was free); "
-                                                   "the next run took its batch over")
+    reliability(
+        "process SIGKILLed inside glacier_objects (second object in S3, not yet recorded), then process again",
+        1,
+        tally,
+        side="process",
+        outcome="the killed run marked failed through the instance (its worker lease was free); the next run took its batch over",
+    )

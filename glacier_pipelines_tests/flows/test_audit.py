@@ -19,14 +19,27 @@ def story_home(archive, tmp_path, monkeypatch):
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     good = b"the file an auditor asks about" * 20
-    archive.submit(archive.request("lab", archive.file("good", good), good, requestId="lab-good", owner="alice", session="s-2026"),
-                   {**archive.request("lab", archive.file("bad", b"bytes"), b"other bytes", requestId="lab-bad")})
+    archive.submit(
+        archive.request("lab", archive.file("good", good), good, requestId="lab-good", owner="alice", session="s-2026"),
+        {**archive.request("lab", archive.file("bad", b"bytes"), b"other bytes", requestId="lab-bad")},
+    )
     with dg.DagsterInstance.get() as instance:
         archived = archive.run("lab", instance)
-        restored = archive.defs().resolve_job_def("restore_job").execute_in_process(
-            partition_key="lab", instance=instance,
-            run_config={"ops": {"restore_requests": {"config": {"request_ids": ["lab-good"], "days": 2, "tier": "Standard",
-                                                                  "requester": "ana@example.org"}}}})
+        restored = (
+            archive.defs()
+            .resolve_job_def("restore_job")
+            .execute_in_process(
+                partition_key="lab",
+                instance=instance,
+                run_config={
+                    "ops": {
+                        "restore_requests": {
+                            "config": {"request_ids": ["lab-good"], "days": 2, "tier": "Standard", "requester": "ana@example.org"}
+                        }
+                    }
+                },
+            )
+        )
     assert archived.success and restored.success
     return archived.run_id, restored.run_id
 
@@ -65,8 +78,17 @@ def test_audit_tells_the_story_of_a_stored_a_failed_and_an_unknown_request(story
 
     code, text, _ = _audit(capsys, "lab-good", "--tenant", "lab")
     assert code == 0
-    for expected in ("received", "alice", story["batch"]["batchId"], archive_run, "materialized glacier_objects",
-                     "check checksum_integrity on glacier_objects: PASSED", "DEEP_ARCHIVE", "ana@example.org: Standard, 2 day(s)", "READY"):
+    for expected in (
+        "received",
+        "alice",
+        story["batch"]["batchId"],
+        archive_run,
+        "materialized glacier_objects",
+        "check checksum_integrity on glacier_objects: PASSED",
+        "DEEP_ARCHIVE",
+        "ana@example.org: Standard, 2 day(s)",
+        "READY",
+    ):
         assert expected in text, expected
     assert "Signature" not in text
 

@@ -53,8 +53,10 @@ class Recording:
 
 def _delete(archive, *request_ids):
     for rid in request_ids:
-        archive.transport().publish_request({tp.HEADER_CONTENT_TYPE: wr.DELETION, tp.HEADER_TENANT: "lab", tp.HEADER_REQUEST_ID: f"del-{rid}"},
-                                            json.dumps({"file": {"requestId": rid}}).encode())
+        archive.transport().publish_request(
+            {tp.HEADER_CONTENT_TYPE: wr.DELETION, tp.HEADER_TENANT: "lab", tp.HEADER_REQUEST_ID: f"del-{rid}"},
+            json.dumps({"file": {"requestId": rid}}).encode(),
+        )
     intake.drain_requests(archive.transport(), archive.catalog())
     setup = archive.defs().resources["archive_store"].deletion_setup(archive.defs().resources["catalog"], pricing.load_pricing("us-east-1"))
     assert deletion.process(setup).answered == {"SUCCESS": len(request_ids)}
@@ -68,7 +70,9 @@ def _setup(archive, s3=None):
     setup = archive_setup(r["catalog"], r["archive_store"], r["sources"], r["request_transport"])
     if s3 is not None:
         setup = dataclasses.replace(setup, s3=s3)
-    return compaction.CompactionSetup(archive=setup, deletion=r["archive_store"].deletion_setup(r["catalog"], pricing.load_pricing("us-east-1")))
+    return compaction.CompactionSetup(
+        archive=setup, deletion=r["archive_store"].deletion_setup(r["catalog"], pricing.load_pricing("us-east-1"))
+    )
 
 
 def test_an_archived_package_is_restored_read_when_ready_repacked_and_its_old_urls_keep_answering(archive, catalog_backend, monkeypatch):
@@ -89,7 +93,9 @@ def test_an_archived_package_is_restored_read_when_ready_repacked_and_its_old_ur
     assert [c[0] for c in recording.calls].count("RestoreObject") == 1 and "GetObject" not in [c[0] for c in recording.calls]
     [row] = CompactionStore(archive.catalog()).rows("lab")
     assert row["state"] == "RESTORING" and row["restore_requested_at"] is not None
-    assert RestoreStore(archive.catalog()).object_state(archive.catalog().objects("lab")[0].id)["state"] == "REQUESTED"  # shared with restores
+    assert (
+        RestoreStore(archive.catalog()).object_state(archive.catalog().objects("lab")[0].id)["state"] == "REQUESTED"
+    )  # shared with restores
 
     recording.in_progress = False  # pass 2: x-amz-restore says ongoing-request="false": read, repack, switch, delete the old one
     recording.calls.clear()
@@ -114,7 +120,9 @@ def test_an_archived_package_is_restored_read_when_ready_repacked_and_its_old_ur
     assert CompactionStore(archive.catalog()).rows("lab")[0]["state"] == "DONE"
     with archive.catalog().engine.connect() as conn:
         charged = [dict(r._mapping) for r in conn.execute(deletions.select().where(deletions.c.deletion_request_id.like("compaction:%")))]
-    assert [c["url"] for c in charged] == [f"s3://{BUCKET}/{old_tar}"] and charged[0]["early_deletion_charge_usd"] == pytest.approx(done["earlyDeletionChargeUsd"])
+    assert [c["url"] for c in charged] == [f"s3://{BUCKET}/{old_tar}"] and charged[0]["early_deletion_charge_usd"] == pytest.approx(
+        done["earlyDeletionChargeUsd"]
+    )
     from glacier_pipelines.flows import costs
 
     table = costs.cost_table(archive.catalog(), pricing.load_pricing("us-east-1"), "lab")
@@ -127,16 +135,20 @@ def test_an_archived_package_is_restored_read_when_ready_repacked_and_its_old_ur
 
     answer = availability.availability_of(restores, "lab", FileSelector(url=old_urls["m3"]), datetime.now(timezone.utc))
     assert answer["file"] == f"url {old_urls['m3']}" and answer["storedFileUrl"] == report["m3"]["storedFileUrl"]
-    archive.transport().publish_request({tp.HEADER_CONTENT_TYPE: wr.RESTORATION, tp.HEADER_TENANT: "lab", tp.HEADER_REQUEST_ID: "rest-old"},
-                                        json.dumps({"files": [{"url": old_urls["m4"]}], "days": 1}).encode())
+    archive.transport().publish_request(
+        {tp.HEADER_CONTENT_TYPE: wr.RESTORATION, tp.HEADER_TENANT: "lab", tp.HEADER_REQUEST_ID: "rest-old"},
+        json.dumps({"files": [{"url": old_urls["m4"]}], "days": 1}).encode(),
+    )
     intake.drain_requests(archive.transport(), archive.catalog())
     r = archive.defs().resources
     restoration.submit_pending(r["restore"].setup(r["catalog"], r["archive_store"]))
     [restore_row] = restores.rows(tenant="lab")
     assert restore_row["status"] != "REFUSED" and restore_row["member"]["name"] == parse_member_url(report["m4"]["storedFileUrl"])[2]
     _delete(archive, "m3")  # by request id; and by the old URL:
-    archive.transport().publish_request({tp.HEADER_CONTENT_TYPE: wr.DELETION, tp.HEADER_TENANT: "lab", tp.HEADER_REQUEST_ID: "del-old-url"},
-                                        json.dumps({"file": {"url": old_urls["m4"]}}).encode())
+    archive.transport().publish_request(
+        {tp.HEADER_CONTENT_TYPE: wr.DELETION, tp.HEADER_TENANT: "lab", tp.HEADER_REQUEST_ID: "del-old-url"},
+        json.dumps({"file": {"url": old_urls["m4"]}}).encode(),
+    )
     intake.drain_requests(archive.transport(), archive.catalog())
     deletion.process(_setup(archive).deletion)
     assert responses_of(archive)["del-old-url"]["content"]["deletedRequests"] == ["m4"]
@@ -157,15 +169,23 @@ def test_a_readable_package_is_repacked_at_the_tenants_own_share_by_the_dagster_
         instance.add_dynamic_partitions("tenants", ["lab"])
     result = job.execute_in_process(partition_key="lab", instance=instance, raise_on_error=False)
     assert result.success
-    meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}["package_compaction"]
+    meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}[
+        "package_compaction"
+    ]
     assert (meta["compacted"].value, meta["restores_requested"].value) == (1, 0)  # GLACIER_IR is read without a restore
     s3 = s3_client()
     for rid in ("b", "c"):
         bucket, key, name = parse_member_url(archive.report()[rid]["storedFileUrl"])
-        entry = next(m for m in parse_manifest(s3.get_object(Bucket=bucket, Key=key + ".manifest.jsonl")["Body"].read()) if m["name"] == name)
-        data = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={entry['offset']}-{entry['offset'] + entry['length'] - 1}")["Body"].read()
+        entry = next(
+            m for m in parse_manifest(s3.get_object(Bucket=bucket, Key=key + ".manifest.jsonl")["Body"].read()) if m["name"] == name
+        )
+        data = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={entry['offset']}-{entry['offset'] + entry['length'] - 1}")[
+            "Body"
+        ].read()
         assert data == members[rid]  # the member's bytes at its new offset
     assert CompactionStore(archive.catalog()).alias("lab", old_b) == archive.report()["b"]["storedFileUrl"]
     again = job.execute_in_process(partition_key="lab", instance=instance, raise_on_error=False)
-    meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in again.get_asset_materialization_events()}["package_compaction"]
+    meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in again.get_asset_materialization_events()}[
+        "package_compaction"
+    ]
     assert meta["due"].value == 0  # the new package has no deleted member

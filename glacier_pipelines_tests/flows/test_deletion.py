@@ -13,8 +13,9 @@ from glacier_pipelines_tests.conftest import BUCKET, archived_keys, responses_of
 
 
 def _put(archive, request_id, body):
-    archive.transport().publish_request({tp.HEADER_CONTENT_TYPE: wr.DELETION, tp.HEADER_TENANT: "lab", tp.HEADER_REQUEST_ID: request_id},
-                                        json.dumps(body).encode())
+    archive.transport().publish_request(
+        {tp.HEADER_CONTENT_TYPE: wr.DELETION, tp.HEADER_TENANT: "lab", tp.HEADER_REQUEST_ID: request_id}, json.dumps(body).encode()
+    )
     intake.drain_requests(archive.transport(), archive.catalog())
 
 
@@ -53,8 +54,9 @@ def test_a_transient_fault_keeps_the_deletion_pending_until_a_later_pass(archive
     s3 = _store(archive, archive.request("lab", archive.file("f", data), data, requestId="f"))
     responses_of(archive)
     _put(archive, "del-f", {"file": {"requestId": "f"}})
-    setup = deletion.DeletionSetup(catalog=archive.catalog(), s3=FlakyS3(s3, EndpointConnectionError(endpoint_url="http://s3")),
-                                   bucket=BUCKET, key_prefix="archive")
+    setup = deletion.DeletionSetup(
+        catalog=archive.catalog(), s3=FlakyS3(s3, EndpointConnectionError(endpoint_url="http://s3")), bucket=BUCKET, key_prefix="archive"
+    )
     first = deletion.process(setup)
     assert first.answered == {} and len(first.waiting) == 1 and "EndpointConnectionError" in first.waiting[0]
     assert responses_of(archive) == {} and archive.report()["f"]["status"] == "SUCCESS"
@@ -67,13 +69,20 @@ def test_a_transient_fault_keeps_the_deletion_pending_until_a_later_pass(archive
 
 def test_a_request_fault_ends_the_deletion_with_error_and_the_others_go_on(archive):
     a, b = b"first file" * 30, b"second file" * 30
-    s3 = _store(archive, archive.request("lab", archive.file("a", a), a, requestId="a"),
-                archive.request("lab", archive.file("b", b), b, requestId="b"))
+    s3 = _store(
+        archive,
+        archive.request("lab", archive.file("a", a), a, requestId="a"),
+        archive.request("lab", archive.file("b", b), b, requestId="b"),
+    )
     responses_of(archive)
     _put(archive, "del-a", {"file": {"requestId": "a"}})
     _put(archive, "del-b", {"file": {"requestId": "b"}})
-    refused = ClientError({"Error": {"Code": "InvalidObjectState", "Message": "no"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "DeleteObject")
-    report = deletion.process(deletion.DeletionSetup(catalog=archive.catalog(), s3=FlakyS3(s3, refused), bucket=BUCKET, key_prefix="archive"))
+    refused = ClientError(
+        {"Error": {"Code": "InvalidObjectState", "Message": "no"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "DeleteObject"
+    )
+    report = deletion.process(
+        deletion.DeletionSetup(catalog=archive.catalog(), s3=FlakyS3(s3, refused), bucket=BUCKET, key_prefix="archive")
+    )
     assert report.answered == {"ERROR": 1, "SUCCESS": 1}
     answers = responses_of(archive)
     assert answers["del-a"]["status"] == "ERROR" and "InvalidObjectState" in answers["del-a"]["messages"][0]
@@ -97,8 +106,12 @@ def test_the_deletion_ledger_line_goes_through_the_store_with_its_checksum_and_t
     data = b"ledger me" * 40
     s3 = _store(archive, archive.request("lab", archive.file("g", data), data, requestId="g"))
     _put(archive, "del-g", {"file": {"requestId": "g"}})
-    assert deletion.process(deletion.DeletionSetup(catalog=archive.catalog(), s3=s3, bucket=BUCKET, key_prefix="archive")).answered == {"SUCCESS": 1}
-    ledger_keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="archive/lab/").get("Contents", []) if o["Key"] not in archived_keys(s3)]
+    assert deletion.process(deletion.DeletionSetup(catalog=archive.catalog(), s3=s3, bucket=BUCKET, key_prefix="archive")).answered == {
+        "SUCCESS": 1
+    }
+    ledger_keys = [
+        o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="archive/lab/").get("Contents", []) if o["Key"] not in archived_keys(s3)
+    ]
     deleted = []
     for key in ledger_keys:
         head = s3.head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")

@@ -27,8 +27,12 @@ def _restore(archive, request_id):
     """Submit a restore of one file, run start and deliver until it settles; returns the report row and the summary."""
     r = archive.defs().resources
     setup = r["restore"].setup(r["catalog"], r["archive_store"])
-    summary = restore_flow.submit(setup, parse_restore_request({
-        "tenant": "lab", "days": 1, "tier": "Bulk", "requester": "r@example.org", "files": [{"requestId": request_id}]}))
+    summary = restore_flow.submit(
+        setup,
+        parse_restore_request(
+            {"tenant": "lab", "days": 1, "tier": "Bulk", "requester": "r@example.org", "files": [{"requestId": request_id}]}
+        ),
+    )
     for n in range(3):  # moto restores at once; a fallback needs a second start and deliver
         restore_flow.start(setup, "lab", f"restore-{n}")
         restore_flow.deliver(setup, "lab", f"restore-{n}")
@@ -77,9 +81,23 @@ def test_a_copy_found_corrupt_on_restore_is_flagged_and_another_copy_restored(ar
     replica_key = f"archive/lab/replica/{md5}"
     s3_client().put_object(Bucket=BUCKET, Key=replica_key, Body=DATA, StorageClass="DEEP_ARCHIVE", ChecksumAlgorithm="SHA256")
     head = s3_client().head_object(Bucket=BUCKET, Key=replica_key, ChecksumMode="ENABLED")
-    setup.catalog.store({"tenant": "lab", "bucket": BUCKET, "key": replica_key, "storage_class": "DEEP_ARCHIVE", "size": len(DATA),
-                         "sha256": sha256, "s3_checksum": head["ChecksumSHA256"], "etag": head["ETag"], "width": None, "height": None},
-                        {"SHA-256": sha256}, [], "replica")
+    setup.catalog.store(
+        {
+            "tenant": "lab",
+            "bucket": BUCKET,
+            "key": replica_key,
+            "storage_class": "DEEP_ARCHIVE",
+            "size": len(DATA),
+            "sha256": sha256,
+            "s3_checksum": head["ChecksumSHA256"],
+            "etag": head["ETag"],
+            "width": None,
+            "height": None,
+        },
+        {"SHA-256": sha256},
+        [],
+        "replica",
+    )
     # The first copy rots: the same size, other bytes. Only reading it shows it.
     s3_client().put_object(Bucket=BUCKET, Key=first.key, Body=DATA[:-1] + b"!", StorageClass="DEEP_ARCHIVE")
 

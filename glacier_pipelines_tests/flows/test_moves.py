@@ -103,8 +103,15 @@ def test_small_object_moves_in_place_keeping_metadata_tags_and_encryption(archiv
     setup = moves()
     counter = CopyCounter(setup.s3)
     data = b"an application's upload" * 10
-    url = put("archive/lab/app/report.pdf", data, Metadata={"owner": "alice"}, Tagging="project=x&keep=yes",
-              ContentType="application/pdf", ContentDisposition="inline", ServerSideEncryption="AES256")
+    url = put(
+        "archive/lab/app/report.pdf",
+        data,
+        Metadata={"owner": "alice"},
+        Tagging="project=x&keep=yes",
+        ContentType="application/pdf",
+        ContentDisposition="inline",
+        ServerSideEncryption="AES256",
+    )
     report = flow.move(setup, flow.MoveRequest(tenant="lab", url=url))
     assert [o.status for o in report.outcomes] == [flow.MOVED]
     out = report.outcomes[0]
@@ -118,7 +125,11 @@ def test_small_object_moves_in_place_keeping_metadata_tags_and_encryption(archiv
     # Recorded like any archived object: class, size, both checksums, found by content.
     obj = archive.catalog().find_object("lab", "SHA-256", hashlib.sha256(data).hexdigest())
     assert (obj.key, obj.storage_class, obj.size, obj.s3_checksum) == (
-        "archive/lab/app/report.pdf", "DEEP_ARCHIVE", len(data), b64sha(data))
+        "archive/lab/app/report.pdf",
+        "DEEP_ARCHIVE",
+        len(data),
+        b64sha(data),
+    )
     row = setup.store.rows("lab")[0]
     assert (row["status"], row["verification"], row["checksum_algorithm"]) == ("DONE", "trust-s3", "SHA256 (FULL_OBJECT)")
     # The ETag (a plain MD5 here) and S3's SHA-256 checked what the caller could know, without reading a byte.
@@ -129,19 +140,31 @@ def test_large_object_takes_multipart_copy_and_keeps_everything(archive, moves):
     setup = moves()
     counter = CopyCounter(setup.s3)
     data = os.urandom(12 * MiB + 3)
-    url = put("archive/lab/big.bin", data, Metadata={"origin": "scanner-7"}, Tagging="size=big", ContentType="application/x-raw",
-              CacheControl="no-cache", ServerSideEncryption="AES256")
+    url = put(
+        "archive/lab/big.bin",
+        data,
+        Metadata={"origin": "scanner-7"},
+        Tagging="size=big",
+        ContentType="application/x-raw",
+        CacheControl="no-cache",
+        ServerSideEncryption="AES256",
+    )
     report = flow.move(setup, flow.MoveRequest(tenant="lab", url=url, storage_class="GLACIER"))
     out = report.outcomes[0]
     assert out.status == flow.MOVED and out.parts == 3 and out.copy_requests == 5
     assert counter.copies == {} and counter.part_copies == {"archive/lab/big.bin": 3}
     assert out.checksum_algorithm == "SHA256 (COMPOSITE)" and out.s3_checksum.endswith("-3")
-    parts = [hashlib.sha256(data[i:i + 5 * MiB]).digest() for i in range(0, len(data), 5 * MiB)]
+    parts = [hashlib.sha256(data[i : i + 5 * MiB]).digest() for i in range(0, len(data), 5 * MiB)]
     assert out.s3_checksum == base64.b64encode(hashlib.sha256(b"".join(parts)).digest()).decode() + "-3"
     assert out.sha256 is None and any("composite of parts" in m for m in out.messages)  # trust-s3 cannot know the plain SHA-256
     h = head("archive/lab/big.bin")
     assert (h["StorageClass"], h["Metadata"], h["ContentType"], h["CacheControl"], h["ServerSideEncryption"]) == (
-        "GLACIER", {"origin": "scanner-7"}, "application/x-raw", "no-cache", "AES256")
+        "GLACIER",
+        {"origin": "scanner-7"},
+        "application/x-raw",
+        "no-cache",
+        "AES256",
+    )
     assert tags_of("archive/lab/big.bin") == {"size": "big"}
     assert not s3_client().list_multipart_uploads(Bucket=BUCKET).get("Uploads")
 
@@ -150,8 +173,9 @@ def test_large_object_streamed_gets_its_sha256_and_the_composite_checked(archive
     setup = moves()
     data = os.urandom(11 * MiB)
     url = put("archive/lab/streamed.bin", data)
-    out = flow.move(setup, flow.MoveRequest(tenant="lab", url=url, verification="stream",
-                                            checksum=f"SHA-256:{hashlib.sha256(data).hexdigest()}")).outcomes[0]
+    out = flow.move(
+        setup, flow.MoveRequest(tenant="lab", url=url, verification="stream", checksum=f"SHA-256:{hashlib.sha256(data).hexdigest()}")
+    ).outcomes[0]
     assert out.status == flow.MOVED and out.parts == 3
     assert out.sha256 == hashlib.sha256(data).hexdigest()
     assert {"reference": "announced", "algorithm": "SHA-256", "checksum": out.sha256} in out.verified_against
@@ -177,18 +201,34 @@ def test_object_that_does_not_exist_is_a_clear_error(archive, moves):
     with pytest.raises(MoveError, match=r"s3://archive-test/archive/lab/nope.txt does not exist: no object there and none under it"):
         flow.move(setup, flow.MoveRequest(tenant="lab", url=f"s3://{BUCKET}/archive/lab/nope.txt"))
     with pytest.raises(MoveError, match="does not exist"):
-        flow.move_object(setup, tenant="lab", bucket=BUCKET, key="archive/lab/nope.txt", dest_bucket=BUCKET,
-                         dest_key="archive/lab/nope.txt", storage_class="DEEP_ARCHIVE", verification="trust-s3")
+        flow.move_object(
+            setup,
+            tenant="lab",
+            bucket=BUCKET,
+            key="archive/lab/nope.txt",
+            dest_bucket=BUCKET,
+            dest_key="archive/lab/nope.txt",
+            storage_class="DEEP_ARCHIVE",
+            verification="trust-s3",
+        )
 
 
 def test_a_tenant_moves_only_its_own_prefix_and_granted_sources(archive, moves):
     setup = moves()
     put("archive/museum/m.txt", b"museum's")
     put("other/x", b"x", bucket="uploads")
-    for url in (f"s3://{BUCKET}/archive/museum/m.txt", f"s3://{BUCKET}/archive/", f"s3://{BUCKET}/archive/lab2/",
-                "s3://uploads/other/x", "s3://uploads/"):
-        with pytest.raises(MoveError, match=r"tenant lab may not move .*: only objects under "
-                                            r"s3://archive-test/archive/lab/, s3://uploads/lab/"):
+    for url in (
+        f"s3://{BUCKET}/archive/museum/m.txt",
+        f"s3://{BUCKET}/archive/",
+        f"s3://{BUCKET}/archive/lab2/",
+        "s3://uploads/other/x",
+        "s3://uploads/",
+    ):
+        with pytest.raises(
+            MoveError,
+            match=r"tenant lab may not move .*: only objects under "
+            r"s3://archive-test/archive/lab/, s3://uploads/lab/",
+        ):
             flow.move(setup, flow.MoveRequest(tenant="lab", url=url))
     assert head("archive/museum/m.txt").get("StorageClass") is None  # untouched
 
@@ -243,7 +283,7 @@ def _corrupt_multipart(key: str, good: bytes) -> bytes:
     upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key)
     parts = []
     for n, start in enumerate((0, 5 * MiB), 1):
-        resp = s3.upload_part(Bucket=BUCKET, Key=key, UploadId=upload["UploadId"], PartNumber=n, Body=bytes(bad[start:start + 5 * MiB]))
+        resp = s3.upload_part(Bucket=BUCKET, Key=key, UploadId=upload["UploadId"], PartNumber=n, Body=bytes(bad[start : start + 5 * MiB]))
         parts.append({"PartNumber": n, "ETag": resp["ETag"]})
     s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload["UploadId"], MultipartUpload={"Parts": parts})
     return bytes(bad)
@@ -256,10 +296,20 @@ def test_verify_by_streaming_catches_a_corrupted_object(archive, moves):
     _corrupt_multipart("archive/lab/rot.bin", good)
     counter = CopyCounter(setup.s3)
     with pytest.raises(ChecksumMismatch, match=rf"MD5 is [0-9a-f]{{32}}, the announced checksum says {md5}"):
-        flow.move_object(setup, tenant="lab", bucket=BUCKET, key="archive/lab/rot.bin", dest_bucket=BUCKET, dest_key="archive/lab/rot.bin",
-                         storage_class="DEEP_ARCHIVE", verification="stream", announced=("MD5", md5))
-    report = flow.move(setup, flow.MoveRequest(tenant="lab", url=f"s3://{BUCKET}/archive/lab/rot.bin", verification="stream",
-                                               checksum=f"md5:{md5}"))
+        flow.move_object(
+            setup,
+            tenant="lab",
+            bucket=BUCKET,
+            key="archive/lab/rot.bin",
+            dest_bucket=BUCKET,
+            dest_key="archive/lab/rot.bin",
+            storage_class="DEEP_ARCHIVE",
+            verification="stream",
+            announced=("MD5", md5),
+        )
+    report = flow.move(
+        setup, flow.MoveRequest(tenant="lab", url=f"s3://{BUCKET}/archive/lab/rot.bin", verification="stream", checksum=f"md5:{md5}")
+    )
     assert report.outcomes[0].status == flow.FAILED and "the announced checksum says" in report.outcomes[0].messages[0]
     assert counter.calls == 0 and head("archive/lab/rot.bin").get("StorageClass") is None  # not copied
     assert archive.catalog().objects("lab") == []  # and not recorded as archived
@@ -274,13 +324,28 @@ def test_trusting_s3_still_catches_what_s3_knows_without_reading(archive, moves)
     setup = moves()
     good = b"the original bytes"
     put("archive/lab/single.txt", good + b"!")  # single part, unencrypted: its ETag is the MD5 of what S3 holds
-    with pytest.raises(MoveError, match=r"the announced checksum says MD5 [0-9a-f]{32}, "
-                                        r"S3's ETag \(the MD5 of a single-part object\) says"):
-        flow.move_object(setup, tenant="lab", bucket=BUCKET, key="archive/lab/single.txt", dest_bucket=BUCKET,
-                         dest_key="archive/lab/single.txt", storage_class="DEEP_ARCHIVE", verification="trust-s3",
-                         announced=("MD5", hashlib.md5(good).hexdigest()))
-    ok = flow.move(setup, flow.MoveRequest(tenant="lab", url=f"s3://{BUCKET}/archive/lab/single.txt",
-                                           checksum=f"SHA-256:{hashlib.sha256(good + b'!').hexdigest()}")).outcomes[0]
+    with pytest.raises(
+        MoveError,
+        match=r"the announced checksum says MD5 [0-9a-f]{32}, "
+        r"S3's ETag \(the MD5 of a single-part object\) says",
+    ):
+        flow.move_object(
+            setup,
+            tenant="lab",
+            bucket=BUCKET,
+            key="archive/lab/single.txt",
+            dest_bucket=BUCKET,
+            dest_key="archive/lab/single.txt",
+            storage_class="DEEP_ARCHIVE",
+            verification="trust-s3",
+            announced=("MD5", hashlib.md5(good).hexdigest()),
+        )
+    ok = flow.move(
+        setup,
+        flow.MoveRequest(
+            tenant="lab", url=f"s3://{BUCKET}/archive/lab/single.txt", checksum=f"SHA-256:{hashlib.sha256(good + b'!').hexdigest()}"
+        ),
+    ).outcomes[0]
     assert ok.verified_against == [{"reference": "announced", "algorithm": "SHA-256", "checksum": hashlib.sha256(good + b"!").hexdigest()}]
 
 
@@ -324,10 +389,19 @@ def test_cost_estimate_names_requests_overhead_and_minimum_duration():
     assert any(i.startswith("minimum storage duration of DEEP_ARCHIVE: 180 days") for i in items)
     assert est.lines[0].usd == pytest.approx(0.05)
     assert est.lines[-1].usd == pytest.approx(0.00099 * 180 / 30)
-    early = pricing.estimate_move(prices, storage_class="DEEP_ARCHIVE", size_bytes=1024**3, objects=1, source_class="GLACIER_IR",
-                                  source_days_stored=30, streamed_bytes=1024**3)
-    assert any(line.item.startswith("early deletion of the GLACIER_IR copies after 30 days") and line.usd == pytest.approx(0.004 * 60 / 30)
-               for line in early.lines)
+    early = pricing.estimate_move(
+        prices,
+        storage_class="DEEP_ARCHIVE",
+        size_bytes=1024**3,
+        objects=1,
+        source_class="GLACIER_IR",
+        source_days_stored=30,
+        streamed_bytes=1024**3,
+    )
+    assert any(
+        line.item.startswith("early deletion of the GLACIER_IR copies after 30 days") and line.usd == pytest.approx(0.004 * 60 / 30)
+        for line in early.lines
+    )
     assert any(line.item.startswith("retrieval of the streamed bytes from GLACIER_IR") for line in early.lines)
 
 

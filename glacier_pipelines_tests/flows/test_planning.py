@@ -15,8 +15,17 @@ from glacier_pipelines.resources.archive import archive_setup
 
 
 def _submit(archive, tenant: str, n: int) -> None:
-    archive.submit(*[archive.request(tenant, archive.file(f"{tenant}-{i}", f"{tenant} file {i}".encode()), f"{tenant} file {i}".encode(),
-                                     requestId=f"{tenant}-{i}") for i in range(n)])
+    archive.submit(
+        *[
+            archive.request(
+                tenant,
+                archive.file(f"{tenant}-{i}", f"{tenant} file {i}".encode()),
+                f"{tenant} file {i}".encode(),
+                requestId=f"{tenant}-{i}",
+            )
+            for i in range(n)
+        ]
+    )
 
 
 def test_concurrency_setting_is_parsed_and_refused_clearly():

@@ -15,8 +15,19 @@ from glacier_pipelines_tests.conftest import BUCKET, image_bytes, s3_client
 from glacier_pipelines_tests.flows.test_moves import moves  # noqa: F401  (the fixture)
 from glacier_pipelines_tests.integration.conftest import postgres_url  # noqa: F401  (the fixture, for catalog_backend)
 
-COMPARED = ("requestId", "tenant", "status", "checksum", "algorithm", "storedFileUrl", "fileSizeInBytes", "widthInPx", "heightInPx",
-            "storageClass", "deduplicated")
+COMPARED = (
+    "requestId",
+    "tenant",
+    "status",
+    "checksum",
+    "algorithm",
+    "storedFileUrl",
+    "fileSizeInBytes",
+    "widthInPx",
+    "heightInPx",
+    "storageClass",
+    "deduplicated",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -57,10 +68,13 @@ def test_rebuild_gives_back_the_same_report_for_every_kind_of_stored_file(archiv
     for tenant in ("lab", "museum"):
         assert archive.run(tenant, instance).success
     close = archive.defs().resolve_job_def("package_job")
-    assert close.execute_in_process(partition_key="lab", instance=instance,
-                                    run_config={"ops": {"glacier_packages": {"config": {"close_all": True}}}}).success
+    assert close.execute_in_process(
+        partition_key="lab", instance=instance, run_config={"ops": {"glacier_packages": {"config": {"close_all": True}}}}
+    ).success
     # Content already in a stored package, asked for again: deduplicated onto the member.
-    archive.submit(archive.request("lab", archive.file("m0-again", small[0]), small[0], requestId="m0-again", activateSmallFilePackaging=True))
+    archive.submit(
+        archive.request("lab", archive.file("m0-again", small[0]), small[0], requestId="m0-again", activateSmallFilePackaging=True)
+    )
     assert archive.run("lab", instance).success
     catalog = archive.catalog()
     before = _report(catalog)

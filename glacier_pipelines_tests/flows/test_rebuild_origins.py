@@ -51,20 +51,32 @@ def test_moves_and_soft_deletes_come_back_as_the_move_listing_showed_them(archiv
     put("lab/scans/s1.tif", b"a scan in a granted source" * 30, bucket="uploads")
     put("archive/lab/odd/wrong.bin", b"bytes whose announced checksum is wrong")
     base = f"s3://{BUCKET}/archive/lab"
-    assert {o.status for o in move_flow.move(setup, move_flow.MoveRequest(tenant="lab", url=f"{base}/app/", storage_class="GLACIER"),
-                                             run_id="run-in-place").outcomes} == {move_flow.MOVED}
-    to_archive = move_flow.move(setup, move_flow.MoveRequest(tenant="lab", url="s3://uploads/lab/scans/", destination="archive"),
-                                run_id="run-to-archive")
+    assert {
+        o.status
+        for o in move_flow.move(
+            setup, move_flow.MoveRequest(tenant="lab", url=f"{base}/app/", storage_class="GLACIER"), run_id="run-in-place"
+        ).outcomes
+    } == {move_flow.MOVED}
+    to_archive = move_flow.move(
+        setup, move_flow.MoveRequest(tenant="lab", url="s3://uploads/lab/scans/", destination="archive"), run_id="run-to-archive"
+    )
     assert [o.destination for o in to_archive.outcomes] == [f"{base}/scans/s1.tif"]
-    failed = move_flow.move(setup, move_flow.MoveRequest(tenant="lab", url=f"{base}/odd/wrong.bin", verification="stream",
-                                                         checksum="MD5:" + "0" * 32), run_id="run-failed")
+    failed = move_flow.move(
+        setup,
+        move_flow.MoveRequest(tenant="lab", url=f"{base}/odd/wrong.bin", verification="stream", checksum="MD5:" + "0" * 32),
+        run_id="run-failed",
+    )
     assert failed.outcomes[0].status == move_flow.FAILED and "MD5" in failed.outcomes[0].messages[0]
     assert move_flow.trash(setup, "lab", "doomed", run_id="run-trash").status == move_flow.MOVED
     md5 = hashlib.md5(doomed).hexdigest()
     before, report = listing(setup, "lab"), _report(archive.catalog())
     assert [(r["kind"], r["status"], r["copiedByRun"]) for r in before] == [
-        ("MOVE", "DONE", "run-in-place"), ("MOVE", "DONE", "run-in-place"), ("TRASH", "DONE", "run-trash"), ("MOVE", "FAILED", None),
-        ("MOVE", "DONE", "run-to-archive")]
+        ("MOVE", "DONE", "run-in-place"),
+        ("MOVE", "DONE", "run-in-place"),
+        ("TRASH", "DONE", "run-trash"),
+        ("MOVE", "FAILED", None),
+        ("MOVE", "DONE", "run-to-archive"),
+    ]
     assert "/trash/" in report[("lab", "doomed")]["storedFileUrl"] and archive.catalog().find_object("lab", "MD5", md5) is None
 
     fresh = _lose_the_catalog(archive.catalog())
@@ -93,7 +105,11 @@ def test_vault_copies_come_back_as_vault_status_showed_them(vault_env, emulator,
     setup = make_setup(vault_env, emulator)
     report = vault_flow.migrate(setup, VAULT, wait=True, poll_seconds=0.05, timeout_seconds=30, progress=lambda _: None, run_id="run-1")
     assert {r["archiveId"]: (r["status"], r["doneByRun"]) for r in report} == {
-        ids["a"]: ("DONE", "run-1"), ids["b"]: ("DONE", "run-1"), ids["empty"]: ("DONE", "run-1"), ids["bad"]: ("FAILED", "run-1")}
+        ids["a"]: ("DONE", "run-1"),
+        ids["b"]: ("DONE", "run-1"),
+        ids["empty"]: ("DONE", "run-1"),
+        ids["bad"]: ("FAILED", "run-1"),
+    }
     before = {"state": vault_flow.migration_state(setup, VAULT), "archives": vault_flow.vault_report(setup, VAULT)}
     assert before["state"]["finished"] and before["state"]["inventory"] == "loaded"
 

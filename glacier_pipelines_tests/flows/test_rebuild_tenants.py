@@ -27,8 +27,11 @@ def test_rebuild_scans_each_tenants_bucket_and_gives_back_the_same_report(two_te
     before = _report(archive.catalog())
     assert len(before) == 3 and {r["status"] for r in before.values()} == {"SUCCESS"}
     tenants = resources_from_env()["archive_store"].tenants()
-    assert scopes(BUCKET, "archive", tenants) == [(BUCKET, "archive", None), (LAB, "labs/lab/", "lab"),
-                                                  (MUSEUM, "collections/museum/", "museum")]
+    assert scopes(BUCKET, "archive", tenants) == [
+        (BUCKET, "archive", None),
+        (LAB, "labs/lab/", "lab"),
+        (MUSEUM, "collections/museum/", "museum"),
+    ]
 
     fresh = _lose_the_catalog(archive.catalog())
     alone = rebuild(fresh, s3_client(), BUCKET, "archive")  # the global bucket alone holds nothing of either tenant

@@ -36,8 +36,12 @@ def _archive_members(archive, monkeypatch, files: dict[str, bytes]) -> None:
     from glacier_pipelines.resources.archive import archive_setup
 
     monkeypatch.setenv("GLACIER_PACKAGE_THRESHOLD_BYTES", "65536")
-    archive.submit(*[archive.request("lab", archive.file(rid, data), data, requestId=rid, activateSmallFilePackaging=True)
-                     for rid, data in files.items()])
+    archive.submit(
+        *[
+            archive.request("lab", archive.file(rid, data), data, requestId=rid, activateSmallFilePackaging=True)
+            for rid, data in files.items()
+        ]
+    )
     r = archive.defs().resources
     setup = archive_setup(r["catalog"], r["archive_store"], r["sources"], r["request_transport"])
     batch, _ = archive_flow.claim_batch(setup.catalog, "lab", "setup", 100, lambda run: True)
@@ -98,11 +102,17 @@ def test_after_the_grace_period_the_safe_deletion_path_runs_with_reference_count
     assert second.purged == ["second"] and second.objects_deleted == 1 and archived_keys() == []
     assert second.early_deletion_usd > 0  # DEEP_ARCHIVE deleted before its 180 days
     [removed] = _deletions(archive, "OBJECT")
-    assert removed["deletion_request_id"].startswith("trash:") and removed["early_deletion_charge_usd"] == pytest.approx(second.early_deletion_usd)
+    assert removed["deletion_request_id"].startswith("trash:") and removed["early_deletion_charge_usd"] == pytest.approx(
+        second.early_deletion_usd
+    )
     assert [r["state"] for r in TrashStore(archive.catalog()).rows("lab")] == ["PURGED", "PURGED"]
     ledger = [o["Key"] for o in s3_client().list_objects_v2(Bucket=BUCKET)["Contents"]]
-    deleted_lines = [json.loads(line) for k in ledger for line in s3_client().get_object(Bucket=BUCKET, Key=k)["Body"].read().splitlines()
-                     if json.loads(line).get("status") == "DELETED"]
+    deleted_lines = [
+        json.loads(line)
+        for k in ledger
+        for line in s3_client().get_object(Bucket=BUCKET, Key=k)["Body"].read().splitlines()
+        if json.loads(line).get("status") == "DELETED"
+    ]
     assert {e["requestId"] for e in deleted_lines} == {"first", "second"}  # a rebuild never brings them back
 
 
@@ -153,7 +163,11 @@ def test_the_cli_trashes_and_untrashes_and_trash_purge_deletes_what_is_due(archi
     assert cli.main(["untrash", "--tenant", "lab", "c2", "nope", "--json"]) == 1
     rows = {r["requestId"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["c2"]["status"] == "RESTORED"
-    assert rows["nope"] == {"requestId": "nope", "status": "FAILED", "messages": ["tenant lab has no file in the trash with request id 'nope'"]}
+    assert rows["nope"] == {
+        "requestId": "nope",
+        "status": "FAILED",
+        "messages": ["tenant lab has no file in the trash with request id 'nope'"],
+    }
     assert cli.main(["untrash", "--tenant", "lab", "nope"]) == 2  # every id refused
     capsys.readouterr()
     assert cli.main(["trash", "--tenant", "lab", "c1", "--json"]) == 0  # already there

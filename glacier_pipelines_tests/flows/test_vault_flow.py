@@ -77,8 +77,15 @@ def vault_resource(archive, emulator: VaultEmulator, **fields):
     """The VaultResource of these tests: the double, 1 MiB chunks, no quota."""
     from glacier_pipelines.resources.vault import VaultResource
 
-    config = dict(endpoint_url=emulator.endpoint_url, chunk_size_mb=1, min_part_size_mb=1, daily_bytes=0, home=str(archive.home),
-                  concurrency=1, max_attempts=3)
+    config = dict(
+        endpoint_url=emulator.endpoint_url,
+        chunk_size_mb=1,
+        min_part_size_mb=1,
+        daily_bytes=0,
+        home=str(archive.home),
+        concurrency=1,
+        max_attempts=3,
+    )
     return VaultResource(**{**config, **fields})
 
 
@@ -160,9 +167,11 @@ def test_the_glacier_client_cannot_write_to_the_vault(vault_env, emulator):
     setup = make_setup(vault_env, emulator)
     archive_id = emulator.add_archive(VAULT, b"keep me", "keep.txt")
     before = len(emulator.requests)
-    for call in (lambda: setup.glacier.delete_archive(vaultName=VAULT, archiveId=archive_id),
-                 lambda: setup.glacier.delete_vault(vaultName=VAULT),
-                 lambda: setup.glacier.upload_archive(vaultName=VAULT, body=b"x")):
+    for call in (
+        lambda: setup.glacier.delete_archive(vaultName=VAULT, archiveId=archive_id),
+        lambda: setup.glacier.delete_vault(vaultName=VAULT),
+        lambda: setup.glacier.upload_archive(vaultName=VAULT, body=b"x"),
+    ):
         with pytest.raises(PermissionError, match="read-only"):
             call()
     assert len(emulator.requests) == before  # refused before anything was sent
@@ -203,8 +212,18 @@ def test_inventory_in_csv_and_json_is_recorded_and_written_as_a_file(vault_env, 
     assert rows[ids[0]].destination_key == f"vaults/{VAULT}/plain.txt"
 
     df = pd.read_csv(result.path, keep_default_na=False)
-    assert list(df.columns) == ["vault", "archive_id", "description", "size", "creation_date", "tree_hash", "name",
-                                "naming_reason", "destination_key", "status"]
+    assert list(df.columns) == [
+        "vault",
+        "archive_id",
+        "description",
+        "size",
+        "creation_date",
+        "tree_hash",
+        "name",
+        "naming_reason",
+        "destination_key",
+        "status",
+    ]
     assert dict(zip(df["archive_id"], df["description"])) == {ids[0]: "plain.txt", ids[1]: tricky, ids[2]: ""}
     assert set(df["status"]) == {"NEW"} and set(df["vault"]) == {VAULT}
 
@@ -242,8 +261,10 @@ def test_naming_rules_end_to_end(vault_env, emulator, tmp_path):
         "dup_new": ("dup.txt", "2020-01-02T00:00:00.000Z"),
         "override": ("ignored.bin", "2020-01-01T00:00:05.000Z"),
     }
-    ids = {label: emulator.add_archive(VAULT, payload(100 + n, n), desc, created)
-           for n, (label, (desc, created)) in enumerate(archives.items())}
+    ids = {
+        label: emulator.add_archive(VAULT, payload(100 + n, n), desc, created)
+        for n, (label, (desc, created)) in enumerate(archives.items())
+    }
     names_csv = tmp_path / "names.csv"
     names_csv.write_text(f"ArchiveId,Name\n{ids['override']},renamed/by-hand.bin\n")
     setup = make_setup(vault_env, emulator, {"names_csv_path": str(names_csv)})
@@ -277,8 +298,10 @@ def test_naming_rules_end_to_end(vault_env, emulator, tmp_path):
 
 def test_empty_one_chunk_and_several_chunks_with_a_short_last_one(vault_env, emulator):
     data = {"empty": b"", "one": payload(MiB, 1), "several": payload(3 * MiB + 12345, 2)}
-    ids = {label: emulator.add_archive(VAULT, d, f"{label}.bin", f"2020-01-0{n + 1}T00:00:00.000Z")
-           for n, (label, d) in enumerate(data.items())}
+    ids = {
+        label: emulator.add_archive(VAULT, d, f"{label}.bin", f"2020-01-0{n + 1}T00:00:00.000Z")
+        for n, (label, d) in enumerate(data.items())
+    }
     setup = make_setup(vault_env, emulator)
     calls = S3Calls(setup.s3)
     copy_all(setup)
@@ -293,12 +316,21 @@ def test_empty_one_chunk_and_several_chunks_with_a_short_last_one(vault_env, emu
     assert len(calls.ops("CreateMultipartUpload")) == 2
     assert all(p["ChecksumAlgorithm"] == "SHA256" and p["StorageClass"] == "STANDARD" for p in calls.ops("CreateMultipartUpload"))
     assert [(p["Key"].rsplit("/", 1)[1], p["PartNumber"]) for p in calls.ops("UploadPart")] == [
-        ("one.bin", 1), ("several.bin", 1), ("several.bin", 2), ("several.bin", 3), ("several.bin", 4)]
+        ("one.bin", 1),
+        ("several.bin", 1),
+        ("several.bin", 2),
+        ("several.bin", 3),
+        ("several.bin", 4),
+    ]
     jobs = {j["ArchiveId"]: j["JobId"] for j in initiated(emulator)}
     assert ids["empty"] not in jobs  # nothing to retrieve for 0 bytes
     assert {j["Tier"] for j in initiated(emulator)} == {"Bulk"}
     assert output_ranges(emulator, jobs[ids["several"]]) == [
-        "bytes=0-1048575", "bytes=1048576-2097151", "bytes=2097152-3145727", "bytes=3145728-3158072"]
+        "bytes=0-1048575",
+        "bytes=1048576-2097151",
+        "bytes=2097152-3145727",
+        "bytes=3145728-3158072",
+    ]
     assert open_uploads() == []
 
 
@@ -335,8 +367,9 @@ def test_a_missing_tree_hash_header_is_verified_by_the_whole_tree_hash_and_a_wro
         if any(job in kwargs["context"].get("glacier_job", "") for job in nohash_jobs):
             parsed.pop("checksum", None)
 
-    setup.glacier.meta.events.register("before-call.glacier.GetJobOutput",
-                                       lambda params, context, **_: context.update(glacier_job=params["url_path"]))
+    setup.glacier.meta.events.register(
+        "before-call.glacier.GetJobOutput", lambda params, context, **_: context.update(glacier_job=params["url_path"])
+    )
     setup.glacier.meta.events.register("after-call.glacier.GetJobOutput", drop_checksum)
     calls = S3Calls(setup.s3)
     flow.transfer_archives(setup, VAULT)
@@ -374,8 +407,14 @@ def test_a_crash_after_two_parts_resumes_from_the_first_missing_part(vault_env, 
     assert [p["PartNumber"] for p in calls.ops("UploadPart")] == [3, 4, 5]
     assert len(calls.ops("ListParts")) == 1 and calls.ops("CreateMultipartUpload") == []
     # Run 1 fetched ranges 1-3 (3 was fetched, then its upload failed); run 2 fetched only 3-5.
-    assert output_ranges(emulator, row.job_id) == ["bytes=0-1048575", "bytes=1048576-2097151", "bytes=2097152-3145727",
-                                                   "bytes=2097152-3145727", "bytes=3145728-4194303", "bytes=4194304-4194403"]
+    assert output_ranges(emulator, row.job_id) == [
+        "bytes=0-1048575",
+        "bytes=1048576-2097151",
+        "bytes=2097152-3145727",
+        "bytes=2097152-3145727",
+        "bytes=3145728-4194303",
+        "bytes=4194304-4194403",
+    ]
     assert stored(row.destination_key) == data and open_uploads() == []
 
 
@@ -510,7 +549,9 @@ def test_the_daily_quota_paces_retrievals_in_creation_order(vault_env, emulator)
 
 
 def test_jobs_per_run_limit_and_archives_too_big_for_s3(vault_env, emulator, monkeypatch):
-    monkeypatch.setattr("glacier_pipelines.flows.vault.retrievals.S3_MAX_OBJECT_BYTES", 2 * MiB)  # stands for S3's 5 TiB: no 5 TiB archive in a test
+    monkeypatch.setattr(
+        "glacier_pipelines.flows.vault.retrievals.S3_MAX_OBJECT_BYTES", 2 * MiB
+    )  # stands for S3's 5 TiB: no 5 TiB archive in a test
     big = emulator.add_archive(VAULT, payload(3 * MiB, 9), "huge.bin", "2019-01-01T00:00:00.000Z")
     small = [emulator.add_archive(VAULT, payload(1000, n), f"s{n}.bin", f"2020-01-0{n + 1}T00:00:00.000Z") for n in range(3)]
     setup = make_setup(vault_env, emulator, max_jobs=2)

@@ -39,6 +39,7 @@ def postgres_url():
 
 # -- Dagster as separate processes (daemon, code server, webserver) over a moto server ---------------------
 
+
 def archive_env(tmp_path, endpoint: str, bucket: str, **extra: str) -> dict[str, str]:
     """The environment of Dagster processes that archive into ``bucket`` on the moto server at ``endpoint``.
 
@@ -46,12 +47,21 @@ def archive_env(tmp_path, endpoint: str, bucket: str, **extra: str) -> dict[str,
     leaks in. Sensors stay off unless ``extra`` turns them on: runs come only from what the test launches.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GLACIER_", "DAGSTER_", "AWS_"))}
-    env.update({
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-        "GLACIER_HOME": str(tmp_path / "glacier_home"), "GLACIER_S3_ENDPOINT_URL": endpoint, "GLACIER_BUCKET": bucket,
-        "GLACIER_STORAGE_CLASS": "DEEP_ARCHIVE", "GLACIER_KEY_PREFIX": "archive", "GLACIER_SOURCE_ROOTS": str(tmp_path / "sources"),
-        "GLACIER_REQUEST_TRANSPORT": "embedded", "GLACIER_EXECUTOR": "in_process",
-    })
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "GLACIER_HOME": str(tmp_path / "glacier_home"),
+            "GLACIER_S3_ENDPOINT_URL": endpoint,
+            "GLACIER_BUCKET": bucket,
+            "GLACIER_STORAGE_CLASS": "DEEP_ARCHIVE",
+            "GLACIER_KEY_PREFIX": "archive",
+            "GLACIER_SOURCE_ROOTS": str(tmp_path / "sources"),
+            "GLACIER_REQUEST_TRANSPORT": "embedded",
+            "GLACIER_EXECUTOR": "in_process",
+        }
+    )
     env.update(extra)
     return env
 
@@ -67,9 +77,18 @@ def write_requests(sources, tenants: dict[str, int], prefix: str = "") -> list[d
             path = sources / tenant / f"scan-{i:04d}.tif"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-            requests.append({"tenant": tenant, "requestId": f"{prefix}{tenant}-{i}", "checksum": hashlib.md5(data).hexdigest(),
-                             "algorithm": "MD5", "url": path.as_uri(), "destinationDirectory": "scans", "owner": "alice",
-                             "session": "s-2026"})
+            requests.append(
+                {
+                    "tenant": tenant,
+                    "requestId": f"{prefix}{tenant}-{i}",
+                    "checksum": hashlib.md5(data).hexdigest(),
+                    "algorithm": "MD5",
+                    "url": path.as_uri(),
+                    "destinationDirectory": "scans",
+                    "owner": "alice",
+                    "session": "s-2026",
+                }
+            )
     return requests
 
 
@@ -180,8 +199,9 @@ class CeleryBroker:
         else:
             try:
                 subprocess.run([ctl, "add_vhost", self.vhost], check=True, capture_output=True, timeout=120)
-                subprocess.run([ctl, "set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*"], check=True,
-                               capture_output=True, timeout=120)
+                subprocess.run(
+                    [ctl, "set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True, timeout=120
+                )
             except (subprocess.SubprocessError, OSError) as exc:
                 problem = f"{exc!r} {getattr(exc, 'stderr', b'') or b''!r}"
         if problem is not None:
@@ -239,10 +259,18 @@ def celery_side(root, name: str, base_env: dict[str, str], broker_url: str, **ex
     home.mkdir(parents=True)
     (home / "dagster.yaml").write_text((root_dir / "deploy" / "dagster.yaml").read_text() + CELERY_INSTANCE_EXTRA)
     bin_dir = str(Path(__import__("sys").executable).parent)
-    env = {**base_env, "GLACIER_HOME": str(side / "glacier_home"), "DAGSTER_HOME": str(home),
-           "DAGSTER_LOCAL_DIR": str(side / "dagster_local"), "DAGSTER_COMPUTE_LOGS_DIR": str(side / "dagster_local" / "logs"),
-           "GLACIER_EXECUTOR": "celery", "GLACIER_EXECUTOR_CONFIG": str(root_dir / "deploy" / "executors" / "celery_executor.yaml"),
-           "DAGSTER_CELERY_BROKER_URL": broker_url, "PATH": f"{bin_dir}:{base_env.get('PATH', os.defpath)}", **extra}
+    env = {
+        **base_env,
+        "GLACIER_HOME": str(side / "glacier_home"),
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_LOCAL_DIR": str(side / "dagster_local"),
+        "DAGSTER_COMPUTE_LOGS_DIR": str(side / "dagster_local" / "logs"),
+        "GLACIER_EXECUTOR": "celery",
+        "GLACIER_EXECUTOR_CONFIG": str(root_dir / "deploy" / "executors" / "celery_executor.yaml"),
+        "DAGSTER_CELERY_BROKER_URL": broker_url,
+        "PATH": f"{bin_dir}:{base_env.get('PATH', os.defpath)}",
+        **extra,
+    }
     return env, side
 
 
@@ -253,9 +281,28 @@ def start_celery_worker(processes: Processes, name: str, env: dict[str, str], cw
 
     root_dir = Path(__file__).resolve().parents[2]
     node = f"{name}-{uuid.uuid4().hex[:6]}"
-    processes.start(name, [str(Path(sys.executable).parent / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
-                           "-y", str(root_dir / "deploy" / "executors" / "celery_executor.yaml"), "-n", node, "-l", "info",
-                           "--", f"--concurrency={concurrency}", "--without-gossip", "--without-mingle"], env, cwd)
+    processes.start(
+        name,
+        [
+            str(Path(sys.executable).parent / "dagster-celery"),
+            "worker",
+            "start",
+            "-A",
+            "dagster_celery.app",
+            "-y",
+            str(root_dir / "deploy" / "executors" / "celery_executor.yaml"),
+            "-n",
+            node,
+            "-l",
+            "info",
+            "--",
+            f"--concurrency={concurrency}",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        env,
+        cwd,
+    )
     return node
 
 
@@ -270,8 +317,17 @@ def dagster_execute(job: str, tenant: str, env: dict[str, str], cwd, run_config=
     import sys
     from pathlib import Path
 
-    args = [str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m", "glacier_pipelines.definitions", "-j", job,
-            "--tags", json.dumps({"dagster/partition": tenant, **(tags or {})})]
+    args = [
+        str(Path(sys.executable).parent / "dagster"),
+        "job",
+        "execute",
+        "-m",
+        "glacier_pipelines.definitions",
+        "-j",
+        job,
+        "--tags",
+        json.dumps({"dagster/partition": tenant, **(tags or {})}),
+    ]
     if run_config is not None:
         config = Path(cwd) / f"{job}-{uuid.uuid4().hex[:6]}.yaml"
         config.write_text(json.dumps(run_config))  # JSON is YAML

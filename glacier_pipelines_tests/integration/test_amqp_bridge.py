@@ -50,8 +50,12 @@ def amqp(archive, monkeypatch):
 
 
 def _settings(names, url=AMQP_URL) -> AmqpSettings:
-    return AmqpSettings(url=url, request_queue=names["GLACIER_REQUEST_QUEUE"],
-                        response_routing_key=names["GLACIER_RESPONSE_ROUTING_KEY"], dead_letter_queue=names["GLACIER_DEAD_LETTER_QUEUE"])
+    return AmqpSettings(
+        url=url,
+        request_queue=names["GLACIER_REQUEST_QUEUE"],
+        response_routing_key=names["GLACIER_RESPONSE_ROUTING_KEY"],
+        dead_letter_queue=names["GLACIER_DEAD_LETTER_QUEUE"],
+    )
 
 
 def _publish_raw(names, headers, body: bytes) -> None:
@@ -78,9 +82,18 @@ def _drain_queue(names, key):
 
 
 def test_two_tenants_give_two_runs_and_exactly_one_response_per_request(archive, instance, amqp):
-    reqs = [archive.request(tenant, archive.file(f"{tenant}-{i}", f"{tenant}{i}".encode()), f"{tenant}{i}".encode(),
-                            requestId=f"{tenant}-{i}", owner="alice", session="s1")
-            for tenant in ("lab", "museum") for i in range(3)]
+    reqs = [
+        archive.request(
+            tenant,
+            archive.file(f"{tenant}-{i}", f"{tenant}{i}".encode()),
+            f"{tenant}{i}".encode(),
+            requestId=f"{tenant}-{i}",
+            owner="alice",
+            session="s1",
+        )
+        for tenant in ("lab", "museum")
+        for i in range(3)
+    ]
     _publish(amqp, *reqs)
 
     result = _tick(archive, instance)
@@ -101,8 +114,18 @@ def test_two_tenants_give_two_runs_and_exactly_one_response_per_request(archive,
         assert message.headers["regards.worker_id"].startswith("glacier-pipelines@")
         assert set(body) == {"requestId", "status", "messages", "content"} and body["status"] == "SUCCESS"
         assert body["content"]["storeFileMetadata"] == {
-            "checksum": row["checksum"], "algorithm": "MD5", "storedFileUrl": row["storedFileUrl"], "fileSizeInBytes": row["fileSizeInBytes"]}
-        assert set(body["content"]["fileProcessingMetadata"]) == {"smallFileManaged", "cachePath", "filename", "storeParentUrl", "storeParentPath"}
+            "checksum": row["checksum"],
+            "algorithm": "MD5",
+            "storedFileUrl": row["storedFileUrl"],
+            "fileSizeInBytes": row["fileSizeInBytes"],
+        }
+        assert set(body["content"]["fileProcessingMetadata"]) == {
+            "smallFileManaged",
+            "cachePath",
+            "filename",
+            "storeParentUrl",
+            "storeParentPath",
+        }
     _tick(archive, instance)
     assert _drain_queue(amqp, "GLACIER_RESPONSE_ROUTING_KEY") == []  # never twice
 
@@ -112,7 +135,9 @@ def test_invalid_messages_are_answered_and_dead_lettered(archive, instance, amqp
     good = archive.request("lab", archive.file("g", b"g"), b"g", requestId="mismatch", checksum="0" * 32)
     _publish(amqp, good)
     _publish_raw(amqp, {tp.HEADER_TENANT: "lab", tp.HEADER_REQUEST_ID: "bad-json"}, b"{oops")
-    _publish_raw(amqp, {tp.HEADER_REQUEST_ID: "no-tenant"}, json.dumps({"checksum": "0" * 32, "algorithm": "MD5", "url": "file:///x"}).encode())
+    _publish_raw(
+        amqp, {tp.HEADER_REQUEST_ID: "no-tenant"}, json.dumps({"checksum": "0" * 32, "algorithm": "MD5", "url": "file:///x"}).encode()
+    )
     _publish(amqp, archive.request("stranger", archive.file("s", b"s"), b"s", requestId="unknown-tenant"))
 
     result = _tick(archive, instance)
@@ -121,7 +146,12 @@ def test_invalid_messages_are_answered_and_dead_lettered(archive, instance, amqp
     _tick(archive, instance)
 
     statuses = {json.loads(m.body)["requestId"]: json.loads(m.body)["status"] for m in _drain_queue(amqp, "GLACIER_RESPONSE_ROUTING_KEY")}
-    assert statuses == {"mismatch": "ERROR", "bad-json": "INVALID_CONTENT", "no-tenant": "INVALID_CONTENT", "unknown-tenant": "INVALID_CONTENT"}
+    assert statuses == {
+        "mismatch": "ERROR",
+        "bad-json": "INVALID_CONTENT",
+        "no-tenant": "INVALID_CONTENT",
+        "unknown-tenant": "INVALID_CONTENT",
+    }
     dead = {m.headers.get(tp.HEADER_REQUEST_ID): m for m in _drain_queue(amqp, "GLACIER_DEAD_LETTER_QUEUE")}
     assert set(dead) == {"bad-json", "no-tenant", "unknown-tenant"}
     assert dead["bad-json"].body == b"{oops"  # the original message, untouched
@@ -249,8 +279,13 @@ def test_submit_publishes_with_regards_headers(archive, amqp, tmp_path):
     with AmqpTransport(_settings(amqp)) as t:
         [msg] = t.receive(1)
         t.ack(msg.id)
-    assert msg.headers == {"regards.tenant": "lab", "regards.request.id": "via-cli", "regards.request.owner": "bob",
-                           "regards.request.session": "night", "regards.request.content_type": "s3-glacier-storage-worker"}
+    assert msg.headers == {
+        "regards.tenant": "lab",
+        "regards.request.id": "via-cli",
+        "regards.request.owner": "bob",
+        "regards.request.session": "night",
+        "regards.request.content_type": "s3-glacier-storage-worker",
+    }
     assert json.loads(msg.body) == {k: v for k, v in req.items() if k not in ("tenant", "requestId", "owner", "session")}
 
 
@@ -268,8 +303,11 @@ def test_restore_requests_over_amqp_are_recorded_and_bad_ones_dead_lettered(arch
     archive.submit(archive.request("lab", archive.file("r", data), data, requestId="keep"))
     assert archive.run("lab", instance).success
     with AmqpTransport(_settings(amqp)) as t:
-        t.publish_to(queue, {tp.HEADER_TENANT: "lab"}, json.dumps(
-            {"files": [{"requestId": "keep"}], "days": 2, "tier": "Standard", "requester": "r@example.org"}).encode())
+        t.publish_to(
+            queue,
+            {tp.HEADER_TENANT: "lab"},
+            json.dumps({"files": [{"requestId": "keep"}], "days": 2, "tier": "Standard", "requester": "r@example.org"}).encode(),
+        )
         t.publish_to(queue, {}, json.dumps({"tenant": "lab", "files": [], "days": 0, "requester": "x"}).encode())
     try:
         _tick(archive, instance)

@@ -57,10 +57,19 @@ def test_an_asset_backfill_of_two_tenants_under_the_daemon_on_postgresql(tmp_pat
     code_port = free_port()
     processes = Processes(tmp_path)
     with moto_server() as endpoint:
-        env = archive_env(tmp_path, endpoint, bucket, GLACIER_CATALOG_URL=postgres_url, DAGSTER_HOME=str(home),
-                          DAGSTER_PG_URL=postgres_url, DAGSTER_CODE_SERVER_HOST="127.0.0.1", DAGSTER_CODE_SERVER_PORT=str(code_port))
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                          aws_secret_access_key="testing")
+        env = archive_env(
+            tmp_path,
+            endpoint,
+            bucket,
+            GLACIER_CATALOG_URL=postgres_url,
+            DAGSTER_HOME=str(home),
+            DAGSTER_PG_URL=postgres_url,
+            DAGSTER_CODE_SERVER_HOST="127.0.0.1",
+            DAGSTER_CODE_SERVER_PORT=str(code_port),
+        )
+        s3 = boto3.client(
+            "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
         s3.create_bucket(Bucket=bucket)
         requests = write_requests(tmp_path / "sources", {**BACKFILLED, **BYSTANDER}, prefix="bf-")
         persist_requests(env, requests, monkeypatch)
@@ -69,64 +78,127 @@ def test_an_asset_backfill_of_two_tenants_under_the_daemon_on_postgresql(tmp_pat
             # The intake sensor adds a tenant as a partition when its first request arrives; it is off here.
             instance.add_dynamic_partitions("tenants", [*BACKFILLED, *BYSTANDER])
         try:
-            processes.start("code-server", [str(BIN / "dagster"), "code-server", "start", "-m", "glacier_pipelines.definitions",
-                                            "-h", "127.0.0.1", "-p", str(code_port), "--location-name", "glacier_pipelines"], env, ROOT)
+            processes.start(
+                "code-server",
+                [
+                    str(BIN / "dagster"),
+                    "code-server",
+                    "start",
+                    "-m",
+                    "glacier_pipelines.definitions",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(code_port),
+                    "--location-name",
+                    "glacier_pipelines",
+                ],
+                env,
+                ROOT,
+            )
 
             def code_server_answers() -> bool:
-                probe = subprocess.run([str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(code_port), "-h", "127.0.0.1"],
-                                       env=env, capture_output=True, timeout=60)
+                probe = subprocess.run(
+                    [str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(code_port), "-h", "127.0.0.1"],
+                    env=env,
+                    capture_output=True,
+                    timeout=60,
+                )
                 return probe.returncode == 0
 
             processes.wait_for("the code server", code_server_answers, 120)
             processes.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "deploy" / "workspace.yaml")], env, ROOT)
 
             # What an operator types (README, "Backfills"): the four archive assets, two tenants.
-            variables = {"params": {"assetSelection": [{"path": [name]} for name in ARCHIVE_ASSETS],
-                                    "partitionNames": sorted(BACKFILLED), "title": "backfill test"}}
+            variables = {
+                "params": {
+                    "assetSelection": [{"path": [name]} for name in ARCHIVE_ASSETS],
+                    "partitionNames": sorted(BACKFILLED),
+                    "title": "backfill test",
+                }
+            }
             answer = tmp_path / "launch.json"
-            launched = subprocess.run([str(BIN / "dagster-graphql"), "-w", str(ROOT / "deploy" / "workspace.yaml"), "-t", LAUNCH,
-                                       "-v", json.dumps(variables), "-o", str(answer)],
-                                      env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
+            launched = subprocess.run(
+                [
+                    str(BIN / "dagster-graphql"),
+                    "-w",
+                    str(ROOT / "deploy" / "workspace.yaml"),
+                    "-t",
+                    LAUNCH,
+                    "-v",
+                    json.dumps(variables),
+                    "-o",
+                    str(answer),
+                ],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=180,
+            )
             assert launched.returncode == 0, launched.stdout + launched.stderr
             result = json.loads(answer.read_text())["data"]["launchPartitionBackfill"]
             assert result["__typename"] == "LaunchBackfillSuccess", result
             backfill_id = result["backfillId"]
 
             with dg.DagsterInstance.from_config(str(home)) as instance:
-                unfinished = dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-                                                     dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED])
+                unfinished = dg.RunsFilter(
+                    statuses=[
+                        dg.DagsterRunStatus.QUEUED,
+                        dg.DagsterRunStatus.NOT_STARTED,
+                        dg.DagsterRunStatus.STARTING,
+                        dg.DagsterRunStatus.STARTED,
+                    ]
+                )
 
                 def backfill_over() -> bool:
                     backfill = instance.get_backfill(backfill_id)
-                    return backfill.status not in (BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING) and \
-                        not instance.get_runs_count(unfinished)
+                    return backfill.status not in (BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING) and not instance.get_runs_count(
+                        unfinished
+                    )
 
                 processes.wait_for(f"backfill {backfill_id} to finish", backfill_over, WAIT_SECONDS, interval=2)
                 backfill = instance.get_backfill(backfill_id)
                 records = instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
                 runs = [record.dagster_run for record in records]
-                failures = {run.run_id: [e.message for e in instance.all_logs(run.run_id)
-                                         if e.is_dagster_event and e.dagster_event.is_failure]
-                            for run in runs if run.status != dg.DagsterRunStatus.SUCCESS}
+                failures = {
+                    run.run_id: [e.message for e in instance.all_logs(run.run_id) if e.is_dagster_event and e.dagster_event.is_failure]
+                    for run in runs
+                    if run.status != dg.DagsterRunStatus.SUCCESS
+                }
                 assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS, (backfill.status, backfill.error, failures)
                 assert not failures, failures
                 # One run per tenant partition, each with the four assets, nothing for the tenant not named.
-                assert Counter(run.tags.get("dagster/partition") for run in runs) == {tenant: 1 for tenant in BACKFILLED}, \
-                    [(run.run_id, run.tags.get("dagster/partition"), sorted(k.to_user_string() for k in run.asset_selection or ()))
-                     for run in runs]
+                assert Counter(run.tags.get("dagster/partition") for run in runs) == {tenant: 1 for tenant in BACKFILLED}, [
+                    (run.run_id, run.tags.get("dagster/partition"), sorted(k.to_user_string() for k in run.asset_selection or ()))
+                    for run in runs
+                ]
                 assert instance.get_runs_count(dg.RunsFilter(tags={"dagster/partition": "observatory"})) == 0
                 for run in runs:
                     events = instance.all_logs(run.run_id)
-                    lifecycle = [e.dagster_event_type for e in events if e.dagster_event_type in (
-                        dg.DagsterEventType.RUN_ENQUEUED, dg.DagsterEventType.RUN_STARTING, dg.DagsterEventType.RUN_SUCCESS)]
+                    lifecycle = [
+                        e.dagster_event_type
+                        for e in events
+                        if e.dagster_event_type
+                        in (dg.DagsterEventType.RUN_ENQUEUED, dg.DagsterEventType.RUN_STARTING, dg.DagsterEventType.RUN_SUCCESS)
+                    ]
                     # submitted by the daemon's backfill loop to the queue, dequeued and launched by the daemon
-                    assert lifecycle == [dg.DagsterEventType.RUN_ENQUEUED, dg.DagsterEventType.RUN_STARTING,
-                                         dg.DagsterEventType.RUN_SUCCESS], (run.run_id, lifecycle)
-                    materialized = {e.dagster_event.asset_key.to_user_string() for e in events
-                                    if e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION}
+                    assert lifecycle == [
+                        dg.DagsterEventType.RUN_ENQUEUED,
+                        dg.DagsterEventType.RUN_STARTING,
+                        dg.DagsterEventType.RUN_SUCCESS,
+                    ], (run.run_id, lifecycle)
+                    materialized = {
+                        e.dagster_event.asset_key.to_user_string()
+                        for e in events
+                        if e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+                    }
                     assert materialized == set(ARCHIVE_ASSETS), (run.tags.get("dagster/partition"), materialized)
-                    checks = {e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed
-                              for e in events if e.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+                    checks = {
+                        e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed
+                        for e in events
+                        if e.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+                    }
                     assert checks.get("checksum_integrity") is True, (run.tags.get("dagster/partition"), checks)
                     assert all(checks.values()), checks
         finally:

@@ -18,11 +18,24 @@ import boto3
 import pytest
 
 from glacier_pipelines.emulator import moto_server
-from glacier_pipelines_tests.integration.conftest import (Processes, archive_env, catalog_report, celery_side, celery_worker_ready,
-                                                          dagster_execute, persist_requests, start_celery_worker)
+from glacier_pipelines_tests.integration.conftest import (
+    Processes,
+    archive_env,
+    catalog_report,
+    celery_side,
+    celery_worker_ready,
+    dagster_execute,
+    persist_requests,
+    start_celery_worker,
+)
 
-pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.amqp, pytest.mark.slow,
-              pytest.mark.timeout(900)]  # its own waits bound it first
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.postgres,
+    pytest.mark.amqp,
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+]  # its own waits bound it first
 
 TENANT = "lab"
 CLOSE_ALL = {"ops": {"glacier_packages": {"config": {"close_all": True}}}}
@@ -37,8 +50,11 @@ def _runs(instance, kind: str):
 def _checks(instance, run_id: str) -> dict[str, bool]:
     import dagster as dg
 
-    return {e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed
-            for e in instance.all_logs(run_id) if e.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+    return {
+        e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed
+        for e in instance.all_logs(run_id)
+        if e.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    }
 
 
 def test_archive_package_and_restore_with_steps_on_a_celery_worker(tmp_path, postgres_url, celery_broker, monkeypatch):
@@ -51,24 +67,44 @@ def test_archive_package_and_restore_with_steps_on_a_celery_worker(tmp_path, pos
     bucket, sources, staging = (f"{name}-{uuid.uuid4().hex[:8]}" for name in ("celery", "sources", "staging"))
     processes = Processes(tmp_path)
     with moto_server() as endpoint:
-        base = archive_env(tmp_path, endpoint, bucket, GLACIER_CATALOG_URL=postgres_url, DAGSTER_PG_URL=postgres_url,
-                           GLACIER_STAGING_URL=f"s3://{staging}/staged", GLACIER_SOURCE_ROOTS="")
+        base = archive_env(
+            tmp_path,
+            endpoint,
+            bucket,
+            GLACIER_CATALOG_URL=postgres_url,
+            DAGSTER_PG_URL=postgres_url,
+            GLACIER_STAGING_URL=f"s3://{staging}/staged",
+            GLACIER_SOURCE_ROOTS="",
+        )
         launcher, launcher_dir = celery_side(tmp_path, "launcher", base, celery_broker.url)
         worker, worker_dir = celery_side(tmp_path, "worker", base, celery_broker.url)
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                          aws_secret_access_key="testing")
+        s3 = boto3.client(
+            "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
         for name in (bucket, sources, staging):
             s3.create_bucket(Bucket=name)
 
         # One file stored alone, three small ones packaged; sources in S3, so the worker reads no local file of ours.
-        files = {"alone": b"a file stored as its own object " * 400,
-                 **{f"small-{i}": hashlib.sha256(bytes([i])).digest() * (10 + i) for i in range(3)}}
+        files = {
+            "alone": b"a file stored as its own object " * 400,
+            **{f"small-{i}": hashlib.sha256(bytes([i])).digest() * (10 + i) for i in range(3)},
+        }
         requests = []
         for rid, data in files.items():
             s3.put_object(Bucket=sources, Key=f"in/{rid}.bin", Body=data)
-            requests.append({"tenant": TENANT, "requestId": rid, "checksum": hashlib.md5(data).hexdigest(), "algorithm": "MD5",
-                             "url": f"s3://{sources}/in/{rid}.bin", "destinationDirectory": "scans", "owner": "alice",
-                             "session": "s-2026", "activateSmallFilePackaging": rid != "alone"})
+            requests.append(
+                {
+                    "tenant": TENANT,
+                    "requestId": rid,
+                    "checksum": hashlib.md5(data).hexdigest(),
+                    "algorithm": "MD5",
+                    "url": f"s3://{sources}/in/{rid}.bin",
+                    "destinationDirectory": "scans",
+                    "owner": "alice",
+                    "session": "s-2026",
+                    "activateSmallFilePackaging": rid != "alone",
+                }
+            )
         persist_requests(launcher, requests, monkeypatch)
         for name in ("DAGSTER_PG_URL", "DAGSTER_LOCAL_DIR", "DAGSTER_COMPUTE_LOGS_DIR"):  # this process reads the launcher's instance
             monkeypatch.setenv(name, launcher[name])
@@ -82,7 +118,9 @@ def test_archive_package_and_restore_with_steps_on_a_celery_worker(tmp_path, pos
             done = {}
             for kind, job, config in (("archive", "archive_job", None), ("package", "package_job", CLOSE_ALL)):
                 done[kind] = dagster_execute(job, TENANT, launcher, launcher_dir, config, tags={"glacier/celery-test": kind})
-                assert done[kind].returncode == 0, f"{job}:\n{done[kind].stdout[-4000:]}\n{done[kind].stderr[-4000:]}\n{processes.logs_tail()}"
+                assert done[kind].returncode == 0, (
+                    f"{job}:\n{done[kind].stdout[-4000:]}\n{done[kind].stderr[-4000:]}\n{processes.logs_tail()}"
+                )
 
             report = catalog_report(launcher, monkeypatch)
             assert {rid: report[rid]["status"] for rid in files} == {rid: "SUCCESS" for rid in files}, report
@@ -98,8 +136,15 @@ def test_archive_package_and_restore_with_steps_on_a_celery_worker(tmp_path, pos
                     monkeypatch.setenv(name, value)
             r = resources_from_env()
             setup = r["restore"].setup(r["catalog"], r["archive_store"])
-            request = parse_restore_request({"tenant": TENANT, "files": [{"requestId": "alone"}, {"requestId": "small-1"}],
-                                             "days": 2, "tier": "Standard", "requester": "alice@example.org"})
+            request = parse_restore_request(
+                {
+                    "tenant": TENANT,
+                    "files": [{"requestId": "alone"}, {"requestId": "small-1"}],
+                    "days": 2,
+                    "tier": "Standard",
+                    "requester": "alice@example.org",
+                }
+            )
             restore_flow.submit(setup, request)
             done["restore"] = dagster_execute("restore_job", TENANT, launcher, launcher_dir, tags={"glacier/celery-test": "restore"})
             assert done["restore"].returncode == 0, f"{done['restore'].stdout[-4000:]}\n{done['restore'].stderr[-4000:]}"
@@ -111,8 +156,11 @@ def test_archive_package_and_restore_with_steps_on_a_celery_worker(tmp_path, pos
             processes.stop()
 
         with dg.DagsterInstance.from_config(launcher["DAGSTER_HOME"]) as instance:
-            expected_checks = {"archive": {"checksum_integrity", "package_integrity"}, "package": {"package_integrity"},
-                               "restore": {"restored_checksum_integrity"}}
+            expected_checks = {
+                "archive": {"checksum_integrity", "package_integrity"},
+                "package": {"package_integrity"},
+                "restore": {"restored_checksum_integrity"},
+            }
             stepped, step_count = set(), 0
             for kind in ("archive", "package", "restore"):
                 runs = _runs(instance, kind)
@@ -125,9 +173,11 @@ def test_archive_package_and_restore_with_steps_on_a_celery_worker(tmp_path, pos
                 step_events = [e for e in events if e.dagster_event_type == dg.DagsterEventType.STEP_SUCCESS]
                 assert step_events, kind
                 # Every step ran in the worker: the executor says so, naming the worker, and its events come from another process.
-                delegated = {e.step_key: e.dagster_event.event_specific_data.metadata["Celery worker"].value.split("@")[0]
-                             for e in events if e.dagster_event_type == dg.DagsterEventType.ENGINE_EVENT and e.step_key
-                             and "in celery worker" in (e.message or "")}
+                delegated = {
+                    e.step_key: e.dagster_event.event_specific_data.metadata["Celery worker"].value.split("@")[0]
+                    for e in events
+                    if e.dagster_event_type == dg.DagsterEventType.ENGINE_EVENT and e.step_key and "in celery worker" in (e.message or "")
+                }
                 assert delegated == {e.step_key: node for e in step_events}, (kind, delegated)
                 assert launcher_pids and not launcher_pids & {e.dagster_event.pid for e in step_events}, (kind, launcher_pids)
                 stepped |= {e.step_key for e in step_events}

@@ -37,15 +37,24 @@ def _cli(env, *args, check=True):
 def test_cli_round_trip(tmp_path, endpoint, catalog, request):
     bucket = f"cli-{catalog}-{os.getpid()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GLACIER_", "AWS_", "DAGSTER_"))}
-    env.update({
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-        "GLACIER_HOME": str(tmp_path / "home"), "GLACIER_S3_ENDPOINT_URL": endpoint, "GLACIER_BUCKET": bucket,
-        "GLACIER_SOURCE_ROOTS": str(tmp_path / "src"), "GLACIER_PART_SIZE_MB": "5", "GLACIER_MULTIPART_THRESHOLD_MB": "5",
-    })
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "GLACIER_HOME": str(tmp_path / "home"),
+            "GLACIER_S3_ENDPOINT_URL": endpoint,
+            "GLACIER_BUCKET": bucket,
+            "GLACIER_SOURCE_ROOTS": str(tmp_path / "src"),
+            "GLACIER_PART_SIZE_MB": "5",
+            "GLACIER_MULTIPART_THRESHOLD_MB": "5",
+        }
+    )
     if catalog == "postgresql":
         env["GLACIER_CATALOG_URL"] = request.getfixturevalue("postgres_url")
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket=bucket)
+    boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    ).create_bucket(Bucket=bucket)
     src = tmp_path / "src"
     src.mkdir()
     png = image_bytes("PNG", (12, 34))
@@ -53,10 +62,25 @@ def test_cli_round_trip(tmp_path, endpoint, catalog, request):
     (src / "p.png").write_bytes(png)
     (src / "big.bin").write_bytes(big)
     lines = [
-        {"tenant": "t1", "requestId": "png", "owner": "o", "session": "s", "checksum": hashlib.md5(png).hexdigest(), "algorithm": "MD5",
-         "url": (src / "p.png").as_uri(), "destinationDirectory": "img", "computeImageSize": True},
-        {"tenant": "t1", "requestId": "big", "checksum": hashlib.sha256(big).hexdigest(), "algorithm": "SHA-256",
-         "url": (src / "big.bin").as_uri(), "destinationDirectory": "bin"},
+        {
+            "tenant": "t1",
+            "requestId": "png",
+            "owner": "o",
+            "session": "s",
+            "checksum": hashlib.md5(png).hexdigest(),
+            "algorithm": "MD5",
+            "url": (src / "p.png").as_uri(),
+            "destinationDirectory": "img",
+            "computeImageSize": True,
+        },
+        {
+            "tenant": "t1",
+            "requestId": "big",
+            "checksum": hashlib.sha256(big).hexdigest(),
+            "algorithm": "SHA-256",
+            "url": (src / "big.bin").as_uri(),
+            "destinationDirectory": "bin",
+        },
         {"tenant": "t2", "requestId": "bad", "checksum": "xyz", "algorithm": "MD5", "url": (src / "p.png").as_uri()},
     ]
     jsonl = tmp_path / "requests.jsonl"
@@ -73,8 +97,19 @@ def test_cli_round_trip(tmp_path, endpoint, catalog, request):
     report = json.loads(_cli(env, "report", "--json").stdout)
     by_id = {r["requestId"]: r for r in report}
     assert set(by_id) == {"png", "big", "bad"}
-    required = {"requestId", "tenant", "status", "messages", "checksum", "algorithm", "storedFileUrl", "fileSizeInBytes",
-                "widthInPx", "heightInPx", "storageClass"}
+    required = {
+        "requestId",
+        "tenant",
+        "status",
+        "messages",
+        "checksum",
+        "algorithm",
+        "storedFileUrl",
+        "fileSizeInBytes",
+        "widthInPx",
+        "heightInPx",
+        "storageClass",
+    }
     assert all(required <= set(r) for r in report)
     assert by_id["png"] | {} == by_id["png"] and by_id["png"]["status"] == "SUCCESS"
     assert (by_id["png"]["widthInPx"], by_id["png"]["heightInPx"]) == (12, 34)
@@ -88,7 +123,10 @@ def test_cli_round_trip(tmp_path, endpoint, catalog, request):
 
     responses = json.loads(_cli(env, "responses", "--json").stdout)
     assert sorted((r["body"]["requestId"], r["body"]["status"]) for r in responses) == [
-        ("bad", "INVALID_CONTENT"), ("big", "SUCCESS"), ("png", "SUCCESS")]
+        ("bad", "INVALID_CONTENT"),
+        ("big", "SUCCESS"),
+        ("png", "SUCCESS"),
+    ]
     assert json.loads(_cli(env, "responses", "--json").stdout) == []
 
     human = _cli(env, "report").stdout
@@ -102,20 +140,65 @@ def test_cli_round_trip(tmp_path, endpoint, catalog, request):
     assert head["Metadata"] == {"source-algorithm": "SHA-256", "source-checksum": hashlib.sha256(big).hexdigest()}
 
     # Restore one file back out, then the reports.
-    restored = json.loads(_cli(env, "restore", "--tenant", "t1", "--request-id", "png", "--checksum", hashlib.sha256(big).hexdigest(),
-                               "--days", "2", "--tier", "Standard", "--requester", "someone@example.org", "--json").stdout)
+    restored = json.loads(
+        _cli(
+            env,
+            "restore",
+            "--tenant",
+            "t1",
+            "--request-id",
+            "png",
+            "--checksum",
+            hashlib.sha256(big).hexdigest(),
+            "--days",
+            "2",
+            "--tier",
+            "Standard",
+            "--requester",
+            "someone@example.org",
+            "--json",
+        ).stdout
+    )
     assert restored["runSuccess"] and [f["status"] for f in restored["files"]] == ["READY", "READY"]
     if catalog == "postgresql":
         return  # what follows reads the same catalog rows again (refusals, reports, lineage): once, on SQLite, is enough
-    refused = _cli(env, "restore", "--tenant", "t1", "--request-id", "png", "--days", "2", "--tier", "Expedited",
-                   "--requester", "someone@example.org", "--json", check=False)
+    refused = _cli(
+        env,
+        "restore",
+        "--tenant",
+        "t1",
+        "--request-id",
+        "png",
+        "--days",
+        "2",
+        "--tier",
+        "Expedited",
+        "--requester",
+        "someone@example.org",
+        "--json",
+        check=False,
+    )
     assert json.loads(refused.stdout)["files"][0]["status"] == "REFUSED"
     invalid = _cli(env, "restore", "--tenant", "t1", "--days", "0", "--requester", "nobody", check=False)
     assert invalid.returncode == 2 and "days" in invalid.stderr and "requester" in invalid.stderr
     restores = json.loads(_cli(env, "report", "--restores", "--json").stdout)
     assert len(restores) == 3
-    fields = {"restoreId", "tenant", "requestId", "storedFileUrl", "tier", "days", "requester", "status", "messages", "downloadUrl",
-              "expiresAt", "estimatedCostUsd", "restoreRequestedByRun", "doneByRun"}  # which run started and delivered it (#21)
+    fields = {
+        "restoreId",
+        "tenant",
+        "requestId",
+        "storedFileUrl",
+        "tier",
+        "days",
+        "requester",
+        "status",
+        "messages",
+        "downloadUrl",
+        "expiresAt",
+        "estimatedCostUsd",
+        "restoreRequestedByRun",
+        "doneByRun",
+    }  # which run started and delivered it (#21)
     assert all(set(r) == fields for r in restores)
     ready = [r for r in restores if r["status"] == "READY"]
     assert {r["requestId"] for r in ready} == {"png", "big"} and all(r["downloadUrl"] and r["estimatedCostUsd"] > 0 for r in ready)
@@ -129,9 +212,18 @@ def test_cli_round_trip(tmp_path, endpoint, catalog, request):
     # The runs are in the Dagster instance under GLACIER_HOME: lineage survives the CLI process.
     dagster_home = tmp_path / "home" / "dagster"
     assert (dagster_home / "dagster.yaml").exists()
-    probe = subprocess.run([sys.executable, "-c", "import dagster as dg; i = dg.DagsterInstance.get(); "
-                            "print(len(i.get_runs()), i.get_latest_materialization_event(dg.AssetKey('glacier_objects')).dagster_event.partition)"],
-                           env={**env, "DAGSTER_HOME": str(dagster_home)}, capture_output=True, text=True, timeout=120)
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import dagster as dg; i = dg.DagsterInstance.get(); "
+            "print(len(i.get_runs()), i.get_latest_materialization_event(dg.AssetKey('glacier_objects')).dagster_event.partition)",
+        ],
+        env={**env, "DAGSTER_HOME": str(dagster_home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert probe.stdout.split() == ["3", "t1"], probe.stderr  # one archive run, two restore runs
 
 
@@ -166,10 +258,18 @@ def test_vault_migrate_copies_every_archive(tmp_path, endpoint):
             description = f"<m><v>4</v><p>{base64.b64encode(name.encode()).decode()}</p><lm>20200101T000000Z</lm></m>" if name else ""
             emulator.add_archive("legacy", data, description=description)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GLACIER_", "AWS_", "DAGSTER_"))}
-        env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-                    "GLACIER_HOME": str(tmp_path / "home"), "GLACIER_S3_ENDPOINT_URL": endpoint, "GLACIER_BUCKET": bucket,
-                    "GLACIER_VAULT_ENDPOINT_URL": emulator.endpoint_url,
-                    "GLACIER_STORAGE_CLASS": "STANDARD"})
+        env.update(
+            {
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "GLACIER_HOME": str(tmp_path / "home"),
+                "GLACIER_S3_ENDPOINT_URL": endpoint,
+                "GLACIER_BUCKET": bucket,
+                "GLACIER_VAULT_ENDPOINT_URL": emulator.endpoint_url,
+                "GLACIER_STORAGE_CLASS": "STANDARD",
+            }
+        )
         proc = _cli(env, "vault", "migrate", "--vault", "legacy", "--wait", "--poll-seconds", "1", "--timeout-hours", "0.05", "--json")
         report = json.loads(proc.stdout)
         assert emulator.modifications == 0

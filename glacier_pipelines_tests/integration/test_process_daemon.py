@@ -52,32 +52,79 @@ def test_process_queues_its_runs_for_the_daemon_and_a_killed_run_worker_is_retri
     hooks = pause_hook.sitecustomize_dir(tmp_path / "hooks")
     processes = Processes(tmp_path)
     with moto_server() as endpoint:
-        env = archive_env(tmp_path, endpoint, bucket, GLACIER_CATALOG_URL=postgres_url, DAGSTER_HOME=str(home), DAGSTER_PG_URL=postgres_url,
-                          DAGSTER_CODE_SERVER_HOST="127.0.0.1", DAGSTER_CODE_SERVER_PORT=str(code_port), GLACIER_STORAGE_CLASS="STANDARD",
-                          PYTHONPATH=os.pathsep.join([str(hooks), str(ROOT)]))
+        env = archive_env(
+            tmp_path,
+            endpoint,
+            bucket,
+            GLACIER_CATALOG_URL=postgres_url,
+            DAGSTER_HOME=str(home),
+            DAGSTER_PG_URL=postgres_url,
+            DAGSTER_CODE_SERVER_HOST="127.0.0.1",
+            DAGSTER_CODE_SERVER_PORT=str(code_port),
+            GLACIER_STORAGE_CLASS="STANDARD",
+            PYTHONPATH=os.pathsep.join([str(hooks), str(ROOT)]),
+        )
         code_env = {**env, pause_hook.PAUSE_FILE: str(pause), pause_hook.AFTER: "1"}  # only the code server and its run workers pause
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                          aws_secret_access_key="testing")
+        s3 = boto3.client(
+            "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
         s3.create_bucket(Bucket=bucket)
         requests = write_requests(tmp_path / "sources", {"lab": 4}, prefix="d-")
         (tmp_path / "requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in requests))
-        submitted = subprocess.run([str(BIN / "glacier-pipelines"), "submit", str(tmp_path / "requests.jsonl")], env=env,
-                                   capture_output=True, text=True, timeout=120)
+        submitted = subprocess.run(
+            [str(BIN / "glacier-pipelines"), "submit", str(tmp_path / "requests.jsonl")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert submitted.returncode == 0, submitted.stderr
         monkeypatch.setenv("DAGSTER_PG_URL", postgres_url)
         try:
-            processes.start("code-server", [str(BIN / "dagster"), "code-server", "start", "-m", "glacier_pipelines.definitions", "-h",
-                                            "127.0.0.1", "-p", str(code_port), "--location-name", "glacier_pipelines"], code_env, ROOT)
-            processes.wait_for("the code server", lambda: subprocess.run(
-                [str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(code_port), "-h", "127.0.0.1"],
-                env=env, capture_output=True, timeout=60).returncode == 0, 120)
+            processes.start(
+                "code-server",
+                [
+                    str(BIN / "dagster"),
+                    "code-server",
+                    "start",
+                    "-m",
+                    "glacier_pipelines.definitions",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(code_port),
+                    "--location-name",
+                    "glacier_pipelines",
+                ],
+                code_env,
+                ROOT,
+            )
+            processes.wait_for(
+                "the code server",
+                lambda: (
+                    subprocess.run(
+                        [str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(code_port), "-h", "127.0.0.1"],
+                        env=env,
+                        capture_output=True,
+                        timeout=60,
+                    ).returncode
+                    == 0
+                ),
+                120,
+            )
             processes.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "deploy" / "workspace.yaml")], env, ROOT)
             with dg.DagsterInstance.from_config(str(home)) as instance:
                 processes.wait_for("the daemon's first heartbeat", lambda: daemon_alive(instance), 120)
 
             out, err = open(tmp_path / "process.out", "wb"), open(tmp_path / "process.err", "wb")
-            proc = subprocess.Popen([str(BIN / "glacier-pipelines"), "process", "--json", "--wait-minutes", "8"], env=env, cwd=tmp_path,
-                                    stdout=out, stderr=err, start_new_session=True)
+            proc = subprocess.Popen(
+                [str(BIN / "glacier-pipelines"), "process", "--json", "--wait-minutes", "8"],
+                env=env,
+                cwd=tmp_path,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
             try:
                 processes.wait_for("the run worker to pause inside glacier_objects", lambda: pause_hook.paused_pid(pause) is not None, 300)
                 worker = pause_hook.paused_pid(pause)
@@ -106,12 +153,16 @@ def test_process_queues_its_runs_for_the_daemon_and_a_killed_run_worker_is_retri
                 assert len(runs) == 2, "nothing else was planned for the batch while Dagster retried it"
                 events = {run_id: [e for e in instance.all_logs(run_id) if e.is_dagster_event] for run_id in runs}
                 kinds = [e.dagster_event_type for e in events[killed.run_id]]
-                assert kinds.index(dg.DagsterEventType.RUN_ENQUEUED) < kinds.index(dg.DagsterEventType.RUN_STARTING), \
+                assert kinds.index(dg.DagsterEventType.RUN_ENQUEUED) < kinds.index(dg.DagsterEventType.RUN_STARTING), (
                     "queued by process, launched by the daemon"
-                assert any("Run execution process" in (e.message or "") for e in events[killed.run_id]), \
+                )
+                assert any("Run execution process" in (e.message or "") for e in events[killed.run_id]), (
                     "the code server found its run process gone"
-                assert any(e.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
-                           and e.dagster_event.event_specific_data.passed for e in events[retry.run_id])
+                )
+                assert any(
+                    e.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION and e.dagster_event.event_specific_data.passed
+                    for e in events[retry.run_id]
+                )
         finally:
             processes.stop()
 

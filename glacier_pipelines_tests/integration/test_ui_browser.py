@@ -33,8 +33,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.browser, py
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 BUCKET = "archive-test"
 TENANTS = {"lab": 2, "museum": 2, "observatory": 1}  # pending requests per tenant
 RUN_SECONDS = 300  # a run or a backfill, launched from the UI, on a loaded 2-core machine
@@ -98,8 +106,9 @@ def dagster_dev(tmp_path, monkeypatch):
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     processes = Processes(tmp_path)
     with moto_server() as endpoint:
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                     aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
+        boto3.client(
+            "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        ).create_bucket(Bucket=BUCKET)
         env = archive_env(tmp_path, endpoint, BUCKET, DAGSTER_HOME=str(home))
         persist_requests(env, write_requests(tmp_path / "sources", TENANTS, prefix="ui-"), monkeypatch)
         monkeypatch.setenv("DAGSTER_HOME", str(home))
@@ -107,8 +116,12 @@ def dagster_dev(tmp_path, monkeypatch):
             instance.add_dynamic_partitions("tenants", list(TENANTS))
         port = free_port()
         # Its own process group with default signal handling, stopped with SIGINT: otherwise its code server outlives the test.
-        processes.start("dagster-dev", [str(Path(sys.executable).with_name("dagster")), "dev", "-w", "workspace.yaml",
-                                        "-h", "127.0.0.1", "-p", str(port)], env, ROOT)
+        processes.start(
+            "dagster-dev",
+            [str(Path(sys.executable).with_name("dagster")), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            env,
+            ROOT,
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             processes.wait_for("the code location to load", lambda: _loaded(base), 180, interval=0.5)
@@ -162,8 +175,9 @@ def test_the_ui_materializes_a_tenant_backfills_two_and_shows_checks_partitions_
             dialog = open_launch_dialog("lab")
             dialog.get_by_role("button", name="Launch 1 run").click()
             expect(page.get_by_text("Launched run")).to_be_visible()
-            dagster_dev.wait_for("tenant lab's run to finish", lambda: _settled(_runs(base, **{"dagster/partition": "lab"})),
-                                 RUN_SECONDS, interval=2)
+            dagster_dev.wait_for(
+                "tenant lab's run to finish", lambda: _settled(_runs(base, **{"dagster/partition": "lab"})), RUN_SECONDS, interval=2
+            )
             assert [run["status"] for run in _runs(base, **{"dagster/partition": "lab"})] == ["SUCCESS"]
 
             # Two tenants: a backfill, which the daemon turns into runs.
@@ -182,7 +196,9 @@ def test_the_ui_materializes_a_tenant_backfills_two_and_shows_checks_partitions_
             assert _graphql(base, BACKFILL, {"id": backfill_id})["partitionBackfillOrError"]["status"] == "COMPLETED_SUCCESS"
             backfill_runs = _runs(base, **{"dagster/backfill": backfill_id})
             assert sorted((run["tags"]["dagster/partition"], run["status"]) for run in backfill_runs) == [
-                ("museum", "SUCCESS"), ("observatory", "SUCCESS")]  # one run per tenant
+                ("museum", "SUCCESS"),
+                ("observatory", "SUCCESS"),
+            ]  # one run per tenant
 
             page.goto(f"{base}/runs/b/{backfill_id}?tab=runs")
             expect(page.get_by_text("Succeeded").first).to_be_visible()
@@ -229,7 +245,8 @@ def test_the_ui_materializes_a_tenant_backfills_two_and_shows_checks_partitions_
     # What the clicks did: every request of the three tenants answered SUCCESS in the catalog.
     report = catalog_report(dagster_dev.env, monkeypatch)
     assert {rid: r["status"] for rid, r in report.items()} == {
-        f"ui-{tenant}-{i}": "SUCCESS" for tenant, count in TENANTS.items() for i in range(count)}
+        f"ui-{tenant}-{i}": "SUCCESS" for tenant, count in TENANTS.items() for i in range(count)
+    }
     for shot in shots.iterdir():
         assert shot.stat().st_size > 10_000, shot  # a real picture, not an empty page
     if os.environ.get("GLACIER_UPDATE_SCREENSHOTS") == "1":  # refresh the README's pictures; a plain run leaves the tree clean

@@ -28,8 +28,11 @@ def amqp(archive, monkeypatch):
             pytest.fail(f"RabbitMQ is required but unreachable at {redact_amqp_url(AMQP_URL)}: {exc!r}")
         pytest.skip(f"RabbitMQ NOT reachable at {redact_amqp_url(AMQP_URL)} ({exc!r})")
     suffix = uuid.uuid4().hex[:10]
-    names = {"GLACIER_REQUEST_QUEUE": f"test.{suffix}.requests", "GLACIER_RESPONSE_ROUTING_KEY": f"test.{suffix}.responses",
-             "GLACIER_DEAD_LETTER_QUEUE": f"test.{suffix}.dlq"}
+    names = {
+        "GLACIER_REQUEST_QUEUE": f"test.{suffix}.requests",
+        "GLACIER_RESPONSE_ROUTING_KEY": f"test.{suffix}.responses",
+        "GLACIER_DEAD_LETTER_QUEUE": f"test.{suffix}.dlq",
+    }
     for k, v in names.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("GLACIER_REQUEST_TRANSPORT", "amqp")
@@ -42,20 +45,27 @@ def amqp(archive, monkeypatch):
 
 
 def _transport(names) -> AmqpTransport:
-    return AmqpTransport(AmqpSettings(url=AMQP_URL, request_queue=names["GLACIER_REQUEST_QUEUE"],
-                                      response_routing_key=names["GLACIER_RESPONSE_ROUTING_KEY"],
-                                      dead_letter_queue=names["GLACIER_DEAD_LETTER_QUEUE"]))
+    return AmqpTransport(
+        AmqpSettings(
+            url=AMQP_URL,
+            request_queue=names["GLACIER_REQUEST_QUEUE"],
+            response_routing_key=names["GLACIER_RESPONSE_ROUTING_KEY"],
+            dead_letter_queue=names["GLACIER_DEAD_LETTER_QUEUE"],
+        )
+    )
 
 
 @pytest.fixture
 def stored(archive, amqp):
     """lab: a, b (standalone, DEEP_ARCHIVE), twin-1 and twin-2 (one content, deduplicated); museum: m. Stored and answered."""
     files = {"a": b"alpha" * 100, "b": b"bravo" * 100, "twin": b"same bytes" * 50}
-    reqs = [archive.request("lab", archive.file("a", files["a"]), files["a"], requestId="lab-a"),
-            archive.request("lab", archive.file("b", files["b"]), files["b"], requestId="lab-b"),
-            archive.request("lab", archive.file("twin1", files["twin"]), files["twin"], requestId="twin-1"),
-            archive.request("lab", archive.file("twin2", files["twin"]), files["twin"], requestId="twin-2"),
-            archive.request("museum", archive.file("m", b"museum piece"), b"museum piece", requestId="museum-m")]
+    reqs = [
+        archive.request("lab", archive.file("a", files["a"]), files["a"], requestId="lab-a"),
+        archive.request("lab", archive.file("b", files["b"]), files["b"], requestId="lab-b"),
+        archive.request("lab", archive.file("twin1", files["twin"]), files["twin"], requestId="twin-1"),
+        archive.request("lab", archive.file("twin2", files["twin"]), files["twin"], requestId="twin-2"),
+        archive.request("museum", archive.file("m", b"museum piece"), b"museum piece", requestId="museum-m"),
+    ]
     from glacier_pipelines.flows import archive as archive_flow
     from glacier_pipelines.flows import intake
 
@@ -98,8 +108,9 @@ def _process(archive, names, *, now=None):
     catalog = archive.catalog()
     with _transport(names) as t:
         result = intake.drain_requests(t, catalog, allowed_tenants=("lab", "museum"))
-        setup = deletion.DeletionSetup(catalog=catalog, s3=r["archive_store"].client(), bucket=BUCKET, key_prefix="archive",
-                                       pricing=pricing_or_none("us-east-1"))
+        setup = deletion.DeletionSetup(
+            catalog=catalog, s3=r["archive_store"].client(), bucket=BUCKET, key_prefix="archive", pricing=pricing_or_none("us-east-1")
+        )
         deletion.process(setup, now=now)
         restore_setup = r["restore"].setup(r["catalog"], r["archive_store"])
         restoration.submit_pending(restore_setup)
@@ -129,6 +140,7 @@ def _ledger_lines(tenant="lab") -> list[dict]:
 
 # -- deletion ---------------------------------------------------------------------------------------
 
+
 def test_deletion_removes_the_bytes_with_the_early_deletion_charge_and_only_once(archive, amqp, catalog_backend, stored):
     key = stored["lab-a"]["storedFileUrl"].removeprefix(f"s3://{BUCKET}/")
     assert key in archived_keys()
@@ -142,7 +154,11 @@ def test_deletion_removes_the_bytes_with_the_early_deletion_charge_and_only_once
     content = answer["content"]
     assert content["deletedRequests"] == ["lab-a"] and content["alreadyDeleted"] is False
     [file] = content["files"]
-    assert file["bytesDeleted"] is True and file["storageClass"] == "DEEP_ARCHIVE" and file["storedFileUrl"] == stored["lab-a"]["storedFileUrl"]
+    assert (
+        file["bytesDeleted"] is True
+        and file["storageClass"] == "DEEP_ARCHIVE"
+        and file["storedFileUrl"] == stored["lab-a"]["storedFileUrl"]
+    )
     assert file["earlyDeletionChargeUsd"] > 0 and content["earlyDeletionChargeUsd"] == pytest.approx(file["earlyDeletionChargeUsd"])
     assert any("180-day minimum" in m for m in answer["messages"])
     assert key not in archived_keys()
@@ -243,6 +259,7 @@ def test_a_rebuilt_catalog_keeps_deleted_requests_deleted(archive, amqp, stored,
 
 # -- restoration and availability ------------------------------------------------------------------
 
+
 def _restore_pass(archive):
     """What restore_job does for lab: start the restores, then deliver verified links (moto restores at once)."""
     from glacier_pipelines.flows import restore as flow
@@ -264,9 +281,17 @@ def test_restoration_answers_delayed_then_success_with_links_and_availability_fo
     assert (result.new, result.duplicates) == (2, 1)
     [before] = answers["avail-before"]
     assert before["status"] == "SUCCESS"
-    assert before["content"]["files"] == [{"file": "requestId lab-b", "available": False, "expiresAt": None,
-                                           "storedFileUrl": stored["lab-b"]["storedFileUrl"], "restoreInProgress": False,
-                                           "storageClass": "DEEP_ARCHIVE", "messages": ["not restored: send a restoration request"]}]
+    assert before["content"]["files"] == [
+        {
+            "file": "requestId lab-b",
+            "available": False,
+            "expiresAt": None,
+            "storedFileUrl": stored["lab-b"]["storedFileUrl"],
+            "restoreInProgress": False,
+            "storageClass": "DEEP_ARCHIVE",
+            "messages": ["not restored: send a restoration request"],
+        }
+    ]
     assert "rest-1" not in answers  # recorded, not started yet
     restores = archive.catalog()
     from glacier_pipelines.catalog.restores import RestoreStore
@@ -291,8 +316,14 @@ def test_restoration_answers_delayed_then_success_with_links_and_availability_fo
     [after] = answers["avail-after"]
     lab_b, museum = after["content"]["files"]
     assert lab_b["available"] is True and lab_b["expiresAt"]
-    assert museum == {"file": "requestId museum-m", "available": False, "expiresAt": None, "storedFileUrl": None,
-                      "restoreInProgress": False, "messages": ["requestId museum-m: no archived file of tenant lab has that name"]}
+    assert museum == {
+        "file": "requestId museum-m",
+        "available": False,
+        "expiresAt": None,
+        "storedFileUrl": None,
+        "restoreInProgress": False,
+        "messages": ["requestId museum-m: no archived file of tenant lab has that name"],
+    }
     assert _process(archive, amqp)[1] == {}  # each answered once
 
 
@@ -323,6 +354,7 @@ def test_a_deleted_file_can_no_longer_be_restored_or_found_available(archive, am
 
 
 # -- package members ---------------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_package_members_are_marked_deleted_and_the_package_goes_with_its_last_live_member(archive, amqp, instance, monkeypatch, tmp_path):
@@ -387,5 +419,8 @@ def test_a_storage_request_reusing_a_worker_request_id_is_dead_lettered(archive,
     result, answers = _process(archive, amqp)
     assert (result.received, result.invalid, result.new) == (2, 1, 1) and answers == {}
     [dead] = _dead_letters(amqp)
-    assert dead.headers[tp.HEADER_TENANT] == "lab" and "already the id of this tenant's availability request" in dead.headers["x-dead-letter-reason"]
+    assert (
+        dead.headers[tp.HEADER_TENANT] == "lab"
+        and "already the id of this tenant's availability request" in dead.headers["x-dead-letter-reason"]
+    )
     assert "shared-id" not in archive.report("lab") and archive.report("museum")["shared-id"]["status"] == "PENDING"

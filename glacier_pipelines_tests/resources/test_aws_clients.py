@@ -13,14 +13,27 @@ from dagster_aws.utils import ResourceWithBoto3Configuration
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    for name in [n for n in os.environ if n.startswith("GLACIER_")] + ["DAGSTER_HOME", "AWS_PROFILE", "AWS_ENDPOINT_URL",
-                                                                        "AWS_ENDPOINT_URL_S3", "HTTP_PROXY", "http_proxy"]:
+    for name in [n for n in os.environ if n.startswith("GLACIER_")] + [
+        "DAGSTER_HOME",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "HTTP_PROXY",
+        "http_proxy",
+    ]:
         monkeypatch.delenv(name, raising=False)
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "GLACIER_HOME": str(tmp_path / "home"),
-                        "GLACIER_S3_ENDPOINT_URL": "http://127.0.0.1:9000", "GLACIER_S3_REGION": "eu-west-3",
-                        "GLACIER_UPLOAD_CONCURRENCY": "12", "GLACIER_SQS_ENDPOINT_URL": "http://127.0.0.1:9002",
-                        "GLACIER_VAULT_ENDPOINT_URL": "http://127.0.0.1:9001", "GLACIER_VAULT_REGION": "eu-central-1",
-                        "GLACIER_VAULT_CONCURRENCY": "9"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "GLACIER_HOME": str(tmp_path / "home"),
+        "GLACIER_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "GLACIER_S3_REGION": "eu-west-3",
+        "GLACIER_UPLOAD_CONCURRENCY": "12",
+        "GLACIER_SQS_ENDPOINT_URL": "http://127.0.0.1:9002",
+        "GLACIER_VAULT_ENDPOINT_URL": "http://127.0.0.1:9001",
+        "GLACIER_VAULT_REGION": "eu-central-1",
+        "GLACIER_VAULT_CONCURRENCY": "9",
+    }.items():
         monkeypatch.setenv(name, value)
     return monkeypatch
 
@@ -64,7 +77,10 @@ def test_vault_clients_keep_their_endpoint_region_pool_and_timeouts(aws_env):
     assert isinstance(vault, ResourceWithBoto3Configuration) and vault.endpoint_url == dg.EnvVar("GLACIER_VAULT_ENDPOINT_URL")
     glacier = vault.glacier()
     assert (glacier.meta.service_model.service_name, glacier.meta.endpoint_url, glacier.meta.region_name) == (
-        "glacier", "http://127.0.0.1:9001", "eu-central-1")
+        "glacier",
+        "http://127.0.0.1:9001",
+        "eu-central-1",
+    )
     assert glacier.meta.config.retries == {"mode": "standard", "total_max_attempts": 9}
     assert (glacier.meta.config.read_timeout, glacier.meta.config.max_pool_connections, glacier.meta.config.proxies) == (300, 18, {})
     s3 = s3_client(r["archive_store"], vault.concurrency)
@@ -76,7 +92,11 @@ def test_restore_events_client_is_sqs_on_its_endpoint(aws_env):
     restore = _resources()["restore"]
     assert isinstance(restore, ResourceWithBoto3Configuration)
     sqs = restore.sqs()
-    assert (sqs.meta.service_model.service_name, sqs.meta.endpoint_url, sqs.meta.region_name) == ("sqs", "http://127.0.0.1:9002", "eu-west-3")
+    assert (sqs.meta.service_model.service_name, sqs.meta.endpoint_url, sqs.meta.region_name) == (
+        "sqs",
+        "http://127.0.0.1:9002",
+        "eu-west-3",
+    )
     assert sqs.meta.config.retries == {"mode": "standard", "total_max_attempts": 6}
     assert (sqs.meta.config.connect_timeout, sqs.meta.config.read_timeout) == (10, 30)
 

@@ -49,7 +49,7 @@ def parse_restore_header(value: str | None) -> RestoreStatus | None:
     if ongoing_text is None:
         raise EventParseError(f"x-amz-restore header {_describe(value)} has no ongoing-request")
     if ongoing_text.lower() not in ("true", "false"):
-        raise EventParseError(f"x-amz-restore ongoing-request must be \"true\" or \"false\", got {ongoing_text!r}")
+        raise EventParseError(f'x-amz-restore ongoing-request must be "true" or "false", got {ongoing_text!r}')
     ongoing = ongoing_text.lower() == "true"
 
     expiry: datetime | None = None

@@ -193,10 +193,18 @@ def _parse_s3_records(message: dict[str, Any], result: ParsedMessage) -> None:
             continue
         r = _validate(S3RestoreRecord, record, where)
         restore = r.glacier.restore if r.glacier is not None else None
-        result.events.append(RestoreEvent(
-            kind=kind, bucket=r.s3.bucket.name, key=r.s3.object_.key, version_id=r.s3.object_.version_id, event_time=r.event_time,
-            expiry=restore.expiry if restore else None, storage_class=restore.storage_class if restore else None, source="s3",
-        ))
+        result.events.append(
+            RestoreEvent(
+                kind=kind,
+                bucket=r.s3.bucket.name,
+                key=r.s3.object_.key,
+                version_id=r.s3.object_.version_id,
+                event_time=r.event_time,
+                expiry=restore.expiry if restore else None,
+                storage_class=restore.storage_class if restore else None,
+                source="s3",
+            )
+        )
 
 
 # -- EventBridge ----------------------------------------------------------------------------------
@@ -217,10 +225,18 @@ def _parse_eventbridge(message: dict[str, Any], result: ParsedMessage) -> None:
         return
     e = _validate(EventBridgeRestoreEvent, message, "EventBridge event")
     d = e.detail
-    result.events.append(RestoreEvent(
-        kind=kind, bucket=d.bucket.name, key=d.object_.key, version_id=d.object_.version_id, event_time=e.time, expiry=d.expiry,
-        storage_class=d.storage_class, source="eventbridge",
-    ))
+    result.events.append(
+        RestoreEvent(
+            kind=kind,
+            bucket=d.bucket.name,
+            key=d.object_.key,
+            version_id=d.object_.version_id,
+            event_time=e.time,
+            expiry=d.expiry,
+            storage_class=d.storage_class,
+            source="eventbridge",
+        )
+    )
 
 
 # -- dispatch -------------------------------------------------------------------------------------

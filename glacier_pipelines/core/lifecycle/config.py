@@ -54,7 +54,7 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     """``s3://bucket/key/prefix`` -> (bucket, key prefix); ValueError naming the problem."""
     if not isinstance(url, str) or not url.startswith("s3://"):
         raise ValueError(f"{url!r} is not an s3://bucket/prefix URL")
-    bucket, _, prefix = url[len("s3://"):].partition("/")
+    bucket, _, prefix = url[len("s3://") :].partition("/")
     if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
         raise ValueError(f"{url!r}: {bucket!r} is not a valid bucket name")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in prefix):
@@ -134,12 +134,16 @@ class RuleFile(_Table):
         problems = []
         for before, after in zip(ordered, ordered[1:]):
             if WATERFALL.index(after.storage_class) <= WATERFALL.index(before.storage_class):
-                problems.append(f"{after.storage_class} after {after.days} days cannot follow {before.storage_class} after "
-                                f"{before.days} days (S3 only moves objects down: {' -> '.join(WATERFALL)})")
+                problems.append(
+                    f"{after.storage_class} after {after.days} days cannot follow {before.storage_class} after "
+                    f"{before.days} days (S3 only moves objects down: {' -> '.join(WATERFALL)})"
+                )
             elif after.days - before.days < MIN_DAYS_IN_CLASS[before.storage_class]:
-                problems.append(f"{after.storage_class} after {after.days} days is only {after.days - before.days} days after "
-                                f"{before.storage_class}; objects must stay {MIN_DAYS_IN_CLASS[before.storage_class]} days in "
-                                f"{before.storage_class} first")
+                problems.append(
+                    f"{after.storage_class} after {after.days} days is only {after.days - before.days} days after "
+                    f"{before.storage_class}; objects must stay {MIN_DAYS_IN_CLASS[before.storage_class]} days in "
+                    f"{before.storage_class} first"
+                )
         if problems:
             raise ValueError("; ".join(problems))
         return ordered
@@ -217,14 +221,18 @@ def _reaches_others(src: Source, name: str, archives: set[tuple[str, str]]) -> b
     """Whether ``src`` overlaps an archive prefix (global or a tenant's) outside tenant ``name``'s own keys there."""
     for bucket, key_prefix in archives:
         own = keys.tenant_prefix(key_prefix, name)
-        if src.bucket == bucket and not src.prefix.startswith(own) and (
-                not key_prefix or src.prefix.startswith(key_prefix + "/") or (key_prefix + "/").startswith(src.prefix)):
+        if (
+            src.bucket == bucket
+            and not src.prefix.startswith(own)
+            and (not key_prefix or src.prefix.startswith(key_prefix + "/") or (key_prefix + "/").startswith(src.prefix))
+        ):
             return True
     return False
 
 
-def _tenant(name: str, table: TenantFile, bucket: str, key_prefix: str, problems: list[str],
-            archives: set[tuple[str, str]] | None = None) -> TenantLifecycle:
+def _tenant(
+    name: str, table: TenantFile, bucket: str, key_prefix: str, problems: list[str], archives: set[tuple[str, str]] | None = None
+) -> TenantLifecycle:
     """The tenant's declaration placed in the deployment (``bucket`` and ``key_prefix``: the tenant's archive): sources
     outside other tenants' keys in any of ``archives``, rules inside its own prefix or its sources."""
     where, own = f"tenants.{name}", keys.tenant_prefix(key_prefix, name)
@@ -241,20 +249,31 @@ def _tenant(name: str, table: TenantFile, bucket: str, key_prefix: str, problems
             rule_bucket, prefix = parse_s3_url(raw.prefix)
             inside_own = rule_bucket == bucket and prefix.startswith(own)
             if not inside_own and not any(s.covers(rule_bucket, prefix) for s in sources):
-                problems.append(f"{where}.rules[{i}].prefix: {raw.prefix!r} is outside tenant {name}'s prefix "
-                                f"s3://{bucket}/{own} and its sources")
+                problems.append(
+                    f"{where}.rules[{i}].prefix: {raw.prefix!r} is outside tenant {name}'s prefix s3://{bucket}/{own} and its sources"
+                )
                 continue
         else:
             rule_bucket, prefix = bucket, own + raw.prefix
         transitions = tuple(Transition(t.days, t.storage_class) for t in raw.transitions)
-        rules.append(Rule(tenant=name, name=raw.name, bucket=rule_bucket, prefix=prefix, transitions=transitions,
-                          expiration_days=raw.expiration_days, abort_incomplete_multipart_days=raw.abort_incomplete_multipart_days,
-                          enabled=raw.enabled))
+        rules.append(
+            Rule(
+                tenant=name,
+                name=raw.name,
+                bucket=rule_bucket,
+                prefix=prefix,
+                transitions=transitions,
+                expiration_days=raw.expiration_days,
+                abort_incomplete_multipart_days=raw.abort_incomplete_multipart_days,
+                enabled=raw.enabled,
+            )
+        )
     return TenantLifecycle(tenant=name, own_prefix=own, rules=tuple(rules), sources=tuple(sources), trash_prefix=table.trash_prefix)
 
 
-def parse_config(raw: Any, *, bucket: str, key_prefix: str, source: str = "lifecycle config",
-                 placements: Mapping[str, tuple[str, str]] | None = None) -> LifecycleConfig:
+def parse_config(
+    raw: Any, *, bucket: str, key_prefix: str, source: str = "lifecycle config", placements: Mapping[str, tuple[str, str]] | None = None
+) -> LifecycleConfig:
     """Validate a parsed declaration; :class:`LifecycleConfigError` lists every problem found.
 
     ``placements`` (from GLACIER_TENANTS_CONFIG): tenant -> (bucket, key prefix) of its own archive; a tenant's relative
@@ -288,10 +307,11 @@ def parse_config(raw: Any, *, bucket: str, key_prefix: str, source: str = "lifec
         tenants[name] = _tenant(name, parsed, *placed.get(name, (bucket, key_prefix)), problems, archives)
     claimed = [(name, src) for name, t in tenants.items() for src in t.sources]
     for i, (ta, a) in enumerate(claimed):
-        for tb, b in claimed[i + 1:]:
+        for tb, b in claimed[i + 1 :]:
             if ta != tb and _overlap(a, b):
-                problems.append(f"tenants.{ta}.sources and tenants.{tb}.sources overlap ({a.url} and {b.url}): "
-                                "a source belongs to one tenant")
+                problems.append(
+                    f"tenants.{ta}.sources and tenants.{tb}.sources overlap ({a.url} and {b.url}): a source belongs to one tenant"
+                )
     per_bucket: dict[str, int] = {}
     for rule in (r for t in tenants.values() for r in t.rules):
         per_bucket[rule.bucket] = per_bucket.get(rule.bucket, 0) + 1
@@ -303,12 +323,17 @@ def parse_config(raw: Any, *, bucket: str, key_prefix: str, source: str = "lifec
     return LifecycleConfig(bucket=bucket, key_prefix=key_prefix, tenants=tenants, placements=placed)
 
 
-def load_config(path: str | Path | None, *, bucket: str, key_prefix: str,
-                placements: Mapping[str, tuple[str, str]] | None = None) -> LifecycleConfig:
+def load_config(
+    path: str | Path | None, *, bucket: str, key_prefix: str, placements: Mapping[str, tuple[str, str]] | None = None
+) -> LifecycleConfig:
     """Read the declaration named by GLACIER_LIFECYCLE_CONFIG (TOML, or JSON for ``.json``); none: an undeclared config."""
     if not path:
-        return LifecycleConfig(bucket=bucket, key_prefix=key_prefix.strip("/"), declared=False,
-                               placements={name: (b, p.strip("/")) for name, (b, p) in (placements or {}).items()})
+        return LifecycleConfig(
+            bucket=bucket,
+            key_prefix=key_prefix.strip("/"),
+            declared=False,
+            placements={name: (b, p.strip("/")) for name, (b, p) in (placements or {}).items()},
+        )
     p = Path(path).expanduser()
     try:
         text = p.read_text(encoding="utf-8")

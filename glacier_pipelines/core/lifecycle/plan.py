@@ -57,8 +57,13 @@ class LifecyclePlan:
         return bool(self.added or self.changed or self.removed)
 
     def counts(self) -> dict[str, int]:
-        return {"added": len(self.added), "changed": len(self.changed), "removed": len(self.removed),
-                "unchanged": len(self.unchanged), "foreign_kept": len(self.foreign)}
+        return {
+            "added": len(self.added),
+            "changed": len(self.changed),
+            "removed": len(self.removed),
+            "unchanged": len(self.unchanged),
+            "foreign_kept": len(self.foreign),
+        }
 
     def rows(self) -> list[tuple[str, str, str]]:
         """(rule id, change, details) for every rule the bucket holds before or after."""

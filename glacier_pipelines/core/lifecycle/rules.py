@@ -137,8 +137,12 @@ def restored_copies_rule(key_prefix: str, rule_id: str | None = None) -> dict[st
     """The backstop: tagged restored copies under the archive prefix expire after RESTORED_COPY_EXPIRY_DAYS."""
     tag = {"Key": RESTORED_COPY_TAG[0], "Value": RESTORED_COPY_TAG[1]}
     prefix = f"{key_prefix.strip('/')}/" if key_prefix.strip("/") else ""
-    return {"ID": rule_id or RESTORED_COPIES_RULE_ID, "Filter": {"And": {"Prefix": prefix, "Tags": [tag]}} if prefix else {"Tag": tag},
-            "Status": "Enabled", "Expiration": {"Days": RESTORED_COPY_EXPIRY_DAYS}}
+    return {
+        "ID": rule_id or RESTORED_COPIES_RULE_ID,
+        "Filter": {"And": {"Prefix": prefix, "Tags": [tag]}} if prefix else {"Tag": tag},
+        "Status": "Enabled",
+        "Expiration": {"Days": RESTORED_COPY_EXPIRY_DAYS},
+    }
 
 
 def rule_id(tenant: str, name: str) -> str:

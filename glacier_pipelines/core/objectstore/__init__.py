@@ -30,7 +30,24 @@ from glacier_pipelines.core.objectstore.local import LOCAL, LocalStore
 from glacier_pipelines.core.objectstore.s3 import S3Store
 
 __all__ = [
-    "AWS", "LOCAL", "MOTO", "SEAWEEDFS", "Capabilities", "ChecksumRejected", "LocalStore", "NotFound", "NotRestored",
-    "ObjectBody", "ObjectEntry", "ObjectHead", "ObjectStore", "Part", "PutResult", "RestoreOutcome", "RestoreStatus",
-    "S3Store", "StoreError", "Upload",
+    "AWS",
+    "LOCAL",
+    "MOTO",
+    "SEAWEEDFS",
+    "Capabilities",
+    "ChecksumRejected",
+    "LocalStore",
+    "NotFound",
+    "NotRestored",
+    "ObjectBody",
+    "ObjectEntry",
+    "ObjectHead",
+    "ObjectStore",
+    "Part",
+    "PutResult",
+    "RestoreOutcome",
+    "RestoreStatus",
+    "S3Store",
+    "StoreError",
+    "Upload",
 ]

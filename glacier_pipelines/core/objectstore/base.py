@@ -143,23 +143,48 @@ class ObjectStore(Protocol):
     def get(self, key: str, *, byte_range: tuple[int, int | None] | None = None) -> ObjectBody: ...
 
     # content_type: the Content-Type header S3 serves the object with (a folder keeps none)
-    def put(self, key: str, body: Body, *, storage_class: str = "STANDARD", metadata: Mapping[str, str] | None = None,
-            sse: str | None = None, kms_key_id: str | None = None, checksum_algorithm: str | None = None,
-            checksum: str | None = None, content_type: str | None = None) -> PutResult: ...
+    def put(
+        self,
+        key: str,
+        body: Body,
+        *,
+        storage_class: str = "STANDARD",
+        metadata: Mapping[str, str] | None = None,
+        sse: str | None = None,
+        kms_key_id: str | None = None,
+        checksum_algorithm: str | None = None,
+        checksum: str | None = None,
+        content_type: str | None = None,
+    ) -> PutResult: ...
 
-    def begin(self, key: str, *, storage_class: str = "STANDARD", metadata: Mapping[str, str] | None = None,
-              sse: str | None = None, kms_key_id: str | None = None, checksum_algorithm: str | None = "SHA256") -> Upload: ...
+    def begin(
+        self,
+        key: str,
+        *,
+        storage_class: str = "STANDARD",
+        metadata: Mapping[str, str] | None = None,
+        sse: str | None = None,
+        kms_key_id: str | None = None,
+        checksum_algorithm: str | None = "SHA256",
+    ) -> Upload: ...
 
-    def upload_part(self, upload: Upload, number: int, data: bytes | bytearray | memoryview, *,
-                    checksum: str | None = None) -> Part: ...
+    def upload_part(self, upload: Upload, number: int, data: bytes | bytearray | memoryview, *, checksum: str | None = None) -> Part: ...
 
     def complete(self, upload: Upload, parts: Sequence[Part]) -> PutResult: ...
 
     def abort(self, upload: Upload) -> None: ...
 
-    def copy(self, source: str, key: str, *, storage_class: str | None = None, metadata: Mapping[str, str] | None = None,
-             metadata_directive: Literal["COPY", "REPLACE"] = "COPY", sse: str | None = None,
-             kms_key_id: str | None = None) -> PutResult: ...
+    def copy(
+        self,
+        source: str,
+        key: str,
+        *,
+        storage_class: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        metadata_directive: Literal["COPY", "REPLACE"] = "COPY",
+        sse: str | None = None,
+        kms_key_id: str | None = None,
+    ) -> PutResult: ...
 
     def restore(self, key: str, *, days: int, tier: str = "Standard") -> RestoreOutcome: ...
 
@@ -173,8 +198,9 @@ class ObjectStore(Protocol):
 # -- argument checks shared by the implementations: a programming error is a ValueError, before any I/O --------------
 
 
-def check_object_args(storage_class: str | None, sse: str | None, checksum_algorithm: str | None,
-                      checksum: str | None = None) -> str | None:
+def check_object_args(
+    storage_class: str | None, sse: str | None, checksum_algorithm: str | None, checksum: str | None = None
+) -> str | None:
     """Validate what PUT, CreateMultipartUpload and CopyObject share; returns the checksum algorithm to use."""
     if storage_class is not None and storage_class not in STORAGE_CLASSES:
         raise ValueError(f"storage class {storage_class!r} is not one of {', '.join(STORAGE_CLASSES)}")

@@ -44,8 +44,14 @@ class LocalStore:
     """A folder holding objects. ``durable`` fsyncs every write before answering (as S3 is durable once it answers);
     ``restore_delay`` is how long a restore runs (0: at once, like moto); ``clock`` tells the time (tests move it)."""
 
-    def __init__(self, root: str | os.PathLike[str], *, durable: bool = True, restore_delay: timedelta = timedelta(0),
-                 clock: Callable[[], datetime] = _now):
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        durable: bool = True,
+        restore_delay: timedelta = timedelta(0),
+        clock: Callable[[], datetime] = _now,
+    ):
         self._root = os.path.abspath(os.fspath(root))  # a string: a store is made per staged file, pathlib showed in profiles
         self.durable, self.restore_delay, self.clock = durable, restore_delay, clock
         self.capabilities = LOCAL
@@ -102,18 +108,24 @@ class LocalStore:
                     sums = {recorded["algorithm"]: recorded["value"]}
                 elif not meta.get("parts"):  # a single-part object's SHA-256 is its bytes'
                     sums = {"SHA256": localfs.b64(localfs.file_digest(f, "SHA256", "HeadObject", key))}
-            return ObjectHead(key=key, size=st.st_size, etag=localfs.fingerprint(st, meta.get("parts")),
-                              storage_class=meta.get("storage_class", "STANDARD"), last_modified=localfs.mtime(st),
-                              metadata=dict(meta.get("metadata", {})), checksums=sums, restore=self._restore_status(meta),
-                              sse=meta.get("sse"))
+            return ObjectHead(
+                key=key,
+                size=st.st_size,
+                etag=localfs.fingerprint(st, meta.get("parts")),
+                storage_class=meta.get("storage_class", "STANDARD"),
+                last_modified=localfs.mtime(st),
+                metadata=dict(meta.get("metadata", {})),
+                checksums=sums,
+                restore=self._restore_status(meta),
+                sse=meta.get("sse"),
+            )
 
     def get(self, key: str, *, byte_range: tuple[int, int | None] | None = None) -> ObjectBody:
         base.check_range(byte_range)
         _, f, st, meta = self._open(key, "GetObject")
         try:
             if not self._readable(meta):
-                raise refusal("InvalidObjectState", 403, "The operation is not valid for the object's storage class",
-                              "GetObject", key)
+                raise refusal("InvalidObjectState", 403, "The operation is not valid for the object's storage class", "GetObject", key)
             size, content_range, body = st.st_size, None, f
             if byte_range is not None:
                 start, end = byte_range
@@ -126,15 +138,32 @@ class LocalStore:
             f.close()
             raise
         meta = meta or {}
-        return ObjectBody(key=key, body=body, size=size, total_size=st.st_size, etag=localfs.fingerprint(st, meta.get("parts")),
-                          storage_class=meta.get("storage_class", "STANDARD"), metadata=dict(meta.get("metadata", {})),
-                          content_range=content_range)
+        return ObjectBody(
+            key=key,
+            body=body,
+            size=size,
+            total_size=st.st_size,
+            etag=localfs.fingerprint(st, meta.get("parts")),
+            storage_class=meta.get("storage_class", "STANDARD"),
+            metadata=dict(meta.get("metadata", {})),
+            content_range=content_range,
+        )
 
     # -- writing ---------------------------------------------------------------------------------------------------
 
-    def put(self, key: str, body: Body, *, storage_class: str = "STANDARD", metadata: Mapping[str, str] | None = None,
-            sse: str | None = None, kms_key_id: str | None = None, checksum_algorithm: str | None = None,
-            checksum: str | None = None, content_type: str | None = None) -> PutResult:
+    def put(
+        self,
+        key: str,
+        body: Body,
+        *,
+        storage_class: str = "STANDARD",
+        metadata: Mapping[str, str] | None = None,
+        sse: str | None = None,
+        kms_key_id: str | None = None,
+        checksum_algorithm: str | None = None,
+        checksum: str | None = None,
+        content_type: str | None = None,
+    ) -> PutResult:
         algorithm = base.check_object_args(storage_class, sse, checksum_algorithm, checksum)
         del content_type  # a header S3 serves the object with: a file has none, and nothing here reads it back
         path = self.path(key, "PutObject", creating=True)
@@ -145,14 +174,16 @@ class LocalStore:
                 st = tmp.finish(self.durable)
                 value = localfs.b64(digest.digest()) if digest is not None else None
                 if checksum is not None and value != checksum:
-                    raise refusal("BadDigest", 400, f"The {algorithm} you specified did not match the calculated checksum.",
-                                  "PutObject", key)
+                    raise refusal(
+                        "BadDigest", 400, f"The {algorithm} you specified did not match the calculated checksum.", "PutObject", key
+                    )
                 meta = localfs.object_meta(storage_class, metadata, sse, kms_key_id, (algorithm, value) if algorithm and value else None)
                 self.install(tmp, meta, st)
         except OSError as exc:
             raise localfs.wrap_os(exc, "PutObject", key) from exc
-        return PutResult(etag=localfs.fingerprint(st, (meta or {}).get("parts")),
-                         checksums={algorithm: value} if algorithm and value else {})
+        return PutResult(
+            etag=localfs.fingerprint(st, (meta or {}).get("parts")), checksums={algorithm: value} if algorithm and value else {}
+        )
 
     def install(self, tmp: Temporary, meta: dict[str, Any] | None, st: os.stat_result) -> None:
         """Rename finished bytes into place: their sidecar first (named by their inode), the replaced object's sidecar after."""
@@ -165,9 +196,17 @@ class LocalStore:
         if replaced is not None and replaced != st.st_ino:
             localfs.unlink(localfs.sidecar_path(tmp.target, replaced))
 
-    def copy(self, source: str, key: str, *, storage_class: str | None = None, metadata: Mapping[str, str] | None = None,
-             metadata_directive: Literal["COPY", "REPLACE"] = "COPY", sse: str | None = None,
-             kms_key_id: str | None = None) -> PutResult:
+    def copy(
+        self,
+        source: str,
+        key: str,
+        *,
+        storage_class: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        metadata_directive: Literal["COPY", "REPLACE"] = "COPY",
+        sse: str | None = None,
+        kms_key_id: str | None = None,
+    ) -> PutResult:
         """Like CopyObject: the copy is STANDARD unless ``storage_class`` says otherwise, and is not restored."""
         base.check_object_args(storage_class, sse, None)
         base.check_copy_args(metadata, metadata_directive)
@@ -176,19 +215,38 @@ class LocalStore:
         meta = meta or {}
         with f:
             if not self._readable(meta):
-                raise refusal("ObjectNotInActiveTierError", 403, "The source object of the COPY action is not in the active tier",
-                              "CopyObject", source)
+                raise refusal(
+                    "ObjectNotInActiveTierError",
+                    403,
+                    "The source object of the COPY action is not in the active tier",
+                    "CopyObject",
+                    source,
+                )
             new_class = storage_class or "STANDARD"
-            if (os.path.normpath(src) == os.path.normpath(target) and metadata_directive == "COPY" and new_class == meta.get("storage_class", "STANDARD")
-                    and not sse):
-                raise refusal("InvalidRequest", 400, "This copy request is illegal because it is trying to copy an object to "
-                              "itself without changing the object's metadata, storage class or encryption attributes.",
-                              "CopyObject", key)
+            if (
+                os.path.normpath(src) == os.path.normpath(target)
+                and metadata_directive == "COPY"
+                and new_class == meta.get("storage_class", "STANDARD")
+                and not sse
+            ):
+                raise refusal(
+                    "InvalidRequest",
+                    400,
+                    "This copy request is illegal because it is trying to copy an object to "
+                    "itself without changing the object's metadata, storage class or encryption attributes.",
+                    "CopyObject",
+                    key,
+                )
             recorded = meta.get("checksum")
             checksum = (recorded["algorithm"], recorded["value"]) if recorded else None
-            new_meta = localfs.object_meta(new_class, metadata if metadata_directive == "REPLACE" else meta.get("metadata"),
-                                   sse or meta.get("sse"), kms_key_id if sse else meta.get("kms_key_id"), checksum,
-                                   meta.get("parts"))
+            new_meta = localfs.object_meta(
+                new_class,
+                metadata if metadata_directive == "REPLACE" else meta.get("metadata"),
+                sse or meta.get("sse"),
+                kms_key_id if sse else meta.get("kms_key_id"),
+                checksum,
+                meta.get("parts"),
+            )
             try:
                 with Temporary(target) as tmp:
                     shutil.copyfileobj(f, tmp.file, localfs.CHUNK)
@@ -196,8 +254,9 @@ class LocalStore:
                     self.install(tmp, new_meta, st)
             except OSError as exc:
                 raise localfs.wrap_os(exc, "CopyObject", key) from exc
-        return PutResult(etag=localfs.fingerprint(st, (new_meta or {}).get("parts")),
-                         checksums={checksum[0]: checksum[1]} if checksum else {})
+        return PutResult(
+            etag=localfs.fingerprint(st, (new_meta or {}).get("parts")), checksums={checksum[0]: checksum[1]} if checksum else {}
+        )
 
     def restore(self, key: str, *, days: int, tier: str = "Standard") -> RestoreOutcome:
         """Start a restore that completes after ``restore_delay``; extend a finished one; a running one is left alone."""
@@ -206,8 +265,7 @@ class LocalStore:
         f.close()
         storage_class = (meta or {}).get("storage_class", "STANDARD")
         if meta is None or storage_class not in UNREADABLE_CLASSES:
-            raise refusal("InvalidObjectState", 403, "Restore is not allowed for the object's current storage class",
-                          "RestoreObject", key)
+            raise refusal("InvalidObjectState", 403, "Restore is not allowed for the object's current storage class", "RestoreObject", key)
         if tier not in TIERS_BY_CLASS[storage_class]:
             raise refusal("InvalidArgument", 400, f"{tier} retrieval is not available for {storage_class}", "RestoreObject", key)
         status, now = self._restore_status(meta), self.clock()
@@ -241,13 +299,23 @@ class LocalStore:
 
     # -- multipart (local_multipart.py) ------------------------------------------------------------------------------
 
-    def begin(self, key: str, *, storage_class: str = "STANDARD", metadata: Mapping[str, str] | None = None,
-              sse: str | None = None, kms_key_id: str | None = None, checksum_algorithm: str | None = "SHA256") -> base.Upload:
-        return self._multipart.begin(key, storage_class=storage_class, metadata=metadata, sse=sse, kms_key_id=kms_key_id,
-                                     checksum_algorithm=checksum_algorithm)
+    def begin(
+        self,
+        key: str,
+        *,
+        storage_class: str = "STANDARD",
+        metadata: Mapping[str, str] | None = None,
+        sse: str | None = None,
+        kms_key_id: str | None = None,
+        checksum_algorithm: str | None = "SHA256",
+    ) -> base.Upload:
+        return self._multipart.begin(
+            key, storage_class=storage_class, metadata=metadata, sse=sse, kms_key_id=kms_key_id, checksum_algorithm=checksum_algorithm
+        )
 
-    def upload_part(self, upload: base.Upload, number: int, data: bytes | bytearray | memoryview, *,
-                    checksum: str | None = None) -> base.Part:
+    def upload_part(
+        self, upload: base.Upload, number: int, data: bytes | bytearray | memoryview, *, checksum: str | None = None
+    ) -> base.Part:
         return self._multipart.upload_part(upload, number, data, checksum=checksum)
 
     def complete(self, upload: base.Upload, parts: Sequence[base.Part]) -> PutResult:
@@ -268,15 +336,21 @@ class LocalStore:
             st = entry.stat(follow_symlinks=False)
             name = f"{localfs.RESERVED}-{st.st_ino}.json"
             meta = localfs.read_sidecar(entry.path, st.st_ino) if name in sidecars else None
-            yield ObjectEntry(key=key, size=st.st_size, etag=localfs.fingerprint(st, (meta or {}).get("parts")),
-                              last_modified=localfs.mtime(st), storage_class=(meta or {}).get("storage_class", "STANDARD"))
+            yield ObjectEntry(
+                key=key,
+                size=st.st_size,
+                etag=localfs.fingerprint(st, (meta or {}).get("parts")),
+                last_modified=localfs.mtime(st),
+                storage_class=(meta or {}).get("storage_class", "STANDARD"),
+            )
 
     def partial_writes(self, prefix: str = "") -> Iterator[ObjectEntry]:
         """Writes a killed process left half done (``.objectstore-*.part``): for a sweeper, which may ``delete`` them."""
         for key, entry, _ in self._scan(prefix, partial=True):
             st = entry.stat(follow_symlinks=False)
-            yield ObjectEntry(key=key, size=st.st_size, etag=localfs.fingerprint(st), last_modified=localfs.mtime(st),
-                              storage_class="STANDARD")
+            yield ObjectEntry(
+                key=key, size=st.st_size, etag=localfs.fingerprint(st), last_modified=localfs.mtime(st), storage_class="STANDARD"
+            )
 
     def _scan(self, prefix: str, *, partial: bool) -> builtins.list[tuple[str, os.DirEntry[str], set[str]]]:
         folder = prefix.rpartition("/")[0]

@@ -42,23 +42,37 @@ class LocalMultipart:
             raise refusal("NoSuchUpload", 404, "The specified upload does not exist.", operation, upload.key)
         return folder, state
 
-    def begin(self, key: str, *, storage_class: str = "STANDARD", metadata: Mapping[str, str] | None = None,
-              sse: str | None = None, kms_key_id: str | None = None, checksum_algorithm: str | None = "SHA256") -> Upload:
+    def begin(
+        self,
+        key: str,
+        *,
+        storage_class: str = "STANDARD",
+        metadata: Mapping[str, str] | None = None,
+        sse: str | None = None,
+        kms_key_id: str | None = None,
+        checksum_algorithm: str | None = "SHA256",
+    ) -> Upload:
         algorithm = base.check_object_args(storage_class, sse, checksum_algorithm)
         check_key(key, "CreateMultipartUpload", creating=True)
         if algorithm:
             localfs.hasher(algorithm, "CreateMultipartUpload", key)  # refused now rather than at the first part
         upload_id = secrets.token_hex(16)
-        state = {"key": key, "storage_class": storage_class, "metadata": dict(metadata or {}), "sse": sse,
-                 "kms_key_id": kms_key_id, "algorithm": algorithm, "initiated": self.store.clock().isoformat()}
+        state = {
+            "key": key,
+            "storage_class": storage_class,
+            "metadata": dict(metadata or {}),
+            "sse": sse,
+            "kms_key_id": kms_key_id,
+            "algorithm": algorithm,
+            "initiated": self.store.clock().isoformat(),
+        }
         try:
             localfs.write_json(self.store.root / localfs.UPLOADS / upload_id / "upload.json", state, self.store.durable)
         except OSError as exc:
             raise localfs.wrap_os(exc, "CreateMultipartUpload", key) from exc
         return Upload(key=key, upload_id=upload_id, checksum_algorithm=algorithm)
 
-    def upload_part(self, upload: Upload, number: int, data: bytes | bytearray | memoryview, *,
-                    checksum: str | None = None) -> Part:
+    def upload_part(self, upload: Upload, number: int, data: bytes | bytearray | memoryview, *, checksum: str | None = None) -> Part:
         base.check_part_number(number)
         folder, state = self._folder(upload, "UploadPart")
         algorithm = state["algorithm"]
@@ -71,8 +85,13 @@ class LocalMultipart:
                 st = tmp.finish(self.store.durable)
                 value = localfs.b64(digest.digest()) if digest is not None else None
                 if checksum is not None and value != checksum:
-                    raise refusal("BadDigest", 400, f"The {algorithm} you specified for part {number} did not match "
-                                          "the calculated checksum.", "UploadPart", upload.key)
+                    raise refusal(
+                        "BadDigest",
+                        400,
+                        f"The {algorithm} you specified for part {number} did not match the calculated checksum.",
+                        "UploadPart",
+                        upload.key,
+                    )
                 etag = localfs.fingerprint(st)  # names these very bytes (their inode): complete checks the file still has it
                 tmp.commit(self.store.durable)
                 localfs.write_json(folder / f"part-{number:05d}.json", {"etag": etag, "checksum": value}, self.store.durable)
@@ -100,18 +119,29 @@ class LocalMultipart:
                 info["size"], held = st.st_size, localfs.fingerprint(st)
             except FileNotFoundError:
                 info, held = None, None
-            if (info is None or not part.etag == info["etag"] == held
-                    or (part.checksum is not None and part.checksum != info["checksum"])):
-                raise refuse("InvalidPart", f"Part {part.number} could not be found, or its ETag or checksum is not the one "
-                             "its upload answered.")
+            if info is None or not part.etag == info["etag"] == held or (part.checksum is not None and part.checksum != info["checksum"]):
+                raise refuse(
+                    "InvalidPart", f"Part {part.number} could not be found, or its ETag or checksum is not the one its upload answered."
+                )
             recorded.append(info)
         if any(info["size"] < base.MIN_PART_SIZE for info in recorded[:-1]):
-            raise refuse("EntityTooSmall", f"Your proposed upload is smaller than the minimum allowed size ({base.MIN_PART_SIZE} "
-                         "bytes for every part but the last).")
-        value = (localfs.composite(algorithm, (base64.b64decode(i["checksum"]) for i in recorded), "CompleteMultipartUpload", key)
-                 if algorithm else None)
-        meta = localfs.object_meta(state["storage_class"], state["metadata"], state["sse"], state["kms_key_id"],
-                           (algorithm, value) if value else None, parts=len(parts))
+            raise refuse(
+                "EntityTooSmall",
+                f"Your proposed upload is smaller than the minimum allowed size ({base.MIN_PART_SIZE} bytes for every part but the last).",
+            )
+        value = (
+            localfs.composite(algorithm, (base64.b64decode(i["checksum"]) for i in recorded), "CompleteMultipartUpload", key)
+            if algorithm
+            else None
+        )
+        meta = localfs.object_meta(
+            state["storage_class"],
+            state["metadata"],
+            state["sse"],
+            state["kms_key_id"],
+            (algorithm, value) if value else None,
+            parts=len(parts),
+        )
         target = self.store.path(key, "CompleteMultipartUpload", creating=True)
         try:
             with Temporary(target) as tmp:

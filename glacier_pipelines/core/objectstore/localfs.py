@@ -62,8 +62,14 @@ def check_key(key: str, operation: str, *, creating: bool) -> str:
     return key  # reading or deleting a name on disk that no put could make (a file placed by hand) still finds that file
 
 
-def object_meta(storage_class: str, metadata: Mapping[str, str] | None, sse: str | None, kms_key_id: str | None,
-                checksum: tuple[str, str] | None, parts: int | None = None) -> dict[str, Any] | None:
+def object_meta(
+    storage_class: str,
+    metadata: Mapping[str, str] | None,
+    sse: str | None,
+    kms_key_id: str | None,
+    checksum: tuple[str, str] | None,
+    parts: int | None = None,
+) -> dict[str, Any] | None:
     """The sidecar of a new object; None when the bytes alone say everything (STANDARD, no metadata, SHA-256 or none)."""
     meta: dict[str, Any] = {"storage_class": storage_class, "metadata": dict(metadata or {})}
     if sse:
@@ -72,8 +78,7 @@ def object_meta(storage_class: str, metadata: Mapping[str, str] | None, sse: str
         meta["checksum"] = {"algorithm": checksum[0], "value": checksum[1]}
     if parts:
         meta["parts"] = parts
-    plain = (storage_class == "STANDARD" and not metadata and not sse and not parts
-             and (checksum is None or checksum[0] == "SHA256"))
+    plain = storage_class == "STANDARD" and not metadata and not sse and not parts and (checksum is None or checksum[0] == "SHA256")
     return None if plain else meta
 
 
@@ -244,7 +249,12 @@ def write_json(path: str | os.PathLike[str], value: dict[str, Any], durable: boo
 
 def wrap_os(exc: OSError, operation: str, key: str) -> StoreError:
     """A missing file is S3's NoSuchKey; a key whose folder is a file (or the reverse) a conflict; the rest as faults.py says."""
-    if isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError)) and operation in ("GetObject", "HeadObject", "CopyObject", "RestoreObject"):
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError)) and operation in (
+        "GetObject",
+        "HeadObject",
+        "CopyObject",
+        "RestoreObject",
+    ):
         return refusal("NoSuchKey", 404, "The specified key does not exist.", operation, key)
     if isinstance(exc, (NotADirectoryError, IsADirectoryError, FileExistsError)):
         return refusal("KeyConflict", 409, f"{exc.strerror}: a folder of the local store and a key share the name", operation, key)

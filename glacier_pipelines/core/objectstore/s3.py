@@ -45,8 +45,7 @@ def _answers(operation: str, key: str | None = None) -> Iterator[None]:
         raise StoreError.wrap(exc, operation, key) from exc
 
 
-def _object_args(storage_class: str | None, metadata: Mapping[str, str] | None, sse: str | None,
-                 kms_key_id: str | None) -> dict[str, Any]:
+def _object_args(storage_class: str | None, metadata: Mapping[str, str] | None, sse: str | None, kms_key_id: str | None) -> dict[str, Any]:
     args: dict[str, Any] = {}
     if storage_class is not None:
         args["StorageClass"] = storage_class
@@ -80,9 +79,15 @@ class S3Store:
         with _answers("HeadObject", key):
             resp = self.client.head_object(Bucket=self.bucket, Key=key, **({"ChecksumMode": "ENABLED"} if checksum else {}))
         return ObjectHead(
-            key=key, size=int(resp["ContentLength"]), etag=_etag(resp), storage_class=resp.get("StorageClass") or "STANDARD",
-            last_modified=resp["LastModified"], metadata=dict(resp.get("Metadata") or {}), checksums=_checksums(resp),
-            restore=base.parse_restore(resp.get("Restore")), sse=resp.get("ServerSideEncryption"),
+            key=key,
+            size=int(resp["ContentLength"]),
+            etag=_etag(resp),
+            storage_class=resp.get("StorageClass") or "STANDARD",
+            last_modified=resp["LastModified"],
+            metadata=dict(resp.get("Metadata") or {}),
+            checksums=_checksums(resp),
+            restore=base.parse_restore(resp.get("Restore")),
+            sse=resp.get("ServerSideEncryption"),
         )
 
     def get(self, key: str, *, byte_range: tuple[int, int | None] | None = None) -> ObjectBody:
@@ -99,13 +104,30 @@ class S3Store:
             span, _, whole = resp["ContentRange"].removeprefix("bytes ").partition("/")
             first, _, last = span.partition("-")
             content_range, total = (int(first), int(last)), int(whole)
-        return ObjectBody(key=key, body=resp["Body"], size=size, total_size=total, etag=_etag(resp),
-                          storage_class=resp.get("StorageClass") or "STANDARD", metadata=dict(resp.get("Metadata") or {}),
-                          content_range=content_range)
+        return ObjectBody(
+            key=key,
+            body=resp["Body"],
+            size=size,
+            total_size=total,
+            etag=_etag(resp),
+            storage_class=resp.get("StorageClass") or "STANDARD",
+            metadata=dict(resp.get("Metadata") or {}),
+            content_range=content_range,
+        )
 
-    def put(self, key: str, body: Body, *, storage_class: str = "STANDARD", metadata: Mapping[str, str] | None = None,
-            sse: str | None = None, kms_key_id: str | None = None, checksum_algorithm: str | None = None,
-            checksum: str | None = None, content_type: str | None = None) -> PutResult:
+    def put(
+        self,
+        key: str,
+        body: Body,
+        *,
+        storage_class: str = "STANDARD",
+        metadata: Mapping[str, str] | None = None,
+        sse: str | None = None,
+        kms_key_id: str | None = None,
+        checksum_algorithm: str | None = None,
+        checksum: str | None = None,
+        content_type: str | None = None,
+    ) -> PutResult:
         algorithm = base.check_object_args(storage_class, sse, checksum_algorithm, checksum)
         args = _object_args(storage_class, metadata, sse, kms_key_id)
         if content_type:
@@ -120,8 +142,16 @@ class S3Store:
             resp = self.client.put_object(Bucket=self.bucket, Key=key, Body=body, **args)
         return PutResult(etag=_etag(resp), checksums=_checksums(resp))
 
-    def begin(self, key: str, *, storage_class: str = "STANDARD", metadata: Mapping[str, str] | None = None,
-              sse: str | None = None, kms_key_id: str | None = None, checksum_algorithm: str | None = "SHA256") -> Upload:
+    def begin(
+        self,
+        key: str,
+        *,
+        storage_class: str = "STANDARD",
+        metadata: Mapping[str, str] | None = None,
+        sse: str | None = None,
+        kms_key_id: str | None = None,
+        checksum_algorithm: str | None = "SHA256",
+    ) -> Upload:
         algorithm = base.check_object_args(storage_class, sse, checksum_algorithm)
         args = _object_args(storage_class, metadata, sse, kms_key_id)
         if algorithm:
@@ -130,8 +160,7 @@ class S3Store:
             resp = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **args)
         return Upload(key=key, upload_id=resp["UploadId"], checksum_algorithm=algorithm)
 
-    def upload_part(self, upload: Upload, number: int, data: bytes | bytearray | memoryview, *,
-                    checksum: str | None = None) -> Part:
+    def upload_part(self, upload: Upload, number: int, data: bytes | bytearray | memoryview, *, checksum: str | None = None) -> Part:
         base.check_part_number(number)
         args: dict[str, Any] = {}
         algorithm = upload.checksum_algorithm
@@ -142,8 +171,9 @@ class S3Store:
         elif checksum is not None:
             raise ValueError("a part checksum was given but the upload was begun without a checksum algorithm")
         with _answers("UploadPart", upload.key):
-            resp = self.client.upload_part(Bucket=self.bucket, Key=upload.key, UploadId=upload.upload_id, PartNumber=number,
-                                           Body=data, **args)
+            resp = self.client.upload_part(
+                Bucket=self.bucket, Key=upload.key, UploadId=upload.upload_id, PartNumber=number, Body=data, **args
+            )
         return Part(number=number, etag=_etag(resp), checksum=resp.get(f"Checksum{algorithm}") if algorithm else None)
 
     def complete(self, upload: Upload, parts: Sequence[Part]) -> PutResult:
@@ -154,8 +184,9 @@ class S3Store:
                 entry[f"Checksum{upload.checksum_algorithm}"] = part.checksum
             listed.append(entry)
         with _answers("CompleteMultipartUpload", upload.key):
-            resp = self.client.complete_multipart_upload(Bucket=self.bucket, Key=upload.key, UploadId=upload.upload_id,
-                                                         MultipartUpload={"Parts": listed})
+            resp = self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=upload.key, UploadId=upload.upload_id, MultipartUpload={"Parts": listed}
+            )
         return PutResult(etag=_etag(resp), checksums=_checksums(resp))
 
     def abort(self, upload: Upload) -> None:
@@ -167,9 +198,17 @@ class S3Store:
             if exc.code not in ("NoSuchUpload", "404"):
                 raise
 
-    def copy(self, source: str, key: str, *, storage_class: str | None = None, metadata: Mapping[str, str] | None = None,
-             metadata_directive: Literal["COPY", "REPLACE"] = "COPY", sse: str | None = None,
-             kms_key_id: str | None = None) -> PutResult:
+    def copy(
+        self,
+        source: str,
+        key: str,
+        *,
+        storage_class: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        metadata_directive: Literal["COPY", "REPLACE"] = "COPY",
+        sse: str | None = None,
+        kms_key_id: str | None = None,
+    ) -> PutResult:
         base.check_object_args(storage_class, sse, None)
         base.check_copy_args(metadata, metadata_directive)
         args = _object_args(storage_class, metadata if metadata_directive == "REPLACE" else None, sse, kms_key_id)
@@ -186,8 +225,9 @@ class S3Store:
         base.check_restore_args(days, tier)
         try:
             with _answers("RestoreObject", key):
-                resp = self.client.restore_object(Bucket=self.bucket, Key=key,
-                                                  RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": tier}})
+                resp = self.client.restore_object(
+                    Bucket=self.bucket, Key=key, RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": tier}}
+                )
         except StoreError as exc:
             if exc.code == "RestoreAlreadyInProgress":
                 return "in_progress"
@@ -204,15 +244,19 @@ class S3Store:
         with _answers("ListObjectsV2", prefix):
             for page in self.client.get_paginator("list_objects_v2").paginate(**args):
                 for item in page.get("Contents", []):
-                    yield ObjectEntry(key=item["Key"], size=int(item["Size"]), etag=_etag(item),
-                                      last_modified=item["LastModified"], storage_class=item.get("StorageClass") or "STANDARD")
+                    yield ObjectEntry(
+                        key=item["Key"],
+                        size=int(item["Size"]),
+                        etag=_etag(item),
+                        last_modified=item["LastModified"],
+                        storage_class=item.get("StorageClass") or "STANDARD",
+                    )
 
     def presign(self, key: str, *, expires_in: int = 3600) -> str:
         """A GET URL anyone holding it may use until it expires (signed locally: no request is sent)."""
         base.check_presign_args(expires_in)
         with _answers("PresignGetObject", key):
-            return str(self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key},
-                                                          ExpiresIn=expires_in))
+            return str(self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in))
 
     def delete(self, keys: str | Iterable[str]) -> None:
         """Delete one key (DeleteObject) or many (DeleteObjects, 1,000 per request); a missing key is not an error."""

@@ -47,7 +47,25 @@ from glacier_pipelines.core.pricing.model import (
 )
 
 __all__ = [
-    "DAYS_PER_MONTH", "GB", "KB", "PRICED_CLASSES", "ClassPricing", "CostLine", "Estimate", "PriceListFile", "Pricing", "PricingError",
-    "TierPricing", "available_regions", "early_deletion_charge", "estimate_archive", "estimate_move", "estimate_restore",
-    "get_per_1000", "load_pricing", "max_restore_hours", "parse_pricing", "tiers_for",
+    "DAYS_PER_MONTH",
+    "GB",
+    "KB",
+    "PRICED_CLASSES",
+    "ClassPricing",
+    "CostLine",
+    "Estimate",
+    "PriceListFile",
+    "Pricing",
+    "PricingError",
+    "TierPricing",
+    "available_regions",
+    "early_deletion_charge",
+    "estimate_archive",
+    "estimate_move",
+    "estimate_restore",
+    "get_per_1000",
+    "load_pricing",
+    "max_restore_hours",
+    "parse_pricing",
+    "tiers_for",
 ]

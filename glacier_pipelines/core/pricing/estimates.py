@@ -250,8 +250,12 @@ def estimate_move(
         ]
         if streamed and src.retrieval_per_gb:
             gb_read = Decimal(streamed) / GB
-            lines.append(_line(f"retrieval of the streamed bytes from {src.storage_class} ({_gb(gb_read)} GB x"
-                               f" ${_price(src.retrieval_per_gb)}/GB)", gb_read * _dec(src.retrieval_per_gb)))
+            lines.append(
+                _line(
+                    f"retrieval of the streamed bytes from {src.storage_class} ({_gb(gb_read)} GB x ${_price(src.retrieval_per_gb)}/GB)",
+                    gb_read * _dec(src.retrieval_per_gb),
+                )
+            )
         if cls.overhead_standard_bytes or cls.overhead_class_bytes:
             std_gb = Decimal(objects * cls.overhead_standard_bytes) / GB
             cls_gb = Decimal(objects * cls.overhead_class_bytes) / GB
@@ -279,8 +283,12 @@ def estimate_move(
                 days = Decimal(0)
                 known = "an unknown number of"
             else:
-                if isinstance(source_days_stored, bool) or not isinstance(source_days_stored, (int, float)) \
-                        or not math.isfinite(source_days_stored) or source_days_stored < 0:
+                if (
+                    isinstance(source_days_stored, bool)
+                    or not isinstance(source_days_stored, (int, float))
+                    or not math.isfinite(source_days_stored)
+                    or source_days_stored < 0
+                ):
                     raise PricingError(f"source_days_stored must be a finite number >= 0, not {source_days_stored!r}")
                 days = _dec(source_days_stored)
                 known = _num(source_days_stored)
@@ -304,12 +312,7 @@ def early_deletion_charge(pricing: Pricing, *, storage_class: str, size_bytes: i
     """
     cls = pricing.storage_class(storage_class)
     size = _non_negative_int(size_bytes, "size_bytes")
-    if (
-        isinstance(days_stored, bool)
-        or not isinstance(days_stored, (int, float))
-        or not math.isfinite(days_stored)
-        or days_stored < 0
-    ):
+    if isinstance(days_stored, bool) or not isinstance(days_stored, (int, float)) or not math.isfinite(days_stored) or days_stored < 0:
         raise PricingError(f"days_stored must be a finite number >= 0, not {days_stored!r}")
     with localcontext() as ctx:
         ctx.prec = 50

@@ -80,8 +80,10 @@ def _class_file(name: str) -> type[ClassFile]:
 
 def _restore_required(name: str, expected: bool, value: bool) -> bool:
     if value != expected:
-        raise ValueError(f"must be {str(expected).lower()} for {name}: its objects "
-                         + ("need a restore before reading" if expected else "are read directly"))
+        raise ValueError(
+            f"must be {str(expected).lower()} for {name}: its objects "
+            + ("need a restore before reading" if expected else "are read directly")
+        )
     return value
 
 
@@ -168,9 +170,7 @@ class Pricing:
 
 def available_regions() -> tuple[str, ...]:
     """Regions that have a price list in the package data."""
-    return tuple(
-        sorted(entry.name[: -len(".toml")] for entry in resources.files(_PACKAGE).iterdir() if entry.name.endswith(".toml"))
-    )
+    return tuple(sorted(entry.name[: -len(".toml")] for entry in resources.files(_PACKAGE).iterdir() if entry.name.endswith(".toml")))
 
 
 def load_pricing(region: str = "us-east-1") -> Pricing:

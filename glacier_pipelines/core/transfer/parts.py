@@ -70,8 +70,13 @@ class _PartUploader:
         try:
             digest = hashlib.sha256(data).digest()  # hashlib releases the GIL: parts hash in parallel
             resp = self.s3.upload_part(
-                Bucket=self.settings.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data,
-                ChecksumAlgorithm="SHA256", ChecksumSHA256=checksums.b64(digest),
+                Bucket=self.settings.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                PartNumber=number,
+                Body=data,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=checksums.b64(digest),
             )
             returned = resp.get("ChecksumSHA256")
             if returned is not None and returned != checksums.b64(digest):

@@ -93,8 +93,7 @@ def stage_stream(
             parts = uploader.finish()
         if actual != expected_checksum.lower():
             raise ChecksumMismatch(
-                f"{algorithm} of the source is {actual}, the request announced {expected_checksum.lower()} "
-                f"({digest.bytes_seen} bytes read)"
+                f"{algorithm} of the source is {actual}, the request announced {expected_checksum.lower()} ({digest.bytes_seen} bytes read)"
             )
     except BaseException:
         if uploader is not None:
@@ -108,12 +107,21 @@ def stage_stream(
     digests = {algorithm: actual, checksums.S3_ALGORITHM: digest.hexdigest(checksums.S3_ALGORITHM)}
     if uploader is None:
         staging.write(s3, str(staging_path), pending, durable, _write_durably)
-        stage: dict[str, Any] = {"kind": "file", "path": str(staging_path), "bucket": settings.bucket, "key": key,
-                 "s3_checksum": checksums.b64(digest.digest(checksums.S3_ALGORITHM))}
-        return StageResult(size=digest.bytes_seen, digests=digests, head=_head_of(pending), stage=stage,
-                           complete_in_head=pending_size <= HEAD_BYTES)
+        stage: dict[str, Any] = {
+            "kind": "file",
+            "path": str(staging_path),
+            "bucket": settings.bucket,
+            "key": key,
+            "s3_checksum": checksums.b64(digest.digest(checksums.S3_ALGORITHM)),
+        }
+        return StageResult(
+            size=digest.bytes_seen, digests=digests, head=_head_of(pending), stage=stage, complete_in_head=pending_size <= HEAD_BYTES
+        )
     stage = {  # the same JSON-able shape: where the verified bytes wait
-        "kind": "multipart", "bucket": settings.bucket, "key": key, "upload_id": uploader.upload_id,
+        "kind": "multipart",
+        "bucket": settings.bucket,
+        "key": key,
+        "upload_id": uploader.upload_id,
         "parts": [{k: v for k, v in p.items() if not k.startswith("_")} for p in parts],
         "s3_checksum": checksums.s3_composite_sha256(p["_digest"] for p in parts),
     }
@@ -154,22 +162,27 @@ def commit_stage(s3: Any, settings: UploadSettings, stage: dict[str, Any], metad
                 if held != expected:
                     raise StoreError(f"staged copy {stage['path']} changed since it was verified: SHA-256 {held}, verified {expected}")
             with body:
-                resp = s3.put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256", ChecksumSHA256=expected,
-                                     Metadata=metadata or {},
-                                     **settings.object_args())
+                resp = s3.put_object(
+                    Bucket=bucket,
+                    Key=key,
+                    Body=body,
+                    ChecksumAlgorithm="SHA256",
+                    ChecksumSHA256=expected,
+                    Metadata=metadata or {},
+                    **settings.object_args(),
+                )
         else:
             parts = stage["parts"]
             try:
-                resp = s3.complete_multipart_upload(
-                    Bucket=bucket, Key=key, UploadId=stage["upload_id"], MultipartUpload={"Parts": parts}
-                )
+                resp = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=stage["upload_id"], MultipartUpload={"Parts": parts})
             except ClientError as exc:
                 if faults.error_code(exc) != "NoSuchUpload":
                     raise
                 found = head_checksum(s3, bucket, key)
                 if not same_checksum(found.get("ChecksumSHA256"), expected):
-                    raise StoreError(f"multipart upload {stage['upload_id']} is gone and s3://{bucket}/{key} "
-                                     "does not hold the verified bytes") from exc
+                    raise StoreError(
+                        f"multipart upload {stage['upload_id']} is gone and s3://{bucket}/{key} does not hold the verified bytes"
+                    ) from exc
                 resp = found
     except (ClientError, BotoCoreError):
         # S3 may have done the work although its answer never arrived (read timeout, reset, retries

@@ -55,8 +55,9 @@ def abort_upload(s3: Any, bucket: str, key: str, upload_id: str) -> None:
             raise
 
 
-def abort_stale_uploads(s3: Any, bucket: str, prefix: str, keep: set[str], older_than: timedelta,
-                        now: datetime | None = None) -> list[tuple[str, str]]:
+def abort_stale_uploads(
+    s3: Any, bucket: str, prefix: str, keep: set[str], older_than: timedelta, now: datetime | None = None
+) -> list[tuple[str, str]]:
     """Abort multipart uploads under ``prefix`` that nothing waits on and that are older than ``older_than`` (at ``now``)."""
     cutoff = (now or datetime.now(timezone.utc)) - older_than
     aborted = []

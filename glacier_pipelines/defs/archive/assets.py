@@ -6,7 +6,6 @@ those of runs that are over). So any asset can be materialized, re-materialized 
 by itself, and runs started by sensors, the CLI, the UI and backfills all take the same path.
 """
 
-
 import dagster as dg
 
 from glacier_pipelines.core import faults
@@ -39,7 +38,9 @@ def _nothing_waiting(step: str) -> dict:
     kinds={"python", "sql"},
     tags={"domain": "archive"},
 )
-def ingest_batch(context: dg.AssetExecutionContext, catalog: CatalogResource, request_transport: RequestTransportResource) -> dg.MaterializeResult:
+def ingest_batch(
+    context: dg.AssetExecutionContext, catalog: CatalogResource, request_transport: RequestTransportResource
+) -> dg.MaterializeResult:
     """The tenant's pending storage requests, claimed from the catalog into a durable batch (id, request ids, time)."""
     tenant = context.partition_key
     run_id = root_run_id(context)
@@ -52,8 +53,9 @@ def ingest_batch(context: dg.AssetExecutionContext, catalog: CatalogResource, re
             "tenant": tenant,
             "requests": count,
             # A table an auditor can search from the UI: `glacier-pipelines audit REQUEST_ID` tells each request's story.
-            "request_ids": md_table(["request", "batch", "run"], [(f"`{r.request_id}`", f"`{batch_id}`", f"`{run_id}`") for r in rows],
-                                    "No requests."),
+            "request_ids": md_table(
+                ["request", "batch", "run"], [(f"`{r.request_id}`", f"`{batch_id}`", f"`{run_id}`") for r in rows], "No requests."
+            ),
             **({} if count else _nothing_waiting("ingest_batch")),
         }
     )
@@ -90,8 +92,9 @@ def verified_files(
             "deduplicated": report.deduplicated,
             "failed": len(report.failed),
             "bytes_verified": report.bytes,
-            "request_statuses": md_table(["request", "status after this step"], [(f"`{rid}`", status) for rid, status in report.handled],
-                                 "No requests."),
+            "request_statuses": md_table(
+                ["request", "status after this step"], [(f"`{rid}`", status) for rid, status in report.handled], "No requests."
+            ),
             "failures": _failures_table(report.failed),
             **({} if report.considered else _nothing_waiting("verified_files")),
         }
@@ -135,11 +138,10 @@ def glacier_objects(
             "bytes_stored": report.bytes,
             "aborted_stale_uploads": report.aborted_uploads,
             "swept_staged_files": report.swept_staged_files,
-            "objects": md_table(["request", "object", "bytes"], [(f"`{o['request']}`", o["url"], o["size"]) for o in report.objects],
-                                "No new objects."),
+            "objects": md_table(
+                ["request", "object", "bytes"], [(f"`{o['request']}`", o["url"], o["size"]) for o in report.objects], "No new objects."
+            ),
             "failures": _failures_table(report.failed),
             **({} if report.considered else _nothing_waiting("glacier_objects")),
         }
     )
-
-

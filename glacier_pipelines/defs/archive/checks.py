@@ -1,6 +1,5 @@
 """checksum_integrity: S3 must report exactly the checksum, size and class that were verified; it answers the requests."""
 
-
 import dagster as dg
 
 from glacier_pipelines.core import faults
@@ -16,10 +15,13 @@ from glacier_pipelines.resources.archive import (
 )
 
 
-@dg.asset_check(asset=glacier_objects, blocking=True,
-                description="Reads back each object that stored requests of the tenant wait on (HEAD with checksum mode) and compares "
-                            "it with the checksum computed during the transfer. Only then are those requests answered: SUCCESS, or "
-                            "ERROR with the problem (the object is flagged and never offered for deduplication or restore).")
+@dg.asset_check(
+    asset=glacier_objects,
+    blocking=True,
+    description="Reads back each object that stored requests of the tenant wait on (HEAD with checksum mode) and compares "
+    "it with the checksum computed during the transfer. Only then are those requests answered: SUCCESS, or "
+    "ERROR with the problem (the object is flagged and never offered for deduplication or restore).",
+)
 def checksum_integrity(
     context: dg.AssetCheckExecutionContext,
     catalog: CatalogResource,
@@ -40,8 +42,13 @@ def checksum_integrity(
             "mismatches": len(report.mismatches),
             "answered_success": report.answered["SUCCESS"],
             "answered_error": report.answered["ERROR"],
-            "mismatched_objects": md_table(["object", "problem"], [(url, "; ".join(p)) for url, p in report.mismatches], "All objects match."),
-            "requests": md_table(["request", "object", "answer"], [(f"`{r}`", url, a) for r, url, a in report.requests],
-                                 "No request was waiting for this check."),
+            "mismatched_objects": md_table(
+                ["object", "problem"], [(url, "; ".join(p)) for url, p in report.mismatches], "All objects match."
+            ),
+            "requests": md_table(
+                ["request", "object", "answer"],
+                [(f"`{r}`", url, a) for r, url, a in report.requests],
+                "No request was waiting for this check.",
+            ),
         },
     )

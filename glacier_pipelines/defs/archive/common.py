@@ -22,9 +22,11 @@ def root_run_id(context: Any) -> str:
 
 def run_finished(context: Any) -> Callable[[str], bool]:
     """Whether the run that owns some work is over (or unknown here), so that this run may take the work over."""
+
     def finished(owner: str) -> bool:
         run = context.instance.get_run_by_id(owner)
         return run is None or run.is_finished
+
     return finished
 
 
@@ -44,5 +46,8 @@ def md_table(head: Sequence[str], rows: Sequence[Sequence[Any]], empty: str, lim
 def step_fault(context: Any, exc: faults.ArchiveFault) -> dg.Failure:
     """A step stopped by S3: a transient fault is retried by the step's policy, a configuration fault is not."""
     context.log.error(str(exc))
-    return dg.Failure(description=str(exc), allow_retries=exc.kind == "transient",
-                      metadata={"fault": exc.kind, "requests_kept_in_place": len(getattr(getattr(exc, "report", None), "held", []) or [])})
+    return dg.Failure(
+        description=str(exc),
+        allow_retries=exc.kind == "transient",
+        metadata={"fault": exc.kind, "requests_kept_in_place": len(getattr(getattr(exc, "report", None), "held", []) or [])},
+    )

@@ -31,8 +31,14 @@ class PackagesConfig(dg.Config):
     tags={"domain": "archive"},
     pool=S3_UPLOADS,
 )
-def glacier_packages(context: dg.AssetExecutionContext, config: PackagesConfig, catalog: CatalogResource, archive_store: ArchiveStoreResource,
-                     sources: SourcesResource, request_transport: RequestTransportResource) -> dg.MaterializeResult:
+def glacier_packages(
+    context: dg.AssetExecutionContext,
+    config: PackagesConfig,
+    catalog: CatalogResource,
+    archive_store: ArchiveStoreResource,
+    sources: SourcesResource,
+    request_transport: RequestTransportResource,
+) -> dg.MaterializeResult:
     """Small verified files packed into uncompressed tar packages (one Glacier object each) with a manifest beside each.
 
     Members answer DELAYED when they join the open package; package_integrity answers them once the stored package is read back.
@@ -45,52 +51,89 @@ def glacier_packages(context: dg.AssetExecutionContext, config: PackagesConfig, 
     except faults.ArchiveFault as exc:  # the tenant's bucket is missing or unreachable: the packages stay open, members staged
         raise step_fault(context, exc) from None
     open_now = PackageStore(setup.catalog).open_packages(tenant)
-    return dg.MaterializeResult(metadata={
-        "members_added": added,
-        "packages_stored": report.closed,
-        "members_stored": report.members_stored,
-        "bytes_stored": report.bytes_stored,
-        "open_packages": len(open_now),
-        "open_member_bytes": sum(p["member_bytes"] for p in open_now),
-        "failed": len(report.failed),
-        "packages": md_table(["package", "members", "bytes"], [(p["url"], p["members"], p["bytes"]) for p in report.packages],
-                             "No package stored."),
-        "failures": md_table(["item", "reason"], [(f"`{k}`", v) for k, v in report.failed], "No failures."),
-        **({} if added or report.closed or report.failed else
-           {"nothing_waiting": True, "note": "nothing was waiting for glacier_packages in this partition (no verified small file, no due package)"}),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "members_added": added,
+            "packages_stored": report.closed,
+            "members_stored": report.members_stored,
+            "bytes_stored": report.bytes_stored,
+            "open_packages": len(open_now),
+            "open_member_bytes": sum(p["member_bytes"] for p in open_now),
+            "failed": len(report.failed),
+            "packages": md_table(
+                ["package", "members", "bytes"], [(p["url"], p["members"], p["bytes"]) for p in report.packages], "No package stored."
+            ),
+            "failures": md_table(["item", "reason"], [(f"`{k}`", v) for k, v in report.failed], "No failures."),
+            **(
+                {}
+                if added or report.closed or report.failed
+                else {
+                    "nothing_waiting": True,
+                    "note": "nothing was waiting for glacier_packages in this partition (no verified small file, no due package)",
+                }
+            ),
+        }
+    )
 
 
-@dg.asset_check(asset=glacier_packages, blocking=True,
-                description="Reads back each stored package whose members wait: S3's checksum, size and class of the package object "
-                            "against those computed when it was built, and its manifest against the members' recorded offsets, "
-                            "lengths and SHA-256. Members are answered SUCCESS only then; a package with problems is flagged and "
-                            "its members answered ERROR.")
-def package_integrity(context: dg.AssetCheckExecutionContext, catalog: CatalogResource, archive_store: ArchiveStoreResource,
-                      sources: SourcesResource, request_transport: RequestTransportResource) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=glacier_packages,
+    blocking=True,
+    description="Reads back each stored package whose members wait: S3's checksum, size and class of the package object "
+    "against those computed when it was built, and its manifest against the members' recorded offsets, "
+    "lengths and SHA-256. Members are answered SUCCESS only then; a package with problems is flagged and "
+    "its members answered ERROR.",
+)
+def package_integrity(
+    context: dg.AssetCheckExecutionContext,
+    catalog: CatalogResource,
+    archive_store: ArchiveStoreResource,
+    sources: SourcesResource,
+    request_transport: RequestTransportResource,
+) -> dg.AssetCheckResult:
     setup = archive_setup(catalog, archive_store, sources, request_transport)
     try:
         report = flow.check_packages(setup, context.partition_key if context.has_partition_key else None)
     except faults.ArchiveFault as exc:
         raise step_fault(context, exc) from None
-    return dg.AssetCheckResult(passed=not report.problems, metadata={
-        "packages_checked": report.packages_checked, "members_checked": report.members_checked,
-        "packages_with_problems": len(report.problems),
-        "answered_success": report.answered["SUCCESS"], "answered_error": report.answered["ERROR"],
-        "problems": md_table(["package", "problems"], [(u, "; ".join(p)) for u, p in report.problems], "All members reproduce their checksums."),
-        "requests": md_table(["request", "package", "answer"], [(f"`{r}`", u, a) for r, u, a in report.requests],
-                             "No member was waiting for this check."),
-    })
+    return dg.AssetCheckResult(
+        passed=not report.problems,
+        metadata={
+            "packages_checked": report.packages_checked,
+            "members_checked": report.members_checked,
+            "packages_with_problems": len(report.problems),
+            "answered_success": report.answered["SUCCESS"],
+            "answered_error": report.answered["ERROR"],
+            "problems": md_table(
+                ["package", "problems"], [(u, "; ".join(p)) for u, p in report.problems], "All members reproduce their checksums."
+            ),
+            "requests": md_table(
+                ["request", "package", "answer"], [(f"`{r}`", u, a) for r, u, a in report.requests], "No member was waiting for this check."
+            ),
+        },
+    )
 
 
-package_job = dg.define_asset_job("package_job", selection=dg.AssetSelection.assets(glacier_packages),
-                                  description="Close and upload the tenant's due packages (aged or full; all with close_all).")
+package_job = dg.define_asset_job(
+    "package_job",
+    selection=dg.AssetSelection.assets(glacier_packages),
+    description="Close and upload the tenant's due packages (aged or full; all with close_all).",
+)
 
 
-@dg.schedule(job=package_job, cron_schedule="17 * * * *", default_status=schedule_status("package_close_schedule", unset("GLACIER_BUCKET")),
-             description="Hourly: one package_job run per tenant with an open package past its maximum age.")
-def package_close_schedule(context: dg.ScheduleEvaluationContext, catalog: CatalogResource, archive_store: ArchiveStoreResource,
-                           sources: SourcesResource, request_transport: RequestTransportResource):
+@dg.schedule(
+    job=package_job,
+    cron_schedule="17 * * * *",
+    default_status=schedule_status("package_close_schedule", unset("GLACIER_BUCKET")),
+    description="Hourly: one package_job run per tenant with an open package past its maximum age.",
+)
+def package_close_schedule(
+    context: dg.ScheduleEvaluationContext,
+    catalog: CatalogResource,
+    archive_store: ArchiveStoreResource,
+    sources: SourcesResource,
+    request_transport: RequestTransportResource,
+):
     setup = archive_setup(catalog, archive_store, sources, request_transport)
     due = flow.due_packages(setup, setup.packaging, None, close_all=False)
     tenants_due = sorted({p["tenant"] for p in due})

@@ -92,9 +92,11 @@ def fail_runs_of_gone_workers(instance: dg.DagsterInstance, progress: Callable[[
         why = _gone(dict(run.tags))
         if why is None:
             continue
-        instance.report_run_failed(run, message=f"the glacier-pipelines process executing this run is gone ({why}); "
-                                                "the next run takes its batch over",
-                                   job_failure_data=JobFailureData(error=None, failure_reason=RunFailureReason.UNEXPECTED_TERMINATION))
+        instance.report_run_failed(
+            run,
+            message=f"the glacier-pipelines process executing this run is gone ({why}); the next run takes its batch over",
+            job_failure_data=JobFailureData(error=None, failure_reason=RunFailureReason.UNEXPECTED_TERMINATION),
+        )
         progress(f"run {run.run_id[:8]} ({run.tags.get('dagster/partition', '?')}) marked failed: its worker is gone ({why})")
         failed.append(run.run_id)
         released.add(run.tags[LEASE_TAG])

@@ -33,8 +33,13 @@ from glacier_pipelines.flows.planning import plan_archive_runs
 ARCHIVE_JOB = "archive_job"
 PLAN_KEY_TAG = "glacier/plan-key"
 MAX_ATTEMPTS = 3
-BUSY = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
-        dg.DagsterRunStatus.CANCELING]
+BUSY = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 @dataclass(frozen=True)
@@ -65,40 +70,61 @@ def run_finished(instance: dg.DagsterInstance) -> Callable[[str], bool]:
     Work belongs to a root run (its retries continue it): the owner is over once its newest retry or
     re-execution ended and Dagster will not retry that one.
     """
+
     def finished(owner: str) -> bool:
-        newest = instance.get_runs(filters=dg.RunsFilter(tags={ROOT_RUN_ID_TAG: owner}), limit=1) or \
-            [run for run in [instance.get_run_by_id(owner)] if run is not None]
+        newest = instance.get_runs(filters=dg.RunsFilter(tags={ROOT_RUN_ID_TAG: owner}), limit=1) or [
+            run for run in [instance.get_run_by_id(owner)] if run is not None
+        ]
         return not newest or (newest[0].is_finished and not awaiting_retry(instance, newest[0]))
+
     return finished
 
 
 def runs_in_progress(instance: dg.DagsterInstance) -> Callable[[str], int]:
     """How many archive runs of a tenant are queued or running (counted against its GLACIER_TENANT_RUNS)."""
+
     def count(tenant: str) -> int:
         return instance.get_runs_count(dg.RunsFilter(job_name=ARCHIVE_JOB, statuses=BUSY, tags={"dagster/partition": tenant}))
+
     return count
 
 
-def planned_runs(instance: dg.DagsterInstance, catalog: Catalog, *, batch_size: int, concurrency: str = "1",
-                 tenant: str | None = None, max_attempts: int | None = MAX_ATTEMPTS) -> list[ArchiveRun]:
+def planned_runs(
+    instance: dg.DagsterInstance,
+    catalog: Catalog,
+    *,
+    batch_size: int,
+    concurrency: str = "1",
+    tenant: str | None = None,
+    max_attempts: int | None = MAX_ATTEMPTS,
+) -> list[ArchiveRun]:
     """The archive runs to start now (all tenants, or one), minus plans already queued or running, or used up.
 
     ``max_attempts`` bounds the runs of one unchanged state for callers that plan on their own (the sensors,
     every 30 s); ``process``, started by someone asking for another try, passes None.
     """
-    plans = plan_archive_runs(catalog, run_finished(instance), batch_size=batch_size, concurrency=concurrency,
-                              runs_in_progress=runs_in_progress(instance))
+    plans = plan_archive_runs(
+        catalog, run_finished(instance), batch_size=batch_size, concurrency=concurrency, runs_in_progress=runs_in_progress(instance)
+    )
     out = []
     for plan in plans:
         if tenant is not None and plan.tenant != tenant:
             continue
         earlier = instance.get_runs(filters=dg.RunsFilter(job_name=ARCHIVE_JOB, tags={PLAN_KEY_TAG: plan.run_key}))
-        if any(not run.is_finished or awaiting_retry(instance, run) for run in earlier) or \
-                (max_attempts is not None and len(earlier) >= max_attempts):
+        if any(not run.is_finished or awaiting_retry(instance, run) for run in earlier) or (
+            max_attempts is not None and len(earlier) >= max_attempts
+        ):
             continue
         run_key = plan.run_key if not earlier else f"{plan.run_key}#{len(earlier) + 1}"
-        out.append(ArchiveRun(plan.tenant, run_key, plan.run_key, plan.slot,
-                              {"glacier/tenant": plan.tenant, "glacier/slot": str(plan.slot), PLAN_KEY_TAG: plan.run_key}))
+        out.append(
+            ArchiveRun(
+                plan.tenant,
+                run_key,
+                plan.run_key,
+                plan.slot,
+                {"glacier/tenant": plan.tenant, "glacier/slot": str(plan.slot), PLAN_KEY_TAG: plan.run_key},
+            )
+        )
     return out
 
 

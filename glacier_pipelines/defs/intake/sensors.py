@@ -27,23 +27,34 @@ MAX_MESSAGES_PER_TICK = 5000
 MAX_SECONDS_PER_TICK = 20.0
 
 
-def plan_runs(instance: dg.DagsterInstance, catalog, known_partitions: set[str], *, batch_size: int = 500,
-              concurrency: str = "1") -> tuple[list[dg.RunRequest], list[str]]:
+def plan_runs(
+    instance: dg.DagsterInstance, catalog, known_partitions: set[str], *, batch_size: int = 500, concurrency: str = "1"
+) -> tuple[list[dg.RunRequest], list[str]]:
     """Run requests from the one archive planner (defs/intake/runs.py), and the tenants to add as partitions first."""
     runs = planned_runs(instance, catalog, batch_size=batch_size, concurrency=concurrency)
     return run_requests(runs), sorted({r.tenant for r in runs} - known_partitions)
 
 
-def intake_tick(context: dg.SensorEvaluationContext, catalog: CatalogResource, request_transport: RequestTransportResource,
-                kind: str, restore_intake=None) -> dg.SensorResult | dg.SkipReason:
+def intake_tick(
+    context: dg.SensorEvaluationContext,
+    catalog: CatalogResource,
+    request_transport: RequestTransportResource,
+    kind: str,
+    restore_intake=None,
+) -> dg.SensorResult | dg.SkipReason:
     if request_transport.kind != kind:
         return dg.SkipReason(f"GLACIER_REQUEST_TRANSPORT is {request_transport.kind!r}, not {kind!r}: this sensor has nothing to read")
     cat = catalog.get()
     result, published, problems = intake.IntakeResult(), 0, []
     try:
         with request_transport.transport() as transport:
-            result = intake.drain_requests(transport, cat, max_messages=MAX_MESSAGES_PER_TICK, max_seconds=MAX_SECONDS_PER_TICK,
-                                           allowed_tenants=request_transport.allowed_tenants())
+            result = intake.drain_requests(
+                transport,
+                cat,
+                max_messages=MAX_MESSAGES_PER_TICK,
+                max_seconds=MAX_SECONDS_PER_TICK,
+                allowed_tenants=request_transport.allowed_tenants(),
+            )
             published = intake.publish_responses(transport, cat, worker_id=WORKER_ID)
             if restore_intake is not None:
                 restores = restore_intake(transport)
@@ -59,12 +70,15 @@ def intake_tick(context: dg.SensorEvaluationContext, catalog: CatalogResource, r
     for run_id in fail_runs_of_gone_workers(context.instance):  # runs a killed `glacier-pipelines process` left behind here
         context.log.warning(f"run {run_id}: its glacier-pipelines process is gone; marked failed, its batch is taken over")
     known = set(context.instance.get_dynamic_partitions(cast(str, tenants.name)))
-    requests, new_partitions = plan_runs(context.instance, cat, known, batch_size=request_transport.batch_size,
-                                         concurrency=request_transport.tenant_runs)
+    requests, new_partitions = plan_runs(
+        context.instance, cat, known, batch_size=request_transport.batch_size, concurrency=request_transport.tenant_runs
+    )
     cursor = json.loads(context.cursor) if context.cursor else {}
     cursor = {"received": cursor.get("received", 0) + result.received, "published": cursor.get("published", 0) + published}
-    context.log.info(f"intake: {result.new} new, {result.duplicates} duplicate, {result.invalid} invalid; "
-                     f"{published} response(s) published; {len(requests)} run request(s)")
+    context.log.info(
+        f"intake: {result.new} new, {result.duplicates} duplicate, {result.invalid} invalid; "
+        f"{published} response(s) published; {len(requests)} run request(s)"
+    )
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[tenants.build_add_request(new_partitions)] if new_partitions else [],
@@ -77,10 +91,9 @@ def intake_tick(context: dg.SensorEvaluationContext, catalog: CatalogResource, r
     minimum_interval_seconds=interval(30),
     default_status=sensor_status("request_intake_sensor", transport_is("embedded")),
     description="Drains the embedded request spool into the catalog (bounded per tick), publishes queued responses, "
-                "and requests one archive_job run per tenant with work.",
+    "and requests one archive_job run per tenant with work.",
 )
-def request_intake_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource,
-                          request_transport: RequestTransportResource):
+def request_intake_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource, request_transport: RequestTransportResource):
     return intake_tick(context, catalog, request_transport, "embedded")
 
 
@@ -89,14 +102,22 @@ def request_intake_sensor(context: dg.SensorEvaluationContext, catalog: CatalogR
     minimum_interval_seconds=interval(30),
     default_status=sensor_status("amqp_bridge_sensor", transport_is("amqp") or unset("GLACIER_AMQP_URL")),
     description="Drains the AMQP request queue into the catalog (persist, then acknowledge; invalid messages to the "
-                "dead-letter queue), publishes queued responses with confirms, records restore requests from "
-                "GLACIER_RESTORE_REQUEST_QUEUE, and requests one archive_job run per tenant.",
+    "dead-letter queue), publishes queued responses with confirms, records restore requests from "
+    "GLACIER_RESTORE_REQUEST_QUEUE, and requests one archive_job run per tenant.",
 )
-def amqp_bridge_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource, request_transport: RequestTransportResource,
-                       archive_store: ArchiveStoreResource, restore: RestoreResource):
+def amqp_bridge_sensor(
+    context: dg.SensorEvaluationContext,
+    catalog: CatalogResource,
+    request_transport: RequestTransportResource,
+    archive_store: ArchiveStoreResource,
+    restore: RestoreResource,
+):
     restore_intake = None
     if request_transport.restore_request_queue:
+
         def restore_intake(transport):
-            return drain_restore_requests(transport, request_transport.restore_request_queue, restore.setup(catalog, archive_store),
-                                          max_days=restore.max_days)
+            return drain_restore_requests(
+                transport, request_transport.restore_request_queue, restore.setup(catalog, archive_store), max_days=restore.max_days
+            )
+
     return intake_tick(context, catalog, request_transport, "amqp", restore_intake)

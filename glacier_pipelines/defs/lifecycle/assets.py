@@ -38,8 +38,9 @@ class ServerSideArchivesConfig(dg.Config):
     kinds={"s3"},
     tags=TAGS,
 )
-def lifecycle_rules(context: dg.AssetExecutionContext, config: LifecycleRulesConfig, lifecycle: LifecycleResource,
-                    archive_store: ArchiveStoreResource) -> dg.MaterializeResult:
+def lifecycle_rules(
+    context: dg.AssetExecutionContext, config: LifecycleRulesConfig, lifecycle: LifecycleResource, archive_store: ArchiveStoreResource
+) -> dg.MaterializeResult:
     """The buckets' lifecycle rules as every tenant declared them (GLACIER_LIFECYCLE_CONFIG), applied idempotently.
 
     Rules are named `glacier-pipelines:<tenant>:<name>` and scoped to the tenant's prefix. Rules
@@ -53,32 +54,40 @@ def lifecycle_rules(context: dg.AssetExecutionContext, config: LifecycleRulesCon
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     if not report.declared:
         context.log.info("GLACIER_LIFECYCLE_CONFIG is unset: no bucket was read or changed")
-        return dg.MaterializeResult(metadata={"status": "no declaration (GLACIER_LIFECYCLE_CONFIG unset): buckets left as they are",
-                                              "written": False})
+        return dg.MaterializeResult(
+            metadata={"status": "no declaration (GLACIER_LIFECYCLE_CONFIG unset): buckets left as they are", "written": False}
+        )
     totals = report.totals()
     context.log.info(f"lifecycle rules: {totals}; written to {report.written or 'no bucket'}")
-    return dg.MaterializeResult(metadata={
-        "status": "dry run: nothing written" if config.dry_run else ("written" if report.written else "unchanged"),
-        "config_path": lifecycle.config_path,
-        "buckets": ", ".join(p.bucket for p in report.plans),
-        "tenants": len(declared.tenants),
-        "rules_declared": len(declared.rules()),
-        **totals,
-        "buckets_written": ", ".join(report.written) or "none",
-        "written": bool(report.written),
-        "settled_after_write": report.settled,
-        "diff": dg.MetadataValue.md(lifecycle_markdown(report.plans)),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "status": "dry run: nothing written" if config.dry_run else ("written" if report.written else "unchanged"),
+            "config_path": lifecycle.config_path,
+            "buckets": ", ".join(p.bucket for p in report.plans),
+            "tenants": len(declared.tenants),
+            "rules_declared": len(declared.rules()),
+            **totals,
+            "buckets_written": ", ".join(report.written) or "none",
+            "written": bool(report.written),
+            "settled_after_write": report.settled,
+            "diff": dg.MetadataValue.md(lifecycle_markdown(report.plans)),
+        }
+    )
 
 
 def _outcomes_table(outcomes: list[flow.Outcome]) -> dg.MetadataValue:
     if not outcomes:
         return dg.MetadataValue.md("No objects.")
-    rows = [f"| {o.status} | `{_md_cell(o.source)}` | `{_md_cell(o.destination)}` | {o.size:,} | {o.source_class} → {o.storage_class} | "
-            f"{_md_cell(o.checksum_algorithm or '')} | {_md_cell('; '.join(o.messages))} |" for o in outcomes[:TABLE_ROWS]]
+    rows = [
+        f"| {o.status} | `{_md_cell(o.source)}` | `{_md_cell(o.destination)}` | {o.size:,} | {o.source_class} → {o.storage_class} | "
+        f"{_md_cell(o.checksum_algorithm or '')} | {_md_cell('; '.join(o.messages))} |"
+        for o in outcomes[:TABLE_ROWS]
+    ]
     more = f"\n\n…and {len(outcomes) - TABLE_ROWS} more" if len(outcomes) > TABLE_ROWS else ""
-    return dg.MetadataValue.md("| status | source | destination | bytes | class | S3 checksum | messages |\n"
-                               "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + more)
+    return dg.MetadataValue.md(
+        "| status | source | destination | bytes | class | S3 checksum | messages |\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + more
+    )
 
 
 def _usd(value: float | None) -> str:
@@ -90,8 +99,14 @@ def _cost_table(estimate: dict | None) -> dg.MetadataValue:
         return dg.MetadataValue.md("Nothing to copy, or no price list.")
     rows = "\n".join(f"| {_md_cell(line['item'])} | {_usd(line['usd'])} |" for line in estimate["lines"])
     monthly = estimate.get("storage_per_month")
-    tail = (f"\n\nStorage per month: ${monthly['before_usd']:.6f} before, ${monthly['after_usd']:.6f} after "
-            f"(price list {estimate['pricing_version']})") if monthly else ""
+    tail = (
+        (
+            f"\n\nStorage per month: ${monthly['before_usd']:.6f} before, ${monthly['after_usd']:.6f} after "
+            f"(price list {estimate['pricing_version']})"
+        )
+        if monthly
+        else ""
+    )
     return dg.MetadataValue.md(f"| charge | USD |\n|---|---|\n{rows}\n| **total** | **{estimate['total']:.6f}** |{tail}")
 
 
@@ -103,8 +118,13 @@ def _cost_table(estimate: dict | None) -> dg.MetadataValue:
     tags=TAGS,
     retry_policy=RETRY,
 )
-def server_side_archives(context: dg.AssetExecutionContext, config: ServerSideArchivesConfig, lifecycle: LifecycleResource,
-                         catalog: CatalogResource, archive_store: ArchiveStoreResource) -> dg.MaterializeResult:
+def server_side_archives(
+    context: dg.AssetExecutionContext,
+    config: ServerSideArchivesConfig,
+    lifecycle: LifecycleResource,
+    catalog: CatalogResource,
+    archive_store: ArchiveStoreResource,
+) -> dg.MaterializeResult:
     """Objects already in S3 moved into an archive class by server-side copies (never downloaded), checked and catalogued.
 
     CopyObject up to the copy threshold, multipart UploadPartCopy above it, keeping metadata,
@@ -114,9 +134,16 @@ def server_side_archives(context: dg.AssetExecutionContext, config: ServerSideAr
     after a crash copies nothing twice.
     """
     setup = lifecycle.setup(catalog, archive_store)
-    request = flow.MoveRequest(tenant=context.partition_key, url=config.source, storage_class=config.storage_class or None,
-                               verification=config.verification, destination=config.destination, checksum=config.checksum or None,
-                               max_objects=config.max_objects, dry_run=config.dry_run)
+    request = flow.MoveRequest(
+        tenant=context.partition_key,
+        url=config.source,
+        storage_class=config.storage_class or None,
+        verification=config.verification,
+        destination=config.destination,
+        checksum=config.checksum or None,
+        max_objects=config.max_objects,
+        dry_run=config.dry_run,
+    )
     try:
         report = flow.move(setup, request, run_id=_root_run_id(context), progress=context.log.info)
     except (MoveError, ValueError) as exc:
@@ -142,8 +169,10 @@ def server_side_archives(context: dg.AssetExecutionContext, config: ServerSideAr
     if report.failed:
         raise dg.Failure(
             description=f"{len(report.failed)} object(s) not moved: "
-                        + "; ".join(f"{o.source}: {'; '.join(o.messages)}" for o in report.failed[:5]),
-            metadata=metadata, allow_retries=False)
+            + "; ".join(f"{o.source}: {'; '.join(o.messages)}" for o in report.failed[:5]),
+            metadata=metadata,
+            allow_retries=False,
+        )
     return dg.MaterializeResult(metadata=metadata)
 
 

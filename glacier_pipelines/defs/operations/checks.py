@@ -9,9 +9,12 @@ CATALOG_OBJECTS_PRESENT = "catalog_objects_present"
 
 def catalog_objects_present_spec(asset: str) -> dg.AssetCheckSpec:
     # Evaluated in the same step as the reconciliation, so the bucket is listed once per run.
-    return dg.AssetCheckSpec(CATALOG_OBJECTS_PRESENT, asset=asset,
-                             description="Every object and package manifest the catalog names for the tenant exists in the bucket; "
-                                         "fails naming the missing keys.")
+    return dg.AssetCheckSpec(
+        CATALOG_OBJECTS_PRESENT,
+        asset=asset,
+        description="Every object and package manifest the catalog names for the tenant exists in the bucket; "
+        "fails naming the missing keys.",
+    )
 
 
 def catalog_objects_present(report: ReconcileReport) -> dg.AssetCheckResult:
@@ -24,7 +27,10 @@ def catalog_objects_present(report: ReconcileReport) -> dg.AssetCheckResult:
         metadata={
             "catalog_keys": report.catalog_keys,
             "missing": len(report.missing),
-            "missing_objects": dg.MetadataValue.md(f"| object named by the catalog, absent from S3 |\n|---|\n{rows}{more}"
-                                                   if report.missing else "Every catalog object is in the bucket."),
+            "missing_objects": dg.MetadataValue.md(
+                f"| object named by the catalog, absent from S3 |\n|---|\n{rows}{more}"
+                if report.missing
+                else "Every catalog object is in the bucket."
+            ),
         },
     )

@@ -45,39 +45,66 @@ def _table(header: tuple[str, ...], rows: list[tuple]) -> dg.MetadataValue:
     tags={"domain": "restore"},
     pool=GLACIER_RESTORES,
 )
-def restore_requests(context: dg.AssetExecutionContext, config: RestoreRequestConfig, catalog: CatalogResource,
-                     archive_store: ArchiveStoreResource, restore: RestoreResource) -> dg.MaterializeResult:
+def restore_requests(
+    context: dg.AssetExecutionContext,
+    config: RestoreRequestConfig,
+    catalog: CatalogResource,
+    archive_store: ArchiveStoreResource,
+    restore: RestoreResource,
+) -> dg.MaterializeResult:
     """Requests to get archived files back (who, what, tier, days), each object's S3 restore started once."""
     setup = restore.setup(catalog, archive_store)
     tenant = context.partition_key
     submitted = None
     files = [{"requestId": x} for x in config.request_ids] + [{"checksum": x} for x in config.checksums] + [{"url": x} for x in config.urls]
     if files:
-        request = parse_restore_request({"tenant": tenant, "files": files, "days": config.days, "tier": config.tier,
-                                         "requester": config.requester, **({"note": config.note} if config.note else {})},
-                                        max_days=restore.max_days)
+        request = parse_restore_request(
+            {
+                "tenant": tenant,
+                "files": files,
+                "days": config.days,
+                "tier": config.tier,
+                "requester": config.requester,
+                **({"note": config.note} if config.note else {}),
+            },
+            max_days=restore.max_days,
+        )
         submitted = flow.submit(setup, request)
         context.log.info(f"restore request {submitted['restoreId']}: {len(files)} file(s)")
     report = flow.start(setup, tenant, _root_run_id(context))
     rows = setup.store.rows(tenant=tenant)
     table = costs.cost_table(setup.catalog, setup.pricing, tenant)
     plot = base64.b64encode(costs.plot_png(table)).decode("ascii")
-    cost_rows = [(r["restore_id"][:8], r["selector"], r["tier"], r["days"], r["status"],
-              f"{r['estimated_cost_usd']:.6f}" if r["estimated_cost_usd"] is not None else "n/a") for r in rows if r["status"] != "EXPIRED"]
-    return dg.MaterializeResult(metadata={
-        "restores_started": report.started,
-        "joined_or_already_restored": report.already,
-        "served_directly": report.direct,
-        "failed": len(report.failed),
-        "tiers_sent": dg.MetadataValue.json(report.tiers),
-        "submitted_restore_id": submitted["restoreId"] if submitted else "",
-        "estimated_cost_usd": round(sum(r["estimated_cost_usd"] or 0 for r in rows if r["status"] in ("PENDING", "IN_PROGRESS", "READY")), 6),
-        "restores": _table(("restore", "file", "tier", "days", "status", "estimated USD"), cost_rows),
-        "costs_by_class_and_tier": dg.MetadataValue.md(costs.markdown(table)),
-        "cost_plot": dg.MetadataValue.md(f"![cost by tenant and tier](data:image/png;base64,{plot})"),
-        "pricing_version": setup.pricing.version if setup.pricing else "none",
-        "failures": _table(("file", "reason"), report.failed),
-    })
+    cost_rows = [
+        (
+            r["restore_id"][:8],
+            r["selector"],
+            r["tier"],
+            r["days"],
+            r["status"],
+            f"{r['estimated_cost_usd']:.6f}" if r["estimated_cost_usd"] is not None else "n/a",
+        )
+        for r in rows
+        if r["status"] != "EXPIRED"
+    ]
+    return dg.MaterializeResult(
+        metadata={
+            "restores_started": report.started,
+            "joined_or_already_restored": report.already,
+            "served_directly": report.direct,
+            "failed": len(report.failed),
+            "tiers_sent": dg.MetadataValue.json(report.tiers),
+            "submitted_restore_id": submitted["restoreId"] if submitted else "",
+            "estimated_cost_usd": round(
+                sum(r["estimated_cost_usd"] or 0 for r in rows if r["status"] in ("PENDING", "IN_PROGRESS", "READY")), 6
+            ),
+            "restores": _table(("restore", "file", "tier", "days", "status", "estimated USD"), cost_rows),
+            "costs_by_class_and_tier": dg.MetadataValue.md(costs.markdown(table)),
+            "cost_plot": dg.MetadataValue.md(f"![cost by tenant and tier](data:image/png;base64,{plot})"),
+            "pricing_version": setup.pricing.version if setup.pricing else "none",
+            "failures": _table(("file", "reason"), report.failed),
+        }
+    )
 
 
 @dg.asset(
@@ -88,17 +115,20 @@ def restore_requests(context: dg.AssetExecutionContext, config: RestoreRequestCo
     kinds={"s3", "email"},
     tags={"domain": "restore"},
 )
-def restored_files(context: dg.AssetExecutionContext, catalog: CatalogResource, archive_store: ArchiveStoreResource,
-                   restore: RestoreResource) -> dg.MaterializeResult:
+def restored_files(
+    context: dg.AssetExecutionContext, catalog: CatalogResource, archive_store: ArchiveStoreResource, restore: RestoreResource
+) -> dg.MaterializeResult:
     """Restored objects re-verified against the catalog, with time-limited download links sent to their requesters."""
     setup = restore.setup(catalog, archive_store)
     report = flow.deliver(setup, context.partition_key, _root_run_id(context))
-    return dg.MaterializeResult(metadata={
-        "verified": report.verified,
-        "mismatched": len(report.mismatched),
-        "ready": report.ready,
-        "requesters_notified": report.notified,
-        "expired": report.expired,
-        "failed": len(report.failed),
-        "mismatched_objects": _table(("object", "problem"), report.mismatched),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "verified": report.verified,
+            "mismatched": len(report.mismatched),
+            "ready": report.ready,
+            "requesters_notified": report.notified,
+            "expired": report.expired,
+            "failed": len(report.failed),
+            "mismatched_objects": _table(("object", "problem"), report.mismatched),
+        }
+    )

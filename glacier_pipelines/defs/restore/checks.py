@@ -8,10 +8,15 @@ from glacier_pipelines.defs.restore.assets import _table, restored_files
 from glacier_pipelines.resources.archive import CatalogResource
 
 
-@dg.asset_check(asset=restored_files, blocking=True,
-                description="Every object this run delivered or refused was re-hashed after restore; fails naming the objects whose bytes differ from the catalog.")
+@dg.asset_check(
+    asset=restored_files,
+    blocking=True,
+    description="Every object this run delivered or refused was re-hashed after restore; fails naming the objects whose bytes differ from the catalog.",
+)
 def restored_checksum_integrity(context: dg.AssetCheckExecutionContext, catalog: CatalogResource) -> dg.AssetCheckResult:
     rows = VerificationQueries(catalog.get()).restored_by_run(_root_run_id(context))  # type: ignore[arg-type]
     bad = [(row.url, row.message) for row in rows if not row.verified]
-    return dg.AssetCheckResult(passed=not bad, metadata={
-        "objects_verified": len(rows), "mismatches": len(bad), "mismatched_objects": _table(("object", "problem"), bad)})
+    return dg.AssetCheckResult(
+        passed=not bad,
+        metadata={"objects_verified": len(rows), "mismatches": len(bad), "mismatched_objects": _table(("object", "problem"), bad)},
+    )

@@ -20,8 +20,11 @@ def plan_restore_runs(setup: flow.RestoreSetup) -> list[dg.RunRequest]:
     for tenant in store.tenants_with_work():
         ids = [str(r["id"]) for r in store.rows(tenant=tenant, statuses=["PENDING", "IN_PROGRESS"])]
         marker = hashlib.sha256(",".join(ids).encode()).hexdigest()[:16]
-        restored = sorted(str(r["object_id"]) for r in store.rows(tenant=tenant, statuses=["IN_PROGRESS"])
-                          if (s := store.object_state(r["object_id"])) and s["state"] in ("RESTORED", "FAILED"))
+        restored = sorted(
+            str(r["object_id"])
+            for r in store.rows(tenant=tenant, statuses=["IN_PROGRESS"])
+            if (s := store.object_state(r["object_id"])) and s["state"] in ("RESTORED", "FAILED")
+        )
         run_key = f"restore:{tenant}:{marker}:{hashlib.sha256(','.join(restored).encode()).hexdigest()[:16]}"
         out.append(dg.RunRequest(partition_key=tenant, run_key=run_key, tags={"glacier/tenant": tenant}))
     return out
@@ -32,10 +35,11 @@ def plan_restore_runs(setup: flow.RestoreSetup) -> list[dg.RunRequest]:
     minimum_interval_seconds=interval(60),
     default_status=sensor_status("restore_completed_sensor", unset("GLACIER_BUCKET")),
     description="Reads S3/EventBridge restore events from SQS (or polls x-amz-restore where no queue is configured), "
-                "records completions in the catalog, then requests one restore_job run per tenant with work.",
+    "records completions in the catalog, then requests one restore_job run per tenant with work.",
 )
-def restore_completed_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource, archive_store: ArchiveStoreResource,
-                             restore: RestoreResource) -> dg.SensorResult:
+def restore_completed_sensor(
+    context: dg.SensorEvaluationContext, catalog: CatalogResource, archive_store: ArchiveStoreResource, restore: RestoreResource
+) -> dg.SensorResult:
     setup = restore.setup(catalog, archive_store)
     cursor = json.loads(context.cursor) if context.cursor else {}
     if restore.events_queue_url:

@@ -51,8 +51,13 @@ def _pairs_table(pairs: list[tuple[str, str]], head: str, empty: str, limit: int
     tags=TAGS,
     retry_policy=RETRY,
 )
-def vault_inventory(context: dg.AssetExecutionContext, config: VaultInventoryConfig, vault: VaultResource,
-                    catalog: CatalogResource, archive_store: ArchiveStoreResource) -> dg.MaterializeResult:
+def vault_inventory(
+    context: dg.AssetExecutionContext,
+    config: VaultInventoryConfig,
+    vault: VaultResource,
+    catalog: CatalogResource,
+    archive_store: ArchiveStoreResource,
+) -> dg.MaterializeResult:
     """The vault's archives (id, description, size, creation date, tree hash) with their destination keys, from an inventory-retrieval job.
 
     Does not wait for Glacier: while the job runs this records it and reports "waiting";
@@ -63,22 +68,31 @@ def vault_inventory(context: dg.AssetExecutionContext, config: VaultInventoryCon
     result = flow.take_inventory(setup, name, refresh=config.refresh, run_id=_root_run_id(context))
     context.log.info(result.message)
     ledgered = flow.ledger.record(setup, name)
-    metadata: dict = {"vault": name, "status": result.state, "job_id": result.job_id or "", "message": result.message,
-                      "inventory_format": setup.inventory_format, "ledger_archives_written": ledgered}
+    metadata: dict = {
+        "vault": name,
+        "status": result.state,
+        "job_id": result.job_id or "",
+        "message": result.message,
+        "inventory_format": setup.inventory_format,
+        "ledger_archives_written": ledgered,
+    }
     if result.state == "loaded":
         reasons = {r: int(result.reasons.get(r, 0)) for r in vault_names.REASONS}
-        metadata.update({
-            "archives": result.archives,
-            "total_bytes": result.bytes,
-            "oldest": result.oldest or "",
-            "newest": result.newest or "",
-            "new_archives": result.new_archives,
-            "naming_reasons": dg.MetadataValue.json(reasons),
-            "naming_table": dg.MetadataValue.md(
-                "| naming rule | archives |\n|---|---|\n" + "\n".join(f"| {r} | {n} |" for r, n in reasons.items())),
-            "overrides_csv": result.overrides or "none",
-            "destination": f"s3://{setup.bucket}/{setup.prefix}/{name}/",
-        })
+        metadata.update(
+            {
+                "archives": result.archives,
+                "total_bytes": result.bytes,
+                "oldest": result.oldest or "",
+                "newest": result.newest or "",
+                "new_archives": result.new_archives,
+                "naming_reasons": dg.MetadataValue.json(reasons),
+                "naming_table": dg.MetadataValue.md(
+                    "| naming rule | archives |\n|---|---|\n" + "\n".join(f"| {r} | {n} |" for r, n in reasons.items())
+                ),
+                "overrides_csv": result.overrides or "none",
+                "destination": f"s3://{setup.bucket}/{setup.prefix}/{name}/",
+            }
+        )
         metadata.update({f"names_{r}": n for r, n in reasons.items()})
         if result.path:
             metadata["inventory_path"] = dg.MetadataValue.path(result.path)
@@ -94,8 +108,9 @@ def vault_inventory(context: dg.AssetExecutionContext, config: VaultInventoryCon
     tags=TAGS,
     retry_policy=RETRY,
 )
-def archive_retrievals(context: dg.AssetExecutionContext, vault: VaultResource, catalog: CatalogResource,
-                       archive_store: ArchiveStoreResource) -> dg.MaterializeResult:
+def archive_retrievals(
+    context: dg.AssetExecutionContext, vault: VaultResource, catalog: CatalogResource, archive_store: ArchiveStoreResource
+) -> dg.MaterializeResult:
     """Archive-retrieval jobs started for the vault's archives, oldest first, within the daily byte quota and jobs per run.
 
     Outputs about to expire before their archive was copied are requested again; archives S3
@@ -106,35 +121,43 @@ def archive_retrievals(context: dg.AssetExecutionContext, vault: VaultResource, 
     report = flow.request_retrievals(setup, name, run_id=_root_run_id(context))
     ledgered = flow.ledger.record(setup, name)
     totals = setup.store.status_totals(name)
-    pacing = "daily quota reached" if report.quota_limited else "job limit per run reached" if report.rate_limited else (
-        report.stopped or "not limited")
+    pacing = (
+        "daily quota reached"
+        if report.quota_limited
+        else "job limit per run reached"
+        if report.rate_limited
+        else (report.stopped or "not limited")
+    )
     context.log.info(f"{len(report.started)} job(s) started, {len(report.reinitiated)} re-requested; {pacing}")
-    return dg.MaterializeResult(metadata={
-        "vault": name,
-        "tier": setup.tier,
-        "jobs_started": len(report.started),
-        "bytes_started": report.bytes_started,
-        "jobs_reinitiated": len(report.reinitiated),
-        "jobs_checked": report.jobs.checked,
-        "jobs_ready": len(report.jobs.succeeded),
-        "jobs_failed_or_expired": len(report.jobs.failed) + len(report.jobs.expired),
-        "quota_used_bytes_24h": report.quota_used,
-        "daily_bytes": setup.daily_bytes,
-        "max_jobs_per_run": setup.max_jobs,
-        "pacing": pacing,
-        "skipped": len(report.skipped),
-        "already_in_s3": len(report.already_present),
-        "left_to_other_runs": len(report.left_to_others),
-        "ledger_archives_written": ledgered,
-        "empty_archives": len(report.empty),
-        "failed": len(report.failed),
-        "waiting_for_jobs": totals[flow.v.REQUESTED][0],
-        "waiting_for_quota": totals[flow.v.NEW][0],
-        "started": _pairs_table([(a, f"{size:,} bytes") for a, size in report.started], "| archive | size |", "No job started."),
-        "reinitiated": _pairs_table([(a, f"{old[:12]}… → {new[:12]}…") for a, old, new in report.reinitiated],
-                                    "| archive | job |", "None."),
-        "skipped_archives": _pairs_table(report.skipped + report.failed, "| archive | reason |", "None."),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "vault": name,
+            "tier": setup.tier,
+            "jobs_started": len(report.started),
+            "bytes_started": report.bytes_started,
+            "jobs_reinitiated": len(report.reinitiated),
+            "jobs_checked": report.jobs.checked,
+            "jobs_ready": len(report.jobs.succeeded),
+            "jobs_failed_or_expired": len(report.jobs.failed) + len(report.jobs.expired),
+            "quota_used_bytes_24h": report.quota_used,
+            "daily_bytes": setup.daily_bytes,
+            "max_jobs_per_run": setup.max_jobs,
+            "pacing": pacing,
+            "skipped": len(report.skipped),
+            "already_in_s3": len(report.already_present),
+            "left_to_other_runs": len(report.left_to_others),
+            "ledger_archives_written": ledgered,
+            "empty_archives": len(report.empty),
+            "failed": len(report.failed),
+            "waiting_for_jobs": totals[flow.v.REQUESTED][0],
+            "waiting_for_quota": totals[flow.v.NEW][0],
+            "started": _pairs_table([(a, f"{size:,} bytes") for a, size in report.started], "| archive | size |", "No job started."),
+            "reinitiated": _pairs_table(
+                [(a, f"{old[:12]}… → {new[:12]}…") for a, old, new in report.reinitiated], "| archive | job |", "None."
+            ),
+            "skipped_archives": _pairs_table(report.skipped + report.failed, "| archive | reason |", "None."),
+        }
+    )
 
 
 @dg.asset(
@@ -146,8 +169,9 @@ def archive_retrievals(context: dg.AssetExecutionContext, vault: VaultResource, 
     tags=TAGS,
     retry_policy=RETRY,
 )
-def archive_transfers(context: dg.AssetExecutionContext, vault: VaultResource, catalog: CatalogResource,
-                      archive_store: ArchiveStoreResource) -> dg.MaterializeResult:
+def archive_transfers(
+    context: dg.AssetExecutionContext, vault: VaultResource, catalog: CatalogResource, archive_store: ArchiveStoreResource
+) -> dg.MaterializeResult:
     """Archives copied from their retrieval job output into S3, one verified tree-hash range per part, completed only when the whole tree hash matches.
 
     A chunk or archive that fails verification is aborted and FAILED alone; an archive
@@ -162,8 +186,13 @@ def archive_transfers(context: dg.AssetExecutionContext, vault: VaultResource, c
     v = flow.v
     staged = (totals[v.STAGED][0] + totals[v.TRANSFERRING][0], totals[v.STAGED][1] + totals[v.TRANSFERRING][1])
     groups = {
-        "requested": totals[v.REQUESTED], "staged": staged, "downloaded": (len(report.done), report.bytes_transferred),
-        "failed": totals[v.FAILED], "skipped": totals[v.SKIPPED], "done": totals[v.DONE], "new": totals[v.NEW],
+        "requested": totals[v.REQUESTED],
+        "staged": staged,
+        "downloaded": (len(report.done), report.bytes_transferred),
+        "failed": totals[v.FAILED],
+        "skipped": totals[v.SKIPPED],
+        "done": totals[v.DONE],
+        "new": totals[v.NEW],
     }
     eta = flow.estimate_remaining(setup, name)
     frame = flow.report_frame(setup, name)
@@ -204,29 +233,35 @@ def archive_transfers(context: dg.AssetExecutionContext, vault: VaultResource, c
     }
     if png is not None:
         metadata["progress_plot"] = dg.MetadataValue.md(
-            f"![bytes copied vs total](data:image/png;base64,{base64.b64encode(png).decode('ascii')})")
+            f"![bytes copied vs total](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+        )
     if report.interrupted:
         raise dg.Failure(
             description=f"{len(report.interrupted)} archive transfer(s) interrupted; their uploads stay open and resume on retry: "
-                        + "; ".join(f"{a[:16]}…: {why}" for a, why in report.interrupted[:5]),
+            + "; ".join(f"{a[:16]}…: {why}" for a, why in report.interrupted[:5]),
             metadata=metadata,
         )
     return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset_check(asset=archive_transfers, blocking=True)
-def transfer_integrity(context: dg.AssetCheckExecutionContext, vault: VaultResource, catalog: CatalogResource,
-                       archive_store: ArchiveStoreResource) -> dg.AssetCheckResult:
+def transfer_integrity(
+    context: dg.AssetCheckExecutionContext, vault: VaultResource, catalog: CatalogResource, archive_store: ArchiveStoreResource
+) -> dg.AssetCheckResult:
     """Each archive this run copied is what S3 holds: size, SHA-256 checksum (HEAD with ChecksumMode ENABLED) and tree hash
     match the inventory and the copy; a mismatching archive is FAILED in the catalog and named here."""
     setup = _setup(context, vault, catalog, archive_store)
     name = context.run.tags.get("dagster/partition") or ""
     faults = flow.verify_transfers(setup, name, run_id=_root_run_id(context))
     flow.ledger.record(setup, name)  # archives found mismatching are FAILED in the ledger too
-    return dg.AssetCheckResult(passed=not faults, metadata={
-        "vault": name, "failed_archives": len(faults),
-        "failures": _pairs_table([(f"{a} {k}", why) for a, k, why in faults], "| archive | fault |", "No mismatch."),
-    })
+    return dg.AssetCheckResult(
+        passed=not faults,
+        metadata={
+            "vault": name,
+            "failed_archives": len(faults),
+            "failures": _pairs_table([(f"{a} {k}", why) for a, k, why in faults], "| archive | fault |", "No mismatch."),
+        },
+    )
 
 
 vault_job = dg.define_asset_job(

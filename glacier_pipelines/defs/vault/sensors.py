@@ -19,18 +19,21 @@ TICK_SECONDS = 30  # DescribeJob polling stops after this, well under the 60 s a
     minimum_interval_seconds=interval(300),
     default_status=sensor_status("vault_jobs_sensor", unset("GLACIER_BUCKET")),
     description="Polls pending inventory and archive-retrieval jobs with DescribeJob (bounded per tick, least recently "
-                "checked first), records what completed, and requests one vault_job run per vault with ready work.",
+    "checked first), records what completed, and requests one vault_job run per vault with ready work.",
 )
-def vault_jobs_sensor(context: dg.SensorEvaluationContext, vault: VaultResource, catalog: CatalogResource,
-                      archive_store: ArchiveStoreResource) -> dg.SensorResult:
+def vault_jobs_sensor(
+    context: dg.SensorEvaluationContext, vault: VaultResource, catalog: CatalogResource, archive_store: ArchiveStoreResource
+) -> dg.SensorResult:
     setup = vault.setup(catalog, archive_store)
     cursor = json.loads(context.cursor) if context.cursor else {}
     changes = flow.refresh_jobs(setup, limit=vault.max_jobs_per_tick, max_seconds=TICK_SECONDS)
     cursor["described"] = cursor.get("described", 0) + changes.checked
     cursor["ready"] = cursor.get("ready", 0) + len(changes.succeeded)
     cursor["failed_or_expired"] = cursor.get("failed_or_expired", 0) + len(changes.failed) + len(changes.expired)
-    context.log.info(f"described {changes.checked} pending job(s): {len(changes.succeeded)} ready, "
-                     f"{len(changes.failed)} failed, {len(changes.expired)} expired")
+    context.log.info(
+        f"described {changes.checked} pending job(s): {len(changes.succeeded)} ready, "
+        f"{len(changes.failed)} failed, {len(changes.expired)} expired"
+    )
     plans = flow.plan_runs(setup)
     missing = [name for name in plans if not context.instance.has_dynamic_partition(cast(str, vaults.name), name)]
     run_requests = [

@@ -16,6 +16,7 @@ from glacier_pipelines.flows.vault.setup import VaultSetup, _code, check_vault_n
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class InventoryResult:
     vault: str
@@ -36,10 +37,21 @@ class InventoryResult:
     @classmethod
     def from_job(cls, job: JobRow, state: str = "loaded", message: str = "") -> "InventoryResult":
         r = dict(job.result or {})
-        return cls(vault=job.vault, state=state, job_id=job.job_id, message=message or r.get("message", ""),
-                   archives=r.get("archives", 0), bytes=r.get("bytes", 0), oldest=r.get("oldest"), newest=r.get("newest"),
-                   new_archives=r.get("new_archives", 0), reasons=r.get("reasons") or {x: 0 for x in vault_names.REASONS},
-                   path=r.get("path"), inventory_date=r.get("inventory_date"), overrides=r.get("overrides"))
+        return cls(
+            vault=job.vault,
+            state=state,
+            job_id=job.job_id,
+            message=message or r.get("message", ""),
+            archives=r.get("archives", 0),
+            bytes=r.get("bytes", 0),
+            oldest=r.get("oldest"),
+            newest=r.get("newest"),
+            new_archives=r.get("new_archives", 0),
+            reasons=r.get("reasons") or {x: 0 for x in vault_names.REASONS},
+            path=r.get("path"),
+            inventory_date=r.get("inventory_date"),
+            overrides=r.get("overrides"),
+        )
 
 
 def take_inventory(setup: VaultSetup, vault: str, *, refresh: bool = False, run_id: str | None = None) -> InventoryResult:
@@ -58,8 +70,9 @@ def take_inventory(setup: VaultSetup, vault: str, *, refresh: bool = False, run_
         if loaded is not None and not refresh:
             return InventoryResult.from_job(loaded, message=f"inventory of job {loaded.job_id} already loaded")
         job = setup.store.latest_job(vault, v.INVENTORY)
-        return InventoryResult(vault, "waiting", job.job_id if job else None,
-                               message=f"run {claim.holder} is taking the inventory of {vault}; waiting for it")
+        return InventoryResult(
+            vault, "waiting", job.job_id if job else None, message=f"run {claim.holder} is taking the inventory of {vault}; waiting for it"
+        )
     try:
         return _take_inventory(setup, vault, refresh, run)
     finally:
@@ -73,20 +86,19 @@ def _take_inventory(setup: VaultSetup, vault: str, refresh: bool, run_id: str) -
         refresh_jobs(setup, vault=vault, kind=v.INVENTORY)
         job = store.job(job.job_id)
     if job is not None and job.status == v.IN_PROGRESS:
-        return InventoryResult(vault, "waiting", job.job_id, message=f"waiting for inventory job {job.job_id} "
-                                                                       f"(started {job.initiated_at:%Y-%m-%d %H:%M} UTC)")
+        return InventoryResult(
+            vault, "waiting", job.job_id, message=f"waiting for inventory job {job.job_id} (started {job.initiated_at:%Y-%m-%d %H:%M} UTC)"
+        )
     if job is not None and job.status == v.SUCCEEDED and job.loaded_at is None:
         return _load_inventory(setup, job, run_id)
     loaded = store.latest_loaded_inventory(vault)
     if loaded is not None and not refresh:
         return InventoryResult.from_job(loaded, message=f"inventory of job {loaded.job_id} already loaded")
 
-    params = {"Type": "inventory-retrieval", "Format": setup.inventory_format,
-              "Description": f"glacier-pipelines inventory of {vault}"}
+    params = {"Type": "inventory-retrieval", "Format": setup.inventory_format, "Description": f"glacier-pipelines inventory of {vault}"}
     resp = setup.glacier.initiate_job(accountId=setup.account_id, vaultName=vault, jobParameters=params)
     job_id = resp["jobId"]
-    store.record_job(job_id=job_id, vault=vault, kind=v.INVENTORY, initiated_at=setup.clock(), fmt=setup.inventory_format,
-                     run_id=run_id)
+    store.record_job(job_id=job_id, vault=vault, kind=v.INVENTORY, initiated_at=setup.clock(), fmt=setup.inventory_format, run_id=run_id)
     log.info("vault %s: inventory job %s started (%s)", vault, job_id, setup.inventory_format)
     refresh_jobs(setup, vault=vault, kind=v.INVENTORY)
     job = store.job(job_id)
@@ -122,8 +134,12 @@ def _load_inventory(setup: VaultSetup, job: JobRow, run_id: str | None = None) -
         if _code(exc) != "ResourceNotFoundException":
             raise
         store.update_job(job.job_id, status=v.EXPIRED, checked_at=setup.clock(), message="inventory output expired before it was loaded")
-        return InventoryResult(vault, "waiting", job.job_id, message=f"the output of inventory job {job.job_id} expired before it "
-                                                                     "was loaded; a new inventory starts on the next run")
+        return InventoryResult(
+            vault,
+            "waiting",
+            job.job_id,
+            message=f"the output of inventory job {job.job_id} expired before it was loaded; a new inventory starts on the next run",
+        )
     body = resp["body"].read()
     df = vault_inventory.parse_inventory(body, job.format or setup.inventory_format)
     named = {n.archive_id: n for n in vault_names.assign_names(df.to_dict("records"), setup.overrides)}
@@ -154,9 +170,16 @@ def _load_inventory(setup: VaultSetup, job: JobRow, run_id: str | None = None) -
 
     now = setup.clock()
     rows = [
-        {"archive_id": r.archive_id, "description": r.description, "size": int(r.size),
-         "creation_date": r.creation_date.to_pydatetime(), "tree_hash": r.sha256_tree_hash, "name": r.name,
-         "naming_reason": r.naming_reason, "destination_key": r.destination_key}
+        {
+            "archive_id": r.archive_id,
+            "description": r.description,
+            "size": int(r.size),
+            "creation_date": r.creation_date.to_pydatetime(),
+            "tree_hash": r.sha256_tree_hash,
+            "name": r.name,
+            "naming_reason": r.naming_reason,
+            "destination_key": r.destination_key,
+        }
         for r in df.itertuples(index=False)
     ]
     new = store.add_archives(vault, rows, job.job_id, now)
@@ -166,8 +189,20 @@ def _load_inventory(setup: VaultSetup, job: JobRow, run_id: str | None = None) -
     folder = setup.home / "vaults" / vault
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"inventory-{now:%Y%m%dT%H%M%SZ}-{job.job_id[:8]}.csv"
-    out = df[["vault", "archive_id", "description", "size", "creation_date", "sha256_tree_hash", "name", "naming_reason",
-              "destination_key", "status"]].rename(columns={"sha256_tree_hash": "tree_hash"})
+    out = df[
+        [
+            "vault",
+            "archive_id",
+            "description",
+            "size",
+            "creation_date",
+            "sha256_tree_hash",
+            "name",
+            "naming_reason",
+            "destination_key",
+            "status",
+        ]
+    ].rename(columns={"sha256_tree_hash": "tree_hash"})
     tmp = path.with_name(path.name + ".part")
     out.to_csv(tmp, index=False)
     tmp.replace(path)
@@ -177,9 +212,16 @@ def _load_inventory(setup: VaultSetup, job: JobRow, run_id: str | None = None) -
     for reason in reasons:
         counts[reason] = counts.get(reason, 0) + 1
     result = {
-        "archives": summary["archives"], "bytes": summary["bytes"], "oldest": summary["oldest"], "newest": summary["newest"],
-        "new_archives": new, "reasons": counts, "path": str(path), "inventory_date": df.attrs.get("inventory_date"),
-        "overrides": setup.overrides_source, "message": f"inventory of job {job.job_id} loaded: {summary['archives']} archive(s), {new} new",
+        "archives": summary["archives"],
+        "bytes": summary["bytes"],
+        "oldest": summary["oldest"],
+        "newest": summary["newest"],
+        "new_archives": new,
+        "reasons": counts,
+        "path": str(path),
+        "inventory_date": df.attrs.get("inventory_date"),
+        "overrides": setup.overrides_source,
+        "message": f"inventory of job {job.job_id} loaded: {summary['archives']} archive(s), {new} new",
     }
     store.update_job(job.job_id, loaded_at=now, result=result)
     store.record_progress(vault, run_id=run_id, at=now, bytes_transferred=0)

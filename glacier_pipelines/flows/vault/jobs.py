@@ -12,6 +12,7 @@ from glacier_pipelines.catalog.vaults import JobRow
 from glacier_pipelines.core import transfer
 from glacier_pipelines.flows.vault.setup import MAX_JOB_FAILURES, VaultSetup, _code, _parse_date
 
+
 @dataclass
 class JobChanges:
     checked: int = 0
@@ -22,8 +23,9 @@ class JobChanges:
     error: str | None = None  # polling stopped early on this (throttling, network): the rest waits for the next call
 
 
-def refresh_jobs(setup: VaultSetup, *, vault: str | None = None, kind: str | None = None, limit: int | None = None,
-                 max_seconds: float | None = None) -> JobChanges:
+def refresh_jobs(
+    setup: VaultSetup, *, vault: str | None = None, kind: str | None = None, limit: int | None = None, max_seconds: float | None = None
+) -> JobChanges:
     """DescribeJob for pending jobs (least recently checked first, at most ``limit``) and record what changed.
 
     A Succeeded archive job makes its archive STAGED; a Failed one sends the archive back to NEW
@@ -85,8 +87,13 @@ def _job_gone(setup: VaultSetup, job: JobRow, why: str, *, failed: bool) -> None
         if row.job_failures + 1 >= MAX_JOB_FAILURES:
             if row.upload_id:
                 transfer.abort_upload(setup.s3, setup.bucket, row.destination_key, row.upload_id)
-            store.finish(row.pk, v.FAILED, message=f"job {job.job_id}: {why}; gave up after {MAX_JOB_FAILURES} failed jobs",
-                         at=setup.clock(), job_failures=row.job_failures + 1)
+            store.finish(
+                row.pk,
+                v.FAILED,
+                message=f"job {job.job_id}: {why}; gave up after {MAX_JOB_FAILURES} failed jobs",
+                at=setup.clock(),
+                job_failures=row.job_failures + 1,
+            )
             return
         store.update_archive(row.pk, status=v.NEW, job_failures=row.job_failures + 1, message=f"job {job.job_id}: {why}")
     else:

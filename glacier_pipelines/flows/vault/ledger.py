@@ -27,11 +27,26 @@ IN_FLIGHT = (v.REQUESTED, v.STAGED, v.TRANSFERRING)
 
 
 def archive_entry(row: dict[str, Any]) -> dict[str, Any]:
-    return {"entry": vault_ledger.ARCHIVE, "vault": row["vault"], "archiveId": row["archive_id"], "description": row["description"],
-            "size": row["size"], "creationDate": iso(row["creation_date"]), "treeHash": row["tree_hash"], "name": row["name"],
-            "namingReason": row["naming_reason"], "destinationKey": row["destination_key"], "status": row["status"],
-            "messages": list(row["messages"] or []), "bucket": row["bucket"], "etag": row["etag"], "s3Checksum": row["s3_checksum"],
-            "doneAt": iso(row["done_at"]), "runId": row["run_id"], "recordedAt": iso(row["updated_at"])}
+    return {
+        "entry": vault_ledger.ARCHIVE,
+        "vault": row["vault"],
+        "archiveId": row["archive_id"],
+        "description": row["description"],
+        "size": row["size"],
+        "creationDate": iso(row["creation_date"]),
+        "treeHash": row["tree_hash"],
+        "name": row["name"],
+        "namingReason": row["naming_reason"],
+        "destinationKey": row["destination_key"],
+        "status": row["status"],
+        "messages": list(row["messages"] or []),
+        "bucket": row["bucket"],
+        "etag": row["etag"],
+        "s3Checksum": row["s3_checksum"],
+        "doneAt": iso(row["done_at"]),
+        "runId": row["run_id"],
+        "recordedAt": iso(row["updated_at"]),
+    }
 
 
 def write_ledger(setup: VaultSetup, vault: str) -> int:
@@ -43,17 +58,32 @@ def write_ledger(setup: VaultSetup, vault: str) -> int:
         inventory = store.latest_loaded_inventory(vault)
         entries: list[dict[str, Any]] = []
         if inventory is not None and (rows or not (inventory.result or {}).get("ledgerKey")):
-            entries.append({"entry": vault_ledger.INVENTORY, "vault": vault, "jobId": inventory.job_id, "format": inventory.format,
-                            "initiatedAt": iso(inventory.initiated_at), "completedAt": iso(inventory.completed_at),
-                            "loadedAt": iso(inventory.loaded_at), "result": {k: x for k, x in (inventory.result or {}).items()
-                                                                             if k != "ledgerKey"}})
+            entries.append(
+                {
+                    "entry": vault_ledger.INVENTORY,
+                    "vault": vault,
+                    "jobId": inventory.job_id,
+                    "format": inventory.format,
+                    "initiatedAt": iso(inventory.initiated_at),
+                    "completedAt": iso(inventory.completed_at),
+                    "loadedAt": iso(inventory.loaded_at),
+                    "result": {k: x for k, x in (inventory.result or {}).items() if k != "ledgerKey"},
+                }
+            )
         entries += [archive_entry(r) for r in rows]
         if not entries:
             return written
         body = vault_ledger.encode(entries)
         key = vault_ledger.key_for(setup.prefix, vault)
-        setup.s3.put_object(Bucket=setup.bucket, Key=key, Body=body, StorageClass="STANDARD", ContentType="application/x-ndjson",
-                            ChecksumAlgorithm="SHA256", ChecksumSHA256=checksums.b64(hashlib.sha256(body).digest()))
+        setup.s3.put_object(
+            Bucket=setup.bucket,
+            Key=key,
+            Body=body,
+            StorageClass="STANDARD",
+            ContentType="application/x-ndjson",
+            ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=checksums.b64(hashlib.sha256(body).digest()),
+        )
         history.mark_ledgered(rows)
         if inventory is not None and not (inventory.result or {}).get("ledgerKey"):
             store.update_job(inventory.job_id, result={**(inventory.result or {}), "ledgerKey": key})
@@ -84,10 +114,17 @@ def rebuild_vaults(catalog: Catalog, s3: Any, bucket: str, prefix: str) -> dict[
     """
     counts = {"vaults": 0, "vault_archives": 0, "vault_copies_from_metadata": 0}
     history = VaultHistory(catalog)
-    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=vault_ledger.folder(prefix))
-            for o in page.get("Contents", [])]
-    entries = [e for k in sorted(keys) if vault_ledger.is_ledger_key(prefix, k)
-               for e in vault_ledger.parse(s3.get_object(Bucket=bucket, Key=k)["Body"].read())]
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=vault_ledger.folder(prefix))
+        for o in page.get("Contents", [])
+    ]
+    entries = [
+        e
+        for k in sorted(keys)
+        if vault_ledger.is_ledger_key(prefix, k)
+        for e in vault_ledger.parse(s3.get_object(Bucket=bucket, Key=k)["Body"].read())
+    ]
     inventories, archives = vault_ledger.latest(entries)
     for vault, inv in inventories.items():
         loaded_at = parse_time(inv["loadedAt"])
@@ -95,19 +132,43 @@ def rebuild_vaults(catalog: Catalog, s3: Any, bucket: str, prefix: str) -> dict[
         if initiated_at is None:  # the catalog requires it
             raise ValueError(f"vault ledger: the inventory {inv['jobId']!r} of vault {vault!r} has neither initiatedAt nor loadedAt")
         counts["vaults"] += history.add_inventory(
-            vault=vault, job_id=inv["jobId"], fmt=inv.get("format"), initiated_at=initiated_at,
-            completed_at=parse_time(inv.get("completedAt")), loaded_at=loaded_at, result=inv.get("result"), run_id=inv.get("runId"))
+            vault=vault,
+            job_id=inv["jobId"],
+            fmt=inv.get("format"),
+            initiated_at=initiated_at,
+            completed_at=parse_time(inv.get("completedAt")),
+            loaded_at=loaded_at,
+            result=inv.get("result"),
+            run_id=inv.get("runId"),
+        )
     for (vault, archive_id), e in archives.items():
         status, messages = e["status"], list(e.get("messages") or [])
         if status in IN_FLIGHT:
-            status, messages = v.NEW, messages + ["rebuilt from the vault ledger: its retrieval job is not known any more, "
-                                                  "so a new one is started"]
-        counts["vault_archives"] += history.add_archive({
-            "vault": vault, "archive_id": archive_id, "description": e.get("description") or "", "size": int(e["size"]),
-            "creation_date": parse_time(e["creationDate"]), "tree_hash": e["treeHash"], "name": e.get("name") or "",
-            "naming_reason": e.get("namingReason") or "", "destination_key": e["destinationKey"], "status": status,
-            "messages": messages, "bucket": e.get("bucket"), "etag": e.get("etag"), "s3_checksum": e.get("s3Checksum"),
-            "done_at": parse_time(e.get("doneAt")), "run_id": e.get("runId"), "ledgered_status": e["status"]})
+            status, messages = (
+                v.NEW,
+                messages + ["rebuilt from the vault ledger: its retrieval job is not known any more, so a new one is started"],
+            )
+        counts["vault_archives"] += history.add_archive(
+            {
+                "vault": vault,
+                "archive_id": archive_id,
+                "description": e.get("description") or "",
+                "size": int(e["size"]),
+                "creation_date": parse_time(e["creationDate"]),
+                "tree_hash": e["treeHash"],
+                "name": e.get("name") or "",
+                "naming_reason": e.get("namingReason") or "",
+                "destination_key": e["destinationKey"],
+                "status": status,
+                "messages": messages,
+                "bucket": e.get("bucket"),
+                "etag": e.get("etag"),
+                "s3_checksum": e.get("s3Checksum"),
+                "done_at": parse_time(e.get("doneAt")),
+                "run_id": e.get("runId"),
+                "ledgered_status": e["status"],
+            }
+        )
     for vault in sorted({vault for vault, _ in archives}):
         counts["vault_copies_from_metadata"] += _copies_not_ledgered(history, s3, bucket, prefix, vault)
     return counts
@@ -132,11 +193,19 @@ def _copies_not_ledgered(history: VaultHistory, s3: Any, bucket: str, prefix: st
             row = VaultStore(history.catalog).archive_by_id(vault, archive_id)
             if row is None:  # known_keys just listed it
                 raise RuntimeError(f"vault {vault!r}: archive {archive_id!r} left the catalog during the rebuild")
-            if meta.get("glacier-archive-id") != archive_id or meta.get("glacier-tree-hash") != row.tree_hash or \
-                    head.get("ContentLength") != row.size:
+            if (
+                meta.get("glacier-archive-id") != archive_id
+                or meta.get("glacier-tree-hash") != row.tree_hash
+                or head.get("ContentLength") != row.size
+            ):
                 continue
-            history.mark_done_from_copy(vault, archive_id, bucket=bucket, etag=(head.get("ETag") or "").strip('"'),
-                                        s3_checksum=head.get("ChecksumSHA256"),
-                                        message=f"rebuilt: s3://{bucket}/{item['Key']} holds this archive (its metadata names it)")
+            history.mark_done_from_copy(
+                vault,
+                archive_id,
+                bucket=bucket,
+                etag=(head.get("ETag") or "").strip('"'),
+                s3_checksum=head.get("ChecksumSHA256"),
+                message=f"rebuilt: s3://{bucket}/{item['Key']} holds this archive (its metadata names it)",
+            )
             found += 1
     return found

@@ -15,8 +15,18 @@ from glacier_pipelines.flows.vault.retrievals import request_retrievals
 from glacier_pipelines.flows.vault.setup import VaultSetup, _mib, check_vault_name
 from glacier_pipelines.flows.vault.transfers import transfer_archives
 
-def migrate(setup: VaultSetup, vault: str, *, wait: bool, poll_seconds: float = 300.0, timeout_seconds: float = 7 * 86400.0,
-            progress: Callable[[str], Any] = print, refresh_inventory: bool = False, run_id: str | None = None) -> list[dict[str, Any]]:
+
+def migrate(
+    setup: VaultSetup,
+    vault: str,
+    *,
+    wait: bool,
+    poll_seconds: float = 300.0,
+    timeout_seconds: float = 7 * 86400.0,
+    progress: Callable[[str], Any] = print,
+    refresh_inventory: bool = False,
+    run_id: str | None = None,
+) -> list[dict[str, Any]]:
     """Drive inventory -> retrievals -> transfers for one vault; returns :func:`vault_report`.
 
     Without ``wait`` one pass is made (jobs Glacier has not finished are left for the next
@@ -36,14 +46,18 @@ def migrate(setup: VaultSetup, vault: str, *, wait: bool, poll_seconds: float = 
         if inventory.state == "loaded":
             r = request_retrievals(setup, vault, run_id=run)
             pacing = " (daily quota reached)" if r.quota_limited else " (job limit per run reached)" if r.rate_limited else ""
-            progress(f"{vault}: {len(r.started)} retrieval job(s) started ({_mib(r.bytes_started)}){pacing}, "
-                     f"{len(r.reinitiated)} re-requested, {len(r.skipped)} skipped, {len(r.already_present)} already in S3")
+            progress(
+                f"{vault}: {len(r.started)} retrieval job(s) started ({_mib(r.bytes_started)}){pacing}, "
+                f"{len(r.reinitiated)} re-requested, {len(r.skipped)} skipped, {len(r.already_present)} already in S3"
+            )
             t = transfer_archives(setup, vault, run_id=run)
             others = Counter(other for _, other in t.by_other_runs)
-            progress(f"{vault}: {len(t.done)} archive(s) copied by this run {run} ({_mib(t.bytes_transferred)})"
-                     + "".join(f", {n} by run {other}" for other, n in sorted(others.items()))
-                     + f", {len(t.failed)} failed, {len(t.interrupted)} interrupted"
-                     + (f", {len(t.left_to_others)} being copied by other runs" if t.left_to_others else ""))
+            progress(
+                f"{vault}: {len(t.done)} archive(s) copied by this run {run} ({_mib(t.bytes_transferred)})"
+                + "".join(f", {n} by run {other}" for other, n in sorted(others.items()))
+                + f", {len(t.failed)} failed, {len(t.interrupted)} interrupted"
+                + (f", {len(t.left_to_others)} being copied by other runs" if t.left_to_others else "")
+            )
         ledger.record(setup, vault)
         state = migration_state(setup, vault)
         counts = ", ".join(f"{s} {n}" for s, n in state["archives"].items() if n)

@@ -14,22 +14,25 @@ import pandas as pd
 from glacier_pipelines.catalog import vaults as v
 from glacier_pipelines.flows.vault.setup import VaultSetup
 
+
 def vault_report(setup: VaultSetup, vault: str) -> list[dict[str, Any]]:
     """One dict per archive of the vault, in creation order: what ``vault migrate --json`` and ``vault status --json`` print."""
     out = []
     for row in setup.store.archives(vault):
-        out.append({
-            "archiveId": row.archive_id,
-            "destinationKey": row.destination_key,
-            "status": row.status,
-            "sizeInBytes": row.size,
-            "messages": row.messages,
-            "creationDate": row.creation_date.isoformat(),
-            "sha256TreeHash": row.tree_hash,
-            "namingReason": row.naming_reason,
-            "storedFileUrl": f"s3://{row.bucket or setup.bucket}/{row.destination_key}" if row.status == v.DONE else None,
-            "doneByRun": row.run_id if row.status in v.TERMINAL else None,  # the run that copied it (or failed or skipped it)
-        })
+        out.append(
+            {
+                "archiveId": row.archive_id,
+                "destinationKey": row.destination_key,
+                "status": row.status,
+                "sizeInBytes": row.size,
+                "messages": row.messages,
+                "creationDate": row.creation_date.isoformat(),
+                "sha256TreeHash": row.tree_hash,
+                "namingReason": row.naming_reason,
+                "storedFileUrl": f"s3://{row.bucket or setup.bucket}/{row.destination_key}" if row.status == v.DONE else None,
+                "doneByRun": row.run_id if row.status in v.TERMINAL else None,  # the run that copied it (or failed or skipped it)
+            }
+        )
     return out
 
 
@@ -63,8 +66,15 @@ def retry_failed(setup: VaultSetup, vault: str, archive_ids: list[str] | None = 
     for row in store.archives(vault, [v.FAILED]):
         if archive_ids is not None and row.archive_id not in archive_ids:
             continue
-        store.update_archive(row.pk, status=v.NEW, attempts=0, job_failures=0, upload_id=None, chunk_size=None,
-                             message="FAILED archive put back to NEW for another attempt")
+        store.update_archive(
+            row.pk,
+            status=v.NEW,
+            attempts=0,
+            job_failures=0,
+            upload_id=None,
+            chunk_size=None,
+            message="FAILED archive put back to NEW for another attempt",
+        )
         count += 1
     return count
 
@@ -81,8 +91,12 @@ def estimate_remaining(setup: VaultSetup, vault: str, *, window: timedelta = tim
     """
     totals = setup.store.status_totals(vault)
     remaining = sum(totals[s][1] for s in v.PENDING)
-    out: dict[str, Any] = {"bytes_remaining": remaining, "bytes_per_second": None, "seconds": None,
-                           "quota_days": (remaining / setup.daily_bytes) if setup.daily_bytes else None}
+    out: dict[str, Any] = {
+        "bytes_remaining": remaining,
+        "bytes_per_second": None,
+        "seconds": None,
+        "quota_days": (remaining / setup.daily_bytes) if setup.daily_bytes else None,
+    }
     history = [p for p in setup.store.progress(vault) if p["recorded_at"] >= setup.clock() - window]
     if len(history) >= 2:
         first, last = history[0], history[-1]
@@ -125,8 +139,11 @@ def migration_state(setup: VaultSetup, vault: str) -> dict[str, Any]:
     totals = store.status_totals(vault)
     pending = sum(totals[s][0] for s in v.PENDING)
     return {
-        "vault": vault, "inventory": inventory, "archives": {s: n for s, (n, _) in totals.items()},
-        "bytes": {s: b for s, (_, b) in totals.items()}, "pending": pending,
+        "vault": vault,
+        "inventory": inventory,
+        "archives": {s: n for s, (n, _) in totals.items()},
+        "bytes": {s: b for s, (_, b) in totals.items()},
+        "pending": pending,
         "finished": inventory == "loaded" and pending == 0,
     }
 
@@ -150,8 +167,11 @@ def plan_runs(setup: VaultSetup) -> dict[str, str]:
         for archive_id, job_id, attempts in store.staged_state(vault):
             parts.append(f"staged:{archive_id}:{job_id}:{attempts}")
         first = store.first_new(vault)
-        if first is not None and setup.max_jobs > 0 and (
-                not setup.daily_bytes or used == 0 or used + first.size <= setup.daily_bytes or first.size == 0):
+        if (
+            first is not None
+            and setup.max_jobs > 0
+            and (not setup.daily_bytes or used == 0 or used + first.size <= setup.daily_bytes or first.size == 0)
+        ):
             new = store.status_totals(vault)[v.NEW][0]
             parts.append(f"new:{new}:{used}")
         if parts:

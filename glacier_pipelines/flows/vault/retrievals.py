@@ -78,8 +78,12 @@ def _start_job(setup: "VaultSetup", row: Any, vault: str, report: Any, run_id: s
 
 
 def _initiate(setup: VaultSetup, row: ArchiveRow) -> str:
-    params = {"Type": "archive-retrieval", "ArchiveId": row.archive_id, "Tier": setup.tier,
-              "Description": f"glacier-pipelines copy to s3://{setup.bucket}"[:1024]}
+    params = {
+        "Type": "archive-retrieval",
+        "ArchiveId": row.archive_id,
+        "Tier": setup.tier,
+        "Description": f"glacier-pipelines copy to s3://{setup.bucket}"[:1024],
+    }
     return setup.glacier.initiate_job(accountId=setup.account_id, vaultName=row.vault, jobParameters=params)["jobId"]
 
 
@@ -119,9 +123,14 @@ def request_retrievals(setup: VaultSetup, vault: str, *, run_id: str | None = No
                     break
                 continue
             hours = (now - row.job_completed_at).total_seconds() / 3600
-            store.start_job(fresh, job_id=job_id, tier=setup.tier, at=now, run_id=run,
-                            message=f"output of job {row.job_id} completed {hours:.1f} h ago and was not copied yet; "
-                                    f"requested again as job {job_id}")
+            store.start_job(
+                fresh,
+                job_id=job_id,
+                tier=setup.tier,
+                at=now,
+                run_id=run,
+                message=f"output of job {row.job_id} completed {hours:.1f} h ago and was not copied yet; requested again as job {job_id}",
+            )
             report.reinitiated.append((row.archive_id, row.job_id, job_id))
             pace.took(row.size)
 
@@ -140,9 +149,16 @@ def request_retrievals(setup: VaultSetup, vault: str, *, run_id: str | None = No
                 if not _new_archive(setup, fresh, report, run, now, pace):
                     break
     report.quota_used = pace.used
-    log.info("vault %s: %d job(s) started (%s), %d re-requested, %d skipped, %d already in S3, %d left to other runs", vault,
-             len(report.started), _mib(report.bytes_started), len(report.reinitiated), len(report.skipped), len(report.already_present),
-             len(report.left_to_others))
+    log.info(
+        "vault %s: %d job(s) started (%s), %d re-requested, %d skipped, %d already in S3, %d left to other runs",
+        vault,
+        len(report.started),
+        _mib(report.bytes_started),
+        len(report.reinitiated),
+        len(report.skipped),
+        len(report.already_present),
+        len(report.left_to_others),
+    )
     return report
 
 
@@ -173,8 +189,10 @@ def _new_archive(setup: VaultSetup, row: ArchiveRow, report: RetrievalReport, ru
     """Move one claimed NEW archive on (skipped, empty, already in S3, failed, or its job started); False: stop starting jobs."""
     store = setup.store
     if row.size > S3_MAX_OBJECT_BYTES:
-        reason = (f"{row.size:,} bytes is more than S3's largest single object ({S3_MAX_OBJECT_BYTES:,} bytes): "
-                  "skipped; retrieve it in byte ranges and store it as several objects by hand")
+        reason = (
+            f"{row.size:,} bytes is more than S3's largest single object ({S3_MAX_OBJECT_BYTES:,} bytes): "
+            "skipped; retrieve it in byte ranges and store it as several objects by hand"
+        )
         store.finish(row.pk, v.SKIPPED, message=reason, at=now, run_id=run)
         report.skipped.append((row.archive_id, reason))
         return True
@@ -186,8 +204,14 @@ def _new_archive(setup: VaultSetup, row: ArchiveRow, report: RetrievalReport, ru
         return False
     present, conflict = _already_there(setup, row)
     if present:
-        store.finish(row.pk, v.DONE, message=f"s3://{setup.bucket}/{row.destination_key} already exists with the "
-                                              "expected size: not retrieved again", at=now, run_id=run, bucket=setup.bucket)
+        store.finish(
+            row.pk,
+            v.DONE,
+            message=f"s3://{setup.bucket}/{row.destination_key} already exists with the expected size: not retrieved again",
+            at=now,
+            run_id=run,
+            bucket=setup.bucket,
+        )
         report.already_present.append(row.archive_id)
         return True
     if conflict:

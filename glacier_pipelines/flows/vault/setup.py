@@ -29,10 +29,20 @@ TIERS = ("Bulk", "Standard", "Expedited")
 INVENTORY_FORMATS = ("CSV", "JSON")
 EMPTY_TREE_HASH = treehash.tree_hash(b"")
 
-_GLACIER_READS = frozenset({
-    "initiate_job", "describe_job", "get_job_output", "list_jobs", "describe_vault", "list_vaults",
-    "get_paginator", "can_paginate", "meta", "exceptions",
-})
+_GLACIER_READS = frozenset(
+    {
+        "initiate_job",
+        "describe_job",
+        "get_job_output",
+        "list_jobs",
+        "describe_vault",
+        "list_vaults",
+        "get_paginator",
+        "can_paginate",
+        "meta",
+        "exceptions",
+    }
+)
 
 
 class ReadOnlyGlacier:
@@ -97,7 +107,8 @@ class VaultSetup:
         if effective < self.min_part_size:
             raise ValueError(
                 f"chunk size {self.chunk_size} rounds down to {effective // MiB} MiB (tree-hash ranges are powers of two), "
-                f"below the smallest S3 part ({self.min_part_size} bytes): use 8 MiB or more")
+                f"below the smallest S3 part ({self.min_part_size} bytes): use 8 MiB or more"
+            )
         if self.daily_bytes < 0 or self.max_jobs < 0 or self.concurrency < 1:
             raise ValueError("daily bytes and max jobs must be >= 0, concurrency >= 1")
         vault_names.destination_key(self.prefix, "vault", "name")  # refuses an unsafe prefix now
@@ -112,8 +123,9 @@ class VaultSetup:
 
 
 @contextmanager
-def hold_archive(setup: VaultSetup, claims: ClaimStore, row: ArchiveRow, run: str,
-                 left_to_others: list[tuple[str, str]]) -> Iterator[ArchiveRow | None]:
+def hold_archive(
+    setup: VaultSetup, claims: ClaimStore, row: ArchiveRow, run: str, left_to_others: list[tuple[str, str]]
+) -> Iterator[ArchiveRow | None]:
     """Claim one archive for ``run``: yields its row read again (another run may have moved it on meanwhile), or None
     when another live run holds it (noted in ``left_to_others``); the claim is given up on the way out."""
     key = cl.claim_key(row.vault, row.archive_id)
@@ -152,8 +164,10 @@ def require_vault(setup: VaultSetup, vault: str, *, region: str | None = None) -
     except ClientError as exc:
         if _code(exc) != "ResourceNotFoundException":
             raise
-        raise VaultNotFound(f"vault {vault!r} does not exist in account {setup.account_id!r}, region {region or 'default'}: "
-                            "check --vault, GLACIER_VAULT_ACCOUNT_ID and GLACIER_VAULT_REGION") from exc
+        raise VaultNotFound(
+            f"vault {vault!r} does not exist in account {setup.account_id!r}, region {region or 'default'}: "
+            "check --vault, GLACIER_VAULT_ACCOUNT_ID and GLACIER_VAULT_REGION"
+        ) from exc
 
 
 class RepeatedFault(RuntimeError):

@@ -33,6 +33,7 @@ from glacier_pipelines.flows.vault.setup import (
 
 log = logging.getLogger(__name__)
 
+
 class IntegrityError(Exception):
     """The bytes are not the archive's: a chunk or the whole archive does not have the expected tree hash."""
 
@@ -73,14 +74,17 @@ def chunk_size_for(size: int, configured: int) -> int:
 
 
 def _object_metadata(row: ArchiveRow) -> dict[str, str]:
-    return {"glacier-vault": row.vault, "glacier-archive-id": row.archive_id, "glacier-tree-hash": row.tree_hash,
-            "glacier-creation-date": row.creation_date.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return {
+        "glacier-vault": row.vault,
+        "glacier-archive-id": row.archive_id,
+        "glacier-tree-hash": row.tree_hash,
+        "glacier-creation-date": row.creation_date.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
 
 
 def _glacier_range(setup: VaultSetup, row: ArchiveRow, start: int, end: int) -> tuple[bytes, str | None]:
     try:
-        resp = setup.glacier.get_job_output(accountId=setup.account_id, vaultName=row.vault, jobId=row.job_id,
-                                            range=f"bytes={start}-{end}")
+        resp = setup.glacier.get_job_output(accountId=setup.account_id, vaultName=row.vault, jobId=row.job_id, range=f"bytes={start}-{end}")
     except ClientError as exc:
         if _code(exc) in ("ResourceNotFoundException", "InvalidParameterValueException"):
             raise JobGone(f"job {row.job_id}: {_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}") from exc
@@ -105,8 +109,9 @@ def _list_parts(setup: VaultSetup, key: str, upload_id: str) -> dict[int, str] |
     return parts
 
 
-def _transfer_one(setup: VaultSetup, row: ArchiveRow, report: TransferReport, run_id: str | None,
-                  heartbeat: Callable[[], Any] | None = None) -> None:
+def _transfer_one(
+    setup: VaultSetup, row: ArchiveRow, report: TransferReport, run_id: str | None, heartbeat: Callable[[], Any] | None = None
+) -> None:
     store = setup.store
     s3 = setup.s3
     key = row.destination_key
@@ -117,11 +122,23 @@ def _transfer_one(setup: VaultSetup, row: ArchiveRow, report: TransferReport, ru
         if conflict:
             raise IntegrityError(conflict)
         if not present:
-            s3.put_object(Bucket=setup.bucket, Key=key, Body=b"", ChecksumAlgorithm="SHA256",
-                          ChecksumSHA256=checksums.b64(hashlib.sha256(b"").digest()), Metadata=_object_metadata(row),
-                          **setup.upload.object_args())
-        store.finish(row.pk, v.DONE, message=f"empty archive stored as s3://{setup.bucket}/{key}", at=setup.clock(),
-                     run_id=run_id, bucket=setup.bucket)
+            s3.put_object(
+                Bucket=setup.bucket,
+                Key=key,
+                Body=b"",
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=checksums.b64(hashlib.sha256(b"").digest()),
+                Metadata=_object_metadata(row),
+                **setup.upload.object_args(),
+            )
+        store.finish(
+            row.pk,
+            v.DONE,
+            message=f"empty archive stored as s3://{setup.bucket}/{key}",
+            at=setup.clock(),
+            run_id=run_id,
+            bucket=setup.bucket,
+        )
         report.done.append((row.archive_id, 0))
         return
 
@@ -139,15 +156,22 @@ def _transfer_one(setup: VaultSetup, row: ArchiveRow, report: TransferReport, ru
     if not upload_id:
         present, conflict = _already_there(setup, row)
         if present:
-            store.finish(row.pk, v.DONE, message=f"s3://{setup.bucket}/{key} already exists with the expected size: not transferred again",
-                         at=setup.clock(), run_id=run_id, bucket=setup.bucket)
+            store.finish(
+                row.pk,
+                v.DONE,
+                message=f"s3://{setup.bucket}/{key} already exists with the expected size: not transferred again",
+                at=setup.clock(),
+                run_id=run_id,
+                bucket=setup.bucket,
+            )
             report.already_present.append(row.archive_id)
             return
         if conflict:
             raise IntegrityError(conflict)
         chunk = chunk_size_for(row.size, setup.chunk_size)
-        upload_id = s3.create_multipart_upload(Bucket=setup.bucket, Key=key, ChecksumAlgorithm="SHA256",
-                                               Metadata=_object_metadata(row), **setup.upload.object_args())["UploadId"]
+        upload_id = s3.create_multipart_upload(
+            Bucket=setup.bucket, Key=key, ChecksumAlgorithm="SHA256", Metadata=_object_metadata(row), **setup.upload.object_args()
+        )["UploadId"]
         store.start_upload(row.pk, upload_id, chunk, setup.bucket)
     elif row.status != v.TRANSFERRING:
         store.update_archive(row.pk, status=v.TRANSFERRING)
@@ -156,7 +180,8 @@ def _transfer_one(setup: VaultSetup, row: ArchiveRow, report: TransferReport, ru
     ranges = treehash.aligned_ranges(row.size, chunk)
     roots: dict[int, str] = {n: p.tree_hash for n, p in done_parts.items()}
     parts: dict[int, dict[str, Any]] = {
-        n: {"PartNumber": n, "ETag": p.etag, "ChecksumSHA256": p.checksum_sha256} for n, p in done_parts.items()}
+        n: {"PartNumber": n, "ETag": p.etag, "ChecksumSHA256": p.checksum_sha256} for n, p in done_parts.items()
+    }
     unannounced = 0  # ranges Glacier sent without x-amz-sha256-tree-hash
     for k, (start, end) in enumerate(ranges):
         number = k + 1
@@ -167,11 +192,19 @@ def _transfer_one(setup: VaultSetup, row: ArchiveRow, report: TransferReport, ru
         if not announced:  # nothing to check this range against: the whole archive's tree hash (below) still is
             unannounced += 1
         elif actual != announced.lower():
-            raise IntegrityError(f"part {number} (bytes {start}-{end}): tree hash of the bytes received is {actual}, "
-                                 f"Glacier announced {announced}")
+            raise IntegrityError(
+                f"part {number} (bytes {start}-{end}): tree hash of the bytes received is {actual}, Glacier announced {announced}"
+            )
         digest = checksums.b64(hashlib.sha256(data).digest())
-        resp = s3.upload_part(Bucket=setup.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data,
-                              ChecksumAlgorithm="SHA256", ChecksumSHA256=digest)
+        resp = s3.upload_part(
+            Bucket=setup.bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+            ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=digest,
+        )
         returned = resp.get("ChecksumSHA256")
         if returned is not None and returned != digest:
             raise IntegrityError(f"part {number}: S3 reports checksum {returned}, sent {digest}")
@@ -189,17 +222,30 @@ def _transfer_one(setup: VaultSetup, row: ArchiveRow, report: TransferReport, ru
     if whole != row.tree_hash:
         unsent = f" ({unannounced} range(s) came without x-amz-sha256-tree-hash)" if unannounced else ""
         raise IntegrityError(f"tree hash of the {len(ranges)} part(s) is {whole}, the inventory says {row.tree_hash}{unsent}")
-    resp = s3.complete_multipart_upload(Bucket=setup.bucket, Key=key, UploadId=upload_id,
-                                        MultipartUpload={"Parts": [parts[n] for n in range(1, len(ranges) + 1)]})
+    resp = s3.complete_multipart_upload(
+        Bucket=setup.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": [parts[n] for n in range(1, len(ranges) + 1)]}
+    )
     head = _head(setup, key)
     if head is None or head.get("ContentLength") != row.size:
-        raise OSError(f"s3://{setup.bucket}/{key} reports {None if head is None else head.get('ContentLength')} bytes "
-                      f"after completion, expected {row.size}")
-    store.finish(row.pk, v.DONE, message=f"copied to s3://{setup.bucket}/{key} in {len(ranges)} part(s), tree hash verified"
-                 + (f" ({unannounced} range(s) without x-amz-sha256-tree-hash: verified by the inventory's whole-archive tree hash)"
-                    if unannounced else ""),
-                 at=setup.clock(), run_id=run_id, bucket=setup.bucket, etag=(resp.get("ETag") or "").strip('"'),
-                 s3_checksum=resp.get("ChecksumSHA256") or head.get("ChecksumSHA256"))
+        raise OSError(
+            f"s3://{setup.bucket}/{key} reports {None if head is None else head.get('ContentLength')} bytes "
+            f"after completion, expected {row.size}"
+        )
+    store.finish(
+        row.pk,
+        v.DONE,
+        message=f"copied to s3://{setup.bucket}/{key} in {len(ranges)} part(s), tree hash verified"
+        + (
+            f" ({unannounced} range(s) without x-amz-sha256-tree-hash: verified by the inventory's whole-archive tree hash)"
+            if unannounced
+            else ""
+        ),
+        at=setup.clock(),
+        run_id=run_id,
+        bucket=setup.bucket,
+        etag=(resp.get("ETag") or "").strip('"'),
+        s3_checksum=resp.get("ChecksumSHA256") or head.get("ChecksumSHA256"),
+    )
     report.done.append((row.archive_id, row.size))
 
 
@@ -216,8 +262,9 @@ def _transfer_claimed(setup: VaultSetup, claims: ClaimStore, row: ArchiveRow, re
         _transfer_guarded(setup, fresh, report, run, heartbeat=lambda: claims.heartbeat(cl.VAULT_ARCHIVE, key, run))
 
 
-def _transfer_guarded(setup: VaultSetup, row: ArchiveRow, report: TransferReport, run_id: str | None,
-                      heartbeat: Callable[[], Any] | None = None) -> None:
+def _transfer_guarded(
+    setup: VaultSetup, row: ArchiveRow, report: TransferReport, run_id: str | None, heartbeat: Callable[[], Any] | None = None
+) -> None:
     store = setup.store
     try:
         _transfer_one(setup, row, report, run_id, heartbeat)
@@ -231,8 +278,7 @@ def _transfer_guarded(setup: VaultSetup, row: ArchiveRow, report: TransferReport
     except JobGone as exc:
         if row.job_id:
             store.update_job(row.job_id, status=v.EXPIRED, checked_at=setup.clock(), message=str(exc))
-        store.update_archive(row.pk, status=v.NEW, message=f"{exc}; a new retrieval job will be started (parts already "
-                                                           "uploaded are kept)")
+        store.update_archive(row.pk, status=v.NEW, message=f"{exc}; a new retrieval job will be started (parts already uploaded are kept)")
         report.requeued.append((row.archive_id, str(exc)))
     except (ClientError, BotoCoreError, OSError) as exc:
         fresh = store.archive(row.pk)
@@ -244,8 +290,11 @@ def _transfer_guarded(setup: VaultSetup, row: ArchiveRow, report: TransferReport
             store.finish(row.pk, v.FAILED, message=reason, at=setup.clock(), run_id=run_id, attempts=attempts)
             report.failed.append((row.archive_id, reason))
         else:
-            store.update_archive(row.pk, attempts=attempts, message=f"transfer interrupted (attempt {attempts}): {exc}; "
-                                                                    "the next run resumes from the first missing part")
+            store.update_archive(
+                row.pk,
+                attempts=attempts,
+                message=f"transfer interrupted (attempt {attempts}): {exc}; the next run resumes from the first missing part",
+            )
             report.interrupted.append((row.archive_id, str(exc)))
         log.warning("vault %s: archive %s interrupted: %s", row.vault, row.archive_id, exc)
 
@@ -277,9 +326,19 @@ def transfer_archives(setup: VaultSetup, vault: str, *, run_id: str | None = Non
             report.merge(sub)
     report.seconds = time.monotonic() - started
     store.record_progress(vault, run_id=run, at=setup.clock(), bytes_transferred=report.bytes_transferred)
-    log.info("vault %s: %d archive(s) copied by run %s, %s uploaded in %.1f s, %d failed, %d interrupted, %d copied by other runs, "
-             "%d left to other runs", vault, len(report.done), run, _mib(report.bytes_transferred), report.seconds, len(report.failed),
-             len(report.interrupted), len(report.by_other_runs), len(report.left_to_others))
+    log.info(
+        "vault %s: %d archive(s) copied by run %s, %s uploaded in %.1f s, %d failed, %d interrupted, %d copied by other runs, "
+        "%d left to other runs",
+        vault,
+        len(report.done),
+        run,
+        _mib(report.bytes_transferred),
+        report.seconds,
+        len(report.failed),
+        len(report.interrupted),
+        len(report.by_other_runs),
+        len(report.left_to_others),
+    )
     return report
 
 
@@ -307,12 +366,16 @@ def verify_transfers(setup: VaultSetup, vault: str, *, run_id: str | None) -> li
         elif head.get("ContentLength") != row.size:
             fault = f"s3://{bucket}/{key} holds {head.get('ContentLength')} bytes, the inventory says {row.size}"
         elif row.s3_checksum and head.get("ChecksumSHA256") != row.s3_checksum:
-            fault = f"s3://{bucket}/{key} reports SHA-256 checksum {head.get('ChecksumSHA256')}, {row.s3_checksum} was recorded at copy time"
+            fault = (
+                f"s3://{bucket}/{key} reports SHA-256 checksum {head.get('ChecksumSHA256')}, {row.s3_checksum} was recorded at copy time"
+            )
         elif row.etag and (head.get("ETag") or "").strip('"') != row.etag:
             fault = f"s3://{bucket}/{key} has ETag {(head.get('ETag') or '').strip(chr(34))}, {row.etag} was recorded at copy time"
         elif row.etag and (head.get("Metadata") or {}).get("glacier-tree-hash") != row.tree_hash:
-            fault = (f"s3://{bucket}/{key} carries tree hash {(head.get('Metadata') or {}).get('glacier-tree-hash')}, "
-                     f"the inventory says {row.tree_hash}")
+            fault = (
+                f"s3://{bucket}/{key} carries tree hash {(head.get('Metadata') or {}).get('glacier-tree-hash')}, "
+                f"the inventory says {row.tree_hash}"
+            )
         else:
             continue
         store.finish(row.pk, v.FAILED, message=f"integrity check: {fault}", at=setup.clock(), run_id=run_id)

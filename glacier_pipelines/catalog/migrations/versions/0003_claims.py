@@ -29,19 +29,22 @@ COLUMNS = [
 
 def tables() -> sa.MetaData:
     md = sa.MetaData()
-    sa.Table("claims", md,
-             sa.Column("scope", sa.String(length=24), nullable=False),
-             sa.Column("key", sa.String(length=64), nullable=False),
-             sa.Column("subject", sa.String(length=2000), nullable=False),
-             sa.Column("state", sa.String(length=16), nullable=False),
-             sa.Column("claimed_by", sa.String(length=64), nullable=False),
-             sa.Column("claimant", sa.String(length=255), nullable=False),
-             sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
-             sa.Column("version", sa.Integer(), nullable=False),
-             sa.Column("done_by", sa.String(length=64), nullable=True),
-             sa.Column("done_at", sa.DateTime(timezone=True), nullable=True),
-             sa.PrimaryKeyConstraint("scope", "key"),
-             sa.Index("ix_claims_run_state", "claimed_by", "state"))
+    sa.Table(
+        "claims",
+        md,
+        sa.Column("scope", sa.String(length=24), nullable=False),
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("subject", sa.String(length=2000), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("claimed_by", sa.String(length=64), nullable=False),
+        sa.Column("claimant", sa.String(length=255), nullable=False),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("done_by", sa.String(length=64), nullable=True),
+        sa.Column("done_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("scope", "key"),
+        sa.Index("ix_claims_run_state", "claimed_by", "state"),
+    )
     return md
 
 
