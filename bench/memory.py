@@ -5,7 +5,7 @@ MD5 + SHA-256, multipart upload with part checksums, catalog) against SeaweedFS 
 127.0.0.1; the child's peak RSS comes from getrusage. Target: at most 256 MiB at every size.
 
     .venv/bin/python bench/memory.py --sizes-mib 1024,4096
-    .venv/bin/python bench/memory.py --quick              # 256 and 1024 MiB
+    .venv/bin/python bench/memory.py --quick              # 256 and 1024 MiB, written to memory-quick.*
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "memory"))
     args = parser.parse_args()
     sizes = [256, 1024] if args.quick else [int(s) for s in args.sizes_mib.split(",")]
+    if args.quick and args.out == parser.get_default("out"):
+        args.out += "-quick"  # never over the full-size results
     work = Path(tempfile.mkdtemp(prefix="bench-memory-", dir=os.environ.get("BENCH_DIR") or None))
     rows = []
     try:

@@ -1,8 +1,10 @@
 """One streaming pass feeding several digests, and the encodings S3 uses for checksums.
 
 The request names the algorithm its sender computed (REGARDS spells them ``MD5``,
-``SHA-256``...); S3 wants SHA-256 in base64, per part and as a composite for multipart
-objects. Both are fed from the same bytes so a file is read once.
+``SHA-256``...); the catalog keeps SHA-256 of every object (deduplication across algorithms,
+rebuilds, moves). S3 gets checksums in base64: SHA-256 for objects sent in one PUT (already
+computed for the catalog), CRC32 per part and its composite for multipart objects (see
+docs/architecture.md, "Which digests a large file costs"). All are fed from the same bytes.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
 
@@ -92,6 +95,31 @@ def s3_composite_sha256(part_digests: Iterable[bytes]) -> str:
     """The checksum S3 reports for a multipart object: SHA-256 over the part digests, then ``-N``."""
     parts = list(part_digests)
     return f"{b64(hashlib.sha256(b''.join(parts)).digest())}-{len(parts)}"
+
+
+def crc32(data: bytes | bytearray | memoryview) -> bytes:
+    """CRC32 (zlib's, the one S3 calls CRC32) as S3's 4 raw big-endian bytes; zlib releases the GIL on large buffers."""
+    return zlib.crc32(data).to_bytes(4, "big")
+
+
+def s3_composite_crc32(part_crcs: Iterable[bytes]) -> str:
+    """The checksum S3 reports for a multipart object with CRC32 parts: CRC32 over the part CRCs, then ``-N``."""
+    parts = list(part_crcs)
+    return f"{b64(crc32(b''.join(parts)))}-{len(parts)}"
+
+
+# S3's name of the checksum behind a base64 value, by its length (a composite's ``-N`` aside):
+# objects stored before multipart parts moved to CRC32 keep their SHA-256 checksum.
+_S3_ALGORITHM_BY_B64_LENGTH = {44: "SHA256", 8: "CRC32"}
+
+
+def s3_checksum_algorithm(s3_checksum: str) -> str:
+    """``SHA256`` or ``CRC32``: which of S3's checksums ``s3_checksum`` (base64, maybe ``-N``) is."""
+    base = s3_checksum.partition("-")[0]
+    try:
+        return _S3_ALGORITHM_BY_B64_LENGTH[len(base)]
+    except KeyError:
+        raise ValueError(f"{s3_checksum!r} is neither a base64 SHA-256 nor a CRC32 checksum") from None
 
 
 def sha256_hex(data: bytes) -> str:

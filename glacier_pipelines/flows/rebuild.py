@@ -13,12 +13,11 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.catalog.moves import FINISHED, MoveStore
 from glacier_pipelines.catalog.rebuild import HeadFacts, LedgerAnswer, ManifestMember, RebuildStore, RestoreFacts
-from glacier_pipelines.core import events, ledger, packaging, transfer
+from glacier_pipelines.core import ledger, packaging
+from glacier_pipelines.core.objectstore import BucketStores, ObjectHead, ObjectStore, StoreError, bucket_stores
 from glacier_pipelines.core.tenants import TenantsConfig
 
 log = logging.getLogger(__name__)
@@ -59,13 +58,15 @@ def rebuild(
 
     With ``tenants`` (GLACIER_TENANTS_CONFIG), each configured tenant's own bucket and prefix is scanned too: its ledger,
     manifests and objects live there. Moves and ledger requests are resolved after every scope's objects are back.
+    ``s3``: the boto3 client each bucket's ObjectStore is built on (the vault ledger's reader takes it as it is).
     """
+    stores = bucket_stores(s3)
     counts = {"manifests": 0, "members": 0, "objects": 0, "ledger_requests": 0, "unresolved": 0, "restores": 0, "moves": 0}
     now = datetime.now(timezone.utc)
     written: list[tuple[str, dict[str, Any]]] = []
     for scope_bucket, scope_prefix, tenant in scopes(bucket, prefix, tenants):
-        written += _rebuild_scope(catalog, s3, scope_bucket, scope_prefix, tenant, now, counts)
-    moved = _rebuild_moves(catalog, s3, written, now, counts)
+        written += _rebuild_scope(catalog, stores(scope_bucket), scope_bucket, scope_prefix, tenant, now, counts)
+    moved = _rebuild_moves(catalog, stores, written, now, counts)
     entries = ledger.latest(e for _, e in written)
     store = RebuildStore(catalog)
     for entry in entries.values():
@@ -86,23 +87,22 @@ def rebuild(
 
 
 def _rebuild_scope(
-    catalog: Catalog, s3: Any, bucket: str, prefix: str, owner: str | None, now: datetime, counts: dict[str, int]
+    catalog: Catalog, objects: ObjectStore, bucket: str, prefix: str, owner: str | None, now: datetime, counts: dict[str, int]
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Packages and objects under one bucket and prefix back in the catalog; returns its ledger lines (key, entry).
+    """Packages and objects under one bucket (``objects``) and prefix back in the catalog; returns its ledger lines (key, entry).
     ``owner``: the tenant the prefix belongs to, or None when the tenant is the first key segment after ``prefix``."""
-    keys = [
-        o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix) for o in page.get("Contents", [])
-    ]
+    keys = [entry.key for entry in objects.list(prefix)]
     ledger_keys = sorted(k for k in keys if ledger.is_ledger_key(k))
     keys = [k for k in keys if not ledger.is_ledger_key(k)]
     manifest_keys = [k for k in keys if k.endswith(packaging.MANIFEST_SUFFIX)]
     package_keys = {k[: -len(packaging.MANIFEST_SUFFIX)] for k in manifest_keys}
     store = RebuildStore(catalog)
     for manifest_key in manifest_keys:
-        rows = packaging.parse_manifest(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+        with objects.get(manifest_key) as manifest:
+            rows = packaging.parse_manifest(manifest.read())
         if not rows:
             continue
-        head = transfer.head_checksum(s3, bucket, rows[0]["key"])
+        head = objects.head(rows[0]["key"], checksum=True)
         members = [
             ManifestMember(
                 tenant=r["tenant"],
@@ -116,7 +116,7 @@ def _rebuild_scope(
             )
             for r in rows
         ]
-        restore = _restore(_url(bucket, rows[0]["key"]), head, now)
+        restore = _restore(head, now)
         found, added = store.package(
             bucket, rows[0]["key"], _head(head), rows[0]["packageSha256"], restore, rows[0]["package"], manifest_key, members, now
         )
@@ -127,11 +127,13 @@ def _rebuild_scope(
         if key.endswith(packaging.MANIFEST_SUFFIX) or key in package_keys:
             continue
         try:
-            head = transfer.head_checksum(s3, bucket, key)
-        except ClientError as exc:
+            head = objects.head(key, checksum=True)
+        except StoreError as exc:
+            if exc.status is None:  # S3 did not answer: stop rather than pass objects over
+                raise
             log.warning("rebuild: cannot read s3://%s/%s: %s", bucket, key, exc)
             continue
-        meta = head.get("Metadata", {})
+        meta = head.metadata
         tenant = owner or key[len(prefix) :].lstrip("/").split("/", 1)[0]
         found = store.standalone(
             bucket,
@@ -139,17 +141,22 @@ def _rebuild_scope(
             tenant,
             _head(head),
             meta.get("sha256", ""),
-            _restore(_url(bucket, key), head, now),
+            _restore(head, now),
             ((meta.get("source-algorithm"), meta.get("source-checksum")), ("SHA-256", meta.get("sha256"))),
             now,
         )
         counts["restores"] += found.restores
         counts["objects"] += 1
-    return [(k, e) for k in ledger_keys for e in ledger.parse(s3.get_object(Bucket=bucket, Key=k)["Body"].read())]
+    return [(k, e) for k in ledger_keys for e in ledger.parse(_read(objects, k))]
+
+
+def _read(store: ObjectStore, key: str) -> bytes:
+    with store.get(key) as body:
+        return body.read()
 
 
 def _rebuild_moves(
-    catalog: Catalog, s3: Any, written: list[tuple[str, dict[str, Any]]], now: datetime, counts: dict[str, int]
+    catalog: Catalog, stores: BucketStores, written: list[tuple[str, dict[str, Any]]], now: datetime, counts: dict[str, int]
 ) -> dict[tuple[str, str], tuple[str, str]]:
     """Recreate each move's row from its last ledger line, and the object it made when the bucket pass did not (a move in
     a source bucket); returns where finished moves took objects: (bucket, source key) -> (bucket, destination key)."""
@@ -169,16 +176,19 @@ def _rebuild_moves(
                 moved[(entry["bucket"], entry["sourceKey"])] = dest
             object_id = rebuilt.object_id(*dest)
             if object_id is None:
+                head: ObjectHead | None
                 try:
-                    head = transfer.head_checksum(s3, *dest)
-                except ClientError as exc:
+                    head = stores(dest[0]).head(dest[1], checksum=True)
+                except StoreError as exc:
+                    if exc.status is None:  # S3 did not answer: stop rather than pass the move's object over
+                        raise
                     log.warning(
                         "rebuild: move of s3://%s/%s: s3://%s/%s cannot be read: %s", entry["bucket"], entry["sourceKey"], *dest, exc
                     )
                     head = None
                 if head is not None:
                     found = rebuilt.moved_object(
-                        dest[0], dest[1], entry["tenant"], _head(head), entry.get("sha256") or "", _restore(_url(*dest), head, now), now
+                        dest[0], dest[1], entry["tenant"], _head(head), entry.get("sha256") or "", _restore(head, now), now
                     )
                     object_id = found.object_id
                     counts["restores"] += found.restores
@@ -221,22 +231,14 @@ def _url(bucket: str, key: str) -> str:
     return f"s3://{bucket}/{key}"
 
 
-def _head(head: dict[str, Any]) -> HeadFacts:
-    return HeadFacts(
-        storage_class=head.get("StorageClass") or "STANDARD",
-        size=head["ContentLength"],
-        s3_checksum=head.get("ChecksumSHA256") or "",
-        etag=(head.get("ETag") or "").strip('"'),
-    )
+def _head(head: ObjectHead) -> HeadFacts:
+    s3_checksum = head.checksums.get("SHA256") or head.checksums.get("CRC32") or ""  # multipart objects: CRC32 composites
+    return HeadFacts(storage_class=head.storage_class, size=head.size, s3_checksum=s3_checksum, etag=head.etag)
 
 
-def _restore(url: str, head: dict[str, Any], now: datetime) -> RestoreFacts | None:
+def _restore(head: ObjectHead, now: datetime) -> RestoreFacts | None:
     """An archived object's restore in progress (or its restored copy) as S3 reports it; None when there is none."""
-    try:
-        state = events.parse_restore_header(head.get("Restore"))
-    except events.EventParseError as exc:
-        log.warning("rebuild: object %s has an unreadable restore state: %s", url, exc)
-        return None
+    state = head.restore
     if state is None:
         return None
     expires = state.expiry

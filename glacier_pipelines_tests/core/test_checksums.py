@@ -175,3 +175,25 @@ def test_b64_known_value():
 
 def test_sha256_hex():
     assert checksums.sha256_hex(b"abc") == hashlib.sha256(b"abc").hexdigest()
+
+
+@given(st.lists(st.binary(max_size=256), min_size=1, max_size=8))
+def test_s3_composite_crc32_matches_independent_computation(parts):
+    import zlib
+
+    crcs = [zlib.crc32(p).to_bytes(4, "big") for p in parts]
+    expected = base64.b64encode(zlib.crc32(b"".join(crcs)).to_bytes(4, "big")).decode() + f"-{len(parts)}"
+    assert [checksums.crc32(p) for p in parts] == crcs
+    assert checksums.s3_composite_crc32(checksums.crc32(p) for p in parts) == expected
+
+
+def test_s3_checksum_algorithm_tells_sha256_from_crc32():
+    sha = b64(hashlib.sha256(b"x").digest())
+    crc = b64(checksums.crc32(b"x"))
+    assert checksums.s3_checksum_algorithm(sha) == "SHA256"
+    assert checksums.s3_checksum_algorithm(f"{sha}-12") == "SHA256"  # composites stored before parts moved to CRC32
+    assert checksums.s3_checksum_algorithm(crc) == "CRC32"
+    assert checksums.s3_checksum_algorithm(f"{crc}-3") == "CRC32"
+    for bad in ("", "abc", b64(hashlib.md5(b"x").digest())):
+        with pytest.raises(ValueError):
+            checksums.s3_checksum_algorithm(bad)

@@ -1,7 +1,7 @@
 """Tests for glacier_pipelines.core.transfer against moto's in-process S3.
 
 moto quirks these tests account for (checked against moto 5.2):
-  * moto does not validate ``x-amz-checksum-sha256`` against the body (see the SeaweedFS tests).
+  * moto does not validate ``x-amz-checksum-crc32`` or ``-sha256`` against the body (see the SeaweedFS tests).
   * HEAD of a multipart object reports the composite checksum WITHOUT its ``-N`` suffix.
   * GET of a DEEP_ARCHIVE/GLACIER object is refused (InvalidObjectState): byte comparisons use STANDARD.
   * ListMultipartUploads reports a fixed ``Initiated`` date (2010-11-10).
@@ -19,6 +19,7 @@ import hashlib
 import random
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -67,8 +68,8 @@ def chunked(data: bytes, size: int = 333 * 1024) -> Iterator[bytes]:
 
 def composite(data: bytes, part_size: int = PART) -> str:
     """The S3 composite SHA-256, computed independently of the code under test."""
-    digests = [hashlib.sha256(data[i : i + part_size]).digest() for i in range(0, len(data), part_size)]
-    return f"{b64(hashlib.sha256(b''.join(digests)).digest())}-{len(digests)}"
+    crcs = [zlib.crc32(data[i : i + part_size]).to_bytes(4, "big") for i in range(0, len(data), part_size)]
+    return f"{b64(zlib.crc32(b''.join(crcs)).to_bytes(4, 'big'))}-{len(crcs)}"
 
 
 def settings(storage_class: str = "STANDARD", **kw: Any) -> UploadSettings:
@@ -223,10 +224,10 @@ def test_multipart_staged_open_then_completed(s3: Any, tmp_path: Path) -> None:
     st = result.stage
     assert st["kind"] == "multipart"
     assert [p["PartNumber"] for p in st["parts"]] == [1, 2, 3]
-    assert [p["ChecksumSHA256"] for p in st["parts"]] == [
-        b64(hashlib.sha256(data[i : i + PART]).digest()) for i in range(0, len(data), PART)
+    assert [p["ChecksumCRC32"] for p in st["parts"]] == [
+        b64(zlib.crc32(data[i : i + PART]).to_bytes(4, "big")) for i in range(0, len(data), PART)
     ]
-    assert all(set(p) == {"PartNumber", "ETag", "ChecksumSHA256"} for p in st["parts"])  # JSON-able, no raw digests
+    assert all(set(p) == {"PartNumber", "ETag", "ChecksumCRC32"} for p in st["parts"])  # JSON-able, no raw digests
     assert st["s3_checksum"] == composite(data)
     assert result.digests == {"SHA-1": hashlib.sha1(data).hexdigest(), "SHA-256": hashlib.sha256(data).hexdigest()}
     assert result.size == len(data)
@@ -241,7 +242,7 @@ def test_multipart_staged_open_then_completed(s3: Any, tmp_path: Path) -> None:
     assert done["etag"].endswith("-3")
     got = s3.get_object(Bucket=BUCKET, Key="k/big", ChecksumMode="ENABLED")
     assert got["Body"].read() == data
-    assert got["ChecksumSHA256"] == composite(data)
+    assert got["ChecksumCRC32"] == composite(data)
     assert open_uploads(s3) == []
     assert verify_stored(s3, bucket=BUCKET, key="k/big", s3_checksum=st["s3_checksum"], size=len(data), storage_class="STANDARD") == []
 
@@ -264,7 +265,7 @@ def test_multipart_deep_archive_class_and_metadata(s3: Any, tmp_path: Path) -> N
     head = s3.head_object(Bucket=BUCKET, Key="k/deep", ChecksumMode="ENABLED")
     assert head["StorageClass"] == "DEEP_ARCHIVE"
     assert head["Metadata"] == {"source-algorithm": "MD5"}
-    assert same_checksum(head["ChecksumSHA256"], composite(data))
+    assert same_checksum(head["ChecksumCRC32"], composite(data))
     assert (
         verify_stored(
             s3, bucket=BUCKET, key="k/deep", s3_checksum=result.stage["s3_checksum"], size=len(data), storage_class="DEEP_ARCHIVE"
@@ -283,7 +284,7 @@ def test_threshold_boundary(s3: Any, tmp_path: Path) -> None:
     result = stage(s3, over, tmp_path, key="k/over", chunk=PART)  # one chunk of exactly PART, then 1 byte
     assert result.stage["kind"] == "multipart"
     assert len(result.stage["parts"]) == 2
-    assert result.stage["parts"][1]["ChecksumSHA256"] == b64(hashlib.sha256(b"!").digest())
+    assert result.stage["parts"][1]["ChecksumCRC32"] == b64(zlib.crc32(b"!").to_bytes(4, "big"))
     assert result.stage["s3_checksum"] == composite(over)
     commit_stage(s3, settings(), result.stage)
     assert s3.get_object(Bucket=BUCKET, Key="k/over")["Body"].read() == over
@@ -344,7 +345,7 @@ def test_s3_failing_on_a_part_aborts_upload(s3: Any, tmp_path: Path, error: str)
 
 def test_s3_reporting_another_part_checksum_is_refused(s3: Any, tmp_path: Path) -> None:
     def after(parsed: dict[str, Any], **_: Any) -> None:
-        parsed["ChecksumSHA256"] = b64(hashlib.sha256(b"something else").digest())
+        parsed["ChecksumCRC32"] = b64(zlib.crc32(b"something else").to_bytes(4, "big"))
 
     s3.meta.events.register("after-call.s3.UploadPart", after)
     with pytest.raises(StoreError, match="part 1"):

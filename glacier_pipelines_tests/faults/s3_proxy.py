@@ -10,8 +10,8 @@ to strike (``times``; ``None`` is every time). Actions:
 - ``reset``: read half the request body, then reset the TCP connection (RST, not FIN);
 - ``delay``: forward, let the server finish, then hold the answer ``delay`` seconds (beyond
   the client's read timeout) before sending it: the server did the work, the client gave up;
-- ``checksum``: forward, then replace ``x-amz-checksum-sha256`` in the answer (S3 reports a
-  checksum other than the one it stored).
+- ``checksum``: forward, then replace ``x-amz-checksum-sha256`` (and ``-crc32``, which multipart
+  objects carry) in the answer (S3 reports a checksum other than the one it stored).
 
 ``Fault.injected`` counts the strikes, ``FaultProxy.seen`` every operation that passed.
 """
@@ -246,7 +246,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(fault.delay)  # the server has done it; the client has given up waiting
         if fault is not None and fault.action == "checksum":
             other = fault.checksum or base64.b64encode(hashlib.sha256(b"").digest()).decode()
-            headers = [(n, other if n.lower() == "x-amz-checksum-sha256" else v) for n, v in headers]
+            lies = {"x-amz-checksum-sha256": other, "x-amz-checksum-crc32": "AAAAAQ==-1"}  # multipart objects carry CRC32 composites
+            headers = [(n, lies.get(n.lower(), v)) for n, v in headers]
             if not any(n.lower() == "x-amz-checksum-sha256" for n, _ in headers):
                 headers.append(("x-amz-checksum-sha256", other))
         try:

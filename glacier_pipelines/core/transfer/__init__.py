@@ -2,7 +2,7 @@
 
 ``stage_stream`` reads a source once, feeding every digest, and leaves the verified bytes
 "staged": small files in a durable local file, large files as an open multipart upload
-whose parts already carry SHA-256 checksums. Only bytes that matched the request's checksum
+whose parts already carry CRC32 checksums. Only bytes that matched the request's checksum
 are ever completed into an object (``commit_stage``); on a mismatch the upload is aborted.
 Memory stays below ``part_size * (max_concurrency + 2)``: part buffers are reused.
 
@@ -20,7 +20,7 @@ from glacier_pipelines.core.transfer.durable import sync_staged
 from glacier_pipelines.core.transfer.parts import _BUFFERS, M_ARENA_MAX, _BufferPool, limit_malloc_arenas, read_ahead
 from glacier_pipelines.core.transfer.stage import HEAD_BYTES, StageResult, commit_stage, discard_stage, stage_stream
 from glacier_pipelines.core.transfer.uploads import StoreError, UploadSettings, abort_stale_uploads, abort_upload
-from glacier_pipelines.core.transfer.verify import head_checksum, same_checksum, verify_stored
+from glacier_pipelines.core.transfer.verify import head_checksum, reported_checksum, same_checksum, verify_stored
 
 __all__ = [
     "ARCHIVE_CLASSES",
@@ -41,6 +41,7 @@ __all__ = [
     "head_checksum",
     "limit_malloc_arenas",
     "read_ahead",
+    "reported_checksum",
     "same_checksum",
     "stage_stream",
     "sync_staged",

@@ -1,14 +1,14 @@
 """Staging a source in one pass: hash, verify, and leave the bytes where ``commit_stage`` turns them into the object.
 
 Small files wait in a durable staged file, large ones as an open multipart upload whose
-parts already carry SHA-256 checksums. Only bytes that matched the request's checksum are
+parts already carry CRC32 checksums. Only bytes that matched the request's checksum are
 ever completed into an object; on a mismatch the upload is aborted.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from glacier_pipelines.core.errors import ChecksumMismatch
 from glacier_pipelines.core.transfer.durable import _write_durably
 from glacier_pipelines.core.transfer.parts import _PartUploader, _PartWriter
 from glacier_pipelines.core.transfer.uploads import StoreError, UploadSettings, abort_upload
-from glacier_pipelines.core.transfer.verify import head_checksum, same_checksum
+from glacier_pipelines.core.transfer.verify import head_checksum, reported_checksum, same_checksum
 
 HEAD_BYTES = 4 * MiB  # kept from the start of a large file for image probing
 
@@ -33,6 +33,7 @@ class StageResult:
     head: bytes  # the first bytes, for image probing
     stage: dict[str, Any]  # JSON-able: where the verified bytes wait
     complete_in_head: bool = field(default=False)
+    body: bytes | None = None  # the verified bytes, held in memory instead of staged (``hold_up_to``); the stage has no path yet
 
 
 def stage_stream(
@@ -42,18 +43,22 @@ def stage_stream(
     settings: UploadSettings,
     key: str,
     algorithm: str,
-    expected_checksum: str,
+    expected_checksum: str | Callable[[], str],
     staging_path: Path | str,
     metadata: dict[str, str] | None = None,
     durable: bool = True,
     multipart_gate: Any = None,
+    hold_up_to: int | None = None,
 ) -> StageResult:
     """Read ``chunks`` once: hash, verify against ``expected_checksum`` and stage the bytes.
 
     Raises ChecksumMismatch (nothing stays behind), or whatever the source or S3 raised
-    (the multipart upload, if any, is aborted first). ``multipart_gate`` (a lock or
+    (the multipart upload, if any, is aborted first). ``expected_checksum`` may be a callable, asked
+    once the stream has ended (a stream whose digest its producer knows only at its end). ``multipart_gate`` (a lock or
     semaphore shared by parallel callers) is held while a file streams as a multipart
-    upload, so parallel staging never multiplies the memory of large files.
+    upload, so parallel staging never multiplies the memory of large files. A file of at most
+    ``hold_up_to`` bytes is not staged at all: its verified bytes come back in ``body`` for the
+    caller to stage (a package member appended to a segment, core/staging.py).
     """
     algorithm = checksums.normalize_algorithm(algorithm)
     digest = checksums.MultiDigest([algorithm, checksums.S3_ALGORITHM])
@@ -91,9 +96,10 @@ def stage_stream(
         actual = digest.hexdigest(algorithm)
         if uploader is not None:
             parts = uploader.finish()
-        if actual != expected_checksum.lower():
+        expected = (expected_checksum() if callable(expected_checksum) else expected_checksum).lower()
+        if actual != expected:
             raise ChecksumMismatch(
-                f"{algorithm} of the source is {actual}, the request announced {expected_checksum.lower()} ({digest.bytes_seen} bytes read)"
+                f"{algorithm} of the source is {actual}, the request announced {expected} ({digest.bytes_seen} bytes read)"
             )
     except BaseException:
         if uploader is not None:
@@ -106,16 +112,23 @@ def stage_stream(
             multipart_gate.release()
     digests = {algorithm: actual, checksums.S3_ALGORITHM: digest.hexdigest(checksums.S3_ALGORITHM)}
     if uploader is None:
-        staging.write(s3, str(staging_path), pending, durable, _write_durably)
+        held = b"".join(pending) if hold_up_to is not None and pending_size <= hold_up_to else None
+        if held is None:
+            staging.write(s3, str(staging_path), pending, durable, _write_durably)
         stage: dict[str, Any] = {
             "kind": "file",
-            "path": str(staging_path),
+            **({} if held is not None else {"path": str(staging_path)}),
             "bucket": settings.bucket,
             "key": key,
             "s3_checksum": checksums.b64(digest.digest(checksums.S3_ALGORITHM)),
         }
         return StageResult(
-            size=digest.bytes_seen, digests=digests, head=_head_of(pending), stage=stage, complete_in_head=pending_size <= HEAD_BYTES
+            size=digest.bytes_seen,
+            digests=digests,
+            head=_head_of(pending),
+            stage=stage,
+            complete_in_head=pending_size <= HEAD_BYTES,
+            body=held,
         )
     stage = {  # the same JSON-able shape: where the verified bytes wait
         "kind": "multipart",
@@ -123,7 +136,7 @@ def stage_stream(
         "key": key,
         "upload_id": uploader.upload_id,
         "parts": [{k: v for k, v in p.items() if not k.startswith("_")} for p in parts],
-        "s3_checksum": checksums.s3_composite_sha256(p["_digest"] for p in parts),
+        "s3_checksum": checksums.s3_composite_crc32(p["_digest"] for p in parts),
     }
     return StageResult(size=digest.bytes_seen, digests=digests, head=head, stage=stage)
 
@@ -179,7 +192,7 @@ def commit_stage(s3: Any, settings: UploadSettings, stage: dict[str, Any], metad
                 if faults.error_code(exc) != "NoSuchUpload":
                     raise
                 found = head_checksum(s3, bucket, key)
-                if not same_checksum(found.get("ChecksumSHA256"), expected):
+                if not same_checksum(reported_checksum(found, expected), expected):
                     raise StoreError(
                         f"multipart upload {stage['upload_id']} is gone and s3://{bucket}/{key} does not hold the verified bytes"
                     ) from exc
@@ -191,7 +204,7 @@ def commit_stage(s3: Any, settings: UploadSettings, stage: dict[str, Any], metad
         if found is None:
             raise
         resp = found
-    returned = resp.get("ChecksumSHA256")
+    returned = reported_checksum(resp, expected)
     if returned is not None and not same_checksum(returned, expected):
         raise StoreError(f"s3://{bucket}/{key}: S3 reports checksum {returned}, expected {expected}")
     return {"etag": (resp.get("ETag") or "").strip('"'), "s3_checksum": expected}
@@ -203,7 +216,7 @@ def _holding(s3: Any, bucket: str, key: str, expected: str) -> dict[str, Any] | 
         found = head_checksum(s3, bucket, key)
     except (ClientError, BotoCoreError):
         return None
-    return found if same_checksum(found.get("ChecksumSHA256"), expected) else None
+    return found if same_checksum(reported_checksum(found, expected), expected) else None
 
 
 def discard_stage(s3: Any, stage: dict[str, Any] | None) -> None:
@@ -211,6 +224,7 @@ def discard_stage(s3: Any, stage: dict[str, Any] | None) -> None:
     if not stage:
         return
     if stage["kind"] == "file":
-        staging.delete(s3, stage["path"])
+        if stage.get("path"):  # bytes held in memory were never staged
+            staging.delete(s3, stage["path"])
     else:
         abort_upload(s3, stage["bucket"], stage["key"], stage["upload_id"])

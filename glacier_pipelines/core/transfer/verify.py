@@ -6,7 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from glacier_pipelines.core import faults
+from glacier_pipelines.core import checksums, faults
 
 
 def head_checksum(s3: Any, bucket: str, key: str) -> dict[str, Any]:
@@ -14,8 +14,20 @@ def head_checksum(s3: Any, bucket: str, key: str) -> dict[str, Any]:
     return s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
 
 
+def reported_checksum(head: dict[str, Any], expected: str) -> str | None:
+    """What S3 reports (a HEAD or a response) in the algorithm of ``expected``: ``ChecksumSHA256`` or ``ChecksumCRC32``.
+
+    Multipart objects carry CRC32 composites, objects sent in one PUT (and multipart ones stored
+    before the change) SHA-256; the recorded checksum says which header to read.
+    """
+    try:
+        return head.get("Checksum" + checksums.s3_checksum_algorithm(expected))
+    except ValueError:
+        return None
+
+
 def same_checksum(reported: str | None, expected: str) -> bool:
-    """Compare S3's reported SHA-256 with ours; a composite may be reported without its ``-N``.
+    """Compare S3's reported checksum with ours; a composite may be reported without its ``-N``.
 
     AWS and SeaweedFS report composites as ``<base64>-<parts>``; moto drops the suffix on
     HEAD. The digest itself must always match exactly.
@@ -40,7 +52,7 @@ def verify_stored(s3: Any, *, bucket: str, key: str, s3_checksum: str, size: int
             raise
         return [f"HEAD failed: {code}"]
     problems = []
-    reported = head.get("ChecksumSHA256")
+    reported = reported_checksum(head, s3_checksum)
     if not same_checksum(reported, s3_checksum):
         problems.append(f"checksum: S3 reports {reported}, verified {s3_checksum}")
     if head.get("ContentLength") != size:
