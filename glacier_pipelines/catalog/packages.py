@@ -74,6 +74,17 @@ _STORE_MEMBER_REQUEST = (
     )
 )
 
+_ANSWER_MEMBER = (
+    t.requests.update()
+    .where(t.requests.c.id == sa.bindparam("b_pk"), t.requests.c.status == t.DELAYED)
+    .values(
+        status=sa.bindparam("b_status"),
+        stage=None,
+        messages=sa.bindparam("b_messages", type_=t.requests.c.messages.type),
+        updated_at=sa.bindparam("b_now"),
+    )
+)
+
 
 class PackageStore(CatalogStore):
     def add_members(
@@ -365,8 +376,9 @@ class PackageStore(CatalogStore):
             counts = {t.SUCCESS: 0, t.ERROR: 0}
             with self.engine.begin() as conn:
                 package = conn.execute(sa.select(t.packages.c.object_id).where(t.packages.c.id == package_id)).one()
+                r = t.requests.c
                 rows = conn.execute(
-                    sa.select(t.requests)
+                    sa.select(r.id, r.tenant, r.request_id, r.messages, r.stage)  # not the bodies: nothing here reads them
                     .join(t.package_members, t.package_members.c.request_pk == t.requests.c.id)
                     .where(t.package_members.c.package_id == package_id, t.requests.c.status == t.DELAYED)
                 ).all()
@@ -374,17 +386,21 @@ class PackageStore(CatalogStore):
                 if problems:
                     self.catalog._flag(conn, package.object_id, reason)
                     conn.execute(t.packages.update().where(t.packages.c.id == package_id).values(state="FAILED", verify_problems=problems))
-                for row in rows:
-                    messages = list(row.messages or []) + ([reason] if problems else [])
-                    status = t.ERROR if problems else t.SUCCESS
+                status = t.ERROR if problems else t.SUCCESS
+                answers = [(row, list(row.messages or []) + ([reason] if problems else [])) for row in rows]
+                if answers:  # one statement and one outbox insert for the package, not one per member
                     conn.execute(
-                        t.requests.update()
-                        .where(t.requests.c.id == row.id, t.requests.c.status == t.DELAYED)
-                        .values(status=status, stage=None, messages=messages, updated_at=_now())
+                        _ANSWER_MEMBER,
+                        [{"b_pk": row.id, "b_status": status, "b_messages": messages, "b_now": _now()} for row, messages in answers],
                     )
-                    content = None if problems else (row.stage or {}).get("content")
-                    self.catalog._enqueue_response(conn, row.tenant, row.request_id, status, messages, content)
-                    counts[status] += 1
+                    self.catalog._enqueue_responses(
+                        conn,
+                        [
+                            (row.tenant, row.request_id, status, messages, None if problems else (row.stage or {}).get("content"))
+                            for row, messages in answers
+                        ],
+                    )
+                counts[status] += len(answers)
             return counts
 
         return self.catalog._with_retry(tx)

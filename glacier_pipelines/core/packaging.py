@@ -52,40 +52,58 @@ def member_name(directory: str, checksum: str) -> str:
     return f"{directory.strip('/')}/{checksum}" if directory.strip("/") else checksum
 
 
-def build_tar(members: Iterable[Member], dest: Path, read: Callable[[Member], bytes] | None = None) -> tuple[list[PackedMember], str, int]:
+def build_tar(
+    members: Iterable[Member], dest: Path, read: Callable[[Member], bytes] | None = None, tee: Callable[[bytes], Any] | None = None
+) -> tuple[list[PackedMember], str, int]:
     """Write the package and fsync it; returns (packed members, SHA-256 of the tar, its size).
 
     Each member's staged bytes (read by ``read``; default: its local file) are re-hashed on the
     way in: a staged file that changed since it was verified raises PackagingError instead of
-    being archived.
+    being archived. ``tee`` receives every byte written, in order (the package's upload, fed as it is built).
     """
     read = read or (lambda m: Path(m.path).read_bytes())
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
     packed: list[PackedMember] = []
-    with open(tmp, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for m in members:
-            try:
-                data = read(m)
-            except OSError as exc:
-                raise PackagingError(f"{m.request_id}: staged file {m.path} unreadable: {exc}") from None
-            if hashlib.sha256(data).hexdigest() != m.sha256:
-                raise PackagingError(f"{m.request_id}: staged file {m.path} no longer has the verified SHA-256 {m.sha256}")
-            info = tarfile.TarInfo(m.name)
-            info.size, info.mtime, info.mode, info.uid, info.gid, info.uname, info.gname = len(data), 0, 0o644, 0, 0, "", ""
-            # tarfile sets offset_data only when reading: the data starts right after this member's header blocks.
-            data_offset = tar.offset + len(info.tobuf(tar.format, tar.encoding, tar.errors))
-            tar.addfile(info, io.BytesIO(data))
-            packed.append(PackedMember(m.name, data_offset, len(data), m.sha256, m.request_id, m.algorithm, m.checksum))
+    with open(tmp, "wb") as raw:
+        out = _HashingWriter(raw, tee)
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+            for m in members:
+                try:
+                    data = read(m)
+                except OSError as exc:
+                    raise PackagingError(f"{m.request_id}: staged file {m.path} unreadable: {exc}") from None
+                if hashlib.sha256(data).hexdigest() != m.sha256:
+                    raise PackagingError(f"{m.request_id}: staged file {m.path} no longer has the verified SHA-256 {m.sha256}")
+                info = tarfile.TarInfo(m.name)
+                info.size, info.mtime, info.mode, info.uid, info.gid, info.uname, info.gname = len(data), 0, 0o644, 0, 0, "", ""
+                # tarfile sets offset_data only when reading: the data starts right after this member's header blocks.
+                data_offset = tar.offset + len(info.tobuf(tar.format, tar.encoding, tar.errors))
+                tar.addfile(info, io.BytesIO(data))
+                packed.append(PackedMember(m.name, data_offset, len(data), m.sha256, m.request_id, m.algorithm, m.checksum))
         raw.flush()
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
+        os.fsync(raw.fileno())
     os.replace(tmp, dest)
-    digest = hashlib.sha256()
-    with open(dest, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return packed, digest.hexdigest(), dest.stat().st_size
+    # Hashed as written, not read back: verify_members re-reads every member from the file, and the upload re-reads the
+    # whole file against this digest (S3 checks it too), so bytes that differ on disk are caught before anything is answered.
+    return packed, out.digest.hexdigest(), out.size
+
+
+class _HashingWriter:
+    """The file a tar is written to, hashing (SHA-256) and counting every byte on the way."""
+
+    def __init__(self, raw: Any, tee: Callable[[bytes], Any] | None = None):
+        self.raw, self.tee, self.digest, self.size = raw, tee, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        if self.tee is not None:
+            self.tee(data)
+        return self.raw.write(data)
+
+    def tell(self) -> int:
+        return self.size
 
 
 def verify_members(read_range, packed: Iterable[PackedMember]) -> list[str]:

@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,9 +20,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from glacier_pipelines.catalog import Catalog, RequestRow, StoredObject
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.packages import PackageStore
-from glacier_pipelines.core import checksums, faults, images, keys, packaging, responses, staging, transfer
+from glacier_pipelines.core import checksums, faults, keys, packaging, responses, staging, transfer
+from glacier_pipelines.core.sources import SourcePolicy
 from glacier_pipelines.core.tenants import TenantsConfig
-from glacier_pipelines.core.sources import SourceError, SourcePolicy, open_source
 from glacier_pipelines.flows import locations
 from glacier_pipelines.flows.checks import (  # noqa: F401  (the check steps and the ledger, here for their callers)
     CheckReport,
@@ -40,12 +36,6 @@ from glacier_pipelines.flows.checks import (  # noqa: F401  (the check steps and
 from glacier_pipelines.flows.placement import check_tenant_bucket, locate
 
 log = logging.getLogger(__name__)
-CHUNK = 1024 * 1024
-SOURCE_ATTEMPTS = 3
-VERIFIED_PER_COMMIT = 256  # verified small files made durable and recorded together
-FETCHERS = 4  # sources fetched, hashed and staged at once (hashlib and file/socket I/O release the GIL)
-FETCH_AHEAD = 16  # fetches started ahead of the request being recorded
-READ_AHEAD_FROM = 4 * CHUNK  # larger sources are read on their own thread
 
 
 @dataclass
@@ -209,235 +199,11 @@ def _link(setup: ArchiveSetup, row: RequestRow, found: locations.Location, run_i
         _link_existing(setup, row, found.object, run_id)
 
 
-def _measure_image(result: transfer.StageResult, messages: list[str]) -> tuple[int | None, int | None]:
-    stage = result.stage
-    try:
-        if stage["kind"] == "file" and not staging.is_remote(stage["path"]):
-            size = images.probe_image(stage["path"], complete=True)
-        else:  # the first bytes read (all of them for a file small enough)
-            size = images.probe_image(result.head, complete=result.complete_in_head)
-        return size.width, size.height
-    except images.ImageProbeError as exc:
-        messages.append(f"image size not computed: {exc}")
-        return None, None
-
-
-def _fetch_and_stage(
-    setup: ArchiveSetup, row: RequestRow, key: str, durable: bool = True, multipart_gate: Any = None
-) -> transfer.StageResult:
-    req = row.request
-    staging_path = setup.staging_area.locator(row.tenant, row.pk, req.checksum)
-    metadata = {"source-algorithm": req.algorithm, "source-checksum": req.checksum}
-    for attempt in range(1, SOURCE_ATTEMPTS + 1):
-        try:
-            with open_source(req.url, setup.sources) as src:
-                chunks = src.chunks(CHUNK)
-                if src.size is None or src.size > READ_AHEAD_FROM:
-                    chunks = transfer.read_ahead(chunks)  # the next reads overlap this chunk's hashing and upload
-                return transfer.stage_stream(
-                    chunks,
-                    s3=setup.s3,
-                    settings=setup.upload,
-                    key=key,
-                    algorithm=req.algorithm,
-                    expected_checksum=req.checksum,
-                    staging_path=staging_path,
-                    metadata=metadata,
-                    durable=durable,
-                    multipart_gate=multipart_gate,
-                )
-        except SourceError as exc:
-            if not exc.retryable or attempt == SOURCE_ATTEMPTS:
-                raise
-            log.warning("request %s: source failed (%s), attempt %d of %d", row.request_id, exc.reason, attempt, SOURCE_ATTEMPTS)
-            time.sleep(min(2.0**attempt * 0.25, 5.0))
-    raise AssertionError("unreachable")
-
-
 def verify_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) -> StepReport:
-    """Fetch each claimed request once, verify its checksum, measure it and stage the bytes."""
-    return _BatchVerifier(setup.for_tenant(tenant), batch_id, tenant, run_id).run()
+    """Fetch each claimed request once, verify its checksum, measure it and stage the bytes (flows/verifier.py)."""
+    from glacier_pipelines.flows.verifier import BatchVerifier  # imported here: the verifier builds on this module's steps
 
-
-class _BatchVerifier:
-    """One pass of verify_batch.
-
-    Fetching (source, hashes, staging) runs ahead on a few threads; every decision and catalog
-    write stays on the calling thread, in request order. Only the first request of each content
-    is fetched ahead: one deduplicated, or whose twin failed, is decided or fetched in its turn.
-    Verified requests are recorded in groups: their staged files are synced to disk together,
-    then marked VERIFIED in one transaction. A crash before that leaves them CLAIMED, and the
-    next run fetches them again: nothing is recorded as staged that is not on disk.
-    """
-
-    def __init__(self, setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str):
-        self.setup, self.tenant, self.run_id = setup, tenant, run_id
-        self.report = StepReport(batch_id=batch_id, tenant=tenant)
-        self.pending: list[dict[str, Any]] = []  # verified, not yet recorded
-        self.staged: list[str] = []  # their staged files, not yet synced
-        self.verified_keys = {  # content -> (first request pk, its stage, size), for twins in the batch
-            (r.algorithm, r.checksum): (r.pk, r.stage, r.size)
-            for r in setup.catalog.batch_requests(batch_id, [t.VERIFIED])
-            if r.stage and r.stage["kind"] != "duplicate"
-        }
-        self.claimed = setup.catalog.batch_requests(batch_id, [t.CLAIMED])
-        self.maybe_stored = setup.catalog.known_checksums(tenant, [(r.algorithm, r.checksum) for r in self.claimed if r.checksum])
-        seen = set(self.verified_keys)
-        self.ahead: deque[RequestRow] = deque()
-        for row in self.claimed:
-            content = (row.algorithm, row.checksum)
-            if row.checksum and content not in seen and (row.algorithm, row.checksum.lower()) not in self.maybe_stored:
-                seen.add(content)
-                self.ahead.append(row)
-        self.fetches: dict[int, Future] = {}
-        self.gate = threading.Lock()  # one multipart stream at a time: parallel fetching never multiplies large-file memory
-
-    def run(self) -> StepReport:
-        fault = None
-        with ThreadPoolExecutor(max_workers=FETCHERS, thread_name_prefix="fetch") as pool:
-            try:
-                for row in self.claimed:
-                    self._fetch_ahead(pool)
-                    self._verify_one(row)
-            except faults.ArchiveFault as exc:
-                fault = exc
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
-                if fault is not None:
-                    self._discard_fetched()
-        self._record_verified()
-        if fault is not None:
-            raise fault
-        return self.report
-
-    def _discard_fetched(self) -> None:
-        """Stages fetched ahead for requests that a fault left unverified: released, the requests stay CLAIMED."""
-        for future in self.fetches.values():
-            if future.done() and not future.cancelled() and future.exception() is None:
-                try:
-                    transfer.discard_stage(self.setup.s3, future.result().stage)
-                except (ClientError, BotoCoreError, OSError) as exc:
-                    log.warning("could not release a stage fetched ahead: %s", exc)
-        self.fetches.clear()
-
-    def _fetch_ahead(self, pool: ThreadPoolExecutor) -> None:
-        while self.ahead and len(self.fetches) < FETCH_AHEAD:
-            row = self.ahead.popleft()
-            try:
-                key = keys.object_key(self.setup.key_prefix, self.tenant, row.request.destinationDirectory, row.request.checksum)
-            except keys.InvalidKey:
-                continue  # refused in its turn, with the reason
-            self.fetches[row.pk] = pool.submit(_fetch_and_stage, self.setup, row, key, False, self.gate)
-
-    def _record_verified(self) -> None:
-        self._link_packed_elsewhere()
-        transfer.sync_staged([p for p in self.staged if not staging.is_remote(p)])  # a remote PUT is durable when answered
-        self.setup.catalog.mark_verified_many(self.pending)
-        self.pending.clear()
-        self.staged.clear()
-
-    def _link_packed_elsewhere(self) -> None:
-        """Small files whose bytes are already stored (announced in another algorithm): answered, not packed again.
-
-        Checked for the whole group with one query, not one per file.
-        """
-        members = [p for p in self.pending if p["stage"].get("kind") == "member"]
-        known = self.setup.catalog.known_sha256s(self.tenant, {p["stage"]["sha256"] for p in members}) if members else set()
-        for entry in [p for p in members if p["stage"]["sha256"] in known]:
-            found = locate(self.setup, self.tenant, sha256=entry["stage"]["sha256"])
-            if found is None:
-                continue
-            staging.delete(self.setup.s3, entry["stage"]["path"])
-            if entry["stage"]["path"] in self.staged:
-                self.staged.remove(entry["stage"]["path"])
-            _link(self.setup, entry["row"], found, self.run_id)
-            self.pending.remove(entry)
-            self.report.verified -= 1
-            self.report.deduplicated += 1
-            self.report.bytes -= entry["bytes"]
-
-    def _verify_one(self, row: RequestRow) -> None:
-        setup, tenant, run_id, report = self.setup, self.tenant, self.run_id, self.report
-        report.considered += 1
-        try:
-            req = row.request
-            found = (
-                locate(setup, tenant, algorithm=req.algorithm, checksum=req.checksum)
-                if (req.algorithm, req.checksum.lower()) in self.maybe_stored
-                else None
-            )
-            if found is not None:
-                _link(setup, row, found, run_id)
-                report.deduplicated += 1
-                return
-            if (req.algorithm, req.checksum) in self.verified_keys:
-                # The same content earlier in this batch: store it once, answer both.
-                first, first_stage, first_size = self.verified_keys[(req.algorithm, req.checksum)]
-                if first_stage["kind"] == "member":
-                    stage = first_stage  # joins the same package; the bytes are packed once
-                else:
-                    stage = {"kind": "duplicate", "of": first}
-                self.pending.append(
-                    {
-                        "pk": row.pk,
-                        "size": first_size,
-                        "width": None,
-                        "height": None,
-                        "stage": stage,
-                        "messages": row.messages,
-                        "row": row,
-                        "bytes": 0,
-                    }
-                )
-                report.verified += 1
-                return
-            key = keys.object_key(setup.key_prefix, tenant, req.destinationDirectory, req.checksum)
-            fetched = self.fetches.pop(row.pk, None)
-            result = fetched.result() if fetched is not None else _fetch_and_stage(setup, row, key, durable=False)
-            messages = list(row.messages)
-            width = height = None
-            if req.computeImageSize:
-                width, height = _measure_image(result, messages)
-            stage = dict(result.stage, sha256=result.digests[checksums.S3_ALGORITHM])
-            if (
-                setup.packaging is not None
-                and setup.packaging.threshold_for(tenant) >= result.size
-                and req.activateSmallFilePackaging
-                and stage["kind"] == "file"
-            ):
-                stage["kind"] = "member"  # waits for its package instead of going up alone (unless stored: see _link_packed_elsewhere)
-            self.pending.append(
-                {
-                    "pk": row.pk,
-                    "size": result.size,
-                    "width": width,
-                    "height": height,
-                    "stage": stage,
-                    "messages": messages,
-                    "row": row,
-                    "bytes": result.size,
-                }
-            )
-            if stage["kind"] in ("file", "member"):
-                self.staged.append(stage["path"])
-            self.verified_keys[(req.algorithm, req.checksum)] = (row.pk, stage, result.size)
-            report.verified += 1
-            report.bytes += result.size
-            if stage["kind"] == "multipart" or len(self.pending) >= VERIFIED_PER_COMMIT:
-                self._record_verified()  # an open multipart upload is recorded at once: it is costly to redo
-        except transfer.ChecksumMismatch as exc:
-            _fail(setup, report, row, f"checksum mismatch: {exc}")
-        except SourceError as exc:
-            _fail(setup, report, row, f"source {exc.url}: {exc.reason}")
-        except (ClientError, BotoCoreError, transfer.StoreError) as exc:
-            if _is_held(exc):
-                raise hold(report, row, exc, setup) from exc
-            _fail(setup, report, row, f"upload to S3 failed: {exc}")
-        except keys.InvalidKey as exc:
-            _fail(setup, report, row, f"object key: {exc}")
-        except Exception as exc:  # never let one request stop the batch
-            log.exception("request %s failed unexpectedly", row.request_id)
-            _fail(setup, report, row, f"internal error: {type(exc).__name__}: {exc}")
+    return BatchVerifier(setup.for_tenant(tenant), batch_id, tenant, run_id).run()
 
 
 def _fail(setup: ArchiveSetup, report: StepReport, row: RequestRow, reason: str) -> None:
@@ -531,6 +297,7 @@ def sweep_staging(setup: ArchiveSetup, tenant: str, now: datetime | None = None)
     same on the local folder and on a GLACIER_STAGING_URL prefix.
     """
     live_paths, open_packages = setup.catalog.live_staged_paths(tenant)
+    live_paths |= {staging.holder(p) for p in live_paths}  # a segment lives while one of its members does
     cutoff = ((now or datetime.now(timezone.utc)) - setup.stale_upload_age).timestamp()
     removed = []
     for locator, modified in staging.listing(setup.s3, setup.staging_area, tenant):

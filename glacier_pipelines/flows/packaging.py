@@ -7,22 +7,22 @@ recorded offset and checked against its SHA-256 before the package is uploaded.
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.packages import PackageStore
-from glacier_pipelines.core import checksums, faults, keys, packaging, responses, staging, transfer
-from glacier_pipelines.core.objectstore import NotFound, S3Store, StoreError
+from glacier_pipelines.core import faults, keys, packaging, responses, staging, transfer
+from glacier_pipelines.core.objectstore import NotFound, S3Store, StoreError, put_document
 from glacier_pipelines.flows.archive import ArchiveSetup, ledger_entry, raise_if_unreachable, write_ledger
+from glacier_pipelines.flows.package_upload import StreamedUpload, upload_package_file  # noqa: F401  (compaction imports it from here)
 from glacier_pipelines.flows.placement import check_tenant_bucket
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,7 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
     store = PackageStore(setup.catalog)
     tenant, package_id = package["tenant"], package["id"]
     setup = setup.for_tenant(tenant)
+    key = f"{keys.tenant_prefix(setup.key_prefix, tenant)}packages/{package_id}.tar"
     while True:
         members = store.members(package_id)
         if not members:
@@ -177,30 +178,37 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
                 m["sha256"], packaging.Member(m["name"], m["staged_path"], m["sha256"], m["request_id"], m["algorithm"], m["checksum"])
             )
         tar_path = setup.staging_area.package_file(tenant, package_id)
+        # A package surely larger than one PUT goes up as it is built (its members alone pass the threshold).
+        streamed = StreamedUpload(setup, key, tar_path) if sum(m["size"] for m in members) > setup.upload.multipart_threshold else None
         try:
             packed, tar_sha256, tar_size = packaging.build_tar(
-                unique.values(), tar_path, lambda m: staging.read_bytes(setup.s3, str(m.path))
+                unique.values(), tar_path, lambda m: staging.read_bytes(setup.s3, str(m.path)), streamed.write if streamed else None
             )
-            break
         except packaging.PackagingError as exc:
+            if streamed is not None:
+                streamed.abort()
             bad = next(m for m in members if m["request_id"] == str(exc).split(":", 1)[0])
             store.drop_member(bad["request_pk"], t.ERROR, f"staged copy damaged before packaging: {exc}")
             report.failed.append((bad["request_id"], str(exc)))
-    problems = packaging.verify_members(packaging.file_range_reader(tar_path), packed)
-    if problems:  # never upload a package whose recorded offsets do not reproduce its members
-        raise packaging.PackagingError("; ".join(problems))
-    key = f"{keys.tenant_prefix(setup.key_prefix, tenant)}packages/{package_id}.tar"
-    s3_checksum = upload_package_file(setup, tar_path, key, tar_sha256, tar_size)
+            continue
+        except BaseException:
+            if streamed is not None:
+                streamed.abort()
+            raise
+        break
+    try:
+        with open(tar_path, "rb") as tar_file:  # one descriptor for every member, not an open per member
+            problems = packaging.verify_members(lambda offset, length: os.pread(tar_file.fileno(), length, offset), packed)
+        if problems:  # never store a package whose recorded offsets do not reproduce its members
+            raise packaging.PackagingError("; ".join(problems))
+        s3_checksum = streamed.complete(tar_sha256) if streamed else upload_package_file(setup, tar_path, key, tar_sha256, tar_size)
+    except BaseException:
+        if streamed is not None:
+            streamed.abort()
+        raise
     manifest_key = key + packaging.MANIFEST_SUFFIX
     body = packaging.manifest(package_id, tenant, key, tar_sha256, packed)
-    S3Store(setup.s3, setup.upload.bucket).put(
-        manifest_key,
-        body,
-        storage_class="STANDARD",
-        content_type="application/x-ndjson",
-        checksum_algorithm="SHA256",
-        checksum=checksums.b64(hashlib.sha256(body).digest()),
-    )
+    put_document(S3Store(setup.s3, setup.upload.bucket), manifest_key, body)
     by_sha = {p.sha256: p for p in packed}
     obj = {
         "tenant": tenant,
@@ -236,40 +244,17 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
         contents[m["request_pk"]] = content
     store.mark_stored(package_id, obj, placed, contents, manifest_key, problems, run_id)
     # Unlinks wait on the file system, not the CPU: a few at once cut this step severalfold for thousands of members.
+    # Members appended to segments go with their segment, once no other open package's member is in it.
+    staged = [m["staged_path"] for m in members]
+    alone = [p for p in staged if not staging.in_segment(p)]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda locator: staging.delete(setup.s3, locator), [m["staged_path"] for m in members] + [str(tar_path)]))
+        list(pool.map(lambda locator: staging.delete(setup.s3, locator), alone + [str(tar_path)]))
+    if len(alone) < len(staged):
+        staging.release_segments(setup.s3, staged, setup.catalog.live_staged_paths(tenant)[0])
     report.closed += 1
     report.members_stored += len(members)
     report.bytes_stored += tar_size
     report.packages.append({"package": package_id, "url": f"s3://{setup.upload.bucket}/{key}", "members": len(members), "bytes": tar_size})
-
-
-def upload_package_file(setup: ArchiveSetup, path: Path, key: str, sha256_hex: str, size: int) -> str:
-    """Upload a local file already hashed: one PUT, or a verified multipart stream for a large package."""
-    if size <= setup.upload.multipart_threshold:
-        stage = {
-            "kind": "file",
-            "path": str(path),
-            "bucket": setup.upload.bucket,
-            "key": key,
-            "s3_checksum": checksums.b64(bytes.fromhex(sha256_hex)),
-        }
-    else:
-
-        def chunks():
-            with open(path, "rb") as f:
-                yield from iter(lambda: f.read(MiB), b"")
-
-        stage = transfer.stage_stream(
-            chunks(),
-            s3=setup.s3,
-            settings=setup.upload,
-            key=key,
-            algorithm="SHA-256",
-            expected_checksum=sha256_hex,
-            staging_path=path.with_suffix(".unused"),
-        ).stage
-    return transfer.commit_stage(setup.s3, setup.upload, stage)["s3_checksum"]
 
 
 def close_due(setup: ArchiveSetup, policy: PackagingPolicy, tenant: str | None, run_id: str, *, close_all: bool = False) -> PackagingReport:

@@ -9,7 +9,10 @@ import tarfile
 from datetime import datetime, timezone
 
 import dagster as dg
+import sqlalchemy as sa
 
+from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.core import staging
 from glacier_pipelines.core.packaging import parse_manifest, parse_member_url
 from glacier_pipelines_tests.conftest import BUCKET, archived_keys, materializations, responses_of, s3_client
 
@@ -141,9 +144,14 @@ def test_a_staged_member_damaged_before_packing_fails_alone(packing, instance):
     reqs = [_small(packing, f"d{i}", 400) for i in range(3)]
     packing.submit(*[r for r, _ in reqs])
     assert packing.run("lab", instance).success
-    staged = sorted((packing.home / "staging" / "lab").rglob("*"))
-    victim = next(p for p in staged if p.is_file() and p.name.startswith(f"{packing.catalog().get_request('lab', 'd1').pk}-"))
-    victim.write_bytes(b"rot" + victim.read_bytes()[3:])
+    member = t.package_members.c
+    catalog = packing.catalog()
+    with catalog.engine.connect() as conn:
+        locator = conn.execute(sa.select(member.staged_path).where(member.request_pk == catalog.get_request("lab", "d1").pk)).scalar()
+    segment, offset, _ = staging.in_segment(locator)  # appended, with d0 and d2, to one segment
+    with open(segment, "r+b") as f:
+        f.seek(offset)
+        f.write(b"rot")
     assert _close_all(packing, instance).success
     report = packing.report("lab")
     assert report["d1"]["status"] == "ERROR" and "damaged" in report["d1"]["messages"][-1]

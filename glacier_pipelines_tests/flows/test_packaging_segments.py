@@ -1,0 +1,126 @@
+"""Package members appended to segments: synced once per group, read back by offset, removed with their last member."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import tarfile
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.core import staging
+from glacier_pipelines.core.constants import MiB
+from glacier_pipelines.flows import archive as flow
+from glacier_pipelines.flows import packaging
+from glacier_pipelines.resources.archive import archive_setup
+from glacier_pipelines_tests.conftest import BUCKET, s3_client
+
+
+def _setup(archive):
+    r = archive.defs().resources
+    return archive_setup(r["catalog"], r["archive_store"], r["sources"], r["request_transport"])
+
+
+def _data(name: str) -> bytes:
+    return hashlib.sha256(name.encode()).digest() * (10 + len(name))
+
+
+def _submit(archive, *names):
+    archive.submit(
+        *(archive.request("lab", archive.file(n, _data(n)), _data(n), requestId=n, activateSmallFilePackaging=True) for n in names)
+    )
+
+
+def test_segment_members_read_back_by_offset_and_released_only_when_no_member_waits(tmp_path):
+    writer = staging.SegmentWriter(tmp_path / "lab" / "segments")
+    first, second = writer.append(b"first member"), writer.append(b"second")
+    writer.seal()
+    third = writer.append(b"in the next segment")
+    writer.seal()
+    segment = staging.in_segment(first)[0]
+    assert staging.in_segment(second) == (segment, len(b"first member"), len(b"second"))
+    assert staging.holder(third) != segment and staging.holder("/not/a/segment") == "/not/a/segment"
+    assert [staging.read_bytes(None, p) for p in (first, second, third)] == [b"first member", b"second", b"in the next segment"]
+
+    staging.delete(None, first)  # a member leaves with its segment, never alone
+    assert staging.read_bytes(None, second) == b"second"
+    assert staging.release_segments(None, [first], live=[second]) == []  # the second member still waits in it
+    assert staging.release_segments(None, [first, second, third], live=[]) == sorted([segment, staging.holder(third)])
+    with pytest.raises(FileNotFoundError):
+        staging.read_bytes(None, second)
+
+
+def test_a_crash_between_append_and_record_leaves_no_member_and_the_next_run_packs_every_file(archive, monkeypatch):
+    """Killed after the bytes were appended, before the group was recorded: the requests stay CLAIMED, the
+    next run fetches them again into a new segment, and the abandoned segment is swept once stale."""
+    monkeypatch.setenv("GLACIER_STORAGE_CLASS", "STANDARD")  # so that the package can be read back here
+    names = [f"c{i}" for i in range(5)]
+    _submit(archive, *names)
+    setup = _setup(archive)
+    batch, _ = flow.claim_batch(setup.catalog, "lab", "run-1", 10, lambda run: True)
+
+    def die(*_args, **_kwargs):
+        raise SystemExit("killed between append and record")
+
+    with monkeypatch.context() as patched, pytest.raises(SystemExit):
+        patched.setattr(type(setup.catalog), "mark_verified_many", die)
+        flow.verify_batch(setup, batch, "lab", "run-1")
+    assert archive.catalog().status_counts("lab") == {t.CLAIMED: 5}
+    segments = setup.staging_dir / "lab" / "segments"
+    [abandoned] = segments.glob("*.seg")  # synced, but no request points at its bytes
+    batch, _ = flow.claim_batch(setup.catalog, "lab", "run-2", 10, lambda run: True)
+    assert flow.verify_batch(setup, batch, "lab", "run-2").verified == 5
+    assert len(list(segments.glob("*.seg"))) == 2  # the abandoned one and this run's, synced once for the group
+    assert flow.sweep_staging(setup, "lab") == []  # fresh: the age guard keeps what a run may be writing
+    assert packaging.add_verified_members(setup, batch, "lab", "run-2") == 5
+    report = packaging.close_due(setup, setup.packaging, "lab", "run-2", close_all=True)
+    assert report.closed == 1 and not report.failed
+    assert packaging.check_packages(setup, "lab").problems == []
+    assert archive.catalog().status_counts("lab") == {t.SUCCESS: 5}
+
+    [package] = report.packages
+    key = package["url"].split("/", 3)[3]
+    with tarfile.open(fileobj=io.BytesIO(s3_client().get_object(Bucket=BUCKET, Key=key)["Body"].read())) as tar:
+        assert sorted(tar.extractfile(m).read() for m in tar.getmembers()) == sorted(_data(n) for n in names)
+    assert [p.name for p in segments.glob("*.seg")] == [abandoned.name]  # this run's segment left with its package
+    later = datetime.now(timezone.utc) + timedelta(days=2)
+    assert flow.sweep_staging(setup, "lab", now=later) == [str(abandoned)]
+
+
+def test_a_package_over_the_multipart_threshold_goes_up_as_it_is_built_and_a_damaged_member_aborts_only_that_attempt(archive, monkeypatch):
+    """Streamed while its tar is written: the stored package is that tar; a member found damaged mid-build stops the
+    attempt (its multipart upload is aborted, none stays open), fails alone, and the rebuilt package holds the others."""
+    monkeypatch.setenv("GLACIER_STORAGE_CLASS", "STANDARD")
+    names = [f"big{i}" for i in range(7)]
+    blobs = {n: hashlib.sha256(n.encode()).digest() * (1_000_000 // 32) for n in names}  # 7 x 1 MB: over a 5 MiB threshold
+    archive.submit(*(archive.request("lab", archive.file(n, b), b, requestId=n, activateSmallFilePackaging=True) for n, b in blobs.items()))
+    setup = _setup(archive)
+    setup = dataclasses.replace(setup, upload=dataclasses.replace(setup.upload, multipart_threshold=5 * MiB, part_size=5 * MiB))
+    batch, _ = flow.claim_batch(setup.catalog, "lab", "run-1", 10, lambda run: True)
+    assert flow.verify_batch(setup, batch, "lab", "run-1").verified == 7
+    assert packaging.add_verified_members(setup, batch, "lab", "run-1") == 7
+    member = t.package_members.c
+    with setup.catalog.engine.connect() as conn:
+        locator = conn.execute(
+            sa.select(member.staged_path).where(member.request_pk == setup.catalog.get_request("lab", "big6").pk)
+        ).scalar()
+    segment, offset, _ = staging.in_segment(locator)
+    with open(segment, "r+b") as f:  # damaged after it was verified: found as the tar reaches it, well into the upload
+        f.seek(offset)
+        f.write(b"rot")
+
+    report = packaging.close_due(setup, setup.packaging, "lab", "run-2", close_all=True)
+    assert report.closed == 1 and [r for r, _ in report.failed] == ["big6"]
+    assert packaging.check_packages(setup, "lab").problems == []
+    assert archive.catalog().status_counts("lab") == {t.SUCCESS: 6, t.ERROR: 1}
+    s3 = s3_client()
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []  # the stopped attempt's upload was aborted
+    [package] = report.packages
+    body = s3.get_object(Bucket=BUCKET, Key=package["url"].split("/", 3)[3])["Body"].read()
+    assert len(body) == package["bytes"] > 5 * MiB
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        assert sorted(tar.extractfile(m).read() for m in tar.getmembers()) == sorted(b for n, b in blobs.items() if n != "big6")
