@@ -130,7 +130,7 @@ def _requests(files: dict[str, bytes], src: Path, http_base: str) -> list[dict[s
 def run_demo(as_json: bool = False) -> int:
     import boto3
 
-    from glacier_pipelines.core import transfer
+    from glacier_pipelines.core.objectstore import BucketAdmin, S3Store
     from glacier_pipelines.emulator import moto_server
     from glacier_pipelines.runs.common import print_table
     from glacier_pipelines.runs.process import process
@@ -163,7 +163,7 @@ def run_demo(as_json: bool = False) -> int:
         )
         os.environ.pop("GLACIER_CATALOG_URL", None)
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-        s3.create_bucket(Bucket="glacier-demo")
+        BucketAdmin(s3).create("glacier-demo")
         requests_file = home / "requests.jsonl"
         requests_file.write_text("".join(json.dumps(r) + "\n" for r in _requests(files, src, http_base)))
         sent, errors = submit(str(requests_file))
@@ -175,8 +175,7 @@ def run_demo(as_json: bool = False) -> int:
         for r in summary["requests"]:
             if r["storedFileUrl"]:
                 bucket, key = r["storedFileUrl"][5:].split("/", 1)
-                head = transfer.head_checksum(s3, bucket, key)
-                classes[r["storedFileUrl"]] = head.get("StorageClass", "STANDARD")
+                classes[r["storedFileUrl"]] = S3Store(s3, bucket).head(key).storage_class
         server.shutdown()
     all_in_class = bool(classes) and all(c == storage_class for c in classes.values())
     checks_ok = bool(summary["runs"]) and all(r["checksPassed"] for r in summary["runs"])

@@ -360,3 +360,21 @@ def test_check_bucket_tells_configuration_from_transient_faults(exc, kind):
     with pytest.raises(kind):
         cli.check_bucket(_store(exc))
     assert cli._classify(kind("x"))[0] == (2 if kind is cli.ConfigFault else 1)
+
+
+# ---- the storage port's error ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cause, status, says",
+    [
+        (bce.EndpointConnectionError(endpoint_url="http://s3"), 1, "S3 is unreachable"),
+        (bce.ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "PutObject"), 1, "try again later"),
+        (bce.ClientError({"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "PutObject"), 2, "AccessDenied"),
+    ],
+)
+def test_a_store_error_exits_by_what_the_store_raised(cause, status, says):
+    from glacier_pipelines.core.objectstore.errors import StoreError
+
+    got, line = cli._classify(StoreError.wrap(cause, "PutObject", "k"))
+    assert got == status and says in line, line

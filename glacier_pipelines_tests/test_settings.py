@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from glacier_pipelines import settings
+from glacier_pipelines.core.constants import MiB
 from glacier_pipelines.settings import ENV_VARS, GlacierSettings, Settings, SettingsError, env, load
 
 
@@ -123,7 +124,7 @@ def test_the_old_views_read_the_model():
         "GLACIER_SMTP_STARTTLS": "true",
     }
     s = Settings.from_env(environ)
-    assert (s.batch_size, s.part_size, s.tenants, s.catalog_url) == (7, 6 * settings.MiB, ("a", "b"), "sqlite:////tmp/gh/catalog.sqlite")
+    assert (s.batch_size, s.part_size, s.tenants, s.catalog_url) == (7, 6 * MiB, ("a", "b"), "sqlite:////tmp/gh/catalog.sqlite")
     assert (env("GLACIER_BATCH_SIZE", environ), env("GLACIER_PART_SIZE_MB", environ), env("GLACIER_SMTP_STARTTLS", environ)) == (
         "7",
         "6",

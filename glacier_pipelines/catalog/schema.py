@@ -60,7 +60,7 @@ def safe_url(url: str | sa.URL) -> str:
 
 
 def _catalog_table_names() -> set[str]:
-    import glacier_pipelines.catalog.vaults  # noqa: F401  (its tables join tables.metadata)
+    import glacier_pipelines.catalog.vault_tables  # noqa: F401  (its tables join tables.metadata)
     import glacier_pipelines.catalog.worker_requests  # noqa: F401  (likewise)
 
     return {table.name for table in t.metadata.sorted_tables}

@@ -218,7 +218,7 @@ moves = sa.Table(
     sa.Column("size", sa.BigInteger),
     sa.Column("sha256", sa.String(64)),  # hex, when known (streamed, or S3's full-object SHA-256)
     sa.Column("s3_checksum", sa.String(64)),  # S3's checksum of the copy
-    sa.Column("checksum_algorithm", sa.String(32)),  # e.g. SHA256 (FULL_OBJECT) or SHA256 (COMPOSITE)
+    sa.Column("checksum_algorithm", sa.String(32)),  # e.g. SHA256 (FULL_OBJECT), SHA256 (COMPOSITE) or CRC32 (COMPOSITE)
     sa.Column("verified_against", sa.JSON),  # [{"reference", "algorithm", "checksum"}] compared and matched
     sa.Column("checksums", sa.JSON),  # a trashed object's catalog digests, kept out of content lookups
     sa.Column("parts", sa.Integer),  # 0 for CopyObject, else the UploadPartCopy parts

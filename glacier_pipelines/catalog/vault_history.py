@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from glacier_pipelines.catalog.base import CatalogStore
 from glacier_pipelines.catalog.claims import insert_ignore
 from glacier_pipelines.catalog.store import Catalog
-from glacier_pipelines.catalog.vaults import DONE, FAILED, INVENTORY, NEW, SKIPPED, SUCCEEDED, VaultStore, vault_archives, vault_jobs
+from glacier_pipelines.catalog.vault_tables import DONE, FAILED, INVENTORY, NEW, SKIPPED, SUCCEEDED, vault_archives, vault_jobs
+from glacier_pipelines.catalog.vaults import VaultStore
 
 # Statuses the ledger records; an archive REQUESTED, STAGED or TRANSFERRING is written when it first appears (as NEW for a
 # rebuild: its job is not known after one) and again once it settles.

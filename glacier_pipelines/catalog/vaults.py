@@ -1,224 +1,43 @@
-"""Catalog tables and queries of vault copies: archives of a Glacier vault, the jobs retrieving them, uploaded parts.
-
-The tables live on the catalog's shared ``tables.metadata``; :class:`VaultStore` creates them
-the first time it meets an engine, so a ``Catalog`` made before this module was imported works too.
-
-One row of ``vault_archives`` per archive of a vault, moving through::
-
-    NEW -> REQUESTED (retrieval job started) -> STAGED (job output ready) -> TRANSFERRING -> DONE
-                                                                                        \\-> FAILED
-    NEW -> SKIPPED (cannot be one S3 object)
-
-An archive whose job output expired goes back to NEW (its open multipart upload and recorded
-parts are kept: a new job returns the same bytes).
-"""
+"""Catalog queries of vault copies: ``VaultStore``, over the tables of catalog/vault_tables.py, returning the rows of
+catalog/vault_rows.py. The archive statuses and their transitions are described in vault_tables.py."""
 
 from __future__ import annotations
 
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
 
-from glacier_pipelines.catalog import tables
 from glacier_pipelines.catalog.claims import insert_ignore
 from glacier_pipelines.catalog.store import Catalog
-
-metadata = tables.metadata
-
-# Archive statuses.
-NEW, REQUESTED, STAGED, TRANSFERRING = "NEW", "REQUESTED", "STAGED", "TRANSFERRING"
-DONE, FAILED, SKIPPED = "DONE", "FAILED", "SKIPPED"
-PENDING = (NEW, REQUESTED, STAGED, TRANSFERRING)
-TERMINAL = (DONE, FAILED, SKIPPED)
-STATUSES = PENDING + TERMINAL
-
-# Job kinds and statuses (Glacier's StatusCode, plus Expired: DescribeJob answered 404).
-INVENTORY, ARCHIVE = "inventory", "archive"
-IN_PROGRESS, SUCCEEDED, JOB_FAILED, EXPIRED = "InProgress", "Succeeded", "Failed", "Expired"
-
-vault_archives = sa.Table(
-    "vault_archives",
+from glacier_pipelines.catalog.vault_rows import ArchiveRow, JobRow, PartRow, archive_row, job_row, utc
+from glacier_pipelines.catalog.vault_tables import (
+    ARCHIVE,
+    DONE,
+    FAILED,
+    IN_PROGRESS,
+    INVENTORY,
+    NEW,
+    PENDING,
+    REQUESTED,
+    SKIPPED,
+    STAGED,
+    STATUSES,
+    SUCCEEDED,
+    TRANSFERRING,
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("vault", sa.String(255), nullable=False),
-    sa.Column("archive_id", sa.String(1024), nullable=False),
-    sa.Column("description", sa.Text, nullable=False),
-    sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("creation_date", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("tree_hash", sa.String(64), nullable=False),  # SHA256TreeHash from the inventory: the reference
-    sa.Column("name", sa.String(1024), nullable=False),
-    sa.Column("naming_reason", sa.String(16), nullable=False),
-    sa.Column("destination_key", sa.String(1024), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("messages", sa.JSON, nullable=False),
-    sa.Column("inventory_job_id", sa.String(255)),
-    sa.Column("job_id", sa.String(255)),  # the current archive-retrieval job
-    sa.Column("job_started_at", sa.DateTime(timezone=True)),
-    sa.Column("job_completed_at", sa.DateTime(timezone=True)),
-    sa.Column("jobs_started", sa.Integer, nullable=False, default=0),
-    sa.Column("job_failures", sa.Integer, nullable=False, default=0),
-    sa.Column("upload_id", sa.String(1024)),  # the open multipart upload
-    sa.Column("chunk_size", sa.BigInteger),  # fixed when the upload starts: part k+1 is chunk k
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),  # interrupted transfer attempts
-    sa.Column("bucket", sa.String(255)),
-    sa.Column("etag", sa.String(128)),
-    sa.Column("s3_checksum", sa.String(80)),
-    sa.Column("done_at", sa.DateTime(timezone=True)),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("run_id", sa.String(64)),
-    # The status the vault ledger (flows/vault/ledger.py) last recorded in S3; null: the archive is not in it yet.
-    sa.Column("ledgered_status", sa.String(16)),
-    sa.UniqueConstraint("vault", "archive_id", name="uq_vault_archives_vault_archive"),
-    sa.Index("ix_vault_archives_vault_status", "vault", "status"),
-    sa.Index("ix_vault_archives_vault_created", "vault", "creation_date"),
+    vault_archives,
+    vault_jobs,
+    vault_parts,
+    vault_progress,
 )
-
-vault_jobs = sa.Table(
-    "vault_jobs",
-    metadata,
-    sa.Column("job_id", sa.String(255), primary_key=True),
-    sa.Column("vault", sa.String(255), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),  # inventory, archive
-    sa.Column("archive_id", sa.String(1024)),
-    sa.Column("tier", sa.String(16)),
-    sa.Column("format", sa.String(8)),
-    sa.Column("bytes", sa.BigInteger, nullable=False, default=0),  # what the daily quota counts
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("initiated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("completed_at", sa.DateTime(timezone=True)),
-    sa.Column("checked_at", sa.DateTime(timezone=True)),
-    sa.Column("message", sa.String(2000)),
-    sa.Column("loaded_at", sa.DateTime(timezone=True)),  # inventory: output parsed into vault_archives
-    sa.Column("result", sa.JSON),  # inventory: summary of what was loaded
-    sa.Column("run_id", sa.String(64)),
-    sa.Index("ix_vault_jobs_status", "status", "checked_at"),
-    sa.Index("ix_vault_jobs_vault_kind", "vault", "kind", "initiated_at"),
-    sa.Index("ix_vault_jobs_kind_initiated", "kind", "initiated_at"),
-)
-
-vault_parts = sa.Table(
-    "vault_parts",
-    metadata,
-    sa.Column("archive_pk", sa.Integer, sa.ForeignKey("vault_archives.id"), primary_key=True),
-    sa.Column("part_number", sa.Integer, primary_key=True),
-    sa.Column("upload_id", sa.String(1024), nullable=False),
-    sa.Column("etag", sa.String(128), nullable=False),
-    sa.Column("checksum_sha256", sa.String(64), nullable=False),  # base64, as S3 wants it back
-    sa.Column("tree_hash", sa.String(64), nullable=False),  # root of the chunk, checked against Glacier's header
-    sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("uploaded_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-vault_progress = sa.Table(
-    "vault_progress",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("vault", sa.String(255), nullable=False),
-    sa.Column("run_id", sa.String(64)),
-    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("archives_total", sa.Integer, nullable=False),
-    sa.Column("archives_done", sa.Integer, nullable=False),
-    sa.Column("bytes_total", sa.BigInteger, nullable=False),
-    sa.Column("bytes_done", sa.BigInteger, nullable=False),
-    sa.Column("bytes_failed", sa.BigInteger, nullable=False),
-    sa.Column("bytes_skipped", sa.BigInteger, nullable=False),
-    sa.Column("bytes_transferred", sa.BigInteger, nullable=False),  # moved by the step that recorded this row
-    sa.Index("ix_vault_progress_vault", "vault", "recorded_at"),
-)
-
-
-def utc(value: datetime | None) -> datetime | None:
-    """SQLite hands datetimes back without a zone; everything stored here is UTC."""
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-@dataclass
-class ArchiveRow:
-    pk: int
-    vault: str
-    archive_id: str
-    description: str
-    size: int
-    creation_date: datetime
-    tree_hash: str
-    name: str
-    naming_reason: str
-    destination_key: str
-    status: str
-    messages: list[str]
-    job_id: str | None
-    job_started_at: datetime | None
-    job_completed_at: datetime | None
-    jobs_started: int
-    job_failures: int
-    upload_id: str | None
-    chunk_size: int | None
-    attempts: int
-    bucket: str | None
-    etag: str | None
-    s3_checksum: str | None
-    done_at: datetime | None
-    run_id: str | None = None  # the run that gave the archive its status (the copy's run when DONE)
-
-
-@dataclass
-class JobRow:
-    job_id: str
-    vault: str
-    kind: str
-    archive_id: str | None
-    tier: str | None
-    format: str | None
-    bytes: int
-    status: str
-    initiated_at: datetime
-    completed_at: datetime | None
-    checked_at: datetime | None
-    message: str | None
-    loaded_at: datetime | None
-    result: dict[str, Any] | None
-
-
-@dataclass
-class PartRow:
-    part_number: int
-    upload_id: str
-    etag: str
-    checksum_sha256: str
-    tree_hash: str
-    size: int
-
-
-_DATES = ("creation_date", "job_started_at", "job_completed_at", "done_at", "initiated_at", "completed_at", "checked_at", "loaded_at")
-
-
-def _archive(row: Any) -> ArchiveRow:
-    m = dict(row._mapping)
-    m["pk"] = m.pop("id")
-    m["messages"] = list(m["messages"] or [])
-    for name in _DATES:
-        if name in m:
-            m[name] = utc(m[name])
-    return ArchiveRow(**{f: m[f] for f in ArchiveRow.__dataclass_fields__})
-
-
-def _job(row: Any) -> JobRow:
-    m = dict(row._mapping)
-    for name in _DATES:
-        if name in m:
-            m[name] = utc(m[name])
-    return JobRow(**{f: m[f] for f in JobRow.__dataclass_fields__})
 
 
 _created_engines: "weakref.WeakSet[sa.Engine]" = weakref.WeakSet()  # engines whose tables exist
@@ -278,7 +97,7 @@ class VaultStore:
     def job(self, job_id: str) -> JobRow | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(vault_jobs).where(vault_jobs.c.job_id == job_id)).first()
-        return _job(row) if row else None
+        return job_row(row) if row else None
 
     def latest_job(self, vault: str, kind: str) -> JobRow | None:
         q = (
@@ -289,7 +108,7 @@ class VaultStore:
         )
         with self.engine.connect() as conn:
             row = conn.execute(q).first()
-        return _job(row) if row else None
+        return job_row(row) if row else None
 
     def latest_loaded_inventory(self, vault: str) -> JobRow | None:
         q = (
@@ -300,7 +119,7 @@ class VaultStore:
         )
         with self.engine.connect() as conn:
             row = conn.execute(q).first()
-        return _job(row) if row else None
+        return job_row(row) if row else None
 
     def pending_jobs(self, *, vault: str | None = None, kind: str | None = None, limit: int = 1000) -> list[JobRow]:
         """Jobs still InProgress, least recently checked first (so bounded polling rotates over all of them)."""
@@ -311,7 +130,7 @@ class VaultStore:
             q = q.where(vault_jobs.c.kind == kind)
         q = q.order_by(vault_jobs.c.checked_at.is_not(None), vault_jobs.c.checked_at, vault_jobs.c.initiated_at).limit(limit)
         with self.engine.connect() as conn:
-            return [_job(r) for r in conn.execute(q)]
+            return [job_row(r) for r in conn.execute(q)]
 
     def update_job(self, job_id: str, **values: Any) -> None:
         self._tx(lambda conn: conn.execute(vault_jobs.update().where(vault_jobs.c.job_id == job_id).values(**values)))
@@ -382,17 +201,17 @@ class VaultStore:
         if limit is not None:
             q = q.limit(limit)
         with self.engine.connect() as conn:
-            return [_archive(r) for r in conn.execute(q)]
+            return [archive_row(r) for r in conn.execute(q)]
 
     def archive(self, pk: int) -> ArchiveRow:
         with self.engine.connect() as conn:
-            return _archive(conn.execute(sa.select(vault_archives).where(vault_archives.c.id == pk)).one())
+            return archive_row(conn.execute(sa.select(vault_archives).where(vault_archives.c.id == pk)).one())
 
     def archive_by_id(self, vault: str, archive_id: str) -> ArchiveRow | None:
         q = sa.select(vault_archives).where(vault_archives.c.vault == vault, vault_archives.c.archive_id == archive_id)
         with self.engine.connect() as conn:
             row = conn.execute(q).first()
-        return _archive(row) if row else None
+        return archive_row(row) if row else None
 
     def archive_run_id(self, pk: int) -> str | None:
         """The run that last gave this archive a terminal status."""
@@ -402,7 +221,7 @@ class VaultStore:
     def archive_for_job(self, job_id: str) -> ArchiveRow | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(vault_archives).where(vault_archives.c.job_id == job_id)).first()
-        return _archive(row) if row else None
+        return archive_row(row) if row else None
 
     def update_archive(self, pk: int, *, message: str | None = None, **values: Any) -> None:
         """Set columns of one archive, appending ``message`` to its messages."""

@@ -38,8 +38,8 @@ def classify(exc: BaseException) -> tuple[int | None, str]:
     """(exit status, one line) for a foreseeable fault; (None, "") for an unexpected one.
 
     2: refused input or configuration (ValueError: SettingsError, CatalogConfigError, TransportConfigError, ConfigFault;
-    OSError such as a missing file; MoveError). 1: a transient fault, the work stays for a later pass (TransientFault,
-    TransportError, CatalogUnavailable, a lost database connection, S3 unreachable).
+    OSError such as a missing file; MoveError; a StoreError S3 refused). 1: a transient fault, the work stays for a later pass (TransientFault,
+    TransportError, CatalogUnavailable, a lost database connection, S3 unreachable, a transient StoreError).
     """
     import botocore.exceptions as bce
     import sqlalchemy.exc as sa_exc
@@ -47,6 +47,16 @@ def classify(exc: BaseException) -> tuple[int | None, str]:
     from glacier_pipelines.catalog.errors import CatalogUnavailable
     from glacier_pipelines.core.moves import MoveError
 
+    from glacier_pipelines.core.objectstore.errors import StoreError
+
+    if isinstance(exc, StoreError):  # the storage port's error: classified by what the store raised, else by its kind
+        if isinstance(exc.__cause__, Exception):
+            status, line = classify(exc.__cause__)
+            if status is not None:
+                return status, line
+        if exc.transient:
+            return 1, f"S3 did not answer ({one_line(exc)}); nothing is lost, try again later"
+        return 2, one_line(exc)
     if isinstance(exc, (ValueError, MoveError)):
         return 2, one_line(exc)
     if isinstance(exc, (TransientFault, TransportError, CatalogUnavailable)):

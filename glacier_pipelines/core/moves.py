@@ -2,12 +2,14 @@
 
 ``CopyObject`` up to ``multipart_threshold`` (5 GiB, S3's limit for one copy), above it a
 multipart copy (``CreateMultipartUpload``, ``UploadPartCopy`` by byte range, ``Complete``).
-Both keep what the object carries:
+Both go through the storage port (core/objectstore: ``copy``, ``begin``, ``upload_part_copy``,
+``complete``), from the source bucket's store into the destination's. Both keep what the object carries:
 
 * user metadata and the system headers (Content-Type, -Encoding, -Disposition, -Language,
   Cache-Control, Expires, website redirect): ``MetadataDirective=COPY`` for CopyObject, passed
   explicitly to CreateMultipartUpload, which copies nothing by itself;
-* tags: ``TaggingDirective=COPY``, or read with GetObjectTagging and passed as ``Tagging``;
+* tags: CopyObject keeps them (S3's default tagging directive), or they are read with
+  GetObjectTagging and passed as ``Tagging``;
 * encryption: the source's SSE-S3 or SSE-KMS settings (key id, bucket key) are passed on,
   because a copy without them takes the bucket's default instead. SSE-C objects are refused:
   their key is not ours to hold.
@@ -32,13 +34,11 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
 
-from botocore.exceptions import ClientError
-
-from glacier_pipelines.core import checksums, errors, faults
+from glacier_pipelines.core import checksums, errors
 from glacier_pipelines.core.constants import ARCHIVE_CLASSES, STORAGE_CLASSES, UNREADABLE_CLASSES, GiB, MiB
-from glacier_pipelines.core.transfer import abort_upload, same_checksum
+from glacier_pipelines.core.objectstore import NotFound, ObjectHead, ObjectStore, Part
+from glacier_pipelines.core.transfer import same_checksum
 
 COPY_OBJECT_LIMIT = 5 * GiB  # the largest source one CopyObject takes
 MIN_PART = 5 * MiB
@@ -46,15 +46,6 @@ MAX_PART = 5 * GiB
 MAX_PARTS = 10_000
 CHUNK = 1024 * 1024
 VERIFICATIONS = ("trust-s3", "stream")
-_SYSTEM_HEADERS = (
-    "ContentType",
-    "ContentEncoding",
-    "ContentDisposition",
-    "ContentLanguage",
-    "CacheControl",
-    "Expires",
-    "WebsiteRedirectLocation",
-)
 _ETAG_MD5 = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -146,50 +137,43 @@ def b64_to_hex(value: str | None) -> str | None:
         return None
 
 
-def head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+def head(store: ObjectStore, key: str) -> ObjectHead | None:
     """HEAD with checksums; None when the object does not exist."""
     try:
-        return s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-    except ClientError as exc:
-        if faults.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise
+        return store.head(key, checksum=True)
+    except NotFound:
+        return None
 
 
-def storage_class_of(h: dict[str, Any]) -> str:
-    return h.get("StorageClass") or "STANDARD"  # S3 leaves the header out for STANDARD
+def is_multipart(h: ObjectHead) -> bool:
+    return "-" in h.etag
 
 
-def is_multipart(h: dict[str, Any]) -> bool:
-    return "-" in (h.get("ETag") or "").strip('"')
-
-
-def readable(h: dict[str, Any]) -> bool:
+def readable(h: ObjectHead) -> bool:
     """Whether S3 will read (GET or copy) the object now: not archived, or a restored copy is available."""
-    if storage_class_of(h) not in UNREADABLE_CLASSES:
+    if h.storage_class not in UNREADABLE_CLASSES:
         return True
-    restore = h.get("Restore") or ""
-    return 'ongoing-request="false"' in restore
+    return h.restore is not None and not h.restore.ongoing
 
 
-def s3_references(h: dict[str, Any]) -> list[Reference]:
+def s3_references(h: ObjectHead) -> list[Reference]:
     """Checksums S3 itself holds for the object and that name its whole content (no read needed)."""
     out = []
-    full = h.get("ChecksumType") != "COMPOSITE" and not is_multipart(h)
+    full = h.checksum_type != "COMPOSITE" and not is_multipart(h)
     if full:
-        for header, algorithm in (("ChecksumSHA256", "SHA-256"), ("ChecksumSHA1", "SHA-1")):
-            value = b64_to_hex(h.get(header))
+        for name, algorithm in (("SHA256", "SHA-256"), ("SHA1", "SHA-1")):
+            value = b64_to_hex(h.checksums.get(name))
             if value:
                 out.append(Reference("s3", algorithm, value))
-    etag = (h.get("ETag") or "").strip('"').lower()
-    if _ETAG_MD5.fullmatch(etag) and h.get("ServerSideEncryption") in (None, "AES256") and not h.get("SSECustomerAlgorithm"):
+    etag = h.etag.lower()
+    if _ETAG_MD5.fullmatch(etag) and h.sse in (None, "AES256") and not h.sse_customer:
         out.append(Reference("s3-etag", "MD5", etag))  # the ETag of a single-part, unencrypted or SSE-S3 object is its MD5
     return out
 
 
-def metadata_references(h: dict[str, Any]) -> list[Reference]:
+def metadata_references(h: ObjectHead) -> list[Reference]:
     """Checksums written into the object's user metadata (this project writes ``sha256`` and the source's checksum)."""
-    meta = {k.lower(): v for k, v in (h.get("Metadata") or {}).items()}
+    meta = {k.lower(): v for k, v in h.metadata.items()}
     out = []
     if re.fullmatch(r"[0-9a-f]{64}", (meta.get("sha256") or "").lower()):
         out.append(Reference("metadata", "SHA-256", meta["sha256"].lower()))
@@ -250,126 +234,102 @@ def part_ranges(size: int, part_size: int) -> list[tuple[int, int]]:
     return [(start, min(start + part, size) - 1) for start in range(0, size, part)] or [(0, -1)]
 
 
-def sse_args(h: dict[str, Any]) -> dict[str, Any]:
+def sse_args(h: ObjectHead) -> dict[str, Any]:
     """The source's encryption settings, to pass on (a copy without them gets the bucket's default)."""
-    if h.get("SSECustomerAlgorithm"):
+    if h.sse_customer:
         raise MoveError(
             "the object is encrypted with a customer-provided key (SSE-C): a server-side copy needs that key, "
             "which this project does not hold"
         )
     args: dict[str, Any] = {}
-    if h.get("ServerSideEncryption"):
-        args["ServerSideEncryption"] = h["ServerSideEncryption"]
-        if h["ServerSideEncryption"].startswith("aws:kms"):
-            if h.get("SSEKMSKeyId"):
-                args["SSEKMSKeyId"] = h["SSEKMSKeyId"]
-            if h.get("BucketKeyEnabled") is not None:
-                args["BucketKeyEnabled"] = bool(h["BucketKeyEnabled"])
+    if h.sse:
+        args["sse"] = h.sse
+        if h.sse.startswith("aws:kms"):
+            if h.kms_key_id:
+                args["kms_key_id"] = h.kms_key_id
+            if h.bucket_key is not None:
+                args["bucket_key"] = bool(h.bucket_key)
     return args
 
 
-def tagging_header(tags: list[dict[str, str]]) -> str:
-    return urlencode([(t["Key"], t["Value"]) for t in tags])
-
-
 def server_side_copy(
-    s3: Any,
-    *,
-    bucket: str,
+    source: ObjectStore,
     key: str,
-    dest_bucket: str,
+    dest: ObjectStore,
     dest_key: str,
-    source_head: dict[str, Any],
+    *,
+    source_head: ObjectHead,
     settings: CopySettings,
-    tags: list[dict[str, str]] | None = None,
+    tags: dict[str, str] | None = None,
     on_part: Callable[[], Any] | None = None,
 ) -> CopyResult:
-    """Copy ``bucket/key`` (as ``source_head`` saw it) onto ``dest_bucket/dest_key`` in ``settings.storage_class``.
+    """Copy ``key`` of ``source`` (as ``source_head`` saw it) onto ``dest_key`` of ``dest`` in ``settings.storage_class``.
 
-    ``tags`` is only needed for a multipart copy (read them with GetObjectTagging); CopyObject
-    copies them itself. Raises ClientError as S3 answers (``PreconditionFailed`` when the source
+    ``tags`` is only needed for a multipart copy (read them with ``source.tags``); CopyObject
+    copies them itself. Raises StoreError as S3 answers (``PreconditionFailed`` when the source
     changed since the HEAD); a multipart copy that fails is aborted. ``on_part`` is called after
     each copied part (the caller's claim heartbeat during a long copy).
     """
-    size = int(source_head["ContentLength"])
-    etag = source_head["ETag"]
-    source = {"Bucket": bucket, "Key": key}
-    common = {"StorageClass": settings.storage_class, "ChecksumAlgorithm": "SHA256", **sse_args(source_head)}
+    size, etag = source_head.size, source_head.etag
+    common: dict[str, Any] = {"storage_class": settings.storage_class, "checksum_algorithm": "SHA256", **sse_args(source_head)}
     if size <= settings.multipart_threshold:
-        resp = s3.copy_object(
-            Bucket=dest_bucket,
-            Key=dest_key,
-            CopySource=source,
-            CopySourceIfMatch=etag,
-            MetadataDirective="COPY",
-            TaggingDirective="COPY",
-            **common,
-        )
-        result = resp.get("CopyObjectResult", {})
-        reported = result.get("ChecksumSHA256")
+        done = dest.copy(key, dest_key, source_store=source, if_match=etag, metadata_directive="COPY", **common)
+        reported = done.checksums.get("SHA256")
         if reported is None:
-            reported = (head(s3, dest_bucket, dest_key) or {}).get("ChecksumSHA256")
+            reported = _reported_sha256(dest, dest_key)
         if not reported:
-            raise MoveError(f"S3 reported no SHA-256 for the copy s3://{dest_bucket}/{dest_key}, though one was requested")
-        return CopyResult(
-            etag=(result.get("ETag") or "").strip('"'), s3_checksum=reported, checksum_type="FULL_OBJECT", parts=0, requests=1
-        )
+            raise MoveError(f"S3 reported no SHA-256 for the copy {_where(dest, dest_key)}, though one was requested")
+        return CopyResult(etag=done.etag, s3_checksum=reported, checksum_type="FULL_OBJECT", parts=0, requests=1)
     ranges = part_ranges(size, settings.part_size)
-    extra = {h: source_head[h] for h in _SYSTEM_HEADERS if source_head.get(h)}
-    if tags:
-        extra["Tagging"] = tagging_header(tags)
-    upload = s3.create_multipart_upload(Bucket=dest_bucket, Key=dest_key, Metadata=source_head.get("Metadata") or {}, **extra, **common)
-    upload_id = upload["UploadId"]
+    upload = dest.begin(dest_key, metadata=source_head.metadata, tags=tags or None, headers=source_head.headers, **common)
     lock = threading.Lock()
     failed: list[BaseException] = []
 
-    def copy_part(number: int, start: int, end: int) -> dict[str, Any]:
+    def copy_part(number: int, start: int, end: int) -> Part:
         with lock:
             if failed:
                 raise RuntimeError("an earlier part failed")
         try:
-            resp = s3.upload_part_copy(
-                Bucket=dest_bucket,
-                Key=dest_key,
-                UploadId=upload_id,
-                PartNumber=number,
-                CopySource=source,
-                CopySourceRange=f"bytes={start}-{end}",
-                CopySourceIfMatch=etag,
-            )
+            part = dest.upload_part_copy(upload, number, key, (start, end), source_store=source, if_match=etag)
         except BaseException as exc:
             with lock:
                 failed.append(exc)
             raise
-        part = resp["CopyPartResult"]
         if on_part is not None:
             on_part()
-        out = {"PartNumber": number, "ETag": part["ETag"]}
-        if part.get("ChecksumSHA256"):
-            out["ChecksumSHA256"] = part["ChecksumSHA256"]
-        return out
+        return part
 
     try:
         with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="copy-part") as pool:
             futures = [pool.submit(copy_part, n, start, end) for n, (start, end) in enumerate(ranges, 1)]
             parts = [f.result() for f in futures]
-        done = s3.complete_multipart_upload(Bucket=dest_bucket, Key=dest_key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+        done = dest.complete(upload, parts)
     except BaseException:
-        abort_upload(s3, dest_bucket, dest_key, upload_id)
+        dest.abort(upload)
         raise
-    reported = done.get("ChecksumSHA256") or (head(s3, dest_bucket, dest_key) or {}).get("ChecksumSHA256")
+    reported = done.checksums.get("SHA256") or _reported_sha256(dest, dest_key)
     if not reported:
-        raise MoveError(f"S3 reported no SHA-256 for the multipart copy s3://{dest_bucket}/{dest_key}, though one was requested")
+        raise MoveError(f"S3 reported no SHA-256 for the multipart copy {_where(dest, dest_key)}, though one was requested")
     if "-" not in reported:
         reported = f"{reported}-{len(parts)}"  # moto leaves the part count out; AWS reports "<base64>-<parts>"
     return CopyResult(
-        etag=(done.get("ETag") or "").strip('"'),
+        etag=done.etag,
         s3_checksum=reported,
         checksum_type="COMPOSITE",
         parts=len(parts),
         requests=len(parts) + 2,
         ranges=ranges,
     )
+
+
+def _reported_sha256(store: ObjectStore, key: str) -> str | None:
+    h = head(store, key)
+    return h.checksums.get("SHA256") if h is not None else None
+
+
+def _where(store: ObjectStore, key: str) -> str:
+    bucket = getattr(store, "bucket", None)
+    return f"s3://{bucket}/{key}" if bucket else f"{key!r} of {store!r}"
 
 
 def copy_ranges(size: int, settings: CopySettings) -> list[tuple[int, int]]:
@@ -383,14 +343,14 @@ def copy_requests(size: int, settings: CopySettings) -> int:
     return 1 if not ranges else len(ranges) + 2
 
 
-def stream(s3: Any, *, bucket: str, key: str, etag: str, algorithms: Iterable[str], ranges: list[tuple[int, int]]) -> StreamResult:
+def stream(store: ObjectStore, key: str, *, etag: str, algorithms: Iterable[str], ranges: list[tuple[int, int]]) -> StreamResult:
     """Read the object once (``IfMatch`` its ETag): every digest asked, plus the per-part SHA-256 composite over ``ranges``."""
     digest = checksums.MultiDigest([checksums.S3_ALGORITHM, *algorithms])
     part_digests: list[bytes] = []
     boundaries = [end for _, end in ranges]
     part = hashlib.sha256()
     position = 0
-    body = s3.get_object(Bucket=bucket, Key=key, IfMatch=etag)["Body"]
+    body = store.get(key, if_match=etag)
     try:
         for chunk in body.iter_chunks(CHUNK):
             digest.update(chunk)

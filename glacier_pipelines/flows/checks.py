@@ -6,7 +6,6 @@ catalog recorded for it; the ledger goes next to each tenant's bytes (its bucket
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -15,7 +14,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from glacier_pipelines.catalog import RequestRow, StoredObject
 from glacier_pipelines.catalog import tables as t
-from glacier_pipelines.core import checksums, faults, keys, ledger, transfer
+from glacier_pipelines.core import faults, keys, ledger, transfer
+from glacier_pipelines.core.objectstore import S3Store, put_document
 
 if TYPE_CHECKING:
     from glacier_pipelines.flows.archive import ArchiveSetup
@@ -106,15 +106,7 @@ def write_ledger(setup: ArchiveSetup, entries: list[dict[str, Any]]) -> None:
     for tenant, group in by_tenant.items():
         body = ledger.encode(group)
         scoped = setup.for_tenant(tenant)  # next to the tenant's bytes: its bucket and prefix
-        scoped.s3.put_object(
-            Bucket=scoped.upload.bucket,
-            Key=ledger.key_for(keys.tenant_prefix(scoped.key_prefix, tenant)),
-            Body=body,
-            StorageClass="STANDARD",
-            ContentType="application/x-ndjson",
-            ChecksumAlgorithm="SHA256",
-            ChecksumSHA256=checksums.b64(hashlib.sha256(body).digest()),
-        )
+        put_document(S3Store(scoped.s3, scoped.upload.bucket), ledger.key_for(keys.tenant_prefix(scoped.key_prefix, tenant)), body)
 
 
 def raise_if_unreachable(report: Any, things: str, waiting: str) -> None:

@@ -37,9 +37,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from glacier_pipelines.catalog.compaction import FAILED, RESTORING, CompactionStore
 from glacier_pipelines.catalog.restores import RestoreStore
-from glacier_pipelines.core import checksums, faults, keys, packaging, responses, transfer
+from glacier_pipelines.core import faults, keys, packaging, responses, transfer
 from glacier_pipelines.core.constants import UNREADABLE_CLASSES
-from glacier_pipelines.core.objectstore import ObjectStore, S3Store, StoreError
+from glacier_pipelines.core.objectstore import ObjectStore, S3Store, StoreError, put_document
 from glacier_pipelines.core.restores import next_poll_delay
 from glacier_pipelines.flows import deletion, locations
 from glacier_pipelines.flows.archive import ArchiveSetup, ledger_entry, write_ledger
@@ -112,13 +112,13 @@ class _Corrupt(Exception):
     """The package's bytes are not the ones the catalog recorded."""
 
 
-def _store(s3: Any, bucket: str) -> ObjectStore:
+def _store(archive: ArchiveSetup, bucket: str) -> ObjectStore:
     """The port over a bucket of the archive's boto3 client (ArchiveSetup carries the client)."""
-    return S3Store(s3, bucket)
+    return S3Store(archive.s3, bucket)
 
 
 def _restore_status(setup: CompactionSetup, obj: Any) -> Any:
-    return _store(setup.archive.s3, obj.bucket).head(obj.key).restore
+    return _store(setup.archive, obj.bucket).head(obj.key).restore
 
 
 def _readable(
@@ -133,7 +133,7 @@ def _readable(
         tier = setup.archive.tenants.for_tenant(tenant).restore_tier if setup.archive.tenants else "Bulk"
         if obj.storage_class == "DEEP_ARCHIVE" and tier == "Expedited":
             tier = "Standard"
-        _store(setup.archive.s3, obj.bucket).restore(obj.key, days=setup.restore_days, tier=tier)  # one in progress is not an error
+        _store(setup.archive, obj.bucket).restore(obj.key, days=setup.restore_days, tier=tier)  # one in progress is not an error
         restores.set_object_state(
             obj.id,
             state="REQUESTED",
@@ -161,7 +161,7 @@ def _download(setup: CompactionSetup, obj: Any, path: Path) -> None:
     """The whole package into ``path``, hashed on the way: it must be the SHA-256 the catalog recorded."""
     path.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    with _store(setup.archive.s3, obj.bucket).get(obj.key) as body, open(path, "wb") as f:
+    with _store(setup.archive, obj.bucket).get(obj.key) as body, open(path, "wb") as f:
         for chunk in body.iter_chunks(CHUNK):
             digest.update(chunk)
             f.write(chunk)
@@ -205,14 +205,7 @@ def _repack(
         s3_checksum = upload_package_file(scoped, new_path, key, sha, size)
         manifest_key = key + packaging.MANIFEST_SUFFIX
         body = packaging.manifest(new_id, tenant, key, sha, packed)
-        _store(scoped.s3, bucket).put(
-            manifest_key,
-            body,
-            storage_class="STANDARD",
-            content_type="application/x-ndjson",
-            checksum_algorithm="SHA256",
-            checksum=checksums.b64(hashlib.sha256(body).digest()),
-        )
+        put_document(_store(scoped, bucket), manifest_key, body)
         problems = transfer.verify_stored(
             scoped.s3, bucket=bucket, key=key, s3_checksum=s3_checksum, size=size, storage_class=storage_class
         )
@@ -276,7 +269,7 @@ def _finish(setup: CompactionSetup, store: CompactionStore, row: dict[str, Any],
     old, manifest_key = store.old_package(row["old_package_id"])
     charge = None
     if old is not None:
-        old_store = _store(setup.archive.s3, old.bucket)
+        old_store = _store(setup.archive, old.bucket)
         for key in [old.key] + ([manifest_key] if manifest_key else []):
             deletion.delete_object(old_store, key)
         wstore = deletion.WorkerRequestStore(setup.archive.catalog)

@@ -22,7 +22,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,8 +32,8 @@ from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.compaction import CompactionStore
 from glacier_pipelines.catalog.worker_requests import DELETED, WorkerRequestStore
-from glacier_pipelines.core import checksums, faults, keys, ledger, packaging, pricing
-from glacier_pipelines.core.objectstore import NotFound, ObjectStore, S3Store
+from glacier_pipelines.core import faults, keys, ledger, packaging, pricing
+from glacier_pipelines.core.objectstore import NotFound, ObjectStore, S3Store, put_document
 from glacier_pipelines.core.tenants import TenantsConfig
 from glacier_pipelines.core.worker_requests import DeletionRequest, not_found
 
@@ -293,11 +292,4 @@ def _write_ledger(setup: DeletionSetup, tenant: str, marked: list[dict[str, Any]
         for m in marked
     )
     bucket, prefix = setup.ledger_place(tenant)
-    setup.store(bucket).put(
-        ledger.key_for(prefix, now),
-        body,
-        storage_class="STANDARD",
-        content_type="application/x-ndjson",
-        checksum_algorithm="SHA256",
-        checksum=checksums.b64(hashlib.sha256(body).digest()),
-    )
+    put_document(setup.store(bucket), ledger.key_for(prefix, now), body)

@@ -8,14 +8,12 @@ it is now; a row that changed since is written again by the next write.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from glacier_pipelines.core import checksums, keys, ledger, lifecycle
+from glacier_pipelines.core import keys, ledger, lifecycle
+from glacier_pipelines.core.objectstore import StoreError, put_document
 
 if TYPE_CHECKING:
     from glacier_pipelines.flows.moves import MoveSetup
@@ -67,15 +65,7 @@ def write_ledger(setup: MoveSetup, tenant: str) -> str | None:
         return None
     body = ledger.encode_moves(entry(r) for r in rows)
     key = ledger.key_for(keys.tenant_prefix(setup.key_prefix, tenant), kind="moves")
-    setup.s3.put_object(
-        Bucket=setup.bucket,
-        Key=key,
-        Body=body,
-        StorageClass="STANDARD",
-        ContentType="application/x-ndjson",
-        ChecksumAlgorithm="SHA256",
-        ChecksumSHA256=checksums.b64(hashlib.sha256(body).digest()),
-    )
+    put_document(setup.object_store(setup.bucket), key, body)
     store.mark_ledgered(rows, key)
     return key
 
@@ -116,5 +106,5 @@ def record(setup: MoveSetup, tenant: str) -> None:
     """:func:`write_ledger`, a failure logged: the rows stay due, and the next move or trash writes them."""
     try:
         write_ledger(setup, tenant)
-    except (ClientError, BotoCoreError) as exc:
+    except StoreError as exc:
         log.warning("move ledger of tenant %s not written (the next move writes it): %s", tenant, exc)

@@ -14,16 +14,16 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from glacier_pipelines.catalog import claims as cl
 from glacier_pipelines.catalog import moves as mv
 from glacier_pipelines.catalog.claims import ClaimStore
-from glacier_pipelines.core import faults, lifecycle, moves, pricing
+from glacier_pipelines.core import lifecycle, moves, pricing
 from glacier_pipelines.core.ledger import is_ledger_key
 from glacier_pipelines.core.moves import CopySettings, MoveError
+from glacier_pipelines.core.objectstore import StoreError
 from glacier_pipelines.core.packaging import MANIFEST_SUFFIX
 from glacier_pipelines.flows.move_ledger import record as record_ledger
+from glacier_pipelines.flows.move_object import move_object
 from glacier_pipelines.flows.moves import (
     BY_OTHER_RUN,
     DESTINATIONS,
@@ -39,7 +39,6 @@ from glacier_pipelines.flows.moves import (
     _url,
     allowed_scope,
     destination_for,
-    move_object,
 )
 
 log = logging.getLogger(__name__)
@@ -58,13 +57,15 @@ def plan(setup: MoveSetup, request: MoveRequest) -> tuple[list[dict[str, Any]], 
     own = setup.lifecycle.tenant(request.tenant).own_prefix
     listing: list[dict[str, Any]] = []
     single = None
+    store = setup.object_store(bucket)
     if prefix and not prefix.endswith("/"):
-        single = moves.head(setup.s3, bucket, prefix)
+        single = moves.head(store, prefix)
     if single is not None:
-        listing = [{"Key": prefix, "Size": int(single["ContentLength"]), "StorageClass": moves.storage_class_of(single)}]
+        listing = [{"Key": prefix, "Size": single.size, "StorageClass": single.storage_class}]
     else:
-        for page in setup.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            listing += page.get("Contents", [])
+        listing = [
+            {"Key": e.key, "Size": e.size, "StorageClass": e.storage_class, "LastModified": e.last_modified} for e in store.list(prefix)
+        ]
         if not listing:
             raise MoveError(f"{request.url} does not exist: no object there and none under it")
     todo, passed = [], []
@@ -337,12 +338,13 @@ def _move_claimed(
             storage_class=target,
             messages=[str(exc)],
         )
-    except ClientError as exc:
-        code = faults.error_code(exc)
-        if code in ("PreconditionFailed", "412"):
+    except StoreError as exc:
+        if exc.status is None:  # S3 did not answer (unreachable, timed out): the run stops, as it always has
+            raise
+        if exc.code in ("PreconditionFailed", "412"):
             reason = f"{source} changed while it was being moved (its ETag no longer matches): run the move again"
         else:
-            reason = f"S3 refused: {code}: {exc.response.get('Error', {}).get('Message', exc)}"
+            reason = f"S3 refused: {exc.code}: {exc.message or exc.__cause__ or exc}"
         outcome = Outcome(
             source=source,
             destination=_url(dest_bucket, dest_key),

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from glacier_pipelines.catalog.placement import PlacementLookups
 from glacier_pipelines.core import checksums, faults
+from glacier_pipelines.core.objectstore import BucketAdmin, StoreError
 from glacier_pipelines.flows import locations
 
 if TYPE_CHECKING:
@@ -29,16 +28,16 @@ def check_tenant_bucket(setup: ArchiveSetup, tenant: str) -> None:
         return
     bucket = setup.for_tenant(tenant).upload.bucket
     try:
-        setup.s3.head_bucket(Bucket=bucket)
-    except (ClientError, BotoCoreError) as exc:
-        kind = faults.classify(exc)
+        BucketAdmin(setup.s3).check(bucket)
+    except StoreError as exc:
+        kind = exc.kind
         where = setup.setting(tenant, "bucket")
-        if faults.error_code(exc) in ("NoSuchBucket", "404", "NotFound") or faults.http_status(exc) == 404:
+        if exc.code in ("NoSuchBucket", "404", "NotFound") or exc.status == 404:
             kind, problem = "configuration", f"bucket {bucket!r} does not exist"
         elif kind == "configuration":
-            problem = f"S3 refused bucket {bucket!r} ({faults.describe(exc)})"
+            problem = f"S3 refused bucket {bucket!r} ({exc.detail})"
         else:
-            problem = f"bucket {bucket!r} could not be reached ({faults.describe(exc)})"
+            problem = f"bucket {bucket!r} could not be reached ({exc.detail})"
         raise faults.ArchiveFault(
             f"tenant {tenant}: {problem} (set by {where}); fix the setting or create the bucket: the tenant's requests keep their place",
             "configuration" if kind == "request" else kind,

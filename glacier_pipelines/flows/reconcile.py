@@ -13,8 +13,9 @@ from typing import Any
 
 from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.catalog.reconcile import ReconcileQueries
-from glacier_pipelines.core import keys, transfer
+from glacier_pipelines.core import keys
 from glacier_pipelines.core.ledger import is_ledger_key
+from glacier_pipelines.core.objectstore import BucketStores, ObjectStore, bucket_stores
 from glacier_pipelines.core.tenants import TenantsConfig
 
 STALE_UPLOAD_AGE = timedelta(days=1)
@@ -44,17 +45,14 @@ def catalog_keys(catalog: Catalog, tenant: str, bucket: str, prefix: str) -> tup
     return named, elsewhere
 
 
-def list_keys(s3: Any, bucket: str, prefix: str) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            out[item["Key"]] = item["Size"]
-    return out
+def list_keys(store: ObjectStore, prefix: str) -> dict[str, int]:
+    """key -> size of every object under ``prefix``."""
+    return {entry.key: entry.size for entry in store.list(prefix)}
 
 
 def reconcile_placed(
     catalog: Catalog,
-    s3: Any,
+    stores: BucketStores | Any,
     tenants: TenantsConfig,
     tenant: str,
     *,
@@ -63,12 +61,12 @@ def reconcile_placed(
 ) -> ReconcileReport:
     """:func:`reconcile` against where the tenant stores (GLACIER_TENANTS_CONFIG's bucket and prefix, else the global ones)."""
     bucket, prefix, _ = tenants.placement(tenant)
-    return _reconcile(catalog, s3, bucket, prefix, tenant, now=now, stale_after=stale_after)
+    return _reconcile(catalog, bucket_stores(stores)(bucket), bucket, prefix, tenant, now=now, stale_after=stale_after)
 
 
 def reconcile(
     catalog: Catalog,
-    s3: Any,
+    stores: BucketStores | Any,
     bucket: str,
     key_prefix: str,
     tenant: str,
@@ -76,17 +74,19 @@ def reconcile(
     now: datetime | None = None,
     stale_after: timedelta = STALE_UPLOAD_AGE,
 ) -> ReconcileReport:
-    """Compare the tenant's catalog rows with its prefix in the bucket, and abort its multipart uploads older than ``stale_after``."""
-    return _reconcile(catalog, s3, bucket, keys.tenant_prefix(key_prefix, tenant), tenant, now=now, stale_after=stale_after)
+    """Compare the tenant's catalog rows with its prefix in the bucket, and abort its multipart uploads older than ``stale_after``.
+    ``stores``: bucket -> its ObjectStore (objectstore.bucket_stores), or the boto3 client to build them on."""
+    prefix = keys.tenant_prefix(key_prefix, tenant)
+    return _reconcile(catalog, bucket_stores(stores)(bucket), bucket, prefix, tenant, now=now, stale_after=stale_after)
 
 
 def _reconcile(
-    catalog: Catalog, s3: Any, bucket: str, prefix: str, tenant: str, *, now: datetime | None, stale_after: timedelta
+    catalog: Catalog, store: ObjectStore, bucket: str, prefix: str, tenant: str, *, now: datetime | None, stale_after: timedelta
 ) -> ReconcileReport:
     report = ReconcileReport(tenant=tenant, bucket=bucket, prefix=prefix)
     named, report.elsewhere = catalog_keys(catalog, tenant, bucket, prefix)
     keep = catalog.open_upload_ids()  # read with the catalog, before S3: uploads that verified requests wait on
-    listed = list_keys(s3, bucket, prefix)
+    listed = list_keys(store, prefix)
     report.ledger_objects = sum(1 for k in listed if is_ledger_key(k))  # what a rebuild reads: named by no row, by design
     listed = {k: size for k, size in listed.items() if not is_ledger_key(k)}
     report.catalog_keys, report.bucket_keys = len(named), len(listed)
@@ -94,5 +94,17 @@ def _reconcile(
     restored = f"{prefix}restored/"  # where restore delivery copies package members for their download links
     report.restored_copies = sum(1 for k in listed if k.startswith(restored))
     report.unnamed = sorted((k, listed[k]) for k in listed.keys() - named if not k.startswith(restored))
-    report.aborted_uploads = transfer.abort_stale_uploads(s3, bucket, prefix, keep, stale_after, now=now or datetime.now(timezone.utc))
+    report.aborted_uploads = abort_stale_uploads(store, prefix, keep, (now or datetime.now(timezone.utc)) - stale_after)
     return report
+
+
+def abort_stale_uploads(store: ObjectStore, prefix: str, keep: set[str], cutoff: datetime) -> list[tuple[str, str]]:
+    """Abort the multipart uploads under ``prefix`` begun before ``cutoff`` that nothing waits on (not in ``keep``);
+    (key, upload id) of each. The same sweep as core/transfer's, through the port."""
+    aborted = []
+    for pending in store.uploads(prefix):
+        if pending.upload.upload_id in keep or pending.initiated > cutoff:
+            continue
+        store.abort(pending.upload)
+        aborted.append((pending.upload.key, pending.upload.upload_id))
+    return aborted

@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.catalog import claims as cl
 from glacier_pipelines.catalog.claims import ClaimStore
 from glacier_pipelines.catalog.restores import RestoreStore
 from glacier_pipelines.core import events, packaging, pricing
 from glacier_pipelines.core.lifecycle import RESTORED_COPY_TAG
+from glacier_pipelines.core.objectstore import ObjectStore, StoreError, bucket_stores
 from glacier_pipelines.core.restores import (
     RestoreRequest,
     needs_restore,
@@ -32,6 +31,7 @@ from glacier_pipelines.core.restores import (
 )
 from glacier_pipelines.core.sources import redact_url
 from glacier_pipelines.flows import locations
+from glacier_pipelines.flows.store_faults import said
 
 log = logging.getLogger(__name__)
 TIER_SPEED = {"Expedited": 0, "Standard": 1, "Bulk": 2}
@@ -41,7 +41,7 @@ RESTORED_COPY_TAGGING = f"{RESTORED_COPY_TAG[0]}={RESTORED_COPY_TAG[1]}"  # what
 @dataclass
 class RestoreSetup:
     catalog: Catalog
-    s3: Any
+    s3: Any  # a boto3 S3 client: each bucket's ObjectStore is built on it (``objects``); the one raw call and locations use it
     pricing: pricing.Pricing | None
     send_email: Callable[[Any], None] | None  # None: no SMTP configured (the link stays in the catalog and report)
     sender: str = "glacier-pipelines@localhost"
@@ -52,6 +52,10 @@ class RestoreSetup:
     @property
     def store(self) -> RestoreStore:
         return RestoreStore(self.catalog)
+
+    def objects(self, bucket: str) -> ObjectStore:
+        """The ObjectStore of a bucket the catalog recorded (a tenant's objects may live in several)."""
+        return bucket_stores(self.s3)(bucket)
 
     @property
     def claims(self) -> ClaimStore:
@@ -250,8 +254,9 @@ def _start_object(setup: RestoreSetup, tenant: str, object_id: int, run_id: str,
         store.update(ids, status="IN_PROGRESS", run_id=run_id, add_message="already restored with enough days left")
         report.already += 1
         return
+    objects = setup.objects(obj.bucket)
     try:
-        head_status = events.parse_restore_header(setup.s3.head_object(Bucket=obj.bucket, Key=obj.key).get("Restore"))
+        head_status = objects.head(obj.key).restore
         if head_status is not None and not head_status.ongoing and head_status.expiry and head_status.expiry >= now + timedelta(days=days):
             store.set_object_state(
                 object_id,
@@ -267,20 +272,15 @@ def _start_object(setup: RestoreSetup, tenant: str, object_id: int, run_id: str,
             report.already += 1
             return
         if head_status is None or not head_status.ongoing:
-            try:
-                setup.s3.restore_object(
-                    Bucket=obj.bucket, Key=obj.key, RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": tier}}
-                )
+            if objects.restore(obj.key, days=days, tier=tier) == "in_progress":  # RestoreAlreadyInProgress
+                report.already += 1
+            else:
                 report.started += 1
                 report.tiers[tier] = report.tiers.get(tier, 0) + 1
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "RestoreAlreadyInProgress":
-                    raise
-                report.already += 1
         else:
             report.already += 1
-    except (ClientError, BotoCoreError, events.EventParseError) as exc:
-        reason = f"restore of {obj.url} could not be started: {exc}"
+    except StoreError as exc:
+        reason = f"restore of {obj.url} could not be started: {said(exc)}"
         store.update(ids, status="FAILED", run_id=run_id, add_message=reason)
         report.failed.extend((r["selector"], reason) for r in rows)
         return
@@ -305,8 +305,8 @@ def _start_object(setup: RestoreSetup, tenant: str, object_id: int, run_id: str,
 def _check_once(setup: RestoreSetup, obj: Any, now: datetime) -> None:
     """One HEAD right after the request: a restore that is already done (or instant) is noticed at once."""
     try:
-        status = events.parse_restore_header(setup.s3.head_object(Bucket=obj.bucket, Key=obj.key).get("Restore"))
-    except (ClientError, BotoCoreError, events.EventParseError):
+        status = setup.objects(obj.bucket).head(obj.key).restore
+    except StoreError:
         return
     if status is not None and not status.ongoing:
         setup.store.set_object_state(obj.id, state="RESTORED", restored_at=now, expires_at=status.expiry, verified=None)
@@ -344,9 +344,9 @@ def poll(setup: RestoreSetup, *, limit: int = 100, now: datetime | None = None) 
     for obj, info in store.objects_to_poll(now, limit):
         checked += 1
         try:
-            status = events.parse_restore_header(setup.s3.head_object(Bucket=obj.bucket, Key=obj.key).get("Restore"))
-        except (ClientError, BotoCoreError, events.EventParseError) as exc:
-            log.warning("poll of %s failed: %s", obj.url, exc)
+            status = setup.objects(obj.bucket).head(obj.key).restore
+        except StoreError as exc:
+            log.warning("poll of %s failed: %s", obj.url, said(exc))
             status = None
         if status is not None and not status.ongoing:
             store.set_object_state(obj.id, state="RESTORED", restored_at=now, expires_at=status.expiry, verified=None)

@@ -13,28 +13,31 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from glacier_pipelines.catalog import claims as cl
 from glacier_pipelines.catalog.restores import RestoreStore
 from glacier_pipelines.core import checksums, notify, packaging
+from glacier_pipelines.core.constants import MiB
 from glacier_pipelines.core.lifecycle import RESTORED_DIR
+from glacier_pipelines.core.objectstore import StoreError
+from glacier_pipelines.core.objectstore.s3 import answers
 from glacier_pipelines.core.restores import link_lifetime, utcnow
 from glacier_pipelines.flows.restore import RESTORED_COPY_TAGGING, RestoreReport, RestoreSetup, _fall_back
+from glacier_pipelines.flows.store_faults import said
 
 log = logging.getLogger(__name__)
 
 
 def _verify_restored(setup: RestoreSetup, obj: Any) -> tuple[bool, str]:
     """Stream the restored object once and compare its SHA-256 with the catalog."""
+    digest, size = hashlib.sha256(), 0
     try:
-        body = setup.s3.get_object(Bucket=obj.bucket, Key=obj.key)["Body"]
-        digest, size = hashlib.sha256(), 0
-        for chunk in body.iter_chunks(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    except (ClientError, BotoCoreError) as exc:
-        return False, f"restored object could not be read: {exc}"
+        # answers(): the port wraps the GET, not yet errors while its body streams (a read timeout, a reset connection)
+        with setup.objects(obj.bucket).get(obj.key) as body, answers("GetObject", obj.key):
+            for chunk in body.iter_chunks(MiB):
+                digest.update(chunk)
+                size += len(chunk)
+    except StoreError as exc:
+        return False, f"restored object could not be read: {said(exc)}"
     if digest.hexdigest() != obj.sha256 or size != obj.size:
         return (
             False,
@@ -111,7 +114,7 @@ def _deliver_object(
     if seconds <= 0:
         store.update(ids, status="EXPIRED", run_id=run_id, add_message="the restored copy expired before it could be delivered")
         return
-    url = setup.s3.generate_presigned_url("get_object", Params={"Bucket": obj.bucket, "Key": obj.key}, ExpiresIn=seconds)
+    url = setup.objects(obj.bucket).presign(obj.key, expires_in=seconds)
     expires_at = now + timedelta(seconds=seconds)
     store.update(ids, status="READY", run_id=run_id, ready_at=now, expires_at=expires_at, download_url=url)
     for r in rows:
@@ -145,10 +148,14 @@ def _expire_links(setup: RestoreSetup, tenant: str, now: datetime) -> tuple[int,
             obj = store.get_object(row["object_id"])
             key = copy_key(obj.key, row["restore_id"], row["member"]["name"])
             try:
-                setup.s3.delete_object(Bucket=obj.bucket, Key=key)
-            except (ClientError, BotoCoreError) as exc:
+                setup.objects(obj.bucket).delete(key)
+            except StoreError as exc:
                 log.warning(
-                    "restore %s: restored copy s3://%s/%s not deleted, tried again next run: %s", row["restore_id"], obj.bucket, key, exc
+                    "restore %s: restored copy s3://%s/%s not deleted, tried again next run: %s",
+                    row["restore_id"],
+                    obj.bucket,
+                    key,
+                    said(exc),
                 )
                 failed += 1
                 continue
@@ -199,22 +206,22 @@ def _deliver_members(
     A pre-signed URL cannot carry a Range, so each verified member is copied (STANDARD) under
     ``restored/<restore id>/`` beside the tenant's archive; the link points at that copy.
     """
-    store = setup.store
+    store, objects = setup.store, setup.objects(obj.bucket)
     seconds = link_lifetime(now, state["expires_at"], setup.max_link_seconds)
     for row in rows:
         member = row["member"]
         end = member["offset"] + member["length"] - 1
         try:
-            data = (
-                setup.s3.get_object(Bucket=obj.bucket, Key=obj.key, Range=f"bytes={member['offset']}-{end}")["Body"].read()
-                if member["length"]
-                else b""
-            )
-        except (ClientError, BotoCoreError) as exc:
+            data = b""
+            if member["length"]:
+                # answers(): the port wraps the GET, not yet errors while its body streams
+                with objects.get(obj.key, byte_range=(member["offset"], end)) as body, answers("GetObject", obj.key):
+                    data = body.read()
+        except StoreError as exc:
             store.update(
-                [row["id"]], status="FAILED", run_id=run_id, add_message=f"member could not be read from the restored package: {exc}"
+                [row["id"]], status="FAILED", run_id=run_id, add_message=f"member could not be read from the restored package: {said(exc)}"
             )
-            report.failed.append((row["selector"], str(exc)))
+            report.failed.append((row["selector"], said(exc)))
             continue
         actual = hashlib.sha256(data).hexdigest()
         report.verified += 1
@@ -230,6 +237,7 @@ def _deliver_members(
             store.update([row["id"]], status="EXPIRED", run_id=run_id, add_message="the restored copy expired before it could be delivered")
             continue
         key = copy_key(obj.key, row["restore_id"], member["name"])
+        # raw boto3: the port has no tags on put yet (Tagging marks the copy for the lifecycle backstop)
         setup.s3.put_object(
             Bucket=obj.bucket,
             Key=key,
@@ -239,7 +247,7 @@ def _deliver_members(
             ChecksumSHA256=checksums.b64(bytes.fromhex(actual)),
             Tagging=RESTORED_COPY_TAGGING,
         )
-        url = setup.s3.generate_presigned_url("get_object", Params={"Bucket": obj.bucket, "Key": key}, ExpiresIn=seconds)
+        url = objects.presign(key, expires_in=seconds)
         expires_at = now + timedelta(seconds=seconds)
         store.update([row["id"]], status="READY", run_id=run_id, ready_at=now, expires_at=expires_at, download_url=url)
         ready_rows.append(({**row, "download_url": url, "expires_at": expires_at}, obj))

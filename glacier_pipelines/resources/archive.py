@@ -19,12 +19,13 @@ from glacier_pipelines.core import pricing, transfer
 from glacier_pipelines.core.sources import SourcePolicy
 from glacier_pipelines.core.staging import StagingArea
 from glacier_pipelines.core.amqp import AmqpSettings, AmqpTransport
+from glacier_pipelines.core.constants import MiB
 from glacier_pipelines.core.tenants import TenantsConfig, TenantsConfigError, load_tenants_config
 from glacier_pipelines.core.transport import EmbeddedTransport, Transport
 from glacier_pipelines.flows.archive import ArchiveSetup
 from glacier_pipelines.flows.packaging import PackagingPolicy
 from glacier_pipelines.resources.aws import S3ClientResource
-from glacier_pipelines.settings import MiB, Settings, as_text, load
+from glacier_pipelines.settings import Settings, as_text, load
 
 _catalogs: dict[str, Catalog] = {}
 _catalogs_lock = threading.Lock()

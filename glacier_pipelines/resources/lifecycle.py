@@ -7,11 +7,12 @@ from typing import Any
 import dagster as dg
 
 from glacier_pipelines.core import lifecycle, pricing
+from glacier_pipelines.core.constants import MiB
 from glacier_pipelines.core.moves import CopySettings
 from glacier_pipelines.core.tenants import TenantsConfigError
 from glacier_pipelines.flows.moves import MoveSetup
 from glacier_pipelines.resources.archive import ArchiveStoreResource, CatalogResource, pricing_or_none
-from glacier_pipelines.settings import MiB, load
+from glacier_pipelines.settings import load
 
 
 class LifecycleResource(dg.ConfigurableResource):

@@ -12,6 +12,8 @@ Backend differences declared here (checked against moto 5.2 and SeaweedFS 4):
     it lists a folder's keys before a key that sorts ahead of them (``p/a/c`` before ``p/a-``).
   * in-process moto answers only botocore, so its presigned URLs are checked by their form;
     the local store's presigned URL is a file:// URL that never expires.
+  * moto ignores CopySourceIfMatch and answers no checksum for UploadPartCopy; SeaweedFS's
+    CopyObject keeps a CRC32 whatever checksum algorithm it is asked for.
   * moto drops the ``-N`` of a composite checksum on HEAD; moto returns no checksum from
     CompleteMultipartUpload, and raises a bare KeyError (not NoSuchUpload) for an upload that is
     gone: the moto backend answers NoSuchUpload there, as AWS does (``_answer_gone_uploads``).
@@ -60,6 +62,7 @@ from glacier_pipelines_tests.core.test_transfer_seaweedfs import seaweedfs  # no
 class Backend:
     name: str
     store: ObjectStore
+    other: ObjectStore  # another bucket (or folder) of the same kind: copies read from it
     presign_reachable: bool  # urllib can fetch its presigned URLs (in-process moto answers botocore only)
 
 
@@ -88,8 +91,14 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, aws_credentials: Non
         with mock_aws():
             client = boto3.client("s3", region_name="us-east-1")
             client.create_bucket(Bucket="conformance")
+            client.create_bucket(Bucket="conformance-other")
             _answer_gone_uploads(client, "conformance")
-            yield Backend("moto", S3Store(client, "conformance", capabilities=MOTO), presign_reachable=False)
+            yield Backend(
+                "moto",
+                S3Store(client, "conformance", capabilities=MOTO),
+                S3Store(client, "conformance-other", capabilities=MOTO),
+                presign_reachable=False,
+            )
     elif request.param == "seaweedfs":
         from glacier_pipelines.emulator import SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY
 
@@ -103,9 +112,15 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, aws_credentials: Non
         )
         bucket = f"c-{uuid.uuid4().hex[:16]}"
         client.create_bucket(Bucket=bucket)
-        yield Backend("seaweedfs", S3Store(client, bucket, capabilities=SEAWEEDFS), presign_reachable=True)
+        client.create_bucket(Bucket=f"{bucket}-other")
+        yield Backend(
+            "seaweedfs",
+            S3Store(client, bucket, capabilities=SEAWEEDFS),
+            S3Store(client, f"{bucket}-other", capabilities=SEAWEEDFS),
+            presign_reachable=True,
+        )
     else:
-        yield Backend("local", LocalStore(tmp_path / "store"), presign_reachable=True)
+        yield Backend("local", LocalStore(tmp_path / "store"), LocalStore(tmp_path / "other"), presign_reachable=True)
 
 
 def b64(digest: bytes) -> str:
@@ -269,6 +284,20 @@ def test_complete_refuses_parts_it_did_not_receive(backend: Backend) -> None:
     store.abort(upload)
 
 
+def test_open_uploads_are_listed_until_completed_or_aborted(backend: Backend) -> None:
+    store = backend.store
+    first, second, elsewhere = store.begin("t/u/a"), store.begin("t/u/b"), store.begin("x/c")
+    listed = list(store.uploads("t/u/"))
+    if not store.capabilities.lists_in_key_order:  # declared (SeaweedFS): in its own order
+        listed.sort(key=lambda p: p.upload.key)
+    assert [(p.upload.key, p.upload.upload_id) for p in listed] == [("t/u/a", first.upload_id), ("t/u/b", second.upload_id)]
+    assert all(p.initiated.tzinfo is not None for p in listed)
+    store.abort(first)
+    store.complete(second, [store.upload_part(second, 1, b"done")])
+    assert list(store.uploads("t/")) == [] and [p.upload.upload_id for p in store.uploads()] == [elsewhere.upload_id]
+    store.abort(elsewhere)
+
+
 # -- copy and restore ----------------------------------------------------------------------------------------------
 
 
@@ -286,6 +315,57 @@ def test_copy_keeps_or_replaces_metadata_and_sets_the_class(backend: Backend) ->
     assert info.value.code == "InvalidRequest" and info.value.status == 400
     with pytest.raises(ValueError, match="REPLACE"):
         store.copy("t/src", "t/x", metadata={"a": "b"})
+
+
+def test_a_copy_from_another_bucket_if_unchanged_with_its_checksum_computed(backend: Backend) -> None:
+    store, other, data = backend.store, backend.other, b"copied across buckets" * 50
+    put = other.put("src/a", data, metadata={"owner": "lab"})
+    done = store.copy("src/a", "dst/a", source_store=other, if_match=put.etag, storage_class="GLACIER_IR", checksum_algorithm="SHA256")
+    head = store.head("dst/a", checksum=True)
+    if store.capabilities.checksums_copies:
+        assert done.checksums == {"SHA256": sha256(data)} and head.checksums["SHA256"] == sha256(data)
+    else:  # declared: the copy answers none, and keeps another algorithm's
+        assert done.checksums == {} and "SHA256" not in head.checksums
+    assert (head.size, head.storage_class, head.metadata, head.etag) == (len(data), "GLACIER_IR", {"owner": "lab"}, done.etag)
+    assert store.get("dst/a", if_match=done.etag).read() == data
+    with pytest.raises(StoreError) as info:
+        store.get("dst/a", if_match=put.etag if put.etag != done.etag else "0" * 32)
+    assert (info.value.code, info.value.status, info.value.kind) == ("PreconditionFailed", 412, "request")
+    other.put("src/a", b"changed since")
+    if store.capabilities.checks_copy_source:
+        with pytest.raises(StoreError) as info:
+            store.copy("src/a", "dst/b", source_store=other, if_match=put.etag)
+        assert (info.value.code, info.value.status, info.value.kind) == ("PreconditionFailed", 412, "request")
+    else:  # declared: the copy is made from whatever the source holds now
+        store.copy("src/a", "dst/b", source_store=other, if_match=put.etag)
+        assert store.get("dst/b").read() == b"changed since"
+    with pytest.raises(ValueError, match="server-side only"):
+        store.copy("src/a", "dst/c", source_store=object())  # type: ignore[arg-type]
+
+
+def test_a_copy_in_parts_keeps_tags_and_headers(backend: Backend) -> None:
+    store, other = backend.store, backend.other
+    data = bytes(range(256)) * (6 * MiB // 256) + b"tail"
+    source = other.put("src/big", data)
+    tags, headers = {"project": "x", "keep": "yes"}, {"ContentType": "application/x-raw", "CacheControl": "no-cache"}
+    upload = store.begin("dst/big", storage_class="GLACIER_IR", metadata={"origin": "scan"}, tags=tags, headers=headers)
+    ranges = [(0, 5 * MiB - 1), (5 * MiB, len(data) - 1)]
+    parts = [store.upload_part_copy(upload, n, "src/big", r, source_store=other, if_match=source.etag) for n, r in enumerate(ranges, 1)]
+    expected = [sha256(data[a : b + 1]) for a, b in ranges] if store.capabilities.checksums_part_copies else [None, None]
+    assert [p.checksum for p in parts] == expected
+    store.complete(upload, parts)
+    head = store.head("dst/big", checksum=True)
+    assert (head.size, head.storage_class, head.metadata, head.etag.endswith("-2")) == (len(data), "GLACIER_IR", {"origin": "scan"}, True)
+    assert head.headers == headers and store.tags("dst/big") == tags
+    assert store.get("dst/big").read() == data
+    store.copy("dst/big", "dst/again")  # CopyObject keeps tags and headers itself
+    assert store.tags("dst/again") == tags and store.head("dst/again").headers == headers
+    late = store.begin("dst/late")
+    if store.capabilities.checks_copy_source:
+        with pytest.raises(StoreError) as info:
+            store.upload_part_copy(late, 1, "src/big", (0, 9), source_store=other, if_match="0" * 32)
+        assert info.value.code == "PreconditionFailed"
+    store.abort(late)
 
 
 def test_archived_objects_need_a_restore_before_reading(backend: Backend) -> None:

@@ -496,3 +496,62 @@ def test_a_copy_that_failed_its_check_is_never_recorded_by_a_rerun(archive, move
     again = flow.move(moves(), flow.MoveRequest(tenant="lab", url=url)).outcomes[0]
     assert again.status == flow.FAILED and "an earlier move of this object failed its verification" in again.messages[0]
     assert archive.catalog().objects("lab") == []
+
+
+def test_a_move_sends_s3_only_the_requests_it_needs(archive, moves):
+    """Counted per operation: one HEAD for the plan, one for the move (two when the destination is another key), one
+    CopyObject (or create, part copies, complete) and the ledger's PUT; nothing read twice, no HEAD around a copy."""
+    setup = moves()
+    calls: Counter[str] = Counter()
+    setup.s3.meta.events.register("after-call.s3.*", lambda event_name=None, **_: calls.update([event_name.split(".")[-1]]))
+    put("archive/lab/a.bin", b"x" * 1000, Tagging="a=b")
+    put("archive/lab/big.bin", os.urandom(12 * MiB + 3), Tagging="a=b")
+    put("lab/src.bin", b"y" * 1000, bucket="uploads")
+    calls.clear()
+    flow.move(setup, flow.MoveRequest(tenant="lab", url=f"s3://{BUCKET}/archive/lab/a.bin"))
+    assert calls == {"HeadObject": 2, "CopyObject": 1, "PutObject": 1}
+    calls.clear()
+    flow.move(setup, flow.MoveRequest(tenant="lab", url=f"s3://{BUCKET}/archive/lab/big.bin", verification="stream"))
+    # moto answers CompleteMultipartUpload without a checksum: one HEAD reads it (AWS answers it, and that HEAD goes)
+    assert calls == {
+        "HeadObject": 3,
+        "GetObject": 1,
+        "GetObjectTagging": 1,
+        "CreateMultipartUpload": 1,
+        "UploadPartCopy": 3,
+        "CompleteMultipartUpload": 1,
+        "PutObject": 1,
+    }
+    calls.clear()
+    flow.move(setup, flow.MoveRequest(tenant="lab", url="s3://uploads/lab/src.bin", destination="archive"))
+    assert calls == {"HeadObject": 3, "CopyObject": 1, "DeleteObject": 1, "PutObject": 1}
+
+
+def test_moves_run_the_same_over_local_folders(archive, moves, tmp_path):
+    """The flow calls the storage port only: over LocalStores (one folder per bucket) a prefix moves as it does on S3,
+    a source's object onto the archive key included, and the large one in parts whose composite is the streamed one's."""
+    import dataclasses
+
+    from glacier_pipelines.core.objectstore import LocalStore
+
+    folders = {bucket: LocalStore(tmp_path / bucket, durable=False) for bucket in (BUCKET, "uploads")}
+    setup = dataclasses.replace(moves(), stores=folders.__getitem__)
+    small, big = b"a small local file" * 10, os.urandom(12 * MiB + 3)
+    folders[BUCKET].put("archive/lab/local/small.txt", small)
+    folders[BUCKET].put("archive/lab/local/big.bin", big)
+    folders["uploads"].put("lab/in/granted.txt", b"granted")
+    report = flow.move(setup, flow.MoveRequest(tenant="lab", url=f"s3://{BUCKET}/archive/lab/local/", verification="stream"))
+    by_key = {o.source.rsplit("/", 1)[1]: o for o in report.outcomes}
+    assert {k: (o.status, o.parts) for k, o in by_key.items()} == {"big.bin": (flow.MOVED, 3), "small.txt": (flow.MOVED, 0)}
+    assert by_key["small.txt"].s3_checksum == b64sha(small) and by_key["big.bin"].sha256 == hashlib.sha256(big).hexdigest()
+    assert "S3's composite SHA-256 of the copy matches the streamed parts" in by_key["big.bin"].messages
+    for key, data in (("small.txt", small), ("big.bin", big)):
+        h = folders[BUCKET].head(f"archive/lab/local/{key}")
+        assert (h.storage_class, h.size) == ("DEEP_ARCHIVE", len(data))
+    assert list(folders[BUCKET].uploads()) == []  # the copy in parts completed
+    moved = flow.move(setup, flow.MoveRequest(tenant="lab", url="s3://uploads/lab/in/granted.txt", destination="archive")).outcomes[0]
+    assert (moved.status, moved.destination) == (flow.MOVED, f"s3://{BUCKET}/archive/lab/in/granted.txt")
+    assert [e.key for e in folders["uploads"].list()] == []  # the source went once the copy was recorded
+    assert any(e.key.startswith("archive/lab/ledger/") for e in folders[BUCKET].list("archive/lab/"))
+    again = flow.move(setup, flow.MoveRequest(tenant="lab", url=f"s3://{BUCKET}/archive/lab/local/"))
+    assert {o.status for o in again.outcomes} == {flow.SKIPPED}  # already there: nothing copied twice

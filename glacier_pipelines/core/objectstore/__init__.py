@@ -15,11 +15,14 @@ from glacier_pipelines.core.objectstore.base import (
     ObjectHead,
     ObjectStore,
     Part,
+    PendingUpload,
     PutResult,
     RestoreOutcome,
     RestoreStatus,
     Upload,
+    put_document,
 )
+from glacier_pipelines.core.objectstore.buckets import BucketAdmin, BucketStores, bucket_stores
 from glacier_pipelines.core.objectstore.errors import (
     ChecksumRejected,
     NotFound,
@@ -31,6 +34,8 @@ from glacier_pipelines.core.objectstore.s3 import S3Store
 
 __all__ = [
     "AWS",
+    "BucketAdmin",
+    "BucketStores",
     "LOCAL",
     "MOTO",
     "SEAWEEDFS",
@@ -44,10 +49,13 @@ __all__ = [
     "ObjectHead",
     "ObjectStore",
     "Part",
+    "PendingUpload",
     "PutResult",
     "RestoreOutcome",
     "RestoreStatus",
     "S3Store",
     "StoreError",
     "Upload",
+    "bucket_stores",
+    "put_document",
 ]

@@ -8,6 +8,8 @@ stores cannot do is declared in ``Capabilities``, never guessed from the class.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ from glacier_pipelines.core.constants import STORAGE_CLASSES, TIERS, GiB, MiB
 
 # Checksum algorithms as S3 names them; the value is base64 of the raw digest.
 CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
-SSE_ALGORITHMS = ("AES256", "aws:kms")
+SSE_ALGORITHMS = ("AES256", "aws:kms", "aws:kms:dsse")
 MIN_PART_SIZE = 5 * MiB  # every part but the last (S3's EntityTooSmall)
 MAX_PARTS = 10_000
 MAX_PUT_SIZE = 5 * GiB  # one PUT or one CopyObject; beyond, multipart
@@ -40,11 +42,16 @@ class Capabilities:
     reports_sse: bool = True  # HEAD reports the server-side encryption asked for
     lists_in_key_order: bool = True  # listings in UTF-8 byte order of the keys, as S3 documents
     keys_nest: bool = True  # "a" and "a/b" may both be keys (not in a folder, where "a" cannot be a file and a folder)
+    checksums_copies: bool = True  # a copy asked for a checksum algorithm answers (and keeps) that checksum of the copy
+    checksums_part_copies: bool = True  # a part copied in an upload with a checksum algorithm answers the part's checksum
+    checks_copy_source: bool = True  # a copy refuses a source whose ETag is not the if_match given (PreconditionFailed)
 
 
 AWS = Capabilities()
-MOTO = Capabilities(validates_checksums=False)  # moto accepts any checksum and Content-MD5
-SEAWEEDFS = Capabilities(enforces_restore=False, lists_in_key_order=False)  # classes are labels, 405 to RestoreObject
+# moto accepts any checksum and Content-MD5, answers no checksum for a part copy, ignores CopySourceIfMatch
+MOTO = Capabilities(validates_checksums=False, checksums_part_copies=False, checks_copy_source=False)
+# classes are labels, 405 to RestoreObject; CopyObject keeps a CRC32 whatever algorithm is asked
+SEAWEEDFS = Capabilities(enforces_restore=False, lists_in_key_order=False, checksums_copies=False)
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,23 @@ class ObjectHead:
     checksums: dict[str, str] = field(default_factory=dict)  # algorithm -> base64; a composite ends in "-N"
     restore: RestoreStatus | None = None
     sse: str | None = None
+    kms_key_id: str | None = None  # with sse "aws:kms"
+    bucket_key: bool | None = None  # SSE-KMS with an S3 Bucket Key
+    sse_customer: str | None = None  # SSE-C's algorithm: the bytes need a key the caller holds
+    checksum_type: str | None = None  # FULL_OBJECT or COMPOSITE, when the store says
+    headers: dict[str, Any] = field(default_factory=dict)  # system headers by boto3's names (ContentType, CacheControl...)
+
+
+# The system headers a copy in parts must pass on itself (CopyObject keeps them): boto3's names.
+CONTENT_HEADERS = (
+    "ContentType",
+    "ContentEncoding",
+    "ContentDisposition",
+    "ContentLanguage",
+    "CacheControl",
+    "Expires",
+    "WebsiteRedirectLocation",
+)
 
 
 @dataclass(frozen=True)
@@ -92,6 +116,14 @@ class Upload:
     key: str
     upload_id: str
     checksum_algorithm: str | None = "SHA256"
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """A multipart upload begun and neither completed nor aborted (ListMultipartUploads): what a sweep may abort."""
+
+    upload: Upload
+    initiated: datetime
 
 
 @dataclass(frozen=True)
@@ -140,7 +172,10 @@ class ObjectStore(Protocol):
 
     def head(self, key: str, *, checksum: bool = False) -> ObjectHead: ...
 
-    def get(self, key: str, *, byte_range: tuple[int, int | None] | None = None) -> ObjectBody: ...
+    # if_match: the ETag the object must still have (PreconditionFailed, 412, otherwise)
+    def get(self, key: str, *, byte_range: tuple[int, int | None] | None = None, if_match: str | None = None) -> ObjectBody: ...
+
+    def tags(self, key: str) -> dict[str, str]: ...
 
     # content_type: the Content-Type header S3 serves the object with (a folder keeps none)
     def put(
@@ -166,13 +201,30 @@ class ObjectStore(Protocol):
         sse: str | None = None,
         kms_key_id: str | None = None,
         checksum_algorithm: str | None = "SHA256",
+        bucket_key: bool | None = None,
+        tags: Mapping[str, str] | None = None,
+        headers: Mapping[str, Any] | None = None,
     ) -> Upload: ...
 
     def upload_part(self, upload: Upload, number: int, data: bytes | bytearray | memoryview, *, checksum: str | None = None) -> Part: ...
 
+    # One part copied from ``source`` (of ``source_store``, default this store) without its bytes passing through the caller.
+    def upload_part_copy(
+        self,
+        upload: Upload,
+        number: int,
+        source: str,
+        byte_range: tuple[int, int],
+        *,
+        source_store: ObjectStore | None = None,
+        if_match: str | None = None,
+    ) -> Part: ...
+
     def complete(self, upload: Upload, parts: Sequence[Part]) -> PutResult: ...
 
     def abort(self, upload: Upload) -> None: ...
+
+    def uploads(self, prefix: str = "") -> Iterator[PendingUpload]: ...
 
     def copy(
         self,
@@ -184,6 +236,10 @@ class ObjectStore(Protocol):
         metadata_directive: Literal["COPY", "REPLACE"] = "COPY",
         sse: str | None = None,
         kms_key_id: str | None = None,
+        bucket_key: bool | None = None,
+        checksum_algorithm: str | None = None,
+        source_store: ObjectStore | None = None,
+        if_match: str | None = None,
     ) -> PutResult: ...
 
     def restore(self, key: str, *, days: int, tier: str = "Standard") -> RestoreOutcome: ...
@@ -237,6 +293,15 @@ def check_presign_args(expires_in: int) -> None:
         raise ValueError(f"a presigned URL lasts 1 to {MAX_PRESIGN_SECONDS} seconds, not {expires_in}")
 
 
+def check_source_store(store: object, source_store: object, kind: type) -> Any:
+    """The store a copy reads from: this one, or another of the same kind (a server-side copy cannot cross kinds)."""
+    if source_store is None:
+        return store
+    if not isinstance(source_store, kind):
+        raise ValueError(f"{store!r} copies server-side only from another {kind.__name__}, not from {source_store!r}")
+    return source_store
+
+
 def check_range(byte_range: tuple[int, int | None] | None) -> None:
     if byte_range is None:
         return
@@ -255,3 +320,9 @@ def parse_restore(header: str | None) -> RestoreStatus | None:
         return None
     expiry = parsedate_to_datetime(match["expiry"]) if match["expiry"] else None
     return RestoreStatus(ongoing=match["ongoing"] == "true", expiry=expiry)
+
+
+def put_document(store: ObjectStore, key: str, body: bytes, content_type: str = "application/x-ndjson") -> PutResult:
+    """A small document written next to the bytes (ledger, manifest): STANDARD, with a SHA-256 the store checks on receipt."""
+    checksum = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    return store.put(key, body, storage_class="STANDARD", content_type=content_type, checksum_algorithm="SHA256", checksum=checksum)

@@ -18,9 +18,11 @@ NOT_FOUND_CODES = (*faults.NOT_FOUND_CODES, "NoSuchUpload")
 class StoreError(Exception):
     """A store refused or could not answer. ``code`` is S3's error code (or the exception's name), ``status`` its HTTP status."""
 
-    def __init__(self, message: str, *, code: str, status: int | None, kind: faults.Kind):
+    def __init__(self, message: str, *, code: str, status: int | None, kind: faults.Kind, detail: str = ""):
         super().__init__(message)
         self.code, self.status, self.kind = code, status, kind
+        self.detail = detail or message  # faults.describe of what the store raised, without the operation
+        self.message = ""  # S3's own Error.Message, when it gave one
 
     @property
     def transient(self) -> bool:
@@ -35,7 +37,9 @@ class StoreError(Exception):
         code = faults.error_code(exc) or type(exc).__name__
         target = _subclass(code)
         where = f"{operation} {key!r}" if key is not None else operation
-        error = target(f"{where}: {faults.describe(exc)}", code=code, status=faults.http_status(exc), kind=faults.classify(exc))
+        detail = faults.describe(exc)
+        error = target(f"{where}: {detail}", code=code, status=faults.http_status(exc), kind=faults.classify(exc), detail=detail)
+        error.message = faults.error_message(exc)
         error.__cause__ = exc
         return error
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import builtins
 import os
-import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from glacier_pipelines.core.constants import TIERS_BY_CLASS, UNREADABLE_CLASSES
-from glacier_pipelines.core.objectstore import base, localfs
+from glacier_pipelines.core.objectstore import base, local_copy, localfs
 from glacier_pipelines.core.objectstore.base import (
     Body,
     Capabilities,
@@ -118,12 +117,17 @@ class LocalStore:
                 checksums=sums,
                 restore=self._restore_status(meta),
                 sse=meta.get("sse"),
+                kms_key_id=meta.get("kms_key_id"),
+                bucket_key=meta.get("bucket_key"),
+                checksum_type=("COMPOSITE" if meta.get("parts") else "FULL_OBJECT") if sums else None,
+                headers=dict(meta.get("headers", {})),
             )
 
-    def get(self, key: str, *, byte_range: tuple[int, int | None] | None = None) -> ObjectBody:
+    def get(self, key: str, *, byte_range: tuple[int, int | None] | None = None, if_match: str | None = None) -> ObjectBody:
         base.check_range(byte_range)
         _, f, st, meta = self._open(key, "GetObject")
         try:
+            localfs.check_etag(localfs.fingerprint(st, (meta or {}).get("parts")), if_match, "GetObject", key)
             if not self._readable(meta):
                 raise refusal("InvalidObjectState", 403, "The operation is not valid for the object's storage class", "GetObject", key)
             size, content_range, body = st.st_size, None, f
@@ -133,7 +137,7 @@ class LocalStore:
                     raise refusal("InvalidRange", 416, "The requested range is not satisfiable", "GetObject", key)
                 last = st.st_size - 1 if end is None else min(end, st.st_size - 1)
                 f.seek(start)
-                size, content_range, body = last - start + 1, (start, last), _Window(f, last - start + 1)
+                size, content_range, body = last - start + 1, (start, last), local_copy.Window(f, last - start + 1)
         except BaseException:
             f.close()
             raise
@@ -148,6 +152,12 @@ class LocalStore:
             metadata=dict(meta.get("metadata", {})),
             content_range=content_range,
         )
+
+    def tags(self, key: str) -> dict[str, str]:
+        """The tags the object was given (a multipart upload's ``tags``, kept by copies)."""
+        _, f, _, meta = self._open(key, "GetObjectTagging")
+        f.close()
+        return dict((meta or {}).get("tags", {}))
 
     # -- writing ---------------------------------------------------------------------------------------------------
 
@@ -206,57 +216,38 @@ class LocalStore:
         metadata_directive: Literal["COPY", "REPLACE"] = "COPY",
         sse: str | None = None,
         kms_key_id: str | None = None,
+        bucket_key: bool | None = None,
+        checksum_algorithm: str | None = None,
+        source_store: base.ObjectStore | None = None,
+        if_match: str | None = None,
     ) -> PutResult:
-        """Like CopyObject: the copy is STANDARD unless ``storage_class`` says otherwise, and is not restored."""
-        base.check_object_args(storage_class, sse, None)
-        base.check_copy_args(metadata, metadata_directive)
-        target = self.path(key, "CopyObject", creating=True)
-        src, f, _, meta = self._open(source, "CopyObject")
-        meta = meta or {}
-        with f:
-            if not self._readable(meta):
-                raise refusal(
-                    "ObjectNotInActiveTierError",
-                    403,
-                    "The source object of the COPY action is not in the active tier",
-                    "CopyObject",
-                    source,
-                )
-            new_class = storage_class or "STANDARD"
-            if (
-                os.path.normpath(src) == os.path.normpath(target)
-                and metadata_directive == "COPY"
-                and new_class == meta.get("storage_class", "STANDARD")
-                and not sse
-            ):
-                raise refusal(
-                    "InvalidRequest",
-                    400,
-                    "This copy request is illegal because it is trying to copy an object to "
-                    "itself without changing the object's metadata, storage class or encryption attributes.",
-                    "CopyObject",
-                    key,
-                )
-            recorded = meta.get("checksum")
-            checksum = (recorded["algorithm"], recorded["value"]) if recorded else None
-            new_meta = localfs.object_meta(
-                new_class,
-                metadata if metadata_directive == "REPLACE" else meta.get("metadata"),
-                sse or meta.get("sse"),
-                kms_key_id if sse else meta.get("kms_key_id"),
-                checksum,
-                meta.get("parts"),
-            )
-            try:
-                with Temporary(target) as tmp:
-                    shutil.copyfileobj(f, tmp.file, localfs.CHUNK)
-                    st = tmp.finish(self.durable)
-                    self.install(tmp, new_meta, st)
-            except OSError as exc:
-                raise localfs.wrap_os(exc, "CopyObject", key) from exc
-        return PutResult(
-            etag=localfs.fingerprint(st, (new_meta or {}).get("parts")), checksums={checksum[0]: checksum[1]} if checksum else {}
+        """Like CopyObject (local_copy.py): STANDARD unless ``storage_class`` says otherwise, not restored, tags kept."""
+        return local_copy.copy(
+            self,
+            source,
+            key,
+            storage_class=storage_class,
+            metadata=metadata,
+            metadata_directive=metadata_directive,
+            sse=sse,
+            kms_key_id=kms_key_id,
+            bucket_key=bucket_key,
+            checksum_algorithm=checksum_algorithm,
+            source_store=source_store,
+            if_match=if_match,
         )
+
+    def upload_part_copy(
+        self,
+        upload: base.Upload,
+        number: int,
+        source: str,
+        byte_range: tuple[int, int],
+        *,
+        source_store: base.ObjectStore | None = None,
+        if_match: str | None = None,
+    ) -> base.Part:
+        return local_copy.upload_part_copy(self, upload, number, source, byte_range, source_store=source_store, if_match=if_match)
 
     def restore(self, key: str, *, days: int, tier: str = "Standard") -> RestoreOutcome:
         """Start a restore that completes after ``restore_delay``; extend a finished one; a running one is left alone."""
@@ -308,9 +299,19 @@ class LocalStore:
         sse: str | None = None,
         kms_key_id: str | None = None,
         checksum_algorithm: str | None = "SHA256",
+        bucket_key: bool | None = None,
+        tags: Mapping[str, str] | None = None,
+        headers: Mapping[str, Any] | None = None,
     ) -> base.Upload:
+        extra = {"tags": dict(tags or {}), "headers": {h: str(v) for h, v in (headers or {}).items() if v}, "bucket_key": bucket_key}
         return self._multipart.begin(
-            key, storage_class=storage_class, metadata=metadata, sse=sse, kms_key_id=kms_key_id, checksum_algorithm=checksum_algorithm
+            key,
+            storage_class=storage_class,
+            metadata=metadata,
+            sse=sse,
+            kms_key_id=kms_key_id,
+            checksum_algorithm=checksum_algorithm,
+            extra=extra,
         )
 
     def upload_part(
@@ -323,6 +324,9 @@ class LocalStore:
 
     def abort(self, upload: base.Upload) -> None:
         self._multipart.abort(upload)
+
+    def uploads(self, prefix: str = "") -> Iterator[base.PendingUpload]:
+        return self._multipart.uploads(prefix)
 
     # -- listing and links -----------------------------------------------------------------------------------------
 
@@ -385,19 +389,3 @@ class LocalStore:
         """A ``file://`` URL of the object (readable by anyone who can read the folder; it never expires)."""
         base.check_presign_args(expires_in)
         return Path(self.path(key, "PresignGetObject")).as_uri()
-
-
-class _Window:
-    """At most ``remaining`` bytes of an open file, from where it stands: a ranged GET's body."""
-
-    def __init__(self, f: Any, remaining: int):
-        self.f, self.remaining = f, remaining
-
-    def read(self, amount: int | None = -1) -> bytes:
-        amount = self.remaining if amount is None or amount < 0 else min(amount, self.remaining)
-        data = self.f.read(amount)
-        self.remaining -= len(data)
-        return bytes(data)
-
-    def close(self) -> None:
-        self.f.close()

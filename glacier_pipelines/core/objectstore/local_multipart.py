@@ -13,12 +13,13 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from glacier_pipelines.core.objectstore import base, localfs
-from glacier_pipelines.core.objectstore.base import Part, PutResult, Upload
+from glacier_pipelines.core.objectstore.base import Part, PendingUpload, PutResult, Upload
 from glacier_pipelines.core.objectstore.errors import refusal
 from glacier_pipelines.core.objectstore.localfs import Temporary, check_key
 
@@ -51,6 +52,7 @@ class LocalMultipart:
         sse: str | None = None,
         kms_key_id: str | None = None,
         checksum_algorithm: str | None = "SHA256",
+        extra: Mapping[str, Any] | None = None,
     ) -> Upload:
         algorithm = base.check_object_args(storage_class, sse, checksum_algorithm)
         check_key(key, "CreateMultipartUpload", creating=True)
@@ -64,6 +66,7 @@ class LocalMultipart:
             "sse": sse,
             "kms_key_id": kms_key_id,
             "algorithm": algorithm,
+            "extra": dict(extra or {}),
             "initiated": self.store.clock().isoformat(),
         }
         try:
@@ -72,7 +75,7 @@ class LocalMultipart:
             raise localfs.wrap_os(exc, "CreateMultipartUpload", key) from exc
         return Upload(key=key, upload_id=upload_id, checksum_algorithm=algorithm)
 
-    def upload_part(self, upload: Upload, number: int, data: bytes | bytearray | memoryview, *, checksum: str | None = None) -> Part:
+    def upload_part(self, upload: Upload, number: int, data: base.Body | Any, *, checksum: str | None = None) -> Part:
         base.check_part_number(number)
         folder, state = self._folder(upload, "UploadPart")
         algorithm = state["algorithm"]
@@ -141,6 +144,7 @@ class LocalMultipart:
             state["kms_key_id"],
             (algorithm, value) if value else None,
             parts=len(parts),
+            extra=state.get("extra"),
         )
         target = self.store.path(key, "CompleteMultipartUpload", creating=True)
         try:
@@ -154,6 +158,23 @@ class LocalMultipart:
             raise localfs.wrap_os(exc, "CompleteMultipartUpload", key) from exc
         shutil.rmtree(folder, ignore_errors=True)
         return PutResult(etag=localfs.fingerprint(st, len(parts)), checksums={algorithm: value} if value else {})
+
+    def uploads(self, prefix: str) -> Iterator[PendingUpload]:
+        """Uploads begun under ``prefix`` and not yet completed or aborted, by key then start, as S3 lists them."""
+        found = []
+        try:
+            folders = list(os.scandir(self.store.root / localfs.UPLOADS))
+        except FileNotFoundError:
+            return iter(())
+        for folder in folders:
+            try:
+                state = json.loads((Path(folder.path) / "upload.json").read_text())
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # being begun or aborted right now
+            if state["key"].startswith(prefix):
+                upload = Upload(key=state["key"], upload_id=folder.name, checksum_algorithm=state["algorithm"])
+                found.append(PendingUpload(upload, datetime.fromisoformat(state["initiated"])))
+        return iter(sorted(found, key=lambda p: (p.upload.key.encode("utf-8"), p.initiated)))
 
     def abort(self, upload: Upload) -> None:
         """Drop the parts; an upload already gone is what was wanted."""

@@ -69,16 +69,26 @@ def object_meta(
     kms_key_id: str | None,
     checksum: tuple[str, str] | None,
     parts: int | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """The sidecar of a new object; None when the bytes alone say everything (STANDARD, no metadata, SHA-256 or none)."""
-    meta: dict[str, Any] = {"storage_class": storage_class, "metadata": dict(metadata or {})}
+    """The sidecar of a new object; None when the bytes alone say everything (STANDARD, no metadata, SHA-256 or none).
+    ``extra``: what S3 keeps beside and a folder has nowhere else to keep (``tags``, ``headers``, ``bucket_key``)."""
+    extra = {k: v for k, v in (extra or {}).items() if v is not None and v != {}}
+    meta: dict[str, Any] = {"storage_class": storage_class, "metadata": dict(metadata or {}), **extra}
     if sse:
         meta["sse"], meta["kms_key_id"] = sse, kms_key_id
     if checksum:
         meta["checksum"] = {"algorithm": checksum[0], "value": checksum[1]}
     if parts:
         meta["parts"] = parts
-    plain = storage_class == "STANDARD" and not metadata and not sse and not parts and (checksum is None or checksum[0] == "SHA256")
+    plain = (
+        storage_class == "STANDARD"
+        and not metadata
+        and not sse
+        and not parts
+        and not extra
+        and (checksum is None or checksum[0] == "SHA256")
+    )
     return None if plain else meta
 
 
@@ -245,6 +255,17 @@ def write_json(path: str | os.PathLike[str], value: dict[str, Any], durable: boo
         tmp.write_body(json.dumps(value, sort_keys=True).encode())
         tmp.finish(durable)
         tmp.commit(durable)
+
+
+def extra_of(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``extra`` an object's sidecar holds, to carry over to a copy of it."""
+    return {k: meta[k] for k in ("tags", "headers", "bucket_key") if k in meta}
+
+
+def check_etag(etag: str, if_match: str | None, operation: str, key: str) -> None:
+    """S3's If-Match (CopySourceIfMatch for a copy): the bytes must still be the ones whose ETag the caller saw."""
+    if if_match is not None and if_match.strip('"') != etag:
+        raise refusal("PreconditionFailed", 412, "At least one of the pre-conditions you specified did not hold", operation, key)
 
 
 def wrap_os(exc: OSError, operation: str, key: str) -> StoreError:

@@ -1,7 +1,8 @@
 """``S3Store``: the port over one bucket of a boto3 S3 client (AWS, moto, SeaweedFS...).
 
-A thin adapter: every call is one boto3 call (s3transfer's managed copy for copies, so that
-objects past 5 GiB copy in parts), every ClientError or BotoCoreError becomes a StoreError
+A thin adapter: every call is one boto3 call (a copy is one CopyObject: s3transfer's managed copy
+would HEAD the source and the copy around it, three requests where one does; past 5 GiB, the
+caller copies in parts with ``upload_part_copy``), every ClientError or BotoCoreError becomes a StoreError
 classified by core/faults.py. What the server behind the client can do is declared by the
 caller in ``capabilities`` (``AWS`` by default).
 """
@@ -12,11 +13,10 @@ import builtins
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
+from urllib.parse import urlencode
 
-from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from glacier_pipelines.core.constants import MiB
 from glacier_pipelines.core.objectstore import base
 from glacier_pipelines.core.objectstore.base import (
     AWS,
@@ -26,26 +26,42 @@ from glacier_pipelines.core.objectstore.base import (
     ObjectEntry,
     ObjectHead,
     Part,
+    PendingUpload,
     PutResult,
     RestoreOutcome,
     Upload,
 )
 from glacier_pipelines.core.objectstore.errors import StoreError, refusal
 
-# Single CopyObject up to S3's 5 GiB limit (atomic, keeps the checksum); past it, UploadPartCopy in 512 MiB parts.
-COPY_CONFIG = TransferConfig(multipart_threshold=base.MAX_PUT_SIZE, multipart_chunksize=512 * MiB, max_concurrency=4)
 DELETE_BATCH = 1000  # DeleteObjects' limit
 
 
 @contextmanager
-def _answers(operation: str, key: str | None = None) -> Iterator[None]:
+def answers(operation: str, key: str | None = None) -> Iterator[None]:
     try:
         yield
     except (ClientError, BotoCoreError) as exc:
         raise StoreError.wrap(exc, operation, key) from exc
 
 
-def _object_args(storage_class: str | None, metadata: Mapping[str, str] | None, sse: str | None, kms_key_id: str | None) -> dict[str, Any]:
+def _quoted(etag: str) -> str:
+    return etag if etag.startswith('"') else f'"{etag}"'
+
+
+def _headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
+    unknown = set(headers or {}) - set(base.CONTENT_HEADERS)
+    if unknown:
+        raise ValueError(f"headers {sorted(unknown)} are not among {', '.join(base.CONTENT_HEADERS)}")
+    return {h: v for h, v in (headers or {}).items() if v}
+
+
+def _object_args(
+    storage_class: str | None,
+    metadata: Mapping[str, str] | None,
+    sse: str | None,
+    kms_key_id: str | None,
+    bucket_key: bool | None = None,
+) -> dict[str, Any]:
     args: dict[str, Any] = {}
     if storage_class is not None:
         args["StorageClass"] = storage_class
@@ -53,8 +69,11 @@ def _object_args(storage_class: str | None, metadata: Mapping[str, str] | None, 
         args["Metadata"] = dict(metadata)
     if sse:
         args["ServerSideEncryption"] = sse
-        if sse == "aws:kms" and kms_key_id:
-            args["SSEKMSKeyId"] = kms_key_id
+        if sse.startswith("aws:kms"):
+            if kms_key_id:
+                args["SSEKMSKeyId"] = kms_key_id
+            if bucket_key is not None:
+                args["BucketKeyEnabled"] = bool(bucket_key)
     return args
 
 
@@ -76,7 +95,7 @@ class S3Store:
         return f"S3Store(s3://{self.bucket})"
 
     def head(self, key: str, *, checksum: bool = False) -> ObjectHead:
-        with _answers("HeadObject", key):
+        with answers("HeadObject", key):
             resp = self.client.head_object(Bucket=self.bucket, Key=key, **({"ChecksumMode": "ENABLED"} if checksum else {}))
         return ObjectHead(
             key=key,
@@ -88,15 +107,20 @@ class S3Store:
             checksums=_checksums(resp),
             restore=base.parse_restore(resp.get("Restore")),
             sse=resp.get("ServerSideEncryption"),
+            kms_key_id=resp.get("SSEKMSKeyId"),
+            bucket_key=resp.get("BucketKeyEnabled"),
+            sse_customer=resp.get("SSECustomerAlgorithm"),
+            checksum_type=resp.get("ChecksumType"),
+            headers={h: resp[h] for h in base.CONTENT_HEADERS if resp.get(h)},
         )
 
-    def get(self, key: str, *, byte_range: tuple[int, int | None] | None = None) -> ObjectBody:
+    def get(self, key: str, *, byte_range: tuple[int, int | None] | None = None, if_match: str | None = None) -> ObjectBody:
         base.check_range(byte_range)
-        args: dict[str, Any] = {}
+        args: dict[str, Any] = {"IfMatch": _quoted(if_match)} if if_match else {}
         if byte_range is not None:
             start, end = byte_range
             args["Range"] = f"bytes={start}-{'' if end is None else end}"
-        with _answers("GetObject", key):
+        with answers("GetObject", key):
             resp = self.client.get_object(Bucket=self.bucket, Key=key, **args)
         size = int(resp["ContentLength"])
         content_range, total = None, size
@@ -114,6 +138,12 @@ class S3Store:
             metadata=dict(resp.get("Metadata") or {}),
             content_range=content_range,
         )
+
+    def tags(self, key: str) -> dict[str, str]:
+        """The object's tags (GetObjectTagging)."""
+        with answers("GetObjectTagging", key):
+            resp = self.client.get_object_tagging(Bucket=self.bucket, Key=key)
+        return {t["Key"]: t["Value"] for t in resp.get("TagSet", [])}
 
     def put(
         self,
@@ -138,7 +168,7 @@ class S3Store:
                 args[f"Checksum{algorithm}"] = checksum  # sent as given: the server recomputes it and refuses a mismatch
         if isinstance(body, (bytearray, memoryview)):
             body = bytes(body)
-        with _answers("PutObject", key):
+        with answers("PutObject", key):
             resp = self.client.put_object(Bucket=self.bucket, Key=key, Body=body, **args)
         return PutResult(etag=_etag(resp), checksums=_checksums(resp))
 
@@ -151,12 +181,17 @@ class S3Store:
         sse: str | None = None,
         kms_key_id: str | None = None,
         checksum_algorithm: str | None = "SHA256",
+        bucket_key: bool | None = None,
+        tags: Mapping[str, str] | None = None,
+        headers: Mapping[str, Any] | None = None,
     ) -> Upload:
         algorithm = base.check_object_args(storage_class, sse, checksum_algorithm)
-        args = _object_args(storage_class, metadata, sse, kms_key_id)
+        args = {**_headers(headers), **_object_args(storage_class, metadata, sse, kms_key_id, bucket_key)}
+        if tags:
+            args["Tagging"] = urlencode(list(tags.items()))
         if algorithm:
             args["ChecksumAlgorithm"] = algorithm
-        with _answers("CreateMultipartUpload", key):
+        with answers("CreateMultipartUpload", key):
             resp = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **args)
         return Upload(key=key, upload_id=resp["UploadId"], checksum_algorithm=algorithm)
 
@@ -170,11 +205,40 @@ class S3Store:
                 args[f"Checksum{algorithm}"] = checksum
         elif checksum is not None:
             raise ValueError("a part checksum was given but the upload was begun without a checksum algorithm")
-        with _answers("UploadPart", upload.key):
+        with answers("UploadPart", upload.key):
             resp = self.client.upload_part(
                 Bucket=self.bucket, Key=upload.key, UploadId=upload.upload_id, PartNumber=number, Body=data, **args
             )
         return Part(number=number, etag=_etag(resp), checksum=resp.get(f"Checksum{algorithm}") if algorithm else None)
+
+    def upload_part_copy(
+        self,
+        upload: Upload,
+        number: int,
+        source: str,
+        byte_range: tuple[int, int],
+        *,
+        source_store: base.ObjectStore | None = None,
+        if_match: str | None = None,
+    ) -> Part:
+        """UploadPartCopy: S3 copies the byte range (inclusive) of the source into part ``number``."""
+        base.check_part_number(number)
+        base.check_range(byte_range)
+        src = base.check_source_store(self, source_store, S3Store)
+        args: dict[str, Any] = {"CopySourceIfMatch": _quoted(if_match)} if if_match else {}
+        with answers("UploadPartCopy", upload.key):
+            resp = self.client.upload_part_copy(
+                Bucket=self.bucket,
+                Key=upload.key,
+                UploadId=upload.upload_id,
+                PartNumber=number,
+                CopySource={"Bucket": src.bucket, "Key": source},
+                CopySourceRange=f"bytes={byte_range[0]}-{byte_range[1]}",
+                **args,
+            )
+        result = resp.get("CopyPartResult", {})
+        algorithm = upload.checksum_algorithm
+        return Part(number=number, etag=_etag(result), checksum=result.get(f"Checksum{algorithm}") if algorithm else None)
 
     def complete(self, upload: Upload, parts: Sequence[Part]) -> PutResult:
         listed = []
@@ -183,7 +247,7 @@ class S3Store:
             if upload.checksum_algorithm and part.checksum:
                 entry[f"Checksum{upload.checksum_algorithm}"] = part.checksum
             listed.append(entry)
-        with _answers("CompleteMultipartUpload", upload.key):
+        with answers("CompleteMultipartUpload", upload.key):
             resp = self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=upload.key, UploadId=upload.upload_id, MultipartUpload={"Parts": listed}
             )
@@ -192,11 +256,18 @@ class S3Store:
     def abort(self, upload: Upload) -> None:
         """Abort; an upload already gone (completed or aborted) is what was wanted."""
         try:
-            with _answers("AbortMultipartUpload", upload.key):
+            with answers("AbortMultipartUpload", upload.key):
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload.key, UploadId=upload.upload_id)
         except StoreError as exc:
             if exc.code not in ("NoSuchUpload", "404"):
                 raise
+
+    def uploads(self, prefix: str = "") -> Iterator[PendingUpload]:
+        """Multipart uploads under ``prefix`` not yet completed or aborted (ListMultipartUploads, page after page)."""
+        with answers("ListMultipartUploads", prefix):
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Uploads", []):
+                    yield PendingUpload(Upload(key=item["Key"], upload_id=item["UploadId"], checksum_algorithm=None), item["Initiated"])
 
     def copy(
         self,
@@ -208,23 +279,34 @@ class S3Store:
         metadata_directive: Literal["COPY", "REPLACE"] = "COPY",
         sse: str | None = None,
         kms_key_id: str | None = None,
+        bucket_key: bool | None = None,
+        checksum_algorithm: str | None = None,
+        source_store: base.ObjectStore | None = None,
+        if_match: str | None = None,
     ) -> PutResult:
-        base.check_object_args(storage_class, sse, None)
+        """One CopyObject (atomic; tags, and system headers with COPY, come along). S3 copies at most 5 GiB at once:
+        a larger source is copied in parts (``begin``, ``upload_part_copy``, ``complete``: core/moves.py does)."""
+        algorithm = base.check_object_args(storage_class, sse, checksum_algorithm)
         base.check_copy_args(metadata, metadata_directive)
-        args = _object_args(storage_class, metadata if metadata_directive == "REPLACE" else None, sse, kms_key_id)
+        src = base.check_source_store(self, source_store, S3Store)
+        args = _object_args(storage_class, metadata if metadata_directive == "REPLACE" else None, sse, kms_key_id, bucket_key)
         args["MetadataDirective"] = metadata_directive
         if metadata_directive == "REPLACE":
             args.setdefault("Metadata", {})
-        with _answers("CopyObject", key):
-            self.client.copy({"Bucket": self.bucket, "Key": source}, self.bucket, key, ExtraArgs=args, Config=COPY_CONFIG)
-            resp = self.client.head_object(Bucket=self.bucket, Key=key)  # s3transfer returns nothing: S3 says what it made
-        return PutResult(etag=_etag(resp), checksums=_checksums(resp))
+        if algorithm:
+            args["ChecksumAlgorithm"] = algorithm
+        if if_match:
+            args["CopySourceIfMatch"] = _quoted(if_match)
+        with answers("CopyObject", key):
+            resp = self.client.copy_object(Bucket=self.bucket, Key=key, CopySource={"Bucket": src.bucket, "Key": source}, **args)
+        result = resp.get("CopyObjectResult", {})
+        return PutResult(etag=_etag(result), checksums=_checksums(result))
 
     def restore(self, key: str, *, days: int, tier: str = "Standard") -> RestoreOutcome:
         """Start a restore (202), or extend a restored copy (200); one already running is not an error."""
         base.check_restore_args(days, tier)
         try:
-            with _answers("RestoreObject", key):
+            with answers("RestoreObject", key):
                 resp = self.client.restore_object(
                     Bucket=self.bucket, Key=key, RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": tier}}
                 )
@@ -241,7 +323,7 @@ class S3Store:
         args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "PaginationConfig": {"PageSize": page_size}}
         if start_after:
             args["StartAfter"] = start_after
-        with _answers("ListObjectsV2", prefix):
+        with answers("ListObjectsV2", prefix):
             for page in self.client.get_paginator("list_objects_v2").paginate(**args):
                 for item in page.get("Contents", []):
                     yield ObjectEntry(
@@ -255,13 +337,13 @@ class S3Store:
     def presign(self, key: str, *, expires_in: int = 3600) -> str:
         """A GET URL anyone holding it may use until it expires (signed locally: no request is sent)."""
         base.check_presign_args(expires_in)
-        with _answers("PresignGetObject", key):
+        with answers("PresignGetObject", key):
             return str(self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in))
 
     def delete(self, keys: str | Iterable[str]) -> None:
         """Delete one key (DeleteObject) or many (DeleteObjects, 1,000 per request); a missing key is not an error."""
         if isinstance(keys, str):
-            with _answers("DeleteObject", keys):
+            with answers("DeleteObject", keys):
                 self.client.delete_object(Bucket=self.bucket, Key=keys)
             return
         batch: builtins.list[str] = []
@@ -274,7 +356,7 @@ class S3Store:
             self._delete_batch(batch)
 
     def _delete_batch(self, keys: builtins.list[str]) -> None:
-        with _answers("DeleteObjects", keys[0]):
+        with answers("DeleteObjects", keys[0]):
             resp = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})
         for error in resp.get("Errors", []):
             if error.get("Code") not in ("NoSuchKey",):

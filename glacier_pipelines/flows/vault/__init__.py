@@ -22,7 +22,7 @@ The source vault is never written to: the Glacier client is wrapped in :class:`R
 which only lets the read and job calls through (starting a job does not modify a vault).
 """
 
-from glacier_pipelines.catalog import vaults as v  # noqa: F401  (callers read statuses as flow.v.DONE)
+from glacier_pipelines.catalog import vault_tables as v  # noqa: F401  (callers read statuses as flow.v.DONE)
 from glacier_pipelines.flows.vault.inventory import InventoryResult, take_inventory
 from glacier_pipelines.flows.vault.jobs import JobChanges, refresh_jobs
 from glacier_pipelines.flows.vault.ledger import write_ledger

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from botocore.exceptions import ClientError
 
 from glacier_pipelines.catalog import claims as cl
-from glacier_pipelines.catalog import vaults as v
-from glacier_pipelines.catalog.vaults import JobRow
+from glacier_pipelines.catalog import vault_tables as v
+from glacier_pipelines.catalog.vault_rows import JobRow
 from glacier_pipelines.core import vault_inventory, vault_names
 from glacier_pipelines.flows.vault.jobs import refresh_jobs
 from glacier_pipelines.flows.vault.setup import VaultSetup, _code, check_vault_name

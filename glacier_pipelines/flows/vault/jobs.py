@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from glacier_pipelines.catalog import vaults as v
-from glacier_pipelines.catalog.vaults import JobRow
-from glacier_pipelines.core import transfer
+from glacier_pipelines.catalog import vault_tables as v
+from glacier_pipelines.catalog.vault_rows import JobRow
 from glacier_pipelines.flows.vault.setup import MAX_JOB_FAILURES, VaultSetup, _code, _parse_date
 
 
@@ -86,7 +85,7 @@ def _job_gone(setup: VaultSetup, job: JobRow, why: str, *, failed: bool) -> None
     if failed:
         if row.job_failures + 1 >= MAX_JOB_FAILURES:
             if row.upload_id:
-                transfer.abort_upload(setup.s3, setup.bucket, row.destination_key, row.upload_id)
+                setup.abort_upload(row.destination_key, row.upload_id)
             store.finish(
                 row.pk,
                 v.FAILED,

@@ -8,18 +8,17 @@ done by the next step: the rows stay unledgered until then.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from glacier_pipelines.catalog import Catalog
-from glacier_pipelines.catalog import vaults as v
+from glacier_pipelines.catalog import vault_tables as v
 from glacier_pipelines.catalog.vault_history import VaultHistory
 from glacier_pipelines.catalog.vaults import VaultStore
-from glacier_pipelines.core import checksums, vault_ledger
+from glacier_pipelines.core import vault_ledger
+from glacier_pipelines.core.objectstore import BucketStores, ObjectStore, StoreError, bucket_stores, put_document
 from glacier_pipelines.core.vault_ledger import iso, parse_time
+from glacier_pipelines.flows.store_faults import answered, said
 from glacier_pipelines.flows.vault.setup import VaultSetup
 
 log = logging.getLogger(__name__)
@@ -75,15 +74,7 @@ def write_ledger(setup: VaultSetup, vault: str) -> int:
             return written
         body = vault_ledger.encode(entries)
         key = vault_ledger.key_for(setup.prefix, vault)
-        setup.s3.put_object(
-            Bucket=setup.bucket,
-            Key=key,
-            Body=body,
-            StorageClass="STANDARD",
-            ContentType="application/x-ndjson",
-            ChecksumAlgorithm="SHA256",
-            ChecksumSHA256=checksums.b64(hashlib.sha256(body).digest()),
-        )
+        put_document(setup.objects(), key, body)
         history.mark_ledgered(rows)
         if inventory is not None and not (inventory.result or {}).get("ledgerKey"):
             store.update_job(inventory.job_id, result={**(inventory.result or {}), "ledgerKey": key})
@@ -96,16 +87,18 @@ def record(setup: VaultSetup, vault: str) -> int:
     """:func:`write_ledger`, a failure logged (the rows stay due for the next step's write)."""
     try:
         return write_ledger(setup, vault)
-    except (ClientError, BotoCoreError) as exc:
-        log.warning("vault %s: ledger not written (the next step writes it): %s", vault, exc)
+    except StoreError as exc:
+        log.warning("vault %s: ledger not written (the next step writes it): %s", vault, said(exc))
         return 0
 
 
 # ---- rebuild ----------------------------------------------------------------------------------
 
 
-def rebuild_vaults(catalog: Catalog, s3: Any, bucket: str, prefix: str) -> dict[str, int]:
+def rebuild_vaults(catalog: Catalog, stores: BucketStores | Any, bucket: str, prefix: str) -> dict[str, int]:
     """Recreate the vault tables from the ledgers under ``<prefix>/~ledger/`` and the copies' metadata in ``bucket``.
+
+    ``stores``: bucket -> its ObjectStore, or a boto3 S3 client to build them on (``core.objectstore.bucket_stores``).
 
     Archives come back with the status, messages, key and run of their last ledger line; one that
     was on its way (a retrieval job started) comes back NEW, since its job is not known any more.
@@ -113,18 +106,9 @@ def rebuild_vaults(catalog: Catalog, s3: Any, bucket: str, prefix: str) -> dict[
     happened) is recognised by its metadata (archive id, tree hash, size). Rows that exist are left.
     """
     counts = {"vaults": 0, "vault_archives": 0, "vault_copies_from_metadata": 0}
-    history = VaultHistory(catalog)
-    keys = [
-        o["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=vault_ledger.folder(prefix))
-        for o in page.get("Contents", [])
-    ]
-    entries = [
-        e
-        for k in sorted(keys)
-        if vault_ledger.is_ledger_key(prefix, k)
-        for e in vault_ledger.parse(s3.get_object(Bucket=bucket, Key=k)["Body"].read())
-    ]
+    history, store = VaultHistory(catalog), bucket_stores(stores)(bucket)
+    keys = [entry.key for entry in store.list(vault_ledger.folder(prefix))]
+    entries = [e for k in sorted(keys) if vault_ledger.is_ledger_key(prefix, k) for e in vault_ledger.parse(_read(store, k))]
     inventories, archives = vault_ledger.latest(entries)
     for vault, inv in inventories.items():
         loaded_at = parse_time(inv["loadedAt"])
@@ -170,42 +154,47 @@ def rebuild_vaults(catalog: Catalog, s3: Any, bucket: str, prefix: str) -> dict[
             }
         )
     for vault in sorted({vault for vault, _ in archives}):
-        counts["vault_copies_from_metadata"] += _copies_not_ledgered(history, s3, bucket, prefix, vault)
+        counts["vault_copies_from_metadata"] += _copies_not_ledgered(history, store, bucket, prefix, vault)
     return counts
 
 
-def _copies_not_ledgered(history: VaultHistory, s3: Any, bucket: str, prefix: str, vault: str) -> int:
+def _read(store: ObjectStore, key: str) -> bytes:
+    with store.get(key) as body:
+        return body.read()
+
+
+def _copies_not_ledgered(history: VaultHistory, store: ObjectStore, bucket: str, prefix: str, vault: str) -> int:
     """Archives the ledger left short of DONE whose copy S3 holds (HEAD: its metadata names the archive and its tree hash)."""
     known = history.known_keys(vault)
     vault_prefix = "/".join(p for p in (prefix.strip("/"), vault) if p) + "/"
     found = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=vault_prefix):
-        for item in page.get("Contents", []):
-            archive_id, status = known.get(item["Key"], (None, None))
-            if archive_id is None or status == v.DONE:
-                continue
-            try:
-                head = s3.head_object(Bucket=bucket, Key=item["Key"], ChecksumMode="ENABLED")
-            except ClientError as exc:
-                log.warning("rebuild: cannot read s3://%s/%s: %s", bucket, item["Key"], exc)
-                continue
-            meta = head.get("Metadata") or {}
-            row = VaultStore(history.catalog).archive_by_id(vault, archive_id)
-            if row is None:  # known_keys just listed it
-                raise RuntimeError(f"vault {vault!r}: archive {archive_id!r} left the catalog during the rebuild")
-            if (
-                meta.get("glacier-archive-id") != archive_id
-                or meta.get("glacier-tree-hash") != row.tree_hash
-                or head.get("ContentLength") != row.size
-            ):
-                continue
-            history.mark_done_from_copy(
-                vault,
-                archive_id,
-                bucket=bucket,
-                etag=(head.get("ETag") or "").strip('"'),
-                s3_checksum=head.get("ChecksumSHA256"),
-                message=f"rebuilt: s3://{bucket}/{item['Key']} holds this archive (its metadata names it)",
-            )
-            found += 1
+    for item in store.list(vault_prefix):
+        archive_id, status = known.get(item.key, (None, None))
+        if archive_id is None or status == v.DONE:
+            continue
+        try:
+            head = store.head(item.key, checksum=True)
+        except StoreError as exc:
+            if not answered(exc):  # no answer at all (connection, timeout): the rebuild stops, as it always did
+                raise
+            log.warning("rebuild: cannot read s3://%s/%s: %s", bucket, item.key, said(exc))
+            continue
+        row = VaultStore(history.catalog).archive_by_id(vault, archive_id)
+        if row is None:  # known_keys just listed it
+            raise RuntimeError(f"vault {vault!r}: archive {archive_id!r} left the catalog during the rebuild")
+        if (
+            head.metadata.get("glacier-archive-id") != archive_id
+            or head.metadata.get("glacier-tree-hash") != row.tree_hash
+            or head.size != row.size
+        ):
+            continue
+        history.mark_done_from_copy(
+            vault,
+            archive_id,
+            bucket=bucket,
+            etag=head.etag,
+            s3_checksum=head.checksums.get("SHA256"),
+            message=f"rebuilt: s3://{bucket}/{item.key} holds this archive (its metadata names it)",
+        )
+        found += 1
     return found

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from glacier_pipelines.catalog import vaults as v
+from glacier_pipelines.catalog import vault_tables as v
 from glacier_pipelines.flows.vault.setup import VaultSetup
 
 

@@ -10,9 +10,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from glacier_pipelines.catalog import claims as cl
-from glacier_pipelines.catalog import vaults as v
-from glacier_pipelines.catalog.vaults import ArchiveRow
-from glacier_pipelines.core import transfer
+from glacier_pipelines.catalog import vault_tables as v
+from glacier_pipelines.catalog.vault_rows import ArchiveRow
+from glacier_pipelines.core.objectstore import NotFound, ObjectHead
 from glacier_pipelines.flows.vault.jobs import JobChanges, refresh_jobs
 from glacier_pipelines.flows.vault.setup import S3_MAX_OBJECT_BYTES, VaultSetup, _code, _mib, check_vault_name, hold_archive
 
@@ -40,13 +40,11 @@ class RetrievalReport:
         return sum(size for _, size in self.started)
 
 
-def _head(setup: VaultSetup, key: str) -> dict[str, Any] | None:
+def _head(setup: VaultSetup, key: str) -> ObjectHead | None:
     try:
-        return setup.s3.head_object(Bucket=setup.bucket, Key=key)
-    except ClientError as exc:
-        if _code(exc) in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise
+        return setup.objects().head(key)
+    except NotFound:
+        return None
 
 
 def _already_there(setup: VaultSetup, row: ArchiveRow) -> tuple[bool, str | None]:
@@ -54,8 +52,8 @@ def _already_there(setup: VaultSetup, row: ArchiveRow) -> tuple[bool, str | None
     head = _head(setup, row.destination_key)
     if head is None:
         return False, None
-    size = head.get("ContentLength")
-    their_hash = (head.get("Metadata") or {}).get("glacier-tree-hash")
+    size = head.size
+    their_hash = head.metadata.get("glacier-tree-hash")
     if size != row.size:
         return False, f"s3://{setup.bucket}/{row.destination_key} already exists with {size} bytes, not {row.size}: not overwritten"
     if their_hash and their_hash != row.tree_hash:
@@ -228,6 +226,6 @@ def _new_archive(setup: VaultSetup, row: ArchiveRow, report: RetrievalReport, ru
 
 def _fail(setup: VaultSetup, row: ArchiveRow, reason: str, into: list[tuple[str, str]], run_id: str | None) -> None:
     if row.upload_id:
-        transfer.abort_upload(setup.s3, setup.bucket, row.destination_key, row.upload_id)
+        setup.abort_upload(row.destination_key, row.upload_id)
     setup.store.finish(row.pk, v.FAILED, message=reason, at=setup.clock(), run_id=run_id)
     into.append((row.archive_id, reason))

@@ -15,8 +15,10 @@ from botocore.exceptions import ClientError
 from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.catalog import claims as cl
 from glacier_pipelines.catalog.claims import ClaimStore
-from glacier_pipelines.catalog.vaults import ArchiveRow, VaultStore
+from glacier_pipelines.catalog.vault_rows import ArchiveRow
+from glacier_pipelines.catalog.vaults import VaultStore
 from glacier_pipelines.core import transfer, treehash, vault_names
+from glacier_pipelines.core.objectstore import ObjectStore, S3Store, Upload
 
 MiB = 1024 * 1024
 S3_MAX_OBJECT_BYTES = 5 * 1024**4  # S3's largest single object (5 TiB)
@@ -71,7 +73,7 @@ class VaultSetup:
 
     catalog: Catalog
     glacier: Any  # a boto3 Glacier client (wrapped read-only)
-    s3: Any  # a boto3 S3 client
+    s3: Any  # a boto3 S3 client: the copies' ObjectStore is built on it (``objects``); ListParts alone calls it raw
     upload: transfer.UploadSettings  # storage class and server-side encryption of the copies
     bucket: str = ""  # empty: upload.bucket
     prefix: str = "vaults"  # keys are <prefix>/<vault>/<name>
@@ -116,6 +118,14 @@ class VaultSetup:
     @property
     def store(self) -> VaultStore:
         return VaultStore(self.catalog)
+
+    def objects(self, bucket: str | None = None) -> ObjectStore:
+        """The ObjectStore of the copies' bucket (or of ``bucket``, where an archive was copied before a change of bucket)."""
+        return S3Store(self.s3, bucket or self.bucket)
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Abort an archive's open multipart upload; one already gone is what was wanted."""
+        self.objects().abort(Upload(key=key, upload_id=upload_id))
 
     @property
     def claims(self) -> ClaimStore:

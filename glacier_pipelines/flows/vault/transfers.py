@@ -13,10 +13,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from glacier_pipelines.catalog import claims as cl
-from glacier_pipelines.catalog import vaults as v
+from glacier_pipelines.catalog import vault_tables as v
 from glacier_pipelines.catalog.claims import ClaimStore
-from glacier_pipelines.catalog.vaults import ArchiveRow
-from glacier_pipelines.core import checksums, transfer, treehash
+from glacier_pipelines.catalog.vault_rows import ArchiveRow, PartRow
+from glacier_pipelines.core import checksums, treehash
+from glacier_pipelines.core.objectstore import NotFound, Part, StoreError, Upload
+from glacier_pipelines.core.objectstore.s3 import answers
+from glacier_pipelines.flows.store_faults import said
 from glacier_pipelines.flows.vault.jobs import JobChanges, refresh_jobs
 from glacier_pipelines.flows.vault.retrievals import _already_there, _head
 from glacier_pipelines.flows.vault.setup import (
@@ -99,11 +102,12 @@ def _list_parts(setup: VaultSetup, key: str, upload_id: str) -> dict[int, str] |
     """part number -> ETag of an open upload, None if the upload no longer exists."""
     parts: dict[int, str] = {}
     try:
-        for page in setup.s3.get_paginator("list_parts").paginate(Bucket=setup.bucket, Key=key, UploadId=upload_id):
-            for p in page.get("Parts", []):
-                parts[p["PartNumber"]] = p["ETag"].strip('"')
-    except ClientError as exc:
-        if _code(exc) in ("NoSuchUpload", "404"):
+        with answers("ListParts", key):  # raw boto3: the port has no ListParts yet
+            for page in setup.s3.get_paginator("list_parts").paginate(Bucket=setup.bucket, Key=key, UploadId=upload_id):
+                for p in page.get("Parts", []):
+                    parts[p["PartNumber"]] = p["ETag"].strip('"')
+    except StoreError as exc:
+        if exc.code in ("NoSuchUpload", "404"):
             return None
         raise
     return parts
@@ -112,8 +116,7 @@ def _list_parts(setup: VaultSetup, key: str, upload_id: str) -> dict[int, str] |
 def _transfer_one(
     setup: VaultSetup, row: ArchiveRow, report: TransferReport, run_id: str | None, heartbeat: Callable[[], Any] | None = None
 ) -> None:
-    store = setup.store
-    s3 = setup.s3
+    store, objects, upload = setup.store, setup.objects(), setup.upload
     key = row.destination_key
     if row.size == 0:
         if row.tree_hash != EMPTY_TREE_HASH:
@@ -122,14 +125,15 @@ def _transfer_one(
         if conflict:
             raise IntegrityError(conflict)
         if not present:
-            s3.put_object(
-                Bucket=setup.bucket,
-                Key=key,
-                Body=b"",
-                ChecksumAlgorithm="SHA256",
-                ChecksumSHA256=checksums.b64(hashlib.sha256(b"").digest()),
-                Metadata=_object_metadata(row),
-                **setup.upload.object_args(),
+            objects.put(
+                key,
+                b"",
+                storage_class=upload.storage_class,
+                metadata=_object_metadata(row),
+                sse=upload.sse,
+                kms_key_id=upload.kms_key_id,
+                checksum_algorithm="SHA256",
+                checksum=checksums.b64(hashlib.sha256(b"").digest()),
             )
         store.finish(
             row.pk,
@@ -143,7 +147,7 @@ def _transfer_one(
         return
 
     upload_id, chunk = row.upload_id, row.chunk_size
-    done_parts: dict[int, v.PartRow] = {}
+    done_parts: dict[int, PartRow] = {}
     if upload_id:
         listed = _list_parts(setup, key, upload_id)
         if listed is None:
@@ -169,19 +173,23 @@ def _transfer_one(
         if conflict:
             raise IntegrityError(conflict)
         chunk = chunk_size_for(row.size, setup.chunk_size)
-        upload_id = s3.create_multipart_upload(
-            Bucket=setup.bucket, Key=key, ChecksumAlgorithm="SHA256", Metadata=_object_metadata(row), **setup.upload.object_args()
-        )["UploadId"]
+        upload_id = objects.begin(
+            key,
+            storage_class=upload.storage_class,
+            metadata=_object_metadata(row),
+            sse=upload.sse,
+            kms_key_id=upload.kms_key_id,
+            checksum_algorithm="SHA256",
+        ).upload_id
         store.start_upload(row.pk, upload_id, chunk, setup.bucket)
     elif row.status != v.TRANSFERRING:
         store.update_archive(row.pk, status=v.TRANSFERRING)
     assert chunk is not None
 
+    opened = Upload(key=key, upload_id=upload_id, checksum_algorithm="SHA256")
     ranges = treehash.aligned_ranges(row.size, chunk)
     roots: dict[int, str] = {n: p.tree_hash for n, p in done_parts.items()}
-    parts: dict[int, dict[str, Any]] = {
-        n: {"PartNumber": n, "ETag": p.etag, "ChecksumSHA256": p.checksum_sha256} for n, p in done_parts.items()
-    }
+    parts: dict[int, Part] = {n: Part(number=n, etag=p.etag, checksum=p.checksum_sha256) for n, p in done_parts.items()}
     unannounced = 0  # ranges Glacier sent without x-amz-sha256-tree-hash
     for k, (start, end) in enumerate(ranges):
         number = k + 1
@@ -196,21 +204,11 @@ def _transfer_one(
                 f"part {number} (bytes {start}-{end}): tree hash of the bytes received is {actual}, Glacier announced {announced}"
             )
         digest = checksums.b64(hashlib.sha256(data).digest())
-        resp = s3.upload_part(
-            Bucket=setup.bucket,
-            Key=key,
-            UploadId=upload_id,
-            PartNumber=number,
-            Body=data,
-            ChecksumAlgorithm="SHA256",
-            ChecksumSHA256=digest,
-        )
-        returned = resp.get("ChecksumSHA256")
-        if returned is not None and returned != digest:
-            raise IntegrityError(f"part {number}: S3 reports checksum {returned}, sent {digest}")
-        etag = resp["ETag"].strip('"')
-        store.record_part(row.pk, upload_id, number, etag=etag, checksum_sha256=digest, tree_hash=actual, size=len(data))
-        parts[number] = {"PartNumber": number, "ETag": etag, "ChecksumSHA256": digest}
+        sent = objects.upload_part(opened, number, data, checksum=digest)
+        if sent.checksum is not None and sent.checksum != digest:
+            raise IntegrityError(f"part {number}: S3 reports checksum {sent.checksum}, sent {digest}")
+        store.record_part(row.pk, upload_id, number, etag=sent.etag, checksum_sha256=digest, tree_hash=actual, size=len(data))
+        parts[number] = Part(number=number, etag=sent.etag, checksum=digest)
         roots[number] = actual
         report.bytes_transferred += len(data)
         report.parts_uploaded += 1
@@ -222,14 +220,11 @@ def _transfer_one(
     if whole != row.tree_hash:
         unsent = f" ({unannounced} range(s) came without x-amz-sha256-tree-hash)" if unannounced else ""
         raise IntegrityError(f"tree hash of the {len(ranges)} part(s) is {whole}, the inventory says {row.tree_hash}{unsent}")
-    resp = s3.complete_multipart_upload(
-        Bucket=setup.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": [parts[n] for n in range(1, len(ranges) + 1)]}
-    )
+    completed = objects.complete(opened, [parts[n] for n in range(1, len(ranges) + 1)])
     head = _head(setup, key)
-    if head is None or head.get("ContentLength") != row.size:
+    if head is None or head.size != row.size:
         raise OSError(
-            f"s3://{setup.bucket}/{key} reports {None if head is None else head.get('ContentLength')} bytes "
-            f"after completion, expected {row.size}"
+            f"s3://{setup.bucket}/{key} reports {None if head is None else head.size} bytes after completion, expected {row.size}"
         )
     store.finish(
         row.pk,
@@ -243,8 +238,8 @@ def _transfer_one(
         at=setup.clock(),
         run_id=run_id,
         bucket=setup.bucket,
-        etag=(resp.get("ETag") or "").strip('"'),
-        s3_checksum=resp.get("ChecksumSHA256") or head.get("ChecksumSHA256"),
+        etag=completed.etag,
+        s3_checksum=completed.checksums.get("SHA256") or head.checksums.get("SHA256"),
     )
     report.done.append((row.archive_id, row.size))
 
@@ -271,7 +266,7 @@ def _transfer_guarded(
     except IntegrityError as exc:
         fresh = store.archive(row.pk)
         if fresh.upload_id:
-            transfer.abort_upload(setup.s3, setup.bucket, fresh.destination_key, fresh.upload_id)
+            setup.abort_upload(fresh.destination_key, fresh.upload_id)
         store.finish(row.pk, v.FAILED, message=str(exc), at=setup.clock(), run_id=run_id)
         report.failed.append((row.archive_id, str(exc)))
         log.warning("vault %s: archive %s FAILED: %s", row.vault, row.archive_id, exc)
@@ -280,23 +275,23 @@ def _transfer_guarded(
             store.update_job(row.job_id, status=v.EXPIRED, checked_at=setup.clock(), message=str(exc))
         store.update_archive(row.pk, status=v.NEW, message=f"{exc}; a new retrieval job will be started (parts already uploaded are kept)")
         report.requeued.append((row.archive_id, str(exc)))
-    except (ClientError, BotoCoreError, OSError) as exc:
+    except (StoreError, ClientError, BotoCoreError, OSError) as exc:  # ClientError, BotoCoreError: the Glacier API's (not the port's)
         fresh = store.archive(row.pk)
         attempts = fresh.attempts + 1
         if attempts >= MAX_TRANSFER_ATTEMPTS:
             if fresh.upload_id:
-                transfer.abort_upload(setup.s3, setup.bucket, fresh.destination_key, fresh.upload_id)
-            reason = f"gave up after {attempts} interrupted attempts; last error: {exc}"
+                setup.abort_upload(fresh.destination_key, fresh.upload_id)
+            reason = f"gave up after {attempts} interrupted attempts; last error: {said(exc)}"
             store.finish(row.pk, v.FAILED, message=reason, at=setup.clock(), run_id=run_id, attempts=attempts)
             report.failed.append((row.archive_id, reason))
         else:
             store.update_archive(
                 row.pk,
                 attempts=attempts,
-                message=f"transfer interrupted (attempt {attempts}): {exc}; the next run resumes from the first missing part",
+                message=f"transfer interrupted (attempt {attempts}): {said(exc)}; the next run resumes from the first missing part",
             )
-            report.interrupted.append((row.archive_id, str(exc)))
-        log.warning("vault %s: archive %s interrupted: %s", row.vault, row.archive_id, exc)
+            report.interrupted.append((row.archive_id, said(exc)))
+        log.warning("vault %s: archive %s interrupted: %s", row.vault, row.archive_id, said(exc))
 
 
 def transfer_archives(setup: VaultSetup, vault: str, *, run_id: str | None = None) -> TransferReport:
@@ -356,26 +351,21 @@ def verify_transfers(setup: VaultSetup, vault: str, *, run_id: str | None) -> li
             continue
         key, bucket = row.destination_key, row.bucket or setup.bucket
         try:
-            head = setup.s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-        except ClientError as exc:
-            if _code(exc) not in ("404", "NoSuchKey", "NotFound"):
-                raise
+            head = setup.objects(bucket).head(key, checksum=True)
+        except NotFound:
             head = None
         if head is None:
             fault = f"s3://{bucket}/{key} is missing"
-        elif head.get("ContentLength") != row.size:
-            fault = f"s3://{bucket}/{key} holds {head.get('ContentLength')} bytes, the inventory says {row.size}"
-        elif row.s3_checksum and head.get("ChecksumSHA256") != row.s3_checksum:
+        elif head.size != row.size:
+            fault = f"s3://{bucket}/{key} holds {head.size} bytes, the inventory says {row.size}"
+        elif row.s3_checksum and head.checksums.get("SHA256") != row.s3_checksum:
             fault = (
-                f"s3://{bucket}/{key} reports SHA-256 checksum {head.get('ChecksumSHA256')}, {row.s3_checksum} was recorded at copy time"
+                f"s3://{bucket}/{key} reports SHA-256 checksum {head.checksums.get('SHA256')}, {row.s3_checksum} was recorded at copy time"
             )
-        elif row.etag and (head.get("ETag") or "").strip('"') != row.etag:
-            fault = f"s3://{bucket}/{key} has ETag {(head.get('ETag') or '').strip(chr(34))}, {row.etag} was recorded at copy time"
-        elif row.etag and (head.get("Metadata") or {}).get("glacier-tree-hash") != row.tree_hash:
-            fault = (
-                f"s3://{bucket}/{key} carries tree hash {(head.get('Metadata') or {}).get('glacier-tree-hash')}, "
-                f"the inventory says {row.tree_hash}"
-            )
+        elif row.etag and head.etag != row.etag:
+            fault = f"s3://{bucket}/{key} has ETag {head.etag}, {row.etag} was recorded at copy time"
+        elif row.etag and head.metadata.get("glacier-tree-hash") != row.tree_hash:
+            fault = f"s3://{bucket}/{key} carries tree hash {head.metadata.get('glacier-tree-hash')}, the inventory says {row.tree_hash}"
         else:
             continue
         store.finish(row.pk, v.FAILED, message=f"integrity check: {fault}", at=setup.clock(), run_id=run_id)

@@ -1,4 +1,4 @@
-"""Baseline: the catalog schema as the releases before Alembic made it (every table of catalog/tables.py and catalog/vaults.py).
+"""Baseline: the catalog schema as the releases before Alembic made it (every table of catalog/tables.py and catalog/vault_tables.py).
 
 On an empty database it creates every table. On a catalog made before migrations existed (tables, no
 ``alembic_version``), it adopts what is there and adds only what is missing: tables, nullable columns

@@ -1,15 +1,7 @@
-"""Every environment variable the project reads: one typed model with each default, range and meaning.
+"""``GlacierSettings``: every ``GLACIER_*`` variable (and ``DAGSTER_HOME``) as one typed field with its default, range and meaning.
 
-``GlacierSettings`` (pydantic-settings) reads the ``GLACIER_*`` variables and ``DAGSTER_HOME``
-and refuses bad values with a :class:`SettingsError` naming every bad variable and what it
-accepts, one per line. ``load()`` builds it once per environment; the code location
-(``resources_from_env``) and the CLI call it before anything runs, so a typo fails at load.
-
-The older views stay for their callers: ``env(name)`` (a variable's value as text),
-``ENV_VARS`` (name -> (default, meaning)) and the ``Settings`` dataclass; all three are
-derived from the model. The configuration table of ``docs/configuration.md`` (``DOC_TARGET``) is
-``markdown_table()``'s output, and a test keeps the two identical
-(``python -m glacier_pipelines.settings`` prints it; with a path, rewrites it there).
+A new variable is a new field here; ``python -m glacier_pipelines.settings docs/configuration.md``
+then regenerates the documented table from it (settings/table.py).
 """
 
 from __future__ import annotations
@@ -17,31 +9,17 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import annotated_types
-from pydantic import Field, ValidationError, field_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
-from pydantic_settings.sources.utils import parse_env_vars
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from glacier_pipelines.core.constants import STORAGE_CLASSES, MiB
+from glacier_pipelines.core.constants import STORAGE_CLASSES
+from glacier_pipelines.settings.environ import MappingEnvSource
 
 PREFIX = "GLACIER_"
-
-
-class SettingsError(ValueError):
-    """One or more variables have values the project cannot use; the message has one line per variable."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("invalid configuration:\n" + "\n".join(problems))
 
 
 def _var(default: Any, description: str, expected: str | None = None, *, secret: bool = False, **constraints: Any) -> Any:
@@ -369,7 +347,7 @@ class GlacierSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, _MappingEnvSource(settings_cls)
+        return init_settings, MappingEnvSource(settings_cls)
 
     # -- derived values ----------------------------------------------------------------------------------
     @property
@@ -383,224 +361,3 @@ class GlacierSettings(BaseSettings):
     @property
     def resolved_dagster_home(self) -> Path:
         return self.dagster_home or self.home_dir / "dagster"
-
-
-_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("glacier_settings_environ", default=None)
-
-
-class _MappingEnvSource(EnvSettingsSource):
-    """pydantic-settings' environment source over a given mapping (``os.environ`` unless ``load`` was handed one)."""
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        environ = _ENVIRON.get()
-        return parse_env_vars(
-            os.environ if environ is None else environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
-        )
-
-
-FIELDS: dict[str, FieldInfo] = dict(GlacierSettings.model_fields)
-
-
-def var_name(field: str) -> str:
-    info = FIELDS[field]
-    return info.validation_alias if isinstance(info.validation_alias, str) else PREFIX + field.upper()
-
-
-VARIABLES: dict[str, str] = {var_name(f): f for f in FIELDS}  # environment variable -> field
-
-
-def _number(v: Any) -> str:
-    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
-
-
-def expected(field: str) -> str:
-    """What a variable accepts, in words: explicit on the field, or from its type and bounds."""
-    info = FIELDS[field]
-    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-    if extra.get("expected"):
-        return str(extra["expected"])
-    whole = info.annotation in (int, int | None)
-    bounds: dict[str, Any] = {
-        type(m).__name__: m for m in info.metadata if isinstance(m, (annotated_types.Ge, annotated_types.Gt, annotated_types.Le))
-    }
-    low = f">= {_number(bounds['Ge'].ge)}" if "Ge" in bounds else f"> {_number(bounds['Gt'].gt)}" if "Gt" in bounds else ""
-    kind = "a whole number" if whole else "a number"
-    if "Le" in bounds:
-        if "Ge" in bounds:
-            return f"{kind} from {_number(bounds['Ge'].ge)} to {_number(bounds['Le'].le)}"
-        return f"{kind} {low} and <= {_number(bounds['Le'].le)}" if low else f"{kind} <= {_number(bounds['Le'].le)}"
-    return f"{kind} {low}".rstrip()
-
-
-def as_text(value: Any) -> str:
-    """A value as the environment spells it: '' for unset, 1/0 for booleans, 16 rather than 16.0."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, float):
-        return _number(value)
-    if isinstance(value, tuple):
-        return ",".join(f"{x[0]}={x[1]}" if isinstance(x, tuple) else str(x) for x in value)
-    return str(value)
-
-
-def _shown(field: str, raw: str | None) -> str:
-    """The offending value for a message; secrets (URLs with passwords) show their scheme at most."""
-    info = FIELDS[field]
-    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-    if raw is None:
-        return "its default"
-    if extra.get("secret"):
-        scheme = urlsplit(raw).scheme if "://" in raw else ""
-        return f"a value starting {scheme}:// (rest not shown)" if scheme else "a value (not shown)"
-    return repr(raw)
-
-
-def _relevant(environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((k, v) for k, v in environ.items() if k.upper().startswith(PREFIX) or k.upper() == "DAGSTER_HOME"))
-
-
-@lru_cache(maxsize=64)
-def _load(items: tuple[tuple[str, str], ...]) -> GlacierSettings:
-    environ = dict(items)
-    token = _ENVIRON.set(environ)
-    try:
-        return GlacierSettings()  # type: ignore[call-arg]  # pydantic-settings reads the fields from the environment
-    except ValidationError as exc:
-        upper = {k.upper(): v for k, v in environ.items()}
-        problems: dict[str, str] = {}
-        for error in exc.errors():
-            loc = str(error["loc"][0]) if error["loc"] else ""
-            field = loc if loc in FIELDS else VARIABLES.get(loc)
-            if field is None or var_name(field) in problems:
-                continue
-            name = var_name(field)
-            problems[name] = f"{name}: expected {expected(field)}, got {_shown(field, upper.get(name))}"
-        raise SettingsError(list(problems.values()) or [str(exc)]) from None
-    finally:
-        _ENVIRON.reset(token)
-
-
-def load(environ: Mapping[str, str] | None = None) -> GlacierSettings:
-    """The validated settings of ``environ`` (default: the process environment); raises SettingsError."""
-    return _load(_relevant(os.environ if environ is None else environ))
-
-
-def env(name: str, environ: Mapping[str, str] | None = None) -> str:
-    """One variable's validated value as text ('' when unset): a view of ``load(environ)``."""
-    return as_text(getattr(load(environ), VARIABLES[name]))
-
-
-def _defaults() -> dict[str, tuple[str, str]]:
-    return {var_name(f): (as_text(info.default), info.description or "") for f, info in FIELDS.items()}
-
-
-# name -> (default as text, meaning); an empty default means "unset". Derived from the model.
-ENV_VARS: dict[str, tuple[str, str]] = _defaults()
-
-
-def markdown_table() -> str:
-    """The configuration table of ``DOC_TARGET``, one row per variable, from the model."""
-    rows = ["| variable | default | accepts | meaning |", "|---|---|---|---|"]
-    for field, info in FIELDS.items():
-        default = as_text(info.default)
-        rows.append(f"| `{var_name(field)}` | {f'`{default}`' if default else 'unset'} | {expected(field)} | {info.description} |")
-    return "\n".join(rows) + "\n"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Resolved configuration, for the CLI and for building resources (a view of ``GlacierSettings``)."""
-
-    home: Path
-    s3_endpoint_url: str | None
-    s3_region: str
-    bucket: str
-    storage_class: str
-    key_prefix: str
-    sse: str | None
-    kms_key_id: str | None
-    part_size: int
-    multipart_threshold: int
-    upload_concurrency: int
-    catalog_url: str
-    source_roots: str
-    source_allowed_networks: str
-    source_timeout: float
-    request_transport: str
-    amqp_url: str
-    request_queue: str
-    response_exchange: str
-    response_routing_key: str
-    dead_letter_queue: str
-    tenants: tuple[str, ...]
-    batch_size: int
-
-    @classmethod
-    def from_model(cls, m: GlacierSettings) -> "Settings":
-        return cls(
-            home=m.home_dir,
-            s3_endpoint_url=m.s3_endpoint_url,
-            s3_region=m.s3_region,
-            bucket=m.bucket,
-            storage_class=m.storage_class,
-            key_prefix=m.key_prefix,
-            sse=m.sse,
-            kms_key_id=m.sse_kms_key_id,
-            part_size=int(m.part_size_mb * MiB),
-            multipart_threshold=int(m.multipart_threshold_mb * MiB),
-            upload_concurrency=m.upload_concurrency,
-            catalog_url=m.resolved_catalog_url,
-            source_roots=as_text(m.source_roots),
-            source_allowed_networks=as_text(m.source_allowed_networks),
-            source_timeout=m.source_timeout,
-            request_transport=m.request_transport,
-            amqp_url=m.amqp_url or "",
-            request_queue=m.request_queue,
-            response_exchange=m.response_exchange,
-            response_routing_key=m.response_routing_key,
-            dead_letter_queue=m.dead_letter_queue,
-            tenants=m.tenants,
-            batch_size=m.batch_size,
-        )
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
-        return cls.from_model(load(environ))
-
-    @property
-    def spool_dir(self) -> Path:
-        return self.home / "spool"
-
-    @property
-    def staging_dir(self) -> Path:
-        return self.home / "staging"
-
-
-# The page that holds the generated table (relative to the repository root); the README links to it.
-DOC_TARGET = "docs/configuration.md"
-TABLE_HEADER = "| variable | default |"
-
-
-def with_table(doc: str) -> str:
-    """``doc`` with its configuration table replaced by ``markdown_table()``; a page without one is refused."""
-    start = doc.find("\n" + TABLE_HEADER)
-    if start == -1:
-        raise ValueError(f"no configuration table (a line starting {TABLE_HEADER!r}) to replace; it lives in {DOC_TARGET}")
-    start += 1
-    end = doc.find("\n\n", start)
-    return doc[:start] + markdown_table() + (doc[end + 1 :] if end != -1 else "")
-
-
-if __name__ == "__main__":  # python -m glacier_pipelines.settings [docs/configuration.md]: print the table, or rewrite it there
-    import sys
-
-    if len(sys.argv) > 1:
-        doc_path = Path(sys.argv[1])
-        try:
-            doc_path.write_text(with_table(doc_path.read_text()))
-        except (OSError, ValueError) as exc:
-            sys.exit(f"{doc_path}: {exc}")
-    else:
-        print(markdown_table(), end="")
