@@ -100,7 +100,7 @@ def _append_member(tar: tarfile.TarFile, out: _HashingWriter, info: tarfile.TarI
     out.write(header + data + bytes(padding))
     data_offset = tar.offset + len(header)
     tar.offset = data_offset + len(data) + padding
-    tar.members.append(info)
+    tar.members.append(info)  # type: ignore[attr-defined]  # the list addfile appends to (not in typeshed)
     return data_offset
 
 
