@@ -13,6 +13,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.catalog import vault_tables, worker_request_tables
 from glacier_pipelines.catalog.errors import CatalogConfigError, CatalogUnavailable, is_permanent_connect_error
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -59,10 +60,11 @@ def safe_url(url: str | sa.URL) -> str:
         return "(not a database URL)"
 
 
-def _catalog_table_names() -> set[str]:
-    import glacier_pipelines.catalog.vault_tables  # noqa: F401  (its tables join tables.metadata)
-    import glacier_pipelines.catalog.worker_requests  # noqa: F401  (likewise)
+# Every module that declares tables: each adds its own to ``tables.metadata`` when imported.
+TABLE_MODULES = (t, vault_tables, worker_request_tables)
 
+
+def _catalog_table_names() -> set[str]:
     return {table.name for table in t.metadata.sorted_tables}
 
 
@@ -126,8 +128,7 @@ def _ensure(engine: sa.Engine) -> None:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(7170172)"))
         if not check(conn, url):
             return
-        _catalog_table_names()  # every module that declares tables is imported: all of them are created
-        t.metadata.create_all(conn)
+        t.metadata.create_all(conn)  # every table of TABLE_MODULES
         _version.create(conn)
         conn.execute(_version.insert().values(version_num=HEAD))
 

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
+from glacier_pipelines.catalog import schema
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.answers import CheckAnswers
 from glacier_pipelines.catalog.batches import BatchQueries
@@ -107,8 +108,6 @@ class Catalog(IntakeQueries, BatchQueries, CheckAnswers, Outbox, Reports):
     def _create_schema(self) -> None:
         """Create every table of an empty database at the newest schema revision; refuse an older catalog
         (``CatalogNeedsUpgrade``: run ``glacier-pipelines catalog upgrade``) instead of patching it (catalog/schema.py)."""
-        from glacier_pipelines.catalog import schema
-
         schema.ensure(self.engine)
 
     def _connect_patiently(self, dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:

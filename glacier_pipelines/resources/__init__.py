@@ -9,9 +9,9 @@ from glacier_pipelines.resources.archive import (
     CatalogResource,
     RequestTransportResource,
     SourcesResource,
-    resources_from_env,
 )
 from glacier_pipelines.resources.aws import AwsClientResource, S3ClientResource
+from glacier_pipelines.resources.from_env import resources_from_env
 
 __all__ = [
     "ArchiveStoreResource",

@@ -114,7 +114,7 @@ def _rows(engine: sa.Engine) -> dict[str, list[dict]]:
 
 def test_head_is_the_newest_migration_and_the_baseline_covers_every_table():
     import glacier_pipelines.catalog.vault_tables  # noqa: F401  (the vault tables join tables.metadata)
-    import glacier_pipelines.catalog.worker_requests  # noqa: F401  (likewise)
+    import glacier_pipelines.catalog.worker_request_tables  # noqa: F401  (likewise)
 
     assert schema.HEAD == schema.script_head()
     declared = {table.name for table in t.metadata.sorted_tables}

@@ -393,20 +393,20 @@ def test_symlink_escaping_root_refused(root: Path) -> None:
 
 def test_a_folder_swapped_for_a_symlink_after_the_check_is_refused(root: Path) -> None:
     """The race O_NOFOLLOW cannot see: a path component replaced between the root check and the open."""
-    from glacier_pipelines.core import sources
+    from glacier_pipelines.core.sources import file_source
 
     (root / "sub" / "data.bin").write_bytes(b"inside")
     (root.parent / "elsewhere").mkdir()
     (root.parent / "elsewhere" / "data.bin").write_bytes(b"secret outside the root")
     url = file_url(root / "sub" / "data.bin")
-    real = sources._resolve_file(url, SourcePolicy(file_roots=(root,)))  # the check passes: sub is a folder
+    real = file_source.resolve_file(url, SourcePolicy(file_roots=(root,)))  # the check passes: sub is a folder
     (root / "sub").rename(root / "sub-old")
     (root / "sub").symlink_to(root.parent / "elsewhere")  # then the attacker swaps it
     with pytest.raises(SourceRefused, match="changed while it was opened"):
-        sources._open_file(url, real)
+        file_source.open_file(url, real)
     (root / "sub").unlink()
     (root / "sub-old").rename(root / "sub")
-    stream = sources._open_file(url, real)  # the same path, unchanged, opens
+    stream = file_source.open_file(url, real)  # the same path, unchanged, opens
     try:
         assert b"".join(stream.chunks()) == b"inside"
     finally:
@@ -414,7 +414,7 @@ def test_a_folder_swapped_for_a_symlink_after_the_check_is_refused(root: Path) -
 
 
 def test_kernel_resolution_agrees_with_realpath(root: Path) -> None:
-    from glacier_pipelines.core.sources import _real_path
+    from glacier_pipelines.core.sources.file_source import real_path
 
     (root / "sub" / "link").symlink_to(root / "a file.txt")
     (root.parent / "alias").symlink_to(root)
@@ -428,7 +428,7 @@ def test_kernel_resolution_agrees_with_realpath(root: Path) -> None:
         root / "missing.txt",
         root / "sub" / "dangling",
     ):
-        assert _real_path(str(path)) == os.path.realpath(path), path
+        assert real_path(str(path)) == os.path.realpath(path), path
 
 
 def test_symlinks_within_root_allowed(root: Path) -> None:

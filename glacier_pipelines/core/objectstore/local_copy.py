@@ -23,9 +23,7 @@ if TYPE_CHECKING:
 
 def _source(store: LocalStore, source_store: object, source: str, if_match: str | None, operation: str) -> tuple[str, Any, dict[str, Any]]:
     """The open source file, its path and sidecar, checked readable and unchanged."""
-    from glacier_pipelines.core.objectstore.local import LocalStore
-
-    src_store: LocalStore = base.check_source_store(store, source_store, LocalStore)
+    src_store: LocalStore = base.check_source_store(store, source_store, type(store))  # another LocalStore
     path, f, st, meta = src_store._open(source, operation)
     meta = meta or {}
     try:
