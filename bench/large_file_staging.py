@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 import report as bench_report  # noqa: E402
 from glacier_pipelines.core import checksums, transfer  # noqa: E402
 from glacier_pipelines.core.constants import MiB  # noqa: E402
+from glacier_pipelines.core.objectstore import bucket_stores  # noqa: E402
 from glacier_pipelines.emulator import seaweedfs_server  # noqa: E402
 
 CHUNK = MiB
@@ -71,14 +72,14 @@ def source_chunks(path: Path, meter: Meter, key: str = "source_read"):
 def streamed(s3, settings, path, md5, meter, work, n):
     result = transfer.stage_stream(
         source_chunks(path, meter),
-        s3=s3,
+        stores=bucket_stores(s3),
         settings=settings,
         key=f"streamed/{n}",
         algorithm="MD5",
         expected_checksum=md5,
         staging_path=work / "unused",
     )
-    transfer.commit_stage(s3, settings, result.stage)
+    transfer.commit_stage(bucket_stores(s3), settings, result.stage)
 
 
 def staged_local(s3, settings, path, md5, meter, work, n):
@@ -95,14 +96,14 @@ def staged_local(s3, settings, path, md5, meter, work, n):
     # step 2 (glacier_objects): the staged file into a multipart upload (hashed again for its part checksums)
     result = transfer.stage_stream(
         source_chunks(staged, meter, "disk_read"),
-        s3=s3,
+        stores=bucket_stores(s3),
         settings=settings,
         key=f"staged-local/{n}",
         algorithm="MD5",
         expected_checksum=md5,
         staging_path=work / "unused",
     )
-    transfer.commit_stage(s3, settings, result.stage)
+    transfer.commit_stage(bucket_stores(s3), settings, result.stage)
     staged.unlink()
 
 
@@ -110,14 +111,14 @@ def staged_s3(s3, settings, path, md5, meter, work, n):
     staging_key = f"staging/{n}"
     first = transfer.stage_stream(
         source_chunks(path, meter),
-        s3=s3,
+        stores=bucket_stores(s3),
         settings=settings,
         key=staging_key,
         algorithm="MD5",
         expected_checksum=md5,
         staging_path=work / "unused",
     )  # step 1: into the staging prefix
-    transfer.commit_stage(s3, settings, first.stage)
+    transfer.commit_stage(bucket_stores(s3), settings, first.stage)
 
     def read_back():  # step 2, maybe on another machine: the staged bytes come back down and go up again
         body = s3.get_object(Bucket=settings.bucket, Key=staging_key)["Body"]
@@ -125,9 +126,15 @@ def staged_s3(s3, settings, path, md5, meter, work, n):
             yield block
 
     result = transfer.stage_stream(
-        read_back(), s3=s3, settings=settings, key=f"staged-s3/{n}", algorithm="MD5", expected_checksum=md5, staging_path=work / "unused"
+        read_back(),
+        stores=bucket_stores(s3),
+        settings=settings,
+        key=f"staged-s3/{n}",
+        algorithm="MD5",
+        expected_checksum=md5,
+        staging_path=work / "unused",
     )
-    transfer.commit_stage(s3, settings, result.stage)
+    transfer.commit_stage(bucket_stores(s3), settings, result.stage)
     s3.delete_object(Bucket=settings.bucket, Key=staging_key)
 
 

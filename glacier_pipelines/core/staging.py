@@ -14,10 +14,11 @@ appended to a *segment*, one file per group of files recorded together (``Segmen
 named ``<segment path>#<offset>+<length>``. A segment is synced once, before its members are
 recorded, and removed when no member waits in it any more (``release_segments``, or the sweep).
 
-Both backends are ObjectStores (core/objectstore): an ``S3Store`` on the locator's bucket, or a
-``LocalStore`` on the locator's folder (staged files are plain files there, as before). Until
-their callers catch ``StoreError``, these functions raise what they raised before: the
-boto3 or OS exception (``FileNotFoundError`` for bytes that are gone).
+Both backends are ObjectStores (core/objectstore): the store of the locator's bucket (``stores``,
+bucket -> ObjectStore, the caller's), or a ``LocalStore`` on the locator's folder (staged files are
+plain files there, as before). Bytes that are gone raise ``FileNotFoundError`` on both; any other
+fault is the port's ``StoreError`` remotely, and the OS's own exception locally (a local staged
+file is a file: core/packaging.py reads it as one).
 """
 
 from __future__ import annotations
@@ -36,13 +37,7 @@ from typing import Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
 from glacier_pipelines.core import checksums
-from glacier_pipelines.core.objectstore import (
-    LocalStore,
-    NotFound,
-    ObjectStore,
-    S3Store,
-    StoreError,
-)
+from glacier_pipelines.core.objectstore import BucketStores, LocalStore, NotFound, ObjectStore, StoreError
 
 SCHEME = "s3://"
 
@@ -90,10 +85,10 @@ class StagingArea:
         name = f"{pk % 256:02x}/{pk}-{checksum}"
         return f"{self.tenant_root(tenant)}{name}" if self.remote else str(Path(self.root) / tenant / name)
 
-    def store(self, s3: Any) -> ObjectStore:
-        """The area as an ObjectStore: its bucket, or its folder (keys are then paths below the folder)."""
+    def store(self, stores: BucketStores | None) -> ObjectStore:
+        """The area as an ObjectStore: its bucket's (``stores`` gives it), or its folder (keys are then paths below the folder)."""
         if self.remote:
-            return S3Store(s3, split(self.root)[0])
+            return _remote(stores, self.root)(split(self.root)[0])
         return LocalStore(self.root)
 
     def segment_folder(self, tenant: str) -> Path:
@@ -106,24 +101,30 @@ class StagingArea:
         return base / tenant / "packages" / f"{package_id}.tar"
 
 
-def store_of(s3: Any, locator: str, durable: bool = True) -> tuple[ObjectStore, str]:
-    """The store holding ``locator`` and its key there: the bucket and key, or the file's folder and name."""
+def _remote(stores: BucketStores | None, locator: str) -> BucketStores:
+    if stores is None:
+        raise ValueError(f"{locator} is staged in a bucket, but no stores were given to reach it")
+    return stores
+
+
+def store_of(stores: BucketStores | None, locator: str, durable: bool = True) -> tuple[ObjectStore, str]:
+    """The store holding ``locator`` and its key there: the bucket's and the key, or the file's folder and name."""
     if is_remote(locator):
         bucket, key = split(locator)
-        return S3Store(s3, bucket), key
+        return _remote(stores, locator)(bucket), key
     folder, name = os.path.split(locator)
     return LocalStore(folder, durable=durable), name
 
 
 @contextmanager
-def _as_before(locator: str) -> Iterator[None]:
-    """StoreError back into what callers catch today: FileNotFoundError for gone bytes, else the boto3 or OS exception."""
+def _faults(locator: str) -> Iterator[None]:
+    """FileNotFoundError for bytes that are gone; remotely the StoreError, locally what the LocalStore wrapped (the OS's error)."""
     try:
         yield
     except NotFound:
         raise FileNotFoundError(locator) from None
     except StoreError as exc:
-        if isinstance(exc.__cause__, Exception):
+        if not is_remote(locator) and isinstance(exc.__cause__, Exception):
             raise exc.__cause__ from None
         raise
 
@@ -214,79 +215,79 @@ def _read_member(locator: str) -> bytes:
     return data
 
 
-def release_segments(s3: Any, locators: Iterable[str], live: Iterable[str]) -> list[str]:
+def release_segments(stores: BucketStores | None, locators: Iterable[str], live: Iterable[str]) -> list[str]:
     """Remove the segments of ``locators`` that no ``live`` locator still points at; returns the segments removed."""
     keep = {holder(p) for p in live}
     removed = []
     for segment in sorted({found[0] for p in locators if (found := in_segment(p))} - keep):
-        delete(s3, segment)
+        delete(stores, segment)
         removed.append(segment)
     return removed
 
 
-def write(s3: Any, locator: str, chunks: list[bytes], durable: bool, write_local: Any = None) -> None:
+def write(stores: BucketStores | None, locator: str, chunks: list[bytes], durable: bool, write_local: Any = None) -> None:
     """Stage verified bytes: remotely a PUT with its SHA-256, which the server checks (durable once S3 answers);
     locally an atomic write, fsynced unless ``durable`` is False (then the caller's ``sync_staged`` does it).
 
     ``write_local`` is no longer used (the LocalStore writes atomically itself); it is accepted until callers stop passing it.
     """
-    store, key = store_of(s3, locator, durable)
+    store, key = store_of(stores, locator, durable)
     body = b"".join(chunks)
-    with _as_before(locator):
+    with _faults(locator):
         if is_remote(locator):  # the bytes cross a network: the server recomputes their SHA-256
             store.put(key, body, storage_class="STANDARD", checksum=checksums.b64(hashlib.sha256(body).digest()))
         else:  # already verified in memory by the caller: hashing them again for a local write buys nothing
             store.put(key, body, storage_class="STANDARD")
 
 
-def read_bytes(s3: Any, locator: str) -> bytes:
+def read_bytes(stores: BucketStores | None, locator: str) -> bytes:
     if in_segment(locator):
         return _read_member(locator)
-    store, key = store_of(s3, locator)
-    with _as_before(locator), store.get(key) as body:
+    store, key = store_of(stores, locator)
+    with _faults(locator), store.get(key) as body:
         return body.read()
 
 
-def open_read(s3: Any, locator: str) -> BinaryIO:
+def open_read(stores: BucketStores | None, locator: str) -> BinaryIO:
     """A readable file of the staged bytes (FileNotFoundError when they are gone); a remote one is read into memory."""
     if is_remote(locator) or in_segment(locator):
-        return io.BytesIO(read_bytes(s3, locator))
-    store, key = store_of(s3, locator)
-    with _as_before(locator):
+        return io.BytesIO(read_bytes(stores, locator))
+    store, key = store_of(stores, locator)
+    with _faults(locator):
         return cast(BinaryIO, store.get(key).body)  # the open file itself: seekable, as boto3 wants
 
 
-def delete(s3: Any, locator: str) -> None:
+def delete(stores: BucketStores | None, locator: str) -> None:
     """Remove a staged file; a member of a segment leaves with its segment (``release_segments``, the sweep)."""
     if in_segment(locator):
         return
-    store, key = store_of(s3, locator)
-    with _as_before(locator):
+    store, key = store_of(stores, locator)
+    with _faults(locator):
         store.delete(key)
 
 
-def listing(s3: Any, area: StagingArea, tenant: str) -> Iterator[tuple[str, float]]:
+def listing(stores: BucketStores | None, area: StagingArea, tenant: str) -> Iterator[tuple[str, float]]:
     """(locator, modification time as a POSIX timestamp) of every staged file of the tenant, with the partial writes
     a killed process left in a local folder (so that the sweep removes them too)."""
-    store = area.store(s3)
+    store = area.store(stores)
     if area.remote:
         bucket, prefix = split(area.tenant_root(tenant))
-        with _as_before(area.root):
+        with _faults(area.root):
             for entry in store.list(prefix):
                 yield f"{SCHEME}{bucket}/{entry.key}", entry.last_modified.timestamp()
         return
     assert isinstance(store, LocalStore)
-    with _as_before(area.root):
+    with _faults(area.root):
         for entry in [*store.list(f"{tenant}/"), *store.partial_writes(f"{tenant}/")]:
             yield str(Path(area.root) / entry.key), entry.last_modified.timestamp()
 
 
-def staged_bytes(s3: Any, area: StagingArea, tenants: Iterable[str]) -> int:
+def staged_bytes(stores: BucketStores | None, area: StagingArea, tenants: Iterable[str]) -> int:
     """What the staging area holds for these tenants, in bytes (the cost report counts remote staging as STANDARD storage)."""
     if not area.remote:
         return 0
-    store, total = area.store(s3), 0
+    store, total = area.store(stores), 0
     for tenant in tenants:
-        with _as_before(area.root):
+        with _faults(area.root):
             total += sum(entry.size for entry in store.list(split(area.tenant_root(tenant))[1]))
     return total

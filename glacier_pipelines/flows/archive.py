@@ -21,6 +21,7 @@ from glacier_pipelines.catalog import Catalog, RequestRow, StoredObject
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.packages import PackageStore
 from glacier_pipelines.core import checksums, faults, keys, packaging, responses, staging, transfer
+from glacier_pipelines.core.objectstore import ObjectStore, S3Store, StoreError
 from glacier_pipelines.core.sources import SourcePolicy
 from glacier_pipelines.core.tenants import TenantsConfig
 from glacier_pipelines.flows import locations
@@ -34,6 +35,7 @@ from glacier_pipelines.flows.checks import (  # noqa: F401  (the check steps and
     write_ledger,
 )
 from glacier_pipelines.flows.placement import check_tenant_bucket, locate
+from glacier_pipelines.flows.store_faults import cause, said
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ class ArchiveSetup:
     """Everything the steps need; built by the Dagster resources or by tests."""
 
     catalog: Catalog
-    s3: Any  # a boto3 S3 client
+    s3: Any  # a boto3 S3 client: each bucket's ObjectStore is built on it (``objects``)
     upload: transfer.UploadSettings
     sources: SourcePolicy
     key_prefix: str
@@ -54,6 +56,10 @@ class ArchiveSetup:
     # GLACIER_TENANTS_CONFIG: each tenant's bucket, prefix, class, SSE and small-file threshold (None: the fields above for all)
     tenants: TenantsConfig | None = None
     scoped_to: str | None = None  # the tenant whose settings upload, key_prefix and packaging hold (for_tenant)
+
+    def objects(self, bucket: str) -> ObjectStore:
+        """The ObjectStore of a bucket: the tenant's, one the catalog recorded, or the staging bucket (a bucket -> store function)."""
+        return S3Store(self.s3, bucket)
 
     @property
     def staging_area(self) -> staging.StagingArea:
@@ -121,8 +127,8 @@ class StepReport:
 def hold(report: StepReport, row: RequestRow, exc: BaseException, setup: ArchiveSetup | None = None) -> faults.ArchiveFault:
     """A transient or configuration fault: the request keeps its place, the step stops and fails loudly."""
     kind = faults.classify(exc)
-    reason = faults.describe(exc)
-    if setup is not None and faults.error_code(exc) == "NoSuchBucket":
+    reason = faults.describe(cause(exc))  # in S3's words: the boto3 error a StoreError wraps
+    if setup is not None and faults.error_code(cause(exc)) == "NoSuchBucket":
         bucket = setup.for_tenant(row.tenant).upload.bucket
         reason = f"tenant {row.tenant}: bucket {bucket!r} does not exist (set by {setup.setting(row.tenant, 'bucket')}): create it or fix the setting"
     log.warning("request %s (%s) kept for a later pass: S3 %s fault: %s", row.request_id, row.tenant, kind, reason)
@@ -133,7 +139,7 @@ def hold(report: StepReport, row: RequestRow, exc: BaseException, setup: Archive
 
 
 def _is_held(exc: BaseException) -> bool:
-    return isinstance(exc, (ClientError, BotoCoreError)) and faults.classify(exc) != "request"
+    return isinstance(exc, (StoreError, ClientError, BotoCoreError)) and faults.classify(exc) != "request"
 
 
 def claim_batch(catalog: Catalog, tenant: str, run_id: str, limit: int, run_finished: Callable[[str], bool]) -> tuple[str, int]:
@@ -209,8 +215,8 @@ def verify_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) -
 def _fail(setup: ArchiveSetup, report: StepReport, row: RequestRow, reason: str) -> None:
     log.warning("request %s (%s): %s", row.request_id, row.tenant, reason)
     try:
-        transfer.discard_stage(setup.s3, row.stage)
-    except (ClientError, BotoCoreError, OSError) as exc:
+        transfer.discard_stage(setup.objects, row.stage)
+    except (StoreError, OSError) as exc:
         log.warning("could not discard stage of %s: %s", row.request_id, exc)
     setup.catalog.fail(row.pk, t.ERROR, row.messages + [reason])
     report.failed.append((row.request_id, reason))
@@ -233,14 +239,14 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str, ti
             found = locate(setup, tenant, sha256=stage["sha256"])
             if found is not None:
                 # Announced in another algorithm than the stored copy, but the same bytes: keep one copy.
-                transfer.discard_stage(setup.s3, stage)
+                transfer.discard_stage(setup.objects, stage)
                 _link(setup, row, found, run_id)
                 report.deduplicated += 1
                 continue
             metadata = {"source-algorithm": req.algorithm, "source-checksum": req.checksum, "sha256": stage["sha256"]}
-            done = transfer.commit_stage(setup.s3, setup.upload, stage, metadata)
+            done = transfer.commit_stage(setup.objects, setup.upload, stage, metadata)
             if stage["kind"] == "file":  # S3 holds it now; a crash before the catalog records it is healed by commit_stage
-                staging.delete(setup.s3, stage["path"])
+                staging.delete(setup.objects, stage["path"])
             record = {
                 "tenant": tenant,
                 "bucket": stage["bucket"],
@@ -266,10 +272,10 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str, ti
             report.stored += 1
             report.bytes += row.size or 0
             report.objects.append({"request": row.request_id, "url": f"s3://{stage['bucket']}/{stage['key']}", "size": row.size})
-        except (ClientError, BotoCoreError, transfer.StoreError, OSError) as exc:
+        except (StoreError, OSError) as exc:
             if _is_held(exc):  # the staged bytes or the open upload wait, VERIFIED, for the next pass
                 raise hold(report, row, exc, setup) from exc
-            _fail(setup, report, row, f"storing in S3 failed: {exc}")
+            _fail(setup, report, row, f"storing in S3 failed: {said(exc)}")
         except Exception as exc:
             log.exception("request %s failed unexpectedly while storing", row.request_id)
             _fail(setup, report, row, f"internal error: {type(exc).__name__}: {exc}")
@@ -300,16 +306,16 @@ def sweep_staging(setup: ArchiveSetup, tenant: str, now: datetime | None = None)
     live_paths |= {staging.holder(p) for p in live_paths}  # a segment lives while one of its members does
     cutoff = ((now or datetime.now(timezone.utc)) - setup.stale_upload_age).timestamp()
     removed = []
-    for locator, modified in staging.listing(setup.s3, setup.staging_area, tenant):
+    for locator, modified in staging.listing(setup.objects, setup.staging_area, tenant):
         if locator in live_paths or modified >= cutoff:
             continue
         parent, _, name = locator.replace("\\", "/").rpartition("/")
         if parent.endswith("/packages") and name.split(".", 1)[0] in open_packages:
             continue
         try:
-            staging.delete(setup.s3, locator)
-        except (ClientError, BotoCoreError, OSError) as exc:
-            log.warning("could not remove staged %s: %s", locator, exc)
+            staging.delete(setup.objects, locator)
+        except (StoreError, OSError) as exc:
+            log.warning("could not remove staged %s: %s", locator, said(exc))
             continue
         removed.append(locator)
     if removed:
@@ -352,14 +358,13 @@ def clean_up(setup: ArchiveSetup, tenant: str) -> StepReport:
     report = StepReport(batch_id="", tenant=tenant)
     try:
         aborted = transfer.abort_stale_uploads(
-            setup.s3,
-            setup.upload.bucket,
+            setup.objects(setup.upload.bucket),
             keys.tenant_prefix(setup.key_prefix, tenant),
             setup.catalog.open_upload_ids(),
             setup.stale_upload_age,
         )
         report.aborted_uploads = len(aborted)
-    except (ClientError, BotoCoreError) as exc:
-        log.warning("could not list multipart uploads to clean up: %s", exc)
+    except StoreError as exc:
+        log.warning("could not list multipart uploads to clean up: %s", said(exc))
     report.swept_staged_files = len(sweep_staging(setup, tenant))
     return report

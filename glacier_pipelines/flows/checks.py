@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from glacier_pipelines.catalog import RequestRow, StoredObject
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.core import faults, keys, ledger, transfer
-from glacier_pipelines.core.objectstore import S3Store, put_document
+from glacier_pipelines.core.objectstore import StoreError, put_document
+from glacier_pipelines.flows.store_faults import cause
 
 if TYPE_CHECKING:
     from glacier_pipelines.flows.archive import ArchiveSetup
@@ -55,10 +54,10 @@ def check_objects(setup: ArchiveSetup, objects: list[tuple[StoredObject, list[Re
     for obj, rows in objects:
         try:
             problems = transfer.verify_stored(
-                setup.s3, bucket=obj.bucket, key=obj.key, s3_checksum=obj.s3_checksum, size=obj.size, storage_class=obj.storage_class
+                setup.objects(obj.bucket), key=obj.key, s3_checksum=obj.s3_checksum, size=obj.size, storage_class=obj.storage_class
             )
-        except (ClientError, BotoCoreError) as exc:
-            report.unreachable.append((obj.url, faults.describe(exc)))
+        except StoreError as exc:
+            report.unreachable.append((obj.url, faults.describe(cause(exc))))
             continue
         report.checked += 1
         verdicts[obj.id] = problems
@@ -106,7 +105,7 @@ def write_ledger(setup: ArchiveSetup, entries: list[dict[str, Any]]) -> None:
     for tenant, group in by_tenant.items():
         body = ledger.encode(group)
         scoped = setup.for_tenant(tenant)  # next to the tenant's bytes: its bucket and prefix
-        put_document(S3Store(scoped.s3, scoped.upload.bucket), ledger.key_for(keys.tenant_prefix(scoped.key_prefix, tenant)), body)
+        put_document(scoped.objects(scoped.upload.bucket), ledger.key_for(keys.tenant_prefix(scoped.key_prefix, tenant)), body)
 
 
 def raise_if_unreachable(report: Any, things: str, waiting: str) -> None:

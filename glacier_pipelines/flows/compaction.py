@@ -39,7 +39,7 @@ from glacier_pipelines.catalog.compaction import FAILED, RESTORING, CompactionSt
 from glacier_pipelines.catalog.restores import RestoreStore
 from glacier_pipelines.core import faults, keys, packaging, responses, transfer
 from glacier_pipelines.core.constants import UNREADABLE_CLASSES
-from glacier_pipelines.core.objectstore import ObjectStore, S3Store, StoreError, put_document
+from glacier_pipelines.core.objectstore import ObjectStore, StoreError, put_document
 from glacier_pipelines.core.restores import next_poll_delay
 from glacier_pipelines.flows import deletion, locations
 from glacier_pipelines.flows.archive import ArchiveSetup, ledger_entry, write_ledger
@@ -96,7 +96,7 @@ def compact(setup: CompactionSetup, tenant: str, *, run_id: str | None = None, n
             if not _readable(setup, store, row, obj, tenant, report, now):
                 continue
             _repack(setup, store, row, package, tenant, report, run_id, now)
-        except (ClientError, BotoCoreError, StoreError) as exc:  # StoreError from the port, boto3's from uploads and checks
+        except (ClientError, BotoCoreError, StoreError) as exc:  # StoreError from the port (uploads and checks too), boto3's raw
             if faults.classify(exc) != "request":
                 raise faults.ArchiveFault(
                     f"compaction of {obj.url} stopped, it resumes on the next pass: {faults.describe(exc)}", faults.classify(exc)
@@ -114,7 +114,7 @@ class _Corrupt(Exception):
 
 def _store(archive: ArchiveSetup, bucket: str) -> ObjectStore:
     """The port over a bucket of the archive's boto3 client (ArchiveSetup carries the client)."""
-    return S3Store(archive.s3, bucket)
+    return archive.objects(bucket)
 
 
 def _restore_status(setup: CompactionSetup, obj: Any) -> Any:
@@ -206,9 +206,7 @@ def _repack(
         manifest_key = key + packaging.MANIFEST_SUFFIX
         body = packaging.manifest(new_id, tenant, key, sha, packed)
         put_document(_store(scoped, bucket), manifest_key, body)
-        problems = transfer.verify_stored(
-            scoped.s3, bucket=bucket, key=key, s3_checksum=s3_checksum, size=size, storage_class=storage_class
-        )
+        problems = transfer.verify_stored(_store(scoped, bucket), key=key, s3_checksum=s3_checksum, size=size, storage_class=storage_class)
         if problems:  # nothing switches to a package S3 does not hold as built
             raise packaging.PackagingError(f"s3://{bucket}/{key} read back wrong: " + "; ".join(problems))
     finally:

@@ -13,11 +13,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from glacier_pipelines.catalog import Catalog, StoredObject
 from glacier_pipelines.catalog.packages import PackageStore
 from glacier_pipelines.core import checksums, packaging, transfer
+from glacier_pipelines.core.objectstore import BucketStores, StoreError
+from glacier_pipelines.flows.store_faults import said
 
 log = logging.getLogger(__name__)
 MAX_LOCATIONS_TRIED = 8  # bounded: each try is one HEAD
@@ -35,7 +35,7 @@ class Location:
         return packaging.member_url(self.object.bucket, self.object.key, self.member["name"])
 
 
-def problems_at(s3: Any, obj: StoredObject) -> list[str]:
+def problems_at(stores: BucketStores, obj: StoredObject) -> list[str]:
     """What S3 says is wrong with a stored object: missing, or another checksum or size.
 
     A storage-class difference is not a problem here (lifecycle rules move objects between
@@ -43,18 +43,25 @@ def problems_at(s3: Any, obj: StoredObject) -> list[str]:
     """
     try:
         found = transfer.verify_stored(
-            s3, bucket=obj.bucket, key=obj.key, s3_checksum=obj.s3_checksum, size=obj.size, storage_class=obj.storage_class
+            stores(obj.bucket), key=obj.key, s3_checksum=obj.s3_checksum, size=obj.size, storage_class=obj.storage_class
         )
-    except (ClientError, BotoCoreError) as exc:
-        log.warning("could not check %s (%s); trusting the catalog this time", obj.url, exc)
+    except StoreError as exc:
+        log.warning("could not check %s (%s); trusting the catalog this time", obj.url, said(exc))
         return []
     return [p for p in found if not p.startswith("storage class:") and not p.startswith("HEAD failed")]
 
 
 def locate(
-    catalog: Catalog, s3: Any, tenant: str, *, algorithm: str | None = None, checksum: str | None = None, sha256: str | None = None
+    catalog: Catalog,
+    stores: BucketStores,
+    tenant: str,
+    *,
+    algorithm: str | None = None,
+    checksum: str | None = None,
+    sha256: str | None = None,
 ) -> Location | None:
-    """The first sound location of this content for ``tenant`` (by SHA-256, or by an announced checksum)."""
+    """The first sound location of this content for ``tenant`` (by SHA-256, or by an announced checksum), each checked
+    in the store of its bucket (``stores``)."""
     packages = PackageStore(catalog)
     for _ in range(MAX_LOCATIONS_TRIED):
         if sha256 is not None:
@@ -71,7 +78,7 @@ def locate(
         else:
             assert member is not None  # both None returned above
             location = Location(member["object"], member)
-        problems = problems_at(s3, location.object)
+        problems = problems_at(stores, location.object)
         if not problems:
             return location
         flag(catalog, location.object, "; ".join(problems))

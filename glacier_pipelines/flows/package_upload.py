@@ -45,14 +45,14 @@ def upload_package_file(setup: Any, path: Path, key: str, sha256_hex: str, size:
 
         stage = transfer.stage_stream(
             chunks(),
-            s3=setup.s3,
+            stores=setup.objects,
             settings=package_settings(setup.upload),
             key=key,
             algorithm="SHA-256",
             expected_checksum=sha256_hex,
             staging_path=path.with_suffix(".unused"),
         ).stage
-    return transfer.commit_stage(setup.s3, setup.upload, stage)["s3_checksum"]
+    return transfer.commit_stage(setup.objects, setup.upload, stage)["s3_checksum"]
 
 
 class _Abort(Exception):
@@ -76,7 +76,7 @@ class StreamedUpload:
         self.future = self.pool.submit(
             transfer.stage_stream,
             self._stream(),
-            s3=setup.s3,
+            stores=setup.objects,
             settings=package_settings(setup.upload),
             key=key,
             algorithm="SHA-256",
@@ -98,7 +98,7 @@ class StreamedUpload:
             except queue.Full:
                 if self.future.done():  # the upload failed: its error, not a writer waiting forever
                     self.future.result()
-                    raise transfer.StoreError(f"the upload of {self.key} ended before its package was written") from None
+                    raise transfer.transfer_error(f"the upload of {self.key} ended before its package was written") from None
 
     def write(self, data: bytes) -> None:
         self.pending += data
@@ -117,7 +117,7 @@ class StreamedUpload:
             stage = self.future.result().stage
         finally:
             self.pool.shutdown(wait=True)
-        return transfer.commit_stage(self.setup.s3, self.setup.upload, stage)["s3_checksum"]
+        return transfer.commit_stage(self.setup.objects, self.setup.upload, stage)["s3_checksum"]
 
     def abort(self) -> None:
         """Stop the stream; stage_stream aborts the multipart upload. Never raises: the caller is already handling a failure."""

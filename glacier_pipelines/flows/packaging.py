@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.packages import PackageStore
 from glacier_pipelines.core import faults, keys, packaging, responses, staging, transfer
-from glacier_pipelines.core.objectstore import NotFound, S3Store, StoreError, put_document
+from glacier_pipelines.core.objectstore import NotFound, StoreError, put_document
 from glacier_pipelines.flows.archive import ArchiveSetup, ledger_entry, raise_if_unreachable, write_ledger
 from glacier_pipelines.flows.package_upload import StreamedUpload, upload_package_file  # noqa: F401  (compaction imports it from here)
 from glacier_pipelines.flows.placement import check_tenant_bucket
@@ -90,7 +90,7 @@ def check_packages(setup: ArchiveSetup, tenant: str | None) -> PackageCheckRepor
         try:
             problems = list(package["build_problems"])
             problems += transfer.verify_stored(
-                setup.s3, bucket=obj.bucket, key=obj.key, s3_checksum=obj.s3_checksum, size=obj.size, storage_class=obj.storage_class
+                setup.objects(obj.bucket), key=obj.key, s3_checksum=obj.s3_checksum, size=obj.size, storage_class=obj.storage_class
             )
             problems += _manifest_problems(setup, obj, package)
         except (ClientError, BotoCoreError, StoreError) as exc:
@@ -119,7 +119,7 @@ def _manifest_problems(setup: ArchiveSetup, obj: Any, package: dict[str, Any]) -
     if not package["manifest_key"]:
         return ["no manifest was recorded"]
     try:
-        with S3Store(setup.s3, obj.bucket).get(package["manifest_key"]) as manifest:
+        with setup.objects(obj.bucket).get(package["manifest_key"]) as manifest:
             body = manifest.read()
     except NotFound:
         return [f"manifest {package['manifest_key']} is missing"]
@@ -182,7 +182,7 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
         streamed = StreamedUpload(setup, key, tar_path) if sum(m["size"] for m in members) > setup.upload.multipart_threshold else None
         try:
             packed, tar_sha256, tar_size = packaging.build_tar(
-                unique.values(), tar_path, lambda m: staging.read_bytes(setup.s3, str(m.path)), streamed.write if streamed else None
+                unique.values(), tar_path, lambda m: staging.read_bytes(setup.objects, str(m.path)), streamed.write if streamed else None
             )
         except packaging.PackagingError as exc:
             if streamed is not None:
@@ -208,7 +208,7 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
         raise
     manifest_key = key + packaging.MANIFEST_SUFFIX
     body = packaging.manifest(package_id, tenant, key, tar_sha256, packed)
-    put_document(S3Store(setup.s3, setup.upload.bucket), manifest_key, body)
+    put_document(setup.objects(setup.upload.bucket), manifest_key, body)
     by_sha = {p.sha256: p for p in packed}
     obj = {
         "tenant": tenant,
@@ -248,9 +248,9 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
     staged = [m["staged_path"] for m in members]
     alone = [p for p in staged if not staging.in_segment(p)]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda locator: staging.delete(setup.s3, locator), alone + [str(tar_path)]))
+        list(pool.map(lambda locator: staging.delete(setup.objects, locator), alone + [str(tar_path)]))
     if len(alone) < len(staged):
-        staging.release_segments(setup.s3, staged, setup.catalog.live_staged_paths(tenant)[0])
+        staging.release_segments(setup.objects, staged, setup.catalog.live_staged_paths(tenant)[0])
     report.closed += 1
     report.members_stored += len(members)
     report.bytes_stored += tar_size
@@ -266,7 +266,7 @@ def close_due(setup: ArchiveSetup, policy: PackagingPolicy, tenant: str | None, 
             checked.add(package["tenant"])
         try:
             close_package(setup, package, run_id, report)
-        except (ClientError, BotoCoreError, StoreError, transfer.StoreError, packaging.PackagingError, OSError) as exc:
+        except (ClientError, BotoCoreError, StoreError, packaging.PackagingError, OSError) as exc:
             # The package stays OPEN with its members staged: the next close retries it.
             log.warning("package %s could not be stored: %s", package["id"], exc)
             report.failed.append((package["id"], f"package not stored yet: {exc}"))

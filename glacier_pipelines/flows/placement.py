@@ -65,7 +65,7 @@ def locate(
         else:
             assert member is not None  # both None returned above
             location = locations.Location(member["object"], member)
-        problems = locations.problems_at(setup.s3, location.object)
+        problems = locations.problems_at(setup.objects, location.object)
         if not problems:
             return location
         locations.flag(setup.catalog, location.object, "; ".join(problems))

@@ -38,7 +38,7 @@ def scopes(bucket: str, prefix: str, tenants: TenantsConfig | None = None) -> li
 
 def rebuild(
     catalog: Catalog,
-    s3: Any,
+    stores: BucketStores | Any,
     bucket: str,
     prefix: str,
     *,
@@ -58,9 +58,9 @@ def rebuild(
 
     With ``tenants`` (GLACIER_TENANTS_CONFIG), each configured tenant's own bucket and prefix is scanned too: its ledger,
     manifests and objects live there. Moves and ledger requests are resolved after every scope's objects are back.
-    ``s3``: the boto3 client each bucket's ObjectStore is built on (the vault ledger's reader takes it as it is).
+    ``stores``: bucket -> its ObjectStore (``objectstore.bucket_stores``), or the boto3 client to build them on.
     """
-    stores = bucket_stores(s3)
+    stores = bucket_stores(stores)
     counts = {"manifests": 0, "members": 0, "objects": 0, "ledger_requests": 0, "unresolved": 0, "restores": 0, "moves": 0}
     now = datetime.now(timezone.utc)
     written: list[tuple[str, dict[str, Any]]] = []
@@ -82,7 +82,7 @@ def rebuild(
     if vault_prefix is not None:
         from glacier_pipelines.flows.vault.ledger import rebuild_vaults
 
-        counts.update(rebuild_vaults(catalog, s3, vault_bucket or bucket, vault_prefix))
+        counts.update(rebuild_vaults(catalog, stores, vault_bucket or bucket, vault_prefix))
     return counts
 
 

@@ -20,7 +20,6 @@ from glacier_pipelines.catalog import claims as cl
 from glacier_pipelines.catalog.claims import ClaimStore
 from glacier_pipelines.catalog.restores import RestoreStore
 from glacier_pipelines.core import events, packaging, pricing
-from glacier_pipelines.core.lifecycle import RESTORED_COPY_TAG
 from glacier_pipelines.core.objectstore import ObjectStore, StoreError, bucket_stores
 from glacier_pipelines.core.restores import (
     RestoreRequest,
@@ -35,13 +34,12 @@ from glacier_pipelines.flows.store_faults import said
 
 log = logging.getLogger(__name__)
 TIER_SPEED = {"Expedited": 0, "Standard": 1, "Bulk": 2}
-RESTORED_COPY_TAGGING = f"{RESTORED_COPY_TAG[0]}={RESTORED_COPY_TAG[1]}"  # what the lifecycle backstop selects
 
 
 @dataclass
 class RestoreSetup:
     catalog: Catalog
-    s3: Any  # a boto3 S3 client: each bucket's ObjectStore is built on it (``objects``); the one raw call and locations use it
+    s3: Any  # a boto3 S3 client: each bucket's ObjectStore is built on it (``objects``)
     pricing: pricing.Pricing | None
     send_email: Callable[[Any], None] | None  # None: no SMTP configured (the link stays in the catalog and report)
     sender: str = "glacier-pipelines@localhost"
@@ -163,7 +161,7 @@ def _restore_member(location: locations.Location) -> dict[str, Any] | None:
 
 def _sound_copy(setup: RestoreSetup, tenant: str, obj: Any, member: dict[str, Any] | None) -> locations.Location | None:
     """Another location of the same content that S3 still holds (the content index with fallback)."""
-    return locations.locate(setup.catalog, setup.s3, tenant, sha256=member["sha256"] if member else obj.sha256)
+    return locations.locate(setup.catalog, setup.objects, tenant, sha256=member["sha256"] if member else obj.sha256)
 
 
 def _fall_back(

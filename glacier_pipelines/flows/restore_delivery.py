@@ -19,9 +19,10 @@ from glacier_pipelines.core import checksums, notify, packaging
 from glacier_pipelines.core.constants import MiB
 from glacier_pipelines.core.lifecycle import RESTORED_DIR
 from glacier_pipelines.core.objectstore import StoreError
+from glacier_pipelines.core.lifecycle import RESTORED_COPY_TAG
 from glacier_pipelines.core.objectstore.s3 import answers
 from glacier_pipelines.core.restores import link_lifetime, utcnow
-from glacier_pipelines.flows.restore import RESTORED_COPY_TAGGING, RestoreReport, RestoreSetup, _fall_back
+from glacier_pipelines.flows.restore import RestoreReport, RestoreSetup, _fall_back
 from glacier_pipelines.flows.store_faults import said
 
 log = logging.getLogger(__name__)
@@ -237,15 +238,14 @@ def _deliver_members(
             store.update([row["id"]], status="EXPIRED", run_id=run_id, add_message="the restored copy expired before it could be delivered")
             continue
         key = copy_key(obj.key, row["restore_id"], member["name"])
-        # raw boto3: the port has no tags on put yet (Tagging marks the copy for the lifecycle backstop)
-        setup.s3.put_object(
-            Bucket=obj.bucket,
-            Key=key,
-            Body=data,
-            StorageClass="STANDARD",
-            ChecksumAlgorithm="SHA256",
-            ChecksumSHA256=checksums.b64(bytes.fromhex(actual)),
-            Tagging=RESTORED_COPY_TAGGING,
+        # the tag marks the copy for the lifecycle backstop (deleted even if no expiry pass runs)
+        objects.put(
+            key,
+            data,
+            storage_class="STANDARD",
+            checksum_algorithm="SHA256",
+            checksum=checksums.b64(bytes.fromhex(actual)),
+            tags=dict([RESTORED_COPY_TAG]),
         )
         url = objects.presign(key, expires_in=seconds)
         expires_at = now + timedelta(seconds=seconds)

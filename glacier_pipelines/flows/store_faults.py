@@ -14,10 +14,16 @@ from botocore.exceptions import ClientError
 from glacier_pipelines.core.objectstore import StoreError
 
 
+def cause(exc: BaseException) -> BaseException:
+    """What the store raised under a StoreError (boto3's error, or the OS's), else the exception itself: what
+    core/faults.py's ``describe`` and ``error_code`` read."""
+    wrapped = exc.__cause__ if isinstance(exc, StoreError) else None
+    return wrapped if wrapped is not None and not isinstance(wrapped, StoreError) else exc
+
+
 def said(exc: BaseException) -> str:
     """What the store said: the text of the exception a StoreError wraps, else the exception's own."""
-    cause = exc.__cause__ if isinstance(exc, StoreError) else None
-    return str(cause if cause is not None else exc)
+    return str(cause(exc))
 
 
 def answered(exc: StoreError) -> bool:

@@ -19,9 +19,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from glacier_pipelines.catalog import RequestRow
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.core import checksums, faults, images, keys, staging, transfer
+from glacier_pipelines.core.objectstore import StoreError
 from glacier_pipelines.core.sources import SourceError, open_source
 from glacier_pipelines.flows.archive import ArchiveSetup, StepReport, _fail, _is_held, _link, hold
 from glacier_pipelines.flows.placement import locate
+from glacier_pipelines.flows.store_faults import said
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
@@ -61,7 +63,7 @@ def _fetch_and_stage(
                     chunks = transfer.read_ahead(chunks)  # the next reads overlap this chunk's hashing and upload
                 return transfer.stage_stream(
                     chunks,
-                    s3=setup.s3,
+                    stores=setup.objects,
                     settings=setup.upload,
                     key=key,
                     algorithm=req.algorithm,
@@ -142,9 +144,9 @@ class BatchVerifier:
         for future in self.fetches.values():
             if future.done() and not future.cancelled() and future.exception() is None:
                 try:
-                    transfer.discard_stage(self.setup.s3, future.result().stage)
-                except (ClientError, BotoCoreError, OSError) as exc:
-                    log.warning("could not release a stage fetched ahead: %s", exc)
+                    transfer.discard_stage(self.setup.objects, future.result().stage)
+                except (StoreError, OSError) as exc:
+                    log.warning("could not release a stage fetched ahead: %s", said(exc))
         self.fetches.clear()
 
     def _fetch_ahead(self, pool: ThreadPoolExecutor) -> None:
@@ -182,7 +184,7 @@ class BatchVerifier:
             found = locate(self.setup, self.tenant, sha256=entry["stage"]["sha256"])
             if found is None:
                 continue
-            staging.delete(self.setup.s3, entry["stage"]["path"])
+            staging.delete(self.setup.objects, entry["stage"]["path"])
             if entry["stage"]["path"] in self.staged:
                 self.staged.remove(entry["stage"]["path"])
             _link(self.setup, entry["row"], found, self.run_id)
@@ -250,7 +252,7 @@ class BatchVerifier:
                     stage["path"] = self.segment.append(result.body)
                 else:  # held for a package but not one after all: staged alone, as any file
                     stage["path"] = setup.staging_area.locator(row.tenant, row.pk, req.checksum)
-                    staging.write(setup.s3, stage["path"], [result.body], durable=False)
+                    staging.write(setup.objects, stage["path"], [result.body], durable=False)
             self.pending.append(
                 {
                     "pk": row.pk,
@@ -274,10 +276,10 @@ class BatchVerifier:
             _fail(setup, report, row, f"checksum mismatch: {exc}")
         except SourceError as exc:
             _fail(setup, report, row, f"source {exc.url}: {exc.reason}")
-        except (ClientError, BotoCoreError, transfer.StoreError) as exc:
+        except (ClientError, BotoCoreError, StoreError) as exc:
             if _is_held(exc):
                 raise hold(report, row, exc, setup) from exc
-            _fail(setup, report, row, f"upload to S3 failed: {exc}")
+            _fail(setup, report, row, f"upload to S3 failed: {said(exc)}")
         except keys.InvalidKey as exc:
             _fail(setup, report, row, f"object key: {exc}")
         except Exception as exc:  # never let one request stop the batch

@@ -14,6 +14,7 @@ Backend differences declared here (checked against moto 5.2 and SeaweedFS 4):
     the local store's presigned URL is a file:// URL that never expires.
   * moto ignores CopySourceIfMatch and answers no checksum for UploadPartCopy; SeaweedFS's
     CopyObject keeps a CRC32 whatever checksum algorithm it is asked for.
+  * moto and SeaweedFS answer ListParts without the parts' checksums.
   * moto drops the ``-N`` of a composite checksum on HEAD; moto returns no checksum from
     CompleteMultipartUpload, and raises a bare KeyError (not NoSuchUpload) for an upload that is
     gone: the moto backend answers NoSuchUpload there, as AWS does (``_answer_gone_uploads``).
@@ -170,6 +171,15 @@ def test_put_a_file_like_body_with_a_storage_class(backend: Backend) -> None:
     assert [(e.key, e.size, e.storage_class) for e in store.list("t/")] == [("t/deep", len(data), "DEEP_ARCHIVE")]
 
 
+def test_a_put_with_tags_keeps_them_and_a_copy_too(backend: Backend) -> None:
+    store, tags = backend.store, {"glacier-pipelines": "restored-copy", "why": "a lifecycle rule selects it"}
+    store.put("t/tagged", b"restored bytes", checksum=sha256(b"restored bytes"), tags=tags)
+    store.put("t/plain", b"no tags")
+    assert store.tags("t/tagged") == tags and store.tags("t/plain") == {}
+    store.copy("t/tagged", "t/copied")
+    assert store.tags("t/copied") == tags and store.get("t/copied").read() == b"restored bytes"
+
+
 @pytest.mark.parametrize("algorithm", ["CRC32", "SHA1"])
 def test_the_store_answers_the_checksum_of_the_algorithm_asked_for(backend: Backend, algorithm: str) -> None:
     data = b"other algorithms"
@@ -282,6 +292,25 @@ def test_complete_refuses_parts_it_did_not_receive(backend: Backend) -> None:
         store.complete(upload, [Part(1, "0" * 32, first.checksum)])
     assert info.value.code == "InvalidPart" and info.value.kind == "request"
     store.abort(upload)
+
+
+def test_the_parts_of_an_open_upload_are_listed_as_their_uploads_answered(backend: Backend) -> None:
+    store = backend.store
+    upload = store.begin("t/resumed", checksum_algorithm="CRC32")
+    assert list(store.parts(upload)) == []
+    pieces = {1: b"a" * (5 * MiB), 3: b"third, sent before the second", 2: b"b" * (5 * MiB)}
+    sent = {n: store.upload_part(upload, n, piece, checksum=b64(zlib.crc32(piece).to_bytes(4, "big"))) for n, piece in pieces.items()}
+    listed = list(store.parts(upload))
+    assert [p.number for p in listed] == [1, 2, 3]  # by number, whatever order they were sent in
+    assert [p.etag for p in listed] == [sent[n].etag for n in (1, 2, 3)]
+    if store.capabilities.lists_part_checksums:
+        assert [p.checksum for p in listed] == [sent[n].checksum for n in (1, 2, 3)]
+    else:  # declared (moto, SeaweedFS): ListParts answers no checksum
+        assert [p.checksum for p in listed] == [None, None, None]
+    store.complete(upload, [sent[n] for n in (1, 2, 3)])
+    assert store.get("t/resumed").read() == pieces[1] + pieces[2] + pieces[3]
+    with pytest.raises(NotFound):
+        list(store.parts(upload))  # completed: the upload is gone
 
 
 def test_open_uploads_are_listed_until_completed_or_aborted(backend: Backend) -> None:

@@ -9,11 +9,10 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from glacier_pipelines.core import checksums, staging
-from glacier_pipelines.core.objectstore import LocalStore, S3Store
+from glacier_pipelines.core.objectstore import LocalStore, S3Store, StoreError, bucket_stores
 
 BUCKET = "staging-test"
 
@@ -29,8 +28,11 @@ def s3(aws_credentials: None) -> Any:
 def test_the_area_is_an_object_store(tmp_path: Path, s3: Any) -> None:
     local = staging.StagingArea.from_setting("", tmp_path)
     remote = staging.StagingArea.from_setting(f"s3://{BUCKET}/staged", tmp_path)
-    assert isinstance(local.store(s3), LocalStore) and local.store(s3).root == tmp_path.absolute()
-    assert isinstance(remote.store(s3), S3Store) and remote.store(s3).bucket == BUCKET  # type: ignore[attr-defined]
+    stores = bucket_stores(s3)
+    assert isinstance(local.store(None), LocalStore) and local.store(None).root == tmp_path.absolute()
+    assert isinstance(remote.store(stores), S3Store) and remote.store(stores).bucket == BUCKET  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="no stores were given"):
+        remote.store(None)
 
 
 def test_a_local_stage_is_one_plain_file_at_its_locator(tmp_path: Path) -> None:
@@ -65,29 +67,39 @@ def test_the_local_listing_includes_what_a_killed_write_left(tmp_path: Path) -> 
 
 
 def test_a_remote_stage_is_a_checksummed_put(s3: Any) -> None:
+    stores = bucket_stores(s3)
     area = staging.StagingArea.from_setting(f"s3://{BUCKET}/staged/", Path("/unused"))
     locator = area.locator("lab", 7, "ef" * 16)
     assert locator == f"s3://{BUCKET}/staged/lab/07/7-{'ef' * 16}"
-    staging.write(s3, locator, [b"remote ", b"bytes"], True)
+    staging.write(stores, locator, [b"remote ", b"bytes"], True)
     head = s3.head_object(Bucket=BUCKET, Key=staging.split(locator)[1], ChecksumMode="ENABLED")
     assert head["ChecksumSHA256"] == checksums.b64(hashlib.sha256(b"remote bytes").digest())
     assert head.get("StorageClass", "STANDARD") == "STANDARD"
-    assert staging.read_bytes(s3, locator) == b"remote bytes"
-    body = staging.open_read(s3, locator)
+    assert staging.read_bytes(stores, locator) == b"remote bytes"
+    body = staging.open_read(stores, locator)
     assert isinstance(body, io.BytesIO) and body.getvalue() == b"remote bytes"  # commit_stage re-hashes getvalue()
-    assert [loc for loc, _ in staging.listing(s3, area, "lab")] == [locator]
-    assert staging.staged_bytes(s3, area, ["lab", "other"]) == len(b"remote bytes")
-    staging.delete(s3, locator)
+    assert [loc for loc, _ in staging.listing(stores, area, "lab")] == [locator]
+    assert staging.staged_bytes(stores, area, ["lab", "other"]) == len(b"remote bytes")
+    staging.delete(stores, locator)
     with pytest.raises(FileNotFoundError):
-        staging.read_bytes(s3, locator)
-    assert list(staging.listing(s3, area, "lab")) == []
+        staging.read_bytes(stores, locator)
+    assert list(staging.listing(stores, area, "lab")) == []
 
 
-def test_remote_faults_still_reach_callers_as_boto3_raised_them(s3: Any) -> None:
-    """flows/ and core/transfer catch ClientError and classify it with faults.py: staging must not change what they see."""
+def test_remote_faults_reach_callers_as_the_ports_store_error(s3: Any) -> None:
+    """flows/ and core/transfer catch StoreError and read its kind: a missing bucket is a configuration fault, not gone bytes."""
     gone = "s3://no-such-staging-bucket/lab/00/1-x"
-    with pytest.raises(ClientError) as info:
-        staging.read_bytes(s3, gone)
-    assert info.value.response["Error"]["Code"] == "NoSuchBucket"
-    with pytest.raises(ClientError):
-        staging.write(s3, gone, [b"x"], True)
+    with pytest.raises(StoreError) as info:
+        staging.read_bytes(bucket_stores(s3), gone)
+    assert info.value.code == "NoSuchBucket" and info.value.kind == "configuration"
+    with pytest.raises(StoreError):
+        staging.write(bucket_stores(s3), gone, [b"x"], True)
+
+
+def test_local_faults_stay_the_file_systems(tmp_path: Path) -> None:
+    """A local staged file is a file: core/packaging.py catches OSError around reading it."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_bytes(b"")
+    with pytest.raises(OSError) as info:
+        staging.write(None, str(blocker / "staged"), [b"x"], True)
+    assert not isinstance(info.value, StoreError)

@@ -32,6 +32,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
 from glacier_pipelines.core import checksums
+from glacier_pipelines.core.objectstore import NotFound, S3Store, bucket_stores
 from glacier_pipelines.core.transfer import (
     HEAD_BYTES,
     ChecksumMismatch,
@@ -96,7 +97,7 @@ def stage(
         expected = hashlib.new(checksums.ALGORITHMS[checksums.normalize_algorithm(algorithm)], data).hexdigest()
     return stage_stream(
         chunks,
-        s3=s3,
+        stores=bucket_stores(s3),
         settings=cfg or settings(),
         key=key,
         algorithm=algorithm,
@@ -160,7 +161,7 @@ def test_small_file_is_staged_locally_then_put(s3: Any, tmp_path: Path, storage_
     assert result.complete_in_head is True
     assert object_keys(s3) == [] and open_uploads(s3) == []
 
-    done = commit_stage(s3, cfg, st, {"sha256": result.digests["SHA-256"]})
+    done = commit_stage(bucket_stores(s3), cfg, st, {"sha256": result.digests["SHA-256"]})
     assert done["s3_checksum"] == st["s3_checksum"]
     assert done["etag"] == hashlib.md5(data).hexdigest()
     head = s3.head_object(Bucket=BUCKET, Key="k/obj", ChecksumMode="ENABLED")
@@ -169,7 +170,7 @@ def test_small_file_is_staged_locally_then_put(s3: Any, tmp_path: Path, storage_
     assert head["ContentLength"] == len(data)
     assert head["Metadata"] == {"sha256": result.digests["SHA-256"]}
     assert staged.read_bytes() == data  # commit does not consume the staged file
-    assert verify_stored(s3, bucket=BUCKET, key="k/obj", s3_checksum=st["s3_checksum"], size=len(data), storage_class=storage_class) == []
+    assert verify_stored(S3Store(s3, BUCKET), key="k/obj", s3_checksum=st["s3_checksum"], size=len(data), storage_class=storage_class) == []
 
 
 def test_small_file_bytes_round_trip_standard(s3: Any, tmp_path: Path) -> None:
@@ -178,7 +179,7 @@ def test_small_file_bytes_round_trip_standard(s3: Any, tmp_path: Path) -> None:
     assert result.stage["kind"] == "file"
     assert result.head == data[:HEAD_BYTES]
     assert result.complete_in_head is False
-    commit_stage(s3, settings(), result.stage)
+    commit_stage(bucket_stores(s3), settings(), result.stage)
     assert s3.get_object(Bucket=BUCKET, Key="k/obj")["Body"].read() == data
 
 
@@ -188,7 +189,7 @@ def test_empty_file(s3: Any, tmp_path: Path) -> None:
     assert result.size == 0
     assert Path(result.stage["path"]).read_bytes() == b""
     assert result.head == b""
-    commit_stage(s3, settings(), result.stage)
+    commit_stage(bucket_stores(s3), settings(), result.stage)
     head = s3.head_object(Bucket=BUCKET, Key="k/obj", ChecksumMode="ENABLED")
     assert head["ContentLength"] == 0
     assert head["ChecksumSHA256"] == b64(hashlib.sha256(b"").digest())
@@ -237,14 +238,14 @@ def test_multipart_staged_open_then_completed(s3: Any, tmp_path: Path) -> None:
     assert [(u["Key"], u["UploadId"]) for u in uploads] == [("k/big", st["upload_id"])]
     assert object_keys(s3) == []
 
-    done = commit_stage(s3, settings(), st)
+    done = commit_stage(bucket_stores(s3), settings(), st)
     assert done["s3_checksum"] == composite(data)
     assert done["etag"].endswith("-3")
     got = s3.get_object(Bucket=BUCKET, Key="k/big", ChecksumMode="ENABLED")
     assert got["Body"].read() == data
     assert got["ChecksumCRC32"] == composite(data)
     assert open_uploads(s3) == []
-    assert verify_stored(s3, bucket=BUCKET, key="k/big", s3_checksum=st["s3_checksum"], size=len(data), storage_class="STANDARD") == []
+    assert verify_stored(S3Store(s3, BUCKET), key="k/big", s3_checksum=st["s3_checksum"], size=len(data), storage_class="STANDARD") == []
 
 
 def test_multipart_deep_archive_class_and_metadata(s3: Any, tmp_path: Path) -> None:
@@ -252,7 +253,7 @@ def test_multipart_deep_archive_class_and_metadata(s3: Any, tmp_path: Path) -> N
     cfg = settings("DEEP_ARCHIVE")
     result = stage_stream(
         chunked(data),
-        s3=s3,
+        stores=bucket_stores(s3),
         settings=cfg,
         key="k/deep",
         algorithm="MD5",
@@ -261,14 +262,14 @@ def test_multipart_deep_archive_class_and_metadata(s3: Any, tmp_path: Path) -> N
         metadata={"source-algorithm": "MD5"},
     )
     assert len(open_uploads(s3)) == 1
-    commit_stage(s3, cfg, result.stage)
+    commit_stage(bucket_stores(s3), cfg, result.stage)
     head = s3.head_object(Bucket=BUCKET, Key="k/deep", ChecksumMode="ENABLED")
     assert head["StorageClass"] == "DEEP_ARCHIVE"
     assert head["Metadata"] == {"source-algorithm": "MD5"}
     assert same_checksum(head["ChecksumCRC32"], composite(data))
     assert (
         verify_stored(
-            s3, bucket=BUCKET, key="k/deep", s3_checksum=result.stage["s3_checksum"], size=len(data), storage_class="DEEP_ARCHIVE"
+            S3Store(s3, BUCKET), key="k/deep", s3_checksum=result.stage["s3_checksum"], size=len(data), storage_class="DEEP_ARCHIVE"
         )
         == []
     )
@@ -286,7 +287,7 @@ def test_threshold_boundary(s3: Any, tmp_path: Path) -> None:
     assert len(result.stage["parts"]) == 2
     assert result.stage["parts"][1]["ChecksumCRC32"] == b64(zlib.crc32(b"!").to_bytes(4, "big"))
     assert result.stage["s3_checksum"] == composite(over)
-    commit_stage(s3, settings(), result.stage)
+    commit_stage(bucket_stores(s3), settings(), result.stage)
     assert s3.get_object(Bucket=BUCKET, Key="k/over")["Body"].read() == over
 
 
@@ -335,8 +336,9 @@ def test_s3_failing_on_a_part_aborts_upload(s3: Any, tmp_path: Path, error: str)
     s3.meta.events.register("before-call.s3.UploadPart", hook)
     data = data_of(16 * MiB, seed=7)
     expected_exc = ClientError if error == "client" else EndpointConnectionError
-    with pytest.raises(expected_exc):
+    with pytest.raises(StoreError) as info:  # the port's one error type, over what boto3 raised
         stage(s3, data, tmp_path)
+    assert isinstance(info.value.__cause__, expected_exc) and info.value.transient
     assert 2 in seen
     assert open_uploads(s3) == []
     assert object_keys(s3) == []
@@ -357,13 +359,13 @@ def test_discard_stage(s3: Any, tmp_path: Path) -> None:
     small = stage(s3, b"tiny", tmp_path, key="k/small")
     big = stage(s3, data_of(11 * MiB), tmp_path, key="k/big")
     assert len(open_uploads(s3)) == 1
-    discard_stage(s3, small.stage)
-    discard_stage(s3, big.stage)
+    discard_stage(bucket_stores(s3), small.stage)
+    discard_stage(bucket_stores(s3), big.stage)
     assert not Path(small.stage["path"]).exists()
     assert open_uploads(s3) == []
-    discard_stage(s3, small.stage)  # repeating is harmless
-    discard_stage(s3, big.stage)
-    discard_stage(s3, None)
+    discard_stage(bucket_stores(s3), small.stage)  # repeating is harmless
+    discard_stage(bucket_stores(s3), big.stage)
+    discard_stage(bucket_stores(s3), None)
     assert object_keys(s3) == []
 
 
@@ -373,8 +375,8 @@ def test_discard_stage(s3: Any, tmp_path: Path) -> None:
 def test_commit_repeated_after_completion(s3: Any, tmp_path: Path) -> None:
     data = data_of(11 * MiB, seed=8)
     st = stage(s3, data, tmp_path).stage
-    first = commit_stage(s3, settings(), st)
-    second = commit_stage(s3, settings(), st)
+    first = commit_stage(bucket_stores(s3), settings(), st)
+    second = commit_stage(bucket_stores(s3), settings(), st)
     assert second["s3_checksum"] == first["s3_checksum"] == composite(data)
     assert s3.get_object(Bucket=BUCKET, Key="k/obj")["Body"].read() == data
 
@@ -391,9 +393,9 @@ def _upload_gone(s3: Any) -> None:
 def test_commit_after_upload_gone_finds_object_by_checksum(s3: Any, tmp_path: Path) -> None:
     data = data_of(11 * MiB, seed=9)
     st = stage(s3, data, tmp_path).stage
-    commit_stage(s3, settings(), st)
+    commit_stage(bucket_stores(s3), settings(), st)
     _upload_gone(s3)
-    again = commit_stage(s3, settings(), st)
+    again = commit_stage(bucket_stores(s3), settings(), st)
     assert again["s3_checksum"] == composite(data)
     assert again["etag"].endswith("-3")
 
@@ -401,25 +403,22 @@ def test_commit_after_upload_gone_finds_object_by_checksum(s3: Any, tmp_path: Pa
 def test_commit_after_overwrite_raises_store_error(s3: Any, tmp_path: Path) -> None:
     data = data_of(11 * MiB, seed=10)
     st = stage(s3, data, tmp_path).stage
-    commit_stage(s3, settings(), st)
+    commit_stage(bucket_stores(s3), settings(), st)
     other = b"other bytes"
     s3.put_object(Bucket=BUCKET, Key="k/obj", Body=other, ChecksumAlgorithm="SHA256")
     _upload_gone(s3)
     with pytest.raises(StoreError, match="does not hold the verified bytes"):
-        commit_stage(s3, settings(), st)
+        commit_stage(bucket_stores(s3), settings(), st)
     assert s3.get_object(Bucket=BUCKET, Key="k/obj")["Body"].read() == other  # not silently restored
 
 
 def test_commit_after_upload_aborted_and_no_object(s3: Any, tmp_path: Path) -> None:
-    """Documents current behaviour: the HEAD's 404 escapes as ClientError, not StoreError.
-
-    Callers (flows/archive.py) catch both, so this is not a failure in practice.
-    """
+    """The upload is gone and so is the object: the HEAD's 404 escapes as the port's NotFound."""
     st = stage(s3, data_of(11 * MiB), tmp_path).stage
-    discard_stage(s3, st)
+    discard_stage(bucket_stores(s3), st)
     _upload_gone(s3)
-    with pytest.raises((ClientError, StoreError)):
-        commit_stage(s3, settings(), st)
+    with pytest.raises(NotFound):
+        commit_stage(bucket_stores(s3), settings(), st)
     assert object_keys(s3) == []
 
 
@@ -431,7 +430,7 @@ def test_commit_refuses_other_returned_checksum(s3: Any, tmp_path: Path) -> None
 
     s3.meta.events.register("after-call.s3.PutObject", after)
     with pytest.raises(StoreError, match="S3 reports checksum"):
-        commit_stage(s3, settings(), st)
+        commit_stage(bucket_stores(s3), settings(), st)
 
 
 # --------------------------------------------------------------------------- verify_stored
@@ -441,26 +440,27 @@ def test_verify_stored_problems(s3: Any, tmp_path: Path) -> None:
     data = data_of(2 * MiB, seed=11)
     cfg = settings("GLACIER_IR")
     st = stage(s3, data, tmp_path, cfg=cfg).stage
-    commit_stage(s3, cfg, st)
-    args = dict(bucket=BUCKET, key="k/obj", s3_checksum=st["s3_checksum"], size=len(data))
-    assert verify_stored(s3, storage_class="GLACIER_IR", **args) == []
+    commit_stage(bucket_stores(s3), cfg, st)
+    store = S3Store(s3, BUCKET)
+    args = dict(key="k/obj", s3_checksum=st["s3_checksum"], size=len(data))
+    assert verify_stored(store, storage_class="GLACIER_IR", **args) == []
 
-    wrong_size = verify_stored(s3, storage_class="GLACIER_IR", **{**args, "size": len(data) + 1})
+    wrong_size = verify_stored(store, storage_class="GLACIER_IR", **{**args, "size": len(data) + 1})
     assert len(wrong_size) == 1 and wrong_size[0].startswith("size:")
 
-    wrong_class = verify_stored(s3, storage_class="DEEP_ARCHIVE", **args)
+    wrong_class = verify_stored(store, storage_class="DEEP_ARCHIVE", **args)
     assert len(wrong_class) == 1 and wrong_class[0].startswith("storage class:")
     assert "GLACIER_IR" in wrong_class[0]
 
-    missing = verify_stored(s3, storage_class="GLACIER_IR", **{**args, "key": "k/none"})
+    missing = verify_stored(store, storage_class="GLACIER_IR", **{**args, "key": "k/none"})
     assert missing == ["object is missing"]
 
     s3.put_object(Bucket=BUCKET, Key="k/obj", Body=data[::-1], ChecksumAlgorithm="SHA256", StorageClass="GLACIER_IR")
-    changed = verify_stored(s3, storage_class="GLACIER_IR", **args)
+    changed = verify_stored(store, storage_class="GLACIER_IR", **args)
     assert len(changed) == 1 and changed[0].startswith("checksum:")
 
     s3.put_object(Bucket=BUCKET, Key="k/obj", Body=b"short")  # no checksum, STANDARD, other size
-    problems = verify_stored(s3, storage_class="GLACIER_IR", **args)
+    problems = verify_stored(store, storage_class="GLACIER_IR", **args)
     assert [p.split(":")[0] for p in problems] == ["checksum", "size", "storage class"]
     assert "S3 reports None" in problems[0]
     assert "S3 reports STANDARD" in problems[2]  # a missing StorageClass header means STANDARD
@@ -471,7 +471,7 @@ def test_verify_stored_other_head_error(s3: Any) -> None:
         raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadObject")
 
     s3.meta.events.register("before-call.s3.HeadObject", denied)
-    assert verify_stored(s3, bucket=BUCKET, key="k", s3_checksum="x", size=1, storage_class="STANDARD") == ["HEAD failed: 403"]
+    assert verify_stored(S3Store(s3, BUCKET), key="k", s3_checksum="x", size=1, storage_class="STANDARD") == ["HEAD failed: 403"]
 
 
 # --------------------------------------------------------------------------- same_checksum
@@ -512,10 +512,10 @@ def test_abort_stale_uploads(s3: Any) -> None:
     drop = s3.create_multipart_upload(Bucket=BUCKET, Key="t/drop")["UploadId"]
     other = s3.create_multipart_upload(Bucket=BUCKET, Key="elsewhere/x")["UploadId"]
 
-    assert abort_stale_uploads(s3, BUCKET, "t/", {keep}, timedelta(hours=1)) == []
+    assert abort_stale_uploads(S3Store(s3, BUCKET), "t/", {keep}, timedelta(hours=1)) == []
     assert len(open_uploads(s3)) == 3
 
-    aborted = abort_stale_uploads(s3, BUCKET, "t/", {keep}, timedelta(0))
+    aborted = abort_stale_uploads(S3Store(s3, BUCKET), "t/", {keep}, timedelta(0))
     assert aborted == [("t/drop", drop)]
     remaining = {u["UploadId"] for u in open_uploads(s3)}
     assert remaining == {keep, other}
@@ -569,7 +569,7 @@ def test_bounded_concurrency_and_memory(s3: Any, tmp_path: Path) -> None:
     cfg = settings(max_concurrency=2)
     result = stage_stream(
         source(),
-        s3=counting,
+        stores=bucket_stores(counting),
         settings=cfg,
         key="k/par",
         algorithm="MD5",
@@ -581,7 +581,7 @@ def test_bounded_concurrency_and_memory(s3: Any, tmp_path: Path) -> None:
     assert all(name.startswith("part") for name in counting.threads)
     # Bytes read but not yet uploaded stay within the documented bound.
     assert max_outstanding <= cfg.part_size * (cfg.max_concurrency + 2)
-    commit_stage(s3, cfg, result.stage)
+    commit_stage(bucket_stores(s3), cfg, result.stage)
     assert s3.get_object(Bucket=BUCKET, Key="k/par")["Body"].read() == data
 
 
@@ -590,7 +590,7 @@ def test_concurrency_one_is_sequential(s3: Any, tmp_path: Path) -> None:
     data = data_of(3 * PART, seed=13)
     result = stage_stream(
         chunked(data),
-        s3=counting,
+        stores=bucket_stores(counting),
         settings=settings(max_concurrency=1),
         key="k/seq",
         algorithm="MD5",
@@ -644,7 +644,7 @@ def test_sse_aes256_is_requested(s3: Any, tmp_path: Path, size: int) -> None:
     cfg = settings(sse="AES256")
     data = data_of(size, seed=14)
     st = stage(s3, data, tmp_path, cfg=cfg).stage
-    commit_stage(s3, cfg, st)
+    commit_stage(bucket_stores(s3), cfg, st)
     head = s3.head_object(Bucket=BUCKET, Key="k/obj")
     assert head["ServerSideEncryption"] == "AES256"
 
@@ -652,7 +652,7 @@ def test_sse_aes256_is_requested(s3: Any, tmp_path: Path, size: int) -> None:
 def test_sse_kms_is_requested(s3: Any, tmp_path: Path) -> None:
     cfg = settings(sse="aws:kms", kms_key_id="my-key")
     st = stage(s3, b"secret", tmp_path, cfg=cfg).stage
-    commit_stage(s3, cfg, st)
+    commit_stage(bucket_stores(s3), cfg, st)
     head = s3.head_object(Bucket=BUCKET, Key="k/obj")
     assert head["ServerSideEncryption"] == "aws:kms"
     assert head["SSEKMSKeyId"] == "my-key"
@@ -709,13 +709,13 @@ def test_commit_of_a_staged_file_removed_after_upload_finds_the_object(s3: Any, 
     data = data_of(200_000, seed=12)
     st = stage(s3, data, tmp_path).stage
     assert st["kind"] == "file"
-    first = commit_stage(s3, settings(), st)
+    first = commit_stage(bucket_stores(s3), settings(), st)
     Path(st["path"]).unlink()
-    again = commit_stage(s3, settings(), st)
+    again = commit_stage(bucket_stores(s3), settings(), st)
     assert again == first
     s3.delete_object(Bucket=BUCKET, Key="k/obj")  # neither the staged copy nor the object: a clear error, not a success
     with pytest.raises(StoreError, match="is gone"):
-        commit_stage(s3, settings(), st)
+        commit_stage(bucket_stores(s3), settings(), st)
 
 
 # --------------------------------------------------------------------------- buffers and memory
@@ -730,14 +730,14 @@ def test_part_buffers_are_reused_across_files(s3: Any, tmp_path: Path) -> None:
         data = data_of(3 * PART + 5, seed=20 + n)
         result = stage_stream(
             chunked(data),
-            s3=s3,
+            stores=bucket_stores(s3),
             settings=settings(max_concurrency=2),
             key=f"k/reuse{n}",
             algorithm="MD5",
             expected_checksum=hashlib.md5(data).hexdigest(),
             staging_path=tmp_path / "x",
         )
-        commit_stage(s3, settings(), result.stage)
+        commit_stage(bucket_stores(s3), settings(), result.stage)
         assert s3.get_object(Bucket=BUCKET, Key=f"k/reuse{n}")["Body"].read() == data  # reused buffers hold no stale bytes
         kept = pool._free[PART]
         assert 1 <= len(kept) <= 3  # at most max_concurrency + 1 buffers for one file

@@ -26,6 +26,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from glacier_pipelines.core.objectstore import ChecksumRejected, S3Store, bucket_stores
 from glacier_pipelines.emulator import SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, find_weed, seaweedfs_server
 from glacier_pipelines.core.transfer import (
     StoreError,
@@ -111,7 +112,7 @@ def settings(bucket: str, storage_class: str = "DEEP_ARCHIVE") -> UploadSettings
 def stage(s3: Any, cfg: UploadSettings, data: bytes, tmp_path: Path, key: str = "tenant/obj"):
     return stage_stream(
         chunked(data),
-        s3=s3,
+        stores=bucket_stores(s3),
         settings=cfg,
         key=key,
         algorithm="MD5",
@@ -145,7 +146,7 @@ def test_multipart_end_to_end(s3: Any, bucket: str, tmp_path: Path) -> None:
     assert [u["UploadId"] for u in open_uploads(s3, bucket)] == [st["upload_id"]]
     assert object_keys(s3, bucket) == []
 
-    done = commit_stage(s3, cfg, st)
+    done = commit_stage(bucket_stores(s3), cfg, st)
     assert done["s3_checksum"] == st["s3_checksum"]
     got = s3.get_object(Bucket=bucket, Key="tenant/obj", ChecksumMode="ENABLED")
     print("GET ChecksumCRC32:", got.get("ChecksumCRC32"), "StorageClass:", got.get("StorageClass"))
@@ -154,7 +155,7 @@ def test_multipart_end_to_end(s3: Any, bucket: str, tmp_path: Path) -> None:
     assert got["Body"].read() == data
     assert open_uploads(s3, bucket) == []
     assert (
-        verify_stored(s3, bucket=bucket, key="tenant/obj", s3_checksum=st["s3_checksum"], size=len(data), storage_class="DEEP_ARCHIVE")
+        verify_stored(S3Store(s3, bucket), key="tenant/obj", s3_checksum=st["s3_checksum"], size=len(data), storage_class="DEEP_ARCHIVE")
         == []
     )
 
@@ -176,13 +177,15 @@ def test_corrupted_part_is_refused_by_the_server(s3: Any, bucket: str, tmp_path:
         tampered["corrupt"] = b64(crc32(corrupt))
 
     s3.meta.events.register("before-call.s3.UploadPart", flip_byte_of_part_2)
-    with pytest.raises(ClientError) as info:
+    with pytest.raises(ChecksumRejected) as info:
         stage(s3, settings(bucket), data, tmp_path)
-    print("server answered:", error_code(info.value), info.value.response["Error"].get("Message"))
+    answer = info.value.__cause__
+    assert isinstance(answer, ClientError)
+    print("server answered:", error_code(answer), answer.response["Error"].get("Message"))
 
     # The checksum sent is the one of the original bytes: botocore did not recompute it after tampering.
     assert tampered["header"] == tampered["original"] != tampered["corrupt"]
-    assert error_code(info.value) in [(code, 400) for code in BAD_DIGEST]
+    assert error_code(answer) in [(code, 400) for code in BAD_DIGEST]
     assert open_uploads(s3, bucket) == []
     assert object_keys(s3, bucket) == []
 
@@ -223,10 +226,12 @@ def test_small_put_with_wrong_checksum_is_refused(s3: Any, bucket: str, tmp_path
         path.write_bytes(bytes(raw))
     sent: list[dict[str, str]] = []
     s3.meta.events.register("before-send.s3.PutObject", lambda request, **_: sent.append(dict(request.headers)))
-    with pytest.raises(ClientError) as info:
-        commit_stage(s3, cfg, st)
-    print("server answered:", error_code(info.value), info.value.response["Error"].get("Message"))
-    assert error_code(info.value) in [(code, 400) for code in BAD_DIGEST]
+    with pytest.raises(ChecksumRejected) as info:
+        commit_stage(bucket_stores(s3), cfg, st)
+    answer = info.value.__cause__
+    assert isinstance(answer, ClientError)
+    print("server answered:", error_code(answer), answer.response["Error"].get("Message"))
+    assert error_code(answer) in [(code, 400) for code in BAD_DIGEST]
     assert object_keys(s3, bucket) == []
     # Only the SHA-256 from the stage was sent (no Content-MD5, no recomputed checksum): the server
     # refused because that SHA-256 does not match the bytes (its message still says "Content-Md5").
@@ -239,31 +244,33 @@ def test_small_put_end_to_end(s3: Any, bucket: str, tmp_path: Path) -> None:
     data = random.Random(5).randbytes(300_000)
     cfg = settings(bucket, "GLACIER")
     st = stage(s3, cfg, data, tmp_path).stage
-    done = commit_stage(s3, cfg, st)
+    done = commit_stage(bucket_stores(s3), cfg, st)
     assert done["s3_checksum"] == b64(hashlib.sha256(data).digest())
     assert s3.get_object(Bucket=bucket, Key="tenant/obj")["Body"].read() == data
-    assert verify_stored(s3, bucket=bucket, key="tenant/obj", s3_checksum=st["s3_checksum"], size=len(data), storage_class="GLACIER") == []
+    assert (
+        verify_stored(S3Store(s3, bucket), key="tenant/obj", s3_checksum=st["s3_checksum"], size=len(data), storage_class="GLACIER") == []
+    )
 
 
 def test_commit_repeated_and_after_overwrite(s3: Any, bucket: str, tmp_path: Path) -> None:
     data = random.Random(6).randbytes(11 * MiB)
     cfg = settings(bucket, "STANDARD")
     st = stage(s3, cfg, data, tmp_path).stage
-    first = commit_stage(s3, cfg, st)
-    assert commit_stage(s3, cfg, st) == first  # repeating a completed commit is harmless
+    first = commit_stage(bucket_stores(s3), cfg, st)
+    assert commit_stage(bucket_stores(s3), cfg, st) == first  # repeating a completed commit is harmless
     s3.put_object(Bucket=bucket, Key="tenant/obj", Body=b"replaced", ChecksumAlgorithm="SHA256")
     with pytest.raises(StoreError, match="does not hold the verified bytes"):  # the server answers NoSuchUpload
-        commit_stage(s3, cfg, st)
+        commit_stage(bucket_stores(s3), cfg, st)
     assert s3.get_object(Bucket=bucket, Key="tenant/obj")["Body"].read() == b"replaced"
-    problems = verify_stored(s3, bucket=bucket, key="tenant/obj", s3_checksum=st["s3_checksum"], size=len(data), storage_class="STANDARD")
+    problems = verify_stored(S3Store(s3, bucket), key="tenant/obj", s3_checksum=st["s3_checksum"], size=len(data), storage_class="STANDARD")
     assert [p.split(":")[0] for p in problems] == ["checksum", "size"]
 
 
 def test_abort_stale_uploads_with_real_timestamps(s3: Any, bucket: str) -> None:
     keep = s3.create_multipart_upload(Bucket=bucket, Key="t/keep")["UploadId"]
     drop = s3.create_multipart_upload(Bucket=bucket, Key="t/drop")["UploadId"]
-    assert abort_stale_uploads(s3, bucket, "t/", {keep}, timedelta(hours=1)) == []
-    assert abort_stale_uploads(s3, bucket, "t/", {keep}, timedelta(0)) == [("t/drop", drop)]
+    assert abort_stale_uploads(S3Store(s3, bucket), "t/", {keep}, timedelta(hours=1)) == []
+    assert abort_stale_uploads(S3Store(s3, bucket), "t/", {keep}, timedelta(0)) == [("t/drop", drop)]
     assert [u["UploadId"] for u in open_uploads(s3, bucket)] == [keep]
 
 
@@ -283,8 +290,8 @@ def test_object_stored_with_sha256_parts_still_completes_and_verifies(s3: Any, b
     expected = f"{b64(hashlib.sha256(b''.join(digests)).digest())}-{len(digests)}"
     stage = {"kind": "multipart", "bucket": bucket, "key": key, "upload_id": upload_id, "parts": parts, "s3_checksum": expected}
     cfg = UploadSettings(bucket=bucket, storage_class="DEEP_ARCHIVE", part_size=PART, multipart_threshold=PART)
-    assert commit_stage(s3, cfg, stage)["s3_checksum"] == expected
-    assert verify_stored(s3, bucket=bucket, key=key, s3_checksum=expected, size=len(data), storage_class="DEEP_ARCHIVE") == []
-    assert commit_stage(s3, cfg, stage)["s3_checksum"] == expected  # a repeat after a crash finds it by its SHA-256
+    assert commit_stage(bucket_stores(s3), cfg, stage)["s3_checksum"] == expected
+    assert verify_stored(S3Store(s3, bucket), key=key, s3_checksum=expected, size=len(data), storage_class="DEEP_ARCHIVE") == []
+    assert commit_stage(bucket_stores(s3), cfg, stage)["s3_checksum"] == expected  # a repeat after a crash finds it by its SHA-256
     wrong = f"{b64(hashlib.sha256(b'other').digest())}-{len(digests)}"
-    assert verify_stored(s3, bucket=bucket, key=key, s3_checksum=wrong, size=len(data), storage_class="DEEP_ARCHIVE") != []
+    assert verify_stored(S3Store(s3, bucket), key=key, s3_checksum=wrong, size=len(data), storage_class="DEEP_ARCHIVE") != []

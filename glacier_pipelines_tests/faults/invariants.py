@@ -33,6 +33,7 @@ from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.core import keys, transfer
 from glacier_pipelines.core.ledger import is_ledger_key
+from glacier_pipelines.core.objectstore import S3Store
 
 
 @dataclass
@@ -216,7 +217,7 @@ def check(
                     tally.problems.append(f"orphan object s3://{bucket}/{item['Key']} ({item['Size']} bytes): no catalog row names it")
         if cleanup:
             # As if the grace period had passed: every upload that no verified request waits on is stale.
-            aborted = transfer.abort_stale_uploads(s3, bucket, prefix, catalog.open_upload_ids(), timedelta(minutes=-1))
+            aborted = transfer.abort_stale_uploads(S3Store(s3, bucket), prefix, catalog.open_upload_ids(), timedelta(minutes=-1))
             tally.aborted_by_cleanup += len(aborted)
         for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
             for upload in page.get("Uploads", []):

@@ -86,12 +86,16 @@ def test_store_failure_ends_in_error_and_leaves_nothing(archive, monkeypatch):
     from botocore.exceptions import ClientError
 
     from glacier_pipelines.core import transfer
+    from glacier_pipelines.core.objectstore import StoreError
 
     data = b"will not be stored"
     archive.submit(archive.request("lab", archive.file("f", data), data, requestId="f"))
 
-    def refuse(*args, **kwargs):
-        raise ClientError({"Error": {"Code": "EntityTooLarge", "Message": "no"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "PutObject")
+    def refuse(*args, **kwargs):  # as the port raises S3's answer
+        answer = ClientError(
+            {"Error": {"Code": "EntityTooLarge", "Message": "no"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "PutObject"
+        )
+        raise StoreError.wrap(answer, "PutObject", "f")
 
     monkeypatch.setattr(transfer, "commit_stage", refuse)
     setup, batch, verified, stored = _run_steps(archive)
@@ -106,13 +110,15 @@ def test_credentials_refused_at_store_keep_the_request_and_its_staged_bytes(arch
     from botocore.exceptions import ClientError
 
     from glacier_pipelines.core import transfer
+    from glacier_pipelines.core.objectstore import StoreError
     from glacier_pipelines.core.faults import ArchiveFault
 
     data = b"waits for the operator"
     archive.submit(archive.request("lab", archive.file("f", data), data, requestId="f"))
 
-    def refuse(*args, **kwargs):
-        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "PutObject")
+    def refuse(*args, **kwargs):  # as the port raises S3's answer
+        answer = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "PutObject")
+        raise StoreError.wrap(answer, "PutObject", "f")
 
     real = transfer.commit_stage
     monkeypatch.setattr(transfer, "commit_stage", refuse)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from glacier_pipelines.core.objectstore import S3Store
 from glacier_pipelines.core.transfer import verify_stored
 from glacier_pipelines.flows.rebuild import rebuild
 from glacier_pipelines_tests.conftest import BUCKET, MiB, s3_client
@@ -23,6 +24,6 @@ def test_rebuilt_multipart_object_keeps_its_crc32_composite(archive, instance):
     assert (after.key, after.size) == (before.key, before.size)
     assert after.s3_checksum.partition("-")[0] == before.s3_checksum.partition("-")[0]  # moto drops the -N on HEAD
     problems = verify_stored(
-        s3_client(), bucket=BUCKET, key=after.key, s3_checksum=after.s3_checksum, size=after.size, storage_class=after.storage_class
+        S3Store(s3_client(), BUCKET), key=after.key, s3_checksum=after.s3_checksum, size=after.size, storage_class=after.storage_class
     )
     assert problems == []

@@ -45,13 +45,14 @@ class Capabilities:
     checksums_copies: bool = True  # a copy asked for a checksum algorithm answers (and keeps) that checksum of the copy
     checksums_part_copies: bool = True  # a part copied in an upload with a checksum algorithm answers the part's checksum
     checks_copy_source: bool = True  # a copy refuses a source whose ETag is not the if_match given (PreconditionFailed)
+    lists_part_checksums: bool = True  # parts() answers each part's checksum (in the upload's algorithm)
 
 
 AWS = Capabilities()
-# moto accepts any checksum and Content-MD5, answers no checksum for a part copy, ignores CopySourceIfMatch
-MOTO = Capabilities(validates_checksums=False, checksums_part_copies=False, checks_copy_source=False)
-# classes are labels, 405 to RestoreObject; CopyObject keeps a CRC32 whatever algorithm is asked
-SEAWEEDFS = Capabilities(enforces_restore=False, lists_in_key_order=False, checksums_copies=False)
+# moto accepts any checksum and Content-MD5, answers no checksum for a part copy, ignores CopySourceIfMatch, lists parts without checksums
+MOTO = Capabilities(validates_checksums=False, checksums_part_copies=False, checks_copy_source=False, lists_part_checksums=False)
+# classes are labels, 405 to RestoreObject; CopyObject keeps a CRC32 whatever algorithm is asked; ListParts without checksums
+SEAWEEDFS = Capabilities(enforces_restore=False, lists_in_key_order=False, checksums_copies=False, lists_part_checksums=False)
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,8 @@ class ObjectStore(Protocol):
 
     def tags(self, key: str) -> dict[str, str]: ...
 
-    # content_type: the Content-Type header S3 serves the object with (a folder keeps none)
+    # content_type: the Content-Type header S3 serves the object with (a folder keeps none);
+    # tags: the object's tags, as ``begin`` takes them (what a lifecycle rule may select by)
     def put(
         self,
         key: str,
@@ -190,6 +192,7 @@ class ObjectStore(Protocol):
         checksum_algorithm: str | None = None,
         checksum: str | None = None,
         content_type: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> PutResult: ...
 
     def begin(
@@ -223,6 +226,10 @@ class ObjectStore(Protocol):
     def complete(self, upload: Upload, parts: Sequence[Part]) -> PutResult: ...
 
     def abort(self, upload: Upload) -> None: ...
+
+    # The parts an open upload holds, by number (ListParts): what a resumed upload need not send again. Each part's
+    # checksum comes with it where ``capabilities.lists_part_checksums`` says so (None otherwise).
+    def parts(self, upload: Upload) -> Iterator[Part]: ...
 
     def uploads(self, prefix: str = "") -> Iterator[PendingUpload]: ...
 

@@ -173,9 +173,11 @@ class LocalStore:
         checksum_algorithm: str | None = None,
         checksum: str | None = None,
         content_type: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> PutResult:
         algorithm = base.check_object_args(storage_class, sse, checksum_algorithm, checksum)
         del content_type  # a header S3 serves the object with: a file has none, and nothing here reads it back
+        extra = {"tags": dict(tags)} if tags else None  # in the sidecar, as a multipart upload's tags are
         path = self.path(key, "PutObject", creating=True)
         digest = localfs.hasher(algorithm, "PutObject", key) if algorithm else None
         try:
@@ -187,7 +189,9 @@ class LocalStore:
                     raise refusal(
                         "BadDigest", 400, f"The {algorithm} you specified did not match the calculated checksum.", "PutObject", key
                     )
-                meta = localfs.object_meta(storage_class, metadata, sse, kms_key_id, (algorithm, value) if algorithm and value else None)
+                meta = localfs.object_meta(
+                    storage_class, metadata, sse, kms_key_id, (algorithm, value) if algorithm and value else None, extra=extra
+                )
                 self.install(tmp, meta, st)
         except OSError as exc:
             raise localfs.wrap_os(exc, "PutObject", key) from exc
@@ -324,6 +328,9 @@ class LocalStore:
 
     def abort(self, upload: base.Upload) -> None:
         self._multipart.abort(upload)
+
+    def parts(self, upload: base.Upload) -> Iterator[base.Part]:
+        return self._multipart.parts(upload)
 
     def uploads(self, prefix: str = "") -> Iterator[base.PendingUpload]:
         return self._multipart.uploads(prefix)

@@ -159,6 +159,18 @@ class LocalMultipart:
         shutil.rmtree(folder, ignore_errors=True)
         return PutResult(etag=localfs.fingerprint(st, len(parts)), checksums={algorithm: value} if value else {})
 
+    def parts(self, upload: Upload) -> Iterator[Part]:
+        """The parts received so far, by number, as their uploads answered them; NoSuchUpload once the upload is gone."""
+        folder, _ = self._folder(upload, "ListParts")
+        found = []
+        for path in sorted(folder.glob("part-*.json")):
+            try:
+                info = json.loads(path.read_text())
+            except FileNotFoundError:  # aborted meanwhile
+                continue
+            found.append(Part(number=int(path.stem.removeprefix("part-")), etag=info["etag"], checksum=info["checksum"]))
+        return iter(found)
+
     def uploads(self, prefix: str) -> Iterator[PendingUpload]:
         """Uploads begun under ``prefix`` and not yet completed or aborted, by key then start, as S3 lists them."""
         found = []

@@ -157,11 +157,14 @@ class S3Store:
         checksum_algorithm: str | None = None,
         checksum: str | None = None,
         content_type: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> PutResult:
         algorithm = base.check_object_args(storage_class, sse, checksum_algorithm, checksum)
         args = _object_args(storage_class, metadata, sse, kms_key_id)
         if content_type:
             args["ContentType"] = content_type
+        if tags:
+            args["Tagging"] = urlencode(list(tags.items()))
         if algorithm:
             args["ChecksumAlgorithm"] = algorithm
             if checksum is not None:
@@ -261,6 +264,16 @@ class S3Store:
         except StoreError as exc:
             if exc.code not in ("NoSuchUpload", "404"):
                 raise
+
+    def parts(self, upload: Upload) -> Iterator[Part]:
+        """The parts S3 holds for an open upload, by number (ListParts, page after page); NotFound once it is gone."""
+        algorithm = upload.checksum_algorithm
+        with answers("ListParts", upload.key):
+            pages = self.client.get_paginator("list_parts").paginate(Bucket=self.bucket, Key=upload.key, UploadId=upload.upload_id)
+            for page in pages:
+                for item in page.get("Parts", []):
+                    checksum = item.get(f"Checksum{algorithm}") if algorithm else None
+                    yield Part(number=int(item["PartNumber"]), etag=_etag(item), checksum=checksum)
 
     def uploads(self, prefix: str = "") -> Iterator[PendingUpload]:
         """Multipart uploads under ``prefix`` not yet completed or aborted (ListMultipartUploads, page after page)."""

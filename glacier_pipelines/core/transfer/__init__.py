@@ -1,5 +1,8 @@
 """Streaming transfer: one pass from source to S3, verify-then-complete, bounded memory.
 
+Every call goes through the storage port (core/objectstore): the functions take stores, and
+what fails is its ``StoreError`` (``transfer_error`` for what the transfer itself finds wrong).
+
 ``stage_stream`` reads a source once, feeding every digest, and leaves the verified bytes
 "staged": small files in a durable local file, large files as an open multipart upload
 whose parts already carry CRC32 checksums. Only bytes that matched the request's checksum
@@ -19,7 +22,8 @@ from glacier_pipelines.core.errors import ChecksumMismatch
 from glacier_pipelines.core.transfer.durable import sync_staged
 from glacier_pipelines.core.transfer.parts import _BUFFERS, M_ARENA_MAX, _BufferPool, limit_malloc_arenas, read_ahead
 from glacier_pipelines.core.transfer.stage import HEAD_BYTES, StageResult, commit_stage, discard_stage, stage_stream
-from glacier_pipelines.core.transfer.uploads import StoreError, UploadSettings, abort_stale_uploads, abort_upload
+from glacier_pipelines.core.objectstore import StoreError  # the port's one error type, here for the transfer's callers
+from glacier_pipelines.core.transfer.uploads import TRANSFER_REFUSED, UploadSettings, abort_stale_uploads, abort_upload, transfer_error
 from glacier_pipelines.core.transfer.verify import head_checksum, reported_checksum, same_checksum, verify_stored
 
 __all__ = [
@@ -31,6 +35,7 @@ __all__ = [
     "MiB",
     "StageResult",
     "StoreError",
+    "TRANSFER_REFUSED",
     "UploadSettings",
     "_BUFFERS",
     "_BufferPool",
@@ -44,6 +49,7 @@ __all__ = [
     "reported_checksum",
     "same_checksum",
     "stage_stream",
+    "transfer_error",
     "sync_staged",
     "verify_stored",
 ]

@@ -10,7 +10,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from glacier_pipelines.core import checksums
-from glacier_pipelines.core.transfer.uploads import StoreError, UploadSettings, abort_upload
+from glacier_pipelines.core.objectstore import ObjectStore
+from glacier_pipelines.core.transfer.uploads import UploadSettings, transfer_error
 
 
 def read_ahead(chunks: Iterable[bytes], depth: int = 4) -> Iterator[bytes]:
@@ -53,17 +54,21 @@ def read_ahead(chunks: Iterable[bytes], depth: int = 4) -> Iterator[bytes]:
 
 
 class _PartUploader:
-    """Uploads parts on a small thread pool, never holding more than ``max_concurrency`` in flight."""
+    """Uploads parts on a small thread pool, never holding more than ``max_concurrency`` in flight.
 
-    def __init__(self, s3: Any, settings: UploadSettings, key: str, metadata: dict[str, str]):
-        self.s3, self.settings, self.key = s3, settings, key
-        resp = s3.create_multipart_upload(
-            Bucket=settings.bucket, Key=key, ChecksumAlgorithm="CRC32", Metadata=metadata, **settings.object_args()
-        )
-        self.upload_id: str = resp["UploadId"]
+    One CreateMultipartUpload, then one UploadPart per part (with its CRC32, which the store checks): nothing more.
+    """
+
+    def __init__(self, store: ObjectStore, settings: UploadSettings, key: str, metadata: dict[str, str]):
+        self.store, self.settings, self.key = store, settings, key
+        self.upload = store.begin(key, metadata=metadata, checksum_algorithm="CRC32", **settings.store_args())
         self._pool = ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="part")
         self._slots = threading.Semaphore(settings.max_concurrency)
         self._futures: list[Future[dict[str, Any]]] = []
+
+    @property
+    def upload_id(self) -> str:
+        return self.upload.upload_id
 
     def _upload(self, number: int, data: bytes | bytearray, done: Any) -> dict[str, Any]:
         try:
@@ -71,19 +76,11 @@ class _PartUploader:
             # zlib releases the GIL, so parts are checked in parallel (docs/architecture.md).
             crc = checksums.crc32(data)
             sent = checksums.b64(crc)
-            resp = self.s3.upload_part(
-                Bucket=self.settings.bucket,
-                Key=self.key,
-                UploadId=self.upload_id,
-                PartNumber=number,
-                Body=data,
-                ChecksumAlgorithm="CRC32",
-                ChecksumCRC32=sent,
-            )
-            returned = resp.get("ChecksumCRC32")
-            if returned is not None and returned != sent:
-                raise StoreError(f"part {number}: S3 reports checksum {returned}, sent {sent}")
-            return {"PartNumber": number, "ETag": resp["ETag"], "ChecksumCRC32": sent, "_digest": crc}
+            part = self.store.upload_part(self.upload, number, data, checksum=sent)
+            if part.checksum is not None and part.checksum != sent:
+                raise transfer_error(f"part {number}: S3 reports checksum {part.checksum}, sent {sent}")
+            # The stage's JSON keeps S3's own form of a part (a quoted ETag), as CompleteMultipartUpload lists it.
+            return {"PartNumber": number, "ETag": f'"{part.etag}"', "ChecksumCRC32": sent, "_digest": crc}
         finally:
             if done is not None:
                 done()
@@ -106,7 +103,7 @@ class _PartUploader:
 
     def abort(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-        abort_upload(self.s3, self.settings.bucket, self.key, self.upload_id)
+        self.store.abort(self.upload)
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)

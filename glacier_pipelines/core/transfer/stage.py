@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from glacier_pipelines.core import checksums, faults, staging
+from glacier_pipelines.core import checksums, staging
 from glacier_pipelines.core.constants import MiB
 from glacier_pipelines.core.errors import ChecksumMismatch
+from glacier_pipelines.core.objectstore import BucketStores, NotFound, ObjectHead, ObjectStore, Part, PutResult, StoreError, Upload
 from glacier_pipelines.core.transfer.durable import _write_durably
 from glacier_pipelines.core.transfer.parts import _PartUploader, _PartWriter
-from glacier_pipelines.core.transfer.uploads import StoreError, UploadSettings, abort_upload
+from glacier_pipelines.core.transfer.uploads import TRANSFER_REFUSED, UploadSettings, abort_upload, transfer_error
 from glacier_pipelines.core.transfer.verify import head_checksum, reported_checksum, same_checksum
 
 HEAD_BYTES = 4 * MiB  # kept from the start of a large file for image probing
@@ -39,7 +38,7 @@ class StageResult:
 def stage_stream(
     chunks: Iterable[bytes],
     *,
-    s3: Any,
+    stores: BucketStores,
     settings: UploadSettings,
     key: str,
     algorithm: str,
@@ -52,7 +51,9 @@ def stage_stream(
 ) -> StageResult:
     """Read ``chunks`` once: hash, verify against ``expected_checksum`` and stage the bytes.
 
-    Raises ChecksumMismatch (nothing stays behind), or whatever the source or S3 raised
+    ``stores`` gives the store of a bucket: ``settings.bucket``'s for a multipart upload, the staging
+    bucket's for a small file staged remotely (a local staging path needs none).
+    Raises ChecksumMismatch (nothing stays behind), or whatever the source or the store raised
     (the multipart upload, if any, is aborted first). ``expected_checksum`` may be a callable, asked
     once the stream has ended (a stream whose digest its producer knows only at its end). ``multipart_gate`` (a lock or
     semaphore shared by parallel callers) is held while a file streams as a multipart
@@ -83,7 +84,7 @@ def stage_stream(
                 if multipart_gate is not None:
                     multipart_gate.acquire()
                     gated = True
-                uploader = _PartUploader(s3, settings, key, metadata or {})
+                uploader = _PartUploader(stores(settings.bucket), settings, key, metadata or {})
                 writer = _PartWriter(uploader, digest, settings.part_size, settings.max_concurrency + 1)
                 for piece in pending:
                     writer.write(piece)
@@ -114,7 +115,7 @@ def stage_stream(
     if uploader is None:
         held = b"".join(pending) if hold_up_to is not None and pending_size <= hold_up_to else None
         if held is None:
-            staging.write(s3, str(staging_path), pending, durable, _write_durably)
+            staging.write(stores, str(staging_path), pending, durable, _write_durably)
         stage: dict[str, Any] = {
             "kind": "file",
             **({} if held is not None else {"path": str(staging_path)}),
@@ -151,80 +152,94 @@ def _head_of(chunks: list[bytes]) -> bytes:
     return bytes(head)
 
 
-def commit_stage(s3: Any, settings: UploadSettings, stage: dict[str, Any], metadata: dict[str, str] | None = None) -> dict[str, Any]:
-    """Turn staged, verified bytes into the object; returns ``{"etag", "s3_checksum"}``.
+def commit_stage(
+    stores: BucketStores, settings: UploadSettings, stage: dict[str, Any], metadata: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Turn staged, verified bytes into the object in ``stores(stage["bucket"])``; returns ``{"etag", "s3_checksum"}``.
 
     Safe to repeat after a crash: a multipart upload that was already completed is found by
     its checksum instead of failing with NoSuchUpload. Likewise when S3 did the work but its
     answer was lost (timeouts, resets, retries exhausted): the object is found by its checksum.
     """
     bucket, key, expected = stage["bucket"], stage["key"], stage["s3_checksum"]
+    store = stores(bucket)
+    done: PutResult | ObjectHead
     try:
         if stage["kind"] == "file":
             try:
-                body = staging.open_read(s3, stage["path"])
+                body = staging.open_read(stores, stage["path"])
             except FileNotFoundError:
                 # The staged copy is removed once S3 holds it, before the catalog records the object; a
                 # crash in between leaves exactly this: nothing to send, and the object already stored.
-                found = _holding(s3, bucket, key, expected)
+                found = _holding(store, key, expected)
                 if found is None:
-                    raise StoreError(f"staged copy {stage['path']} is gone and s3://{bucket}/{key} does not hold the verified bytes")
-                return {"etag": (found.get("ETag") or "").strip('"'), "s3_checksum": expected}
+                    raise transfer_error(
+                        f"staged copy {stage['path']} is gone and s3://{bucket}/{key} does not hold the verified bytes"
+                    ) from None
+                return {"etag": found.etag, "s3_checksum": expected}
             if staging.is_remote(stage["path"]):  # staged by another step, maybe on another machine: the bytes must still be those verified
                 held = checksums.b64(hashlib.sha256(body.getvalue()).digest())  # type: ignore[attr-defined]
                 if held != expected:
-                    raise StoreError(f"staged copy {stage['path']} changed since it was verified: SHA-256 {held}, verified {expected}")
+                    raise transfer_error(f"staged copy {stage['path']} changed since it was verified: SHA-256 {held}, verified {expected}")
             with body:
-                resp = s3.put_object(
-                    Bucket=bucket,
-                    Key=key,
-                    Body=body,
-                    ChecksumAlgorithm="SHA256",
-                    ChecksumSHA256=expected,
-                    Metadata=metadata or {},
-                    **settings.object_args(),
+                done = store.put(
+                    key, body, metadata=metadata or {}, checksum_algorithm="SHA256", checksum=expected, **settings.store_args()
                 )
         else:
-            parts = stage["parts"]
+            upload, parts = _multipart(stage)
             try:
-                resp = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=stage["upload_id"], MultipartUpload={"Parts": parts})
-            except ClientError as exc:
-                if faults.error_code(exc) != "NoSuchUpload":
+                done = store.complete(upload, parts)
+            except NotFound as exc:
+                if exc.code != "NoSuchUpload":
                     raise
-                found = head_checksum(s3, bucket, key)
-                if not same_checksum(reported_checksum(found, expected), expected):
-                    raise StoreError(
+                found_head = head_checksum(store, key)
+                if not same_checksum(reported_checksum(found_head.checksums, expected), expected):
+                    raise transfer_error(
                         f"multipart upload {stage['upload_id']} is gone and s3://{bucket}/{key} does not hold the verified bytes"
                     ) from exc
-                resp = found
-    except (ClientError, BotoCoreError):
+                done = found_head
+    except StoreError as exc:
+        if exc.code == TRANSFER_REFUSED:  # found wrong here, not an answer that may have been lost
+            raise
         # S3 may have done the work although its answer never arrived (read timeout, reset, retries
         # exhausted): failing the request would leave an object that no result names. S3 says.
-        found = _holding(s3, bucket, key, expected)
+        found = _holding(store, key, expected)
         if found is None:
             raise
-        resp = found
-    returned = reported_checksum(resp, expected)
+        done = found
+    returned = reported_checksum(done.checksums, expected)
     if returned is not None and not same_checksum(returned, expected):
-        raise StoreError(f"s3://{bucket}/{key}: S3 reports checksum {returned}, expected {expected}")
-    return {"etag": (resp.get("ETag") or "").strip('"'), "s3_checksum": expected}
+        raise transfer_error(f"s3://{bucket}/{key}: S3 reports checksum {returned}, expected {expected}")
+    return {"etag": done.etag, "s3_checksum": expected}
 
 
-def _holding(s3: Any, bucket: str, key: str, expected: str) -> dict[str, Any] | None:
-    """The HEAD of ``key`` if S3 holds exactly the verified bytes there (by checksum), else None."""
+def _multipart(stage: dict[str, Any]) -> tuple[Upload, list[Part]]:
+    """The open upload and its parts as a multipart stage recorded them (CRC32 parts, or SHA-256 ones staged before)."""
+    parts = stage["parts"]
+    algorithm = next((name.removeprefix("Checksum") for name in (parts[0] if parts else {}) if name.startswith("Checksum")), None)
+    upload = Upload(key=stage["key"], upload_id=stage["upload_id"], checksum_algorithm=algorithm)
+    listed = [
+        Part(number=p["PartNumber"], etag=str(p["ETag"]).strip('"'), checksum=p.get(f"Checksum{algorithm}") if algorithm else None)
+        for p in parts
+    ]
+    return upload, listed
+
+
+def _holding(store: ObjectStore, key: str, expected: str) -> ObjectHead | None:
+    """The HEAD of ``key`` if the store holds exactly the verified bytes there (by checksum), else None."""
     try:
-        found = head_checksum(s3, bucket, key)
-    except (ClientError, BotoCoreError):
+        found = head_checksum(store, key)
+    except StoreError:
         return None
-    return found if same_checksum(reported_checksum(found, expected), expected) else None
+    return found if same_checksum(reported_checksum(found.checksums, expected), expected) else None
 
 
-def discard_stage(s3: Any, stage: dict[str, Any] | None) -> None:
-    """Release what a stage holds: the local file, or the open multipart upload."""
+def discard_stage(stores: BucketStores, stage: dict[str, Any] | None) -> None:
+    """Release what a stage holds: the staged file, or the open multipart upload."""
     if not stage:
         return
     if stage["kind"] == "file":
         if stage.get("path"):  # bytes held in memory were never staged
-            staging.delete(s3, stage["path"])
+            staging.delete(stores, stage["path"])
     else:
-        abort_upload(s3, stage["bucket"], stage["key"], stage["upload_id"])
+        abort_upload(stores(stage["bucket"]), stage["key"], stage["upload_id"])

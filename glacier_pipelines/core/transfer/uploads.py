@@ -1,4 +1,9 @@
-"""S3 multipart uploads: the settings objects and uploads are made with, and aborting uploads nothing waits on."""
+"""Multipart uploads: the settings objects and uploads are made with, and aborting uploads nothing waits on.
+
+Every call goes through the storage port (core/objectstore), so what fails is the port's one
+``StoreError``, classified by core/faults.py; ``transfer_error`` is the same type for what the
+transfer itself finds wrong in a store's answer.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from glacier_pipelines.core import faults
 from glacier_pipelines.core.constants import STORAGE_CLASSES, GiB, MiB
+from glacier_pipelines.core.objectstore import ObjectStore, StoreError, Upload
+
+TRANSFER_REFUSED = "TransferRefused"  # the code of a StoreError the transfer raises itself
 
 
-class StoreError(Exception):
-    """S3 did not accept or does not report what was sent."""
+def transfer_error(message: str) -> StoreError:
+    """The store's answer is not what was sent or verified: a fault of this request's bytes, which no retry makes right."""
+    return StoreError(message, code=TRANSFER_REFUSED, status=None, kind="request")
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class UploadSettings:
             raise ValueError(f"server-side encryption {self.sse!r} is not AES256 or aws:kms")
 
     def object_args(self) -> dict[str, Any]:
-        """Arguments shared by PutObject and CreateMultipartUpload."""
+        """The same settings as boto3 arguments of PutObject and CreateMultipartUpload (for callers still on boto3)."""
         args: dict[str, Any] = {"StorageClass": self.storage_class}
         if self.sse:
             args["ServerSideEncryption"] = self.sse
@@ -45,27 +51,27 @@ class UploadSettings:
                 args["SSEKMSKeyId"] = self.kms_key_id
         return args
 
+    def store_args(self) -> dict[str, Any]:
+        """The settings as the port's ``put`` and ``begin`` take them: the class, and SSE (its KMS key with aws:kms only)."""
+        sse = self.sse or None
+        return {"storage_class": self.storage_class, "sse": sse, "kms_key_id": self.kms_key_id if sse == "aws:kms" else None}
 
-def abort_upload(s3: Any, bucket: str, key: str, upload_id: str) -> None:
+
+def abort_upload(store: ObjectStore, key: str, upload_id: str) -> None:
     """Abort a multipart upload; one that is already gone is what was wanted."""
-    try:
-        s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-    except ClientError as exc:
-        if faults.error_code(exc) not in ("NoSuchUpload", "404"):
-            raise
+    store.abort(Upload(key=key, upload_id=upload_id, checksum_algorithm=None))
 
 
 def abort_stale_uploads(
-    s3: Any, bucket: str, prefix: str, keep: set[str], older_than: timedelta, now: datetime | None = None
+    store: ObjectStore, prefix: str, keep: set[str], older_than: timedelta, now: datetime | None = None
 ) -> list[tuple[str, str]]:
     """Abort multipart uploads under ``prefix`` that nothing waits on and that are older than ``older_than`` (at ``now``)."""
     cutoff = (now or datetime.now(timezone.utc)) - older_than
     aborted = []
-    paginator = s3.get_paginator("list_multipart_uploads")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for upload in page.get("Uploads", []):
-            if upload["UploadId"] in keep or upload["Initiated"] > cutoff:
-                continue
-            abort_upload(s3, bucket, upload["Key"], upload["UploadId"])
-            aborted.append((upload["Key"], upload["UploadId"]))
+    for pending in store.uploads(prefix):
+        upload = pending.upload
+        if upload.upload_id in keep or pending.initiated > cutoff:
+            continue
+        store.abort(upload)
+        aborted.append((upload.key, upload.upload_id))
     return aborted

@@ -73,7 +73,7 @@ class VaultSetup:
 
     catalog: Catalog
     glacier: Any  # a boto3 Glacier client (wrapped read-only)
-    s3: Any  # a boto3 S3 client: the copies' ObjectStore is built on it (``objects``); ListParts alone calls it raw
+    s3: Any  # a boto3 S3 client: the copies' ObjectStore is built on it (``objects``)
     upload: transfer.UploadSettings  # storage class and server-side encryption of the copies
     bucket: str = ""  # empty: upload.bucket
     prefix: str = "vaults"  # keys are <prefix>/<vault>/<name>

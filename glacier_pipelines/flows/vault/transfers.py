@@ -18,7 +18,6 @@ from glacier_pipelines.catalog.claims import ClaimStore
 from glacier_pipelines.catalog.vault_rows import ArchiveRow, PartRow
 from glacier_pipelines.core import checksums, treehash
 from glacier_pipelines.core.objectstore import NotFound, Part, StoreError, Upload
-from glacier_pipelines.core.objectstore.s3 import answers
 from glacier_pipelines.flows.store_faults import said
 from glacier_pipelines.flows.vault.jobs import JobChanges, refresh_jobs
 from glacier_pipelines.flows.vault.retrievals import _already_there, _head
@@ -100,17 +99,12 @@ def _glacier_range(setup: VaultSetup, row: ArchiveRow, start: int, end: int) -> 
 
 def _list_parts(setup: VaultSetup, key: str, upload_id: str) -> dict[int, str] | None:
     """part number -> ETag of an open upload, None if the upload no longer exists."""
-    parts: dict[int, str] = {}
     try:
-        with answers("ListParts", key):  # raw boto3: the port has no ListParts yet
-            for page in setup.s3.get_paginator("list_parts").paginate(Bucket=setup.bucket, Key=key, UploadId=upload_id):
-                for p in page.get("Parts", []):
-                    parts[p["PartNumber"]] = p["ETag"].strip('"')
+        return {p.number: p.etag for p in setup.objects().parts(Upload(key=key, upload_id=upload_id, checksum_algorithm=None))}
     except StoreError as exc:
         if exc.code in ("NoSuchUpload", "404"):
             return None
         raise
-    return parts
 
 
 def _transfer_one(
