@@ -21,7 +21,7 @@ from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.core import checksums, faults, images, keys, staging, transfer
 from glacier_pipelines.core.objectstore import StoreError
 from glacier_pipelines.core.sources import SourceError, open_source
-from glacier_pipelines.flows.archive import ArchiveSetup, StepReport, _fail, _is_held, _link, hold
+from glacier_pipelines.flows.archive_setup import ArchiveSetup, StepReport, fail, hold, is_held, link
 from glacier_pipelines.flows.placement import locate
 from glacier_pipelines.flows.store_faults import said
 
@@ -187,7 +187,7 @@ class BatchVerifier:
             staging.delete(self.setup.objects, entry["stage"]["path"])
             if entry["stage"]["path"] in self.staged:
                 self.staged.remove(entry["stage"]["path"])
-            _link(self.setup, entry["row"], found, self.run_id)
+            link(self.setup, entry["row"], found, self.run_id)
             self.pending.remove(entry)
             self.report.verified -= 1
             self.report.deduplicated += 1
@@ -204,7 +204,7 @@ class BatchVerifier:
                 else None
             )
             if found is not None:
-                _link(setup, row, found, run_id)
+                link(setup, row, found, run_id)
                 report.deduplicated += 1
                 return
             if (req.algorithm, req.checksum) in self.verified_keys:
@@ -273,15 +273,15 @@ class BatchVerifier:
             if stage["kind"] == "multipart" or len(self.pending) >= VERIFIED_PER_COMMIT:
                 self._record_verified()  # an open multipart upload is recorded at once: it is costly to redo
         except transfer.ChecksumMismatch as exc:
-            _fail(setup, report, row, f"checksum mismatch: {exc}")
+            fail(setup, report, row, f"checksum mismatch: {exc}")
         except SourceError as exc:
-            _fail(setup, report, row, f"source {exc.url}: {exc.reason}")
+            fail(setup, report, row, f"source {exc.url}: {exc.reason}")
         except (ClientError, BotoCoreError, StoreError) as exc:
-            if _is_held(exc):
+            if is_held(exc):
                 raise hold(report, row, exc, setup) from exc
-            _fail(setup, report, row, f"upload to S3 failed: {said(exc)}")
+            fail(setup, report, row, f"upload to S3 failed: {said(exc)}")
         except keys.InvalidKey as exc:
-            _fail(setup, report, row, f"object key: {exc}")
+            fail(setup, report, row, f"object key: {exc}")
         except Exception as exc:  # never let one request stop the batch
             log.exception("request %s failed unexpectedly", row.request_id)
-            _fail(setup, report, row, f"internal error: {type(exc).__name__}: {exc}")
+            fail(setup, report, row, f"internal error: {type(exc).__name__}: {exc}")
