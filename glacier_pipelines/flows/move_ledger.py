@@ -16,7 +16,7 @@ from glacier_pipelines.core import keys, ledger, lifecycle
 from glacier_pipelines.core.objectstore import StoreError, put_document
 
 if TYPE_CHECKING:
-    from glacier_pipelines.flows.moves import MoveSetup
+    from glacier_pipelines.flows.move_setup import MoveSetup
 
 log = logging.getLogger(__name__)
 

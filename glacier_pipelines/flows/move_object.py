@@ -13,7 +13,7 @@ from glacier_pipelines.catalog import moves as mv
 from glacier_pipelines.core import checksums, moves
 from glacier_pipelines.core.moves import ChecksumMismatch, CopySettings, MoveError, Reference
 from glacier_pipelines.core.objectstore import ObjectHead
-from glacier_pipelines.flows.moves import MOVED, SKIPPED, MoveSetup, Outcome, _url
+from glacier_pipelines.flows.move_setup import MOVED, SKIPPED, MoveSetup, Outcome, s3_url
 
 
 def _same_etag(recorded: str | None, etag: str) -> bool:
@@ -58,7 +58,7 @@ def move_object(
     if verification not in moves.VERIFICATIONS:
         raise MoveError(f"verification {verification!r} is not one of {', '.join(moves.VERIFICATIONS)}")
     store = setup.store
-    source_url, dest_url = _url(bucket, key), _url(dest_bucket, dest_key)
+    source_url, dest_url = s3_url(bucket, key), s3_url(dest_bucket, dest_key)
     in_place = (bucket, key) == (dest_bucket, dest_key)
     out = Outcome(source=source_url, destination=dest_url, status=MOVED, storage_class=storage_class)
     row = store.get(kind, bucket, key, dest_bucket, dest_key, request_id)
@@ -310,5 +310,5 @@ def _finish_source(setup: MoveSetup, out: Outcome, bucket: str, key: str, in_pla
         return
     if not keep_source:
         setup.object_store(bucket).delete(key)
-        out.messages.append(f"source {_url(bucket, key)} deleted")
+        out.messages.append(f"source {s3_url(bucket, key)} deleted")
     setup.store.update(move_id, status=mv.DONE, messages=out.messages)

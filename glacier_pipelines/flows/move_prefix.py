@@ -24,7 +24,7 @@ from glacier_pipelines.core.objectstore import StoreError
 from glacier_pipelines.core.packaging import MANIFEST_SUFFIX
 from glacier_pipelines.flows.move_ledger import record as record_ledger
 from glacier_pipelines.flows.move_object import move_object
-from glacier_pipelines.flows.moves import (
+from glacier_pipelines.flows.move_setup import (
     BY_OTHER_RUN,
     DESTINATIONS,
     FAILED,
@@ -35,10 +35,10 @@ from glacier_pipelines.flows.moves import (
     MoveRequest,
     MoveSetup,
     Outcome,
-    _days_since,
-    _url,
     allowed_scope,
+    days_since,
     destination_for,
+    s3_url,
 )
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,8 @@ def plan(setup: MoveSetup, request: MoveRequest) -> tuple[list[dict[str, Any]], 
         if bucket == setup.bucket and key.startswith(own) and (key.endswith(MANIFEST_SUFFIX) or is_ledger_key(key)):
             passed.append(
                 Outcome(
-                    source=_url(bucket, key),
-                    destination=_url(bucket, key),
+                    source=s3_url(bucket, key),
+                    destination=s3_url(bucket, key),
                     status=SKIPPED,
                     size=int(item.get("Size", 0)),
                     source_class=cls,
@@ -105,7 +105,7 @@ def estimate(setup: MoveSetup, todo: list[dict[str, Any]], target: str, verifica
     total = 0.0
     for source_class, items in sorted(groups.items()):
         size = sum(i["Size"] for i in items)
-        ages = [d for d in (_days_since(i.get("LastModified")) for i in items) if d is not None]
+        ages = [d for d in (days_since(i.get("LastModified")) for i in items) if d is not None]
         try:
             est = pricing.estimate_move(
                 setup.pricing,
@@ -226,8 +226,8 @@ def move(setup: MoveSetup, request: MoveRequest, *, run_id: str | None = None, p
         for item, (dest_bucket, dest_key), holder in held_elsewhere:
             report.outcomes.append(
                 Outcome(
-                    source=_url(scope[0], item["Key"]),
-                    destination=_url(dest_bucket, dest_key),
+                    source=s3_url(scope[0], item["Key"]),
+                    destination=s3_url(dest_bucket, dest_key),
                     status=IN_OTHER_RUN,
                     size=item["Size"],
                     source_class=item["StorageClass"],
@@ -246,7 +246,7 @@ def _done_before(
     setup: MoveSetup, bucket: str, item: dict[str, Any], dest: tuple[str, str], target: str, run: str, started: datetime
 ) -> Outcome:
     """An object found in the target class and the catalog: copied by another run while this one ran, or skipped."""
-    source = _url(bucket, item["Key"])
+    source = s3_url(bucket, item["Key"])
     by_other = _copied_by_other_run(setup, bucket, item["Key"], dest, target, run, started)
     if by_other is not None:
         return by_other
@@ -254,7 +254,7 @@ def _done_before(
     copied_by = (row or {}).get("copied_by")
     return Outcome(
         source=source,
-        destination=_url(*dest),
+        destination=s3_url(*dest),
         status=SKIPPED,
         size=item["Size"],
         source_class=target,
@@ -275,8 +275,8 @@ def _copied_by_other_run(
     if updated < started:
         return None  # done before this run began: a rerun passes over it (SKIPPED)
     return Outcome(
-        source=_url(bucket, key),
-        destination=_url(*dest),
+        source=s3_url(bucket, key),
+        destination=s3_url(*dest),
         status=BY_OTHER_RUN,
         size=int(row["size"] or 0),
         source_class=row["source_class"] or "",
@@ -304,7 +304,7 @@ def _move_claimed(
     started: datetime,
 ) -> tuple[Outcome | None, str | None]:
     """Claim one object and move it: (its outcome, None), or (None, the run holding it) when another live run does."""
-    source = _url(bucket, item["Key"])
+    source = s3_url(bucket, item["Key"])
     dest_bucket, dest_key = dest
     key = cl.claim_key(bucket, item["Key"])
     claim = claims.claim(cl.MOVE, key, run, subject=source)
@@ -331,7 +331,7 @@ def _move_claimed(
     except MoveError as exc:
         outcome = Outcome(
             source=source,
-            destination=_url(dest_bucket, dest_key),
+            destination=s3_url(dest_bucket, dest_key),
             status=FAILED,
             size=item["Size"],
             source_class=item["StorageClass"],
@@ -347,7 +347,7 @@ def _move_claimed(
             reason = f"S3 refused: {exc.code}: {exc.message or exc.__cause__ or exc}"
         outcome = Outcome(
             source=source,
-            destination=_url(dest_bucket, dest_key),
+            destination=s3_url(dest_bucket, dest_key),
             status=FAILED,
             size=item["Size"],
             source_class=item["StorageClass"],
