@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from glacier_pipelines.catalog import Catalog
 from glacier_pipelines.catalog import claims as cl
-from glacier_pipelines.catalog.claims import ClaimStore
-from glacier_pipelines.catalog.restores import RestoreStore
 from glacier_pipelines.core import events, packaging, pricing
-from glacier_pipelines.core.objectstore import ObjectStore, StoreError, bucket_stores
+from glacier_pipelines.core.objectstore import StoreError
 from glacier_pipelines.core.restores import (
     RestoreRequest,
     needs_restore,
@@ -29,52 +24,18 @@ from glacier_pipelines.core.restores import (
     utcnow,
 )
 from glacier_pipelines.core.sources import redact_url
-from glacier_pipelines.flows import locations
+from glacier_pipelines.flows.restore_delivery import (  # noqa: F401  (delivery and expiry, here for their callers)
+    copy_key,
+    deliver,
+    expire,
+    expire_links,
+    expiry_due,
+)
+from glacier_pipelines.flows.restore_setup import RestoreReport, RestoreSetup, restore_member, sound_copy
 from glacier_pipelines.flows.store_faults import said
 
 log = logging.getLogger(__name__)
 TIER_SPEED = {"Expedited": 0, "Standard": 1, "Bulk": 2}
-
-
-@dataclass
-class RestoreSetup:
-    catalog: Catalog
-    s3: Any  # a boto3 S3 client: each bucket's ObjectStore is built on it (``objects``)
-    pricing: pricing.Pricing | None
-    send_email: Callable[[Any], None] | None  # None: no SMTP configured (the link stays in the catalog and report)
-    sender: str = "glacier-pipelines@localhost"
-    max_link_seconds: int = 7 * 24 * 3600
-    claim_timeout: timedelta = cl.CLAIM_TIMEOUT
-    run_finished: Callable[[str], bool] | None = None  # tells a Dagster run that is over (its claims are taken over)
-
-    @property
-    def store(self) -> RestoreStore:
-        return RestoreStore(self.catalog)
-
-    def objects(self, bucket: str) -> ObjectStore:
-        """The ObjectStore of a bucket the catalog recorded (a tenant's objects may live in several)."""
-        return bucket_stores(self.s3)(bucket)
-
-    @property
-    def claims(self) -> ClaimStore:
-        return ClaimStore(self.catalog, timeout=self.claim_timeout, run_finished=self.run_finished)
-
-
-@dataclass
-class RestoreReport:
-    tenant: str
-    started: int = 0
-    already: int = 0
-    direct: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    verified: int = 0
-    mismatched: list[tuple[str, str]] = field(default_factory=list)
-    ready: int = 0
-    notified: int = 0
-    expired: int = 0
-    tiers: dict[str, int] = field(default_factory=dict)
-    joined: list[tuple[str, str]] = field(default_factory=list)  # (object URL, run) whose restore another run started
-    left_to_others: list[tuple[str, str]] = field(default_factory=list)  # (object URL, run) another live run holds
 
 
 def _estimate(setup: RestoreSetup, storage_class: str, tier: str, size: int, days: int) -> dict[str, Any] | None:
@@ -98,13 +59,13 @@ def submit(setup: RestoreSetup, request: RestoreRequest) -> dict[str, Any]:
         obj, request_id, member = store.resolve(request.tenant, selector)
         messages: list[str] = []
         if obj is not None and setup.catalog.location_flagged(obj.id, member["name"] if member else ""):
-            alt = _sound_copy(setup, request.tenant, obj, member)
+            alt = sound_copy(setup, request.tenant, obj, member)
             if alt is not None:
                 messages.append(
                     f"the copy at {_stored_url(obj, member)} was found missing or corrupt; "
                     f"the same content at {alt.url} is restored instead"
                 )
-                obj, member = alt.object, _restore_member(alt)
+                obj, member = alt.object, restore_member(alt)
         cost = None
         if obj is None:
             status = "REFUSED"  # same words whether it is unknown or another tenant's
@@ -152,38 +113,6 @@ def submit(setup: RestoreSetup, request: RestoreRequest) -> dict[str, Any]:
         )
     store.add(rows)
     return {"restoreId": restore_id, "tenant": request.tenant, "tier": request.tier, "days": request.days, "files": files}
-
-
-def _restore_member(location: locations.Location) -> dict[str, Any] | None:
-    m = location.member
-    return None if m is None else {"name": m["name"], "offset": m["offset"], "length": m["length"], "sha256": m["sha256"]}
-
-
-def _sound_copy(setup: RestoreSetup, tenant: str, obj: Any, member: dict[str, Any] | None) -> locations.Location | None:
-    """Another location of the same content that S3 still holds (the content index with fallback)."""
-    return locations.locate(setup.catalog, setup.objects, tenant, sha256=member["sha256"] if member else obj.sha256)
-
-
-def _fall_back(
-    setup: RestoreSetup, rows: list[dict[str, Any]], obj: Any, reason: str, run_id: str, member: str = ""
-) -> list[dict[str, Any]]:
-    """Flag a location whose restored bytes were bad and point its rows at another copy; returns the rows left without one."""
-    locations.flag(setup.catalog, obj, reason, member)
-    left = []
-    for row in rows:
-        alt = _sound_copy(setup, row["tenant"], obj, row.get("member"))
-        if alt is None:
-            left.append(row)
-            continue
-        setup.store.update(
-            [row["id"]],
-            status="PENDING",
-            run_id=run_id,
-            object_id=alt.object.id,
-            member=_restore_member(alt),
-            add_message=f"{reason}; the same content at {alt.url} is restored instead",
-        )
-    return left
 
 
 def _stored_url(obj: Any, member: dict[str, Any] | None) -> str | None:
@@ -396,16 +325,3 @@ def report_rows(setup: RestoreSetup, tenant: str | None = None) -> list[dict[str
 def safe_url(url: str | None) -> str | None:
     """A link as it may appear in logs or metadata: without its signature."""
     return redact_url(url) if url else None
-
-
-_DELIVERY = ("copy_key", "deliver", "expire", "expire_links", "expiry_due")
-
-
-def __getattr__(name: str) -> Any:
-    """Delivery (verify, links, member copies, notices) and expiry live in restore_delivery.py, which builds on this module:
-    found here on first use."""
-    if name in _DELIVERY:
-        from glacier_pipelines.flows import restore_delivery
-
-        return getattr(restore_delivery, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,7 +22,7 @@ from glacier_pipelines.core.objectstore import StoreError
 from glacier_pipelines.core.lifecycle import RESTORED_COPY_TAG
 from glacier_pipelines.core.objectstore.s3 import answers
 from glacier_pipelines.core.restores import link_lifetime, utcnow
-from glacier_pipelines.flows.restore import RestoreReport, RestoreSetup, _fall_back
+from glacier_pipelines.flows.restore_setup import RestoreReport, RestoreSetup, fall_back
 from glacier_pipelines.flows.store_faults import said
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def _deliver_object(
         report.verified += 1
     if not state["verified"]:
         report.mismatched.append((obj.url, state["verify_message"]))
-        left = _fall_back(setup, rows, obj, state["verify_message"], run_id)
+        left = fall_back(setup, rows, obj, state["verify_message"], run_id)
         store.update([r["id"] for r in left], status="FAILED", run_id=run_id, add_message=state["verify_message"])
         return
     seconds = link_lifetime(now, state["expires_at"], setup.max_link_seconds)
@@ -230,7 +230,7 @@ def _deliver_members(
             message = f"restored bytes differ from the catalog: member {member['name']} hashes to {actual}, archived {member['sha256']}"
             store.set_object_state(obj.id, verified=False, verify_message=message)
             report.mismatched.append((packaging.member_url(obj.bucket, obj.key, member["name"]), message))
-            if _fall_back(setup, [row], obj, message, run_id, member=member["name"]):
+            if fall_back(setup, [row], obj, message, run_id, member=member["name"]):
                 store.update([row["id"]], status="FAILED", run_id=run_id, add_message=message)
             continue
         store.set_object_state(obj.id, verified=True, verify_message="restored members match the catalog (sha256)")
