@@ -124,3 +124,31 @@ def test_a_package_over_the_multipart_threshold_goes_up_as_it_is_built_and_a_dam
     assert len(body) == package["bytes"] > 5 * MiB
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         assert sorted(tar.extractfile(m).read() for m in tar.getmembers()) == sorted(b for n, b in blobs.items() if n != "big6")
+
+
+def test_a_package_s3_cannot_answer_for_is_reported_unreachable_in_s3s_own_words(archive, monkeypatch):
+    """package_integrity with S3 throttling the HEAD: no verdict, the members wait, and the reason quotes S3."""
+    from botocore.exceptions import ClientError
+
+    from glacier_pipelines.core import faults
+    from glacier_pipelines.core.objectstore import S3Store, StoreError
+
+    _submit(archive, "t0", "t1")
+    setup = _setup(archive)
+    batch, _ = flow.claim_batch(setup.catalog, "lab", "run-1", 10, lambda run: True)
+    flow.verify_batch(setup, batch, "lab", "run-1")
+    packaging.add_verified_members(setup, batch, "lab", "run-1")
+    assert packaging.close_due(setup, setup.packaging, "lab", "run-1", close_all=True).closed == 1
+
+    def throttled(self, key, **_kwargs):
+        answer = ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}, "HeadObject")
+        raise StoreError.wrap(answer, "HeadObject", key)
+
+    monkeypatch.setattr(S3Store, "head", throttled)
+    with pytest.raises(faults.ArchiveFault, match="could not be read back") as raised:
+        packaging.check_packages(setup, "lab")
+    report = raised.value.report
+    [(url, reason)] = report.unreachable
+    assert url.startswith(f"s3://{BUCKET}/") and report.problems == []
+    assert "SlowDown" in reason and "reduce your request rate" in reason and not reason.startswith("StoreError"), reason
+    assert t.SUCCESS not in archive.catalog().status_counts("lab")  # nothing answered without a verdict
