@@ -1,6 +1,6 @@
 """Large file: streamed in one step (the pipeline's path) against staged first, then uploaded by a later step.
 
-Why files above the multipart threshold skip staging (README, "Scaling beyond one machine"). One
+Why files above the multipart threshold skip staging (docs/scaling.md, "Large files skip staging"). One
 file of random bytes, the project's own code for every contender, against SeaweedFS on 127.0.0.1:
 
 - ``streamed``: source -> hash (MD5 + SHA-256) -> multipart parts, in one pass; completed once the
