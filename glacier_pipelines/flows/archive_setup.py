@@ -24,7 +24,7 @@ from glacier_pipelines.core.objectstore import ObjectStore, S3Store, StoreError
 from glacier_pipelines.core.sources import SourcePolicy
 from glacier_pipelines.core.tenants import TenantsConfig
 from glacier_pipelines.flows import locations
-from glacier_pipelines.flows.store_faults import cause
+from glacier_pipelines.flows.store_faults import cause, described
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class StepReport:
 def hold(report: StepReport, row: RequestRow, exc: BaseException, setup: ArchiveSetup | None = None) -> faults.ArchiveFault:
     """A transient or configuration fault: the request keeps its place, the step stops and fails loudly."""
     kind = faults.classify(exc)
-    reason = faults.describe(cause(exc))  # in S3's words: the boto3 error a StoreError wraps
+    reason = described(exc)  # in S3's words: the boto3 error a StoreError wraps
     if setup is not None and faults.error_code(cause(exc)) == "NoSuchBucket":
         bucket = setup.for_tenant(row.tenant).upload.bucket
         reason = f"tenant {row.tenant}: bucket {bucket!r} does not exist (set by {setup.setting(row.tenant, 'bucket')}): create it or fix the setting"

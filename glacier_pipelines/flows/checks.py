@@ -14,7 +14,7 @@ from glacier_pipelines.catalog import RequestRow, StoredObject
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.core import faults, keys, ledger, transfer
 from glacier_pipelines.core.objectstore import StoreError, put_document
-from glacier_pipelines.flows.store_faults import cause
+from glacier_pipelines.flows.store_faults import described
 
 if TYPE_CHECKING:
     from glacier_pipelines.flows.archive import ArchiveSetup
@@ -57,7 +57,7 @@ def check_objects(setup: ArchiveSetup, objects: list[tuple[StoredObject, list[Re
                 setup.objects(obj.bucket), key=obj.key, s3_checksum=obj.s3_checksum, size=obj.size, storage_class=obj.storage_class
             )
         except StoreError as exc:
-            report.unreachable.append((obj.url, faults.describe(cause(exc))))
+            report.unreachable.append((obj.url, described(exc)))
             continue
         report.checked += 1
         verdicts[obj.id] = problems

@@ -41,7 +41,7 @@ from glacier_pipelines.core import faults, keys, packaging, responses, transfer
 from glacier_pipelines.core.constants import UNREADABLE_CLASSES
 from glacier_pipelines.core.objectstore import ObjectStore, StoreError, put_document
 from glacier_pipelines.core.restores import next_poll_delay
-from glacier_pipelines.flows.store_faults import cause
+from glacier_pipelines.flows.store_faults import described
 from glacier_pipelines.flows import deletion, locations
 from glacier_pipelines.flows.archive import ArchiveSetup, ledger_entry, write_ledger
 from glacier_pipelines.flows.packaging import upload_package_file
@@ -100,9 +100,9 @@ def compact(setup: CompactionSetup, tenant: str, *, run_id: str | None = None, n
         except (ClientError, BotoCoreError, StoreError) as exc:  # StoreError from the port (uploads and checks too), boto3's raw
             if faults.classify(exc) != "request":
                 raise faults.ArchiveFault(
-                    f"compaction of {obj.url} stopped, it resumes on the next pass: {faults.describe(cause(exc))}", faults.classify(exc)
+                    f"compaction of {obj.url} stopped, it resumes on the next pass: {described(exc)}", faults.classify(exc)
                 ) from exc
-            report.waiting.append(f"{obj.url}: {faults.describe(cause(exc))}")  # e.g. the restored copy expired: restored again next pass
+            report.waiting.append(f"{obj.url}: {described(exc)}")  # e.g. the restored copy expired: restored again next pass
         except (packaging.PackagingError, _Corrupt) as exc:
             store.update(row["id"], state=FAILED, finished_at=now, add_message=str(exc))
             report.failed.append((obj.url, str(exc)))

@@ -19,9 +19,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.packages import PackageStore
-from glacier_pipelines.core import faults, keys, packaging, responses, staging, transfer
+from glacier_pipelines.core import keys, packaging, responses, staging, transfer
 from glacier_pipelines.core.objectstore import NotFound, StoreError, put_document
-from glacier_pipelines.flows.store_faults import cause
+from glacier_pipelines.flows.store_faults import described
 from glacier_pipelines.flows.archive import ArchiveSetup, ledger_entry, raise_if_unreachable, write_ledger
 from glacier_pipelines.flows.package_upload import StreamedUpload, upload_package_file  # noqa: F401  (compaction imports it from here)
 from glacier_pipelines.flows.placement import check_tenant_bucket
@@ -95,7 +95,7 @@ def check_packages(setup: ArchiveSetup, tenant: str | None) -> PackageCheckRepor
             )
             problems += _manifest_problems(setup, obj, package)
         except (ClientError, BotoCoreError, StoreError) as exc:
-            report.unreachable.append((obj.url, faults.describe(cause(exc))))  # S3's own words, as the other checks quote them
+            report.unreachable.append((obj.url, described(exc)))  # S3's own words, as the other checks quote them
             continue
         report.packages_checked += 1
         report.members_checked += len(package["members"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
+from glacier_pipelines.core import faults
 from glacier_pipelines.core.objectstore import StoreError
 
 
@@ -19,6 +20,11 @@ def cause(exc: BaseException) -> BaseException:
     core/faults.py's ``describe`` and ``error_code`` read."""
     wrapped = exc.__cause__ if isinstance(exc, StoreError) else None
     return wrapped if wrapped is not None and not isinstance(wrapped, StoreError) else exc
+
+
+def described(exc: BaseException) -> str:
+    """``faults.describe`` of what the store raised (``ClientError: ... (SlowDown) ...``), the words reports and answers quote."""
+    return faults.describe(cause(exc))
 
 
 def said(exc: BaseException) -> str:
