@@ -76,10 +76,19 @@ class BatchQueries:
         with self.engine.connect() as conn:
             return conn.execute(q).scalar()
 
-    def batch_requests(self, batch_id: str, statuses: Sequence[str] | None = None) -> list[RequestRow]:
+    def batch_requests(
+        self, batch_id: str, statuses: Sequence[str] | None = None, *, stage_kind: str | None = None, not_stage_kind: str | None = None
+    ) -> list[RequestRow]:
+        """The batch's requests, in order; ``stage_kind``/``not_stage_kind`` filter on their stage's kind in SQL,
+        so that a step never decodes the thousands of rows it would skip (package members, for store_batch)."""
         q = sa.select(t.requests).where(t.requests.c.batch_id == batch_id).order_by(t.requests.c.id)
         if statuses:
             q = q.where(t.requests.c.status.in_(statuses))
+        kind = sa.func.coalesce(t.requests.c.stage["kind"].as_string(), "")
+        if stage_kind is not None:
+            q = q.where(kind == stage_kind)
+        if not_stage_kind is not None:
+            q = q.where(kind != not_stage_kind)
         with self.engine.connect() as conn:
             return [_request_row(r) for r in conn.execute(q)]
 

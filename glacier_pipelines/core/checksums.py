@@ -31,8 +31,13 @@ _ALIASES = {name.replace("-", "").upper(): name for name in ALGORITHMS}
 S3_ALGORITHM = "SHA-256"
 
 
+_CONSTRUCTORS = {name: getattr(hashlib, h) for name, h in ALGORITHMS.items()}  # hashlib.md5() etc.: hashlib.new("md5") is slower
+
+
 def normalize_algorithm(name: str) -> str:
     """Map ``md5``, ``sha256``, ``SHA-256`` ... to the canonical name, or raise ValueError."""
+    if name in ALGORITHMS:  # already canonical: the common case, asked several times per file
+        return name
     key = str(name).strip().replace("-", "").replace("_", "").upper()
     if key not in _ALIASES:
         raise ValueError(f"unsupported checksum algorithm {name!r}; supported: {', '.join(ALGORITHMS)}")
@@ -62,7 +67,7 @@ class MultiDigest:
 
     def __init__(self, algorithms: Iterable[str]):
         names = dict.fromkeys(normalize_algorithm(a) for a in algorithms)
-        self._hashes = {name: hashlib.new(ALGORITHMS[name]) for name in names}
+        self._hashes = {name: _CONSTRUCTORS[name]() for name in names}
         self.bytes_seen = 0
 
     def update(self, data: bytes | bytearray | memoryview) -> None:

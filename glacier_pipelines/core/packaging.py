@@ -13,7 +13,7 @@ import json
 import os
 import tarfile
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -144,7 +144,8 @@ def file_range_reader(path: Path):
 def manifest(package_id: str, tenant: str, key: str, tar_sha256: str, packed: Iterable[PackedMember]) -> bytes:
     """JSON Lines, one member per line, with the package on each line so a line stands alone."""
     lines = [
-        json.dumps({"package": package_id, "tenant": tenant, "key": key, "packageSha256": tar_sha256, **asdict(m)}, sort_keys=True)
+        # vars(), not asdict(): the fields are plain strings and numbers, and asdict's deep copy was most of this function
+        json.dumps({"package": package_id, "tenant": tenant, "key": key, "packageSha256": tar_sha256, **vars(m)}, sort_keys=True)
         for m in packed
     ]
     return ("\n".join(lines) + "\n").encode("utf-8")

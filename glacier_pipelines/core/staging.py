@@ -23,6 +23,7 @@ file is a file: core/packaging.py reads it as one).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -83,7 +84,7 @@ class StagingArea:
     def locator(self, tenant: str, pk: int, checksum: str) -> str:
         # 256 subfolders: parallel fetches creating files in one local folder queued on its lock (1.5x slower).
         name = f"{pk % 256:02x}/{pk}-{checksum}"
-        return f"{self.tenant_root(tenant)}{name}" if self.remote else str(Path(self.root) / tenant / name)
+        return f"{self.tenant_root(tenant)}{name}" if self.remote else f"{_local_root(self.root, tenant)}/{name}"
 
     def store(self, stores: BucketStores | None) -> ObjectStore:
         """The area as an ObjectStore: its bucket's (``stores`` gives it), or its folder (keys are then paths below the folder)."""
@@ -99,6 +100,12 @@ class StagingArea:
         """Where a package's tar is built: the step that builds it also uploads it, so it is always local."""
         base = Path(tempfile.gettempdir()) / "glacier-packages" if self.remote else Path(self.root)
         return base / tenant / "packages" / f"{package_id}.tar"
+
+
+@functools.lru_cache(maxsize=256)
+def _local_root(root: str, tenant: str) -> str:
+    """A tenant's local staging folder as ``str(Path(...))`` spells it, built once: Path arithmetic per file led a profile."""
+    return str(Path(root) / tenant)
 
 
 def _remote(stores: BucketStores | None, locator: str) -> BucketStores:

@@ -58,7 +58,7 @@ def store_batch(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str, ti
     """Complete each verified upload (or put each staged file) and record the object, in the tenant's bucket and class."""
     setup = setup.for_tenant(tenant)
     report = StepReport(batch_id=batch_id, tenant=tenant)
-    rows = setup.catalog.batch_requests(batch_id, [t.VERIFIED])
+    rows = setup.catalog.batch_requests(batch_id, [t.VERIFIED], not_stage_kind="member")
     originals = [r for r in rows if r.stage and r.stage["kind"] in ("file", "multipart")]
     duplicates = [r for r in rows if not r.stage or r.stage["kind"] == "duplicate"]  # package members wait in glacier_packages
     for row in originals:

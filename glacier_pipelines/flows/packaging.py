@@ -137,7 +137,7 @@ def add_waiting_members(setup: ArchiveSetup, tenant: str, run_id: str, run_finis
 
 def add_verified_members(setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str) -> int:
     """Move the batch's verified package members into the tenant's open package (they answer DELAYED)."""
-    rows = [r for r in setup.catalog.batch_requests(batch_id, [t.VERIFIED]) if r.stage and r.stage["kind"] == "member"]
+    rows = [r for r in setup.catalog.batch_requests(batch_id, [t.VERIFIED], stage_kind="member") if r.stage and r.stage["kind"] == "member"]
     if not rows:
         return 0
     members = [

@@ -99,3 +99,19 @@ def test_an_index_added_since_is_created_on_a_catalog_made_before(archive, catal
     assert "ix_requests_content" in {ix["name"] for ix in sa.inspect(reopened.engine).get_indexes("requests")}
     assert reopened.status_counts("lab") == {"PENDING": 2}
     Catalog(catalog.url)  # opening again changes nothing and raises nothing
+
+
+def test_batch_requests_filter_on_the_stage_kind_in_sql(archive, catalog):
+    """store_batch skips package members and glacier_packages takes only them, without decoding the others' rows."""
+    archive.submit(*_requests(archive, "lab", 4))
+    batch, _ = catalog.claim_batch("lab", "run-1", 4)
+    rows = catalog.batch_requests(batch)
+    stages = [{"kind": "member", "path": "a"}, {"kind": "file", "path": "b"}, {"kind": "duplicate", "of": rows[0].pk}, None]
+    catalog.mark_verified_many(
+        [{"pk": r.pk, "size": 1, "width": None, "height": None, "stage": s, "messages": []} for r, s in zip(rows, stages)]
+    )
+    ids = [r.request_id for r in rows]
+    assert [r.request_id for r in catalog.batch_requests(batch, ["VERIFIED"], stage_kind="member")] == ids[:1]
+    # a request without a stage counts as not a member
+    assert [r.request_id for r in catalog.batch_requests(batch, ["VERIFIED"], not_stage_kind="member")] == ids[1:]
+    assert [r.request_id for r in catalog.batch_requests(batch, ["VERIFIED"], stage_kind="file")] == ids[1:2]

@@ -12,12 +12,17 @@ class SourceStream:
     """A source opened for exactly one pass; the byte count is checked against ``size``."""
 
     def __init__(self, url: str, size: int | None, read: Callable[[int], Iterable[bytes]], close: Callable[[], None]) -> None:
-        self.url = redact_url(url)
+        self._url = url
         self.size = size
         self._read = read
         self._close = close
         self._used = False
         self._closed = False
+
+    @property
+    def url(self) -> str:
+        """The URL as errors and logs may show it; redacted when asked, which is only when something went wrong."""
+        return redact_url(self._url)
 
     def chunks(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """Yield the body in chunks of at most ``chunk_size`` bytes; only one pass is possible."""

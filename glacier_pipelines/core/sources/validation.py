@@ -5,8 +5,8 @@ or metadata address unless its network is allowed: SSRF)."""
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
-import unicodedata
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -16,6 +16,8 @@ from glacier_pipelines.core.sources.policy import ALLOWED_NETWORKS_ENV, IPAddres
 from glacier_pipelines.core.sources.s3_source import split_s3
 
 _SCHEMES = ("file", "http", "https", "s3")
+# Unicode's control characters (category Cc) are exactly these 65: one regex search instead of a category lookup per character.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 class Target(NamedTuple):
@@ -39,7 +41,7 @@ def validate(url: str, policy: SourcePolicy) -> Target:
             raise SourceRefused(str(url), "empty URL")
         if len(url) > MAX_URL_LENGTH:
             raise SourceRefused(url, f"URL is longer than {MAX_URL_LENGTH} characters")
-        if any(unicodedata.category(c) == "Cc" for c in url):
+        if _CONTROL.search(url):
             raise SourceRefused(url, "URL contains control characters")
         try:
             scheme = urlsplit(url).scheme.lower()
