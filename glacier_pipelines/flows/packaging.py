@@ -1,8 +1,10 @@
 """Small files into packages: verified members wait durably staged, a full or aged package goes up as one object.
 
 A package is stored with a JSON Lines manifest next to it (STANDARD class), so the catalog
-can be rebuilt from the bucket alone. Every member is re-read from the built tar at its
-recorded offset and checked against its SHA-256 before the package is uploaded.
+can be rebuilt from the bucket alone. Every member's bytes are checked against its SHA-256 as
+they go into the tar and its offset against the bytes written before it; a package written to a
+local file (one PUT) is also re-read there at each offset before it is uploaded, a larger one
+is streamed to its multipart upload as it is built, with no local copy.
 """
 
 from __future__ import annotations
@@ -183,12 +185,17 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
         streamed = StreamedUpload(setup, key, tar_path) if sum(m["size"] for m in members) > setup.upload.multipart_threshold else None
         try:
             packed, tar_sha256, tar_size = packaging.build_tar(
-                unique.values(), tar_path, lambda m: staging.read_bytes(setup.objects, str(m.path)), streamed.write if streamed else None
+                unique.values(),
+                None if streamed else tar_path,  # streamed: no local copy (build_tar checks the offsets against the bytes sent)
+                lambda m: staging.read_bytes(setup.objects, str(m.path)),
+                streamed.write if streamed else None,
             )
         except packaging.PackagingError as exc:
             if streamed is not None:
                 streamed.abort()
-            bad = next(m for m in members if m["request_id"] == str(exc).split(":", 1)[0])
+            bad = next((m for m in members if m["request_id"] == str(exc).split(":", 1)[0]), None)
+            if bad is None:  # not a member's bytes: the tar could not be laid out as recorded, the package stays OPEN
+                raise
             store.drop_member(bad["request_pk"], t.ERROR, f"staged copy damaged before packaging: {exc}")
             report.failed.append((bad["request_id"], str(exc)))
             continue
@@ -197,9 +204,11 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
                 streamed.abort()
             raise
         break
+    problems: list[str] = []
     try:
-        with open(tar_path, "rb") as tar_file:  # one descriptor for every member, not an open per member
-            problems = packaging.verify_members(lambda offset, length: os.pread(tar_file.fileno(), length, offset), packed)
+        if streamed is None:
+            with open(tar_path, "rb") as tar_file:  # one descriptor for every member, not an open per member
+                problems = packaging.verify_members(lambda offset, length: os.pread(tar_file.fileno(), length, offset), packed)
         if problems:  # never store a package whose recorded offsets do not reproduce its members
             raise packaging.PackagingError("; ".join(problems))
         s3_checksum = streamed.complete(tar_sha256) if streamed else upload_package_file(setup, tar_path, key, tar_sha256, tar_size)
@@ -249,7 +258,7 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
     staged = [m["staged_path"] for m in members]
     alone = [p for p in staged if not staging.in_segment(p)]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda locator: staging.delete(setup.objects, locator), alone + [str(tar_path)]))
+        list(pool.map(lambda locator: staging.delete(setup.objects, locator), alone + ([] if streamed else [str(tar_path)])))
     if len(alone) < len(staged):
         staging.release_segments(setup.objects, staged, setup.catalog.live_staged_paths(tenant)[0])
     report.closed += 1

@@ -7,6 +7,8 @@ import io
 import tarfile
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from glacier_pipelines.core import packaging
 
@@ -44,3 +46,42 @@ def test_a_member_whose_bytes_changed_since_verification_is_refused(tmp_path):
     members = _members(blobs)
     with pytest.raises(packaging.PackagingError, match="no longer has the verified SHA-256"):
         packaging.build_tar(members, tmp_path / "p.tar", lambda m: b"other bytes")
+
+
+def test_a_streamed_tar_is_the_same_bytes_without_a_local_copy(tmp_path):
+    blobs = {"a": b"x" * 700, "b": b"", "c": bytes(range(256)) * 9}
+    on_disk, streamed = bytearray(), bytearray()
+    packed_file = packaging.build_tar(_members(blobs), tmp_path / "p.tar", lambda m: blobs[m.path], on_disk.extend)
+    packed_stream = packaging.build_tar(_members(blobs), None, lambda m: blobs[m.path], streamed.extend)
+    assert packed_stream == packed_file and bytes(streamed) == bytes(on_disk) == (tmp_path / "p.tar").read_bytes()
+    assert list(tmp_path.iterdir()) == [tmp_path / "p.tar"]  # the streamed build wrote nothing
+
+
+def test_offsets_that_drift_from_the_bytes_written_are_refused(monkeypatch):
+    """Each member's offset must be the count of bytes really written before it: a writer that loses a byte stops the build."""
+    blobs = {"a": b"first", "b": b"second"}
+    real_write = packaging._HashingWriter.write
+
+    def loses_a_byte(self, data):
+        written = real_write(self, data)
+        self.size -= 1
+        return written
+
+    monkeypatch.setattr(packaging._HashingWriter, "write", loses_a_byte)
+    with pytest.raises(packaging.PackagingError, match="b: the tar's offset"):
+        packaging.build_tar(_members(blobs), None, lambda m: blobs[m.path], bytearray().extend)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.one_of(st.text(min_size=0, max_size=120), st.text(alphabet="abc/._-0123456789", min_size=95, max_size=105)),
+    size=st.one_of(st.integers(min_value=0, max_value=2**20), st.integers(min_value=8**11 - 2, max_value=8**11 + 2)),
+)
+def test_member_headers_are_tarfiles_own_bytes(name, size):
+    """The header build_tar writes itself is byte for byte what tarfile writes; anything needing pax goes to tarfile."""
+    ref = packaging._member_info(name, size).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    fast = packaging.member_header(name, size)
+    if name.isascii() and len(name) <= 100 and size < 8**11:
+        assert fast == ref
+    else:
+        assert fast is None and len(ref) > tarfile.BLOCKSIZE  # tarfile adds a pax record for it

@@ -12,10 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.core import packaging as core_packaging
 from glacier_pipelines.core import staging
 from glacier_pipelines.core.constants import MiB
 from glacier_pipelines.flows import archive as flow
-from glacier_pipelines.flows import packaging
+from glacier_pipelines.flows import package_upload, packaging
 from glacier_pipelines.resources.archive import archive_setup
 from glacier_pipelines_tests.conftest import BUCKET, s3_client
 
@@ -91,18 +92,23 @@ def test_a_crash_between_append_and_record_leaves_no_member_and_the_next_run_pac
     assert flow.sweep_staging(setup, "lab", now=later) == [str(abandoned)]
 
 
-def test_a_package_over_the_multipart_threshold_goes_up_as_it_is_built_and_a_damaged_member_aborts_only_that_attempt(archive, monkeypatch):
-    """Streamed while its tar is written: the stored package is that tar; a member found damaged mid-build stops the
-    attempt (its multipart upload is aborted, none stays open), fails alone, and the rebuilt package holds the others."""
-    monkeypatch.setenv("GLACIER_STORAGE_CLASS", "STANDARD")
-    names = [f"big{i}" for i in range(7)]
-    blobs = {n: hashlib.sha256(n.encode()).digest() * (1_000_000 // 32) for n in names}  # 7 x 1 MB: over a 5 MiB threshold
+def _seven_members_over_the_multipart_threshold(archive, monkeypatch):
+    """Seven 1 MB members verified and waiting in the open package, which is over a 5 MiB multipart threshold: it streams."""
+    monkeypatch.setenv("GLACIER_STORAGE_CLASS", "STANDARD")  # so that the package can be read back here
+    blobs = {n: hashlib.sha256(n.encode()).digest() * (1_000_000 // 32) for n in (f"big{i}" for i in range(7))}
     archive.submit(*(archive.request("lab", archive.file(n, b), b, requestId=n, activateSmallFilePackaging=True) for n, b in blobs.items()))
     setup = _setup(archive)
     setup = dataclasses.replace(setup, upload=dataclasses.replace(setup.upload, multipart_threshold=5 * MiB, part_size=5 * MiB))
     batch, _ = flow.claim_batch(setup.catalog, "lab", "run-1", 10, lambda run: True)
     assert flow.verify_batch(setup, batch, "lab", "run-1").verified == 7
     assert packaging.add_verified_members(setup, batch, "lab", "run-1") == 7
+    return setup, blobs
+
+
+def test_a_package_over_the_multipart_threshold_goes_up_as_it_is_built_and_a_damaged_member_aborts_only_that_attempt(archive, monkeypatch):
+    """Streamed while its tar is written: the stored package is that tar; a member found damaged mid-build stops the
+    attempt (its multipart upload is aborted, none stays open), fails alone, and the rebuilt package holds the others."""
+    setup, blobs = _seven_members_over_the_multipart_threshold(archive, monkeypatch)
     member = t.package_members.c
     with setup.catalog.engine.connect() as conn:
         locator = conn.execute(
@@ -152,3 +158,42 @@ def test_a_package_s3_cannot_answer_for_is_reported_unreachable_in_s3s_own_words
     assert url.startswith(f"s3://{BUCKET}/") and report.problems == []
     assert "SlowDown" in reason and "reduce your request rate" in reason and not reason.startswith("StoreError"), reason
     assert t.SUCCESS not in archive.catalog().status_counts("lab")  # nothing answered without a verdict
+
+
+def test_a_streamed_package_keeps_no_local_tar_and_one_whose_layout_drifts_stays_open_with_every_member(archive, monkeypatch):
+    """No tar is written locally when the package streams; if the recorded offsets stop matching the bytes sent, the
+    attempt's upload is aborted, no member is failed for it, and the next close stores them all."""
+    setup, _ = _seven_members_over_the_multipart_threshold(archive, monkeypatch)
+    real_write = core_packaging._HashingWriter.write
+    calls = []
+
+    def drifts(self, data):
+        calls.append(len(data))
+        written = real_write(self, data)
+        if len(calls) == 3:
+            self.size += 512  # as if a block had been written that the tar does not know of
+        return written
+
+    with monkeypatch.context() as patched:
+        patched.setattr(core_packaging._HashingWriter, "write", drifts)
+        report = packaging.close_due(setup, setup.packaging, "lab", "run-2", close_all=True)
+    assert report.closed == 0 and len(report.failed) == 1 and "the tar's offset" in report.failed[0][1]
+    assert archive.catalog().status_counts("lab") == {t.DELAYED: 7}  # no member blamed
+    s3 = s3_client()
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
+
+    local_tars = []
+    real_feed = package_upload.StreamedUpload.write
+
+    def feed(self, data):  # while the tar is being sent: is any of it on the local disk?
+        local_tars.extend((setup.staging_dir / "lab").glob("packages/*.tar*"))
+        return real_feed(self, data)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(package_upload.StreamedUpload, "write", feed)
+        report = packaging.close_due(setup, setup.packaging, "lab", "run-3", close_all=True)
+    assert report.closed == 1 and report.failed == []
+    assert local_tars == [] and not list((setup.staging_dir / "lab").glob("packages/*.tar*"))  # not during, not after
+    assert packaging.check_packages(setup, "lab").problems == []
+    assert archive.catalog().status_counts("lab") == {t.SUCCESS: 7}
