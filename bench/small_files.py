@@ -172,6 +172,7 @@ def child(list_file: str, endpoint: str, bucket: str, home: str, src: str) -> No
     files = [(Path(p), md5) for p, md5 in json.loads(Path(list_file).read_text())]
     row = pipeline(files, bench_report.seaweed_client(endpoint, **S3_CONFIG), bucket, Path(home), Path(src))
     row["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row["fetch_process_rss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest worker (core/local_fetch.py)
     print(json.dumps(row))
 
 
@@ -226,6 +227,7 @@ def main() -> None:
         med = {k: statistics.median(r["files_per_s"] for r in v) for k, v in rows.items()}
         stages = {k: statistics.median(r["stages"][k] for r in rows["pipeline"]) for k in rows["pipeline"][0]["stages"]}
         peak_rss = max(r["max_rss_mib"] for r in rows["pipeline"])
+        worker_rss = max(r.get("fetch_process_rss_mib", 0) for r in rows["pipeline"])
         report = {
             "scenario": "small_files",
             "files": args.files,
@@ -235,6 +237,7 @@ def main() -> None:
             "ratio_to_s5cmd": med["pipeline"] / med["s5cmd"] if "s5cmd" in med else None,
             "ceiling_ratio": med["bytes_alone"] / med["put_each"],
             "pipeline_peak_rss_mib": peak_rss,
+            "fetch_process_peak_rss_mib": worker_rss,
             "pipeline_median_stage_seconds": stages,
             "objects": {k: v[0]["objects"] for k, v in rows.items()},
             "left_out": left_out,
@@ -252,7 +255,7 @@ def main() -> None:
             lines.append(f"| {LABELS[name]} | {med[name]:.0f} | {detail} | {med['pipeline'] / med[name]:.2f} | {v[0]['objects']} |")
         lines += [
             "",
-            f"Pipeline: peak RSS {peak_rss:.0f} MiB (its own process); "
+            f"Pipeline: peak RSS {peak_rss:.0f} MiB (its own process; each fetch process at most {worker_rss:.0f} MiB); "
             f"{report['objects']['put_each'] / max(1, report['objects']['pipeline']):.0f}x fewer objects; median seconds per stage: "
             + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()),
         ]

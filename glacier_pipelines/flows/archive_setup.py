@@ -45,6 +45,7 @@ class ArchiveSetup:
     # GLACIER_TENANTS_CONFIG: each tenant's bucket, prefix, class, SSE and small-file threshold (None: the fields above for all)
     tenants: TenantsConfig | None = None
     scoped_to: str | None = None  # the tenant whose settings upload, key_prefix and packaging hold (for_tenant)
+    fetch_processes: int | None = None  # GLACIER_FETCH_PROCESSES: worker processes reading many local small files (None: by cores)
 
     def objects(self, bucket: str) -> ObjectStore:
         """The ObjectStore of a bucket: the tenant's, one the catalog recorded, or the staging bucket (a bucket -> store function)."""

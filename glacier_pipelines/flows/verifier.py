@@ -7,6 +7,7 @@ VERIFIED.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -18,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from glacier_pipelines.catalog import RequestRow
 from glacier_pipelines.catalog import tables as t
-from glacier_pipelines.core import checksums, faults, images, keys, staging, transfer
+from glacier_pipelines.core import checksums, faults, images, keys, local_fetch, staging, transfer
 from glacier_pipelines.core.objectstore import StoreError
 from glacier_pipelines.core.sources import SourceError, open_source
 from glacier_pipelines.flows.archive_setup import ArchiveSetup, StepReport, fail, hold, is_held, link
@@ -32,6 +33,8 @@ VERIFIED_PER_COMMIT = 256  # verified small files made durable and recorded toge
 FETCHERS = 4  # sources fetched, hashed and staged at once (hashlib and file/socket I/O release the GIL)
 FETCH_AHEAD = 16  # fetches started ahead of the request being recorded
 READ_AHEAD_FROM = 4 * CHUNK  # larger sources are read on their own thread
+PROCESS_FETCH_FROM = 512  # local package candidates in a batch before worker processes pay for their start (about 0.2 s)
+PROCESS_CHUNK = 16  # files per worker task; at most two tasks per worker ahead, so the bytes held stay bounded
 
 
 def _measure_image(result: transfer.StageResult, messages: list[str]) -> tuple[int | None, int | None]:
@@ -117,18 +120,33 @@ class BatchVerifier:
                 self.ahead.append(row)
         self.fetches: dict[int, Future] = {}
         self.gate = threading.Lock()  # one multipart stream at a time: parallel fetching never multiplies large-file memory
+        # Local package candidates are read and hashed by worker processes when a batch has many (core/local_fetch.py).
+        self.workers = local_fetch.worker_count(setup.fetch_processes)
+        self.local_chunks: deque[list[RequestRow]] = deque()  # not sent yet
+        self.local: dict[int, tuple[RequestRow, tuple[Future, int]]] = {}  # request pk -> (the row, (its task, its place in it))
+        self.local_left: dict[Future, int] = {}  # tasks sent whose files are not all verified yet
+        candidates = [row for row in self.ahead if self._worker_limit(row) and self._valid_key(row)]
+        if self.workers and len(candidates) >= PROCESS_FETCH_FROM:
+            chosen = {row.pk for row in candidates}
+            self.ahead = deque(row for row in self.ahead if row.pk not in chosen)
+            self.local_chunks.extend(candidates[i : i + PROCESS_CHUNK] for i in range(0, len(candidates), PROCESS_CHUNK))
 
     def run(self) -> StepReport:
         fault = None
+        processes = self._start_processes()
         with ThreadPoolExecutor(max_workers=FETCHERS, thread_name_prefix="fetch") as pool:
             try:
                 for row in self.claimed:
                     self._fetch_ahead(pool)
+                    if processes is not None:
+                        self._send_local(processes)
                     self._verify_one(row)
             except faults.ArchiveFault as exc:
                 fault = exc
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
+                if processes is not None:
+                    processes.shutdown()
                 if fault is not None:
                     self._discard_fetched()
         try:
@@ -157,6 +175,67 @@ class BatchVerifier:
             except keys.InvalidKey:
                 continue  # refused in its turn, with the reason
             self.fetches[row.pk] = pool.submit(_fetch_and_stage, self.setup, row, key, False, self.gate, self._hold_up_to(row))
+
+    def _worker_limit(self, row: RequestRow) -> int | None:
+        """The largest size a worker process may read of this request: a local package candidate's; None for any other."""
+        hold = self._hold_up_to(row)
+        if hold is None or not row.request.url.lower().startswith("file:"):
+            return None
+        return min(hold, self.setup.upload.multipart_threshold)  # larger ones stream as multipart uploads, in-process
+
+    def _valid_key(self, row: RequestRow) -> bool:
+        try:
+            keys.object_key(self.setup.key_prefix, self.tenant, row.request.destinationDirectory, row.request.checksum)
+        except keys.InvalidKey:
+            return False  # refused in its turn, with the reason, before any fetch
+        return True
+
+    def _start_processes(self) -> local_fetch.FetchProcesses | None:
+        if not self.local_chunks:
+            return None
+        try:
+            return local_fetch.FetchProcesses(self.workers)
+        except OSError as exc:
+            self._stop_processes(str(exc))
+            return None
+
+    def _stop_processes(self, reason: str) -> None:
+        """No more work for the processes: what they still owed and what was not sent goes back to the fetch threads."""
+        if self.workers:
+            log.warning("fetch processes stopped (%s); the fetch threads read the remaining files", reason)
+        self.workers = 0
+        owed = sorted((row for row, _ in self.local.values()), key=lambda row: row.pk)
+        self.ahead.extendleft(reversed(owed + [row for chunk in self.local_chunks for row in chunk]))
+        self.local.clear()
+        self.local_left.clear()
+        self.local_chunks.clear()
+
+    def _send_local(self, processes: local_fetch.FetchProcesses) -> None:
+        policy = dataclasses.replace(self.setup.sources, s3_client=None)  # file:// needs only the roots; a client does not pickle
+        while self.workers and self.local_chunks and len(self.local_left) < 2 * self.workers:
+            chunk = self.local_chunks.popleft()
+            items = [(row.request.url, row.request.algorithm, self._worker_limit(row) or 0) for row in chunk]
+            future = processes.submit(policy, items)
+            self.local_left[future] = len(chunk)
+            self.local.update((row.pk, (row, (future, i))) for i, row in enumerate(chunk))
+
+    def _from_worker(self, row: RequestRow, key: str) -> transfer.StageResult | None:
+        """What a worker process read and hashed for ``row``, as the in-process fetch would stage it; None to fetch it here."""
+        entry = self.local.pop(row.pk, None)
+        if entry is None:
+            return None
+        future, index = entry[1]
+        self.local_left[future] -= 1
+        if not self.local_left[future]:
+            del self.local_left[future]
+        try:
+            fetched = future.result()[index]
+        except Exception as exc:  # noqa: BLE001  (the worker process failed: this file and every later one are fetched here)
+            self._stop_processes(f"{type(exc).__name__}: {exc}")
+            return None
+        if fetched is None or fetched.digests.get(checksums.normalize_algorithm(row.request.algorithm)) != row.request.checksum.lower():
+            return None  # the in-process fetch retries, or reports the mismatch in its own words
+        return transfer.held_result(self.setup.upload.bucket, key, fetched.digests, fetched.body)
 
     def _hold_up_to(self, row: RequestRow) -> int | None:
         """Up to what size a fetch keeps the verified bytes in memory for the segment: a would-be package member's, when staging is local."""
@@ -229,12 +308,14 @@ class BatchVerifier:
                 report.verified += 1
                 return
             key = keys.object_key(setup.key_prefix, tenant, req.destinationDirectory, req.checksum)
-            fetched = self.fetches.pop(row.pk, None)
-            result = (
-                fetched.result()
-                if fetched is not None
-                else _fetch_and_stage(setup, row, key, durable=False, hold_up_to=self._hold_up_to(row))
-            )
+            result = self._from_worker(row, key)
+            if result is None:
+                fetched = self.fetches.pop(row.pk, None)
+                result = (
+                    fetched.result()
+                    if fetched is not None
+                    else _fetch_and_stage(setup, row, key, durable=False, hold_up_to=self._hold_up_to(row))
+                )
             messages = list(row.messages)
             width = height = None
             if req.computeImageSize:

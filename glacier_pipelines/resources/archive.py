@@ -80,6 +80,7 @@ class ArchiveStoreResource(S3ClientResource):
     package_target_bytes: int = 256 * 1024 * 1024
     package_max_age_hours: float = 24
     staging_url: str = ""  # GLACIER_STAGING_URL: s3://bucket/prefix for staged small files; empty: $GLACIER_HOME/staging
+    fetch_processes: int | None = None  # GLACIER_FETCH_PROCESSES: worker processes reading many local small files (None: by cores)
     tenants_config: str = (
         ""  # GLACIER_TENANTS_CONFIG: per-tenant bucket, prefix, class, SSE, threshold; what it leaves out: the fields above
     )
@@ -224,6 +225,7 @@ def archive_setup(
         packaging=store.packaging_policy(),
         staging_url=store.staging_url or None,
         tenants=tenants,
+        fetch_processes=store.fetch_processes,
     )
 
 

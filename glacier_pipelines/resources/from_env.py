@@ -102,6 +102,7 @@ def resources_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
             package_target_bytes=m.package_target_bytes,
             package_max_age_hours=m.package_max_age_hours,
             staging_url=StagingArea.from_setting(m.staging_url, s.staging_dir).root if m.staging_url else "",
+            fetch_processes=m.fetch_processes,
             tenants_config=m.tenants_config,
             compact_deleted_share=m.compact_deleted_share,
             trash_grace_days=m.trash_grace_days,

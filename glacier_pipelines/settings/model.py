@@ -128,6 +128,12 @@ class GlacierSettings(BaseSettings):
         "any machine (Celery, Kubernetes); empty: the local folder $GLACIER_HOME/staging.",
         "s3://bucket/prefix or a folder path",
     )
+    fetch_processes: int | None = _var(
+        None,
+        "Worker processes that read and hash local small files (file:// package candidates) beside the verify step, once a "
+        "batch holds 512 of them; unset: 2 on a machine with 2 or more cores, else none; 0 turns them off.",
+        ge=0,
+    )
     package_threshold_bytes: int = _var(
         1048576, "Files at or under this size whose request sets activateSmallFilePackaging go into packages.", ge=0
     )

@@ -113,23 +113,18 @@ def stage_stream(
             multipart_gate.release()
     digests = {algorithm: actual, checksums.S3_ALGORITHM: digest.hexdigest(checksums.S3_ALGORITHM)}
     if uploader is None:
-        held = b"".join(pending) if hold_up_to is not None and pending_size <= hold_up_to else None
-        if held is None:
-            staging.write(stores, str(staging_path), pending, durable, _write_durably)
+        if hold_up_to is not None and pending_size <= hold_up_to:
+            return held_result(settings.bucket, key, digests, b"".join(pending))
+        staging.write(stores, str(staging_path), pending, durable, _write_durably)
         stage: dict[str, Any] = {
             "kind": "file",
-            **({} if held is not None else {"path": str(staging_path)}),
+            "path": str(staging_path),
             "bucket": settings.bucket,
             "key": key,
             "s3_checksum": checksums.b64(digest.digest(checksums.S3_ALGORITHM)),
         }
         return StageResult(
-            size=digest.bytes_seen,
-            digests=digests,
-            head=_head_of(pending),
-            stage=stage,
-            complete_in_head=pending_size <= HEAD_BYTES,
-            body=held,
+            size=digest.bytes_seen, digests=digests, head=_head_of(pending), stage=stage, complete_in_head=pending_size <= HEAD_BYTES
         )
     stage = {  # the same JSON-able shape: where the verified bytes wait
         "kind": "multipart",
@@ -140,6 +135,17 @@ def stage_stream(
         "s3_checksum": checksums.s3_composite_crc32(p["_digest"] for p in parts),
     }
     return StageResult(size=digest.bytes_seen, digests=digests, head=head, stage=stage)
+
+
+def held_result(bucket: str, key: str, digests: dict[str, str], body: bytes) -> StageResult:
+    """A small file's verified bytes kept in memory for the caller to stage (``hold_up_to``): its stage has no path yet.
+
+    ``digests``: canonical algorithm -> hex, the request's and SHA-256 (core/local_fetch.py builds one from a worker's answer).
+    """
+    stage = {"kind": "file", "bucket": bucket, "key": key, "s3_checksum": checksums.b64(bytes.fromhex(digests[checksums.S3_ALGORITHM]))}
+    return StageResult(
+        size=len(body), digests=digests, head=body[:HEAD_BYTES], stage=stage, complete_in_head=len(body) <= HEAD_BYTES, body=body
+    )
 
 
 def _head_of(chunks: list[bytes]) -> bytes:

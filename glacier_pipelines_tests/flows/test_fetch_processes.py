@@ -1,0 +1,156 @@
+"""Many local small files read and hashed by worker processes (core/local_fetch.py): same stages, same failures, and
+any trouble with the processes ends with the files fetched in-process, never with a request lost."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import os
+import signal
+
+import pytest
+
+from glacier_pipelines.catalog import tables as t
+from glacier_pipelines.core import local_fetch, staging
+from glacier_pipelines.core.sources import SourcePolicy
+from glacier_pipelines.flows import archive as flow
+from glacier_pipelines.flows import packaging, verifier
+from glacier_pipelines.resources.archive import archive_setup
+
+
+def _setup(archive, **changes):
+    r = archive.defs().resources
+    return dataclasses.replace(archive_setup(r["catalog"], r["archive_store"], r["sources"], r["request_transport"]), **changes)
+
+
+def _data(i: int) -> bytes:
+    return hashlib.sha256(b"%d" % i).digest() * (3 + i % 40)
+
+
+def _submit(archive, count: int, bad: tuple[int, ...] = ()):
+    archive.submit(
+        *(
+            archive.request(
+                "lab",
+                archive.file(f"f{i}", _data(i)),
+                b"other" if i in bad else _data(i),
+                requestId=f"f{i}",
+                activateSmallFilePackaging=True,
+            )
+            for i in range(count)
+        )
+    )
+
+
+@pytest.fixture
+def few_files_suffice(monkeypatch):
+    monkeypatch.setattr(verifier, "PROCESS_FETCH_FROM", 8)
+    monkeypatch.setattr(verifier, "PROCESS_CHUNK", 3)
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Counts the tasks the verifier gave the processes."""
+    tasks: list[int] = []
+    real_submit = local_fetch.FetchProcesses.submit
+
+    def submit(self, policy, items):
+        tasks.append(len(items))
+        return real_submit(self, policy, items)
+
+    monkeypatch.setattr(local_fetch.FetchProcesses, "submit", submit)
+    return tasks
+
+
+def _verify(archive, setup):
+    batch, _ = flow.claim_batch(setup.catalog, "lab", "run-1", 100, lambda run: True)
+    return batch, flow.verify_batch(setup, batch, "lab", "run-1")
+
+
+def test_processes_answer_as_the_in_process_fetch_and_send_what_they_cannot_read_back(tmp_path):
+    (tmp_path / "a").write_bytes(b"small")
+    (tmp_path / "big").write_bytes(b"x" * 100)
+    policy = SourcePolicy.from_strings(str(tmp_path))
+    items = [
+        ((tmp_path / "a").as_uri(), "MD5", 50),
+        ((tmp_path / "big").as_uri(), "SHA-256", 50),  # over the size to hold: streamed by the verifier instead
+        ((tmp_path / "missing").as_uri(), "MD5", 50),
+        ("file:///etc/passwd", "MD5", 50),  # outside the roots: refused in-process, in its own words
+    ]
+    processes = local_fetch.FetchProcesses(1)
+    try:
+        answer = processes.submit(policy, items).result(timeout=60)
+    finally:
+        processes.shutdown()
+    assert answer == [
+        local_fetch.Fetched({"MD5": hashlib.md5(b"small").hexdigest(), "SHA-256": hashlib.sha256(b"small").hexdigest()}, b"small"),
+        None,
+        None,
+        None,
+    ]
+    assert answer == local_fetch.fetch_files(policy, items)
+
+
+def test_a_process_that_dies_fails_what_it_owed_instead_of_hanging(tmp_path):
+    (tmp_path / "a").write_bytes(b"small")
+    processes = local_fetch.FetchProcesses(1)
+    try:
+        os.kill(processes.children[0].pid, signal.SIGKILL)
+        processes.children[0].wait()
+        future = processes.submit(SourcePolicy.from_strings(str(tmp_path)), [((tmp_path / "a").as_uri(), "MD5", 50)])
+        with pytest.raises(Exception):
+            future.result(timeout=30)
+    finally:
+        processes.shutdown()
+
+
+def test_a_batch_read_by_processes_is_staged_as_the_threads_stage_it(archive, few_files_suffice, sent):
+    _submit(archive, 20)
+    setup = _setup(archive, fetch_processes=2)
+    batch, report = _verify(archive, setup)
+    assert report.verified == 20 and sum(sent) == 20  # every file went to a process
+    for row in setup.catalog.batch_requests(batch):
+        data = _data(int(row.request_id[1:]))
+        assert (row.size, row.stage["kind"], row.stage["sha256"]) == (len(data), "member", hashlib.sha256(data).hexdigest())
+        assert row.stage["s3_checksum"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
+        assert staging.read_bytes(None, row.stage["path"]) == data  # appended to the group's segment, as by the threads
+    assert packaging.add_verified_members(setup, batch, "lab", "run-1") == 20
+    closed = packaging.close_due(setup, setup.packaging, "lab", "run-1", close_all=True)
+    assert closed.closed == 1 and closed.failed == [] and packaging.check_packages(setup, "lab").problems == []
+
+
+def test_a_mismatch_found_by_a_process_fails_that_request_alone_in_the_usual_words(archive, few_files_suffice, sent):
+    _submit(archive, 12, bad=(5,))
+    setup = _setup(archive, fetch_processes=2)
+    batch, report = _verify(archive, setup)
+    assert sum(sent) == 12 and report.verified == 11
+    [(request_id, reason)] = report.failed
+    assert request_id == "f5" and reason.startswith("checksum mismatch: MD5 of the source is")
+    assert archive.catalog().status_counts("lab") == {t.VERIFIED: 11, t.ERROR: 1}
+
+
+def test_processes_that_die_mid_batch_leave_every_file_to_the_threads(archive, few_files_suffice, monkeypatch, caplog):
+    _submit(archive, 24)
+    real_submit = local_fetch.FetchProcesses.submit
+
+    def submit_then_die(self, policy, items):
+        future = real_submit(self, policy, items)
+        if self.sent == 3:  # the third task: its process is killed before it can answer
+            child = self.children[(self.sent - 1) % len(self.children)]
+            os.kill(child.pid, signal.SIGKILL)
+        return future
+
+    monkeypatch.setattr(local_fetch.FetchProcesses, "submit", submit_then_die)
+    batch, report = _verify(archive, _setup(archive, fetch_processes=2))
+    assert report.verified == 24 and report.failed == []
+    assert archive.catalog().status_counts("lab") == {t.VERIFIED: 24}
+    assert "fetch processes stopped" in caplog.text
+
+
+def test_no_processes_when_turned_off_or_for_a_batch_of_few_files(archive, sent, monkeypatch):
+    _submit(archive, 10)
+    monkeypatch.setattr(verifier, "PROCESS_FETCH_FROM", 8)
+    batch, report = _verify(archive, _setup(archive, fetch_processes=0))
+    assert report.verified == 10 and sent == []
+    assert local_fetch.worker_count(None) == (2 if (os.cpu_count() or 1) >= 2 else 0) and local_fetch.worker_count(3) == 3
