@@ -169,11 +169,39 @@ def child(list_file: str, endpoint: str, bucket: str, home: str, src: str) -> No
     from glacier_pipelines.core.transfer import limit_malloc_arenas
 
     limit_malloc_arenas()  # as the CLI and the Dagster code location do
+    worker_peaks = _record_fetch_process_peaks()
     files = [(Path(p), md5) for p, md5 in json.loads(Path(list_file).read_text())]
     row = pipeline(files, bench_report.seaweed_client(endpoint, **S3_CONFIG), bucket, Path(home), Path(src))
     row["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    row["fetch_process_rss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest worker (core/local_fetch.py)
+    row["fetch_process_rss_mib"] = max(worker_peaks[1:], default=0) / 1024  # the largest worker's VmHWM
+    # The whole tree at most: the workers live only during the verify step, beside this process as large as it was by then.
+    row["tree_peak_rss_mib"] = max(row["max_rss_mib"], (worker_peaks[0] + sum(worker_peaks[1:])) / 1024 if worker_peaks else 0)
     print(json.dumps(row))
+
+
+def _record_fetch_process_peaks() -> list[int]:
+    """This process's peak RSS when the verifier ends its fetch processes, then each of theirs (VmHWM, KiB; core/local_fetch.py).
+
+    Not getrusage(RUSAGE_CHILDREN): a child forked from this process counts this process's resident
+    pages until it executes Python anew, so that reading is this process's size, not the worker's.
+    """
+    from glacier_pipelines.core import local_fetch
+
+    peaks: list[int] = []
+    shutdown = local_fetch.FetchProcesses.shutdown
+
+    def recorded(self) -> None:
+        peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        for child in self.children:
+            try:
+                status = Path(f"/proc/{child.pid}/status").read_text()
+                peaks.extend(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+            except OSError:
+                pass
+        shutdown(self)
+
+    local_fetch.FetchProcesses.shutdown = recorded  # type: ignore[method-assign]
+    return peaks
 
 
 def main() -> None:
@@ -228,6 +256,7 @@ def main() -> None:
         stages = {k: statistics.median(r["stages"][k] for r in rows["pipeline"]) for k in rows["pipeline"][0]["stages"]}
         peak_rss = max(r["max_rss_mib"] for r in rows["pipeline"])
         worker_rss = max(r.get("fetch_process_rss_mib", 0) for r in rows["pipeline"])
+        tree_rss = max(r.get("tree_peak_rss_mib", 0) for r in rows["pipeline"])
         report = {
             "scenario": "small_files",
             "files": args.files,
@@ -238,6 +267,7 @@ def main() -> None:
             "ceiling_ratio": med["bytes_alone"] / med["put_each"],
             "pipeline_peak_rss_mib": peak_rss,
             "fetch_process_peak_rss_mib": worker_rss,
+            "tree_peak_rss_mib": tree_rss,
             "pipeline_median_stage_seconds": stages,
             "objects": {k: v[0]["objects"] for k, v in rows.items()},
             "left_out": left_out,
@@ -255,7 +285,8 @@ def main() -> None:
             lines.append(f"| {LABELS[name]} | {med[name]:.0f} | {detail} | {med['pipeline'] / med[name]:.2f} | {v[0]['objects']} |")
         lines += [
             "",
-            f"Pipeline: peak RSS {peak_rss:.0f} MiB (its own process; each fetch process at most {worker_rss:.0f} MiB); "
+            f"Pipeline: peak RSS {peak_rss:.0f} MiB (its own process; each fetch process at most {worker_rss:.0f} MiB, "
+            f"all together at most {tree_rss:.0f} MiB); "
             f"{report['objects']['put_each'] / max(1, report['objects']['pipeline']):.0f}x fewer objects; median seconds per stage: "
             + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()),
         ]

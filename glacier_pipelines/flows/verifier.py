@@ -101,6 +101,8 @@ class BatchVerifier:
     def __init__(self, setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str):
         self.setup, self.tenant, self.run_id = setup, tenant, run_id
         self.report = StepReport(batch_id=batch_id, tenant=tenant)
+        policy = setup.packaging  # asked once per file: the tenant's package threshold, unless nothing is packaged or staged here
+        self.hold_limit = None if policy is None or setup.staging_area.remote else policy.threshold_for(tenant)
         self.pending: list[dict[str, Any]] = []  # verified, not yet recorded
         self.staged: list[str] = []  # their staged files, not yet synced
         self.segment = staging.SegmentWriter(setup.staging_area.segment_folder(tenant))  # their package members' bytes
@@ -125,6 +127,7 @@ class BatchVerifier:
         self.local_chunks: deque[list[RequestRow]] = deque()  # not sent yet
         self.local: dict[int, tuple[RequestRow, tuple[Future, int]]] = {}  # request pk -> (the row, (its task, its place in it))
         self.local_left: dict[Future, int] = {}  # tasks sent whose files are not all verified yet
+        self.worker_policy = dataclasses.replace(setup.sources, s3_client=None)  # file:// needs only the roots; a client does not pickle
         candidates = [row for row in self.ahead if self._worker_limit(row) and self._valid_key(row)]
         if self.workers and len(candidates) >= PROCESS_FETCH_FROM:
             chosen = {row.pk for row in candidates}
@@ -211,7 +214,7 @@ class BatchVerifier:
         self.local_chunks.clear()
 
     def _send_local(self, processes: local_fetch.FetchProcesses) -> None:
-        policy = dataclasses.replace(self.setup.sources, s3_client=None)  # file:// needs only the roots; a client does not pickle
+        policy = self.worker_policy
         while self.workers and self.local_chunks and len(self.local_left) < 2 * self.workers:
             chunk = self.local_chunks.popleft()
             items = [(row.request.url, row.request.algorithm, self._worker_limit(row) or 0) for row in chunk]
@@ -239,10 +242,7 @@ class BatchVerifier:
 
     def _hold_up_to(self, row: RequestRow) -> int | None:
         """Up to what size a fetch keeps the verified bytes in memory for the segment: a would-be package member's, when staging is local."""
-        policy = self.setup.packaging
-        if policy is None or not row.request.activateSmallFilePackaging or self.setup.staging_area.remote:
-            return None
-        return policy.threshold_for(self.tenant)
+        return self.hold_limit if row.request.activateSmallFilePackaging else None
 
     def _record_verified(self) -> None:
         self._link_packed_elsewhere()
