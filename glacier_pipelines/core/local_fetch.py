@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from glacier_pipelines.core import checksums
+from glacier_pipelines.core.constants import MiB
 from glacier_pipelines.core.sources import SourceError, SourcePolicy, open_source
-
-CHUNK = 1024 * 1024
 
 
 class Fetched(NamedTuple):
@@ -48,14 +47,12 @@ def _fetch_one(policy: SourcePolicy, url: str, algorithm: str, hold_up_to: int) 
                 return None  # not one to hold in memory: the verifier streams it
             digest = checksums.MultiDigest([algorithm, checksums.S3_ALGORITHM])
             pieces = []
-            for chunk in src.chunks(CHUNK):
+            for chunk in src.chunks(MiB):
                 digest.update(chunk)
                 pieces.append(chunk)
     except (SourceError, OSError, ValueError):
         return None  # fetched again in-process, which says why
-    body = b"".join(pieces)
-    if len(body) > hold_up_to:
-        return None
+    body = b"".join(pieces)  # never more than src.size: SourceStream refuses a body that grew while it was read
     names = {checksums.normalize_algorithm(algorithm), checksums.S3_ALGORITHM}
     return Fetched({name: digest.hexdigest(name) for name in names}, body)
 
