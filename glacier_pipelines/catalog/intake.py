@@ -25,6 +25,9 @@ class IntakeQueries:
         ) -> None: ...
 
         @staticmethod
+        def _enqueue_responses(conn: Any, items: Sequence[tuple[str, str, str, list[str], dict[str, Any] | None]]) -> None: ...
+
+        @staticmethod
         def _with_retry(fn: Any, attempts: int = 5) -> Any: ...
 
     def record_request(self, parsed: ParsedRequest, *, fallback_id: str) -> str:
@@ -64,9 +67,20 @@ class IntakeQueries:
         insert = self._insert_ignoring_duplicates(t.requests, ["tenant", "request_id"])
 
         def tx() -> list[str]:
-            outcomes = []
+            outcomes: list[str] = []
             with self.engine.begin() as conn:
+                inserted = self._insert_unseen(conn, insert, rows)
+                invalid = []
                 for (parsed, _), row in zip(items, rows):
+                    key = (row["tenant"], row["request_id"])
+                    if key in inserted:
+                        inserted.discard(key)  # the first of the batch to carry this key is the one inserted
+                        outcomes.append("new" if parsed.valid else "invalid")
+                        if not parsed.valid:
+                            invalid.append((row["tenant"], row["request_id"], t.INVALID_CONTENT, parsed.errors, None))
+                        continue
+                    self._enqueue_responses(conn, invalid)  # answered before a resend further on may retire the answer
+                    invalid.clear()
                     if conn.execute(insert, row).rowcount == 0:
                         outcomes.append("retried" if parsed.valid and self._attempt_again(conn, row) else "duplicate")
                     elif parsed.valid:
@@ -74,6 +88,7 @@ class IntakeQueries:
                     else:
                         self._enqueue_response(conn, row["tenant"], row["request_id"], t.INVALID_CONTENT, parsed.errors, None)
                         outcomes.append("invalid")
+                self._enqueue_responses(conn, invalid)
             return outcomes
 
         return self._with_retry(tx)
@@ -117,6 +132,35 @@ class IntakeQueries:
             )
         )
         return True
+
+    def _insert_unseen(self, conn: Any, insert: Any, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        """Insert in one statement the batch's rows whose key the catalog does not hold yet; returns the keys inserted.
+
+        One INSERT per message was most of recording a large batch. The statement still ignores a
+        key another transaction inserted meanwhile, and RETURNING names the rows really inserted:
+        any other row takes the one-row path (duplicate, resend after an error) in ``record_requests``.
+        Without INSERT ... RETURNING for many rows (SQLite older than 3.35) every row takes that path.
+        """
+        if len(rows) < 2 or not self.engine.dialect.insert_executemany_returning:
+            return set()
+        r = t.requests.c
+        known: set[tuple[str, str]] = set()
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            for tenant in {row["tenant"] for row in chunk}:
+                ids = list({row["request_id"] for row in chunk if row["tenant"] == tenant})
+                known |= {
+                    (tenant, rid) for (rid,) in conn.execute(sa.select(r.request_id).where(r.tenant == tenant, r.request_id.in_(ids)))
+                }
+        unseen: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in rows:
+            key = (row["tenant"], row["request_id"])
+            if key not in known:
+                unseen.setdefault(key, row)  # a key twice in the batch: the second is a duplicate of the first
+        if not unseen:
+            return set()
+        returned = conn.execute(insert.returning(r.tenant, r.request_id), list(unseen.values()))
+        return {(tenant, request_id) for tenant, request_id in returned}
 
     def _insert_ignoring_duplicates(self, table: sa.Table, keys: list[str]) -> Any:
         """INSERT ... ON CONFLICT DO NOTHING in the dialect at hand (rowcount 0 means it existed)."""

@@ -115,3 +115,71 @@ def test_batch_requests_filter_on_the_stage_kind_in_sql(archive, catalog):
     # a request without a stage counts as not a member
     assert [r.request_id for r in catalog.batch_requests(batch, ["VERIFIED"], not_stage_kind="member")] == ids[1:]
     assert [r.request_id for r in catalog.batch_requests(batch, ["VERIFIED"], stage_kind="file")] == ids[1:2]
+
+
+def _intake_mix(tenant: str, new: int = 30) -> list[dict]:
+    """New, twice in the batch, invalid, invalid then sent again valid, and one the catalog already holds."""
+    md5 = "0" * 32
+    one = {"tenant": tenant, "checksum": md5, "algorithm": "MD5", "url": "file:///data/x", "destinationDirectory": "dir"}
+    return [
+        *({**one, "requestId": f"new-{i}"} for i in range(new)),
+        {**one, "requestId": "twice"},
+        {**one, "requestId": "bad", "checksum": "not-hex"},
+        {**one, "requestId": "twice"},
+        {**one, "requestId": "fixed", "algorithm": "NOPE"},
+        {**one, "requestId": "known"},
+        {**one, "requestId": "fixed"},
+        {**one, "requestId": "bad", "checksum": "not-hex"},
+    ]
+
+
+def test_a_batch_records_in_a_few_statements_what_one_message_at_a_time_records(catalog):
+    """record_requests inserts a batch's unseen requests in one statement (catalog/intake.py): the outcomes, the rows
+    and the outbox must be those of recording the same messages one call each, and the statements must not grow per message."""
+    import sqlalchemy as sa
+
+    from glacier_pipelines.catalog import tables as t
+    from glacier_pipelines.core.requests import parse_submission
+
+    for tenant in ("batch", "more", "one"):  # the catalog already holds "known"
+        catalog.record_requests([(parse_submission(next(m for m in _intake_mix(tenant) if m["requestId"] == "known")), "m")])
+
+    def recorded(messages: list[dict]) -> tuple[list[str], int]:
+        statements: list[str] = []
+
+        def count(conn, cursor, statement, *rest):
+            statements.append(statement)
+
+        sa.event.listen(catalog.engine, "before_cursor_execute", count)
+        try:
+            return catalog.record_requests([(parse_submission(m), f"m{i}") for i, m in enumerate(messages)]), len(statements)
+        finally:
+            sa.event.remove(catalog.engine, "before_cursor_execute", count)
+
+    batch, counted = recorded(_intake_mix("batch"))
+    more, counted_more = recorded(_intake_mix("more", new=300))
+    single = [catalog.record_requests([(parse_submission(m), f"m{i}")])[0] for i, m in enumerate(_intake_mix("one"))]
+
+    assert batch == single
+    assert batch[:31] == ["new"] * 31 and batch[31:] == ["invalid", "duplicate", "invalid", "duplicate", "retried", "duplicate"]
+    assert more == ["new"] * 270 + batch
+    assert counted_more == counted  # 270 more new messages, not one statement more (one INSERT each before)
+
+    def kept(tenant: str) -> tuple[list, list]:
+        with catalog.engine.connect() as conn:
+            requests = conn.execute(
+                sa.select(t.requests.c.request_id, t.requests.c.status, t.requests.c.messages)
+                .where(t.requests.c.tenant == tenant)
+                .order_by(t.requests.c.request_id)
+            ).all()
+            outbox = conn.execute(
+                sa.select(t.responses.c.request_id, t.responses.c.status, t.responses.c.body)
+                .where(t.responses.c.tenant == tenant)
+                .order_by(t.responses.c.id)
+            ).all()
+        return [tuple(r) for r in requests], [tuple(r) for r in outbox]
+
+    assert kept("batch") == kept("one")
+    requests, outbox = kept("batch")
+    assert ("fixed", "PENDING") in {r[:2] for r in requests} and ("bad", "INVALID_CONTENT") in {r[:2] for r in requests}
+    assert [r[:2] for r in outbox if r[0] == "bad"] == [("bad", "INVALID_CONTENT")]  # answered once, though sent twice
