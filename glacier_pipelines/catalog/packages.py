@@ -369,8 +369,14 @@ class PackageStore(CatalogStore):
                     packages[package_id]["object"] = objects[object_id]
         return list(packages.values())
 
-    def answer_package(self, package_id: str, problems: list[str]) -> dict[str, int]:
-        """Answer the waiting members of a checked package: SUCCESS when the check found nothing, else ERROR (package flagged)."""
+    def answer_package(
+        self, package_id: str, problems: list[str], contents: dict[int, dict[str, Any] | None] | None = None
+    ) -> dict[str, int]:
+        """Answer the waiting members of a checked package: SUCCESS when the check found nothing, else ERROR (package flagged).
+
+        ``contents``: request pk -> the SUCCESS content ``awaiting_check`` already read from each member's
+        stage, so that the stages are not decoded a second time; a member missing from it is read here.
+        """
 
         def tx() -> dict[str, int]:
             counts = {t.SUCCESS: 0, t.ERROR: 0}
@@ -378,10 +384,15 @@ class PackageStore(CatalogStore):
                 package = conn.execute(sa.select(t.packages.c.object_id).where(t.packages.c.id == package_id)).one()
                 r = t.requests.c
                 rows = conn.execute(
-                    sa.select(r.id, r.tenant, r.request_id, r.messages, r.stage)  # not the bodies: nothing here reads them
+                    sa.select(r.id, r.tenant, r.request_id, r.messages)  # not the bodies: nothing here reads them
                     .join(t.package_members, t.package_members.c.request_pk == t.requests.c.id)
                     .where(t.package_members.c.package_id == package_id, t.requests.c.status == t.DELAYED)
                 ).all()
+                content = dict(contents or {})
+                missing = [row.id for row in rows if row.id not in content]
+                for start in range(0, len(missing), 500):
+                    chosen = sa.select(r.id, r.stage).where(r.id.in_(missing[start : start + 500]))
+                    content.update((pk, (stage or {}).get("content")) for pk, stage in conn.execute(chosen))
                 reason = "package_integrity failed: " + "; ".join(problems) if problems else ""
                 if problems:
                     self.catalog._flag(conn, package.object_id, reason)
@@ -396,7 +407,7 @@ class PackageStore(CatalogStore):
                     self.catalog._enqueue_responses(
                         conn,
                         [
-                            (row.tenant, row.request_id, status, messages, None if problems else (row.stage or {}).get("content"))
+                            (row.tenant, row.request_id, status, messages, None if problems else content[row.id])
                             for row, messages in answers
                         ],
                     )

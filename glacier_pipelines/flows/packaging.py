@@ -111,7 +111,8 @@ def check_packages(setup: ArchiveSetup, tenant: str | None) -> PackageCheckRepor
                     for m in package["members"]
                 ],
             )
-        for status, n in store.answer_package(package["id"], problems).items():
+        contents = {m["request_pk"]: m["content"] for m in package["members"]}
+        for status, n in store.answer_package(package["id"], problems, contents).items():
             report.answered[status] += n
         report.requests += [(m["request_id"], obj.url, t.ERROR if problems else t.SUCCESS) for m in package["members"]]
     raise_if_unreachable(report, "package(s)", "members")
@@ -143,12 +144,21 @@ def add_verified_members(setup: ArchiveSetup, batch_id: str, tenant: str, run_id
     if not rows:
         return 0
     members = [
-        (r, packaging.member_name(r.request.destinationDirectory, r.request.checksum), stage["path"], r.size or 0, stage["sha256"])
+        (r, packaging.member_name(_directory(r), r.checksum or ""), stage["path"], r.size or 0, stage["sha256"])
         for r in rows
         if (stage := r.stage) is not None
     ]  # every row has one (filtered above)
     PackageStore(setup.catalog).add_members(tenant, members, run_id, setup.packaging.target_size if setup.packaging else None)
     return len(rows)
+
+
+def _directory(row: Any) -> str:
+    """The request's destinationDirectory as its validator leaves it, without validating the whole stored request again.
+
+    The body was validated when it was received; this is the one field the member's name needs, and
+    re-validating every request of a batch was about 7% of this step on 10,000 small files.
+    """
+    return keys.sanitize_directory((row.body or {}).get("destinationDirectory", ""))
 
 
 def due_packages(

@@ -197,3 +197,50 @@ def test_a_streamed_package_keeps_no_local_tar_and_one_whose_layout_drifts_stays
     assert local_tars == [] and not list((setup.staging_dir / "lab").glob("packages/*.tar*"))  # not during, not after
     assert packaging.check_packages(setup, "lab").problems == []
     assert archive.catalog().status_counts("lab") == {t.SUCCESS: 7}
+
+
+def test_members_are_answered_with_the_content_their_stage_kept_whether_or_not_the_check_passes_it(archive, monkeypatch):
+    """package_integrity hands answer_package the contents it already read; a member it left out is read from its stage."""
+    from glacier_pipelines.catalog.packages import PackageStore
+
+    names = [f"a{i}" for i in range(4)]
+    _submit(archive, *names)
+    setup = _setup(archive)
+    batch, _ = flow.claim_batch(setup.catalog, "lab", "run-1", 10, lambda run: True)
+    flow.verify_batch(setup, batch, "lab", "run-1")
+    packaging.add_verified_members(setup, batch, "lab", "run-1")
+    assert packaging.close_due(setup, setup.packaging, "lab", "run-1", close_all=True).closed == 1
+    [package] = PackageStore(setup.catalog).awaiting_check("lab")
+    kept = {m["request_id"]: m["content"] for m in package["members"]}
+    assert all(c and c["storeFileMetadata"]["storedFileUrl"] for c in kept.values())
+
+    answer = PackageStore.answer_package
+    left_out = package["members"][0]["request_pk"]
+
+    def without_one(self, package_id, problems, contents=None):
+        return answer(self, package_id, problems, {pk: c for pk, c in (contents or {}).items() if pk != left_out})
+
+    monkeypatch.setattr(PackageStore, "answer_package", without_one)
+    assert packaging.check_packages(setup, "lab").problems == []
+    answered = {r["request_id"]: r["body"] for r in setup.catalog.unpublished_responses() if r["status"] == t.SUCCESS}
+    assert {rid: body["content"] for rid, body in answered.items()} == kept
+
+
+@pytest.mark.parametrize("directory", ["", "plain/dir", "a//b/./c/", "with space/é", "odd:*?chars"])
+def test_a_member_is_named_from_its_directory_as_the_validated_request_has_it(archive, directory):
+    """add_verified_members reads destinationDirectory from the stored body instead of validating the whole request again."""
+    from glacier_pipelines.catalog.packages import PackageStore
+
+    archive.submit(
+        archive.request(
+            "lab", archive.file("d", _data("d")), _data("d"), requestId="d", activateSmallFilePackaging=True, destinationDirectory=directory
+        )
+    )
+    setup = _setup(archive)
+    batch, _ = flow.claim_batch(setup.catalog, "lab", "run-1", 10, lambda run: True)
+    flow.verify_batch(setup, batch, "lab", "run-1")
+    [row] = setup.catalog.batch_requests(batch)
+    assert packaging.add_verified_members(setup, batch, "lab", "run-1") == 1
+    [package] = PackageStore(setup.catalog).open_packages("lab")
+    [member] = PackageStore(setup.catalog).members(package["id"])
+    assert member["name"] == core_packaging.member_name(row.request.destinationDirectory, row.request.checksum)
