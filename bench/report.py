@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,24 @@ def write(
     fig.savefig(out.with_suffix(".png"))
     plt.close(fig)
     print("\n".join(lines))
+
+
+def seaweed_cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by this process's SeaweedFS children; 0 where /proc is missing.
+
+    The harness's server shares the two cores with whichever contender runs: the CPU it spends
+    storing a contender's objects is part of what that way of uploading costs the machine.
+    """
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, tail = stat.read_text().rpartition(")")
+        except OSError:
+            continue  # ended while being read
+        fields = tail.split()  # state, ppid, ... utime and stime are the 12th and 13th after the name
+        if head.partition("(")[2] == "weed" and int(fields[1]) == os.getpid():
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def seaweed_client(endpoint: str, **config: Any) -> Any:

@@ -7,7 +7,8 @@ SeaweedFS on 127.0.0.1: (a) through the archive steps with activateSmallFilePack
 (c) uploaded one PutObject each from a thread pool of 8 (boto3); (d) the ceiling: all their
 bytes, already in one local file, sent as one boto3 upload with nothing else done. The pipeline
 runs in a child process of its own, so its peak RSS is measured alone. Reports files/s, the
-ratios (pipeline ÷ each), objects created, the pipeline's peak RSS and its time per stage.
+ratios (pipeline ÷ each), objects created, the pipeline's peak RSS and its time per stage, and
+each contender's CPU beside SeaweedFS's while it ran (how many of the cores the two kept busy).
 
     .venv/bin/python bench/small_files.py --files 10000 --rounds 3
     .venv/bin/python bench/small_files.py --quick
@@ -72,6 +73,7 @@ def pipeline(files, s3, bucket, home: Path, src: Path) -> dict:
         packaging=packaging.PackagingPolicy(),
     )
     stages: dict[str, float] = {}
+    cpu_start = _cpu_seconds()
     start = mark = time.perf_counter()
 
     def lap(name: str) -> None:
@@ -112,12 +114,19 @@ def pipeline(files, s3, bucket, home: Path, src: Path) -> dict:
     checked = packaging.check_packages(setup, "bench")  # package_integrity: reads each package back, then answers its members
     lap("check")
     elapsed = time.perf_counter() - start
+    cpu = _cpu_seconds() - cpu_start  # this process and its fetch processes (waited for), not the child's imports
     counts = catalog.status_counts("bench")
     if counts.get("SUCCESS") != len(files) or verified.failed or packed.failed or checked.problems:
         raise RuntimeError(
             f"pipeline did not store every file: {counts}, {verified.failed[:3]}, {packed.failed[:3]}, {checked.problems[:3]}"
         )
-    return {"seconds": elapsed, "objects": 2 * packed.closed, "stages": stages}  # each package and its manifest
+    return {"seconds": elapsed, "objects": 2 * packed.closed, "stages": stages, "client_cpu_s": cpu}  # each package and its manifest
+
+
+def _cpu_seconds() -> float:
+    """User and system CPU of this process and of the children it has waited for."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def put_each(files, s3, bucket, prefix: str) -> dict:
@@ -238,6 +247,7 @@ def main() -> None:
             for n in range(args.rounds):
                 order = contenders if n % 2 == 0 else contenders[::-1]
                 for name in order:
+                    server_cpu, own_cpu = bench_report.seaweed_cpu_seconds(), _cpu_seconds()
                     if name == "pipeline":
                         home = work / f"home{n}"
                         home.mkdir()
@@ -249,10 +259,14 @@ def main() -> None:
                     else:
                         row = bytes_alone(s3, bucket, f"alone{n}", blob)
                     row["files_per_s"] = args.files / row["seconds"]
+                    row.setdefault("client_cpu_s", _cpu_seconds() - own_cpu)  # s5cmd's process, or this one's threads
+                    row.setdefault("server_cpu_s", bench_report.seaweed_cpu_seconds() - server_cpu)
+                    row["cores_busy"] = (row["client_cpu_s"] + row["server_cpu_s"]) / row["seconds"]
                     rows[name].append(row)
                     rss = f", peak RSS {row['max_rss_mib']:.0f} MiB" if "max_rss_mib" in row else ""
                     print(f"round {n + 1}: {name:<11} {row['files_per_s']:8.0f} files/s, {row['objects']} objects{rss}", file=sys.stderr)
         med = {k: statistics.median(r["files_per_s"] for r in v) for k, v in rows.items()}
+        cpu = {k: {f: statistics.median(r[f] for r in v) for f in ("client_cpu_s", "server_cpu_s", "cores_busy")} for k, v in rows.items()}
         stages = {k: statistics.median(r["stages"][k] for r in rows["pipeline"]) for k in rows["pipeline"][0]["stages"]}
         peak_rss = max(r["max_rss_mib"] for r in rows["pipeline"])
         worker_rss = max(r.get("fetch_process_rss_mib", 0) for r in rows["pipeline"])
@@ -270,6 +284,7 @@ def main() -> None:
             "tree_peak_rss_mib": tree_rss,
             "pipeline_median_stage_seconds": stages,
             "objects": {k: v[0]["objects"] for k, v in rows.items()},
+            "median_cpu": cpu,
             "left_out": left_out,
             "command": " ".join(["bench/small_files.py", *sys.argv[1:]]),
             "rounds_detail": rows,
@@ -277,18 +292,28 @@ def main() -> None:
         lines = [
             f"# Small files: {args.files} files of 1-64 KiB, {args.rounds} round(s), SeaweedFS on 127.0.0.1",
             "",
-            "| contender | median files/s | rounds | pipeline ÷ contender | objects |",
-            "|---|---|---|---|---|",
+            "| contender | median files/s | rounds | pipeline ÷ contender | objects | CPU-s: client + SeaweedFS | cores busy |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, v in rows.items():
             detail = ", ".join(f"{r['files_per_s']:.0f}" for r in v)
-            lines.append(f"| {LABELS[name]} | {med[name]:.0f} | {detail} | {med['pipeline'] / med[name]:.2f} | {v[0]['objects']} |")
+            c = cpu[name]
+            lines.append(
+                f"| {LABELS[name]} | {med[name]:.0f} | {detail} | {med['pipeline'] / med[name]:.2f} | {v[0]['objects']} "
+                f"| {c['client_cpu_s']:.1f} + {c['server_cpu_s']:.1f} | {c['cores_busy']:.2f} |"
+            )
         lines += [
             "",
             f"Pipeline: peak RSS {peak_rss:.0f} MiB (its own process; each fetch process at most {worker_rss:.0f} MiB, "
             f"all together at most {tree_rss:.0f} MiB); "
             f"{report['objects']['put_each'] / max(1, report['objects']['pipeline']):.0f}x fewer objects; median seconds per stage: "
             + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()),
+        ]
+        lines += [
+            "",
+            "CPU-s: medians of the contender's own CPU (the pipeline's steps and fetch processes, s5cmd's process, the "
+            "boto3 threads) and of SeaweedFS's while it ran; cores busy: both over the wall time, out of "
+            f"{os.cpu_count()}.",
         ]
         if left_out:
             lines += ["", f"Left out (not installed): {', '.join(left_out)}."]
