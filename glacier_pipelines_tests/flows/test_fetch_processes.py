@@ -154,3 +154,33 @@ def test_no_processes_when_turned_off_or_for_a_batch_of_few_files(archive, sent,
     batch, report = _verify(archive, _setup(archive, fetch_processes=0))
     assert report.verified == 10 and sent == []
     assert local_fetch.worker_count(None) == (2 if (os.cpu_count() or 1) >= 2 else 0) and local_fetch.worker_count(3) == 3
+
+
+def test_a_fetch_process_reads_and_refuses_files_without_loading_the_http_and_s3_libraries(tmp_path):
+    """The workers read file:// alone: requests, urllib3 and botocore stay unloaded (half their start and ~10 MiB each),
+    and a missing file is still refused in the usual words (core/sources/errors.py looks those libraries up, not in)."""
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "here.bin").write_bytes(b"bytes to hash")
+    script = f"""
+import json, sys
+from pathlib import Path
+from glacier_pipelines.core import local_fetch
+from glacier_pipelines.core.sources import SourceError, SourcePolicy, open_source
+policy = SourcePolicy.from_strings({str(tmp_path)!r})
+found, missing = local_fetch.fetch_files(policy, [(Path({str(tmp_path / "here.bin")!r}).as_uri(), "MD5", 1024), ((Path({str(tmp_path)!r}) / "gone.bin").as_uri(), "MD5", 1024)])
+try:
+    with open_source((Path({str(tmp_path)!r}) / "gone.bin").as_uri(), policy):
+        pass
+except SourceError as exc:
+    refused = f"{{type(exc).__name__}}: {{exc}}"
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("requests", "urllib3", "botocore", "boto3"))
+print(json.dumps([found.digests["MD5"], missing, refused, loaded]))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60).stdout
+    md5, missing, refused, loaded = json.loads(out.strip().splitlines()[-1])
+    assert md5 == hashlib.md5(b"bytes to hash").hexdigest() and missing is None
+    assert refused.startswith("SourceNotFound") and "no such file" in refused
+    assert loaded == []

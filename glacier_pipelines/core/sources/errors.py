@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import errno
 import re
+import sys
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import requests
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
-from urllib3.exceptions import HTTPError as Urllib3HTTPError
-from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 
 MAX_URL_LENGTH = 4096
 
@@ -78,19 +77,21 @@ def wrap(url: str, exc: BaseException) -> SourceError:
         detail = show(re.sub(r"\?[^\s)'\"]*", "?[redacted]", detail))
     except Exception:
         detail = type(exc).__name__
-    if isinstance(exc, requests.Timeout) or any(
-        isinstance(e, (TimeoutError, Urllib3TimeoutError)) for e in (exc, *getattr(exc, "args", ()))
-    ):
+    # The HTTP and S3 libraries are looked up, not imported: an error of theirs can only exist once they are loaded,
+    # and the fetch processes (core/local_fetch.py), which read file:// alone, start without them.
+    requests, urllib3, botocore = (sys.modules.get(f"{name}.exceptions") for name in ("requests", "urllib3", "botocore"))
+    timeouts = (TimeoutError, urllib3.TimeoutError) if urllib3 else (TimeoutError,)
+    if (requests and isinstance(exc, requests.Timeout)) or any(isinstance(e, timeouts) for e in (exc, *getattr(exc, "args", ()))):
         return SourceUnavailable(url, f"timed out: {detail}")
-    if isinstance(exc, requests.RequestException) and isinstance(exc, ValueError):
+    if requests and isinstance(exc, requests.RequestException) and isinstance(exc, ValueError):
         return SourceRefused(url, f"invalid request: {detail}")  # InvalidURL, InvalidHeader, ...
-    if isinstance(exc, (requests.RequestException, Urllib3HTTPError)):
+    if (requests and isinstance(exc, requests.RequestException)) or (urllib3 and isinstance(exc, urllib3.HTTPError)):
         return SourceUnavailable(url, f"connection failed: {detail}")
-    if isinstance(exc, ClientError):
+    if botocore and isinstance(exc, botocore.ClientError):
         return s3_error(url, exc)
-    if isinstance(exc, (NoCredentialsError, ParamValidationError)):
+    if botocore and isinstance(exc, (botocore.NoCredentialsError, botocore.ParamValidationError)):
         return SourceRefused(url, f"S3 request refused: {detail}")
-    if isinstance(exc, BotoCoreError):
+    if botocore and isinstance(exc, botocore.BotoCoreError):
         return SourceUnavailable(url, f"S3 connection failed: {detail}")
     if isinstance(exc, OSError):
         return os_error(url, exc)

@@ -7,7 +7,6 @@ from contextlib import contextmanager
 
 from glacier_pipelines.core.sources.errors import SourceError, wrap
 from glacier_pipelines.core.sources.file_source import open_file
-from glacier_pipelines.core.sources.http_source import open_http
 from glacier_pipelines.core.sources.policy import SourcePolicy
 from glacier_pipelines.core.sources.s3_source import open_s3
 from glacier_pipelines.core.sources.stream import SourceStream
@@ -31,6 +30,8 @@ def _open(url: str, policy: SourcePolicy) -> SourceStream:
             return open_file(url, target.path)
         if target.scheme == "s3":
             return open_s3(url, policy, target.bucket, target.key)
+        from glacier_pipelines.core.sources.http_source import open_http  # requests only where http(s) is read
+
         return open_http(url, policy)
     except SourceError:
         raise
