@@ -10,8 +10,9 @@ Every function takes the locator and decides by its form, so a stage recorded in
 is always released where it was written, whatever the configuration is now.
 
 Locally, the verified small files that wait for a package are not one file each: they are
-appended to a *segment*, one file per group of files recorded together (``SegmentWriter``), and
-named ``<segment path>#<offset>+<length>``. A segment is synced once, before its members are
+appended to a *segment*, one file per group of files recorded together (``SegmentWriter``; the
+fetch processes of core/local_fetch.py append to one each per group), and named
+``<segment path>#<offset>+<length>`` (core/segments.py). A segment is synced once, before its members are
 recorded, and removed when no member waits in it any more (``release_segments``, or the sweep).
 
 Both backends are ObjectStores (core/objectstore): the store of the locator's bucket (``stores``,
@@ -27,7 +28,6 @@ import functools
 import hashlib
 import io
 import os
-import re
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
-from glacier_pipelines.core import checksums
+from glacier_pipelines.core import checksums, segments
+from glacier_pipelines.core.segments import in_segment
 from glacier_pipelines.core.objectstore import BucketStores, LocalStore, NotFound, ObjectStore, StoreError
 
 SCHEME = "s3://"
@@ -136,15 +137,6 @@ def _faults(locator: str) -> Iterator[None]:
         raise
 
 
-_MEMBER = re.compile(r"^(?P<segment>.+\.seg)#(?P<offset>\d+)\+(?P<length>\d+)$")
-
-
-def in_segment(locator: str) -> tuple[str, int, int] | None:
-    """(segment path, offset, length) of a member appended to a local segment; None for a staged file of its own."""
-    m = _MEMBER.match(str(locator))
-    return (m["segment"], int(m["offset"]), int(m["length"])) if m else None
-
-
 def holder(locator: str) -> str:
     """The file that holds ``locator``'s bytes: its segment, or the staged file itself."""
     found = in_segment(locator)
@@ -173,13 +165,13 @@ class SegmentWriter:
         """Append one member's bytes; returns its locator (valid once sealed)."""
         if self.file is None:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self.path = str(self.folder / f"{uuid.uuid4().hex}.seg")
+            self.path = str(self.folder / f"{uuid.uuid4().hex}{segments.SUFFIX}")
             # A large buffer: one write(2) per MiB, not one per member. Each write releases the GIL, and with the
             # fetch threads busy, taking it back cost more than the write (verify step, 5,000 files: 2.34 -> 2.10 s).
             self.file = open(self.path, "xb", buffering=SEGMENT_BUFFER)  # noqa: SIM115  (held open across appends, closed by seal)
             self.size = 0
         self.file.write(data)
-        locator = f"{self.path}#{self.size}+{len(data)}"
+        locator = segments.member_locator(self.path, self.size, len(data))
         self.size += len(data)
         return locator
 

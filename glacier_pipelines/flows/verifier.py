@@ -1,8 +1,8 @@
 """verify_batch's work: fetch each claimed request once, verify its checksum, measure it and stage the bytes.
 
 Package members are not staged one file each: their verified bytes are appended to a segment
-(core/staging.py), one per group recorded together, synced once before the group is marked
-VERIFIED.
+(core/staging.py): the verifier's own, one per group recorded together, and one per fetch
+process and group; each is synced once before the group is marked VERIFIED.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ def _measure_image(result: transfer.StageResult, messages: list[str]) -> tuple[i
     try:
         if result.body is not None:  # held in memory, whole
             size = images.probe_image(result.body, complete=True)
+        elif staging.in_segment(stage.get("path") or ""):  # appended to a segment by a fetch process
+            size = images.probe_image(staging.read_bytes(None, stage["path"]), complete=True)
         elif stage["kind"] == "file" and not staging.is_remote(stage["path"]):
             size = images.probe_image(stage["path"], complete=True)
         else:  # the first bytes read (all of them for a file small enough)
@@ -94,8 +96,9 @@ class BatchVerifier:
     Verified requests are recorded in groups: their staged files are synced to disk together,
     then marked VERIFIED in one transaction. A crash before that leaves them CLAIMED, and the
     next run fetches them again: nothing is recorded as staged that is not on disk. A local
-    package member's bytes come back from the fetch in memory and are appended, here, to the
-    group's segment, which is synced (one fsync) before the group is recorded.
+    package member's bytes come back from a fetch thread in memory and are appended, here, to the
+    group's segment; a fetch process appends them to a segment of its own. Every segment the group
+    has members in is synced before the group is recorded.
     """
 
     def __init__(self, setup: ArchiveSetup, batch_id: str, tenant: str, run_id: str):
@@ -106,6 +109,7 @@ class BatchVerifier:
         self.pending: list[dict[str, Any]] = []  # verified, not yet recorded
         self.staged: list[str] = []  # their staged files, not yet synced
         self.segment = staging.SegmentWriter(setup.staging_area.segment_folder(tenant))  # their package members' bytes
+        self.appended: set[str] = set()  # segments the fetch processes appended members of the group to, not synced yet
         self.verified_keys = {  # content -> (first request pk, its stage, size), for twins in the batch
             (r.algorithm, r.checksum): (r.pk, r.stage, r.size)
             for r in setup.catalog.batch_requests(batch_id, [t.VERIFIED])
@@ -127,6 +131,7 @@ class BatchVerifier:
         self.local_chunks: deque[list[RequestRow]] = deque()  # not sent yet
         self.local: dict[int, tuple[RequestRow, tuple[Future, int]]] = {}  # request pk -> (the row, (its task, its place in it))
         self.local_left: dict[Future, int] = {}  # tasks sent whose files are not all verified yet
+        self.processes: local_fetch.FetchProcesses | None = None
         self.worker_policy = dataclasses.replace(setup.sources, s3_client=None)  # file:// needs only the roots; a client does not pickle
         candidates = [row for row in self.ahead if self._worker_limit(row) and self._valid_key(row)]
         if self.workers and len(candidates) >= PROCESS_FETCH_FROM:
@@ -136,7 +141,7 @@ class BatchVerifier:
 
     def run(self) -> StepReport:
         fault = None
-        processes = self._start_processes()
+        processes = self.processes = self._start_processes()
         with ThreadPoolExecutor(max_workers=FETCHERS, thread_name_prefix="fetch") as pool:
             try:
                 for row in self.claimed:
@@ -150,6 +155,7 @@ class BatchVerifier:
                 pool.shutdown(wait=True, cancel_futures=True)
                 if processes is not None:
                     processes.shutdown()
+                    self.processes = None
                 if fault is not None:
                     self._discard_fetched()
         try:
@@ -218,7 +224,7 @@ class BatchVerifier:
         while self.workers and self.local_chunks and len(self.local_left) < 2 * self.workers:
             chunk = self.local_chunks.popleft()
             items = [(row.request.url, row.request.algorithm, self._worker_limit(row) or 0) for row in chunk]
-            future = processes.submit(policy, items)
+            future = processes.submit(policy, items, self.segment.folder)  # each process appends the bytes to its own segment
             self.local_left[future] = len(chunk)
             self.local.update((row.pk, (row, (future, i))) for i, row in enumerate(chunk))
 
@@ -238,6 +244,9 @@ class BatchVerifier:
             return None
         if fetched is None or fetched.digests.get(checksums.normalize_algorithm(row.request.algorithm)) != row.request.checksum.lower():
             return None  # the in-process fetch retries, or reports the mismatch in its own words
+        if fetched.locator is not None:  # always a package member (``_worker_limit``): the stage is the segment's
+            return transfer.appended_result(self.setup.upload.bucket, key, fetched.digests, fetched.locator, fetched.size)
+        assert fetched.body is not None
         return transfer.held_result(self.setup.upload.bucket, key, fetched.digests, fetched.body)
 
     def _hold_up_to(self, row: RequestRow) -> int | None:
@@ -247,7 +256,13 @@ class BatchVerifier:
     def _record_verified(self) -> None:
         self._link_packed_elsewhere()
         self.segment.seal()
-        transfer.sync_staged([p for p in self.staged if not staging.is_remote(p)])  # a remote PUT is durable when answered
+        # The fetch processes' segments with the group's staged files: synced before their members are recorded.
+        transfer.sync_staged(
+            [*sorted(self.appended), *(p for p in self.staged if not staging.is_remote(p))]
+        )  # a PUT is durable when answered
+        if self.appended and self.processes is not None:
+            self.processes.new_segments()
+        self.appended.clear()
         self.setup.catalog.mark_verified_many(self.pending)
         self.pending.clear()
         self.staged.clear()
@@ -321,6 +336,8 @@ class BatchVerifier:
             if req.computeImageSize:
                 width, height = _measure_image(result, messages)
             stage = dict(result.stage, sha256=result.digests[checksums.S3_ALGORITHM])
+            if result.body is None and (appended := staging.in_segment(stage.get("path") or "")):
+                self.appended.add(appended[0])
             if (
                 setup.packaging is not None
                 and setup.packaging.threshold_for(tenant) >= result.size

@@ -12,11 +12,12 @@ import signal
 import pytest
 
 from glacier_pipelines.catalog import tables as t
-from glacier_pipelines.core import local_fetch, staging
+from glacier_pipelines.core import local_fetch, segments, staging, transfer
 from glacier_pipelines.core.sources import SourcePolicy
 from glacier_pipelines.flows import archive as flow
 from glacier_pipelines.flows import packaging, verifier
 from glacier_pipelines.resources.archive import archive_setup
+from glacier_pipelines_tests.conftest import image_bytes
 
 
 def _setup(archive, **changes):
@@ -55,9 +56,9 @@ def sent(monkeypatch):
     tasks: list[int] = []
     real_submit = local_fetch.FetchProcesses.submit
 
-    def submit(self, policy, items):
+    def submit(self, policy, items, segment_folder=None):
         tasks.append(len(items))
-        return real_submit(self, policy, items)
+        return real_submit(self, policy, items, segment_folder)
 
     monkeypatch.setattr(local_fetch.FetchProcesses, "submit", submit)
     return tasks
@@ -84,12 +85,52 @@ def test_processes_answer_as_the_in_process_fetch_and_send_what_they_cannot_read
     finally:
         processes.shutdown()
     assert answer == [
-        local_fetch.Fetched({"MD5": hashlib.md5(b"small").hexdigest(), "SHA-256": hashlib.sha256(b"small").hexdigest()}, b"small"),
+        local_fetch.Fetched({"MD5": hashlib.md5(b"small").hexdigest(), "SHA-256": hashlib.sha256(b"small").hexdigest()}, b"small", size=5),
         None,
         None,
         None,
     ]
     assert answer == local_fetch.fetch_files(policy, items)
+
+
+def test_a_process_appends_the_bytes_to_its_own_segment_and_names_them_there(tmp_path):
+    """Not sent back through the pipe: each child appends to a segment of its own, until new_segments starts others."""
+    for name in ("a", "b", "c"):
+        (tmp_path / name).write_bytes(name.encode() * (3 + ord(name) % 5))
+    policy = SourcePolicy.from_strings(str(tmp_path))
+    folder = tmp_path / "staging" / "lab" / "segments"  # made by the child on first use
+
+    def item(name):
+        return ((tmp_path / name).as_uri(), "MD5", 50)
+
+    processes = local_fetch.FetchProcesses(1)
+    try:
+        first = processes.submit(policy, [item("a"), item("missing"), item("b")], folder).result(timeout=60)
+        second = processes.submit(policy, [item("c")], folder).result(timeout=60)
+        processes.new_segments()
+        third = processes.submit(policy, [item("a")], folder).result(timeout=60)
+    finally:
+        processes.shutdown()
+    a, missing, b = first
+    assert missing is None  # fetched again in-process, which says why
+    for fetched, name in ((a, "a"), (b, "b"), (second[0], "c"), (third[0], "a")):
+        data = (tmp_path / name).read_bytes()
+        assert fetched.body is None and fetched.size == len(data) and fetched.digests["MD5"] == hashlib.md5(data).hexdigest()
+        assert staging.read_bytes(None, fetched.locator) == data
+    places = [segments.in_segment(f.locator) for f in (a, b, second[0], third[0])]
+    assert places[0][0] == places[1][0] == places[2][0] != places[3][0]  # one segment per child until new_segments
+    assert [p[1] for p in places[:3]] == [0, places[0][2], places[0][2] + places[1][2]]  # appended one after another
+    assert places[3][0].startswith(str(folder)) and places[3][1] == 0
+
+
+def test_a_segment_that_cannot_be_written_leaves_the_task_to_the_verifier(tmp_path):
+    (tmp_path / "a").write_bytes(b"small")
+    (tmp_path / "not-a-folder").write_bytes(b"")
+    policy = SourcePolicy.from_strings(str(tmp_path))
+    items = [((tmp_path / "a").as_uri(), "MD5", 50)]
+    assert local_fetch.fetch_files(policy, items, str(tmp_path / "not-a-folder" / "x.seg")) == [None]
+    [fetched] = local_fetch.fetch_files(policy, items, str(tmp_path / "ok" / "x.seg"))
+    assert staging.read_bytes(None, fetched.locator) == b"small"
 
 
 def test_a_process_that_dies_fails_what_it_owed_instead_of_hanging(tmp_path):
@@ -120,6 +161,55 @@ def test_a_batch_read_by_processes_is_staged_as_the_threads_stage_it(archive, fe
     assert closed.closed == 1 and closed.failed == [] and packaging.check_packages(setup, "lab").problems == []
 
 
+def test_the_processes_segments_are_synced_before_their_members_are_recorded(archive, few_files_suffice, monkeypatch):
+    """A crash must leave either recorded members on disk or bytes no request points at: the group's segments,
+    the processes' as the verifier's own, are synced before the group is marked VERIFIED."""
+    _submit(archive, 30)
+    setup = _setup(archive, fetch_processes=2)
+    monkeypatch.setattr(verifier, "VERIFIED_PER_COMMIT", 10)  # three groups
+    synced: set[str] = set()
+    unsynced_when_recorded: list[str] = []
+    real_sync, real_mark = transfer.sync_staged, type(setup.catalog).mark_verified_many
+
+    def sync_staged(paths):
+        paths = list(paths)
+        synced.update(paths)
+        return real_sync(paths)
+
+    def mark_verified_many(catalog, entries):
+        unsynced_when_recorded.extend(
+            staging.holder(e["stage"]["path"]) for e in entries if staging.holder(e["stage"]["path"]) not in synced
+        )
+        return real_mark(catalog, entries)
+
+    monkeypatch.setattr(transfer, "sync_staged", sync_staged)
+    monkeypatch.setattr(type(setup.catalog), "mark_verified_many", mark_verified_many)
+    batch, report = _verify(archive, setup)
+    assert report.verified == 30 and unsynced_when_recorded == []
+    holders = {staging.holder(row.stage["path"]) for row in setup.catalog.batch_requests(batch)}
+    assert holders <= synced and len(holders) > 2  # new segments after each group (tasks sent ahead finish the old ones)
+    for row in setup.catalog.batch_requests(batch):
+        assert staging.read_bytes(None, row.stage["path"]) == _data(int(row.request_id[1:]))
+
+
+def test_an_image_appended_by_a_process_is_measured_from_its_segment(archive, few_files_suffice, sent):
+    png = image_bytes("PNG", (37, 23))
+    archive.submit(
+        *(
+            archive.request(
+                "lab", archive.file(f"i{i}.png", png + b"%d" % i), png + b"%d" % i, computeImageSize=True, activateSmallFilePackaging=True
+            )
+            for i in range(10)
+        )
+    )
+    setup = _setup(archive, fetch_processes=2)
+    batch, report = _verify(archive, setup)
+    assert report.verified == 10 and sum(sent) == 10
+    rows = setup.catalog.batch_requests(batch)
+    assert all(staging.in_segment(r.stage["path"]) for r in rows)
+    assert {(r.width, r.height) for r in rows} == {(37, 23)}
+
+
 def test_a_mismatch_found_by_a_process_fails_that_request_alone_in_the_usual_words(archive, few_files_suffice, sent):
     _submit(archive, 12, bad=(5,))
     setup = _setup(archive, fetch_processes=2)
@@ -134,8 +224,8 @@ def test_processes_that_die_mid_batch_leave_every_file_to_the_threads(archive, f
     _submit(archive, 24)
     real_submit = local_fetch.FetchProcesses.submit
 
-    def submit_then_die(self, policy, items):
-        future = real_submit(self, policy, items)
+    def submit_then_die(self, policy, items, segment_folder=None):
+        future = real_submit(self, policy, items, segment_folder)
         if self.sent == 3:  # the third task: its process is killed before it can answer
             child = self.children[(self.sent - 1) % len(self.children)]
             os.kill(child.pid, signal.SIGKILL)

@@ -21,7 +21,15 @@ from glacier_pipelines.core.constants import ARCHIVE_CLASSES, STORAGE_CLASSES, M
 from glacier_pipelines.core.errors import ChecksumMismatch
 from glacier_pipelines.core.transfer.durable import sync_staged
 from glacier_pipelines.core.transfer.parts import _BUFFERS, M_ARENA_MAX, _BufferPool, limit_malloc_arenas, read_ahead
-from glacier_pipelines.core.transfer.stage import HEAD_BYTES, StageResult, commit_stage, discard_stage, held_result, stage_stream
+from glacier_pipelines.core.transfer.stage import (
+    HEAD_BYTES,
+    StageResult,
+    appended_result,
+    commit_stage,
+    discard_stage,
+    held_result,
+    stage_stream,
+)
 from glacier_pipelines.core.objectstore import StoreError  # the port's one error type, here for the transfer's callers
 from glacier_pipelines.core.transfer.uploads import TRANSFER_REFUSED, UploadSettings, abort_stale_uploads, abort_upload, transfer_error
 from glacier_pipelines.core.transfer.verify import head_checksum, reported_checksum, same_checksum, verify_stored
@@ -44,6 +52,7 @@ __all__ = [
     "commit_stage",
     "discard_stage",
     "held_result",
+    "appended_result",
     "head_checksum",
     "limit_malloc_arenas",
     "read_ahead",

@@ -148,6 +148,18 @@ def held_result(bucket: str, key: str, digests: dict[str, str], body: bytes) -> 
     )
 
 
+def appended_result(bucket: str, key: str, digests: dict[str, str], locator: str, size: int) -> StageResult:
+    """A small file's verified bytes that a fetch process appended to a segment (core/local_fetch.py): its stage names them."""
+    stage = {
+        "kind": "file",
+        "bucket": bucket,
+        "key": key,
+        "s3_checksum": checksums.b64(bytes.fromhex(digests[checksums.S3_ALGORITHM])),
+        "path": locator,
+    }
+    return StageResult(size=size, digests=digests, head=b"", stage=stage)
+
+
 def _head_of(chunks: list[bytes]) -> bytes:
     """The first HEAD_BYTES of a list of chunks."""
     head = bytearray()
