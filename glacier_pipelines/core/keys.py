@@ -51,6 +51,8 @@ def sanitize_directory(directory: str, max_length: int = MAX_DIRECTORY_LENGTH) -
         raise InvalidKey("must be a string")
     if len(directory) > max_length:
         raise InvalidKey(f"longer than {max_length} characters")
+    if not directory:
+        return ""  # no destinationDirectory, the usual case: what the loop below would return, without its checks
     if _PLAIN.fullmatch(directory) and all(len(s) <= MAX_SEGMENT_LENGTH and s.strip(".") for s in directory.split("/")):
         return directory  # already clean (staging writes thousands of these a second): what the loop below would return
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in directory):
