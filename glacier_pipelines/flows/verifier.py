@@ -34,7 +34,10 @@ FETCHERS = 4  # sources fetched, hashed and staged at once (hashlib and file/soc
 FETCH_AHEAD = 16  # fetches started ahead of the request being recorded
 READ_AHEAD_FROM = 4 * CHUNK  # larger sources are read on their own thread
 PROCESS_FETCH_FROM = 512  # local package candidates in a batch before worker processes pay for their start (about 0.2 s)
-PROCESS_CHUNK = 16  # files per worker task; at most two tasks per worker ahead, so the bytes held stay bounded
+PROCESS_CHUNK = 16  # files per worker task
+# Tasks a worker may have ahead: its answers are digests and segment locators, not bytes, so many cost little memory,
+# and they keep it reading while the verifier syncs and records a group.
+PROCESS_TASKS_AHEAD = 8
 
 
 def _measure_image(result: transfer.StageResult, messages: list[str]) -> tuple[int | None, int | None]:
@@ -221,7 +224,7 @@ class BatchVerifier:
 
     def _send_local(self, processes: local_fetch.FetchProcesses) -> None:
         policy = self.worker_policy
-        while self.workers and self.local_chunks and len(self.local_left) < 2 * self.workers:
+        while self.workers and self.local_chunks and len(self.local_left) < PROCESS_TASKS_AHEAD * self.workers:
             chunk = self.local_chunks.popleft()
             items = [(row.request.url, row.request.algorithm, self._worker_limit(row) or 0) for row in chunk]
             future = processes.submit(policy, items, self.segment.folder)  # each process appends the bytes to its own segment
