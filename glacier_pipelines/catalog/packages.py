@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,6 +13,12 @@ from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.base import CatalogStore
 from glacier_pipelines.catalog.restores import utc
 from glacier_pipelines.catalog.store import RequestRow, _object, answer_stage
+
+OPEN, CLOSING = "OPEN", "CLOSING"  # a package takes members while OPEN; CLOSING: a run is building and storing it
+
+
+class PackageTakenOver(RuntimeError):
+    """The package this run was storing was claimed by another run meanwhile (this run was thought over): nothing recorded."""
 
 
 def _now() -> datetime:
@@ -107,7 +114,7 @@ class PackageStore(CatalogStore):
                 now = _now()
                 current = conn.execute(
                     sa.select(t.packages.c.id, t.packages.c.member_bytes)
-                    .where(t.packages.c.tenant == tenant, t.packages.c.state == "OPEN")
+                    .where(t.packages.c.tenant == tenant, t.packages.c.state == OPEN)
                     .order_by(t.packages.c.created_at.desc())
                     .limit(1)
                 ).first()
@@ -118,7 +125,7 @@ class PackageStore(CatalogStore):
                     size = sum(m[3] for m in group)
                     if package_id is None or (target_size is not None and filled >= target_size):
                         package_id, filled = str(uuid.uuid4()), 0
-                        conn.execute(t.packages.insert().values(id=package_id, tenant=tenant, state="OPEN", created_at=now, member_bytes=0))
+                        conn.execute(t.packages.insert().values(id=package_id, tenant=tenant, state=OPEN, created_at=now, member_bytes=0))
                     placed.extend((package_id, m) for m in group)
                     filled += size
                     added[package_id] = added.get(package_id, 0) + size
@@ -149,12 +156,54 @@ class PackageStore(CatalogStore):
 
         return self.catalog._with_retry(tx)
 
-    def open_packages(self, tenant: str | None = None) -> list[dict[str, Any]]:
-        q = sa.select(t.packages).where(t.packages.c.state == "OPEN").order_by(t.packages.c.created_at)
+    def open_packages(self, tenant: str | None = None, *, closing: bool = False) -> list[dict[str, Any]]:
+        """Packages that take members; with ``closing``, also those a run has claimed to close (its claim may be stale)."""
+        states = [OPEN, CLOSING] if closing else [OPEN]
+        q = sa.select(t.packages).where(t.packages.c.state.in_(states)).order_by(t.packages.c.created_at)
         if tenant is not None:
             q = q.where(t.packages.c.tenant == tenant)
         with self.engine.connect() as conn:
             return [{**dict(r._mapping), "created_at": utc(r.created_at)} for r in conn.execute(q)]
+
+    def claim_for_closing(self, package_id: str, run_id: str, run_finished: Callable[[str], bool]) -> bool:
+        """Take a package for ``run_id`` to close: an open one, or one whose closing run is over. False: another run has it.
+
+        Two runs that close packages at once (several runs of a tenant, or the hourly package_job
+        beside an archive run) must not build the same package: the second would find its members'
+        segments gone with the first's upload and fail requests whose bytes are stored. A claimed
+        package takes no new members; ``release_claim`` opens it again when it could not be stored.
+        """
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.packages.c.state, t.packages.c.run_id).where(t.packages.c.id == package_id)).first()
+        if row is None or row.state not in (OPEN, CLOSING):
+            return False
+        if row.state == CLOSING and row.run_id != run_id and not run_finished(row.run_id):
+            return False
+        same_run = t.packages.c.run_id.is_(None) if row.run_id is None else t.packages.c.run_id == row.run_id
+
+        def tx() -> bool:  # compare and set: of two runs reading the same state, one changes it
+            with self.engine.begin() as conn:
+                claimed = conn.execute(
+                    t.packages.update()
+                    .where(t.packages.c.id == package_id, t.packages.c.state == row.state, same_run)
+                    .values(state=CLOSING, run_id=run_id)
+                )
+                return bool(claimed.rowcount == 1)
+
+        return bool(self.catalog._with_retry(tx))
+
+    def release_claim(self, package_id: str, run_id: str) -> None:
+        """The package could not be stored: open again, with its members, for the next close (or new members)."""
+
+        def tx() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    t.packages.update()
+                    .where(t.packages.c.id == package_id, t.packages.c.state == CLOSING, t.packages.c.run_id == run_id)
+                    .values(state=OPEN, run_id=None)
+                )
+
+        self.catalog._with_retry(tx)
 
     def members(self, package_id: str) -> list[dict[str, Any]]:
         q = (
@@ -199,7 +248,8 @@ class PackageStore(CatalogStore):
         problems: list[str],
         run_id: str,
     ) -> int:
-        """Record the package object and each member's offset and length, in one transaction.
+        """Record the package object and each member's offset and length, in one transaction, if ``run_id`` still holds
+        the package's claim (``PackageTakenOver`` otherwise).
 
         The members stay DELAYED, each keeping its SUCCESS content until package_integrity has read
         the stored package back (``answer_package``). ``packed``: request pk -> (name in the tar,
@@ -236,9 +286,9 @@ class PackageStore(CatalogStore):
                             for pk in packed
                         ],
                     )
-                conn.execute(
+                claim = conn.execute(
                     t.packages.update()
-                    .where(t.packages.c.id == package_id)
+                    .where(t.packages.c.id == package_id, t.packages.c.state == CLOSING, t.packages.c.run_id == run_id)
                     .values(
                         state="STORED",
                         closed_at=_now(),
@@ -248,6 +298,8 @@ class PackageStore(CatalogStore):
                         run_id=run_id,
                     )
                 )
+                if claim.rowcount != 1:  # rolls the whole record back: the run that holds the package now records it
+                    raise PackageTakenOver(f"package {package_id} is no longer claimed by run {run_id}")
                 return object_id
 
         return self.catalog._with_retry(tx)

@@ -391,7 +391,7 @@ class Catalog(IntakeQueries, BatchQueries, CheckAnswers, Outbox, Reports):
         """What the tenant's staging folder must keep: (staged file paths, ids of open packages).
 
         A staged file is live while a request in flight (claimed, verified, or delayed in an
-        open package) points at it; a package's tar while the package is still open.
+        open package) points at it; a package's tar while the package is still open (or being closed).
         """
         in_flight = sa.select(t.requests.c.stage).where(
             t.requests.c.tenant == tenant, t.requests.c.status.in_([t.CLAIMED, t.VERIFIED, t.DELAYED])
@@ -399,9 +399,9 @@ class Catalog(IntakeQueries, BatchQueries, CheckAnswers, Outbox, Reports):
         members = (
             sa.select(t.package_members.c.staged_path)
             .join(t.packages, t.packages.c.id == t.package_members.c.package_id)
-            .where(t.packages.c.tenant == tenant, t.packages.c.state == "OPEN")
+            .where(t.packages.c.tenant == tenant, t.packages.c.state.in_(["OPEN", "CLOSING"]))
         )
-        packages = sa.select(t.packages.c.id).where(t.packages.c.tenant == tenant, t.packages.c.state == "OPEN")
+        packages = sa.select(t.packages.c.id).where(t.packages.c.tenant == tenant, t.packages.c.state.in_(["OPEN", "CLOSING"]))
         with self.engine.connect() as conn:
             paths = {s["path"] for (s,) in conn.execute(in_flight) if s and s.get("path")}
             paths.update(p for (p,) in conn.execute(members) if p)

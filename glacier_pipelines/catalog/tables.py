@@ -170,7 +170,7 @@ packages = sa.Table(
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("tenant", sa.String(64), nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),  # OPEN, STORED, FAILED
+    sa.Column("state", sa.String(16), nullable=False),  # OPEN, CLOSING (run_id closing it), STORED, FAILED
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("closed_at", sa.DateTime(timezone=True)),
     sa.Column("member_bytes", sa.BigInteger, nullable=False, default=0),

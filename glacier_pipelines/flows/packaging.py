@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from glacier_pipelines.catalog import tables as t
-from glacier_pipelines.catalog.packages import PackageStore
+from glacier_pipelines.catalog.packages import PackageStore, PackageTakenOver
 from glacier_pipelines.core import keys, packaging, responses, staging, transfer
 from glacier_pipelines.core.objectstore import NotFound, StoreError, put_document
 from glacier_pipelines.flows.store_faults import described
@@ -164,16 +164,18 @@ def _directory(row: Any) -> str:
 def due_packages(
     setup: ArchiveSetup, policy: PackagingPolicy, tenant: str | None, *, close_all: bool, now: datetime | None = None
 ) -> list[dict[str, Any]]:
+    """Open packages full or aged (all with ``close_all``), and those whose closing run may have died (the claim decides)."""
     now = now or datetime.now(timezone.utc)
     return [
         p
-        for p in PackageStore(setup.catalog).open_packages(tenant)
+        for p in PackageStore(setup.catalog).open_packages(tenant, closing=True)
         if close_all or p["member_bytes"] >= policy.target_size or now - p["created_at"] >= policy.max_age
     ]
 
 
-def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, report: PackagingReport) -> None:
-    """Build, verify, upload and record one package; a member whose staged bytes changed is failed, not packed.
+def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, report: PackagingReport) -> bool:
+    """Build, verify, upload and record one package claimed by ``run_id``; a member whose staged bytes changed is failed,
+    not packed. Returns whether it was stored (not when no member was left).
 
     The package, its manifest and its members' URLs go to the tenant's bucket, prefix and class (GLACIER_TENANTS_CONFIG).
     """
@@ -184,7 +186,7 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
     while True:
         members = store.members(package_id)
         if not members:
-            return
+            return False
         unique: dict[str, packaging.Member] = {}
         for m in members:  # identical content is packed once; its other requests point at the same bytes
             unique.setdefault(
@@ -275,19 +277,51 @@ def close_package(setup: ArchiveSetup, package: dict[str, Any], run_id: str, rep
     report.members_stored += len(members)
     report.bytes_stored += tar_size
     report.packages.append({"package": package_id, "url": f"s3://{setup.upload.bucket}/{key}", "members": len(members), "bytes": tar_size})
+    return True
 
 
-def close_due(setup: ArchiveSetup, policy: PackagingPolicy, tenant: str | None, run_id: str, *, close_all: bool = False) -> PackagingReport:
+def close_due(
+    setup: ArchiveSetup,
+    policy: PackagingPolicy,
+    tenant: str | None,
+    run_id: str,
+    *,
+    close_all: bool = False,
+    run_finished: Callable[[str], bool] = lambda run: False,
+) -> PackagingReport:
+    """Close the due packages this run can claim; one another run is closing is left to it, unless ``run_finished`` says
+    that run is over (the default never does: such a package then waits for a caller that can tell)."""
+    store = PackageStore(setup.catalog)
     report = PackagingReport(tenant or "*")
     checked: set[str] = set()
     for package in due_packages(setup, policy, tenant, close_all=close_all):
         if package["tenant"] not in checked:  # a missing bucket of the tenant: ArchiveFault, the packages stay OPEN
             check_tenant_bucket(setup, package["tenant"])
             checked.add(package["tenant"])
+        if not store.claim_for_closing(package["id"], run_id, run_finished):
+            continue
         try:
-            close_package(setup, package, run_id, report)
+            stored = close_package(setup, package, run_id, report)
         except (ClientError, BotoCoreError, StoreError, packaging.PackagingError, OSError) as exc:
-            # The package stays OPEN with its members staged: the next close retries it.
+            # The package is OPEN again with its members staged: the next close retries it.
             log.warning("package %s could not be stored: %s", package["id"], exc)
             report.failed.append((package["id"], f"package not stored yet: {exc}"))
+            stored = False
+        except PackageTakenOver as exc:  # nothing of this attempt was recorded; the other run stores the package
+            log.warning("%s", exc)
+            report.failed.append((package["id"], str(exc)))
+            continue
+        except BaseException:
+            _release_quietly(store, package["id"], run_id)
+            raise
+        if not stored:
+            store.release_claim(package["id"], run_id)
     return report
+
+
+def _release_quietly(store: PackageStore, package_id: str, run_id: str) -> None:
+    """Open the package again on the way out of an unexpected error; if even that fails, the next run takes the claim over."""
+    try:
+        store.release_claim(package_id, run_id)
+    except Exception as exc:  # noqa: BLE001  (the original error is the one to raise)
+        log.warning("package %s stays claimed by run %s until that run is over: %s", package_id, run_id, exc)

@@ -145,7 +145,7 @@ def close_all_packages(tenant: str | None = None, *, progress=_progress, defs: A
 
     defs = current_defs(defs)
     catalog = defs.resources["catalog"].get()
-    names = sorted({p["tenant"] for p in PackageStore(catalog).open_packages(tenant)})
+    names = sorted({p["tenant"] for p in PackageStore(catalog).open_packages(tenant, closing=True)})
     runs = []
     with dg.DagsterInstance.get() as instance:
         for name in names:

@@ -47,7 +47,7 @@ def glacier_packages(
     tenant, run_id = context.partition_key, root_run_id(context)
     added = flow.add_waiting_members(setup, tenant, run_id, run_finished(context))
     try:
-        report = flow.close_due(setup, setup.packaging, tenant, run_id, close_all=config.close_all)
+        report = flow.close_due(setup, setup.packaging, tenant, run_id, close_all=config.close_all, run_finished=run_finished(context))
     except faults.ArchiveFault as exc:  # the tenant's bucket is missing or unreachable: the packages stay open, members staged
         raise step_fault(context, exc) from None
     open_now = PackageStore(setup.catalog).open_packages(tenant)
