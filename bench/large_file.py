@@ -169,6 +169,17 @@ def main() -> None:
                     str(args.part_mib),
                     str(args.concurrency),
                 ],
+                "pipeline_file": lambda n: [
+                    PY,
+                    str(ROOT / "bench" / "pipeline_once.py"),
+                    (src / "big.bin").as_uri(),
+                    md5,
+                    endpoint,
+                    bucket,
+                    str(work / f"home-file{n}"),
+                    str(args.part_mib),
+                    str(args.concurrency),
+                ],
                 "boto3": lambda n: [
                     PY,
                     "-c",
@@ -188,23 +199,25 @@ def main() -> None:
                     "--only-show-errors",
                 ],
             }
-            contenders = ["pipeline", *peers]
+            contenders = ["pipeline", "pipeline_file", *peers]
             results: dict[str, list[dict]] = {c: [] for c in contenders}
             for round_no in range(args.rounds):
                 order = contenders[round_no % len(contenders) :] + contenders[: round_no % len(contenders)]
                 for name in order:
                     if name == "pipeline":
                         (work / f"home{round_no}").mkdir(exist_ok=True)
+                    if name == "pipeline_file":
+                        (work / f"home-file{round_no}").mkdir(exist_ok=True)
                     elapsed, cpu, out = timed(commands[name](round_no), env)
                     row = {"seconds": elapsed, "mib_per_s": size / MiB / elapsed, "cpu_s_per_gib": cpu / (size / (1 << 30))}
-                    if name == "pipeline":
+                    if name in ("pipeline", "pipeline_file"):
                         detail = json.loads(out.strip().splitlines()[-1])
                         if detail["stored"] != 1 or detail["failed"]:
                             raise RuntimeError(f"pipeline did not store the file: {detail}")
                         row["max_rss_mib"] = detail["max_rss_mib"]
                     results[name].append(row)
                     print(
-                        f"round {round_no + 1}: {name:<9} {row['mib_per_s']:7.1f} MiB/s  {row['cpu_s_per_gib']:5.1f} CPU-s/GiB",
+                        f"round {round_no + 1}: {name:<13} {row['mib_per_s']:7.1f} MiB/s  {row['cpu_s_per_gib']:5.1f} CPU-s/GiB",
                         file=sys.stderr,
                     )
         http_server.shutdown()
@@ -212,7 +225,7 @@ def main() -> None:
             name: {
                 "median_mib_per_s": statistics.median(r["mib_per_s"] for r in rows),
                 "median_cpu_s_per_gib": statistics.median(r["cpu_s_per_gib"] for r in rows),
-                **({"max_rss_mib": max(r["max_rss_mib"] for r in rows)} if name == "pipeline" else {}),
+                **({"max_rss_mib": max(r["max_rss_mib"] for r in rows)} if name.startswith("pipeline") else {}),
                 "rounds": rows,
             }
             for name, rows in results.items()
@@ -251,8 +264,9 @@ def main() -> None:
             budget = summary["awscli"]["median_cpu_s_per_gib"] + costs["MD5"]
             report["cpu_budget_s_per_gib"] = budget
             lines.append(
-                f"Pipeline client CPU: {summary['pipeline']['median_cpu_s_per_gib']:.2f} CPU-s/GiB; target at most `aws s3 cp`'s"
-                f" {summary['awscli']['median_cpu_s_per_gib']:.2f} + MD5's {costs['MD5']:.2f} = {budget:.2f}."
+                f"Pipeline client CPU: {summary['pipeline']['median_cpu_s_per_gib']:.2f} CPU-s/GiB over HTTP, "
+                f"{summary['pipeline_file']['median_cpu_s_per_gib']:.2f} from file:// (as the peers read it); target at most "
+                f"`aws s3 cp`'s {summary['awscli']['median_cpu_s_per_gib']:.2f} + MD5's {costs['MD5']:.2f} = {budget:.2f}."
             )
         bench_report.write(
             args.out,

@@ -1,4 +1,4 @@
-"""One archive pass of one file through the pipeline's steps (fetch over HTTP, verify, hash, multipart upload, catalog).
+"""One archive pass of one file through the pipeline's steps (fetch over HTTP or from file://, verify, hash, multipart upload, catalog).
 
 Run as a child process by bench/large_file.py so its CPU time and peak RSS are its own.
 Usage: pipeline_once.py URL MD5 ENDPOINT BUCKET HOME
@@ -45,7 +45,10 @@ setup = flow.ArchiveSetup(
     upload=UploadSettings(
         bucket=bucket, storage_class="DEEP_ARCHIVE", part_size=part_mb << 20, multipart_threshold=part_mb << 20, max_concurrency=concurrency
     ),
-    sources=SourcePolicy.from_strings("", "127.0.0.0/8"),
+    # file:// from the file's own folder (as the raw peers read it), or HTTP from the loopback server
+    sources=SourcePolicy.from_strings(str(Path(url.removeprefix("file://")).parent))
+    if url.startswith("file:")
+    else SourcePolicy.from_strings("", "127.0.0.0/8"),
     key_prefix="bench",
     staging_dir=Path(home) / "staging",
     stale_upload_age=timedelta(hours=24),
