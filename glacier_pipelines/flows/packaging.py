@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from glacier_pipelines.catalog import tables as t
-from glacier_pipelines.catalog.packages import PackageStore, PackageTakenOver
+from glacier_pipelines.catalog.packages import OPEN, PackageStore, PackageTakenOver
 from glacier_pipelines.core import keys, packaging, responses, staging, transfer
 from glacier_pipelines.core.objectstore import NotFound, StoreError, put_document
 from glacier_pipelines.flows.store_faults import described
@@ -162,14 +162,22 @@ def _directory(row: Any) -> str:
 
 
 def due_packages(
-    setup: ArchiveSetup, policy: PackagingPolicy, tenant: str | None, *, close_all: bool, now: datetime | None = None
+    setup: ArchiveSetup,
+    policy: PackagingPolicy,
+    tenant: str | None,
+    *,
+    close_all: bool,
+    now: datetime | None = None,
+    run_finished: Callable[[str], bool] | None = None,
 ) -> list[dict[str, Any]]:
-    """Open packages full or aged (all with ``close_all``), and those whose closing run may have died (the claim decides)."""
+    """Open packages full or aged (all with ``close_all``), and claimed ones whose closing run is over, per ``run_finished``
+    (without it, every claimed one: the claim decides)."""
     now = now or datetime.now(timezone.utc)
     return [
         p
         for p in PackageStore(setup.catalog).open_packages(tenant, closing=True)
-        if close_all or p["member_bytes"] >= policy.target_size or now - p["created_at"] >= policy.max_age
+        if (p["state"] == OPEN or run_finished is None or run_finished(p["run_id"]))
+        and (close_all or p["member_bytes"] >= policy.target_size or now - p["created_at"] >= policy.max_age)
     ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from glacier_pipelines.catalog.packages import PackageStore
+
 import hashlib
 import io
 import json
@@ -112,6 +114,15 @@ def test_package_closes_by_age_through_the_schedule(packing, instance, monkeypat
     with dg.build_schedule_context(instance=instance, resources=resources, scheduled_execution_time=when) as context:
         aged = package_close_schedule(context)
     assert [r.partition_key for r in aged] == ["lab"]
+    store = PackageStore(packing.catalog())
+    [package] = store.open_packages("lab")
+    live = instance.create_run_for_job(packing.defs().resolve_job_def("package_job"))  # not finished
+    assert store.claim_for_closing(package["id"], live.run_id, lambda run: False)
+    with dg.build_schedule_context(instance=instance, resources=resources, scheduled_execution_time=when) as context:
+        assert isinstance(package_close_schedule(context), dg.SkipReason)  # a live run is closing it: no run for that
+    instance.report_run_failed(live)  # that run died: its claim is taken over
+    with dg.build_schedule_context(instance=instance, resources=resources, scheduled_execution_time=when) as context:
+        assert [r.partition_key for r in package_close_schedule(context)] == ["lab"]
     job = packing.defs().resolve_job_def("package_job")
     assert job.execute_in_process(partition_key="lab", instance=instance).success
     assert packing.report("lab")["lonely"]["status"] == "SUCCESS"

@@ -135,7 +135,7 @@ def package_close_schedule(
     request_transport: RequestTransportResource,
 ):
     setup = archive_setup(catalog, archive_store, sources, request_transport)
-    due = flow.due_packages(setup, setup.packaging, None, close_all=False)
+    due = flow.due_packages(setup, setup.packaging, None, close_all=False, run_finished=run_finished(context))  # not one a live run closes
     tenants_due = sorted({p["tenant"] for p in due})
     if not tenants_due:
         return dg.SkipReason("no open package has reached its size or age")
