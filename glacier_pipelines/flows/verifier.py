@@ -259,10 +259,11 @@ class BatchVerifier:
     def _record_verified(self) -> None:
         self._link_packed_elsewhere()
         self.segment.seal()
-        # The fetch processes' segments with the group's staged files: synced before their members are recorded.
-        transfer.sync_staged(
-            [*sorted(self.appended), *(p for p in self.staged if not staging.is_remote(p))]
-        )  # a PUT is durable when answered
+        # The fetch processes' segments with the group's staged files (a remote PUT is durable when answered): synced before
+        # their members are recorded. With segments, the folders a process may have made too (syncfs covers them on Linux;
+        # elsewhere each path and its parent is synced).
+        folders = [str(self.segment.folder), str(self.segment.folder.parent)] if self.appended else []
+        transfer.sync_staged([*sorted(self.appended), *folders, *(p for p in self.staged if not staging.is_remote(p))])
         if self.appended and self.processes is not None:
             self.processes.new_segments()
         self.appended.clear()

@@ -275,3 +275,33 @@ print(json.dumps([found.digests["MD5"], missing, refused, loaded]))
     assert md5 == hashlib.md5(b"bytes to hash").hexdigest() and missing is None
     assert refused.startswith("SourceNotFound") and "no such file" in refused
     assert loaded == []
+
+
+def test_without_syncfs_the_processes_segments_and_the_folders_they_made_are_fsynced(archive, few_files_suffice, monkeypatch):
+    """Where syncfs(2) is missing, each segment a process wrote and the folders above it (which it may have made) are fsynced."""
+    from glacier_pipelines.core.transfer import durable
+
+    _submit(archive, 12)
+    setup = _setup(archive, fetch_processes=2)
+    monkeypatch.setattr(durable, "_syncfs", lambda folder: False)
+    fsynced: list[str] = []
+    real_fsync, real_open = durable.os.fsync, durable.os.open
+    opened: dict[int, str] = {}
+
+    def tracking_open(path, *args, **kwargs):
+        fd = real_open(path, *args, **kwargs)
+        opened[fd] = str(path)
+        return fd
+
+    def tracking_fsync(fd):
+        fsynced.append(opened.get(fd, "?"))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(durable.os, "open", tracking_open)
+    monkeypatch.setattr(durable.os, "fsync", tracking_fsync)
+    batch, report = _verify(archive, setup)
+    assert report.verified == 12
+    holders = {staging.holder(row.stage["path"]) for row in setup.catalog.batch_requests(batch)}
+    folder = setup.staging_area.segment_folder("lab")
+    assert holders <= set(fsynced)
+    assert {str(folder), str(folder.parent), str(folder.parent.parent)} <= set(fsynced)
