@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
-from glacier_pipelines.catalog import schema
+from glacier_pipelines.catalog import json_codec, schema
 from glacier_pipelines.catalog import tables as t
 from glacier_pipelines.catalog.answers import CheckAnswers
 from glacier_pipelines.catalog.batches import BatchQueries
@@ -78,7 +78,7 @@ class Catalog(IntakeQueries, BatchQueries, CheckAnswers, Outbox, Reports):
         from glacier_pipelines.catalog.errors import CatalogConfigError, CatalogUnavailable, first_line, masked_url
 
         self.url = url
-        kwargs: dict[str, Any] = {"future": True}
+        kwargs: dict[str, Any] = {"future": True, "json_serializer": json_codec.dumps, "json_deserializer": json_codec.loads}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30}
         else:

@@ -101,6 +101,30 @@ def test_an_index_added_since_is_created_on_a_catalog_made_before(archive, catal
     Catalog(catalog.url)  # opening again changes nothing and raises nothing
 
 
+def test_json_columns_read_what_the_standard_codec_wrote_and_write_what_it_reads(archive, catalog):
+    """The catalog's JSON codec (orjson, catalog/json_codec.py) and the standard library's are interchangeable on disk:
+    a catalog written by an earlier release reads back, and what is written now is plain JSON to any reader."""
+    import json
+
+    import sqlalchemy as sa
+
+    from glacier_pipelines.catalog import tables as t
+
+    archive.submit(*_requests(archive, "lab", 1))
+    (row,) = catalog.batch_requests(catalog.claim_batch("lab", "run-1", 1)[0])
+    value = {"kind": "member", "size": 2**53 + 1, 7: "an int key", "ünïcode": "çödé ✓", "nested": [1.5, None, True, {"a": []}]}
+    expected = json.loads(json.dumps(value))  # what json wrote: the int key as "7"
+    with catalog.engine.begin() as conn:
+        conn.execute(t.requests.update().where(t.requests.c.id == row.pk).values(stage=value))
+        raw = conn.execute(sa.select(sa.cast(t.requests.c.stage, sa.Text)).where(t.requests.c.id == row.pk)).scalar()
+        assert json.loads(raw) == expected  # any JSON reader reads it
+        placeholder = "CAST(:v AS JSON)" if catalog.engine.dialect.name == "postgresql" else ":v"
+        earlier = dict(expected, written_by="json.dumps")
+        conn.execute(sa.text(f"UPDATE requests SET stage = {placeholder} WHERE id = :pk"), {"v": json.dumps(earlier), "pk": row.pk})
+    (again,) = catalog.batch_requests(row.batch_id)
+    assert again.stage == earlier
+
+
 def test_batch_requests_filter_on_the_stage_kind_in_sql(archive, catalog):
     """store_batch skips package members and glacier_packages takes only them, without decoding the others' rows."""
     archive.submit(*_requests(archive, "lab", 4))
