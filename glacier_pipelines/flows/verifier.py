@@ -93,12 +93,13 @@ def _fetch_and_stage(
 class BatchVerifier:
     """One pass of verify_batch.
 
-    Fetching (source, hashes, staging) runs ahead on a few threads; every decision and catalog
-    write stays on the calling thread, in request order. Only the first request of each content
-    is fetched ahead: one deduplicated, or whose twin failed, is decided or fetched in its turn.
-    Verified requests are recorded in groups: their staged files are synced to disk together,
-    then marked VERIFIED in one transaction. A crash before that leaves them CLAIMED, and the
-    next run fetches them again: nothing is recorded as staged that is not on disk. A local
+    Fetching (source, hashes, staging) runs ahead on a few threads; every decision stays on the
+    calling thread, in request order. Only the first request of each content is fetched ahead:
+    one deduplicated, or whose twin failed, is decided or fetched in its turn. Verified requests
+    are recorded in groups: their staged files are synced to disk together, then marked VERIFIED
+    in one transaction, on a recorder thread while the next group is verified (groups in order,
+    one at a time). A crash before that leaves them CLAIMED, and the next run fetches them
+    again: nothing is recorded as staged that is not on disk. A local
     package member's bytes come back from a fetch thread in memory and are appended, here, to the
     group's segment; a fetch process appends them to a segment of its own. Every segment the group
     has members in is synced before the group is recorded.
@@ -111,6 +112,11 @@ class BatchVerifier:
         self.hold_limit = None if policy is None or setup.staging_area.remote else policy.threshold_for(tenant)
         self.pending: list[dict[str, Any]] = []  # verified, not yet recorded
         self.staged: list[str] = []  # their staged files, not yet synced
+        self.group_due = False  # the pending group is to be recorded before the next request
+        self.group_wait = False  # ... and its record waited for (an open multipart upload: costly to redo)
+        # The previous group's sync and record, on a thread of its own while the next group is verified (``_record_verified``).
+        self.recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
+        self.recording: Future | None = None
         self.segment = staging.SegmentWriter(setup.staging_area.segment_folder(tenant))  # their package members' bytes
         self.appended: set[str] = set()  # segments the fetch processes appended members of the group to, not synced yet
         self.verified_keys = {  # content -> (first request pk, its stage, size), for twins in the batch
@@ -143,6 +149,12 @@ class BatchVerifier:
             self.local_chunks.extend(candidates[i : i + PROCESS_CHUNK] for i in range(0, len(candidates), PROCESS_CHUNK))
 
     def run(self) -> StepReport:
+        try:
+            return self._run()
+        finally:
+            self.recorder.shutdown(wait=True)  # a group's record under way finishes before the step ends, whatever ended it
+
+    def _run(self) -> StepReport:
         fault = None
         processes = self.processes = self._start_processes()
         with ThreadPoolExecutor(max_workers=FETCHERS, thread_name_prefix="fetch") as pool:
@@ -152,6 +164,8 @@ class BatchVerifier:
                     if processes is not None:
                         self._send_local(processes)
                     self._verify_one(row)
+                    if self.group_due:
+                        self._record_verified(wait=self.group_wait)
             except faults.ArchiveFault as exc:
                 fault = exc
             finally:
@@ -162,7 +176,7 @@ class BatchVerifier:
                 if fault is not None:
                     self._discard_fetched()
         try:
-            self._record_verified()
+            self._record_verified(wait=True)
         finally:
             self.segment.discard()  # an unexpected error before the seal: no request points at its bytes
         if fault is not None:
@@ -256,20 +270,38 @@ class BatchVerifier:
         """Up to what size a fetch keeps the verified bytes in memory for the segment: a would-be package member's, when staging is local."""
         return self.hold_limit if row.request.activateSmallFilePackaging else None
 
-    def _record_verified(self) -> None:
+    def _record_verified(self, wait: bool = False) -> None:
+        """Hand the group to the recorder thread, which syncs its staged bytes and then marks it VERIFIED.
+
+        The sync (one syncfs, tens of milliseconds) and the transaction overlap the next group's
+        verification; groups are recorded in order, one at a time, and a failed record raises here
+        (with the next group, or at the end of the step) and stops the step: its requests stay CLAIMED.
+        """
+        self.group_due = self.group_wait = False
         self._link_packed_elsewhere()
         self.segment.seal()
         # The fetch processes' segments with the group's staged files (a remote PUT is durable when answered): synced before
         # their members are recorded. With segments, the folders a process may have made too (syncfs covers them on Linux;
         # elsewhere each path and its parent is synced).
         folders = [str(self.segment.folder), str(self.segment.folder.parent)] if self.appended else []
-        transfer.sync_staged([*sorted(self.appended), *folders, *(p for p in self.staged if not staging.is_remote(p))])
+        paths = [*sorted(self.appended), *folders, *(p for p in self.staged if not staging.is_remote(p))]
         if self.appended and self.processes is not None:
             self.processes.new_segments()
-        self.appended.clear()
-        self.setup.catalog.mark_verified_many(self.pending)
-        self.pending.clear()
-        self.staged.clear()
+        pending, self.pending, self.staged, self.appended = self.pending, [], [], set()
+        self._wait_recorded()
+        if pending or paths:
+            self.recording = self.recorder.submit(self._sync_and_record, paths, pending)
+        if wait:
+            self._wait_recorded()
+
+    def _sync_and_record(self, paths: list[str], pending: list[dict[str, Any]]) -> None:
+        transfer.sync_staged(paths)  # nothing is recorded as staged before its bytes are on disk
+        self.setup.catalog.mark_verified_many(pending)
+
+    def _wait_recorded(self) -> None:
+        recording, self.recording = self.recording, None
+        if recording is not None:
+            recording.result()
 
     def _link_packed_elsewhere(self) -> None:
         """Small files whose bytes are already stored (announced in another algorithm): answered, not packed again.
@@ -373,7 +405,8 @@ class BatchVerifier:
             report.verified += 1
             report.bytes += result.size
             if stage["kind"] == "multipart" or len(self.pending) >= VERIFIED_PER_COMMIT:
-                self._record_verified()  # an open multipart upload is recorded at once: it is costly to redo
+                self.group_due = True
+                self.group_wait = stage["kind"] == "multipart"  # an open multipart upload is recorded at once: it is costly to redo
         except transfer.ChecksumMismatch as exc:
             fail(setup, report, row, f"checksum mismatch: {exc}")
         except SourceError as exc:
