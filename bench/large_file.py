@@ -9,6 +9,7 @@ least 0.95x the fastest raw peer.
 
     .venv/bin/python bench/large_file.py --size-mib 2048 --rounds 3
     .venv/bin/python bench/large_file.py --quick          # 256 MiB, 2 rounds, written to large_file-quick.*
+    .venv/bin/python bench/large_file.py --server-core 0 --out bench/results/large_file-pinned   # SeaweedFS on a core of its own
 """
 
 from __future__ import annotations
@@ -115,6 +116,12 @@ def main() -> None:
     parser.add_argument("--part-mib", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "large_file"))
+    parser.add_argument(
+        "--server-core",
+        type=int,
+        default=None,
+        help="pin SeaweedFS to this core and every contender to the others (each client measured without taking the server's CPU)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.size_mib, args.rounds = 256, 2
@@ -141,6 +148,7 @@ def main() -> None:
         http_server, http_base = serve(src)
         with seaweedfs_server(work / "weed") as endpoint:
             s3, bucket = bench_report.seaweed_bucket(endpoint, "bench")
+            client_cores = None if args.server_core is None else bench_report.pin_seaweed(args.server_core)
             env = dict(
                 os.environ,
                 AWS_ACCESS_KEY_ID=SEAWEED_ACCESS_KEY,
@@ -208,8 +216,14 @@ def main() -> None:
                         (work / f"home{round_no}").mkdir(exist_ok=True)
                     if name == "pipeline_file":
                         (work / f"home-file{round_no}").mkdir(exist_ok=True)
+                    server_cpu = bench_report.seaweed_cpu_seconds()
                     elapsed, cpu, out = timed(commands[name](round_no), env)
-                    row = {"seconds": elapsed, "mib_per_s": size / MiB / elapsed, "cpu_s_per_gib": cpu / (size / (1 << 30))}
+                    row = {
+                        "seconds": elapsed,
+                        "mib_per_s": size / MiB / elapsed,
+                        "cpu_s_per_gib": cpu / (size / (1 << 30)),
+                        "server_cpu_s_per_gib": (bench_report.seaweed_cpu_seconds() - server_cpu) / (size / (1 << 30)),
+                    }
                     if name in ("pipeline", "pipeline_file"):
                         detail = json.loads(out.strip().splitlines()[-1])
                         if detail["stored"] != 1 or detail["failed"]:
@@ -225,6 +239,7 @@ def main() -> None:
             name: {
                 "median_mib_per_s": statistics.median(r["mib_per_s"] for r in rows),
                 "median_cpu_s_per_gib": statistics.median(r["cpu_s_per_gib"] for r in rows),
+                "median_server_cpu_s_per_gib": statistics.median(r["server_cpu_s_per_gib"] for r in rows),
                 **({"max_rss_mib": max(r["max_rss_mib"] for r in rows)} if name.startswith("pipeline") else {}),
                 "rounds": rows,
             }
@@ -237,6 +252,8 @@ def main() -> None:
             "rounds": args.rounds,
             "part_mib": args.part_mib,
             "concurrency": args.concurrency,
+            "server_core": args.server_core,
+            "client_cores": client_cores,
             "digest_cpu_s_per_gib": costs,
             "fastest_peer": fastest,
             "pipeline_to_fastest_peer": (summary["pipeline"]["median_mib_per_s"] / summary[fastest]["median_mib_per_s"])
@@ -246,15 +263,19 @@ def main() -> None:
             "results": summary,
         }
         lines = [
-            f"# Large file: {args.size_mib} MiB, {args.rounds} rounds, SeaweedFS on 127.0.0.1",
+            f"# Large file: {args.size_mib} MiB, {args.rounds} rounds, SeaweedFS on 127.0.0.1"
+            + ("" if client_cores is None else f" pinned to core {args.server_core}, the contenders to {client_cores}"),
             "",
-            "| contender | median MiB/s | pipeline ÷ contender | median CPU-s/GiB | peak RSS MiB |",
-            "|---|---|---|---|---|",
+            "| contender | median MiB/s | pipeline ÷ contender | median CPU-s/GiB (client) | median CPU-s/GiB (SeaweedFS) | peak RSS MiB |",
+            "|---|---|---|---|---|---|",
         ]
         for name, s in summary.items():
             ratio = summary["pipeline"]["median_mib_per_s"] / s["median_mib_per_s"]
             rss = f"{s['max_rss_mib']:.0f}" if "max_rss_mib" in s else ""
-            lines.append(f"| {name} | {s['median_mib_per_s']:.1f} | {ratio:.2f} | {s['median_cpu_s_per_gib']:.1f} | {rss} |")
+            lines.append(
+                f"| {name} | {s['median_mib_per_s']:.1f} | {ratio:.2f} | {s['median_cpu_s_per_gib']:.2f} "
+                f"| {s['median_server_cpu_s_per_gib']:.2f} | {rss} |"
+            )
         lines += [
             "",
             "Digest cost on these bytes, in memory (CPU-s/GiB): " + ", ".join(f"{n} {c:.2f}" for n, c in costs.items()) + ".",

@@ -41,13 +41,9 @@ def write(
     print("\n".join(lines))
 
 
-def seaweed_cpu_seconds() -> float:
-    """CPU seconds (user + system) used so far by this process's SeaweedFS children; 0 where /proc is missing.
-
-    The harness's server shares the two cores with whichever contender runs: the CPU it spends
-    storing a contender's objects is part of what that way of uploading costs the machine.
-    """
-    ticks = 0
+def _seaweed_children() -> list[tuple[int, list[str]]]:
+    """(pid, the stat fields after the name) of this process's SeaweedFS children."""
+    found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             head, _, tail = stat.read_text().rpartition(")")
@@ -55,8 +51,38 @@ def seaweed_cpu_seconds() -> float:
             continue  # ended while being read
         fields = tail.split()  # state, ppid, ... utime and stime are the 12th and 13th after the name
         if head.partition("(")[2] == "weed" and int(fields[1]) == os.getpid():
-            ticks += int(fields[11]) + int(fields[12])
+            found.append((int(stat.parent.name), fields))
+    return found
+
+
+def seaweed_cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by this process's SeaweedFS children; 0 where /proc is missing.
+
+    The harness's server shares the two cores with whichever contender runs: the CPU it spends
+    storing a contender's objects is part of what that way of uploading costs the machine.
+    """
+    ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in _seaweed_children())
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def pin_seaweed(core: int) -> list[int]:
+    """Put SeaweedFS (every thread of it) on ``core`` and this process, with whatever it starts from now on, on the others.
+
+    For measuring a client alone: sharing two cores, whatever CPU a client spends beyond another's
+    is taken from the server, so their MiB/s differ by both costs at once. Returns the other cores.
+    """
+    pids = [pid for pid, _ in _seaweed_children()]
+    if not pids:
+        raise RuntimeError("no SeaweedFS child to pin")
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            os.sched_setaffinity(int(task.name), {core})
+    others = sorted(os.sched_getaffinity(0) - {core})
+    if not others:
+        raise RuntimeError(f"only core {core} is available: nothing left for the clients")
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():  # the HTTP server's thread too
+        os.sched_setaffinity(int(task.name), others)
+    return others
 
 
 def seaweed_client(endpoint: str, **config: Any) -> Any:
