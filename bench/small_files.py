@@ -431,6 +431,13 @@ def main() -> None:
             "boto3 threads) and of SeaweedFS's while it ran; cores busy: both over the wall time, out of "
             f"{os.cpu_count()}.",
         ]
+        if report["ratio_to_s5cmd"]:  # three decimals: the table's two round 0.998 up to the target
+            ceiling_share = med["pipeline"] / med["bytes_alone"]
+            lines += [
+                "",
+                f"Issue #18: pipeline ÷ s5cmd {report['ratio_to_s5cmd']:.3f} (target at least 1.0); "
+                f"pipeline ÷ ceiling {ceiling_share:.3f} (stretch at least 0.8).",
+            ]
         if left_out:
             lines += ["", f"Left out (not installed): {', '.join(left_out)}."]
         lines += ["", f"Command: `{report['command']}`"]
